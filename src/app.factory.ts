@@ -1,0 +1,42 @@
+import { INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import { Clock, SystemClock } from './common/clock';
+import { HttpExceptionFilter } from './common/http-exception.filter';
+import { createValidationPipe } from './common/validation';
+import { AppConfig } from './config/app-config';
+import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
+import { RedisConnection } from './redis/redis-connection';
+
+/** REST bodies may hold up to MAX_TARGETS ids besides the payload; this is the raw-body ceiling. */
+const BODY_LIMIT_BYTES = 256 * 1024;
+
+/** Builds the whole application (used by main.ts and by the e2e tests) without listening. */
+export async function createApp(config: AppConfig, clock: Clock = new SystemClock()): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, clock), {
+    bufferLogs: true,
+    bodyParser: false,
+  });
+  app.useLogger(app.get(Logger));
+  app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
+  app.useGlobalPipes(createValidationPipe());
+  app.useGlobalFilters(new HttpExceptionFilter());
+  app.enableShutdownHooks();
+  await app.get(RedisConnection).connect();
+  app.useWebSocketAdapter(new GatewayIoAdapter(app));
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle('push-gateway')
+      .setDescription('REST API for backend services. The device socket protocol is described in the README.')
+      .setVersion('1')
+      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'One of API_KEYS' })
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  return app;
+}

@@ -1,0 +1,78 @@
+import { Injectable } from '@nestjs/common';
+import jwt from 'jsonwebtoken';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+
+export type AuthErrorCode = 'missing_token' | 'invalid_token' | 'token_expired';
+
+export class DeviceAuthError extends Error {
+  constructor(
+    readonly code: AuthErrorCode,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export interface DeviceClaims {
+  userId: string;
+  deviceId: string;
+  platform?: string;
+  topics: string[];
+  exp: number;
+}
+
+/** Ids become Redis keys and room names, so they are kept to a safe alphabet and length. */
+export const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
+const TOPIC_GRANT = /^[A-Za-z0-9._:-]{1,128}(\.\*)?$/;
+
+/**
+ * Verifies device JWTs with the one algorithm the configured key allows (HS256 for a secret,
+ * RS256 or ES256 for a public key), so `alg: none` and algorithm-confusion tokens are refused.
+ */
+@Injectable()
+export class DeviceTokenVerifier {
+  constructor(
+    private readonly config: AppConfig,
+    private readonly clock: Clock,
+  ) {}
+
+  verify(token: unknown): DeviceClaims {
+    if (token === undefined || token === null || token === '') throw new DeviceAuthError('missing_token', 'auth.token is required');
+    if (typeof token !== 'string') throw new DeviceAuthError('invalid_token', 'auth.token must be a string');
+    const key = this.config.jwt.kind === 'secret' ? this.config.jwt.secret : this.config.jwt.publicKey;
+    let payload: jwt.JwtPayload;
+    try {
+      const decoded = jwt.verify(token, key, {
+        algorithms: this.config.jwt.algorithms,
+        clockTimestamp: Math.floor(this.clock.now() / 1000),
+      });
+      if (typeof decoded === 'string') throw new DeviceAuthError('invalid_token', 'token payload must be a JSON object');
+      payload = decoded;
+    } catch (err) {
+      if (err instanceof DeviceAuthError) throw err;
+      if (err instanceof jwt.TokenExpiredError) throw new DeviceAuthError('token_expired', 'token has expired');
+      throw new DeviceAuthError('invalid_token', (err as Error).message);
+    }
+    return readClaims(payload);
+  }
+}
+
+function readClaims(p: jwt.JwtPayload): DeviceClaims {
+  const invalid = (why: string) => new DeviceAuthError('invalid_token', why);
+  if (typeof p.exp !== 'number') throw invalid('claim exp is required');
+  if (typeof p.sub !== 'string' || !ID_PATTERN.test(p.sub)) throw invalid('claim sub must be an id of 1-128 characters [A-Za-z0-9._:@-]');
+  const deviceId: unknown = p.deviceId;
+  if (typeof deviceId !== 'string' || !ID_PATTERN.test(deviceId)) {
+    throw invalid('claim deviceId must be an id of 1-128 characters [A-Za-z0-9._:@-]');
+  }
+  const platform: unknown = p.platform;
+  if (platform !== undefined && (typeof platform !== 'string' || platform.length > 32)) {
+    throw invalid('claim platform must be a string of at most 32 characters');
+  }
+  const topics: unknown = p.topics ?? [];
+  if (!Array.isArray(topics) || topics.length > 100 || !topics.every((t) => typeof t === 'string' && TOPIC_GRANT.test(t))) {
+    throw invalid('claim topics must be a list of at most 100 topic names or prefix.* patterns');
+  }
+  return { userId: p.sub, deviceId, platform, topics: topics as string[], exp: p.exp };
+}

@@ -1,0 +1,123 @@
+import { randomBytes } from 'node:crypto';
+import { ConfigError, EnvReader } from './env-reader';
+
+export type JwtVerification =
+  | { kind: 'secret'; secret: string; algorithms: ['HS256'] }
+  | { kind: 'publicKey'; publicKey: string; algorithms: ['RS256'] | ['ES256'] };
+
+export interface HeartbeatSettings {
+  interval: number;
+  min: number;
+  max: number;
+}
+
+/** Everything the gateway reads from the environment, validated once at start. */
+export class AppConfig {
+  constructor(
+    readonly nodeEnv: string,
+    readonly port: number,
+    readonly host: string,
+    readonly redisUrl: string | undefined,
+    readonly redisPrefix: string,
+    readonly apiKeys: readonly string[],
+    readonly jwt: JwtVerification,
+    readonly heartbeat: HeartbeatSettings,
+    readonly sweepIntervalMs: number,
+    readonly maxPayloadBytes: number,
+    readonly logLevel: string,
+    readonly ackTimeoutMs: number,
+    readonly apiRateLimit: number,
+    readonly apiRateWindowMs: number,
+    readonly socketEventsPerSecond: number,
+    readonly deviceRetentionMs: number,
+    readonly redisCommandTimeoutMs: number,
+    readonly shutdownGraceMs: number,
+    readonly instanceId: string,
+    /** Keys and secrets generated because none were given (development only), to print once. */
+    readonly generated: Readonly<Record<string, string>>,
+  ) {}
+
+  get isProduction(): boolean {
+    return this.nodeEnv === 'production';
+  }
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
+  const r = new EnvReader(env);
+  const nodeEnv = r.string('NODE_ENV') ?? 'development';
+  const production = nodeEnv === 'production';
+  const generated: Record<string, string> = {};
+
+  let apiKeys = r.list('API_KEYS');
+  if (apiKeys?.some((k) => k.length < 16)) r.fail('API_KEYS', 'every key must be at least 16 characters');
+  if (!apiKeys || apiKeys.length === 0) {
+    if (production) r.fail('API_KEYS', 'is required when NODE_ENV=production');
+    apiKeys = [`dev-${randomBytes(18).toString('base64url')}`];
+    generated.API_KEYS = apiKeys[0];
+  }
+
+  const jwt = readJwt(r, production, generated);
+
+  const interval = r.int('HEARTBEAT_INTERVAL_MS', 25_000, { min: 100 });
+  const min = r.int('HEARTBEAT_MIN_MS', Math.min(5_000, interval), { min: 100 });
+  const max = r.int('HEARTBEAT_MAX_MS', Math.max(300_000, interval), { min: 100 });
+  if (min > interval) r.fail('HEARTBEAT_MIN_MS', `must be <= HEARTBEAT_INTERVAL_MS (${interval})`);
+  if (max < interval) r.fail('HEARTBEAT_MAX_MS', `must be >= HEARTBEAT_INTERVAL_MS (${interval})`);
+
+  const logLevel = r.string('LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(logLevel)) r.fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+
+  const redisUrl = r.string('REDIS_URL');
+  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) r.fail('REDIS_URL', 'must start with redis:// or rediss://');
+
+  const config = new AppConfig(
+    nodeEnv,
+    r.int('PORT', 3000, { min: 0, max: 65_535 }),
+    r.string('HOST') ?? '0.0.0.0',
+    redisUrl,
+    r.string('REDIS_PREFIX') ?? 'push:',
+    apiKeys,
+    jwt,
+    { interval, min, max },
+    r.int('SWEEP_INTERVAL_MS', 5_000, { min: 50 }),
+    r.int('MAX_PAYLOAD_BYTES', 4_096, { min: 256, max: 1_048_576 }),
+    logLevel,
+    r.int('ACK_TIMEOUT_MS', 10_000, { min: 100 }),
+    r.int('API_RATE_LIMIT', 6_000, { min: 1 }),
+    r.int('API_RATE_WINDOW_MS', 60_000, { min: 1_000 }),
+    r.int('SOCKET_EVENTS_PER_SECOND', 10, { min: 1 }),
+    r.int('DEVICE_RETENTION_DAYS', 30, { min: 1, max: 3650 }) * 86_400_000,
+    r.int('REDIS_COMMAND_TIMEOUT_MS', 1_000, { min: 50 }),
+    r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
+    r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
+    generated,
+  );
+  r.throwIfFailed();
+  return config;
+}
+
+function readJwt(r: EnvReader, production: boolean, generated: Record<string, string>): JwtVerification {
+  const secret = r.string('DEVICE_JWT_SECRET');
+  const publicKey = r.string('DEVICE_JWT_PUBLIC_KEY');
+  if (secret && publicKey) {
+    r.fail('DEVICE_JWT_SECRET', 'set either DEVICE_JWT_SECRET or DEVICE_JWT_PUBLIC_KEY, not both');
+  }
+  if (publicKey) {
+    const alg = r.publicKeyAlgorithm('DEVICE_JWT_PUBLIC_KEY', publicKey);
+    const pem = publicKey.replace(/\\n/g, '\n');
+    return { kind: 'publicKey', publicKey: pem, algorithms: alg === 'ES256' ? ['ES256'] : ['RS256'] };
+  }
+  if (secret) {
+    // RFC 7518 3.2: an HS256 key must be at least as long as the hash output (256 bits).
+    if (Buffer.byteLength(secret) < 32) r.fail('DEVICE_JWT_SECRET', 'must be at least 32 bytes');
+    return { kind: 'secret', secret, algorithms: ['HS256'] };
+  }
+  if (production) r.fail('DEVICE_JWT_SECRET', 'DEVICE_JWT_SECRET or DEVICE_JWT_PUBLIC_KEY is required when NODE_ENV=production');
+  const devSecret = randomBytes(32).toString('base64url');
+  generated.DEVICE_JWT_SECRET = devSecret;
+  return { kind: 'secret', secret: devSecret, algorithms: ['HS256'] };
+}
+
+export { ConfigError };

@@ -1,0 +1,61 @@
+import { createPublicKey } from 'node:crypto';
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+/** Reads typed values from the environment and collects every problem before failing. */
+export class EnvReader {
+  private readonly problems: string[] = [];
+
+  constructor(private readonly env: NodeJS.ProcessEnv) {}
+
+  string(name: string): string | undefined {
+    const value = this.env[name]?.trim();
+    return value ? value : undefined;
+  }
+
+  list(name: string): string[] | undefined {
+    return this.string(name)
+      ?.split(',')
+      .map((s) => s.trim())
+      .filter(Boolean);
+  }
+
+  int(name: string, fallback: number, range: { min?: number; max?: number } = {}): number {
+    const raw = this.string(name);
+    if (raw === undefined) return fallback;
+    if (!/^\d+$/.test(raw)) {
+      this.fail(name, `must be a whole number, got "${raw}"`);
+      return fallback;
+    }
+    const value = Number(raw);
+    if (range.min !== undefined && value < range.min) this.fail(name, `must be >= ${range.min}, got ${value}`);
+    if (range.max !== undefined && value > range.max) this.fail(name, `must be <= ${range.max}, got ${value}`);
+    return value;
+  }
+
+  /** The one JWT algorithm a PEM public key can verify: RS256 for RSA, ES256 for P-256. */
+  publicKeyAlgorithm(name: string, pem: string): 'RS256' | 'ES256' | undefined {
+    try {
+      const key = createPublicKey(pem.replace(/\\n/g, '\n'));
+      if (key.asymmetricKeyType === 'rsa') return 'RS256';
+      if (key.asymmetricKeyType === 'ec' && key.asymmetricKeyDetails?.namedCurve === 'prime256v1') return 'ES256';
+      this.fail(name, `must be an RSA or P-256 EC public key, got ${key.asymmetricKeyType ?? 'unknown'}`);
+    } catch {
+      this.fail(name, 'is not a PEM public key');
+    }
+    return undefined;
+  }
+
+  fail(name: string, reason: string): void {
+    this.problems.push(`${name} ${reason}`);
+  }
+
+  throwIfFailed(): void {
+    if (this.problems.length) throw new ConfigError(this.problems);
+  }
+}

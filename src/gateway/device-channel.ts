@@ -1,0 +1,107 @@
+import { Injectable } from '@nestjs/common';
+import { SessionRef } from '../presence/presence.types';
+import { DeviceServer, DeviceSocket, NotificationPayload } from './socket-events';
+
+export const rooms = {
+  device: (deviceId: string) => `device:${deviceId}`,
+  user: (userId: string) => `user:${userId}`,
+  session: (sessionId: string) => `session:${sessionId}`,
+  topic: (topic: string) => `topic:${topic}`,
+};
+
+export type PushOutcome = { acked: true; latencyMs: number } | { acked: false };
+
+/**
+ * The Socket.IO side of the gateway: the only class that emits to devices or closes their sockets.
+ * Targets are rooms, so the same calls reach sockets on other instances once the Redis adapter is
+ * attached. It holds no policy.
+ */
+@Injectable()
+export class DeviceChannel {
+  private server?: DeviceServer;
+  private readonly local = new Map<string, DeviceSocket>();
+  private draining = false;
+
+  attach(server: DeviceServer): void {
+    this.server = server;
+  }
+
+  get isDraining(): boolean {
+    return this.draining;
+  }
+
+  register(socket: DeviceSocket): void {
+    const s = socket.data.session;
+    this.local.set(s.sessionId, socket);
+    void socket.join([rooms.device(s.deviceId), rooms.user(s.userId), rooms.session(s.sessionId)]);
+  }
+
+  unregister(socket: DeviceSocket): void {
+    const s = socket.data.session;
+    if (this.local.get(s.sessionId) === socket) this.local.delete(s.sessionId);
+  }
+
+  get localCount(): number {
+    return this.local.size;
+  }
+
+  localSessions(): SessionRef[] {
+    return [...this.local.values()].map(({ data: { session: s } }) => ({
+      deviceId: s.deviceId,
+      sessionId: s.sessionId,
+      userId: s.userId,
+      instanceId: '',
+    }));
+  }
+
+  /** Tells the replaced session why and closes it for good: the client must not reconnect by itself. */
+  replace(sessionId: string): void {
+    const room = rooms.session(sessionId);
+    this.io.to(room).emit('session_replaced', { sessionId, reason: 'new_session' });
+    this.io.in(room).disconnectSockets(true);
+  }
+
+  /** Closes sessions an operator ended: `io server disconnect` on the client, no automatic reconnect. */
+  kick(sessionId: string): void {
+    this.io.in(rooms.session(sessionId)).disconnectSockets(true);
+  }
+
+  /**
+   * Closes the transport of sessions whose presence expired. The client sees `transport close` and
+   * reconnects by itself once it is alive again, starting a fresh session.
+   */
+  expire(sessionIds: readonly string[]): void {
+    for (const id of sessionIds) this.local.get(id)?.conn.close();
+  }
+
+  /** Emits one notification to a device and resolves when it acks or the timeout passes. */
+  push(deviceId: string, payload: NotificationPayload, timeoutMs: number): Promise<PushOutcome> {
+    const started = performance.now();
+    return new Promise((resolve) => {
+      this.io
+        .to(rooms.device(deviceId))
+        .timeout(timeoutMs)
+        .emit('notification', payload, (err: Error | null, receipts: unknown[]) => {
+          if (receipts?.length) resolve({ acked: true, latencyMs: performance.now() - started });
+          else resolve({ acked: false });
+        });
+    });
+  }
+
+  /** Drain: refuse new handshakes, hint every local device to reconnect elsewhere, close transports. */
+  drain(instanceId: string): SessionRef[] {
+    this.draining = true;
+    const sessions = this.localSessions();
+    for (const socket of this.local.values()) {
+      socket.emit('server_draining', { instanceId, reconnect: true });
+      // Flush the hint before closing: close() on the engine socket discards what is still buffered.
+      setImmediate(() => socket.conn.close());
+    }
+    return sessions;
+  }
+
+  private get io(): DeviceServer {
+    if (!this.server) throw new Error('Socket.IO server is not attached yet');
+    return this.server;
+  }
+}

@@ -1,0 +1,126 @@
+import { Logger } from '@nestjs/common';
+import {
+  ConnectedSocket,
+  MessageBody,
+  OnGatewayConnection,
+  OnGatewayDisconnect,
+  OnGatewayInit,
+  SubscribeMessage,
+  WebSocketGateway,
+} from '@nestjs/websockets';
+import { randomUUID } from 'node:crypto';
+import { DeviceAuthError, DeviceTokenVerifier } from '../auth/device-token.verifier';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { DeviceChannel, rooms } from './device-channel';
+import { guardPackets } from './packet-guard';
+import { SessionService } from './session.service';
+import { Ack, DeviceServer, DeviceSocket, errorAck, HeartbeatAck } from './socket-events';
+import { isTopicAllowed, MAX_TOPICS_PER_SESSION, readTopics } from './topic-policy';
+
+type TopicsAck = Ack<{ ok: true; topics: string[] }>;
+
+@WebSocketGateway()
+export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
+  private readonly logger = new Logger(DeviceGateway.name);
+
+  constructor(
+    private readonly sessions: SessionService,
+    private readonly channel: DeviceChannel,
+    private readonly verifier: DeviceTokenVerifier,
+    private readonly config: AppConfig,
+    private readonly clock: Clock,
+    private readonly metrics: MetricsService,
+  ) {}
+
+  /** Authenticates in a Socket.IO middleware (guards do not run for handshakes) so refusals reach the client as connect_error. */
+  afterInit(server: DeviceServer): void {
+    this.channel.attach(server);
+    server.use((socket, next) => {
+      try {
+        const claims = this.verifier.verify((socket.handshake.auth as { token?: unknown } | undefined)?.token);
+        socket.data.session = {
+          deviceId: claims.deviceId,
+          userId: claims.userId,
+          sessionId: randomUUID(),
+          platform: claims.platform,
+          topics: claims.topics,
+          interval: this.config.heartbeat.interval,
+        };
+        next();
+      } catch (err) {
+        const code = err instanceof DeviceAuthError ? err.code : 'invalid_token';
+        this.metrics.connections.inc({ result: 'refused', reason: code });
+        next(Object.assign(new Error('unauthorized'), { data: { code, message: (err as Error).message } }));
+      }
+    });
+  }
+
+  handleConnection(socket: DeviceSocket): void {
+    const session = socket.data.session;
+    guardPackets(socket, { maxPayloadBytes: this.config.maxPayloadBytes, eventsPerSecond: this.config.socketEventsPerSecond }, this.clock);
+    this.channel.register(socket);
+    session.ready = this.sessions.start(session).then(
+      (ready) => {
+        this.metrics.connections.inc({ result: 'accepted', reason: 'ok' });
+        this.metrics.connectedDevices.inc();
+        socket.emit('ready', ready);
+        return true;
+      },
+      (err: Error) => {
+        // Presence could not be recorded (Redis down): close the transport so the client retries.
+        this.metrics.connections.inc({ result: 'refused', reason: 'unavailable' });
+        this.logger.warn(`session of ${session.deviceId} not started: ${err.message}`);
+        socket.conn.close();
+        return false;
+      },
+    );
+  }
+
+  async handleDisconnect(socket: DeviceSocket): Promise<void> {
+    const session = socket.data.session;
+    if (!session) return;
+    this.channel.unregister(socket);
+    if (!(await session.ready)) return;
+    this.metrics.connectedDevices.dec();
+    await this.sessions.end(session).catch((err: Error) => {
+      // The presence TTL will retire it; nothing else is lost.
+      this.logger.warn(`presence of ${session.deviceId} not removed on disconnect: ${err.message}`);
+    });
+  }
+
+  @SubscribeMessage('heartbeat')
+  async heartbeat(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<HeartbeatAck>> {
+    const session = socket.data.session;
+    if (!(await session.ready)) return errorAck('unavailable', 'session not started');
+    return this.sessions.heartbeat(session, payload);
+  }
+
+  @SubscribeMessage('subscribe')
+  async subscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<TopicsAck> {
+    const topics = readTopics(payload);
+    if (typeof topics === 'string') return errorAck('invalid_payload', topics);
+    const refused = topics.filter((t) => !isTopicAllowed(socket.data.session.topics, t));
+    if (refused.length) return errorAck('forbidden_topic', `not allowed by the token: ${refused.join(', ')}`);
+    const joined = [...socket.rooms].filter((r) => r.startsWith('topic:')).length;
+    const fresh = topics.filter((t) => !socket.rooms.has(rooms.topic(t)));
+    if (joined + fresh.length > MAX_TOPICS_PER_SESSION) {
+      return errorAck('invalid_payload', `a session may hold at most ${MAX_TOPICS_PER_SESSION} topics`);
+    }
+    await socket.join(topics.map(rooms.topic));
+    return { ok: true, topics: currentTopics(socket) };
+  }
+
+  @SubscribeMessage('unsubscribe')
+  async unsubscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<TopicsAck> {
+    const topics = readTopics(payload);
+    if (typeof topics === 'string') return errorAck('invalid_payload', topics);
+    await Promise.all(topics.map((t) => socket.leave(rooms.topic(t))));
+    return { ok: true, topics: currentTopics(socket) };
+  }
+}
+
+function currentTopics(socket: DeviceSocket): string[] {
+  return [...socket.rooms].filter((r) => r.startsWith('topic:')).map((r) => r.slice('topic:'.length));
+}

@@ -1,0 +1,39 @@
+import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+import { PresenceStore } from '../presence/presence.store';
+import { DeviceChannel } from './device-channel';
+import { InstanceRegistry } from './instance-registry.service';
+import { SessionSweeper } from './session-sweeper.service';
+
+/**
+ * Graceful shutdown (SIGTERM): runs before Nest closes the HTTP server. New handshakes are refused
+ * from here on, every local device gets `server_draining` and its transport is closed (so
+ * Socket.IO clients reconnect, to another instance when there is one), and their presence is
+ * removed at once instead of lingering until the TTL.
+ */
+@Injectable()
+export class DrainService implements BeforeApplicationShutdown {
+  private readonly logger = new Logger(DrainService.name);
+
+  constructor(
+    private readonly channel: DeviceChannel,
+    private readonly store: PresenceStore,
+    private readonly sweeper: SessionSweeper,
+    private readonly instances: InstanceRegistry,
+    private readonly clock: Clock,
+    private readonly config: AppConfig,
+  ) {}
+
+  async beforeApplicationShutdown(signal?: string): Promise<void> {
+    this.sweeper.stop();
+    const sessions = this.channel.drain(this.config.instanceId);
+    this.logger.log(`draining (${signal ?? 'close'}): ${sessions.length} sessions told to reconnect`);
+    try {
+      await this.store.disconnect(sessions, this.clock.now());
+      await this.instances.leave();
+    } catch (err) {
+      this.logger.warn(`presence not removed on drain, it will expire by TTL: ${(err as Error).message}`);
+    }
+  }
+}

@@ -1,0 +1,16 @@
+import { Module } from '@nestjs/common';
+import { DeviceTokenVerifier } from '../auth/device-token.verifier';
+import { PresenceModule } from '../presence/presence.module';
+import { DeviceChannel } from './device-channel';
+import { DeviceGateway } from './device.gateway';
+import { DrainService } from './drain.service';
+import { InstanceRegistry } from './instance-registry.service';
+import { SessionSweeper } from './session-sweeper.service';
+import { SessionService } from './session.service';
+
+@Module({
+  imports: [PresenceModule],
+  providers: [DeviceChannel, DeviceGateway, DeviceTokenVerifier, SessionService, SessionSweeper, InstanceRegistry, DrainService],
+  exports: [DeviceChannel, SessionSweeper],
+})
+export class GatewayModule {}

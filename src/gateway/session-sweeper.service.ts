@@ -1,0 +1,86 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { PresenceStore } from '../presence/presence.store';
+import { DeviceChannel } from './device-channel';
+
+/** Claimed per store call; one sweep keeps claiming until less than a batch is left. */
+export const SWEEP_BATCH = 500;
+/** Bounds one tick's work so a backlog (say, after Redis was down) drains over a few ticks. */
+export const SWEEP_MAX_BATCHES = 20;
+
+/**
+ * Every SWEEP_INTERVAL_MS, retires sessions whose presence ran out and closes their sockets if
+ * they are here, even if the transport still looks alive (a hung app behind a live TCP link).
+ * The store reads only the expired end of its expiry index, so a sweep costs time in the number
+ * expired, never in the number online. Sweepers on several instances can run at once: the store
+ * hands each expired session to exactly one of them.
+ */
+@Injectable()
+export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(SessionSweeper.name);
+  private running?: Promise<number>;
+  private lastRunAt?: number;
+
+  constructor(
+    private readonly store: PresenceStore,
+    private readonly channel: DeviceChannel,
+    private readonly clock: Clock,
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+    private readonly scheduler: SchedulerRegistry,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const timer = setInterval(() => void this.tick(), this.config.sweepIntervalMs);
+    this.scheduler.addInterval('presence-sweep', timer);
+  }
+
+  onApplicationShutdown(): void {
+    this.stop();
+  }
+
+  stop(): void {
+    if (this.scheduler.doesExist('interval', 'presence-sweep')) this.scheduler.deleteInterval('presence-sweep');
+  }
+
+  /** Healthy when a sweep finished within the last three intervals (or the app just started). */
+  isHealthy(now: number, startedAt: number): boolean {
+    const since = this.lastRunAt ?? startedAt;
+    return now - since <= this.config.sweepIntervalMs * 3;
+  }
+
+  /** Runs one sweep now, or joins the one already running; returns how many sessions it retired. */
+  sweep(): Promise<number> {
+    this.running ??= this.run().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      await this.sweep();
+    } catch (err) {
+      this.logger.warn(`sweep failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async run(): Promise<number> {
+    const end = this.metrics.sweepDuration.startTimer();
+    let retired = 0;
+    try {
+      for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+        const expired = await this.store.claimExpired(this.clock.now(), SWEEP_BATCH);
+        this.channel.expire(expired.map((s) => s.sessionId));
+        retired += expired.length;
+        if (expired.length < SWEEP_BATCH) break;
+      }
+      this.lastRunAt = this.clock.now();
+      return retired;
+    } finally {
+      if (retired) this.metrics.presenceExpired.inc(retired);
+      end();
+    }
+  }
+}

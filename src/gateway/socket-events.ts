@@ -1,0 +1,85 @@
+import type { Server, Socket } from 'socket.io';
+
+/** The socket protocol in one place: every payload the gateway sends or accepts, by event name. */
+export interface HeartbeatSettingsPayload {
+  interval: number;
+  min: number;
+  max: number;
+  ttl: number;
+}
+
+export interface ReadyPayload {
+  sessionId: string;
+  deviceId: string;
+  userId: string;
+  heartbeat: HeartbeatSettingsPayload;
+  serverTime: number;
+}
+
+export interface NotificationPayload {
+  id: string;
+  data: unknown;
+  title?: string;
+  body?: string;
+  topic?: string;
+  collapseKey?: string;
+  createdAt: number;
+  expiresAt?: number;
+}
+
+export type ErrorCode =
+  | 'unknown_event'
+  | 'invalid_payload'
+  | 'payload_too_large'
+  | 'rate_limited'
+  | 'forbidden_topic'
+  | 'session_expired'
+  | 'unavailable';
+
+export interface ErrorAck {
+  ok: false;
+  error: { code: ErrorCode; message: string };
+}
+
+export interface HeartbeatAck {
+  ok: true;
+  interval: number;
+  ttl: number;
+  serverTime: number;
+}
+
+export type Ack<T> = T | ErrorAck;
+
+export interface ServerToClientEvents {
+  ready: (payload: ReadyPayload) => void;
+  notification: (payload: NotificationPayload, ack: (receipt?: unknown) => void) => void;
+  session_replaced: (payload: { sessionId: string; reason: 'new_session' }) => void;
+  server_draining: (payload: { instanceId: string; reconnect: true }) => void;
+}
+
+/** Client events the gateway knows; anything else is answered `unknown_event`. */
+export const CLIENT_EVENTS = ['heartbeat', 'subscribe', 'unsubscribe'] as const;
+
+/** What the auth middleware learned from the token, plus the live session state. */
+export interface DeviceSession {
+  deviceId: string;
+  userId: string;
+  sessionId: string;
+  platform?: string;
+  topics: string[];
+  interval: number;
+  /** Settles once presence is recorded and `ready` was sent; false if that failed. */
+  ready?: Promise<boolean>;
+}
+
+export interface SocketData {
+  session: DeviceSession;
+}
+
+// Client events are validated by hand (payloads are untrusted), so they are typed loosely here.
+export type DeviceServer = Server<Record<string, (...args: unknown[]) => void>, ServerToClientEvents, object, SocketData>;
+export type DeviceSocket = Socket<Record<string, (...args: unknown[]) => void>, ServerToClientEvents, object, SocketData>;
+
+export function errorAck(code: ErrorCode, message: string): ErrorAck {
+  return { ok: false, error: { code, message } };
+}

@@ -1,0 +1,40 @@
+import 'reflect-metadata';
+import jwt from 'jsonwebtoken';
+import { createApp } from './app.factory';
+import { AppConfig, ConfigError, loadConfig } from './config/app-config';
+
+function printDevSecrets(config: AppConfig): void {
+  if (Object.keys(config.generated).length === 0) return;
+  const lines = Object.entries(config.generated).map(([name, value]) => `  ${name}=${value}`);
+  if (config.jwt.kind === 'secret') {
+    const token = jwt.sign({ sub: 'demo-user', deviceId: 'demo-device', platform: 'web' }, config.jwt.secret, {
+      algorithm: 'HS256',
+      expiresIn: '24h',
+    });
+    lines.push(`  demo device token (sub=demo-user, deviceId=demo-device, 24 h):\n  ${token}`);
+  }
+  process.stdout.write(`\nDevelopment secrets, generated for this run only (set them to keep them):\n${lines.join('\n')}\n\n`);
+}
+
+async function main(): Promise<void> {
+  let config: AppConfig;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(1);
+    }
+    throw err;
+  }
+  printDevSecrets(config);
+  const app = await createApp(config);
+  // The drain itself runs in the shutdown hooks; this only bounds it.
+  process.once('SIGTERM', () => setTimeout(() => process.exit(1), config.shutdownGraceMs).unref());
+  await app.listen(config.port, config.host);
+}
+
+main().catch((err: Error) => {
+  process.stderr.write(`push-gateway failed to start: ${err.stack ?? err.message}\n`);
+  process.exit(1);
+});

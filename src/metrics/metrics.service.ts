@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+
+/** The gateway's Prometheus metrics, on a registry of its own so tests and several apps don't clash. */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  readonly connectedDevices = new Gauge({
+    name: 'push_gateway_connected_devices',
+    help: 'Devices with a live socket on this instance',
+    registers: [this.registry],
+  });
+  readonly connections = new Counter({
+    name: 'push_gateway_connections_total',
+    help: 'Socket handshakes by result (accepted, refused) and reason',
+    labelNames: ['result', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly heartbeats = new Counter({
+    name: 'push_gateway_heartbeats_total',
+    help: 'Heartbeats by result (ok, invalid, expired, error)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly presenceExpired = new Counter({
+    name: 'push_gateway_presence_expired_total',
+    help: 'Sessions removed by the sweeper because their presence TTL ran out',
+    registers: [this.registry],
+  });
+  readonly sessionsReplaced = new Counter({
+    name: 'push_gateway_sessions_replaced_total',
+    help: 'Sessions closed because the same device connected again',
+    registers: [this.registry],
+  });
+  readonly pushesSent = new Counter({
+    name: 'push_gateway_pushes_sent_total',
+    help: 'Notifications emitted to a device socket',
+    registers: [this.registry],
+  });
+  readonly pushesAcked = new Counter({
+    name: 'push_gateway_pushes_acked_total',
+    help: 'Notifications acknowledged by the device',
+    registers: [this.registry],
+  });
+  readonly pushesUnacked = new Counter({
+    name: 'push_gateway_pushes_unacked_total',
+    help: 'Notifications not acknowledged within ACK_TIMEOUT_MS',
+    registers: [this.registry],
+  });
+  readonly ackLatency = new Histogram({
+    name: 'push_gateway_push_ack_seconds',
+    help: 'Time from emitting a notification to its ack',
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+    registers: [this.registry],
+  });
+  readonly sweepDuration = new Histogram({
+    name: 'push_gateway_sweep_seconds',
+    help: 'Duration of one presence sweep',
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1],
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'push_gateway_' });
+  }
+}

@@ -1,0 +1,176 @@
+import { MinHeap } from '../common/min-heap';
+import { PresenceStore } from './presence.store';
+import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
+
+interface Deadline {
+  at: number;
+  deviceId: string;
+  sessionId: string;
+}
+
+/**
+ * The embedded store for one instance without Redis. Expiries sit in a heap with lazy deletion:
+ * a heartbeat pushes a new deadline and the stale one is skipped when it surfaces, so a sweep pops
+ * only deadlines that have passed and never walks the healthy devices.
+ */
+export class MemoryPresenceStore extends PresenceStore {
+  private readonly devices = new Map<string, DeviceView>();
+  /** userId -> deviceId -> lastSeenAt (Infinity while online). */
+  private readonly users = new Map<string, Map<string, number>>();
+  private readonly deadlines = new MinHeap<Deadline>((d) => d.at);
+  private readonly instances = new Map<string, InstanceView & { expiresAt: number }>();
+  private sessions = 0;
+
+  constructor(private readonly retentionMs: number) {
+    super();
+  }
+
+  async connect(s: SessionStart): Promise<SessionRef | null> {
+    const prev = this.devices.get(s.deviceId);
+    const replaced = prev?.sessionId ? this.refOf(prev) : null;
+    if (prev && prev.userId !== s.userId) this.users.get(prev.userId)?.delete(s.deviceId);
+    const expiresAt = s.now + s.ttl;
+    if (!replaced) this.sessions++;
+    this.devices.set(s.deviceId, {
+      deviceId: s.deviceId,
+      userId: s.userId,
+      online: true,
+      platform: s.platform,
+      instanceId: s.instanceId,
+      sessionId: s.sessionId,
+      connectedAt: s.now,
+      lastHeartbeatAt: s.now,
+      expiresAt,
+      interval: s.interval,
+      lastSeenAt: s.now,
+    });
+    this.userIndex(s.userId).set(s.deviceId, Infinity);
+    this.deadlines.push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
+    return replaced;
+  }
+
+  async heartbeat(u: HeartbeatUpdate): Promise<boolean> {
+    const d = this.devices.get(u.deviceId);
+    if (!d || d.sessionId !== u.sessionId || (d.expiresAt ?? 0) <= u.now) return false;
+    d.lastHeartbeatAt = u.now;
+    d.lastSeenAt = u.now;
+    d.interval = u.interval;
+    d.expiresAt = u.now + u.ttl;
+    this.deadlines.push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
+    return true;
+  }
+
+  async disconnect(sessions: readonly SessionRef[], now: number): Promise<number> {
+    let ended = 0;
+    for (const s of sessions) {
+      const d = this.devices.get(s.deviceId);
+      if (d?.sessionId !== s.sessionId) continue;
+      this.endSession(d, now);
+      ended++;
+    }
+    return ended;
+  }
+
+  async claimExpired(now: number, limit: number): Promise<SessionRef[]> {
+    const claimed: SessionRef[] = [];
+    while (claimed.length < limit) {
+      const top = this.deadlines.peek();
+      if (!top || top.at > now) break;
+      this.deadlines.pop();
+      // Stale deadline: the session was refreshed, replaced or ended since it was pushed.
+      if (!this.isCurrent(top)) continue;
+      const d = this.devices.get(top.deviceId)!;
+      claimed.push(this.refOf(d));
+      this.endSession(d, d.lastHeartbeatAt ?? now);
+    }
+    return claimed;
+  }
+
+  async getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]> {
+    return deviceIds.map((id) => this.view(id, now));
+  }
+
+  async listUserDevices(userId: string, now: number): Promise<DeviceView[]> {
+    const index = this.users.get(userId);
+    if (!index) return [];
+    const views: DeviceView[] = [];
+    for (const deviceId of index.keys()) {
+      const view = this.view(deviceId, now);
+      if (view) views.push(view);
+      else index.delete(deviceId);
+    }
+    if (index.size === 0) this.users.delete(userId);
+    return views;
+  }
+
+  async countOnline(now: number): Promise<number> {
+    // Sessions not yet ended, less those whose deadline has passed but that no sweep claimed yet.
+    let expired = 0;
+    this.deadlines.forEachUpTo(now, (e) => {
+      if (this.isCurrent(e)) expired++;
+    });
+    return this.sessions - expired;
+  }
+
+  async touchInstance(instance: InstanceView, ttlMs: number): Promise<void> {
+    this.instances.set(instance.instanceId, { ...instance, expiresAt: instance.lastSeenAt + ttlMs });
+  }
+
+  async listInstances(now: number): Promise<InstanceView[]> {
+    return [...this.instances.values()]
+      .filter((i) => i.expiresAt > now)
+      .map(({ instanceId, online, lastSeenAt }) => ({ instanceId, online, lastSeenAt }));
+  }
+
+  async removeInstance(instanceId: string): Promise<void> {
+    this.instances.delete(instanceId);
+  }
+
+  async ping(): Promise<void> {}
+
+  private view(deviceId: string, now: number): DeviceView | null {
+    const d = this.devices.get(deviceId);
+    if (!d) return null;
+    const online = !!d.sessionId && (d.expiresAt ?? 0) > now;
+    if (!online && (d.lastSeenAt ?? 0) + this.retentionMs <= now) {
+      this.devices.delete(deviceId);
+      return null;
+    }
+    return online ? { ...d, online } : offlineView(d);
+  }
+
+  private isCurrent(e: Deadline): boolean {
+    const d = this.devices.get(e.deviceId);
+    return !!d && d.sessionId === e.sessionId && d.expiresAt === e.at;
+  }
+
+  private endSession(d: DeviceView, lastSeenAt: number): void {
+    this.sessions--;
+    d.sessionId = d.instanceId = d.connectedAt = d.expiresAt = undefined;
+    d.online = false;
+    d.lastSeenAt = lastSeenAt;
+    this.userIndex(d.userId).set(d.deviceId, lastSeenAt);
+  }
+
+  private userIndex(userId: string): Map<string, number> {
+    let index = this.users.get(userId);
+    if (!index) this.users.set(userId, (index = new Map()));
+    return index;
+  }
+
+  private refOf(d: DeviceView): SessionRef {
+    return { deviceId: d.deviceId, sessionId: d.sessionId!, userId: d.userId, instanceId: d.instanceId! };
+  }
+}
+
+/** An offline device shows who it belonged to and when it was last seen, nothing session-bound. */
+export function offlineView(d: DeviceView): DeviceView {
+  return {
+    deviceId: d.deviceId,
+    userId: d.userId,
+    online: false,
+    platform: d.platform,
+    lastHeartbeatAt: d.lastHeartbeatAt,
+    lastSeenAt: d.lastSeenAt,
+  };
+}

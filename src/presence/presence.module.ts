@@ -1,0 +1,23 @@
+import { Module } from '@nestjs/common';
+import { AppConfig } from '../config/app-config';
+import { RedisConnection } from '../redis/redis-connection';
+import { HeartbeatPolicy } from './heartbeat-policy';
+import { MemoryPresenceStore } from './memory-presence.store';
+import { PresenceStore } from './presence.store';
+import { RedisPresenceStore } from './redis-presence.store';
+
+@Module({
+  providers: [
+    {
+      provide: PresenceStore,
+      inject: [AppConfig, RedisConnection],
+      useFactory: (config: AppConfig, redis: RedisConnection): PresenceStore =>
+        redis.client
+          ? new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs)
+          : new MemoryPresenceStore(config.deviceRetentionMs),
+    },
+    { provide: HeartbeatPolicy, inject: [AppConfig], useFactory: (config: AppConfig) => new HeartbeatPolicy(config.heartbeat) },
+  ],
+  exports: [PresenceStore, HeartbeatPolicy],
+})
+export class PresenceModule {}

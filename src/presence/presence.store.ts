@@ -1,0 +1,41 @@
+import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
+
+/**
+ * Where presence lives: Redis when REDIS_URL is set, process memory otherwise. Both keep the same
+ * rules, checked by one shared test suite:
+ * - a session is online while `expiresAt > now`, whatever the backing store has evicted yet;
+ * - `heartbeat` and `disconnect` act only on the session they name, so an old socket can never
+ *   refresh or remove its replacement;
+ * - `claimExpired` hands each expired session to exactly one caller, oldest first, and costs
+ *   time in the number expired, not in the number online.
+ * Implementations take `now` from the caller (the injected clock) and hold no policy.
+ */
+export abstract class PresenceStore {
+  /** Records a new session; returns the session it replaced, if one was still recorded. */
+  abstract connect(start: SessionStart): Promise<SessionRef | null>;
+
+  /** Extends a live session; false when that session is no longer the device's or has expired. */
+  abstract heartbeat(update: HeartbeatUpdate): Promise<boolean>;
+
+  /** Ends the named sessions (clean disconnects, drain); returns how many were still current. */
+  abstract disconnect(sessions: readonly SessionRef[], now: number): Promise<number>;
+
+  /** Removes up to `limit` sessions whose presence expired at or before `now`, and returns them. */
+  abstract claimExpired(now: number, limit: number): Promise<SessionRef[]>;
+
+  /** Known devices in the order asked; null for a device never seen or forgotten. */
+  abstract getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]>;
+
+  abstract listUserDevices(userId: string, now: number): Promise<DeviceView[]>;
+
+  abstract countOnline(now: number): Promise<number>;
+
+  abstract touchInstance(instance: InstanceView, ttlMs: number): Promise<void>;
+
+  abstract listInstances(now: number): Promise<InstanceView[]>;
+
+  abstract removeInstance(instanceId: string): Promise<void>;
+
+  /** Proves the store answers reads and writes; rejects when it does not. */
+  abstract ping(): Promise<void>;
+}

@@ -1,0 +1,48 @@
+/** What a new session writes into the presence store. All times are epoch ms. */
+export interface SessionStart {
+  deviceId: string;
+  userId: string;
+  sessionId: string;
+  instanceId: string;
+  platform?: string;
+  now: number;
+  interval: number;
+  ttl: number;
+}
+
+export interface HeartbeatUpdate {
+  deviceId: string;
+  sessionId: string;
+  now: number;
+  interval: number;
+  ttl: number;
+}
+
+/** Identifies one session of one device, wherever its socket lives. */
+export interface SessionRef {
+  deviceId: string;
+  sessionId: string;
+  userId: string;
+  instanceId: string;
+}
+
+/** A device as the REST API shows it; offline known devices keep their last facts. */
+export interface DeviceView {
+  deviceId: string;
+  userId: string;
+  online: boolean;
+  platform?: string;
+  instanceId?: string;
+  sessionId?: string;
+  connectedAt?: number;
+  lastHeartbeatAt?: number;
+  expiresAt?: number;
+  interval?: number;
+  lastSeenAt?: number;
+}
+
+export interface InstanceView {
+  instanceId: string;
+  online: number;
+  lastSeenAt: number;
+}

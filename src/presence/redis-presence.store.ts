@@ -1,0 +1,160 @@
+import type Redis from 'ioredis';
+import { offlineView } from './memory-presence.store';
+import { PresenceStore } from './presence.store';
+import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, USER_DEVICES } from './presence.scripts';
+import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
+
+type Script = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
+
+/** Presence in Redis; the layout is described in presence.scripts.ts. */
+export class RedisPresenceStore extends PresenceStore {
+  private readonly scripts: Record<'connect' | 'heartbeat' | 'disconnect' | 'claim' | 'userDevices', Script>;
+
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    private readonly retentionMs: number,
+  ) {
+    super();
+    this.scripts = {
+      connect: this.define('pgConnect', CONNECT, 4),
+      heartbeat: this.define('pgHeartbeat', HEARTBEAT, 3),
+      disconnect: this.define('pgDisconnect', DISCONNECT, 0),
+      claim: this.define('pgClaimExpired', CLAIM_EXPIRED, 1),
+      userDevices: this.define('pgUserDevices', USER_DEVICES, 1),
+    };
+  }
+
+  async connect(s: SessionStart): Promise<SessionRef | null> {
+    const prev = (await this.scripts.connect(
+      this.key('presence', s.deviceId),
+      this.key('device', s.deviceId),
+      this.key('presence:expiry'),
+      this.userKey(s.userId),
+      s.deviceId,
+      s.sessionId,
+      s.userId,
+      s.platform ?? '',
+      s.instanceId,
+      s.now,
+      s.interval,
+      s.ttl,
+      this.prefix,
+    )) as [string, string, string] | null;
+    return prev ? { deviceId: s.deviceId, sessionId: prev[0], userId: prev[1], instanceId: prev[2] } : null;
+  }
+
+  async heartbeat(u: HeartbeatUpdate): Promise<boolean> {
+    const ok = await this.scripts.heartbeat(
+      this.key('presence', u.deviceId),
+      this.key('device', u.deviceId),
+      this.key('presence:expiry'),
+      u.deviceId,
+      u.sessionId,
+      u.now,
+      u.interval,
+      u.ttl,
+    );
+    return ok === 1;
+  }
+
+  async disconnect(sessions: readonly SessionRef[], now: number): Promise<number> {
+    if (sessions.length === 0) return 0;
+    const args = sessions.flatMap((s) => [s.deviceId, s.sessionId, s.userId]);
+    return (await this.scripts.disconnect(this.prefix, now, this.retentionMs, ...args)) as number;
+  }
+
+  async claimExpired(now: number, limit: number): Promise<SessionRef[]> {
+    const rows = (await this.scripts.claim(this.key('presence:expiry'), this.prefix, now, limit, this.retentionMs)) as [
+      string,
+      string,
+      string,
+      string,
+    ][];
+    return rows.map(([deviceId, sessionId, userId, instanceId]) => ({ deviceId, sessionId, userId, instanceId }));
+  }
+
+  async getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]> {
+    if (deviceIds.length === 0) return [];
+    const pipeline = this.redis.pipeline();
+    for (const id of deviceIds) pipeline.hgetall(this.key('device', id));
+    const results = (await pipeline.exec()) ?? [];
+    return results.map(([err, hash], i) => {
+      if (err) throw err;
+      return toView(deviceIds[i], hash as Record<string, string>, now);
+    });
+  }
+
+  async listUserDevices(userId: string, now: number): Promise<DeviceView[]> {
+    const ids = (await this.scripts.userDevices(this.userKey(userId), now - this.retentionMs)) as string[];
+    const views = await this.getDevices(ids, now);
+    return views.filter((v): v is DeviceView => v !== null && v.userId === userId);
+  }
+
+  async countOnline(now: number): Promise<number> {
+    return this.redis.zcount(this.key('presence:expiry'), `(${now}`, '+inf');
+  }
+
+  async touchInstance(instance: InstanceView, ttlMs: number): Promise<void> {
+    const record = { online: instance.online, lastSeenAt: instance.lastSeenAt, expiresAt: instance.lastSeenAt + ttlMs };
+    await this.redis.hset(this.key('instances'), instance.instanceId, JSON.stringify(record));
+  }
+
+  async listInstances(now: number): Promise<InstanceView[]> {
+    const all = await this.redis.hgetall(this.key('instances'));
+    const live: InstanceView[] = [];
+    const dead: string[] = [];
+    for (const [instanceId, json] of Object.entries(all)) {
+      const r = JSON.parse(json) as { online: number; lastSeenAt: number; expiresAt: number };
+      if (r.expiresAt > now) live.push({ instanceId, online: r.online, lastSeenAt: r.lastSeenAt });
+      else dead.push(instanceId);
+    }
+    if (dead.length) await this.redis.hdel(this.key('instances'), ...dead);
+    return live.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
+  }
+
+  async removeInstance(instanceId: string): Promise<void> {
+    await this.redis.hdel(this.key('instances'), instanceId);
+  }
+
+  /** A real write and read, as the readiness probe wants, not only PING. */
+  async ping(): Promise<void> {
+    const key = this.key('health', String(process.pid));
+    const token = String(Math.random());
+    const [, got] = await Promise.all([this.redis.set(key, token, 'PX', 10_000), this.redis.get(key)]);
+    if (got !== token) throw new Error('Redis read did not return what was written');
+  }
+
+  private key(...parts: string[]): string {
+    return this.prefix + parts.join(':');
+  }
+
+  private userKey(userId: string): string {
+    return this.key('user', userId, 'devices');
+  }
+
+  private define(name: string, lua: string, numberOfKeys: number): Script {
+    this.redis.defineCommand(name, { lua, numberOfKeys });
+    const command = (this.redis as unknown as Record<string, Script>)[name];
+    return command.bind(this.redis);
+  }
+}
+
+function toView(deviceId: string, h: Record<string, string>, now: number): DeviceView | null {
+  if (!h.userId) return null;
+  const num = (v: string | undefined) => (v === undefined ? undefined : Number(v));
+  const view: DeviceView = {
+    deviceId,
+    userId: h.userId,
+    online: !!h.sessionId && Number(h.expiresAt) > now,
+    platform: h.platform,
+    instanceId: h.instanceId,
+    sessionId: h.sessionId,
+    connectedAt: num(h.connectedAt),
+    lastHeartbeatAt: num(h.lastHeartbeatAt),
+    expiresAt: num(h.expiresAt),
+    interval: num(h.interval),
+    lastSeenAt: num(h.lastSeenAt),
+  };
+  return view.online ? view : offlineView(view);
+}
