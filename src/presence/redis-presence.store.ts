@@ -81,7 +81,9 @@ export class RedisPresenceStore extends PresenceStore {
     const results = (await pipeline.exec()) ?? [];
     return results.map(([err, hash], i) => {
       if (err) throw err;
-      return toView(deviceIds[i], hash as Record<string, string>, now);
+      const view = toView(deviceIds[i], hash as Record<string, string>, now);
+      // Redis forgets by its own clock (PEXPIRE); this keeps the rule exact on the caller's clock too.
+      return view && !view.online && (view.lastSeenAt ?? 0) + this.retentionMs <= now ? null : view;
     });
   }
 

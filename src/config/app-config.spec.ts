@@ -1,0 +1,74 @@
+import { generateKeyPairSync } from 'node:crypto';
+import { ConfigError, loadConfig } from './app-config';
+
+const SECRET = 'x'.repeat(32);
+const KEY = 'k'.repeat(16);
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    loadConfig(env);
+  } catch (err) {
+    if (err instanceof ConfigError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('loadConfig', () => {
+  it('applies the documented defaults', () => {
+    const c = loadConfig({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET });
+    expect(c.port).toBe(3000);
+    expect(c.redisUrl).toBeUndefined();
+    expect(c.redisPrefix).toBe('push:');
+    expect(c.heartbeat).toEqual({ interval: 25_000, min: 5_000, max: 300_000 });
+    expect(c.sweepIntervalMs).toBe(5_000);
+    expect(c.maxPayloadBytes).toBe(4_096);
+    expect(c.generated).toEqual({});
+    expect(c.jwt).toEqual({ kind: 'secret', secret: SECRET, algorithms: ['HS256'] });
+  });
+
+  it('names every bad variable and why', () => {
+    const found = problems({
+      PORT: 'eighty',
+      HEARTBEAT_INTERVAL_MS: '1000',
+      HEARTBEAT_MIN_MS: '2000',
+      LOG_LEVEL: 'loud',
+      REDIS_URL: 'http://x',
+      DEVICE_JWT_SECRET: 'short',
+    });
+    expect(found).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^PORT must be a whole number/),
+        expect.stringMatching(/^HEARTBEAT_MIN_MS must be <= HEARTBEAT_INTERVAL_MS/),
+        expect.stringMatching(/^LOG_LEVEL must be one of/),
+        expect.stringMatching(/^REDIS_URL must start with redis:\/\//),
+        expect.stringMatching(/^DEVICE_JWT_SECRET must be at least 32 bytes/),
+      ]),
+    );
+  });
+
+  it('generates development keys once and refuses to start without them in production', () => {
+    const dev = loadConfig({});
+    expect(dev.apiKeys).toHaveLength(1);
+    expect(dev.generated.API_KEYS).toBe(dev.apiKeys[0]);
+    expect(dev.generated.DEVICE_JWT_SECRET).toHaveLength(43);
+    expect(problems({ NODE_ENV: 'production' })).toEqual([
+      'API_KEYS is required when NODE_ENV=production',
+      'DEVICE_JWT_SECRET DEVICE_JWT_SECRET or DEVICE_JWT_PUBLIC_KEY is required when NODE_ENV=production',
+    ]);
+  });
+
+  it('pins the algorithm to the kind of public key', () => {
+    const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    const ed = generateKeyPairSync('ed25519').publicKey.export({ type: 'spki', format: 'pem' }).toString();
+    expect(loadConfig({ API_KEYS: KEY, DEVICE_JWT_PUBLIC_KEY: rsa }).jwt.algorithms).toEqual(['RS256']);
+    expect(loadConfig({ API_KEYS: KEY, DEVICE_JWT_PUBLIC_KEY: ec.replace(/\n/g, '\\n') }).jwt.algorithms).toEqual(['ES256']);
+    expect(problems({ API_KEYS: KEY, DEVICE_JWT_PUBLIC_KEY: ed })).toEqual([expect.stringMatching(/RSA or P-256/)]);
+    expect(problems({ API_KEYS: KEY, DEVICE_JWT_PUBLIC_KEY: 'nope' })).toEqual(['DEVICE_JWT_PUBLIC_KEY is not a PEM public key']);
+  });
+
+  it('refuses short API keys', () => {
+    expect(problems({ API_KEYS: 'short', DEVICE_JWT_SECRET: SECRET })).toEqual(['API_KEYS every key must be at least 16 characters']);
+  });
+});

@@ -1,0 +1,243 @@
+import Redis from 'ioredis';
+import { FakeClock } from '../../test/support/fake-clock';
+import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { MemoryPresenceStore } from './memory-presence.store';
+import { PresenceStore } from './presence.store';
+import { SessionStart } from './presence.types';
+import { RedisPresenceStore } from './redis-presence.store';
+
+const DAY = 86_400_000;
+const RETENTION = 30 * DAY;
+const TTL = 1_000;
+
+/** The same behaviour, case by case, for both implementations. */
+function presenceStoreCases(makeStore: () => PresenceStore) {
+  let store: PresenceStore;
+  let clock: FakeClock;
+  const start = (deviceId: string, sessionId: string, extra: Partial<SessionStart> = {}): SessionStart => ({
+    deviceId,
+    sessionId,
+    userId: 'u1',
+    instanceId: 'gw-1',
+    platform: 'ios',
+    now: clock.now(),
+    interval: 400,
+    ttl: TTL,
+    ...extra,
+  });
+  const ref = (deviceId: string, sessionId: string, userId = 'u1') => ({ deviceId, sessionId, userId, instanceId: 'gw-1' });
+  const online = async (id: string) => (await store.getDevices([id], clock.now()))[0]?.online ?? false;
+
+  beforeEach(() => {
+    store = makeStore();
+    clock = new FakeClock();
+  });
+
+  it('records a session with everything the REST API shows', async () => {
+    expect(await store.connect(start('d1', 's1'))).toBeNull();
+    const [view] = await store.getDevices(['d1'], clock.now());
+    expect(view).toMatchObject({
+      deviceId: 'd1',
+      userId: 'u1',
+      online: true,
+      platform: 'ios',
+      instanceId: 'gw-1',
+      sessionId: 's1',
+      connectedAt: clock.now(),
+      lastHeartbeatAt: clock.now(),
+      expiresAt: clock.now() + TTL,
+      interval: 400,
+    });
+    expect(await store.getDevices(['never-seen'], clock.now())).toEqual([null]);
+  });
+
+  it('extends presence on each heartbeat, so a beating device outlives many TTLs', async () => {
+    await store.connect(start('d1', 's1'));
+    for (let i = 0; i < 10; i++) {
+      clock.advance(TTL / 2);
+      expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 500, ttl: TTL })).toBe(true);
+      expect(await store.claimExpired(clock.now(), 100)).toEqual([]);
+    }
+    const [view] = await store.getDevices(['d1'], clock.now());
+    expect(view).toMatchObject({ online: true, lastHeartbeatAt: clock.now(), expiresAt: clock.now() + TTL, interval: 500 });
+  });
+
+  it('refuses a heartbeat for an expired or unknown session', async () => {
+    await store.connect(start('d1', 's1'));
+    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 'other', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
+    expect(await store.heartbeat({ deviceId: 'nobody', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
+    clock.advance(TTL);
+    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
+    expect(await online('d1')).toBe(false);
+  });
+
+  it('replaces the previous session, and the old one can neither refresh nor remove the new one', async () => {
+    await store.connect(start('d1', 's1'));
+    clock.advance(10);
+    expect(await store.connect(start('d1', 's2', { instanceId: 'gw-2' }))).toEqual({
+      deviceId: 'd1',
+      sessionId: 's1',
+      userId: 'u1',
+      instanceId: 'gw-1',
+    });
+    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
+    expect(await store.disconnect([ref('d1', 's1')], clock.now())).toBe(0);
+    const [view] = await store.getDevices(['d1'], clock.now());
+    expect(view).toMatchObject({ online: true, sessionId: 's2', instanceId: 'gw-2' });
+    expect(await store.countOnline(clock.now())).toBe(1);
+  });
+
+  it('takes a device offline at once on a clean disconnect, and keeps it known', async () => {
+    await store.connect(start('d1', 's1'));
+    clock.advance(50);
+    expect(await store.disconnect([ref('d1', 's1')], clock.now())).toBe(1);
+    const [view] = await store.getDevices(['d1'], clock.now());
+    expect(view).toEqual({
+      deviceId: 'd1',
+      userId: 'u1',
+      online: false,
+      platform: 'ios',
+      lastHeartbeatAt: clock.now() - 50,
+      lastSeenAt: clock.now(),
+    });
+    expect(await store.countOnline(clock.now())).toBe(0);
+    expect(await store.claimExpired(clock.now() + TTL * 10, 100)).toEqual([]);
+  });
+
+  it('claims only expired sessions, each once, oldest first, within the limit', async () => {
+    await store.connect(start('a', 'sa'));
+    clock.advance(100);
+    await store.connect(start('b', 'sb', { userId: 'u2' }));
+    clock.advance(100);
+    await store.connect(start('healthy', 'sh'));
+    clock.advance(TTL - 100);
+    await store.heartbeat({ deviceId: 'healthy', sessionId: 'sh', now: clock.now(), interval: 400, ttl: TTL });
+    clock.advance(100); // a and b expired, healthy was refreshed
+    expect(await store.countOnline(clock.now())).toBe(1);
+    expect(await store.claimExpired(clock.now(), 1)).toEqual([ref('a', 'sa')]);
+    expect(await store.claimExpired(clock.now(), 10)).toEqual([ref('b', 'sb', 'u2')]);
+    expect(await store.claimExpired(clock.now(), 10)).toEqual([]);
+    expect(await online('a')).toBe(false);
+    expect(await online('healthy')).toBe(true);
+    const [a] = await store.getDevices(['a'], clock.now());
+    expect(a).toMatchObject({ online: false, lastSeenAt: clock.now() - TTL - 200 });
+  });
+
+  it('treats a session as offline the moment its TTL passes, even before a sweep', async () => {
+    await store.connect(start('d1', 's1'));
+    clock.advance(TTL - 1);
+    expect(await online('d1')).toBe(true);
+    clock.advance(1);
+    expect(await online('d1')).toBe(false);
+    expect(await store.countOnline(clock.now())).toBe(0);
+  });
+
+  it("lists a user's devices, online and offline, and follows a device to a new user", async () => {
+    await store.connect(start('d1', 's1'));
+    await store.connect(start('d2', 's2'));
+    await store.disconnect([ref('d2', 's2')], clock.now());
+    let devices = await store.listUserDevices('u1', clock.now());
+    expect(devices.map((d) => [d.deviceId, d.online]).sort()).toEqual([
+      ['d1', true],
+      ['d2', false],
+    ]);
+    await store.connect(start('d2', 's3', { userId: 'u9' }));
+    devices = await store.listUserDevices('u1', clock.now());
+    expect(devices.map((d) => d.deviceId)).toEqual(['d1']);
+    expect((await store.listUserDevices('u9', clock.now())).map((d) => d.deviceId)).toEqual(['d2']);
+    expect(await store.listUserDevices('nobody', clock.now())).toEqual([]);
+  });
+
+  it('forgets an offline device after the retention period, never an online one', async () => {
+    await store.connect(start('gone', 's1'));
+    await store.disconnect([ref('gone', 's1')], clock.now());
+    await store.connect(start('stays', 's2', { ttl: RETENTION * 2 }));
+    clock.advance(RETENTION + 1);
+    expect(await store.getDevices(['gone', 'stays'], clock.now())).toEqual([null, expect.objectContaining({ online: true })]);
+    expect((await store.listUserDevices('u1', clock.now())).map((d) => d.deviceId)).toEqual(['stays']);
+  });
+
+  it('ends many sessions at once (drain)', async () => {
+    for (const id of ['a', 'b', 'c']) await store.connect(start(id, `s-${id}`));
+    expect(await store.disconnect([ref('a', 's-a'), ref('b', 's-b'), ref('c', 'stale')], clock.now())).toBe(2);
+    expect(await store.countOnline(clock.now())).toBe(1);
+  });
+
+  it('keeps instance records until their TTL', async () => {
+    await store.touchInstance({ instanceId: 'gw-1', online: 3, lastSeenAt: clock.now() }, 1_000);
+    await store.touchInstance({ instanceId: 'gw-2', online: 1, lastSeenAt: clock.now() }, 5_000);
+    expect(await store.listInstances(clock.now())).toEqual([
+      { instanceId: 'gw-1', online: 3, lastSeenAt: clock.now() },
+      { instanceId: 'gw-2', online: 1, lastSeenAt: clock.now() },
+    ]);
+    clock.advance(1_000);
+    expect((await store.listInstances(clock.now())).map((i) => i.instanceId)).toEqual(['gw-2']);
+    await store.removeInstance('gw-2');
+    expect(await store.listInstances(clock.now())).toEqual([]);
+  });
+
+  it('answers ping', async () => {
+    await expect(store.ping()).resolves.toBeUndefined();
+  });
+}
+
+describe('MemoryPresenceStore', () => {
+  presenceStoreCases(() => new MemoryPresenceStore(RETENTION));
+});
+
+describe('RedisPresenceStore (real Redis)', () => {
+  const redis = new Redis(testRedisUrl(), { enableAutoPipelining: true });
+  const prefix = uniquePrefix('presence');
+  afterEach(() => deleteKeys(redis, prefix));
+  afterAll(() => redis.quit());
+
+  presenceStoreCases(() => new RedisPresenceStore(redis, prefix, RETENTION));
+
+  it('keeps the documented key layout with a real TTL on the presence key', async () => {
+    const store = new RedisPresenceStore(redis, prefix, RETENTION);
+    const now = Date.now();
+    await store.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 4_000, ttl: 10_000 });
+    expect(await redis.get(`${prefix}presence:d1`)).toBe('s1');
+    const pttl = await redis.pttl(`${prefix}presence:d1`);
+    expect(pttl).toBeGreaterThan(9_000);
+    expect(pttl).toBeLessThanOrEqual(10_000);
+    expect(Number(await redis.zscore(`${prefix}presence:expiry`, 'd1'))).toBe(now + 10_000);
+    expect(await redis.zrange(`${prefix}user:u1:devices`, 0, -1)).toEqual(['d1']);
+    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now, interval: 8_000, ttl: 20_000 });
+    expect(await redis.pttl(`${prefix}presence:d1`)).toBeGreaterThan(19_000);
+    await store.disconnect([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1' }], now);
+    expect(await redis.exists(`${prefix}presence:d1`)).toBe(0);
+    expect(await redis.pttl(`${prefix}device:d1`)).toBeGreaterThan(RETENTION - 60_000);
+  });
+
+  it('hands each expired session to exactly one of several concurrent sweepers', async () => {
+    const stores = [0, 1, 2].map(() => new RedisPresenceStore(redis, prefix, RETENTION));
+    const now = 1_000_000;
+    for (let i = 0; i < 300; i++) {
+      await stores[0].connect({ deviceId: `d${i}`, sessionId: `s${i}`, userId: 'u', instanceId: 'gw', now, interval: 400, ttl: 1_000 });
+    }
+    const claimed = await Promise.all(stores.flatMap((s) => [s.claimExpired(now + 1_000, 50), s.claimExpired(now + 1_000, 200)]));
+    const ids = claimed.flat().map((r) => r.deviceId);
+    expect(ids).toHaveLength(300);
+    expect(new Set(ids).size).toBe(300);
+  });
+
+  it('costs one round trip per heartbeat (one EVALSHA)', async () => {
+    const store = new RedisPresenceStore(redis, prefix, RETENTION);
+    const now = Date.now();
+    await store.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 10_000 });
+    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now, interval: 400, ttl: 10_000 }); // loads the script
+    const client = redis.duplicate();
+    const monitor = await client.monitor();
+    const commands: string[] = [];
+    monitor.on('monitor', (_time: string, args: string[]) => {
+      if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
+    });
+    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: now + 100, interval: 400, ttl: 10_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    monitor.disconnect();
+    client.disconnect();
+    expect(commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
+    expect(commands.filter((c) => !['evalsha', 'eval', 'set', 'hset', 'zadd', 'hmget'].includes(c))).toEqual([]);
+  });
+});

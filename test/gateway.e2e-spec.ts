@@ -1,0 +1,229 @@
+import Redis from 'ioredis';
+import { Socket } from 'socket.io-client';
+import { connectDevice, nextEvent, sleep, startTestApp, TestApp, waitFor } from './support/app';
+import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deviceToken, TokenClaims } from './support/tokens';
+
+interface Ready {
+  sessionId: string;
+  deviceId: string;
+  userId: string;
+  heartbeat: { interval: number; min: number; max: number; ttl: number };
+  serverTime: number;
+}
+type AckReply = { ok: boolean; error?: { code: string; message: string }; [k: string]: unknown };
+
+const INTERVAL = 400;
+const TTL = 1_000; // 2.5 x INTERVAL
+const SWEEP = 100;
+
+describe('device gateway (real app, real Redis, real sockets)', () => {
+  const prefix = uniquePrefix('gateway');
+  const redis = new Redis(testRedisUrl());
+  let gw: TestApp;
+  const sockets: Socket[] = [];
+
+  const open = (claims: TokenClaims, transports?: string[]) => {
+    const socket = connectDevice(gw.url, deviceToken({ sub: 'user-1', ...claims }), { transports });
+    sockets.push(socket);
+    return socket;
+  };
+  const connected = async (claims: TokenClaims, transports?: string[]) => {
+    const socket = open(claims, transports);
+    const ready = await nextEvent<Ready>(socket, 'ready');
+    return { socket, ready };
+  };
+  const emitAck = (socket: Socket, event: string, ...args: unknown[]) =>
+    socket.timeout(2_000).emitWithAck(event, ...args) as Promise<AckReply>;
+  const presenceOf = (deviceId: string) => redis.get(`${prefix}presence:${deviceId}`);
+
+  beforeAll(async () => {
+    gw = await startTestApp({
+      REDIS_URL: testRedisUrl(),
+      REDIS_PREFIX: prefix,
+      HEARTBEAT_INTERVAL_MS: String(INTERVAL),
+      HEARTBEAT_MIN_MS: '200',
+      HEARTBEAT_MAX_MS: '2000',
+      SWEEP_INTERVAL_MS: String(SWEEP),
+      SOCKET_EVENTS_PER_SECOND: '20',
+    });
+  });
+  afterEach(() => {
+    sockets.splice(0).forEach((s) => s.disconnect());
+  });
+  afterAll(async () => {
+    await gw.close();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  describe('handshake', () => {
+    it.each([['websocket'], ['polling']])('records presence, then sends ready (%s transport)', async (transport) => {
+      const { socket, ready } = await connected({ deviceId: `hs-${transport}`, platform: 'android' }, [transport]);
+      expect(ready).toEqual({
+        sessionId: expect.any(String),
+        deviceId: `hs-${transport}`,
+        userId: 'user-1',
+        heartbeat: { interval: INTERVAL, min: 200, max: 2000, ttl: TTL },
+        serverTime: expect.any(Number),
+      });
+      expect(Math.abs(ready.serverTime - Date.now())).toBeLessThan(5_000);
+      expect(await presenceOf(`hs-${transport}`)).toBe(ready.sessionId);
+      const pttl = await redis.pttl(`${prefix}presence:hs-${transport}`);
+      expect(pttl).toBeGreaterThan(0);
+      expect(pttl).toBeLessThanOrEqual(TTL);
+      expect(socket.connected).toBe(true);
+    });
+
+    it('upgrades from long-polling to WebSocket', async () => {
+      const { socket } = await connected({ deviceId: 'upgrader' }, ['polling', 'websocket']);
+      await waitFor(() => socket.io.engine.transport.name === 'websocket');
+    });
+
+    it.each([
+      ['missing_token', undefined],
+      ['invalid_token', 'garbage'],
+      ['invalid_token', deviceToken({ sub: 'u' })],
+      ['invalid_token', deviceToken({ sub: 'u', deviceId: 'd' }, { expiresIn: 60 }, 'another-secret-another-secret-another')],
+      ['token_expired', deviceToken({ sub: 'u', deviceId: 'd' }, { expiresIn: -10 })],
+    ])('refuses with connect_error unauthorized / %s', async (code, token) => {
+      const socket = connectDevice(gw.url, token);
+      sockets.push(socket);
+      const err = await nextEvent<Error & { data: { code: string } }>(socket, 'connect_error');
+      expect(err.message).toBe('unauthorized');
+      expect(err.data.code).toBe(code);
+    });
+  });
+
+  describe('heartbeats', () => {
+    it('acks with the clamped interval and refreshes the presence TTL', async () => {
+      const { socket } = await connected({ deviceId: 'hb-1' });
+      await sleep(300);
+      const before = await redis.pttl(`${prefix}presence:hb-1`);
+      const ack = await emitAck(socket, 'heartbeat', { interval: 1_000 });
+      expect(ack).toEqual({ ok: true, interval: 1_000, ttl: 2_500, serverTime: expect.any(Number) });
+      const after = await redis.pttl(`${prefix}presence:hb-1`);
+      expect(after).toBeGreaterThan(before);
+      expect(after).toBeLessThanOrEqual(2_500);
+      expect(await emitAck(socket, 'heartbeat', { interval: 5 })).toMatchObject({ ok: true, interval: 200, ttl: 500 });
+      expect(await emitAck(socket, 'heartbeat', { interval: 1e9 })).toMatchObject({ ok: true, interval: 2_000, ttl: 5_000 });
+      expect(await emitAck(socket, 'heartbeat')).toMatchObject({ ok: true, interval: 2_000 }); // keeps its interval
+    });
+
+    it('keeps a heartbeating device online across several TTLs', async () => {
+      const { socket, ready } = await connected({ deviceId: 'hb-steady' });
+      const until = Date.now() + TTL * 3.5;
+      while (Date.now() < until) {
+        expect(await emitAck(socket, 'heartbeat', {})).toMatchObject({ ok: true });
+        await sleep(INTERVAL);
+      }
+      expect(socket.connected).toBe(true);
+      expect(await presenceOf('hb-steady')).toBe(ready.sessionId);
+    });
+
+    it('refuses a heartbeat whose interval is not a number, without refreshing presence', async () => {
+      const { socket } = await connected({ deviceId: 'hb-bad' });
+      await sleep(300);
+      const before = await redis.pttl(`${prefix}presence:hb-bad`);
+      for (const bad of [{ interval: 'fast' }, { interval: -1 }, { interval: null }, 'x', [1]]) {
+        const ack = await emitAck(socket, 'heartbeat', bad);
+        expect(ack).toEqual({ ok: false, error: { code: 'invalid_payload', message: expect.any(String) } });
+      }
+      expect(await redis.pttl(`${prefix}presence:hb-bad`)).toBeLessThanOrEqual(before);
+    });
+  });
+
+  describe('sweeper', () => {
+    it('sweeps and closes a silent device whose transport is still up, within ttl + sweep interval', async () => {
+      const { socket } = await connected({ deviceId: 'silent' });
+      const connectedAt = Date.now();
+      const reason = await nextEvent<string>(socket, 'disconnect', TTL + SWEEP + 2_000);
+      const elapsed = Date.now() - connectedAt;
+      expect(reason).toBe('transport close'); // a client that comes back reconnects by itself
+      expect(elapsed).toBeGreaterThanOrEqual(TTL - 50);
+      expect(elapsed).toBeLessThanOrEqual(TTL + SWEEP + 500);
+      expect(await presenceOf('silent')).toBeNull();
+      expect(await redis.zscore(`${prefix}presence:expiry`, 'silent')).toBeNull();
+    });
+
+    it('takes a cleanly disconnected device offline at once', async () => {
+      const { socket } = await connected({ deviceId: 'leaver' });
+      socket.disconnect();
+      await waitFor(async () => (await presenceOf('leaver')) === null, 1_000);
+      expect(await redis.hget(`${prefix}device:leaver`, 'sessionId')).toBeNull();
+    });
+  });
+
+  describe('one session per device', () => {
+    it('replaces the old socket, which gets session_replaced; its disconnect never removes the new presence', async () => {
+      const first = await connected({ deviceId: 'twin' });
+      const replaced = nextEvent<{ sessionId: string }>(first.socket, 'session_replaced');
+      const gone = nextEvent<string>(first.socket, 'disconnect');
+      const second = await connected({ deviceId: 'twin' });
+      expect(await replaced).toEqual({ sessionId: first.ready.sessionId, reason: 'new_session' });
+      expect(await gone).toBe('io server disconnect');
+      await sleep(200); // the old socket's disconnect handler has run
+      expect(await presenceOf('twin')).toBe(second.ready.sessionId);
+      expect(await emitAck(second.socket, 'heartbeat', {})).toMatchObject({ ok: true });
+      expect(second.socket.connected).toBe(true);
+    });
+
+    it('keeps exactly one session when the same device connects many times at once', async () => {
+      const racers = Array.from({ length: 5 }, () => open({ deviceId: 'racer' }));
+      const readies = await Promise.all(racers.map((s) => nextEvent<Ready>(s, 'ready').catch(() => null)));
+      await sleep(500);
+      const alive = racers.filter((s) => s.connected);
+      expect(alive).toHaveLength(1);
+      const winner = readies[racers.indexOf(alive[0])];
+      expect(await presenceOf('racer')).toBe(winner?.sessionId);
+    });
+  });
+
+  describe('bad events', () => {
+    it('answers unknown events, malformed and oversized payloads with error acks and stays up', async () => {
+      const { socket } = await connected({ deviceId: 'rowdy' });
+      const bystander = await connected({ deviceId: 'bystander' });
+      expect(await emitAck(socket, 'launch_missiles', {})).toMatchObject({ ok: false, error: { code: 'unknown_event' } });
+      expect(await emitAck(socket, 'subscribe', 'nope')).toMatchObject({ ok: false, error: { code: 'invalid_payload' } });
+      expect(await emitAck(socket, 'heartbeat', { interval: 'x'.repeat(10_000) })).toMatchObject({
+        ok: false,
+        error: { code: 'payload_too_large' },
+      });
+      socket.emit('heartbeat', { interval: {} }); // no ack asked: silently refused
+      socket.emit('unknown-without-ack');
+      expect(await emitAck(socket, 'heartbeat', {})).toMatchObject({ ok: true });
+      expect(await emitAck(bystander.socket, 'heartbeat', {})).toMatchObject({ ok: true });
+    });
+
+    it('rate limits a flooding socket without touching its neighbours', async () => {
+      const { socket } = await connected({ deviceId: 'flooder' });
+      const bystander = await connected({ deviceId: 'calm' });
+      const replies = await Promise.all(Array.from({ length: 60 }, () => emitAck(socket, 'heartbeat', {})));
+      expect(replies.filter((r) => r.error?.code === 'rate_limited').length).toBeGreaterThan(0);
+      expect(await emitAck(bystander.socket, 'heartbeat', {})).toMatchObject({ ok: true });
+    });
+
+    it('closes only the connection that sends a frame beyond the transport limit', async () => {
+      const { socket } = await connected({ deviceId: 'huge' });
+      const bystander = await connected({ deviceId: 'small' });
+      const gone = nextEvent<string>(socket, 'disconnect');
+      socket.emit('heartbeat', { pad: 'x'.repeat(200_000) });
+      expect(await gone).toBe('transport close');
+      expect(await emitAck(bystander.socket, 'heartbeat', {})).toMatchObject({ ok: true });
+    });
+  });
+
+  describe('topics', () => {
+    it('subscribes to topics the token allows and refuses the others', async () => {
+      const { socket } = await connected({ deviceId: 'reader', topics: ['news', 'sport.*'] });
+      expect(await emitAck(socket, 'subscribe', { topics: ['news', 'sport.tennis'] })).toEqual({
+        ok: true,
+        topics: ['news', 'sport.tennis'],
+      });
+      const refused = await emitAck(socket, 'subscribe', { topics: ['news', 'secret', 'sport'] });
+      expect(refused).toMatchObject({ ok: false, error: { code: 'forbidden_topic' } });
+      expect(refused.error?.message).toContain('secret, sport');
+      expect(await emitAck(socket, 'unsubscribe', { topics: ['news'] })).toEqual({ ok: true, topics: ['sport.tennis'] });
+    });
+  });
+});

@@ -1,0 +1,15 @@
+import jwt from 'jsonwebtoken';
+
+export const TEST_JWT_SECRET = 'test-secret-test-secret-test-secret-0123456789';
+export const TEST_API_KEY = 'test-api-key-0123456789abcdef';
+
+export interface TokenClaims {
+  sub?: string;
+  deviceId?: string;
+  platform?: string;
+  topics?: string[];
+}
+
+export function deviceToken(claims: TokenClaims, options: jwt.SignOptions = { expiresIn: '1h' }, secret = TEST_JWT_SECRET): string {
+  return jwt.sign(claims, secret, { algorithm: 'HS256', ...options });
+}
