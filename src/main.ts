@@ -29,8 +29,23 @@ async function main(): Promise<void> {
   }
   printDevSecrets(config);
   const app = await createApp(config);
-  // The drain itself runs in the shutdown hooks; this only bounds it.
-  process.once('SIGTERM', () => setTimeout(() => process.exit(1), config.shutdownGraceMs).unref());
+  // The drain runs in the shutdown hooks (DrainService); the grace timer bounds it, so the process
+  // is gone before an orchestrator's SIGKILL (Docker's default is 10 s after SIGTERM).
+  for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+    process.once(signal, () => {
+      setTimeout(() => {
+        process.stderr.write(`shutdown took longer than SHUTDOWN_GRACE_MS=${config.shutdownGraceMs}, exiting\n`);
+        process.exit(1);
+      }, config.shutdownGraceMs).unref();
+      app.close().then(
+        () => process.exit(0),
+        (err: Error) => {
+          process.stderr.write(`shutdown failed: ${err.message}\n`);
+          process.exit(1);
+        },
+      );
+    });
+  }
   await app.listen(config.port, config.host);
 }
 

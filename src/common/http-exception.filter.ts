@@ -1,4 +1,5 @@
-import { ArgumentsHost, Catch, ExceptionFilter, HttpException, HttpStatus, Logger } from '@nestjs/common';
+import { ArgumentsHost, Catch, ExceptionFilter, HttpException, Logger } from '@nestjs/common';
+import { STATUS_CODES } from 'node:http';
 import type { Response } from 'express';
 
 /** Seconds a client should wait before retrying after a 503. */
@@ -29,10 +30,9 @@ export class HttpExceptionFilter implements ExceptionFilter {
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const body = exception.getResponse();
+      const error = STATUS_CODES[status] ?? 'Error';
       const payload =
-        typeof body === 'string'
-          ? { statusCode: status, error: HttpStatus[status] ?? 'Error', message: body }
-          : { statusCode: status, error: HttpStatus[status] ?? 'Error', ...(body as object) };
+        typeof body === 'string' ? { statusCode: status, error, message: body } : { statusCode: status, error, ...(body) };
       response.status(status).json(payload);
       return;
     }

@@ -116,7 +116,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
   async unsubscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<TopicsAck> {
     const topics = readTopics(payload);
     if (typeof topics === 'string') return errorAck('invalid_payload', topics);
-    await Promise.all(topics.map((t) => socket.leave(rooms.topic(t))));
+    for (const t of topics) await socket.leave(rooms.topic(t));
     return { ok: true, topics: currentTopics(socket) };
   }
 }

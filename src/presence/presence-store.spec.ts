@@ -202,7 +202,7 @@ describe('RedisPresenceStore (real Redis)', () => {
     expect(pttl).toBeGreaterThan(9_000);
     expect(pttl).toBeLessThanOrEqual(10_000);
     expect(Number(await redis.zscore(`${prefix}presence:expiry`, 'd1'))).toBe(now + 10_000);
-    expect(await redis.zrange(`${prefix}user:u1:devices`, 0, -1)).toEqual(['d1']);
+    expect(await redis.zrange(`${prefix}user:u1:devices`, '0', '-1')).toEqual(['d1']);
     await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now, interval: 8_000, ttl: 20_000 });
     expect(await redis.pttl(`${prefix}presence:d1`)).toBeGreaterThan(19_000);
     await store.disconnect([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1' }], now);

@@ -1,0 +1,42 @@
+import { Socket } from 'socket.io-client';
+import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
+import { deviceToken } from './support/tokens';
+
+/** Without REDIS_URL the same product runs on the in-process store (the `npm start` default). */
+describe('embedded store (no REDIS_URL)', () => {
+  let gw: TestApp;
+  const sockets: Socket[] = [];
+  const connect = async (deviceId: string) => {
+    const socket = connectDevice(gw.url, deviceToken({ sub: 'emb-user', deviceId }));
+    sockets.push(socket);
+    await nextEvent(socket, 'ready');
+    return socket;
+  };
+
+  beforeAll(async () => {
+    gw = await startTestApp({ HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '200', SWEEP_INTERVAL_MS: '100' });
+  });
+  afterEach(() => sockets.splice(0).forEach((s) => s.disconnect()));
+  afterAll(() => gw.close());
+
+  it('runs heartbeats, pushes, takeover and the sweeper like the Redis store', async () => {
+    const socket = await connect('emb-1');
+    expect(await socket.timeout(2_000).emitWithAck('heartbeat', { interval: 300 })).toMatchObject({ ok: true, interval: 300, ttl: 750 });
+
+    const received = new Promise((resolve) => socket.on('notification', (n: unknown, ack: () => void) => (ack(), resolve(n))));
+    const res = await api(gw.url, '/v1/notifications', { method: 'POST', json: { userIds: ['emb-user'], data: { a: 1 } } });
+    expect(await res.json()).toMatchObject({ online: 1, queued: 0 });
+    expect(await received).toMatchObject({ data: { a: 1 } });
+
+    const replaced = nextEvent(socket, 'session_replaced');
+    const twin = await connect('emb-1');
+    await replaced;
+    expect(((await (await api(gw.url, '/v1/presence')).json()) as { online: number }).online).toBe(1);
+
+    const closed = nextEvent<string>(twin, 'disconnect', 3_000); // twin never heartbeats
+    expect(await closed).toBe('transport close');
+    await waitFor(async () => ((await (await api(gw.url, '/v1/devices/emb-1')).json()) as { online: boolean }).online === false);
+    const ready = (await (await fetch(`${gw.url}/health/ready`)).json()) as { checks: { store: { kind: string } } };
+    expect(ready.checks.store.kind).toBe('memory');
+  });
+});

@@ -1,0 +1,86 @@
+import Redis from 'ioredis';
+import { Socket } from 'socket.io-client';
+import { api, connectDevice, nextEvent, waitFor } from './support/app';
+import { freePort } from './support/find-redis';
+import { GatewayProcess, spawnGateway } from './support/process';
+import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deviceToken, TEST_API_KEY, TEST_JWT_SECRET } from './support/tokens';
+
+describe('the gateway as a process (dist/main.js)', () => {
+  const running: GatewayProcess[] = [];
+  const sockets: Socket[] = [];
+  afterEach(() => {
+    sockets.splice(0).forEach((s) => s.disconnect());
+    running.splice(0).forEach((p) => p.child.exitCode === null && p.child.kill('SIGKILL'));
+  });
+
+  it('starts on the embedded store with generated development secrets, printed once', async () => {
+    const port = await freePort();
+    const gw = spawnGateway({ PORT: String(port) });
+    running.push(gw);
+    const [, apiKey] = await gw.waitForOutput(/API_KEYS=(\S+)/);
+    const [, token] = await gw.waitForOutput(/demo device token[^\n]*\n\s+(\S+)/);
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${url}/health/live`).catch(() => null))?.ok ?? false, 10_000);
+    const ready = (await (await fetch(`${url}/health/ready`)).json()) as { checks: { store: { kind: string } } };
+    expect(ready.checks.store.kind).toBe('memory');
+    const socket = connectDevice(url, token);
+    sockets.push(socket);
+    await nextEvent(socket, 'ready');
+    const presence = await api(url, '/v1/devices/demo-device', { key: apiKey });
+    expect(await presence.json()).toMatchObject({ deviceId: 'demo-device', userId: 'demo-user', online: true });
+    expect(gw.output().match(/API_KEYS=/g)).toHaveLength(1);
+  });
+
+  it('refuses to start in production without keys and secrets', async () => {
+    const gw = spawnGateway({ NODE_ENV: 'production', PORT: String(await freePort()) });
+    expect(await gw.exited).toBe(1);
+    expect(gw.output()).toContain('API_KEYS is required when NODE_ENV=production');
+    expect(gw.output()).toContain('DEVICE_JWT_SECRET or DEVICE_JWT_PUBLIC_KEY is required');
+  });
+
+  it('stops at start on a bad variable, naming it', async () => {
+    const gw = spawnGateway({ HEARTBEAT_INTERVAL_MS: 'often', SWEEP_INTERVAL_MS: '-5' });
+    expect(await gw.exited).toBe(1);
+    expect(gw.output()).toContain('HEARTBEAT_INTERVAL_MS must be a whole number, got "often"');
+    expect(gw.output()).toContain('SWEEP_INTERVAL_MS must be a whole number, got "-5"');
+  });
+
+  it('drains on SIGTERM: hints devices to reconnect, removes their presence at once, exits in time', async () => {
+    const prefix = uniquePrefix('drain');
+    const redis = new Redis(testRedisUrl());
+    const port = await freePort();
+    const gw = spawnGateway({
+      PORT: String(port),
+      REDIS_URL: testRedisUrl(),
+      REDIS_PREFIX: prefix,
+      API_KEYS: TEST_API_KEY,
+      DEVICE_JWT_SECRET: TEST_JWT_SECRET,
+      INSTANCE_ID: 'gw-drain',
+      SHUTDOWN_GRACE_MS: '5000',
+    });
+    running.push(gw);
+    const url = `http://127.0.0.1:${port}`;
+    try {
+      await waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.ok ?? false, 10_000);
+      const devices = ['drain-1', 'drain-2', 'drain-3'].map((deviceId) => connectDevice(url, deviceToken({ sub: 'u', deviceId })));
+      sockets.push(...devices);
+      await Promise.all(devices.map((s) => nextEvent(s, 'ready')));
+      expect(await redis.exists(devices.map((_, i) => `${prefix}presence:drain-${i + 1}`))).toBe(3);
+      const hints = devices.map((s) => nextEvent<{ reconnect: boolean; instanceId: string }>(s, 'server_draining'));
+      const closes = devices.map((s) => nextEvent<string>(s, 'disconnect'));
+      const signalledAt = Date.now();
+      gw.child.kill('SIGTERM');
+      for (const hint of await Promise.all(hints)) expect(hint).toEqual({ instanceId: 'gw-drain', reconnect: true });
+      expect(await Promise.all(closes)).toEqual(['transport close', 'transport close', 'transport close']);
+      expect(await gw.exited).toBe(0);
+      expect(Date.now() - signalledAt).toBeLessThan(5_000);
+      expect(await redis.exists(devices.map((_, i) => `${prefix}presence:drain-${i + 1}`))).toBe(0);
+      expect(await redis.zcard(`${prefix}presence:expiry`)).toBe(0);
+      expect(await redis.hexists(`${prefix}instances`, 'gw-drain')).toBe(0);
+    } finally {
+      await deleteKeys(redis, prefix);
+      await redis.quit();
+    }
+  });
+});
