@@ -1,0 +1,26 @@
+# syntax=docker/dockerfile:1
+# Build stage: full dev dependencies to compile TypeScript.
+FROM node:20-bookworm-slim AS build
+WORKDIR /app
+COPY package.json package-lock.json ./
+RUN npm ci --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json nest-cli.json ./
+COPY src ./src
+RUN npm run build && npm prune --omit=dev
+
+# Runtime stage: compiled code and production dependencies only, as the unprivileged node user.
+FROM node:20-bookworm-slim
+ENV NODE_ENV=production PORT=3000
+WORKDIR /app
+COPY --from=build --chown=node:node /app/package.json ./
+COPY --from=build --chown=node:node /app/node_modules ./node_modules
+COPY --from=build --chown=node:node /app/dist ./dist
+USER node
+EXPOSE 3000
+# Liveness only: readiness (/health/ready) is for the load balancer, which should stop routing to
+# an instance whose Redis is down without the orchestrator restarting it.
+HEALTHCHECK --interval=10s --timeout=3s --start-period=10s --retries=3 \
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.PORT||3000)+'/health/live').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+# SIGTERM drains (see README); keep the grace below Docker's 10 s stop timeout.
+STOPSIGNAL SIGTERM
+CMD ["node", "dist/main.js"]
