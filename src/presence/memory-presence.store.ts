@@ -128,6 +128,12 @@ export class MemoryPresenceStore extends PresenceStore {
 
   async ping(): Promise<void> {}
 
+  /** For the in-process notification store, which decides who is online the way Redis does. */
+  isOnline(deviceId: string, now: number): boolean {
+    const d = this.devices.get(deviceId);
+    return !!d?.sessionId && (d.expiresAt ?? 0) > now;
+  }
+
   private view(deviceId: string, now: number): DeviceView | null {
     const d = this.devices.get(deviceId);
     if (!d) return null;

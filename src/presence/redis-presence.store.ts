@@ -1,10 +1,9 @@
 import type Redis from 'ioredis';
+import { defineScript, Script } from '../redis/define-script';
 import { offlineView } from './memory-presence.store';
 import { PresenceStore } from './presence.store';
 import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, USER_DEVICES } from './presence.scripts';
 import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
-
-type Script = (...keysAndArgs: (string | number)[]) => Promise<unknown>;
 
 /** Presence in Redis; the layout is described in presence.scripts.ts. */
 export class RedisPresenceStore extends PresenceStore {
@@ -17,11 +16,11 @@ export class RedisPresenceStore extends PresenceStore {
   ) {
     super();
     this.scripts = {
-      connect: this.define('pgConnect', CONNECT, 4),
-      heartbeat: this.define('pgHeartbeat', HEARTBEAT, 3),
-      disconnect: this.define('pgDisconnect', DISCONNECT, 0),
-      claim: this.define('pgClaimExpired', CLAIM_EXPIRED, 1),
-      userDevices: this.define('pgUserDevices', USER_DEVICES, 1),
+      connect: defineScript(this.redis, 'pgConnect', CONNECT, 4),
+      heartbeat: defineScript(this.redis, 'pgHeartbeat', HEARTBEAT, 3),
+      disconnect: defineScript(this.redis, 'pgDisconnect', DISCONNECT, 0),
+      claim: defineScript(this.redis, 'pgClaimExpired', CLAIM_EXPIRED, 1),
+      userDevices: defineScript(this.redis, 'pgUserDevices', USER_DEVICES, 1),
     };
   }
 
@@ -135,11 +134,6 @@ export class RedisPresenceStore extends PresenceStore {
     return this.key('user', userId, 'devices');
   }
 
-  private define(name: string, lua: string, numberOfKeys: number): Script {
-    this.redis.defineCommand(name, { lua, numberOfKeys });
-    const command = (this.redis as unknown as Record<string, Script>)[name];
-    return command.bind(this.redis);
-  }
 }
 
 function toView(deviceId: string, h: Record<string, string>, now: number): DeviceView | null {

@@ -1,0 +1,171 @@
+import Redis from 'ioredis';
+import { FakeClock } from '../../test/support/fake-clock';
+import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { NotificationPayload } from '../gateway/socket-events';
+import { MemoryPresenceStore } from '../presence/memory-presence.store';
+import { PresenceStore } from '../presence/presence.store';
+import { RedisPresenceStore } from '../presence/redis-presence.store';
+import { MemoryNotificationStore } from './memory-notification.store';
+import { NotificationStore } from './notification.store';
+import { PublishRequest } from './notification.types';
+import { RedisNotificationStore } from './redis-notification.store';
+
+const DAY = 86_400_000;
+const RETENTION = DAY;
+
+function notificationStoreCases(make: () => { presence: PresenceStore; store: NotificationStore }) {
+  let presence: PresenceStore;
+  let store: NotificationStore;
+  let clock: FakeClock;
+  let n = 0;
+
+  const online = (deviceId: string) =>
+    presence.connect({ deviceId, sessionId: `s-${deviceId}`, userId: 'u', instanceId: 'gw', now: clock.now(), interval: 1_000, ttl: 60_000 });
+  const payload = (extra: Partial<NotificationPayload> = {}): NotificationPayload => ({
+    id: `n${++n}-${Math.random().toString(36).slice(2, 8)}`,
+    data: { n },
+    createdAt: clock.now(),
+    ...extra,
+  });
+  const publish = (deviceIds: string[], p = payload(), extra: Partial<PublishRequest> = {}) =>
+    store.publish({
+      payload: p,
+      deviceIds,
+      effectiveExpiresAt: clock.now() + 10_000,
+      keepOffline: true,
+      maxInbox: 1_000,
+      retentionMs: RETENTION,
+      now: clock.now(),
+      ...extra,
+    });
+  const statusOf = async (id: string, deviceId: string) => (await store.status(id, clock.now()))?.targets.find((t) => t.deviceId === deviceId);
+
+  beforeEach(() => {
+    ({ presence, store } = make());
+    clock = new FakeClock();
+  });
+
+  it('sends to online devices, queues for offline ones, and records a pending target for each', async () => {
+    await online('on');
+    const p = payload();
+    const result = await publish(['on', 'off'], p);
+    expect(result).toEqual({ kind: 'accepted', answer: { id: p.id, online: 1, queued: 1 }, onlineDeviceIds: ['on'], evicted: 0 });
+    expect(await store.status(p.id, clock.now())).toEqual({
+      id: p.id,
+      createdAt: p.createdAt,
+      targets: [
+        { deviceId: 'off', status: 'pending', updatedAt: clock.now() },
+        { deviceId: 'on', status: 'pending', updatedAt: clock.now() },
+      ],
+    });
+    expect(await store.pending('off', clock.now(), 100)).toEqual([p]);
+  });
+
+  it('marks a target delivered on ack and never hands it out again', async () => {
+    const p = payload({ expiresAt: clock.now() + 10_000 });
+    await publish(['d'], p);
+    clock.advance(5);
+    expect(await store.ack(p, 'd', clock.now())).toBe(true);
+    expect(await store.ack(p, 'd', clock.now())).toBe(false);
+    expect(await statusOf(p.id, 'd')).toEqual({ deviceId: 'd', status: 'delivered', updatedAt: clock.now() });
+    expect(await store.pending('d', clock.now(), 100)).toEqual([]);
+    expect((await store.status(p.id, clock.now()))?.expiresAt).toBe(p.expiresAt);
+  });
+
+  it('drops, without queueing, a ttl-0 notification for an offline device', async () => {
+    const p = payload();
+    expect(await publish(['off'], p, { keepOffline: false })).toMatchObject({ answer: { online: 0, queued: 0 } });
+    expect(await statusOf(p.id, 'off')).toEqual({ deviceId: 'off', status: 'expired', updatedAt: clock.now(), reason: 'offline' });
+    expect(await store.pending('off', clock.now(), 100)).toEqual([]);
+  });
+
+  it('hands out pending notifications oldest first, and never an expired one', async () => {
+    const first = payload();
+    const second = payload();
+    const shortLived = payload();
+    await publish(['d'], first);
+    await publish(['d'], second);
+    await publish(['d'], shortLived, { effectiveExpiresAt: clock.now() + 100 });
+    expect((await store.pending('d', clock.now(), 100)).map((x) => x.id)).toEqual([first.id, second.id, shortLived.id]);
+    expect((await store.pending('d', clock.now(), 2)).map((x) => x.id)).toEqual([first.id, second.id]);
+    clock.advance(100);
+    expect((await store.pending('d', clock.now(), 100)).map((x) => x.id)).toEqual([first.id, second.id]);
+    expect(await statusOf(shortLived.id, 'd')).toMatchObject({ status: 'expired' });
+    clock.advance(10_000);
+    expect(await store.pending('d', clock.now(), 100)).toEqual([]);
+    expect(await statusOf(first.id, 'd')).toMatchObject({ status: 'expired' });
+  });
+
+  it('replaces a pending notification with a newer one of the same collapse key, per device', async () => {
+    const old = payload({ collapseKey: 'score' });
+    const fresh = payload({ collapseKey: 'score' });
+    await publish(['a', 'b'], old);
+    await store.ack(old, 'b', clock.now()); // b already has it: nothing to replace there
+    clock.advance(10);
+    await publish(['a', 'b'], fresh);
+    expect(await statusOf(old.id, 'a')).toEqual({ deviceId: 'a', status: 'replaced', updatedAt: clock.now() });
+    expect(await statusOf(old.id, 'b')).toMatchObject({ status: 'delivered' });
+    expect((await store.pending('a', clock.now(), 100)).map((x) => x.id)).toEqual([fresh.id]);
+    expect((await store.pending('b', clock.now(), 100)).map((x) => x.id)).toEqual([fresh.id]);
+  });
+
+  it('evicts the oldest pending notification past the inbox bound', async () => {
+    const ps = [payload(), payload(), payload()];
+    const results = [];
+    for (const p of ps) results.push(await publish(['d'], p, { maxInbox: 2 }));
+    expect(results.map((r) => (r.kind === 'accepted' ? r.evicted : -1))).toEqual([0, 0, 1]);
+    expect(await statusOf(ps[0].id, 'd')).toEqual({ deviceId: 'd', status: 'expired', updatedAt: clock.now(), reason: 'inbox_full' });
+    expect((await store.pending('d', clock.now(), 100)).map((x) => x.id)).toEqual([ps[1].id, ps[2].id]);
+  });
+
+  it('returns the first answer for a retried idempotency key and refuses a different body under it', async () => {
+    await online('d');
+    const idempotency = { key: 'k:retry-1', fingerprint: 'f1', windowMs: 300_000 };
+    const first = await publish(['d'], payload(), { idempotency });
+    expect(first.kind).toBe('accepted');
+    const again = await publish(['d'], payload(), { idempotency });
+    expect(again).toEqual({ kind: 'replay', answer: first.kind === 'accepted' ? first.answer : null });
+    expect(await store.pending('d', clock.now(), 100)).toHaveLength(1);
+    expect(await publish(['d'], payload(), { idempotency: { ...idempotency, fingerprint: 'f2' } })).toEqual({ kind: 'conflict' });
+  });
+
+  it('forgets a notification once its retention after expiry has passed', async () => {
+    const p = payload();
+    await publish(['d'], p);
+    clock.advance(10_000 + RETENTION - 1);
+    expect(await store.status(p.id, clock.now())).not.toBeNull();
+    clock.advance(1);
+    expect(await store.status(p.id, clock.now())).toBeNull();
+    expect(await store.status('unknown', clock.now())).toBeNull();
+  });
+}
+
+describe('MemoryNotificationStore', () => {
+  notificationStoreCases(() => {
+    const presence = new MemoryPresenceStore(30 * DAY);
+    return { presence, store: new MemoryNotificationStore(presence) };
+  });
+});
+
+describe('RedisNotificationStore (real Redis)', () => {
+  const redis = new Redis(testRedisUrl());
+  const prefix = uniquePrefix('notify');
+  afterEach(() => deleteKeys(redis, prefix));
+  afterAll(() => redis.quit());
+
+  notificationStoreCases(() => ({
+    presence: new RedisPresenceStore(redis, prefix, 30 * DAY),
+    store: new RedisNotificationStore(redis, prefix),
+  }));
+
+  it('writes inboxes and receipts with TTLs, so nothing outlives its notification', async () => {
+    const store = new RedisNotificationStore(redis, prefix);
+    const now = Date.now();
+    const p: NotificationPayload = { id: 'ttl-1', data: 1, createdAt: now, collapseKey: 'c' };
+    await store.publish({ payload: p, deviceIds: ['d'], effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now });
+    expect(await redis.zrange(`${prefix}inbox:d`, '0', '-1')).toEqual(['ttl-1']);
+    expect(await redis.pttl(`${prefix}inbox:d`)).toBeGreaterThan(59_000);
+    expect(await redis.pttl(`${prefix}inbox:d:collapse`)).toBeGreaterThan(59_000);
+    expect(await redis.pttl(`${prefix}notif:ttl-1`)).toBeGreaterThan(DAY);
+  });
+});
