@@ -36,6 +36,14 @@ describe('embedded store (no REDIS_URL)', () => {
     const closed = nextEvent<string>(twin, 'disconnect', 3_000); // twin never heartbeats
     expect(await closed).toBe('transport close');
     await waitFor(async () => ((await (await api(gw.url, '/v1/devices/emb-1')).json()) as { online: boolean }).online === false);
+
+    const queued = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['emb-1'], data: 'later', ttl: 60 } })).json()) as { id: string; queued: number };
+    expect(queued.queued).toBe(1);
+    const back = connectDevice(gw.url, deviceToken({ sub: 'emb-user', deviceId: 'emb-1' }));
+    sockets.push(back);
+    const redelivered = await new Promise<{ id: string }>((resolve) => back.on('notification', (n: { id: string }, ack: () => void) => (ack(), resolve(n))));
+    expect(redelivered.id).toBe(queued.id);
+    await waitFor(async () => ((await (await api(gw.url, `/v1/notifications/${queued.id}`)).json()) as { targets: { status: string }[] }).targets[0].status === 'delivered');
     const ready = (await (await fetch(`${gw.url}/health/ready`)).json()) as { checks: { store: { kind: string } } };
     expect(ready.checks.store.kind).toBe('memory');
   });

@@ -83,4 +83,64 @@ describe('the gateway as a process (dist/main.js)', () => {
       await redis.quit();
     }
   });
+
+  it('loses nothing pending when killed with SIGKILL and restarted', async () => {
+    const prefix = uniquePrefix('kill9');
+    const redis = new Redis(testRedisUrl());
+    const port = await freePort();
+    const env = {
+      PORT: String(port),
+      REDIS_URL: testRedisUrl(),
+      REDIS_PREFIX: prefix,
+      API_KEYS: TEST_API_KEY,
+      DEVICE_JWT_SECRET: TEST_JWT_SECRET,
+      HEARTBEAT_INTERVAL_MS: '400',
+      HEARTBEAT_MIN_MS: '200',
+      SWEEP_INTERVAL_MS: '100',
+    };
+    const url = `http://127.0.0.1:${port}`;
+    const up = () => waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.ok ?? false, 10_000);
+    const post = async (json: unknown) => (await (await api(url, '/v1/notifications', { method: 'POST', json })).json()) as { id: string };
+    try {
+      const first = spawnGateway(env);
+      running.push(first);
+      await up();
+      // One device is offline (known), the other gets a notification but never acks it.
+      const leaver = connectDevice(url, deviceToken({ sub: 'u', deviceId: 'k-offline' }));
+      sockets.push(leaver);
+      await nextEvent(leaver, 'ready');
+      leaver.disconnect();
+      const mute = connectDevice(url, deviceToken({ sub: 'u', deviceId: 'k-unacked' }));
+      sockets.push(mute);
+      await nextEvent(mute, 'ready');
+      const unacked = nextEvent<{ id: string }>(mute, 'notification');
+      const queued = await post({ deviceIds: ['k-offline'], data: 'while you were away', ttl: 300 });
+      const sent = await post({ deviceIds: ['k-unacked'], data: 'never acked', ttl: 300 });
+      expect((await unacked).id).toBe(sent.id);
+
+      first.child.kill('SIGKILL');
+      expect(await first.exited).toBeNull();
+      mute.disconnect();
+
+      const second = spawnGateway(env);
+      running.push(second);
+      await up();
+      for (const [deviceId, expected] of [
+        ['k-offline', queued.id],
+        ['k-unacked', sent.id],
+      ] as const) {
+        const socket = connectDevice(url, deviceToken({ sub: 'u', deviceId }));
+        sockets.push(socket);
+        const got = await new Promise<{ id: string }>((resolve) => socket.once('notification', (n: { id: string }, ack: () => void) => (ack(), resolve(n))));
+        expect(got.id).toBe(expected);
+      }
+      await waitFor(async () => {
+        const body = (await (await api(url, `/v1/notifications/${sent.id}`)).json()) as { targets: { status: string }[] };
+        return body.targets[0].status === 'delivered';
+      });
+    } finally {
+      await deleteKeys(redis, prefix);
+      await redis.quit();
+    }
+  });
 });

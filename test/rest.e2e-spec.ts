@@ -88,9 +88,11 @@ describe('REST API (real app, real Redis)', () => {
       expect(got.sort()).toEqual(['ua-1', 'ua-2']);
     });
 
-    it('accepts a valid ttl but counts an offline device neither online nor queued yet', async () => {
-      const res = await post({ deviceIds: ['offline-x'], data: 1, ttl: 3600 });
+    it('queues for an offline device with ttl > 0, and drops for it with ttl 0', async () => {
+      let res = await post({ deviceIds: ['offline-x'], data: 1, ttl: 3600 });
       expect(res.status).toBe(202);
+      expect(await res.json()).toMatchObject({ online: 0, queued: 1 });
+      res = await post({ deviceIds: ['offline-x'], data: 1 });
       expect(await res.json()).toMatchObject({ online: 0, queued: 0 });
     });
 
@@ -106,7 +108,9 @@ describe('REST API (real app, real Redis)', () => {
       [{ deviceIds: ['a'], data: 1, ttl: 'soon' }, /ttl/],
       [{ deviceIds: ['a'], data: 1, title: 7 }, /title must be a string/],
       [{ deviceIds: ['a'], data: 1, color: 'red' }, /property color should not exist/],
-      [{ topic: 'news', data: 1 }, /topic/],
+      [{ topic: 'bad topic', data: 1 }, /topic must be/],
+      [{ deviceIds: ['a'], data: 1, ttl: 2_419_201 }, /ttl must not be greater than 2419200/],
+      [{ deviceIds: ['a'], data: 1, collapseKey: '' }, /collapseKey/],
     ])('answers 400 naming the field for %j', async (body, message) => {
       const res = await post(body);
       expect(res.status).toBe(400);
@@ -250,7 +254,7 @@ describe('when Redis goes away', () => {
       own.process.kill('SIGKILL');
       await sleep(200);
       const started = Date.now();
-      const res = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['a'], data: 1 } });
+      const res = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['a'], data: 1, ttl: 60 } });
       expect(Date.now() - started).toBeLessThan(2_000);
       expect(res.status).toBe(503);
       expect(res.headers.get('retry-after')).toBe('1');
@@ -261,8 +265,9 @@ describe('when Redis goes away', () => {
       const back = await startRedisServer(own.port);
       try {
         await waitFor(async () => (await fetch(`${gw.url}/health/ready`)).status === 200, 10_000, 200);
-        const ok = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['a'], data: 1 } });
+        const ok = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['a'], data: 1, ttl: 60 } });
         expect(ok.status).toBe(202);
+        expect(await ok.json()).toMatchObject({ online: 0, queued: 1 });
       } finally {
         back.process.kill('SIGKILL');
       }

@@ -13,29 +13,34 @@ export interface HeartbeatSettings {
 
 /** Everything the gateway reads from the environment, validated once at start. */
 export class AppConfig {
-  constructor(
-    readonly nodeEnv: string,
-    readonly port: number,
-    readonly host: string,
-    readonly redisUrl: string | undefined,
-    readonly redisPrefix: string,
-    readonly apiKeys: readonly string[],
-    readonly jwt: JwtVerification,
-    readonly heartbeat: HeartbeatSettings,
-    readonly sweepIntervalMs: number,
-    readonly maxPayloadBytes: number,
-    readonly logLevel: string,
-    readonly ackTimeoutMs: number,
-    readonly apiRateLimit: number,
-    readonly apiRateWindowMs: number,
-    readonly socketEventsPerSecond: number,
-    readonly deviceRetentionMs: number,
-    readonly redisCommandTimeoutMs: number,
-    readonly shutdownGraceMs: number,
-    readonly instanceId: string,
-    /** Keys and secrets generated because none were given (development only), to print once. */
-    readonly generated: Readonly<Record<string, string>>,
-  ) {}
+  readonly nodeEnv!: string;
+  readonly port!: number;
+  readonly host!: string;
+  readonly redisUrl!: string | undefined;
+  readonly redisPrefix!: string;
+  readonly apiKeys!: readonly string[];
+  readonly jwt!: JwtVerification;
+  readonly heartbeat!: HeartbeatSettings;
+  readonly sweepIntervalMs!: number;
+  readonly maxPayloadBytes!: number;
+  readonly logLevel!: string;
+  readonly ackTimeoutMs!: number;
+  readonly apiRateLimit!: number;
+  readonly apiRateWindowMs!: number;
+  readonly socketEventsPerSecond!: number;
+  readonly deviceRetentionMs!: number;
+  readonly inboxMaxSize!: number;
+  readonly notificationRetentionMs!: number;
+  readonly idempotencyWindowMs!: number;
+  readonly redisCommandTimeoutMs!: number;
+  readonly shutdownGraceMs!: number;
+  readonly instanceId!: string;
+  /** Keys and secrets generated because none were given (development only), to print once. */
+  readonly generated!: Readonly<Record<string, string>>;
+
+  constructor(values: Omit<AppConfig, 'isProduction'>) {
+    Object.assign(this, values);
+  }
 
   get isProduction(): boolean {
     return this.nodeEnv === 'production';
@@ -72,28 +77,31 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const redisUrl = r.string('REDIS_URL');
   if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) r.fail('REDIS_URL', 'must start with redis:// or rediss://');
 
-  const config = new AppConfig(
+  const config = new AppConfig({
     nodeEnv,
-    r.int('PORT', 3000, { min: 0, max: 65_535 }),
-    r.string('HOST') ?? '0.0.0.0',
+    port: r.int('PORT', 3000, { min: 0, max: 65_535 }),
+    host: r.string('HOST') ?? '0.0.0.0',
     redisUrl,
-    r.string('REDIS_PREFIX') ?? 'push:',
+    redisPrefix: r.string('REDIS_PREFIX') ?? 'push:',
     apiKeys,
     jwt,
-    { interval, min, max },
-    r.int('SWEEP_INTERVAL_MS', 5_000, { min: 50 }),
-    r.int('MAX_PAYLOAD_BYTES', 4_096, { min: 256, max: 1_048_576 }),
+    heartbeat: { interval, min, max },
+    sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 5_000, { min: 50 }),
+    maxPayloadBytes: r.int('MAX_PAYLOAD_BYTES', 4_096, { min: 256, max: 1_048_576 }),
     logLevel,
-    r.int('ACK_TIMEOUT_MS', 10_000, { min: 100 }),
-    r.int('API_RATE_LIMIT', 6_000, { min: 1 }),
-    r.int('API_RATE_WINDOW_MS', 60_000, { min: 1_000 }),
-    r.int('SOCKET_EVENTS_PER_SECOND', 10, { min: 1 }),
-    r.int('DEVICE_RETENTION_DAYS', 30, { min: 1, max: 3650 }) * 86_400_000,
-    r.int('REDIS_COMMAND_TIMEOUT_MS', 1_000, { min: 50 }),
-    r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
-    r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
+    ackTimeoutMs: r.int('ACK_TIMEOUT_MS', 10_000, { min: 100 }),
+    apiRateLimit: r.int('API_RATE_LIMIT', 6_000, { min: 1 }),
+    apiRateWindowMs: r.int('API_RATE_WINDOW_MS', 60_000, { min: 1_000 }),
+    socketEventsPerSecond: r.int('SOCKET_EVENTS_PER_SECOND', 10, { min: 1 }),
+    deviceRetentionMs: r.int('DEVICE_RETENTION_DAYS', 30, { min: 1, max: 3650 }) * 86_400_000,
+    inboxMaxSize: r.int('INBOX_MAX_SIZE', 1_000, { min: 1, max: 100_000 }),
+    notificationRetentionMs: r.int('NOTIFICATION_RETENTION_HOURS', 24, { min: 1, max: 24 * 90 }) * 3_600_000,
+    idempotencyWindowMs: r.int('IDEMPOTENCY_WINDOW_SECONDS', 86_400, { min: 300, max: 7 * 86_400 }) * 1000,
+    redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1_000, { min: 50 }),
+    shutdownGraceMs: r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
+    instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,
-  );
+  });
   r.throwIfFailed();
   return config;
 }

@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
-import { GatewayModule } from '../gateway/gateway.module';
+import { ChannelModule } from '../gateway/channel.module';
 import { PresenceModule } from '../presence/presence.module';
 import { DevicesController } from './devices.controller';
 
-@Module({ imports: [PresenceModule, GatewayModule], controllers: [DevicesController] })
+@Module({ imports: [PresenceModule, ChannelModule], controllers: [DevicesController] })
 export class DevicesModule {}

@@ -74,18 +74,33 @@ export class DeviceChannel {
     for (const id of sessionIds) this.local.get(id)?.conn.close();
   }
 
-  /** Emits one notification to a device and resolves when it acks or the timeout passes. */
+  /** Emits one notification to a device, wherever its socket is; resolves on its ack or the timeout. */
   push(deviceId: string, payload: NotificationPayload, timeoutMs: number): Promise<PushOutcome> {
     const started = performance.now();
     return new Promise((resolve) => {
       this.io
         .to(rooms.device(deviceId))
         .timeout(timeoutMs)
-        .emit('notification', payload, (err: Error | null, receipts: unknown[]) => {
-          if (receipts?.length) resolve({ acked: true, latencyMs: performance.now() - started });
-          else resolve({ acked: false });
+        .emit('notification', payload, (_err: Error | null, receipts: unknown[]) => {
+          resolve(receipts?.length ? { acked: true, latencyMs: performance.now() - started } : { acked: false });
         });
     });
+  }
+
+  /** Emits one notification on a given socket (redelivery after connect); resolves on its ack or the timeout. */
+  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number): Promise<PushOutcome> {
+    const started = performance.now();
+    return new Promise((resolve) => {
+      socket.timeout(timeoutMs).emit('notification', payload, (err: Error | null) => {
+        resolve(err ? { acked: false } : { acked: true, latencyMs: performance.now() - started });
+      });
+    });
+  }
+
+  /** The devices whose sockets are subscribed to a topic now, on every instance. */
+  async topicDevices(topic: string): Promise<string[]> {
+    const sockets = await this.io.in(rooms.topic(topic)).fetchSockets();
+    return [...new Set(sockets.map((s) => s.data.session.deviceId))];
   }
 
   /** Drain: refuse new handshakes, hint every local device to reconnect elsewhere, close transports. */

@@ -13,6 +13,7 @@ import { DeviceAuthError, DeviceTokenVerifier } from '../auth/device-token.verif
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
+import { DeliveryService } from '../notifications/delivery.service';
 import { DeviceChannel, rooms } from './device-channel';
 import { guardPackets } from './packet-guard';
 import { SessionService } from './session.service';
@@ -32,6 +33,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     private readonly config: AppConfig,
     private readonly clock: Clock,
     private readonly metrics: MetricsService,
+    private readonly delivery: DeliveryService,
   ) {}
 
   /** Authenticates in a Socket.IO middleware (guards do not run for handshakes) so refusals reach the client as connect_error. */
@@ -66,6 +68,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
         this.metrics.connections.inc({ result: 'accepted', reason: 'ok' });
         this.metrics.connectedDevices.inc();
         socket.emit('ready', ready);
+        void this.delivery.deliverPending(socket);
         return true;
       },
       (err: Error) => {

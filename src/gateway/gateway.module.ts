@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
 import { DeviceTokenVerifier } from '../auth/device-token.verifier';
+import { NotificationsModule } from '../notifications/notifications.module';
 import { PresenceModule } from '../presence/presence.module';
-import { DeviceChannel } from './device-channel';
+import { ChannelModule } from './channel.module';
 import { DeviceGateway } from './device.gateway';
 import { DrainService } from './drain.service';
 import { InstanceRegistry } from './instance-registry.service';
@@ -9,8 +10,8 @@ import { SessionSweeper } from './session-sweeper.service';
 import { SessionService } from './session.service';
 
 @Module({
-  imports: [PresenceModule],
-  providers: [DeviceChannel, DeviceGateway, DeviceTokenVerifier, SessionService, SessionSweeper, InstanceRegistry, DrainService],
-  exports: [DeviceChannel, SessionSweeper],
+  imports: [PresenceModule, ChannelModule, NotificationsModule],
+  providers: [DeviceGateway, DeviceTokenVerifier, SessionService, SessionSweeper, InstanceRegistry, DrainService],
+  exports: [SessionSweeper],
 })
 export class GatewayModule {}

@@ -48,6 +48,27 @@ export class MetricsService {
     help: 'Notifications not acknowledged within ACK_TIMEOUT_MS',
     registers: [this.registry],
   });
+  readonly pushesRedelivered = new Counter({
+    name: 'push_gateway_pushes_redelivered_total',
+    help: 'Pending notifications sent again when their device connected',
+    registers: [this.registry],
+  });
+  readonly notifications = new Counter({
+    name: 'push_gateway_notifications_total',
+    help: 'POST /v1/notifications outcomes (accepted, replayed by Idempotency-Key, conflict)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
+  readonly queued = new Counter({
+    name: 'push_gateway_notifications_queued_total',
+    help: 'Targets stored for a device that was offline (ttl > 0)',
+    registers: [this.registry],
+  });
+  readonly inboxEvicted = new Counter({
+    name: 'push_gateway_inbox_evicted_total',
+    help: 'Pending notifications dropped because a device inbox reached INBOX_MAX_SIZE',
+    registers: [this.registry],
+  });
   readonly ackLatency = new Histogram({
     name: 'push_gateway_push_ack_seconds',
     help: 'Time from emitting a notification to its ack',

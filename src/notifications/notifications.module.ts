@@ -1,12 +1,32 @@
 import { Module } from '@nestjs/common';
-import { GatewayModule } from '../gateway/gateway.module';
+import { ChannelModule } from '../gateway/channel.module';
+import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { PresenceModule } from '../presence/presence.module';
+import { PresenceStore } from '../presence/presence.store';
+import { RedisConnection } from '../redis/redis-connection';
+import { AppConfig } from '../config/app-config';
+import { DeliveryService } from './delivery.service';
+import { MemoryNotificationStore } from './memory-notification.store';
+import { NotificationStore } from './notification.store';
 import { NotificationsController } from './notifications.controller';
 import { NotificationsService } from './notifications.service';
+import { RedisNotificationStore } from './redis-notification.store';
 
 @Module({
-  imports: [PresenceModule, GatewayModule],
+  imports: [PresenceModule, ChannelModule],
   controllers: [NotificationsController],
-  providers: [NotificationsService],
+  providers: [
+    {
+      provide: NotificationStore,
+      inject: [AppConfig, RedisConnection, PresenceStore],
+      useFactory: (config: AppConfig, redis: RedisConnection, presence: PresenceStore): NotificationStore =>
+        redis.client
+          ? new RedisNotificationStore(redis.client, config.redisPrefix)
+          : new MemoryNotificationStore(presence as MemoryPresenceStore),
+    },
+    NotificationsService,
+    DeliveryService,
+  ],
+  exports: [DeliveryService],
 })
 export class NotificationsModule {}

@@ -1,5 +1,5 @@
-import { BadRequestException, Injectable, Logger, PayloadTooLargeException } from '@nestjs/common';
-import { randomUUID } from 'node:crypto';
+import { BadRequestException, Injectable, PayloadTooLargeException, UnprocessableEntityException } from '@nestjs/common';
+import { createHash, randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { DeviceChannel } from '../gateway/device-channel';
@@ -7,26 +7,36 @@ import { NotificationPayload } from '../gateway/socket-events';
 import { MetricsService } from '../metrics/metrics.service';
 import { PresenceStore } from '../presence/presence.store';
 import { CreateNotificationDto, NotificationAcceptedDto } from './create-notification.dto';
+import { DeliveryService } from './delivery.service';
+import { NotificationStore } from './notification.store';
+import { NotificationStatus } from './notification.types';
 
-/** Publishing policy: resolve targets to devices, send to those online, account for acks. */
+export interface PublishContext {
+  apiKeyId: string;
+  idempotencyKey?: string;
+}
+
+const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
+
+/** Publishing policy: resolve targets, store the notification for each, send to those online. */
 @Injectable()
 export class NotificationsService {
-  private readonly logger = new Logger(NotificationsService.name);
-
   constructor(
-    private readonly store: PresenceStore,
+    private readonly store: NotificationStore,
+    private readonly presence: PresenceStore,
+    private readonly delivery: DeliveryService,
     private readonly channel: DeviceChannel,
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
   ) {}
 
-  async publish(dto: CreateNotificationDto): Promise<NotificationAcceptedDto> {
+  async publish(dto: CreateNotificationDto, ctx: PublishContext): Promise<NotificationAcceptedDto> {
     if (!dto.deviceIds && !dto.userIds && !dto.topic) {
       throw new BadRequestException('deviceIds, userIds, topic: at least one target is required');
     }
-    if (dto.topic) {
-      throw new BadRequestException('topic: publishing to topics is not available in this version; target deviceIds or userIds');
+    if (ctx.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) {
+      throw new BadRequestException('Idempotency-Key header: 1-255 printable ASCII characters');
     }
     const size = Buffer.byteLength(JSON.stringify({ data: dto.data, title: dto.title, body: dto.body }));
     if (size > this.config.maxPayloadBytes) {
@@ -35,39 +45,74 @@ export class NotificationsService {
       );
     }
     const now = this.clock.now();
-    const deviceIds = await this.resolveDevices(dto, now);
-    const views = await this.store.getDevices(deviceIds, now);
-    const online = views.filter((v) => v?.online).map((v) => v!.deviceId);
-
+    const ttlMs = (dto.ttl ?? 0) * 1000;
     const payload: NotificationPayload = {
       id: randomUUID(),
       data: dto.data,
       title: dto.title,
       body: dto.body,
+      topic: dto.topic,
       collapseKey: dto.collapseKey,
       createdAt: now,
-      expiresAt: dto.ttl ? now + dto.ttl * 1000 : undefined,
+      expiresAt: ttlMs > 0 ? now + ttlMs : undefined,
     };
-    for (const deviceId of online) void this.deliver(deviceId, payload);
-    return { id: payload.id, online: online.length, queued: 0 };
+    const result = await this.store.publish({
+      payload,
+      deviceIds: await this.resolveDevices(dto, now),
+      // ttl 0 still waits one ack window, so a device that drops and comes straight back gets it.
+      effectiveExpiresAt: now + (ttlMs > 0 ? ttlMs : this.config.ackTimeoutMs),
+      keepOffline: ttlMs > 0,
+      maxInbox: this.config.inboxMaxSize,
+      retentionMs: this.config.notificationRetentionMs,
+      now,
+      idempotency: ctx.idempotencyKey
+        ? { key: `${ctx.apiKeyId}:${ctx.idempotencyKey}`, fingerprint: fingerprint(dto), windowMs: this.config.idempotencyWindowMs }
+        : undefined,
+    });
+    if (result.kind === 'conflict') {
+      this.metrics.notifications.inc({ result: 'conflict' });
+      throw new UnprocessableEntityException('Idempotency-Key was already used with a different request body');
+    }
+    if (result.kind === 'replay') {
+      this.metrics.notifications.inc({ result: 'replayed' });
+      return result.answer;
+    }
+    this.metrics.notifications.inc({ result: 'accepted' });
+    this.metrics.queued.inc(result.answer.queued);
+    this.metrics.inboxEvicted.inc(result.evicted);
+    for (const deviceId of result.onlineDeviceIds) this.delivery.send(deviceId, payload);
+    return result.answer;
+  }
+
+  status(id: string): Promise<NotificationStatus | null> {
+    return this.store.status(id, this.clock.now());
   }
 
   private async resolveDevices(dto: CreateNotificationDto, now: number): Promise<string[]> {
     const ids = new Set(dto.deviceIds ?? []);
-    const perUser = await Promise.all((dto.userIds ?? []).map((u) => this.store.listUserDevices(u, now)));
+    const [perUser, subscribers] = await Promise.all([
+      Promise.all((dto.userIds ?? []).map((u) => this.presence.listUserDevices(u, now))),
+      dto.topic ? this.channel.topicDevices(dto.topic) : [],
+    ]);
     for (const devices of perUser) for (const d of devices) ids.add(d.deviceId);
+    for (const deviceId of subscribers) ids.add(deviceId);
     return [...ids];
   }
+}
 
-  private async deliver(deviceId: string, payload: NotificationPayload): Promise<void> {
-    this.metrics.pushesSent.inc();
-    const outcome = await this.channel.push(deviceId, payload, this.config.ackTimeoutMs);
-    if (outcome.acked) {
-      this.metrics.pushesAcked.inc();
-      this.metrics.ackLatency.observe(outcome.latencyMs / 1000);
-    } else {
-      this.metrics.pushesUnacked.inc();
-      this.logger.debug(`notification ${payload.id} not acked by ${deviceId}`);
-    }
+/** Same body, same fingerprint: key order in objects does not matter. */
+function fingerprint(dto: CreateNotificationDto): string {
+  return createHash('sha256').update(canonical(dto)).digest('base64url');
+}
+
+function canonical(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(canonical).join(',')}]`;
+  if (value && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
+    return `{${entries
+      .sort(([a], [b]) => a.localeCompare(b))
+      .map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`)
+      .join(',')}}`;
   }
+  return JSON.stringify(value);
 }
