@@ -105,7 +105,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     const topics = readTopics(payload);
     if (typeof topics === 'string') return errorAck('invalid_payload', topics);
     const refused = topics.filter((t) => !isTopicAllowed(socket.data.session.topics, t));
-    if (refused.length) return errorAck('forbidden_topic', `not allowed by the token: ${refused.join(', ')}`);
+    if (refused.length) return errorAck('forbidden_topic', `not allowed by the token: ${refused.join(', ')}`, { topics: refused });
     const joined = [...socket.rooms].filter((r) => r.startsWith('topic:')).length;
     const fresh = topics.filter((t) => !socket.rooms.has(rooms.topic(t)));
     if (joined + fresh.length > MAX_TOPICS_PER_SESSION) {

@@ -38,7 +38,8 @@ export type ErrorCode =
 
 export interface ErrorAck {
   ok: false;
-  error: { code: ErrorCode; message: string };
+  /** `topics` lists the refused topics of a `forbidden_topic` error. */
+  error: { code: ErrorCode; message: string; topics?: string[] };
 }
 
 export interface HeartbeatAck {
@@ -80,6 +81,6 @@ export interface SocketData {
 export type DeviceServer = Server<Record<string, (...args: unknown[]) => void>, ServerToClientEvents, object, SocketData>;
 export type DeviceSocket = Socket<Record<string, (...args: unknown[]) => void>, ServerToClientEvents, object, SocketData>;
 
-export function errorAck(code: ErrorCode, message: string): ErrorAck {
-  return { ok: false, error: { code, message } };
+export function errorAck(code: ErrorCode, message: string, details: { topics?: string[] } = {}): ErrorAck {
+  return { ok: false, error: { code, message, ...details } };
 }
