@@ -8,6 +8,7 @@ import { Clock, SystemClock } from './common/clock';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
+import { DeviceChannel } from './gateway/device-channel';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
 import { RedisConnection } from './redis/redis-connection';
 
@@ -21,6 +22,15 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
     bodyParser: false,
   });
   app.useLogger(app.get(Logger));
+  // While draining, new requests are turned away (in-flight ones finish) and the connection is
+  // closed, so a load balancer retries them on another instance.
+  const channel = app.get(DeviceChannel);
+  app.use((req: { url: string }, res: import('express').Response, next: () => void) => {
+    if (!channel.isDraining || req.url === '/health/live') return next();
+    res.setHeader('Connection', 'close');
+    res.setHeader('Retry-After', '1');
+    res.status(503).json({ statusCode: 503, error: 'Service Unavailable', message: 'instance is shutting down' });
+  });
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter());

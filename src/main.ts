@@ -16,6 +16,11 @@ function printDevSecrets(config: AppConfig): void {
   process.stdout.write(`\nDevelopment secrets, generated for this run only (set them to keep them):\n${lines.join('\n')}\n\n`);
 }
 
+// A stray rejection in a library must not take every device's connection down with the process.
+process.on('unhandledRejection', (reason) => {
+  process.stderr.write(`unhandled rejection: ${reason instanceof Error ? (reason.stack ?? reason.message) : String(reason)}\n`);
+});
+
 async function main(): Promise<void> {
   let config: AppConfig;
   try {

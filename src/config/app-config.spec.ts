@@ -18,7 +18,7 @@ describe('loadConfig', () => {
   it('applies the documented defaults', () => {
     const c = loadConfig({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET });
     expect(c.port).toBe(3000);
-    expect(c.redisUrl).toBeUndefined();
+    expect(c.redis).toBeUndefined();
     expect(c.redisPrefix).toBe('push:');
     expect(c.heartbeat).toEqual({ interval: 25_000, min: 5_000, max: 300_000 });
     expect(c.sweepIntervalMs).toBe(5_000);
@@ -66,6 +66,32 @@ describe('loadConfig', () => {
     expect(loadConfig({ API_KEYS: KEY, DEVICE_JWT_PUBLIC_KEY: ec.replace(/\n/g, '\\n') }).jwt.algorithms).toEqual(['ES256']);
     expect(problems({ API_KEYS: KEY, DEVICE_JWT_PUBLIC_KEY: ed })).toEqual([expect.stringMatching(/RSA or P-256/)]);
     expect(problems({ API_KEYS: KEY, DEVICE_JWT_PUBLIC_KEY: 'nope' })).toEqual(['DEVICE_JWT_PUBLIC_KEY is not a PEM public key']);
+  });
+
+  it('reads one Redis mode: URL, Sentinel or Cluster (with a hash-tagged prefix)', () => {
+    const base = { API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET };
+    expect(loadConfig({ ...base, REDIS_URL: 'redis://h:1' }).redis).toEqual({ mode: 'url', url: 'redis://h:1' });
+    expect(loadConfig({ ...base, REDIS_SENTINELS: 'a:26379, b:26380', REDIS_SENTINEL_NAME: 'main' }).redis).toEqual({
+      mode: 'sentinel',
+      sentinels: [
+        { host: 'a', port: 26379 },
+        { host: 'b', port: 26380 },
+      ],
+      name: 'main',
+    });
+    const cluster = loadConfig({ ...base, REDIS_CLUSTER_NODES: 'a:7000' });
+    expect(cluster.redis).toEqual({ mode: 'cluster', nodes: [{ host: 'a', port: 7000 }] });
+    expect(cluster.redisPrefix).toBe('{push}:');
+    expect(problems({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_PREFIX: 'push:' })).toEqual([
+      'REDIS_PREFIX must contain a hash tag such as {push}: with REDIS_CLUSTER_NODES',
+    ]);
+    expect(problems({ ...base, REDIS_SENTINELS: 'a:1' })).toEqual(['REDIS_SENTINEL_NAME is required with REDIS_SENTINELS']);
+    expect(problems({ ...base, REDIS_SENTINELS: 'nope', REDIS_SENTINEL_NAME: 'm' })).toEqual([
+      'REDIS_SENTINELS must be a comma-separated list of host:port, got "nope"',
+    ]);
+    expect(problems({ ...base, REDIS_URL: 'redis://x', REDIS_CLUSTER_NODES: 'a:1' })).toEqual([
+      'REDIS_URL set only one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES',
+    ]);
   });
 
   it('refuses short API keys', () => {

@@ -5,6 +5,12 @@ export type JwtVerification =
   | { kind: 'secret'; secret: string; algorithms: ['HS256'] }
   | { kind: 'publicKey'; publicKey: string; algorithms: ['RS256'] | ['ES256'] };
 
+/** How to reach Redis: a URL, a Sentinel-monitored master, or a Cluster; none means embedded. */
+export type RedisTarget =
+  | { mode: 'url'; url: string }
+  | { mode: 'sentinel'; sentinels: { host: string; port: number }[]; name: string; password?: string }
+  | { mode: 'cluster'; nodes: { host: string; port: number }[]; password?: string };
+
 export interface HeartbeatSettings {
   interval: number;
   min: number;
@@ -16,7 +22,7 @@ export class AppConfig {
   readonly nodeEnv!: string;
   readonly port!: number;
   readonly host!: string;
-  readonly redisUrl!: string | undefined;
+  readonly redis!: RedisTarget | undefined;
   readonly redisPrefix!: string;
   readonly apiKeys!: readonly string[];
   readonly jwt!: JwtVerification;
@@ -33,6 +39,7 @@ export class AppConfig {
   readonly notificationRetentionMs!: number;
   readonly idempotencyWindowMs!: number;
   readonly redisCommandTimeoutMs!: number;
+  readonly redisProbeIntervalMs!: number;
   readonly shutdownGraceMs!: number;
   readonly instanceId!: string;
   /** Keys and secrets generated because none were given (development only), to print once. */
@@ -74,15 +81,19 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   const logLevel = r.string('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) r.fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
 
-  const redisUrl = r.string('REDIS_URL');
-  if (redisUrl && !/^rediss?:\/\//.test(redisUrl)) r.fail('REDIS_URL', 'must start with redis:// or rediss://');
+  const redis = readRedis(r);
+  const redisPrefix = r.string('REDIS_PREFIX') ?? (redis?.mode === 'cluster' ? '{push}:' : 'push:');
+  if (redis?.mode === 'cluster' && !/\{[^}]+\}/.test(redisPrefix)) {
+    // Scripts touch many keys; in a Cluster they must share one hash slot, so the prefix carries a hash tag.
+    r.fail('REDIS_PREFIX', 'must contain a hash tag such as {push}: with REDIS_CLUSTER_NODES');
+  }
 
   const config = new AppConfig({
     nodeEnv,
     port: r.int('PORT', 3000, { min: 0, max: 65_535 }),
     host: r.string('HOST') ?? '0.0.0.0',
-    redisUrl,
-    redisPrefix: r.string('REDIS_PREFIX') ?? 'push:',
+    redis,
+    redisPrefix,
     apiKeys,
     jwt,
     heartbeat: { interval, min, max },
@@ -98,12 +109,34 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     notificationRetentionMs: r.int('NOTIFICATION_RETENTION_HOURS', 24, { min: 1, max: 24 * 90 }) * 3_600_000,
     idempotencyWindowMs: r.int('IDEMPOTENCY_WINDOW_SECONDS', 86_400, { min: 300, max: 7 * 86_400 }) * 1000,
     redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1_000, { min: 50 }),
+    redisProbeIntervalMs: r.int('REDIS_PROBE_INTERVAL_MS', 5_000, { min: 50 }),
     shutdownGraceMs: r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
     instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,
   });
   r.throwIfFailed();
   return config;
+}
+
+function readRedis(r: EnvReader): RedisTarget | undefined {
+  const url = r.string('REDIS_URL');
+  const sentinels = r.hostList('REDIS_SENTINELS');
+  const cluster = r.hostList('REDIS_CLUSTER_NODES');
+  const password = r.string('REDIS_PASSWORD');
+  if ([url, sentinels, cluster].filter(Boolean).length > 1) {
+    r.fail('REDIS_URL', 'set only one of REDIS_URL, REDIS_SENTINELS, REDIS_CLUSTER_NODES');
+  }
+  if (url) {
+    if (!/^rediss?:\/\//.test(url)) r.fail('REDIS_URL', 'must start with redis:// or rediss://');
+    return { mode: 'url', url };
+  }
+  if (sentinels) {
+    const name = r.string('REDIS_SENTINEL_NAME');
+    if (!name) r.fail('REDIS_SENTINEL_NAME', 'is required with REDIS_SENTINELS');
+    return { mode: 'sentinel', sentinels, name: name ?? '', password };
+  }
+  if (cluster) return { mode: 'cluster', nodes: cluster, password };
+  return undefined;
 }
 
 function readJwt(r: EnvReader, production: boolean, generated: Record<string, string>): JwtVerification {

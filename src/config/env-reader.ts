@@ -25,6 +25,17 @@ export class EnvReader {
       .filter(Boolean);
   }
 
+  /** A comma-separated list of host:port. */
+  hostList(name: string): { host: string; port: number }[] | undefined {
+    const items = this.list(name);
+    if (!items?.length) return undefined;
+    return items.map((item) => {
+      const match = /^([^:\s]+):(\d{1,5})$/.exec(item);
+      if (!match) this.fail(name, `must be a comma-separated list of host:port, got "${item}"`);
+      return { host: match?.[1] ?? '', port: Number(match?.[2] ?? 0) };
+    });
+  }
+
   int(name: string, fallback: number, range: { min?: number; max?: number } = {}): number {
     const raw = this.string(name);
     if (raw === undefined) return fallback;

@@ -9,6 +9,9 @@ export const rooms = {
   topic: (topic: string) => `topic:${topic}`,
 };
 
+/** Server-side event telling the instance that owns them to close expired sessions. */
+const EXPIRE_EVENT = 'push-gateway:expire';
+
 export type PushOutcome = { acked: true; latencyMs: number } | { acked: false };
 
 /**
@@ -21,9 +24,12 @@ export class DeviceChannel {
   private server?: DeviceServer;
   private readonly local = new Map<string, DeviceSocket>();
   private draining = false;
+  private instanceId = '';
 
-  attach(server: DeviceServer): void {
+  attach(server: DeviceServer, instanceId: string): void {
     this.server = server;
+    this.instanceId = instanceId;
+    (server as unknown as { on(e: string, l: (ids: string[]) => void): void }).on(EXPIRE_EVENT, (ids) => this.closeLocal(ids));
   }
 
   get isDraining(): boolean {
@@ -50,7 +56,7 @@ export class DeviceChannel {
       deviceId: s.deviceId,
       sessionId: s.sessionId,
       userId: s.userId,
-      instanceId: '',
+      instanceId: this.instanceId,
     }));
   }
 
@@ -67,10 +73,24 @@ export class DeviceChannel {
   }
 
   /**
-   * Closes the transport of sessions whose presence expired. The client sees `transport close` and
-   * reconnects by itself once it is alive again, starting a fresh session.
+   * Closes the transport of sessions whose presence expired, here or on the instance that holds
+   * them. The client sees `transport close` and reconnects by itself once it is alive again,
+   * starting a fresh session.
    */
-  expire(sessionIds: readonly string[]): void {
+  expire(sessions: readonly SessionRef[]): void {
+    const remote = sessions.filter((s) => s.instanceId !== this.instanceId).map((s) => s.sessionId);
+    this.closeLocal(sessions.filter((s) => s.instanceId === this.instanceId).map((s) => s.sessionId));
+    if (remote.length) {
+      // Best effort: an instance that is gone has no sockets left to close.
+      try {
+        (this.io as unknown as { serverSideEmit(e: string, ids: string[]): void }).serverSideEmit(EXPIRE_EVENT, remote);
+      } catch {
+        // the in-memory adapter (one instance) has no other instances to tell
+      }
+    }
+  }
+
+  private closeLocal(sessionIds: readonly string[]): void {
     for (const id of sessionIds) this.local.get(id)?.conn.close();
   }
 

@@ -38,7 +38,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
 
   /** Authenticates in a Socket.IO middleware (guards do not run for handshakes) so refusals reach the client as connect_error. */
   afterInit(server: DeviceServer): void {
-    this.channel.attach(server);
+    this.channel.attach(server, this.config.instanceId);
     server.use((socket, next) => {
       try {
         const claims = this.verifier.verify((socket.handshake.auth as { token?: unknown } | undefined)?.token);

@@ -1,7 +1,10 @@
-import { INestApplicationContext } from '@nestjs/common';
+import { INestApplicationContext, Logger } from '@nestjs/common';
+import { createAdapter } from '@socket.io/redis-adapter';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { Server, ServerOptions } from 'socket.io';
 import { AppConfig } from '../config/app-config';
+import { RedisConnection } from '../redis/redis-connection';
+import { forgivingClient } from '../redis/forgiving-client';
 import { DeviceChannel } from './device-channel';
 
 /** Frames larger than this close the offending connection (Socket.IO's own guard). */
@@ -20,7 +23,8 @@ export class GatewayIoAdapter extends IoAdapter {
   override createIOServer(port: number, options?: ServerOptions): Server {
     const config = this.app.get(AppConfig);
     const channel = this.app.get(DeviceChannel);
-    return super.createIOServer(port, {
+    const redis = this.app.get(RedisConnection);
+    const server = super.createIOServer(port, {
       ...options,
       path: '/socket.io',
       pingInterval: config.heartbeat.max,
@@ -31,5 +35,13 @@ export class GatewayIoAdapter extends IoAdapter {
       // keeps trying (unlike a middleware refusal) and lands on another instance.
       allowRequest: (_req, callback) => callback(channel.isDraining ? 'server draining' : null, !channel.isDraining),
     } as ServerOptions);
+    if (redis.pub && redis.sub) {
+      // Rooms span instances: a push, a takeover or a topic lookup reaches sockets on any of them.
+      const logger = new Logger('RedisAdapter');
+      const warn = (err: Error) => logger.warn(`adapter command failed (Redis unavailable?): ${err.message}`);
+      const [pub, sub] = [forgivingClient(redis.pub, warn), forgivingClient(redis.sub, warn)];
+      server.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
+    }
+    return server;
   }
 }

@@ -72,7 +72,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     try {
       for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
         const expired = await this.store.claimExpired(this.clock.now(), SWEEP_BATCH);
-        this.channel.expire(expired.map((s) => s.sessionId));
+        this.channel.expire(expired);
         retired += expired.length;
         if (expired.length < SWEEP_BATCH) break;
       }

@@ -11,7 +11,7 @@ describe('SessionSweeper', () => {
     const clock = new FakeClock();
     const store = new MemoryPresenceStore(86_400_000);
     const expired: string[] = [];
-    const channel = { expire: (ids: string[]) => expired.push(...ids) } as unknown as DeviceChannel;
+    const channel = { expire: (refs: { sessionId: string }[]) => expired.push(...refs.map((r) => r.sessionId)) } as unknown as DeviceChannel;
     const metrics = new MetricsService();
     const sweeper = new SessionSweeper(store, channel, clock, loadConfig({}), metrics, new SchedulerRegistry());
     const total = SWEEP_BATCH * 2 + 7;

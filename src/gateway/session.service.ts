@@ -72,7 +72,7 @@ export class SessionService {
       // Presence already ran out (or another session took over): this socket is a ghost. Closing
       // the transport makes the client reconnect and start a clean session.
       this.metrics.heartbeats.inc({ result: 'expired' });
-      this.channel.expire([session.sessionId]);
+      this.channel.expire([refOf(session, this.config.instanceId)]);
       return errorAck('session_expired', 'presence expired before this heartbeat; reconnect');
     }
     session.interval = interval;

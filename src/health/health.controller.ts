@@ -3,8 +3,10 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
+import { DeviceChannel } from '../gateway/device-channel';
 import { SessionSweeper } from '../gateway/session-sweeper.service';
 import { PresenceStore } from '../presence/presence.store';
+import { RedisWatchdog } from '../redis/redis-watchdog.service';
 
 type Check = { status: 'up' | 'down'; [detail: string]: unknown };
 
@@ -19,6 +21,8 @@ export class HealthController {
     private readonly sweeper: SessionSweeper,
     private readonly clock: Clock,
     private readonly config: AppConfig,
+    private readonly watchdog: RedisWatchdog,
+    private readonly draining: DeviceChannel,
   ) {
     this.startedAt = clock.now();
   }
@@ -35,8 +39,10 @@ export class HealthController {
   @ApiResponse({ status: 200, description: 'Ready' })
   @ApiResponse({ status: 503, description: 'Not ready; body says which check failed' })
   async ready(): Promise<{ status: 'ok'; checks: Record<string, Check> }> {
-    const checks = { store: await this.checkStore(), sweeper: this.checkSweeper() };
-    if (checks.store.status === 'down' || checks.sweeper.status === 'down') {
+    const checks: Record<string, Check> = { store: await this.checkStore(), sweeper: this.checkSweeper() };
+    if (this.config.redis) checks.pubsub = { status: this.watchdog.pubSubHealthy ? 'up' : 'down' };
+    if (this.draining.isDraining) checks.drain = { status: 'down', reason: 'instance is shutting down' };
+    if (Object.values(checks).some((c) => c.status === 'down')) {
       throw new ServiceUnavailableException({ message: 'not ready', checks });
     }
     return { status: 'ok', checks };
@@ -51,7 +57,7 @@ export class HealthController {
         this.store.ping(),
         new Promise((_, reject) => (timer = setTimeout(() => reject(new Error(`no answer within ${timeoutMs} ms`)), timeoutMs))),
       ]);
-      return { status: 'up', kind: this.config.redisUrl ? 'redis' : 'memory', latencyMs: Math.round(performance.now() - started) };
+      return { status: 'up', kind: this.config.redis ? 'redis' : 'memory', mode: this.config.redis?.mode, latencyMs: Math.round(performance.now() - started) };
     } catch (err) {
       return { status: 'down', error: (err as Error).message };
     } finally {

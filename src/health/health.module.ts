@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
+import { ChannelModule } from '../gateway/channel.module';
 import { GatewayModule } from '../gateway/gateway.module';
 import { PresenceModule } from '../presence/presence.module';
 import { HealthController } from './health.controller';
 
-@Module({ imports: [PresenceModule, GatewayModule], controllers: [HealthController] })
+@Module({ imports: [PresenceModule, GatewayModule, ChannelModule], controllers: [HealthController] })
 export class HealthModule {}

@@ -69,6 +69,12 @@ export class MetricsService {
     help: 'Pending notifications dropped because a device inbox reached INBOX_MAX_SIZE',
     registers: [this.registry],
   });
+  readonly redisReconnects = new Counter({
+    name: 'push_gateway_redis_reconnects_total',
+    help: 'Redis connections rebuilt by the watchdog after unanswered probes',
+    labelNames: ['role'] as const,
+    registers: [this.registry],
+  });
   readonly ackLatency = new Histogram({
     name: 'push_gateway_push_ack_seconds',
     help: 'Time from emitting a notification to its ack',

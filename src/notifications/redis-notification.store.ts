@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import { defineScript, Script } from '../redis/define-script';
 import { NotificationPayload } from '../gateway/socket-events';
 import { NotificationStore, readTarget } from './notification.store';
@@ -12,7 +12,7 @@ export class RedisNotificationStore extends NotificationStore {
   private readonly ackScript: Script;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
   ) {
     super();

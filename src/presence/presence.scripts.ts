@@ -11,7 +11,8 @@
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
  *   presence:expiry           zset deviceId -> expiresAt, what the sweeper reads
  *   user:<userId>:devices     zset deviceId -> lastSeenAt (+inf while online)
- *   instances                 hash instanceId -> {"online":n,"lastSeenAt":t,"expiresAt":t}
+ *   instance:<id>             string {"online":n,"lastSeenAt":t,"expiresAt":t}, PX = 3 reports
+ *   instances                 set of instance ids (pruned when their key is gone)
  */
 
 const END_SESSION = `

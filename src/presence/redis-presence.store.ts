@@ -1,4 +1,4 @@
-import type Redis from 'ioredis';
+import type { RedisClient } from '../redis/redis-connection';
 import { defineScript, Script } from '../redis/define-script';
 import { offlineView } from './memory-presence.store';
 import { PresenceStore } from './presence.store';
@@ -10,7 +10,7 @@ export class RedisPresenceStore extends PresenceStore {
   private readonly scripts: Record<'connect' | 'heartbeat' | 'disconnect' | 'claim' | 'userDevices', Script>;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly retentionMs: number,
   ) {
@@ -96,26 +96,32 @@ export class RedisPresenceStore extends PresenceStore {
     return this.redis.zcount(this.key('presence:expiry'), `(${now}`, '+inf');
   }
 
+  /** Each instance has its own key with a real TTL, so a killed one disappears by itself. */
   async touchInstance(instance: InstanceView, ttlMs: number): Promise<void> {
     const record = { online: instance.online, lastSeenAt: instance.lastSeenAt, expiresAt: instance.lastSeenAt + ttlMs };
-    await this.redis.hset(this.key('instances'), instance.instanceId, JSON.stringify(record));
+    await Promise.all([
+      this.redis.set(this.key('instance', instance.instanceId), JSON.stringify(record), 'PX', ttlMs),
+      this.redis.sadd(this.key('instances'), instance.instanceId),
+    ]);
   }
 
   async listInstances(now: number): Promise<InstanceView[]> {
-    const all = await this.redis.hgetall(this.key('instances'));
+    const ids = await this.redis.smembers(this.key('instances'));
+    if (ids.length === 0) return [];
+    const records = await this.redis.mget(...ids.map((id) => this.key('instance', id)));
     const live: InstanceView[] = [];
     const dead: string[] = [];
-    for (const [instanceId, json] of Object.entries(all)) {
-      const r = JSON.parse(json) as { online: number; lastSeenAt: number; expiresAt: number };
-      if (r.expiresAt > now) live.push({ instanceId, online: r.online, lastSeenAt: r.lastSeenAt });
-      else dead.push(instanceId);
-    }
-    if (dead.length) await this.redis.hdel(this.key('instances'), ...dead);
+    ids.forEach((instanceId, i) => {
+      const r = records[i] ? (JSON.parse(records[i]) as { online: number; lastSeenAt: number; expiresAt: number }) : null;
+      if (r && r.expiresAt > now) live.push({ instanceId, online: r.online, lastSeenAt: r.lastSeenAt });
+      else if (!r) dead.push(instanceId);
+    });
+    if (dead.length) await this.redis.srem(this.key('instances'), ...dead);
     return live.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
   }
 
   async removeInstance(instanceId: string): Promise<void> {
-    await this.redis.hdel(this.key('instances'), instanceId);
+    await Promise.all([this.redis.del(this.key('instance', instanceId)), this.redis.srem(this.key('instances'), instanceId)]);
   }
 
   /** A real write and read, as the readiness probe wants, not only PING. */

@@ -1,42 +1,73 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import Redis from 'ioredis';
-import { AppConfig } from '../config/app-config';
+import Redis, { Cluster, RedisOptions } from 'ioredis';
+import { AppConfig, RedisTarget } from '../config/app-config';
+
+export type RedisClient = Redis | Cluster;
 
 /**
- * The shared Redis connection, or none when REDIS_URL is unset (embedded mode). Commands are
- * bounded: they fail after REDIS_COMMAND_TIMEOUT_MS, and while the link is down they fail at once
- * instead of queueing, so the REST API can answer 503 fast rather than hang for a minute.
- * Auto-pipelining batches the commands issued in one event-loop turn (many devices' heartbeats)
- * into one write.
+ * The Redis connections, or none in embedded mode: `client` for commands (auto-pipelined: the
+ * commands of many devices issued in one event-loop turn go out as one write), and `pub`/`sub`
+ * for the Socket.IO adapter and the pub/sub probe. Commands are bounded: they fail after
+ * REDIS_COMMAND_TIMEOUT_MS, and while a link is down they fail at once instead of queueing, so
+ * REST answers 503 fast rather than hanging for a minute.
  */
 @Injectable()
 export class RedisConnection implements OnApplicationShutdown {
   private readonly logger = new Logger(RedisConnection.name);
-  readonly client: Redis | null;
+  readonly client: RedisClient | null;
+  readonly pub: RedisClient | null;
+  readonly sub: RedisClient | null;
 
   constructor(config: AppConfig) {
-    this.client = config.redisUrl ? createClient(config.redisUrl, config.redisCommandTimeoutMs) : null;
-    this.client?.on('error', (err: Error) => this.logger.warn(`Redis: ${err.message}`));
+    const target = config.redis;
+    const make = (role: string, autoPipelining: boolean) => {
+      if (!target) return null;
+      const c = createClient(target, config.redisCommandTimeoutMs, autoPipelining);
+      c.on('error', (err: Error) => this.logger.warn(`Redis (${role}): ${err.message}`));
+      return c;
+    };
+    this.client = make('commands', true);
+    this.pub = make('publish', false);
+    this.sub = make('subscribe', false);
   }
 
-  /** Waits for the first connection so the app does not start on a Redis it cannot reach. */
+  get all(): RedisClient[] {
+    return [this.client, this.pub, this.sub].filter((c): c is RedisClient => c !== null);
+  }
+
+  /** Waits for every connection so the app does not start on a Redis it cannot reach. */
   async connect(): Promise<void> {
-    if (this.client && this.client.status === 'wait') await this.client.connect();
+    await Promise.all(this.all.map((c) => (c.status === 'wait' ? c.connect() : undefined)));
   }
 
   async onApplicationShutdown(): Promise<void> {
-    if (this.client && this.client.status !== 'end') await this.client.quit().catch(() => this.client?.disconnect());
+    await Promise.all(this.all.map((c) => (c.status === 'end' ? undefined : c.quit().catch(() => c.disconnect()))));
   }
 }
 
-export function createClient(url: string, commandTimeoutMs: number): Redis {
-  return new Redis(url, {
+export function createClient(target: RedisTarget, commandTimeoutMs: number, autoPipelining: boolean): RedisClient {
+  const options: RedisOptions = {
     lazyConnect: true,
     commandTimeout: commandTimeoutMs,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
-    enableAutoPipelining: true,
+    enableAutoPipelining: autoPipelining,
     connectTimeout: 5_000,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
-  });
+  };
+  switch (target.mode) {
+    case 'url':
+      return new Redis(target.url, options);
+    case 'sentinel':
+      // failoverDetector watches the sentinels' +switch-master and moves to the new master at once.
+      return new Redis({ ...options, sentinels: target.sentinels, name: target.name, password: target.password, failoverDetector: true });
+    case 'cluster':
+      return new Cluster(target.nodes, {
+        lazyConnect: true,
+        enableOfflineQueue: false,
+        enableAutoPipelining: autoPipelining,
+        clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
+        redisOptions: { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1, connectTimeout: 5_000, password: target.password },
+      });
+  }
 }

@@ -1,0 +1,89 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { randomBytes } from 'node:crypto';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { RedisClient, RedisConnection } from './redis-connection';
+
+/** Probes missed in a row before a connection is rebuilt: one can be lost to a slow moment. */
+export const MISSES_BEFORE_REBUILD = 2;
+
+/**
+ * A half-open TCP link to Redis (a failover behind a proxy, a NAT dropping the mapping) looks
+ * healthy to the client: a subscription on it just stops receiving, and the instance would keep
+ * accepting pushes it can no longer deliver to other instances. Every REDIS_PROBE_INTERVAL_MS the
+ * watchdog publishes a token to this instance's probe channel and pings the command connection;
+ * when probes go unanswered twice in a row it forces a reconnect (ioredis re-subscribes by itself),
+ * and until then readiness reports the pub/sub link down.
+ */
+@Injectable()
+export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(RedisWatchdog.name);
+  private readonly channel: string;
+  private expected?: string;
+  private subMisses = 0;
+  private commandMisses = 0;
+
+  constructor(
+    private readonly redis: RedisConnection,
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+    private readonly scheduler: SchedulerRegistry,
+  ) {
+    this.channel = `${config.redisPrefix}probe#${config.instanceId}`;
+  }
+
+  get pubSubHealthy(): boolean {
+    return this.subMisses === 0 && this.redis.sub?.status === 'ready';
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const { sub } = this.redis;
+    if (!sub) return;
+    sub.on('message', (channel: string, message: string) => {
+      if (channel === this.channel && message === this.expected) this.expected = undefined;
+    });
+    await sub.subscribe(this.channel);
+    this.scheduler.addInterval('redis-probe', setInterval(() => void this.probe(), this.config.redisProbeIntervalMs));
+  }
+
+  onApplicationShutdown(): void {
+    if (this.scheduler.doesExist('interval', 'redis-probe')) this.scheduler.deleteInterval('redis-probe');
+  }
+
+  /** One round: judge the previous probe, then send the next one. */
+  async probe(): Promise<void> {
+    const { client, pub, sub } = this.redis;
+    if (!client || !pub || !sub) return;
+    this.subMisses = this.expected === undefined ? 0 : this.subMisses + 1;
+    if (this.subMisses >= MISSES_BEFORE_REBUILD) {
+      // Start over after a rebuild: probes sent while it resubscribes would count as misses.
+      this.rebuild('subscribe', sub, pub);
+      this.subMisses = 0;
+      this.expected = undefined;
+      return;
+    }
+    this.expected = randomBytes(8).toString('hex');
+    const [, pinged] = await Promise.all([
+      pub.publish(this.channel, this.expected).catch(() => 0),
+      client.ping().then(
+        () => true,
+        () => false,
+      ),
+    ]);
+    this.commandMisses = pinged ? 0 : this.commandMisses + 1;
+    if (this.commandMisses >= MISSES_BEFORE_REBUILD) {
+      this.commandMisses = 0;
+      this.rebuild('commands', client);
+    }
+  }
+
+  private rebuild(role: string, ...clients: RedisClient[]): void {
+    // Only a connection that believes it is up needs forcing; one already reconnecting will recover.
+    const stuck = clients.filter((c) => c.status === 'ready');
+    if (!stuck.length) return;
+    this.logger.warn(`Redis ${role} connection unresponsive, reconnecting`);
+    this.metrics.redisReconnects.inc({ role });
+    for (const c of stuck) c.disconnect(true);
+  }
+}
