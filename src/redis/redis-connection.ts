@@ -37,11 +37,11 @@ export class RedisConnection implements OnApplicationShutdown {
 
   /** Waits for every connection so the app does not start on a Redis it cannot reach. */
   async connect(): Promise<void> {
-    await Promise.all(this.all.map((c) => (c.status === 'wait' ? c.connect() : undefined)));
+    await Promise.all(this.all.filter((c) => c.status === 'wait').map((c) => c.connect()));
   }
 
   async onApplicationShutdown(): Promise<void> {
-    await Promise.all(this.all.map((c) => (c.status === 'end' ? undefined : c.quit().catch(() => c.disconnect()))));
+    await Promise.all(this.all.filter((c) => c.status !== 'end').map((c) => c.quit().catch(() => c.disconnect())));
   }
 }
 
