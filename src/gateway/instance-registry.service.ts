@@ -5,8 +5,13 @@ import { AppConfig } from '../config/app-config';
 import { PresenceStore } from '../presence/presence.store';
 import { DeviceChannel } from './device-channel';
 
-/** How often an instance reports itself; its record lives three periods, so one missed write is fine. */
-export const INSTANCE_REPORT_MS = 5_000;
+/**
+ * How often an instance reports itself: every 5 s, or every sweep when sweeps are more frequent.
+ * Its record lives three periods, so one missed write is fine and a killed instance is gone soon.
+ */
+export function reportPeriod(sweepIntervalMs: number): number {
+  return Math.min(5_000, sweepIntervalMs);
+}
 
 /** Keeps this instance's entry (id, local socket count) fresh in the store for GET /v1/presence. */
 @Injectable()
@@ -23,13 +28,14 @@ export class InstanceRegistry implements OnApplicationBootstrap {
 
   async onApplicationBootstrap(): Promise<void> {
     await this.report();
-    const timer = setInterval(() => void this.report().catch((err: Error) => this.logger.warn(err.message)), INSTANCE_REPORT_MS);
+    const period = reportPeriod(this.config.sweepIntervalMs);
+    const timer = setInterval(() => void this.report().catch((err: Error) => this.logger.warn(err.message)), period);
     this.scheduler.addInterval('instance-report', timer);
   }
 
   report(): Promise<void> {
     const instance = { instanceId: this.config.instanceId, online: this.channel.localCount, lastSeenAt: this.clock.now() };
-    return this.store.touchInstance(instance, INSTANCE_REPORT_MS * 3);
+    return this.store.touchInstance(instance, reportPeriod(this.config.sweepIntervalMs) * 3);
   }
 
   async leave(): Promise<void> {

@@ -53,6 +53,8 @@ export function createClient(target: RedisTarget, commandTimeoutMs: number, auto
     enableOfflineQueue: false,
     enableAutoPipelining: autoPipelining,
     connectTimeout: 5_000,
+    // A forced reconnect of a half-open link waits this long for the FIN, then destroys the socket.
+    disconnectTimeout: 1_000,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
   };
   switch (target.mode) {
@@ -67,7 +69,13 @@ export function createClient(target: RedisTarget, commandTimeoutMs: number, auto
         enableOfflineQueue: false,
         enableAutoPipelining: autoPipelining,
         clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
-        redisOptions: { commandTimeout: commandTimeoutMs, maxRetriesPerRequest: 1, connectTimeout: 5_000, password: target.password },
+        redisOptions: {
+          commandTimeout: commandTimeoutMs,
+          maxRetriesPerRequest: 1,
+          connectTimeout: 5_000,
+          disconnectTimeout: 1_000,
+          password: target.password,
+        },
       });
   }
 }

@@ -1,0 +1,142 @@
+import { Socket } from 'socket.io-client';
+import { api, connectDevice, nextEvent, sleep, startTestApp, TestApp, waitFor } from './support/app';
+import { getJson, RunningGateway, startGateway } from './support/gateways';
+import { FreezableProxy, RedisServer, replicationInfo, sentinelMaster, startSentinel } from './support/redis-servers';
+import { deviceToken } from './support/tokens';
+
+type Json = Record<string, any>;
+
+/** A device that heartbeats every 300 ms and acks what it receives. */
+async function beatingDevice(url: string, deviceId: string, sockets: Socket[]) {
+  const socket = connectDevice(url, deviceToken({ sub: 'ha-user', deviceId }));
+  sockets.push(socket);
+  const received: Json[] = [];
+  const acks: Json[] = [];
+  socket.on('notification', (n: Json, ack: () => void) => (received.push(n), ack()));
+  await nextEvent(socket, 'ready');
+  const timer = setInterval(() => socket.emit('heartbeat', {}, (a: Json) => acks.push(a)), 300);
+  socket.on('disconnect', () => clearInterval(timer));
+  return { socket, received, acks };
+}
+
+const post = (url: string, json: Json) => api(url, '/v1/notifications', { method: 'POST', json });
+
+describe('Redis failures (separate processes)', () => {
+  const sockets: Socket[] = [];
+  const gateways: RunningGateway[] = [];
+  const servers: { kill(): void }[] = [];
+  afterEach(() => {
+    sockets.splice(0).forEach((s) => s.disconnect());
+    gateways.splice(0).forEach((g) => g.process.child.exitCode === null && g.process.child.kill('SIGKILL'));
+    servers.splice(0).forEach((s) => s.kill());
+  });
+
+  it('rides out a Redis restart mid-traffic: fast 503s, readiness red then green, delivery across instances resumes', async () => {
+    const redis = await (await RedisServer.create(['--appendonly', 'yes', '--appendfsync', 'always'])).start();
+    servers.push(redis);
+    const env = { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '500', HEARTBEAT_INTERVAL_MS: '1000' };
+    const [a, b] = await Promise.all([startGateway('ha-a', env), startGateway('ha-b', env)]);
+    gateways.push(a, b);
+    const d = await beatingDevice(a.url, 'steady', sockets);
+    expect((await post(b.url, { deviceIds: ['steady'], data: 'before', ttl: 60 })).status).toBe(202);
+    await waitFor(() => d.received.length === 1);
+
+    redis.kill();
+    await sleep(300);
+    const started = Date.now();
+    const during = await post(b.url, { deviceIds: ['steady'], data: 'during', ttl: 60 });
+    expect(during.status).toBe(503);
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect(during.headers.get('retry-after')).toBe('1');
+    expect((await fetch(`${a.url}/health/ready`)).status).toBe(503);
+
+    await redis.start();
+    await waitFor(async () => (await fetch(`${a.url}/health/ready`)).ok && (await fetch(`${b.url}/health/ready`)).ok, 10_000, 100);
+    const after = (await (await post(b.url, { deviceIds: ['steady'], data: 'after', ttl: 60 })).json()) as Json;
+    expect(after).toMatchObject({ online: 1 });
+    await waitFor(() => d.received.some((n) => n.id === after.id), 5_000);
+    expect(d.socket.connected).toBe(true);
+    expect(a.process.child.exitCode).toBeNull();
+    expect(b.process.child.exitCode).toBeNull();
+  });
+
+  it('continues on the new master after a Sentinel failover during traffic', async () => {
+    const master = await (await RedisServer.create(['--repl-diskless-sync-delay', '0'])).start();
+    const replica = await (await RedisServer.create(['--replicaof', '127.0.0.1', String(master.port)])).start();
+    servers.push(master, replica);
+    await waitFor(async () => /master_link_status:up/.test(await replicationInfo(replica.port)), 10_000, 50);
+    const sentinel = await startSentinel(master.port, 'pgmaster');
+    servers.push({ kill: () => sentinel.process.kill('SIGKILL') });
+    const env = {
+      REDIS_SENTINELS: `127.0.0.1:${sentinel.port}`,
+      REDIS_SENTINEL_NAME: 'pgmaster',
+      REDIS_COMMAND_TIMEOUT_MS: '500',
+      // The TTL (2.5 x 4 s) outlasts the failover (detection after 1 s, then the promotion), as the
+      // 62.5 s default does in production; a longer outage retires sessions, and clients reconnect.
+      HEARTBEAT_INTERVAL_MS: '4000',
+    };
+    const gw = await startGateway('sentinel-a', env);
+    gateways.push(gw);
+    const d = await beatingDevice(gw.url, 'sentinel-dev', sockets);
+    expect((await post(gw.url, { deviceIds: ['sentinel-dev'], data: 'on master 1' })).status).toBe(202);
+    await waitFor(() => d.received.length === 1);
+
+    // Traffic keeps flowing while the master dies and the sentinel promotes the replica.
+    const statuses: number[] = [];
+    let stop = false;
+    const traffic = (async () => {
+      for (let i = 0; i < 200 && !stop; i++) {
+        statuses.push((await post(gw.url, { deviceIds: ['sentinel-dev'], data: { i }, ttl: 60 })).status);
+        await sleep(50);
+      }
+    })();
+    await waitFor(async () => (await replicationInfo(master.port)).includes(`port=${replica.port},state=online`), 10_000, 50);
+    await sleep(300); // a few heartbeats and publishes replicate while traffic flows
+    master.kill();
+    await waitFor(async () => (await sentinelMaster(sentinel.port, 'pgmaster')) === replica.port, 20_000, 200);
+    await waitFor(async () => (await fetch(`${gw.url}/health/ready`)).ok, 15_000, 100);
+    const after = (await (await post(gw.url, { deviceIds: ['sentinel-dev'], data: 'on the new master' })).json()) as Json;
+    stop = true;
+    await traffic;
+    expect(after).toMatchObject({ online: 1 });
+    await waitFor(() => d.received.some((n) => n.id === after.id), 5_000);
+    expect(statuses.every((s) => s === 202 || s === 503)).toBe(true); // never a 500, never a hang
+    expect(statuses.at(-1)).toBe(202);
+    const health = await getJson(gw.url, '/health/ready');
+    expect(health.checks.store).toMatchObject({ status: 'up', mode: 'sentinel' });
+    expect(await d.socket.timeout(3_000).emitWithAck('heartbeat', {})).toMatchObject({ ok: true });
+  });
+});
+
+describe('a silently dead Redis link (in-process, frozen TCP proxy)', () => {
+  it('is detected by the probe and rebuilt, so cross-instance delivery resumes', async () => {
+    const redis = await (await RedisServer.create()).start();
+    const proxy = await new FreezableProxy(redis.port).start();
+    const common = { REDIS_PREFIX: 'frozen:', REDIS_COMMAND_TIMEOUT_MS: '300', REDIS_PROBE_INTERVAL_MS: '150', HEARTBEAT_INTERVAL_MS: '2000' };
+    let a: TestApp | undefined;
+    let b: TestApp | undefined;
+    const sockets: Socket[] = [];
+    try {
+      a = await startTestApp({ ...common, REDIS_URL: `redis://127.0.0.1:${proxy.port}`, INSTANCE_ID: 'frozen-a' });
+      b = await startTestApp({ ...common, REDIS_URL: redis.url, INSTANCE_ID: 'frozen-b' });
+      const d = await beatingDevice(a.url, 'behind-proxy', sockets);
+      const first = (await (await post(b.url, { deviceIds: ['behind-proxy'], data: 1 })).json()) as Json;
+      await waitFor(() => d.received.some((n) => n.id === first.id));
+
+      proxy.freeze();
+      await waitFor(async () => (await fetch(`${a!.url}/health/ready`)).status === 503, 3_000, 50);
+      await waitFor(async () => (await fetch(`${a!.url}/health/ready`)).ok, 10_000, 100);
+      const metrics = await (await fetch(`${a.url}/metrics`)).text();
+      expect(metrics).toMatch(/push_gateway_redis_reconnects_total\{role="subscribe"\} [1-9]/);
+      const second = (await (await post(b.url, { deviceIds: ['behind-proxy'], data: 2, ttl: 60 })).json()) as Json;
+      expect(second).toMatchObject({ online: 1 });
+      await waitFor(() => d.received.some((n) => n.id === second.id), 5_000);
+    } finally {
+      sockets.forEach((s) => s.disconnect());
+      await a?.close().catch(() => undefined);
+      await b?.close().catch(() => undefined);
+      await proxy.stop();
+      redis.kill();
+    }
+  });
+});

@@ -1,0 +1,124 @@
+import Redis from 'ioredis';
+import { Socket } from 'socket.io-client';
+import { api, connectDevice, nextEvent, sleep, waitFor } from './support/app';
+import { getJson, RunningGateway, startGateway } from './support/gateways';
+import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deviceToken } from './support/tokens';
+
+type Json = Record<string, any>;
+
+/** Several gateway processes on one Redis, behaving as one gateway. */
+describe('several instances (separate processes, real Redis)', () => {
+  const prefix = uniquePrefix('scale');
+  const redis = new Redis(testRedisUrl());
+  const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix };
+  const gateways: RunningGateway[] = [];
+  const sockets: Socket[] = [];
+  let a: RunningGateway;
+  let b: RunningGateway;
+
+  const device = async (gw: RunningGateway, deviceId: string, opts: { topics?: string[]; beat?: boolean } = {}) => {
+    const socket = connectDevice(gw.url, deviceToken({ sub: 'scale-user', deviceId, topics: opts.topics }));
+    sockets.push(socket);
+    const received: Json[] = [];
+    socket.on('notification', (n: Json, ack: () => void) => {
+      received.push(n);
+      ack();
+    });
+    const ready = await nextEvent<Json>(socket, 'ready');
+    if (opts.beat ?? true) {
+      const timer = setInterval(() => socket.emit('heartbeat', {}), 300);
+      socket.on('disconnect', () => clearInterval(timer));
+    }
+    return { socket, received, ready };
+  };
+  const publish = async (gw: RunningGateway, json: Json) => (await (await api(gw.url, '/v1/notifications', { method: 'POST', json })).json()) as Json;
+  const presenceOf = (deviceId: string) => redis.get(`${prefix}presence:${deviceId}`);
+
+  beforeAll(async () => {
+    [a, b] = await Promise.all([startGateway('gw-a', env), startGateway('gw-b', env)]);
+    gateways.push(a, b);
+  });
+  afterEach(() => sockets.splice(0).forEach((s) => s.disconnect()));
+  afterAll(async () => {
+    for (const gw of gateways) if (gw.process.child.exitCode === null) gw.process.child.kill('SIGKILL');
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('delivers a push accepted by one instance to a device on the other, and records its ack', async () => {
+    const d = await device(a, 'cross-1');
+    const answer = await publish(b, { deviceIds: ['cross-1'], data: 'via b' });
+    expect(answer).toMatchObject({ online: 1, queued: 0 });
+    await waitFor(() => d.received.length === 1);
+    expect(d.received[0].id).toBe(answer.id);
+    await waitFor(async () => (await getJson(b.url, `/v1/notifications/${answer.id}`)).targets[0].status === 'delivered');
+  });
+
+  it('reaches topic subscribers on every instance', async () => {
+    const onA = await device(a, 'topic-a', { topics: ['news'] });
+    const onB = await device(b, 'topic-b', { topics: ['news'] });
+    for (const d of [onA, onB]) expect(await d.socket.timeout(2_000).emitWithAck('subscribe', { topics: ['news'] })).toMatchObject({ ok: true });
+    const answer = await publish(a, { topic: 'news', data: 'extra' });
+    expect(answer).toMatchObject({ online: 2 });
+    await waitFor(() => onA.received.length === 1 && onB.received.length === 1);
+  });
+
+  it('replaces a session across instances; the old instance never removes the new presence', async () => {
+    const old = await device(a, 'roamer');
+    const replaced = nextEvent<Json>(old.socket, 'session_replaced');
+    const closed = nextEvent<string>(old.socket, 'disconnect');
+    const fresh = await device(b, 'roamer');
+    expect(await replaced).toMatchObject({ sessionId: old.ready.sessionId });
+    expect(await closed).toBe('io server disconnect');
+    await sleep(300);
+    expect(await presenceOf('roamer')).toBe(fresh.ready.sessionId);
+    expect(await getJson(a.url, '/v1/devices/roamer')).toMatchObject({ online: true, instanceId: 'gw-b' });
+  });
+
+  it('reports per-instance counts in GET /v1/presence', async () => {
+    await device(a, 'count-a');
+    await device(b, 'count-b1');
+    await device(b, 'count-b2');
+    await waitFor(async () => {
+      const body = await getJson(a.url, '/v1/presence');
+      const byId = Object.fromEntries((body.instances as Json[]).map((i) => [i.instanceId, i.online]));
+      return byId['gw-a'] === 1 && byId['gw-b'] === 2 && body.online === 3;
+    });
+  });
+
+  it('survives kill -9 of an instance: its devices reconnect elsewhere and none stays online as a ghost', async () => {
+    const c = await startGateway('gw-c', env);
+    gateways.push(c);
+    const movers = await Promise.all(['mover-1', 'mover-2'].map((id) => device(c, id)));
+    await device(c, 'ghost', { beat: false }); // a device that dies with the instance and never comes back
+    // A load balancer would send the reconnects to a live instance: the clients do that here.
+    const moved = movers.map(
+      (m, i) => new Promise<Json>((resolve) => m.socket.once('disconnect', () => void device(b, `mover-${i + 1}`).then(resolve))),
+    );
+    c.process.child.kill('SIGKILL');
+    const after = await Promise.all(moved);
+    for (const [i, m] of after.entries()) expect(await presenceOf(`mover-${i + 1}`)).toBe(m.ready.sessionId);
+    // ttl (1000 ms) + sweep (100 ms) + slack: the survivors' sweepers retire the ghost.
+    await waitFor(async () => (await getJson(a.url, '/v1/devices/ghost')).online === false, 2_500);
+    await waitFor(async () => (await redis.zscore(`${prefix}presence:expiry`, 'ghost')) === null, 500);
+    expect(await presenceOf('ghost')).toBeNull();
+    await waitFor(async () => !(await getJson(a.url, '/v1/presence')).instances.some((i: Json) => i.instanceId === 'gw-c'), 3_000);
+  });
+
+  it('drains on SIGTERM: devices are told to reconnect, presence goes at once, the process exits in time', async () => {
+    const d = await startGateway('gw-d', env);
+    gateways.push(d);
+    const leaving = await device(d, 'drained');
+    const hint = nextEvent<Json>(leaving.socket, 'server_draining');
+    const reconnected = new Promise<Json>((resolve) => leaving.socket.once('disconnect', () => void device(a, 'drained').then(resolve)));
+    const started = Date.now();
+    d.process.child.kill('SIGTERM');
+    expect(await hint).toEqual({ instanceId: 'gw-d', reconnect: true });
+    const back = await reconnected;
+    expect(await d.process.exited).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(await presenceOf('drained')).toBe(back.ready.sessionId);
+    expect((await getJson(a.url, '/v1/presence')).instances.map((i: Json) => i.instanceId)).not.toContain('gw-d');
+  });
+});

@@ -1,0 +1,36 @@
+import { api, waitFor } from './app';
+import { freePort } from './find-redis';
+import { GatewayProcess, spawnGateway } from './process';
+import { TEST_API_KEY, TEST_JWT_SECRET } from './tokens';
+
+export interface RunningGateway {
+  process: GatewayProcess;
+  url: string;
+  instanceId: string;
+}
+
+/** Starts one built gateway process on a free loopback port and waits until it is ready. */
+export async function startGateway(instanceId: string, env: Record<string, string>): Promise<RunningGateway> {
+  const port = await freePort();
+  const process = spawnGateway({
+    PORT: String(port),
+    API_KEYS: TEST_API_KEY,
+    DEVICE_JWT_SECRET: TEST_JWT_SECRET,
+    INSTANCE_ID: instanceId,
+    HEARTBEAT_INTERVAL_MS: '400',
+    HEARTBEAT_MIN_MS: '200',
+    SWEEP_INTERVAL_MS: '100',
+    REDIS_PROBE_INTERVAL_MS: '200',
+    SHUTDOWN_GRACE_MS: '5000',
+    ...env,
+  });
+  const url = `http://127.0.0.1:${port}`;
+  await waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.ok ?? false, 15_000, 50).catch((err: Error) => {
+    throw new Error(`${instanceId} did not become ready: ${err.message}\n${process.output()}`);
+  });
+  return { process, url, instanceId };
+}
+
+export async function getJson<T = any>(url: string, path: string): Promise<T> {
+  return (await (await api(url, path)).json()) as T;
+}

@@ -1,0 +1,135 @@
+import { ChildProcess, spawn } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, Server, Socket, connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import Redis from 'ioredis';
+import { waitFor } from './app';
+import { freePort, pingRedis } from './find-redis';
+
+/** A redis-server of the test's own on loopback; `persistent` keeps data across restarts (AOF). */
+export class RedisServer {
+  process?: ChildProcess;
+  readonly dir = mkdtempSync(join(tmpdir(), 'pg-redis-'));
+
+  constructor(
+    readonly port: number,
+    private readonly extra: string[] = [],
+  ) {}
+
+  static async create(extra: string[] = []): Promise<RedisServer> {
+    return new RedisServer(await freePort(), extra);
+  }
+
+  get url(): string {
+    return `redis://127.0.0.1:${this.port}`;
+  }
+
+  async start(): Promise<this> {
+    this.process = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', ...this.extra], {
+      stdio: 'ignore',
+    });
+    await waitFor(() => pingRedis(this.port), 10_000, 25);
+    return this;
+  }
+
+  kill(): void {
+    this.process?.kill('SIGKILL');
+  }
+}
+
+/** One sentinel watching `master` (quorum 1, fast failure detection), for failover tests. */
+export async function startSentinel(masterPort: number, name: string): Promise<{ port: number; process: ChildProcess }> {
+  const port = await freePort();
+  const dir = mkdtempSync(join(tmpdir(), 'pg-sentinel-'));
+  const conf = join(dir, 'sentinel.conf');
+  writeFileSync(
+    conf,
+    [
+      `port ${port}`,
+      'bind 127.0.0.1',
+      `dir ${dir}`,
+      `sentinel monitor ${name} 127.0.0.1 ${masterPort} 1`,
+      `sentinel down-after-milliseconds ${name} 1000`,
+      `sentinel failover-timeout ${name} 5000`,
+      `sentinel parallel-syncs ${name} 1`,
+    ].join('\n'),
+  );
+  const child = spawn('redis-server', [conf, '--sentinel'], { stdio: 'ignore' });
+  await waitFor(() => pingRedis(port), 10_000, 25);
+  return { port, process: child };
+}
+
+export async function sentinelMaster(port: number, name: string): Promise<number> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+  try {
+    await client.connect();
+    const [, masterPort] = (await client.call('SENTINEL', 'get-master-addr-by-name', name)) as [string, string];
+    return Number(masterPort);
+  } finally {
+    client.disconnect();
+  }
+}
+
+export async function replicationInfo(port: number): Promise<string> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true });
+  try {
+    await client.connect();
+    return await client.info('replication');
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * A TCP proxy that can freeze the connections it already carries: nothing is forwarded any more,
+ * yet nothing is closed, which is how a half-open link (a failover behind a NAT) looks to a
+ * client. Connections made after the freeze pass normally.
+ */
+export class FreezableProxy {
+  private readonly pairs: [Socket, Socket][] = [];
+  private readonly all = new Set<Socket>();
+  private server?: Server;
+  port = 0;
+
+  constructor(private readonly targetPort: number) {}
+
+  async start(): Promise<this> {
+    this.server = createServer((client) => {
+      const upstream = connect(this.targetPort, '127.0.0.1');
+      client.pipe(upstream);
+      upstream.pipe(client);
+      const close = () => {
+        client.destroy();
+        upstream.destroy();
+      };
+      client.on('error', close);
+      upstream.on('error', close);
+      client.on('close', close);
+      upstream.on('close', close);
+      this.pairs.push([client, upstream]);
+      this.all.add(client).add(upstream);
+    });
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    this.port = (this.server.address() as { port: number }).port;
+    return this;
+  }
+
+  freeze(): void {
+    for (const [client, upstream] of this.pairs.splice(0)) {
+      client.unpipe(upstream);
+      upstream.unpipe(client);
+      client.pause();
+      upstream.pause();
+      // Closing from the client side would normally reach Redis; a frozen link swallows that too.
+      client.removeAllListeners('end');
+      client.on('end', () => undefined);
+      client.on('close', () => upstream.destroy());
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const socket of this.all) socket.destroy();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+}
