@@ -1,9 +1,10 @@
 import Redis from 'ioredis';
+import { connect } from 'node:net';
 import { Socket } from 'socket.io-client';
 import { api, connectDevice, nextEvent, sleep, waitFor } from './support/app';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
-import { deviceToken } from './support/tokens';
+import { deviceToken, TEST_API_KEY } from './support/tokens';
 
 type Json = Record<string, any>;
 
@@ -120,5 +121,32 @@ describe('several instances (separate processes, real Redis)', () => {
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await presenceOf('drained')).toBe(back.ready.sessionId);
     expect((await getJson(a.url, '/v1/presence')).instances.map((i: Json) => i.instanceId)).not.toContain('gw-d');
+  });
+
+  it('lets a REST request in flight at SIGTERM finish, while new ones are turned away', async () => {
+    const e = await startGateway('gw-e', env);
+    gateways.push(e);
+    const body = JSON.stringify({ deviceIds: ['in-flight'], data: 'x'.repeat(200), ttl: 60 });
+    const { port } = new URL(e.url);
+    const raw = connect(Number(port), '127.0.0.1');
+    let response = '';
+    raw.on('data', (chunk) => (response += chunk.toString()));
+    const ended = new Promise((resolve) => raw.on('close', resolve));
+    await new Promise((resolve) => raw.once('connect', resolve));
+    raw.write(
+      `POST /v1/notifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n` +
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n` +
+        body.slice(0, 50),
+    );
+    await sleep(200); // the request has arrived; its body has not
+    e.process.child.kill('SIGTERM');
+    await sleep(300);
+    const refused = await fetch(`${e.url}/v1/presence`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } }).catch(() => null);
+    expect(refused === null || refused.status === 503).toBe(true); // refused, or no longer listening
+    raw.write(body.slice(50)); // no half-close: the response comes back on this connection
+    await ended;
+    expect(response).toMatch(/^HTTP\/1.1 202/);
+    expect(response).toMatch(/"queued":1/);
+    expect(await e.process.exited).toBe(0);
   });
 });

@@ -1,4 +1,6 @@
 import { BeforeApplicationShutdown, Injectable, Logger } from '@nestjs/common';
+import { HttpAdapterHost } from '@nestjs/core';
+import type { Server } from 'node:http';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { PresenceStore } from '../presence/presence.store';
@@ -10,7 +12,8 @@ import { SessionSweeper } from './session-sweeper.service';
  * Graceful shutdown (SIGTERM): runs before Nest closes the HTTP server. New handshakes are refused
  * from here on, every local device gets `server_draining` and its transport is closed (so
  * Socket.IO clients reconnect, to another instance when there is one), and their presence is
- * removed at once instead of lingering until the TTL.
+ * removed at once instead of lingering until the TTL. Then the listener closes and the drain waits
+ * for REST requests already in flight (main.ts bounds all of it with SHUTDOWN_GRACE_MS).
  */
 @Injectable()
 export class DrainService implements BeforeApplicationShutdown {
@@ -23,6 +26,7 @@ export class DrainService implements BeforeApplicationShutdown {
     private readonly instances: InstanceRegistry,
     private readonly clock: Clock,
     private readonly config: AppConfig,
+    private readonly http: HttpAdapterHost,
   ) {}
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
@@ -35,5 +39,20 @@ export class DrainService implements BeforeApplicationShutdown {
     } catch (err) {
       this.logger.warn(`presence not removed on drain, it will expire by TTL: ${(err as Error).message}`);
     }
+    await this.finishInFlight();
+  }
+
+  /**
+   * Stops listening and resolves once every HTTP connection has ended: idle keep-alive ones are
+   * closed at once, busy ones after their response. Socket.IO's own close() would stop the server
+   * without waiting, and the process would exit over requests still being answered.
+   */
+  private finishInFlight(): Promise<void> {
+    const server = this.http.httpAdapter?.getHttpServer() as Server | undefined;
+    if (!server?.listening) return Promise.resolve();
+    return new Promise((resolve) => {
+      server.close(() => resolve());
+      server.closeIdleConnections();
+    });
   }
 }

@@ -15,7 +15,8 @@
  */
 
 /**
- * KEYS: notif, seq, idempotency key ('' for none).
+ * KEYS: notif, seq, idempotency key (a placeholder in the same hash slot when there is none: a
+ * Cluster routes a script by its keys, so even an unused key must not point elsewhere).
  * ARGV: prefix id payload createdAt effectiveExpiresAt notifPx collapseKey maxInbox keepOffline(1/0)
  *       now fingerprint idemPx, then the target deviceIds.
  * Returns {'replay', answer} | {'conflict'} | {'ok', answer, onlineIds, evictions}
@@ -27,7 +28,8 @@ local createdAt, expires, notifPx = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumb
 local collapse, maxInbox, keepOffline, now = ARGV[7], tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
 local fingerprint, idemPx = ARGV[11], tonumber(ARGV[12])
 
-if KEYS[3] ~= '' then
+local idempotent = fingerprint ~= ''
+if idempotent then
   local prev = redis.call('GET', KEYS[3])
   if prev then
     local record = cjson.decode(prev)
@@ -78,7 +80,7 @@ for i = 13, #ARGV do
 end
 redis.call('PEXPIRE', KEYS[1], notifPx)
 local answer = cjson.encode({id = id, online = online, queued = queued})
-if KEYS[3] ~= '' then
+if idempotent then
   redis.call('SET', KEYS[3], cjson.encode({fingerprint = fingerprint, answer = answer}), 'PX', idemPx)
 end
 return {'ok', answer, onlineIds, evicted}

@@ -26,7 +26,7 @@ export class RedisNotificationStore extends NotificationStore {
     const reply = (await this.publishScript(
       this.key('notif', p.id),
       this.key('notif', 'seq'),
-      r.idempotency ? this.key('idem', r.idempotency.key) : '',
+      this.key('idem', r.idempotency?.key ?? ''),
       this.prefix,
       p.id,
       JSON.stringify(p),

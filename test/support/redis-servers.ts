@@ -133,3 +133,28 @@ export class FreezableProxy {
     await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
   }
 }
+
+/** A three-master Redis Cluster on loopback (no replicas), created with redis-cli --cluster create. */
+export async function startRedisCluster(): Promise<{ nodes: RedisServer[]; spec: string; kill(): void }> {
+  const nodes = await Promise.all(
+    [0, 1, 2].map(async () => (await RedisServer.create(['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000', '--appendonly', 'no'])).start()),
+  );
+  const { execFileSync } = await import('node:child_process');
+  execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], {
+    stdio: 'ignore',
+  });
+  await waitFor(
+    async () => {
+      const client = new Redis({ port: nodes[0].port, host: '127.0.0.1', lazyConnect: true });
+      try {
+        await client.connect();
+        return /cluster_state:ok/.test((await client.call('CLUSTER', 'INFO')) as string);
+      } finally {
+        client.disconnect();
+      }
+    },
+    15_000,
+    100,
+  );
+  return { nodes, spec: nodes.map((n) => `127.0.0.1:${n.port}`).join(','), kill: () => nodes.forEach((n) => n.kill()) };
+}
