@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import { connectDevice, nextEvent, sleep, startTestApp, TestApp, waitFor } from './support/app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
-import { deviceToken, TokenClaims } from './support/tokens';
+import { deviceToken, TEST_API_KEY, TokenClaims } from './support/tokens';
 
 interface Ready {
   sessionId: string;
@@ -130,6 +130,31 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
         expect(ack).toEqual({ ok: false, error: { code: 'invalid_payload', message: expect.any(String) } });
       }
       expect(await redis.pttl(`${prefix}presence:hb-bad`)).toBeLessThanOrEqual(before);
+    });
+  });
+
+  describe('smart heartbeat support', () => {
+    it('records app state, learns stable intervals per network, and recommends them to the next device', async () => {
+      const network = `wifi:lab-${Date.now()}`;
+      const { socket } = await connected({ deviceId: 'teacher' });
+      for (let i = 0; i < 3; i++) {
+        expect(await emitAck(socket, 'heartbeat', { interval: 1_500, network, appState: 'background' })).toMatchObject({ ok: true });
+      }
+      const shown = await fetch(`${gw.url}/v1/devices/teacher`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } });
+      expect(await shown.json()).toMatchObject({ appState: 'background', network, interval: 1_500 });
+      expect(await emitAck(socket, 'heartbeat', { appState: 'sideways' })).toMatchObject({ ok: false, error: { code: 'invalid_payload' } });
+
+      const learner = connectDevice(gw.url, deviceToken({ sub: 'user-1', deviceId: 'learner' }), { auth: { network } });
+      sockets.push(learner);
+      const ready = await nextEvent<Ready>(learner, 'ready');
+      expect(ready.heartbeat).toMatchObject({ interval: INTERVAL, recommended: 1_000 });
+
+      const presence = (await (await fetch(`${gw.url}/v1/presence`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } })).json()) as {
+        networks: { network: string; samples: number; recommendedInterval: number }[];
+      };
+      expect(presence.networks).toContainEqual({ network, samples: 1, recommendedInterval: 1_000 });
+      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+      expect(metrics).toContain(`push_gateway_network_recommended_interval_ms{network="${network}"} 1000`);
     });
   });
 

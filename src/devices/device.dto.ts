@@ -12,6 +12,8 @@ export class DeviceDto {
   @ApiPropertyOptional({ description: 'epoch ms when presence runs out without a heartbeat (online only)' }) expiresAt?: number;
   @ApiPropertyOptional({ description: 'heartbeat interval in use, ms (online only)' }) interval?: number;
   @ApiPropertyOptional({ description: 'epoch ms of the last sign of life' }) lastSeenAt?: number;
+  @ApiPropertyOptional({ enum: ['foreground', 'background'], description: 'as the last heartbeat said' }) appState?: string;
+  @ApiPropertyOptional({ description: 'network key the device announced' }) network?: string;
 }
 
 export class UserDevicesDto {
@@ -25,9 +27,16 @@ export class InstanceDto {
   @ApiProperty({ description: 'epoch ms' }) lastSeenAt!: number;
 }
 
+export class NetworkDto {
+  @ApiProperty() network!: string;
+  @ApiProperty({ description: 'stable-interval samples (7 days)' }) samples!: number;
+  @ApiPropertyOptional({ description: 'starting interval new devices on this network get in ready (ms)' }) recommendedInterval?: number;
+}
+
 export class PresenceSummaryDto {
   @ApiProperty() online!: number;
   @ApiProperty({ type: [InstanceDto] }) instances!: InstanceView[];
+  @ApiProperty({ type: [NetworkDto], description: 'what smart heartbeats learned, most recent networks first' }) networks!: NetworkDto[];
 }
 
 /** The public shape: no session id (an internal handle), undefined fields dropped. */

@@ -3,6 +3,7 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiAuth } from '../auth/api-auth.decorator';
 import { Clock } from '../common/clock';
 import { DeviceChannel } from '../gateway/device-channel';
+import { MAX_LISTED_NETWORKS, statsOf } from '../presence/network-intervals';
 import { PresenceStore } from '../presence/presence.store';
 import { DeviceDto, PresenceSummaryDto, toDeviceDto, UserDevicesDto } from './device.dto';
 
@@ -39,8 +40,12 @@ export class DevicesController {
   @ApiResponse({ status: 200, type: PresenceSummaryDto })
   async presence(): Promise<PresenceSummaryDto> {
     const now = this.clock.now();
-    const [online, instances] = await Promise.all([this.store.countOnline(now), this.store.listInstances(now)]);
-    return { online, instances };
+    const [online, instances, networks] = await Promise.all([
+      this.store.countOnline(now),
+      this.store.listInstances(now),
+      this.store.listNetworks(now, MAX_LISTED_NETWORKS),
+    ]);
+    return { online, instances, networks: networks.map((n) => statsOf(n.network, n.histogram)) };
   }
 
   @Delete('devices/:deviceId/session')

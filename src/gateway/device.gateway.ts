@@ -18,6 +18,7 @@ import { DeviceChannel, rooms } from './device-channel';
 import { guardPackets } from './packet-guard';
 import { SessionService } from './session.service';
 import { Ack, DeviceServer, DeviceSocket, errorAck, HeartbeatAck } from './socket-events';
+import { isNetworkKey } from '../presence/network-intervals';
 import { isTopicAllowed, MAX_TOPICS_PER_SESSION, readTopics } from './topic-policy';
 
 type TopicsAck = Ack<{ ok: true; topics: string[] }>;
@@ -49,6 +50,8 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
           platform: claims.platform,
           topics: claims.topics,
           interval: this.config.heartbeat.interval,
+          network: readNetwork(socket.handshake.auth),
+          beatsAtInterval: 0,
         };
         next();
       } catch (err) {
@@ -122,6 +125,12 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     for (const t of topics) await socket.leave(rooms.topic(t));
     return { ok: true, topics: currentTopics(socket) };
   }
+}
+
+/** `auth.network` is a hint for smart heartbeats; an unusable value is ignored, not refused. */
+function readNetwork(auth: unknown): string | undefined {
+  const network = (auth as { network?: unknown } | undefined)?.network;
+  return isNetworkKey(network) ? network : undefined;
 }
 
 function currentTopics(socket: DeviceSocket): string[] {

@@ -4,7 +4,8 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
-import { SessionRef } from '../presence/presence.types';
+import { bucketOf, isNetworkKey, recommendInterval, STABLE_BEATS } from '../presence/network-intervals';
+import { AppState, SessionRef } from '../presence/presence.types';
 import { DeviceChannel } from './device-channel';
 import { Ack, DeviceSession, errorAck, HeartbeatAck, ReadyPayload } from './socket-events';
 
@@ -25,14 +26,19 @@ export class SessionService {
   /** Records presence (replacing any older session of the device) and builds the `ready` payload. */
   async start(session: DeviceSession): Promise<ReadyPayload> {
     const now = this.clock.now();
-    const heartbeat = this.policy.initial();
+    const heartbeat: ReadyPayload['heartbeat'] = this.policy.initial();
     session.interval = heartbeat.interval;
+    if (session.network) {
+      const recommended = recommendInterval(await this.store.networkHistogram(session.network, now));
+      if (recommended !== undefined) heartbeat.recommended = this.policy.clamp(recommended);
+    }
     const replaced = await this.store.connect({
       deviceId: session.deviceId,
       userId: session.userId,
       sessionId: session.sessionId,
       instanceId: this.config.instanceId,
       platform: session.platform,
+      network: session.network,
       now,
       interval: heartbeat.interval,
       ttl: heartbeat.ttl,
@@ -60,9 +66,22 @@ export class SessionService {
     const interval = this.policy.clamp(requested.interval ?? session.interval);
     const ttl = this.policy.ttlFor(interval);
     const now = this.clock.now();
+    if (requested.network) session.network = requested.network;
+    session.beatsAtInterval = interval === session.interval ? session.beatsAtInterval + 1 : 1;
+    // One sample per run of STABLE_BEATS at an interval: the device held its link that long, repeatedly.
+    const sampleBucket = session.network && session.beatsAtInterval === STABLE_BEATS ? bucketOf(interval) : undefined;
     let alive: boolean;
     try {
-      alive = await this.store.heartbeat({ deviceId: session.deviceId, sessionId: session.sessionId, now, interval, ttl });
+      alive = await this.store.heartbeat({
+        deviceId: session.deviceId,
+        sessionId: session.sessionId,
+        now,
+        interval,
+        ttl,
+        appState: requested.appState,
+        network: requested.network,
+        sampleBucket,
+      });
     } catch (err) {
       this.metrics.heartbeats.inc({ result: 'error' });
       this.logger.warn(`heartbeat of ${session.deviceId} not recorded: ${(err as Error).message}`);
@@ -90,14 +109,23 @@ export function refOf(s: DeviceSession, instanceId: string): SessionRef {
   return { deviceId: s.deviceId, sessionId: s.sessionId, userId: s.userId, instanceId };
 }
 
-/** Validates a heartbeat payload: nothing, or `{ interval?: number }`; a string explains a refusal. */
-export function readHeartbeat(payload: unknown): { interval?: number } | string {
+export interface HeartbeatRequest {
+  interval?: number;
+  network?: string;
+  appState?: AppState;
+}
+
+/** Validates `{ interval?, network?, appState? }` (or nothing); a string explains a refusal. */
+export function readHeartbeat(payload: unknown): HeartbeatRequest | string {
   if (payload === undefined || payload === null) return {};
   if (typeof payload !== 'object' || Array.isArray(payload)) return 'heartbeat payload must be an object';
-  const { interval } = payload as { interval?: unknown };
-  if (interval === undefined) return {};
-  if (typeof interval !== 'number' || !Number.isFinite(interval) || interval <= 0) {
+  const { interval, network, appState } = payload as Record<string, unknown>;
+  if (interval !== undefined && (typeof interval !== 'number' || !Number.isFinite(interval) || interval <= 0)) {
     return 'interval must be a positive number of milliseconds';
   }
-  return { interval };
+  if (network !== undefined && !isNetworkKey(network)) return 'network must be 1-64 characters of [A-Za-z0-9._:@/+-]';
+  if (appState !== undefined && appState !== 'foreground' && appState !== 'background') {
+    return 'appState must be "foreground" or "background"';
+  }
+  return { interval: interval, network: network, appState: appState };
 }

@@ -6,6 +6,8 @@ export interface HeartbeatSettingsPayload {
   min: number;
   max: number;
   ttl: number;
+  /** Learned from other devices on the network the client announced in `auth.network`. */
+  recommended?: number;
 }
 
 export interface ReadyPayload {
@@ -69,6 +71,9 @@ export interface DeviceSession {
   platform?: string;
   topics: string[];
   interval: number;
+  network?: string;
+  /** Heartbeats in a row at the current interval; a run of STABLE_BEATS is one learning sample. */
+  beatsAtInterval: number;
   /** Settles once presence is recorded and `ready` was sent; false if that failed. */
   ready?: Promise<boolean>;
 }

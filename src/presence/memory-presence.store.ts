@@ -1,4 +1,5 @@
 import { MinHeap } from '../common/min-heap';
+import { NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
 import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
 
@@ -20,6 +21,7 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly deadlines = new MinHeap<Deadline>((d) => d.at);
   private readonly instances = new Map<string, InstanceView & { expiresAt: number }>();
   private sessions = 0;
+  private readonly networks = new Map<string, { histogram: Record<string, number>; lastAt: number }>();
 
   constructor(private readonly retentionMs: number) {
     super();
@@ -43,6 +45,7 @@ export class MemoryPresenceStore extends PresenceStore {
       expiresAt,
       interval: s.interval,
       lastSeenAt: s.now,
+      network: s.network,
     });
     this.userIndex(s.userId).set(s.deviceId, Infinity);
     this.deadlines.push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
@@ -56,6 +59,14 @@ export class MemoryPresenceStore extends PresenceStore {
     d.lastSeenAt = u.now;
     d.interval = u.interval;
     d.expiresAt = u.now + u.ttl;
+    if (u.appState) d.appState = u.appState;
+    if (u.network) d.network = u.network;
+    if (u.network && u.sampleBucket !== undefined) {
+      const net = this.networks.get(u.network) ?? { histogram: {}, lastAt: 0 };
+      net.histogram[u.sampleBucket] = (net.histogram[u.sampleBucket] ?? 0) + 1;
+      net.lastAt = u.now;
+      this.networks.set(u.network, net);
+    }
     this.deadlines.push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
     return true;
   }
@@ -128,6 +139,19 @@ export class MemoryPresenceStore extends PresenceStore {
 
   async ping(): Promise<void> {}
 
+  async networkHistogram(network: string, now: number): Promise<Record<string, number>> {
+    const net = this.networks.get(network);
+    return net && net.lastAt + NETWORK_RETENTION_MS > now ? { ...net.histogram } : {};
+  }
+
+  async listNetworks(now: number, limit: number): Promise<{ network: string; histogram: Record<string, number> }[]> {
+    return [...this.networks.entries()]
+      .filter(([, n]) => n.lastAt + NETWORK_RETENTION_MS > now)
+      .sort(([, a], [, b]) => b.lastAt - a.lastAt)
+      .slice(0, limit)
+      .map(([network, n]) => ({ network, histogram: { ...n.histogram } }));
+  }
+
   /** For the in-process notification store, which decides who is online the way Redis does. */
   isOnline(deviceId: string, now: number): boolean {
     const d = this.devices.get(deviceId);
@@ -178,5 +202,6 @@ export function offlineView(d: DeviceView): DeviceView {
     platform: d.platform,
     lastHeartbeatAt: d.lastHeartbeatAt,
     lastSeenAt: d.lastSeenAt,
+    network: d.network,
   };
 }

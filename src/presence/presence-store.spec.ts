@@ -176,6 +176,26 @@ function presenceStoreCases(makeStore: () => PresenceStore) {
     expect(await store.listInstances(clock.now())).toEqual([]);
   });
 
+  it('records app state and network, and collects stable-interval samples per network', async () => {
+    await store.connect(start('d1', 's1', { network: 'wifi:home' }));
+    const beat = (extra: object) =>
+      store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL, ...extra });
+    await beat({ appState: 'background' });
+    await beat({ network: 'cell:acme', sampleBucket: 30_000 });
+    await beat({ network: 'cell:acme', sampleBucket: 30_000 });
+    clock.advance(10);
+    await beat({ network: 'wifi:home', sampleBucket: 60_000 });
+    const [view] = await store.getDevices(['d1'], clock.now());
+    expect(view).toMatchObject({ appState: 'background', network: 'wifi:home' });
+    expect(await store.networkHistogram('cell:acme', clock.now())).toEqual({ 30000: 2 });
+    expect(await store.networkHistogram('unknown', clock.now())).toEqual({});
+    expect(await store.listNetworks(clock.now(), 10)).toEqual([
+      { network: 'wifi:home', histogram: { 60000: 1 } },
+      { network: 'cell:acme', histogram: { 30000: 2 } },
+    ]);
+    expect(await store.listNetworks(clock.now(), 1)).toHaveLength(1);
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
 import { RedisConnection } from '../redis/redis-connection';
 import { HeartbeatPolicy } from './heartbeat-policy';
+import { NetworkMetrics } from './network-metrics';
 import { MemoryPresenceStore } from './memory-presence.store';
 import { PresenceStore } from './presence.store';
 import { RedisPresenceStore } from './redis-presence.store';
@@ -17,6 +18,7 @@ import { RedisPresenceStore } from './redis-presence.store';
           : new MemoryPresenceStore(config.deviceRetentionMs),
     },
     { provide: HeartbeatPolicy, inject: [AppConfig], useFactory: (config: AppConfig) => new HeartbeatPolicy(config.heartbeat) },
+    NetworkMetrics,
   ],
   exports: [PresenceStore, HeartbeatPolicy],
 })

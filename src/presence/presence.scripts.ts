@@ -11,6 +11,8 @@
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
  *   presence:expiry           zset deviceId -> expiresAt, what the sweeper reads
  *   user:<userId>:devices     zset deviceId -> lastSeenAt (+inf while online)
+ *   net:<network>             hash bucketMs -> samples of stable heartbeat intervals (7 days)
+ *   networks                  zset network -> last sample time
  *   instance:<id>             string {"online":n,"lastSeenAt":t,"expiresAt":t}, PX = 3 reports
  *   instances                 set of instance ids (pruned when their key is gone)
  */
@@ -28,7 +30,7 @@ local function end_session(prefix, id, dkey, user, seen, retention)
 end
 `;
 
-/** KEYS: presence, device, expiry, user index. ARGV: deviceId sessionId userId platform instanceId now interval ttl prefix */
+/** KEYS: presence, device, expiry, user index. ARGV: deviceId sessionId userId platform instanceId now interval ttl prefix network */
 export const CONNECT = `
 local id, session, user, platform, instance = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[8])
@@ -39,6 +41,8 @@ redis.call('SET', KEYS[1], session, 'PX', ttl)
 redis.call('HSET', KEYS[2], 'userId', user, 'sessionId', session, 'instanceId', instance,
   'connectedAt', now, 'lastHeartbeatAt', now, 'expiresAt', expires, 'interval', ARGV[7], 'lastSeenAt', now)
 if platform ~= '' then redis.call('HSET', KEYS[2], 'platform', platform) else redis.call('HDEL', KEYS[2], 'platform') end
+if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'network', ARGV[10]) else redis.call('HDEL', KEYS[2], 'network') end
+redis.call('HDEL', KEYS[2], 'appState')
 redis.call('HSETNX', KEYS[2], 'firstSeenAt', now)
 redis.call('PERSIST', KEYS[2])
 redis.call('ZADD', KEYS[3], expires, id)
@@ -48,7 +52,10 @@ if prev[1] then return {prev[1], prev[2], prev[3]} end
 return false
 `;
 
-/** KEYS: presence, device, expiry. ARGV: deviceId sessionId now interval ttl */
+/**
+ * KEYS: presence, device, expiry. ARGV: deviceId sessionId now interval ttl appState network
+ * sampleBucket prefix networkRetention. A stable-interval sample rides along in the same round trip.
+ */
 export const HEARTBEAT = `
 local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[5])
 local state = redis.call('HMGET', KEYS[2], 'sessionId', 'expiresAt')
@@ -57,6 +64,14 @@ local expires = now + ttl
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
 redis.call('HSET', KEYS[2], 'lastHeartbeatAt', now, 'lastSeenAt', now, 'expiresAt', expires, 'interval', ARGV[4])
 redis.call('ZADD', KEYS[3], expires, ARGV[1])
+if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'appState', ARGV[6]) end
+if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'network', ARGV[7]) end
+if ARGV[8] ~= '' and ARGV[7] ~= '' then
+  local nkey = ARGV[9] .. 'net:' .. ARGV[7]
+  redis.call('HINCRBY', nkey, ARGV[8], 1)
+  redis.call('PEXPIRE', nkey, ARGV[10])
+  redis.call('ZADD', ARGV[9] .. 'networks', now, ARGV[7])
+end
 return 1
 `;
 

@@ -36,6 +36,12 @@ export abstract class PresenceStore {
 
   abstract removeInstance(instanceId: string): Promise<void>;
 
+  /** Stable-interval samples of one network: { bucketMs: count }. */
+  abstract networkHistogram(network: string, now: number): Promise<Record<string, number>>;
+
+  /** The most recently sampled networks with their histograms. */
+  abstract listNetworks(now: number, limit: number): Promise<{ network: string; histogram: Record<string, number> }[]>;
+
   /** Proves the store answers reads and writes; rejects when it does not. */
   abstract ping(): Promise<void>;
 }

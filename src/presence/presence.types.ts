@@ -5,10 +5,13 @@ export interface SessionStart {
   sessionId: string;
   instanceId: string;
   platform?: string;
+  network?: string;
   now: number;
   interval: number;
   ttl: number;
 }
+
+export type AppState = 'foreground' | 'background';
 
 export interface HeartbeatUpdate {
   deviceId: string;
@@ -16,6 +19,10 @@ export interface HeartbeatUpdate {
   now: number;
   interval: number;
   ttl: number;
+  appState?: AppState;
+  network?: string;
+  /** Record one stable-interval sample (this bucket) for `network`, in the same write. */
+  sampleBucket?: number;
 }
 
 /** Identifies one session of one device, wherever its socket lives. */
@@ -39,6 +46,8 @@ export interface DeviceView {
   expiresAt?: number;
   interval?: number;
   lastSeenAt?: number;
+  appState?: AppState;
+  network?: string;
 }
 
 export interface InstanceView {

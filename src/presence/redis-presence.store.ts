@@ -3,7 +3,8 @@ import { defineScript, Script } from '../redis/define-script';
 import { offlineView } from './memory-presence.store';
 import { PresenceStore } from './presence.store';
 import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, USER_DEVICES } from './presence.scripts';
-import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
+import { NETWORK_RETENTION_MS } from './network-intervals';
+import { AppState, DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
 
 /** Presence in Redis; the layout is described in presence.scripts.ts. */
 export class RedisPresenceStore extends PresenceStore {
@@ -39,6 +40,7 @@ export class RedisPresenceStore extends PresenceStore {
       s.interval,
       s.ttl,
       this.prefix,
+      s.network ?? '',
     )) as [string, string, string] | null;
     return prev ? { deviceId: s.deviceId, sessionId: prev[0], userId: prev[1], instanceId: prev[2] } : null;
   }
@@ -53,6 +55,11 @@ export class RedisPresenceStore extends PresenceStore {
       u.now,
       u.interval,
       u.ttl,
+      u.appState ?? '',
+      u.network ?? '',
+      u.sampleBucket ?? '',
+      this.prefix,
+      NETWORK_RETENTION_MS,
     );
     return ok === 1;
   }
@@ -124,6 +131,18 @@ export class RedisPresenceStore extends PresenceStore {
     await Promise.all([this.redis.del(this.key('instance', instanceId)), this.redis.srem(this.key('instances'), instanceId)]);
   }
 
+  async networkHistogram(network: string): Promise<Record<string, number>> {
+    const hash = await this.redis.hgetall(this.key('net', network));
+    return Object.fromEntries(Object.entries(hash).map(([bucket, count]) => [bucket, Number(count)]));
+  }
+
+  async listNetworks(now: number, limit: number): Promise<{ network: string; histogram: Record<string, number> }[]> {
+    await this.redis.zremrangebyscore(this.key('networks'), '-inf', now - NETWORK_RETENTION_MS);
+    const networks = await this.redis.zrevrange(this.key('networks'), 0, limit - 1);
+    const histograms = await Promise.all(networks.map((n) => this.networkHistogram(n)));
+    return networks.map((network, i) => ({ network, histogram: histograms[i] }));
+  }
+
   /** A real write and read, as the readiness probe wants, not only PING. */
   async ping(): Promise<void> {
     const key = this.key('health', String(process.pid));
@@ -157,6 +176,8 @@ function toView(deviceId: string, h: Record<string, string>, now: number): Devic
     expiresAt: num(h.expiresAt),
     interval: num(h.interval),
     lastSeenAt: num(h.lastSeenAt),
+    appState: h.appState as AppState | undefined,
+    network: h.network,
   };
   return view.online ? view : offlineView(view);
 }

@@ -28,9 +28,9 @@ export async function startTestApp(env: Record<string, string | undefined>, cloc
   return { app, config, url: `http://127.0.0.1:${port}`, close: () => app.close() };
 }
 
-export function connectDevice(url: string, token: string | undefined, opts: { transports?: string[] } = {}): Socket {
+export function connectDevice(url: string, token: string | undefined, opts: { transports?: string[]; auth?: object } = {}): Socket {
   return io(url, {
-    auth: token === undefined ? {} : { token },
+    auth: { ...(token === undefined ? {} : { token }), ...opts.auth },
     transports: opts.transports ?? ['websocket'],
     reconnection: false,
     forceNew: true,

@@ -1,0 +1,21 @@
+import { bucketOf, isNetworkKey, recommendInterval, statsOf } from './network-intervals';
+
+describe('network interval learning', () => {
+  it('recommends the lower quartile of stable intervals', () => {
+    expect(recommendInterval({})).toBeUndefined();
+    expect(recommendInterval({ 60000: 1 })).toBe(60000);
+    // 8 samples: 2 at 30 s, 2 at 60 s, 4 at 120 s: a quarter is reached at 30 s.
+    expect(recommendInterval({ 30000: 2, 60000: 2, 120000: 4 })).toBe(30000);
+    expect(recommendInterval({ 30000: 1, 60000: 3, 120000: 4 })).toBe(60000);
+    expect(statsOf('wifi:home', { 30000: 1, 60000: 3 })).toEqual({ network: 'wifi:home', samples: 4, recommendedInterval: 30000 });
+  });
+
+  it('buckets by whole seconds and accepts only safe network keys', () => {
+    expect(bucketOf(25_999)).toBe(25_000);
+    expect(isNetworkKey('wifi:Home-5G')).toBe(true);
+    expect(isNetworkKey('cell:T-Mobile/US')).toBe(true);
+    expect(isNetworkKey('has space')).toBe(false);
+    expect(isNetworkKey('x'.repeat(65))).toBe(false);
+    expect(isNetworkKey(3)).toBe(false);
+  });
+});

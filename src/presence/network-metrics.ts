@@ -1,0 +1,42 @@
+import { Injectable, OnModuleInit } from '@nestjs/common';
+import { Gauge } from 'prom-client';
+import { Clock } from '../common/clock';
+import { MetricsService } from '../metrics/metrics.service';
+import { MAX_LISTED_NETWORKS, statsOf } from './network-intervals';
+import { PresenceStore } from './presence.store';
+
+/** Publishes what smart heartbeats learned per network, read from the store at each scrape. */
+@Injectable()
+export class NetworkMetrics implements OnModuleInit {
+  constructor(
+    private readonly metrics: MetricsService,
+    private readonly store: PresenceStore,
+    private readonly clock: Clock,
+  ) {}
+
+  onModuleInit(): void {
+    const read = () => this.store.listNetworks(this.clock.now(), MAX_LISTED_NETWORKS).then((all) => all.map((n) => statsOf(n.network, n.histogram)));
+    new Gauge({
+      name: 'push_gateway_network_recommended_interval_ms',
+      help: `Starting heartbeat interval recommended per network key (lower quartile of stable intervals; ${MAX_LISTED_NETWORKS} most recent networks)`,
+      labelNames: ['network'] as const,
+      registers: [this.metrics.registry],
+      async collect() {
+        this.reset();
+        for (const n of await read().catch(() => [])) {
+          if (n.recommendedInterval !== undefined) this.set({ network: n.network }, n.recommendedInterval);
+        }
+      },
+    });
+    new Gauge({
+      name: 'push_gateway_network_interval_samples',
+      help: 'Stable-interval samples collected per network key (7 days)',
+      labelNames: ['network'] as const,
+      registers: [this.metrics.registry],
+      async collect() {
+        this.reset();
+        for (const n of await read().catch(() => [])) this.set({ network: n.network }, n.samples);
+      },
+    });
+  }
+}
