@@ -92,7 +92,8 @@ export class FreezableProxy {
   private server?: Server;
   port = 0;
 
-  constructor(private readonly targetPort: number) {}
+  /** Where new connections go: change it to play a load balancer moving traffic elsewhere. */
+  constructor(public targetPort: number) {}
 
   async start(): Promise<this> {
     this.server = createServer((client) => {

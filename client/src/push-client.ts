@@ -1,0 +1,270 @@
+import { io, Socket } from 'socket.io-client';
+import { Backoff } from './backoff';
+import { DedupeWindow } from './dedupe';
+import { Emitter } from './emitter';
+import { HeartbeatTuner } from './heartbeat-tuner';
+import { HeartbeatReply, Notification, ReadyPayload, TopicsReply } from './protocol';
+import { IntervalStorage, memoryStorage } from './storage';
+
+export type TokenSource = string | (() => string | Promise<string>);
+export type ClientState = 'idle' | 'connecting' | 'online' | 'offline' | 'closed';
+
+export interface PushClientOptions {
+  url: string;
+  /** A device JWT, or a function returning a fresh one; it is called before every (re)connect. */
+  token: TokenSource;
+  /** Network key for smart heartbeats (`wifi:<ssid>`, `cell:<carrier>`); learning is kept per key. */
+  network?: string;
+  /** Where learned intervals are kept (default: memory; browsers: `localStorageStorage()`). */
+  storage?: IntervalStorage;
+  /** Ack notifications after the handlers return (default true); false: call `ctx.ack()` yourself. */
+  autoAck?: boolean;
+  /** How long a heartbeat waits for its ack before it counts as failed (default 10 s). */
+  heartbeatAckTimeoutMs?: number;
+  /** How many notification ids are remembered to drop redeliveries (default 1000). */
+  dedupeSize?: number;
+  /** Socket.IO transports (default: polling upgrading to WebSocket). */
+  transports?: ('polling' | 'websocket')[];
+  reconnect?: { baseMs?: number; maxMs?: number };
+  /** Connect at once (default true). */
+  autoConnect?: boolean;
+}
+
+export interface NotificationContext {
+  /** Acknowledge now (with autoAck false, or before a long handler finishes). */
+  ack(): void;
+}
+
+export interface PushClientError {
+  code: string;
+  message: string;
+  /** True when the client gave up: fix the cause and call `connect()`. */
+  terminal: boolean;
+}
+
+export type PushClientEvents = {
+  ready: (ready: ReadyPayload) => void;
+  notification: (notification: Notification, ctx: NotificationContext) => unknown;
+  online: () => void;
+  offline: (reason: string) => void;
+  replaced: () => void;
+  error: (error: PushClientError) => void;
+  heartbeat: (beat: { interval: number; ok: boolean }) => void;
+};
+
+/** Two heartbeats without an ack mean the link is dead: reconnect instead of waiting for TCP. */
+export const FAILED_BEATS_FOR_DEAD_LINK = 2;
+
+export class PushClient extends Emitter<PushClientEvents> {
+  private socket?: Socket;
+  private readonly tuner: HeartbeatTuner;
+  private readonly backoff: Backoff;
+  private readonly dedupe: DedupeWindow;
+  private beatTimer?: ReturnType<typeof setTimeout>;
+  private reconnectTimer?: ReturnType<typeof setTimeout>;
+  private failedBeats = 0;
+  private network?: string;
+  private foreground = false;
+  /** Why the current connection is ending, when we know better than Socket.IO's reason. */
+  private ending?: 'closed' | 'replaced' | 'draining' | 'dead_link' | 'terminal';
+  private ready?: ReadyPayload;
+  state: ClientState = 'idle';
+
+  constructor(private readonly options: PushClientOptions) {
+    super();
+    this.network = options.network;
+    this.tuner = new HeartbeatTuner(options.storage ?? memoryStorage());
+    this.backoff = new Backoff(options.reconnect?.baseMs, options.reconnect?.maxMs);
+    this.dedupe = new DedupeWindow(options.dedupeSize);
+    if (options.autoConnect ?? true) this.connect();
+  }
+
+  /** The heartbeat interval in use (ms), once connected. */
+  get interval(): number | undefined {
+    return this.ready ? this.tuner.interval : undefined;
+  }
+
+  get session(): ReadyPayload | undefined {
+    return this.ready;
+  }
+
+  connect(): void {
+    if (this.socket) return;
+    this.ending = undefined;
+    this.state = 'connecting';
+    const socket = io(this.options.url, {
+      transports: this.options.transports,
+      reconnection: false, // reconnects are ours: backoff with jitter, terminal errors, drain hints
+      forceNew: true,
+      auth: (cb) => void this.auth().then(cb, () => cb({})),
+    });
+    this.socket = socket;
+    socket.on('ready', (ready: ReadyPayload) => void this.onReady(ready));
+    socket.on('notification', (n: Notification, ack: () => void) => void this.onNotification(n, ack));
+    socket.on('session_replaced', () => (this.ending = 'replaced'));
+    socket.on('server_draining', () => (this.ending ??= 'draining'));
+    socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => this.onConnectError(socket, err));
+    socket.on('disconnect', (reason: string) => this.onDisconnect(socket, reason));
+  }
+
+  /** Closes for good (until `connect()`); no reconnect. */
+  close(): void {
+    this.ending = 'closed';
+    clearTimeout(this.reconnectTimer);
+    this.stopBeats();
+    const socket = this.socket;
+    this.socket = undefined;
+    socket?.disconnect();
+    this.state = 'closed';
+  }
+
+  async subscribe(topics: string[]): Promise<string[]> {
+    return this.topicRequest('subscribe', topics);
+  }
+
+  async unsubscribe(topics: string[]): Promise<string[]> {
+    return this.topicRequest('unsubscribe', topics);
+  }
+
+  /** The app moved to another network: learning switches to that network's values. */
+  setNetwork(network: string | undefined): void {
+    this.network = network;
+    if (this.ready) void this.tuner.start(network, this.ready.heartbeat).then(() => this.scheduleBeat(this.tuner.interval));
+  }
+
+  /** In the foreground, beat at the server's minimum for fast dead-link detection. */
+  setForeground(foreground: boolean): void {
+    this.foreground = foreground;
+    this.tuner.setForeground(foreground);
+    if (this.ready) this.scheduleBeat(0);
+  }
+
+  private async auth(): Promise<Record<string, unknown>> {
+    const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    return { token, ...(this.network ? { network: this.network } : {}) };
+  }
+
+  private async onReady(ready: ReadyPayload): Promise<void> {
+    this.ready = ready;
+    this.backoff.reset();
+    this.failedBeats = 0;
+    await this.tuner.start(this.network, ready.heartbeat);
+    this.state = 'online';
+    this.emit('ready', ready);
+    this.emit('online');
+    this.scheduleBeat(this.tuner.interval);
+  }
+
+  private async onNotification(n: Notification, ack: () => void): Promise<void> {
+    let acked = false;
+    const once = () => {
+      if (!acked) ack();
+      acked = true;
+    };
+    if (!this.dedupe.firstTime(n.id)) return once(); // a redelivery of something already handled
+    try {
+      await this.emitAsync('notification', n, { ack: once });
+      if (this.options.autoAck ?? true) once();
+    } catch {
+      // The handler failed: no ack, so the gateway keeps it pending and sends it again.
+    }
+  }
+
+  private scheduleBeat(delay: number): void {
+    this.stopBeats();
+    this.beatTimer = setTimeout(() => this.beat(), delay);
+  }
+
+  private stopBeats(): void {
+    clearTimeout(this.beatTimer);
+  }
+
+  private beat(): void {
+    const socket = this.socket;
+    if (!socket?.connected) return;
+    const interval = this.tuner.interval;
+    const payload = { interval, ...(this.network ? { network: this.network } : {}), appState: this.foreground ? 'foreground' : 'background' };
+    socket.timeout(this.options.heartbeatAckTimeoutMs ?? 10_000).emit('heartbeat', payload, (err: Error | null, reply?: HeartbeatReply) => {
+      if (socket !== this.socket) return;
+      if (err) return this.onMissedBeat(interval);
+      this.failedBeats = 0;
+      this.emit('heartbeat', { interval, ok: !!reply?.ok });
+      if (reply?.ok) {
+        this.tuner.onSuccess(interval);
+        this.scheduleBeat(this.tuner.interval);
+      } else {
+        this.scheduleBeat(interval); // e.g. the server's store is briefly unavailable: the link itself is fine
+      }
+    });
+  }
+
+  private onMissedBeat(interval: number): void {
+    this.failedBeats++;
+    this.emit('heartbeat', { interval, ok: false });
+    if (this.failedBeats < FAILED_BEATS_FOR_DEAD_LINK) {
+      this.beat(); // the second try goes out at once: a dead link is found within two ack timeouts
+      return;
+    }
+    this.tuner.onFailure();
+    this.ending = 'dead_link';
+    this.socket?.disconnect();
+  }
+
+  private onConnectError(socket: Socket, err: Error & { data?: { code?: string; message?: string } }): void {
+    if (socket !== this.socket) return;
+    const code = err.message === 'unauthorized' ? (err.data?.code ?? 'invalid_token') : 'connect_failed';
+    // Without a token function the same token would be refused again: stop instead of looping.
+    const terminal = code !== 'connect_failed' && typeof this.options.token !== 'function';
+    this.emit('error', { code, message: err.data?.message ?? err.message, terminal });
+    this.socket = undefined;
+    socket.removeAllListeners();
+    socket.close();
+    if (terminal) {
+      this.state = 'closed';
+      return;
+    }
+    this.state = 'offline';
+    this.scheduleReconnect(this.backoff.next());
+  }
+
+  private onDisconnect(socket: Socket, reason: string): void {
+    if (socket !== this.socket && this.ending !== 'closed') return;
+    this.stopBeats();
+    const ending = this.ending;
+    this.ready = undefined;
+    this.socket = undefined;
+    socket.removeAllListeners();
+    if (ending === 'closed') return;
+    this.state = 'offline';
+    this.emit('offline', ending ?? reason);
+    if (ending === 'replaced') {
+      // Another connection of this device took over: reconnecting would take it back and loop.
+      this.state = 'closed';
+      this.emit('replaced');
+      return;
+    }
+    if (reason === 'io server disconnect' && !ending) {
+      // The server ended the session on purpose (an operator's disconnect): stay down.
+      this.state = 'closed';
+      return;
+    }
+    // A drain hint or a dead link: reconnect at once. Otherwise (transport lost) back off.
+    this.scheduleReconnect(ending === 'draining' || ending === 'dead_link' ? 0 : this.backoff.next());
+  }
+
+  private scheduleReconnect(delay: number): void {
+    clearTimeout(this.reconnectTimer);
+    this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private async topicRequest(event: 'subscribe' | 'unsubscribe', topics: string[]): Promise<string[]> {
+    if (!this.socket?.connected) throw new Error('not connected');
+    const reply = (await this.socket.timeout(10_000).emitWithAck(event, { topics })) as TopicsReply;
+    if (!reply.ok) throw Object.assign(new Error(reply.error.message), reply.error);
+    return reply.topics;
+  }
+}
+
+export function createPushClient(options: PushClientOptions): PushClient {
+  return new PushClient(options);
+}

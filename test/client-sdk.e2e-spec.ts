@@ -1,0 +1,165 @@
+import { createPushClient, PushClient } from '../client/src';
+import type { Notification } from '../client/src';
+import { api, sleep, startTestApp, TestApp, waitFor } from './support/app';
+import { FreezableProxy } from './support/redis-servers';
+import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deviceToken } from './support/tokens';
+import Redis from 'ioredis';
+import { DeviceChannel } from '../src/gateway/device-channel';
+
+type Json = Record<string, any>;
+
+/** The SDK against the real gateway and Redis. */
+describe('client SDK (real gateway, real Redis)', () => {
+  const prefix = uniquePrefix('sdk');
+  const redis = new Redis(testRedisUrl());
+  const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '200', HEARTBEAT_MAX_MS: '2000' };
+  let gw: TestApp;
+  const clients: PushClient[] = [];
+
+  const client = (deviceId: string, extra: Partial<Parameters<typeof createPushClient>[0]> = {}, url = gw.url) => {
+    const c = createPushClient({ url, token: deviceToken({ sub: 'sdk-user', deviceId }), transports: ['websocket'], heartbeatAckTimeoutMs: 300, reconnect: { baseMs: 100, maxMs: 1_000 }, ...extra });
+    clients.push(c);
+    return c;
+  };
+  const online = (c: PushClient) => new Promise<void>((resolve) => c.on('online', () => resolve()));
+  const statusOf = async (id: string) => ((await (await api(gw.url, `/v1/notifications/${id}`)).json()) as Json).targets[0].status as string;
+
+  beforeAll(async () => {
+    gw = await startTestApp(env);
+  });
+  afterEach(() => clients.splice(0).forEach((c) => c.close()));
+  afterAll(async () => {
+    await gw.close();
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('connects, beats on its own schedule, and acks a notification after the handler returns', async () => {
+    const c = client('sdk-1', { network: 'wifi:sdk' });
+    const beats: Json[] = [];
+    c.on('heartbeat', (b) => beats.push(b));
+    const handled: string[] = [];
+    c.on('notification', async (n: Notification) => {
+      await sleep(50);
+      handled.push(n.id);
+    });
+    await online(c);
+    expect(c.session).toMatchObject({ deviceId: 'sdk-1', heartbeat: { interval: 400 } });
+    await waitFor(() => beats.filter((b) => b.ok).length >= 2, 3_000);
+    const device = (await (await api(gw.url, '/v1/devices/sdk-1')).json()) as Json;
+    expect(device).toMatchObject({ online: true, network: 'wifi:sdk', appState: 'background' });
+    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-1'], data: 1 } })).json()) as Json;
+    await waitFor(() => handled.includes(answer.id));
+    await waitFor(async () => (await statusOf(answer.id)) === 'delivered');
+  });
+
+  it('reconnects by itself after the server drops the link, with a fresh token from the token function', async () => {
+    let tokens = 0;
+    const c = client('sdk-drop', { token: () => (tokens++, deviceToken({ sub: 'sdk-user', deviceId: 'sdk-drop' })) });
+    await online(c);
+    const first = c.session!.sessionId;
+    const back = online(c);
+    gw.app.get(DeviceChannel).expire([{ deviceId: 'sdk-drop', sessionId: first, userId: 'sdk-user', instanceId: gw.config.instanceId }]);
+    await back;
+    expect(c.session!.sessionId).not.toBe(first);
+    expect(tokens).toBe(2);
+  });
+
+  it('hands a redelivered notification to the app once, and acks the duplicate', async () => {
+    const seen: string[] = [];
+    const c = client('sdk-dup', { autoAck: false });
+    c.on('notification', (n: Notification) => void seen.push(n.id)); // handled, but never acked
+    await online(c);
+    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: 'once', ttl: 60 } })).json()) as Json;
+    await waitFor(() => seen.length === 1);
+    const back = online(c);
+    gw.app.get(DeviceChannel).expire([{ deviceId: 'sdk-dup', sessionId: c.session!.sessionId, userId: 'sdk-user', instanceId: gw.config.instanceId }]);
+    await back; // the gateway sends it again on the new connection; the SDK drops it but acks it
+    await waitFor(async () => (await statusOf(answer.id)) === 'delivered');
+    expect(seen).toEqual([answer.id]);
+  });
+
+  it('detects a dead link when the server stops acking and reconnects at once', async () => {
+    const proxy = await new FreezableProxy(Number(new URL(gw.url).port)).start();
+    try {
+      const c = client('sdk-dead', {}, `http://127.0.0.1:${proxy.port}`);
+      await online(c);
+      const offline = new Promise<string>((resolve) => c.on('offline', resolve));
+      const back = online(c);
+      const frozenAt = Date.now();
+      proxy.freeze(); // the TCP connection stays up, nothing gets through: no more acks
+      expect(await offline).toBe('dead_link');
+      // Found within about two ack timeouts after the next beat, not after TCP or engine timeouts.
+      expect(Date.now() - frozenAt).toBeLessThan(2_000 + 2 * 300 + 500);
+      await back;
+    } finally {
+      await proxy.stop();
+    }
+  });
+
+  it('stops on a refused token without a token function, instead of looping', async () => {
+    const c = client('sdk-bad', { token: 'not-a-jwt' });
+    const errors: Json[] = [];
+    c.on('error', (e) => errors.push(e));
+    await waitFor(() => errors.length === 1);
+    await sleep(500);
+    expect(errors).toEqual([{ code: 'invalid_token', message: expect.any(String), terminal: true }]);
+    expect(c.state).toBe('closed');
+  });
+
+  it('surfaces a takeover as replaced, without reconnecting', async () => {
+    const first = client('sdk-twin');
+    await online(first);
+    const replaced = new Promise<void>((resolve) => first.on('replaced', () => resolve()));
+    const second = client('sdk-twin');
+    await online(second);
+    await replaced;
+    await sleep(500);
+    expect(first.state).toBe('closed');
+    expect(second.state).toBe('online');
+  });
+
+  it('subscribes to topics and receives topic notifications', async () => {
+    const c = client('sdk-topics', { token: deviceToken({ sub: 'sdk-user', deviceId: 'sdk-topics', topics: ['news.*'] }) });
+    const got: Notification[] = [];
+    c.on('notification', (n: Notification) => void got.push(n));
+    await online(c);
+    expect(await c.subscribe(['news.local'])).toEqual(['news.local']);
+    await expect(c.subscribe(['secret'])).rejects.toMatchObject({ code: 'forbidden_topic', topics: ['secret'] });
+    await api(gw.url, '/v1/notifications', { method: 'POST', json: { topic: 'news.local', data: 'hi' } });
+    await waitFor(() => got.length === 1);
+    expect(await c.unsubscribe(['news.local'])).toEqual([]);
+  });
+});
+
+describe('client SDK and a draining instance', () => {
+  it('reconnects at once after the drain hint, landing on another instance', async () => {
+    const prefix = uniquePrefix('sdk-drain');
+    const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix };
+    const a = await startTestApp({ ...env, INSTANCE_ID: 'sdk-a' });
+    const b = await startTestApp({ ...env, INSTANCE_ID: 'sdk-b' });
+    const lb = await new FreezableProxy(Number(new URL(a.url).port)).start();
+    // A long backoff: only the drain hint can explain a quick reconnect.
+    const c = createPushClient({ url: `http://127.0.0.1:${lb.port}`, token: deviceToken({ sub: 'u', deviceId: 'sdk-drained' }), transports: ['websocket'], reconnect: { baseMs: 20_000, maxMs: 20_000 } });
+    try {
+      await new Promise<void>((resolve) => c.on('online', () => resolve()));
+      expect(c.session).toBeDefined();
+      lb.targetPort = Number(new URL(b.url).port);
+      const back = new Promise<void>((resolve) => c.on('online', () => resolve()));
+      const started = Date.now();
+      await a.close(); // SIGTERM path: server_draining, then the transport closes
+      await back;
+      expect(Date.now() - started).toBeLessThan(3_000);
+      const device = (await (await api(b.url, '/v1/devices/sdk-drained')).json()) as Json;
+      expect(device).toMatchObject({ online: true, instanceId: 'sdk-b' });
+    } finally {
+      c.close();
+      await b.close();
+      await lb.stop();
+      const redis = new Redis(testRedisUrl());
+      await deleteKeys(redis, prefix);
+      await redis.quit();
+    }
+  });
+});
