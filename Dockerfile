@@ -3,9 +3,12 @@
 FROM node:20-bookworm-slim AS build
 WORKDIR /app
 COPY package.json package-lock.json ./
+COPY client/package.json ./client/
 RUN npm ci --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json nest-cli.json ./
+COPY client ./client
 COPY src ./src
+# Builds the client SDK (its browser bundle serves /demo) and then the gateway.
 RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: compiled code and production dependencies only, as the unprivileged node user.
@@ -15,6 +18,8 @@ WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
+COPY --from=build --chown=node:node /app/client/package.json ./client/package.json
+COPY --from=build --chown=node:node /app/client/dist ./client/dist
 USER node
 EXPOSE 3000
 # Liveness only: readiness (/health/ready) is for the load balancer, which should stop routing to

@@ -5,6 +5,8 @@ import { LoggerModule } from 'nestjs-pino';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
+import { DemoModule } from './demo/demo.module';
+import { AsyncApiController } from './docs/asyncapi.controller';
 import { DevicesModule } from './devices/devices.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
@@ -17,6 +19,7 @@ export class AppModule {
   static forRoot(config: AppConfig, clock: Clock): DynamicModule {
     return {
       module: AppModule,
+      controllers: [AsyncApiController],
       imports: [
         ConfigModule.forRoot(config, clock),
         LoggerModule.forRoot({
@@ -35,6 +38,7 @@ export class AppModule {
         NotificationsModule,
         DevicesModule,
         HealthModule,
+        DemoModule.register(config.demoEnabled),
       ],
     };
   }

@@ -41,6 +41,7 @@ export class AppConfig {
   readonly redisCommandTimeoutMs!: number;
   readonly redisProbeIntervalMs!: number;
   readonly shutdownGraceMs!: number;
+  readonly demoEnabled!: boolean;
   readonly instanceId!: string;
   /** Keys and secrets generated because none were given (development only), to print once. */
   readonly generated!: Readonly<Record<string, string>>;
@@ -111,6 +112,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1_000, { min: 50 }),
     redisProbeIntervalMs: r.int('REDIS_PROBE_INTERVAL_MS', 5_000, { min: 50 }),
     shutdownGraceMs: r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
+    demoEnabled: r.bool('DEMO_ENABLED', !production),
     instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,
   });

@@ -36,6 +36,15 @@ export class EnvReader {
     });
   }
 
+  bool(name: string, fallback: boolean): boolean {
+    const raw = this.string(name)?.toLowerCase();
+    if (raw === undefined) return fallback;
+    if (['true', '1', 'yes'].includes(raw)) return true;
+    if (['false', '0', 'no'].includes(raw)) return false;
+    this.fail(name, `must be true or false, got "${raw}"`);
+    return fallback;
+  }
+
   int(name: string, fallback: number, range: { min?: number; max?: number } = {}): number {
     const raw = this.string(name);
     if (raw === undefined) return fallback;

@@ -60,6 +60,14 @@ export interface ServerToClientEvents {
   server_draining: (payload: { instanceId: string; reconnect: true }) => void;
 }
 
+/** Every server event by name; the compiler keeps it complete (the AsyncAPI test reads it). */
+export const SERVER_EVENTS: Record<keyof ServerToClientEvents, true> = {
+  ready: true,
+  notification: true,
+  session_replaced: true,
+  server_draining: true,
+};
+
 /** Client events the gateway knows; anything else is answered `unknown_event`. */
 export const CLIENT_EVENTS = ['heartbeat', 'subscribe', 'unsubscribe'] as const;
 

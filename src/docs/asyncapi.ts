@@ -1,0 +1,171 @@
+/**
+ * The device socket protocol as AsyncAPI 2.6, served at /asyncapi.json. Acks are described with
+ * the `x-ack` extension (Socket.IO acknowledgements have no AsyncAPI 2 keyword). The e2e test
+ * validates live payloads against these schemas and checks that every event is here.
+ */
+const id = { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,128}$' };
+const ms = { type: 'integer', description: 'epoch milliseconds' };
+const errorAck = {
+  type: 'object',
+  required: ['ok', 'error'],
+  additionalProperties: false,
+  properties: {
+    ok: { const: false },
+    error: {
+      type: 'object',
+      required: ['code', 'message'],
+      additionalProperties: false,
+      properties: {
+        code: { enum: ['unknown_event', 'invalid_payload', 'payload_too_large', 'rate_limited', 'forbidden_topic', 'session_expired', 'unavailable'] },
+        message: { type: 'string' },
+        topics: { type: 'array', items: { type: 'string' }, description: 'refused topics (forbidden_topic)' },
+      },
+    },
+  },
+};
+const topicsRequest = {
+  type: 'object',
+  required: ['topics'],
+  properties: { topics: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' } } },
+};
+const topicsAck = {
+  oneOf: [
+    { type: 'object', required: ['ok', 'topics'], additionalProperties: false, properties: { ok: { const: true }, topics: { type: 'array', items: { type: 'string' } } } },
+    errorAck,
+  ],
+};
+
+export const ASYNCAPI = {
+  asyncapi: '2.6.0',
+  info: {
+    title: 'push-gateway device protocol',
+    version: '1.0.0',
+    description:
+      'Socket.IO namespace "/", path "/socket.io". Connect with auth { token, network? }. A refused handshake ends in connect_error "unauthorized" with data.code.',
+  },
+  defaultContentType: 'application/json',
+  channels: {
+    '/': {
+      publish: {
+        summary: 'Client to server events',
+        message: { oneOf: [{ $ref: '#/components/messages/heartbeat' }, { $ref: '#/components/messages/subscribe' }, { $ref: '#/components/messages/unsubscribe' }] },
+      },
+      subscribe: {
+        summary: 'Server to client events',
+        message: {
+          oneOf: [
+            { $ref: '#/components/messages/ready' },
+            { $ref: '#/components/messages/notification' },
+            { $ref: '#/components/messages/session_replaced' },
+            { $ref: '#/components/messages/server_draining' },
+          ],
+        },
+      },
+    },
+  },
+  components: {
+    messages: {
+      heartbeat: {
+        name: 'heartbeat',
+        summary: 'Refreshes presence; the interval is clamped to [min, max]',
+        payload: {
+          type: ['object', 'null'],
+          properties: {
+            interval: { type: 'number', exclusiveMinimum: 0, description: 'ms until the next beat' },
+            network: { type: 'string', pattern: '^[A-Za-z0-9._:@/+-]{1,64}$' },
+            appState: { enum: ['foreground', 'background'] },
+          },
+        },
+        'x-ack': {
+          oneOf: [
+            {
+              type: 'object',
+              required: ['ok', 'interval', 'ttl', 'serverTime'],
+              additionalProperties: false,
+              properties: { ok: { const: true }, interval: { type: 'integer' }, ttl: { type: 'integer' }, serverTime: ms },
+            },
+            errorAck,
+          ],
+        },
+      },
+      subscribe: { name: 'subscribe', summary: 'Join topics the token allows', payload: topicsRequest, 'x-ack': topicsAck },
+      unsubscribe: { name: 'unsubscribe', summary: 'Leave topics', payload: topicsRequest, 'x-ack': topicsAck },
+      ready: {
+        name: 'ready',
+        summary: 'Presence is recorded; the session can beat and receive',
+        payload: {
+          type: 'object',
+          required: ['sessionId', 'deviceId', 'userId', 'heartbeat', 'serverTime'],
+          additionalProperties: false,
+          properties: {
+            sessionId: { type: 'string' },
+            deviceId: id,
+            userId: id,
+            serverTime: ms,
+            heartbeat: {
+              type: 'object',
+              required: ['interval', 'min', 'max', 'ttl'],
+              additionalProperties: false,
+              properties: {
+                interval: { type: 'integer' },
+                min: { type: 'integer' },
+                max: { type: 'integer' },
+                ttl: { type: 'integer', description: 'how long presence lives without a heartbeat' },
+                recommended: { type: 'integer', description: 'learned starting interval for auth.network' },
+              },
+            },
+          },
+        },
+      },
+      notification: {
+        name: 'notification',
+        summary: 'A push; call the ack to confirm receipt (unacked ones are sent again with the same id)',
+        payload: {
+          type: 'object',
+          required: ['id', 'data', 'createdAt'],
+          additionalProperties: false,
+          properties: {
+            id: { type: 'string' },
+            data: {},
+            title: { type: 'string' },
+            body: { type: 'string' },
+            topic: { type: 'string' },
+            collapseKey: { type: 'string' },
+            createdAt: ms,
+            expiresAt: ms,
+          },
+        },
+        'x-ack': { description: 'any value; calling the ack is what counts' },
+      },
+      session_replaced: {
+        name: 'session_replaced',
+        summary: 'Another connection of this device took over; this socket is closed (do not reconnect)',
+        payload: {
+          type: 'object',
+          required: ['sessionId', 'reason'],
+          additionalProperties: false,
+          properties: { sessionId: { type: 'string' }, reason: { const: 'new_session' } },
+        },
+      },
+      server_draining: {
+        name: 'server_draining',
+        summary: 'The instance shuts down; the transport closes next: reconnect at once',
+        payload: {
+          type: 'object',
+          required: ['instanceId', 'reconnect'],
+          additionalProperties: false,
+          properties: { instanceId: { type: 'string' }, reconnect: { const: true } },
+        },
+      },
+    },
+    schemas: {
+      connectError: {
+        type: 'object',
+        description: 'data of connect_error when message is "unauthorized"',
+        required: ['code', 'message'],
+        additionalProperties: false,
+        properties: { code: { enum: ['missing_token', 'invalid_token', 'token_expired'] }, message: { type: 'string' } },
+      },
+    },
+  },
+} as const;
