@@ -3,7 +3,7 @@ import type { Notification } from '../client/src';
 import { api, sleep, startTestApp, TestApp, waitFor } from './support/app';
 import { FreezableProxy } from './support/redis-servers';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
-import { deviceToken } from './support/tokens';
+import { deviceToken, TEST_API_KEY } from './support/tokens';
 import Redis from 'ioredis';
 import { DeviceChannel } from '../src/gateway/device-channel';
 
@@ -160,6 +160,32 @@ describe('client SDK and a draining instance', () => {
       const redis = new Redis(testRedisUrl());
       await deleteKeys(redis, prefix);
       await redis.quit();
+    }
+  });
+});
+
+describe('the built SDK packages in Node', () => {
+  it('connects and receives through both the ESM and the CommonJS build', async () => {
+    const { execFile } = await import('node:child_process');
+    const gw = await startTestApp({});
+    const run = (code: string) =>
+      new Promise<string>((resolve, reject) =>
+        execFile(process.execPath, ['--input-type=module', '-e', code], { cwd: `${__dirname}/..`, timeout: 15_000 }, (err, stdout, stderr) =>
+          err ? reject(new Error(`${err.message}\n${stderr}`)) : resolve(stdout.trim()),
+        ),
+      );
+    const script = (load: string, deviceId: string) => `
+      ${load}
+      const c = createPushClient({ url: ${JSON.stringify(gw.url)}, token: ${JSON.stringify(deviceToken({ sub: 'u', deviceId }))}, transports: ['websocket'] });
+      c.on('online', () => fetch(${JSON.stringify(`${gw.url}/v1/notifications`)}, { method: 'POST',
+        headers: { authorization: 'Bearer ${TEST_API_KEY}', 'content-type': 'application/json' },
+        body: JSON.stringify({ deviceIds: ['${deviceId}'], data: 'hi' }) }));
+      c.on('notification', (n) => { console.log('got ' + n.data); c.close(); });`;
+    try {
+      expect(await run(script(`import { createPushClient } from '@push-gateway/client';`, 'esm-dev'))).toBe('got hi');
+      expect(await run(script(`import { createRequire } from 'node:module'; const { createPushClient } = createRequire(import.meta.url)('@push-gateway/client');`, 'cjs-dev'))).toBe('got hi');
+    } finally {
+      await gw.close();
     }
   });
 });

@@ -195,8 +195,11 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
 
     it('keeps exactly one session when the same device connects many times at once', async () => {
       const racers = Array.from({ length: 5 }, () => open({ deviceId: 'racer' }));
+      // Each racer beats once ready, so a slow machine cannot let the survivor's 1 s TTL run out.
+      const timers = racers.map((s) => setInterval(() => s.connected && s.emit('heartbeat', {}), 250));
       const readies = await Promise.all(racers.map((s) => nextEvent<Ready>(s, 'ready').catch(() => null)));
       await sleep(500);
+      timers.forEach(clearInterval);
       const alive = racers.filter((s) => s.connected);
       expect(alive).toHaveLength(1);
       const winner = readies[racers.indexOf(alive[0])];
