@@ -3,6 +3,7 @@
 // heartbeats at a given rate, acks notifications and records when they arrive, and can POST
 // notifications at a fixed rate. Every command is bounded in time; the process exits when its parent
 // goes away or after BENCH_LOADGEN_MAX_MS.
+import { createSecretKey } from 'node:crypto';
 import http from 'node:http';
 import jwt from 'jsonwebtoken';
 import { io } from 'socket.io-client';
@@ -34,10 +35,13 @@ function onNotification(payload, ack) {
   if (typeof sentAt === 'number') receipts.latencies.push(at - sentAt);
 }
 
+const keys = new Map();
 function authFor(kind, secret, deviceId, userId) {
   if (kind === 'gateway') {
     const exp = Math.floor(Date.now() / 1000) + 3600;
-    return { token: jwt.sign({ sub: userId, deviceId, exp }, secret, { algorithm: 'HS256' }) };
+    // A KeyObject made once: given a string, jsonwebtoken parses the key material on every call.
+    if (!keys.has(secret)) keys.set(secret, createSecretKey(Buffer.from(secret)));
+    return { token: jwt.sign({ sub: userId, deviceId, exp }, keys.get(secret), { algorithm: 'HS256' }) };
   }
   return { deviceId, userId };
 }

@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only=connections,push] [--cpu-prof] [--report <results.json>]
+// npm run bench [-- --quick] [--only=connections,push] [--cpu-prof] [--heap-snapshots] [--report <results.json>]
 //
 // Benchmarks the built gateway (dist/main.js) against a bare Socket.IO + ioredis baseline
 // (bench/baseline-server.mjs) in the same run: every scenario runs against both servers, the order
@@ -51,6 +51,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    'heap-snapshots': { type: 'boolean', default: false },
     report: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
@@ -90,14 +91,24 @@ async function runScenarios(meta, params) {
   const scenarios = {};
   const errors = [];
   const probeDir = mkdtempSync(join(os.tmpdir(), 'push-gateway-bench-'));
-  const profDir = join(ROOT, 'bench/results/profiles');
-  if (args['cpu-prof']) mkdirSync(profDir, { recursive: true });
-  const nodeArgs = args['cpu-prof'] ? ['--cpu-prof', `--cpu-prof-dir=${profDir}`] : [];
+  const profileDir = join(ROOT, 'bench/results/profiles');
+  if (args['cpu-prof'] || args['heap-snapshots']) mkdirSync(profileDir, { recursive: true });
 
   log(`starting redis-server and ${params.loadgens} load generators`);
   const redis = await startRedis();
   const loadgens = await Promise.all(Array.from({ length: params.loadgens }, (_, i) => Loadgen.start(i)));
-  const h = { mode: meta.mode, redis, loadgens, secrets, log };
+  const h = {
+    mode: meta.mode,
+    date: meta.date,
+    redis,
+    loadgens,
+    secrets,
+    log,
+    profileDir,
+    cpuProfiles: args['cpu-prof'],
+    heapSnapshots: args['heap-snapshots'],
+    scenario: '',
+  };
   try {
     let index = 0;
     for (const sc of SCENARIOS) {
@@ -111,6 +122,7 @@ async function runScenarios(meta, params) {
       const order = index++ % 2 === 0 ? ['gateway', 'baseline'] : ['baseline', 'gateway'];
       const entry = { order };
       scenarios[sc.name] = entry;
+      h.scenario = sc.name;
       for (const kind of order) {
         log(`\n== ${sc.name}: ${kind}`);
         const started = performance.now();
@@ -120,7 +132,7 @@ async function runScenarios(meta, params) {
             entry[kind] = await sc.run(h, kind, params.sweep);
           } else {
             await redis.reset();
-            server = await startServer(kind, { redisUrl: redis.url, probeDir, nodeArgs });
+            server = await startServer(kind, { redisUrl: redis.url, probeDir });
             entry[kind] = await sc.run(h, server, params[sc.name]);
           }
         } catch (err) {
@@ -186,7 +198,7 @@ function updateDocs(results) {
 
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep] [--cpu-prof] [--report results.json]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep] [--cpu-prof] [--heap-snapshots] [--report results.json]');
     return 0;
   }
   if (args.report) {

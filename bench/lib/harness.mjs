@@ -1,7 +1,7 @@
 // What every scenario uses: the servers under test (started the same way, with the same probe), the
 // load-generator processes and a few measurement snapshots.
 import { randomBytes } from 'node:crypto';
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
   cpuMs, fdLimit, forkTracked, freePort, machineTicks, openFds, rssKb, sleep, spawnTracked, stopChild, waitHttpOk,
@@ -75,17 +75,32 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
     rssKb: () => rssKb(pid),
     openFds: () => openFds(pid),
     fdLimit: () => fdLimit(pid),
-    /** Full GC in the server, then RSS and heap figures (MB). */
-    async memory() {
-      const before = existsSync(probeFile) ? statSync(probeFile).mtimeMs : 0;
+    /** Sends one command to the probe preloaded in the server (see probe.cjs) and waits for its answer. */
+    async probe(command, timeoutMs = 10_000) {
+      const read = () => {
+        try {
+          return JSON.parse(readFileSync(probeFile, 'utf8'));
+        } catch {
+          return null;
+        }
+      };
+      const before = read()?.seq ?? 0;
+      writeFileSync(`${probeFile}.cmd`, command);
       child.kill('SIGUSR2');
-      for (let i = 0; i < 100; i++) {
-        await sleep(50);
-        if (existsSync(probeFile) && statSync(probeFile).mtimeMs > before) break;
+      let answer = null;
+      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline && !(answer?.seq > before); ) {
+        await sleep(20);
+        answer = read();
       }
-      const usage = existsSync(probeFile) ? JSON.parse(readFileSync(probeFile, 'utf8')) : {};
+      if (!(answer?.seq > before)) throw new Error(`${kind}: the probe did not answer "${command}"`);
+      if (answer.error) throw new Error(`${kind}: probe "${command}": ${answer.error}`);
+      return answer;
+    },
+    /** Full GC in the server, then RSS and heap figures (KB). */
+    async memory() {
+      const usage = await this.probe('memory');
       await sleep(100);
-      return { rssKb: rssKb(pid), heapUsedKb: (usage.heapUsed ?? NaN) / 1024, externalKb: (usage.external ?? NaN) / 1024 };
+      return { rssKb: rssKb(pid), heapUsedKb: usage.heapUsed / 1024, externalKb: usage.external / 1024 };
     },
     async stop() {
       await stopChild(child, 3_000);
@@ -233,4 +248,20 @@ export function delta(a, b) {
     redisCommands: b.redis.totalCommands - a.redis.totalCommands - ownCalls,
     commands,
   };
+}
+
+/**
+ * Runs fn; with --cpu-prof, the server's CPU profile covers exactly that window and is written to
+ * bench/results/profiles/<date>-<scenario>-<kind>-<label>.cpuprofile.
+ */
+export async function profiled(h, server, label, fn) {
+  if (!h.cpuProfiles) return fn();
+  await server.probe('profile-start');
+  try {
+    return await fn();
+  } finally {
+    const path = join(h.profileDir, `${h.date}-${h.scenario}-${server.kind}-${label}.cpuprofile`);
+    await server.probe(`profile-stop ${path}`, 30_000);
+    h.log(`  profile: ${path.replace(`${ROOT}/`, '')}`);
+  }
 }

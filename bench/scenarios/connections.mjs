@@ -1,6 +1,7 @@
 // connections: RSS per connection at growing device counts, time to connect, and (full mode) how
 // many devices one process holds before the per-process file-descriptor limit stops it.
-import { connectDevices, disconnectAll, loadgenStatus } from '../lib/harness.mjs';
+import { join } from 'node:path';
+import { connectDevices, disconnectAll, loadgenStatus, profiled, ROOT } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
 import { round } from '../lib/stats.mjs';
 
@@ -10,6 +11,7 @@ export async function run(h, server, p) {
   const offsets = h.loadgens.map(() => 0);
   await sleep(p.settleMs);
   const idle = await server.memory();
+  await heapSnapshot(h, server, 'idle');
   const points = [];
   let connected = 0;
   let connectMs = 0;
@@ -17,14 +19,16 @@ export async function run(h, server, p) {
   const errors = {};
   for (const level of p.levels) {
     const cpu0 = server.cpuMs();
-    const res = await connectDevices(h, server, { total: level - connected, idPrefix: 'c', offsets, concurrency: p.concurrency });
+    const connect = () => connectDevices(h, server, { total: level - connected, idPrefix: 'c', offsets, concurrency: p.concurrency });
+    const res = level === p.levels.at(-1) ? await profiled(h, server, `connect-${level}`, connect) : await connect();
     connectCpuMs += server.cpuMs() - cpu0;
     connectMs += res.ms;
     connected += res.ok;
     for (const [k, v] of Object.entries(res.errors)) errors[k] = (errors[k] ?? 0) + v;
     await sleep(p.settleMs);
     points.push(memoryPoint(connected, idle, await server.memory()));
-    h.log(`  ${server.kind}: ${connected} devices, RSS ${points.at(-1).rssMb} MB (${points.at(-1).perConnKb} KB/conn)`);
+    if (level === p.levels[0]) await heapSnapshot(h, server, String(connected));
+    h.log(`  ${server.kind}: ${connected} devices (+${res.ok} in ${Math.round(res.ms)} ms), RSS ${points.at(-1).rssMb} MB (${points.at(-1).perConnKb} KB/conn, heap ${points.at(-1).heapPerConnKb} KB/conn)`);
   }
   const lastLevel = p.levels.at(-1);
   const result = {
@@ -41,7 +45,14 @@ export async function run(h, server, p) {
   };
   if (connected < lastLevel) result.note = `only ${connected} of ${lastLevel} devices connected`;
 
-  if (p.maxProbe) result.max = await probeMax(h, server, p, connected, idle, offsets);
+  if (p.maxProbe) {
+    try {
+      result.max = await probeMax(h, server, p, connected, idle, offsets);
+    } catch (err) {
+      result.max = { error: err.message, serverAlive: server.alive(), serverOutput: server.child.output().slice(-1_000) };
+      h.log(`  ${server.kind}: max probe failed: ${err.message}`);
+    }
+  }
   await disconnectAll(h);
   return result;
 }
@@ -94,4 +105,12 @@ function memoryPoint(devices, idle, m) {
     perConnKb: round((m.rssKb - idle.rssKb) / devices, 2),
     heapPerConnKb: round((m.heapUsedKb - idle.heapUsedKb) / devices, 2),
   };
+}
+
+/** With --heap-snapshots, a V8 heap snapshot of the server (compare two with bench/heap-summary.mjs). */
+async function heapSnapshot(h, server, label) {
+  if (!h.heapSnapshots) return;
+  const path = join(h.profileDir, `${h.date}-connections-${server.kind}-${label}.heapsnapshot`);
+  await server.probe(`heap-snapshot ${path}`, 120_000);
+  h.log(`  heap snapshot: ${path.replace(`${ROOT}/`, '')}`);
 }

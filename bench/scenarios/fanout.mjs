@@ -2,7 +2,7 @@
 // thing is used: one user with N devices and `userIds: [thatUser]` (one POST, N emits). Measured from
 // just before the POST is written (bench process) to the last device receipt (load generators; all
 // clocks are the host's, read with sub-millisecond resolution).
-import { connectDevices, disconnectAll, epoch } from '../lib/harness.mjs';
+import { connectDevices, disconnectAll, epoch, profiled } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
 import { median, round } from '../lib/stats.mjs';
 
@@ -16,12 +16,16 @@ export async function run(h, server, p) {
   await sleep(1_000);
 
   const rounds = [];
-  for (let r = 0; r < p.warmupRounds + p.rounds; r++) {
+  const round_ = async (r) => {
     const res = await oneRound(h, server, p.devices, r);
-    if (r >= p.warmupRounds) rounds.push(res);
     h.log(`  ${server.kind}: round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${p.devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s)`);
     await sleep(p.pauseMs);
-  }
+    return res;
+  };
+  for (let r = 0; r < p.warmupRounds; r++) await round_(r);
+  await profiled(h, server, 'fanout', async () => {
+    for (let r = p.warmupRounds; r < p.warmupRounds + p.rounds; r++) rounds.push(await round_(r));
+  });
   await disconnectAll(h);
   return {
     devices: p.devices,

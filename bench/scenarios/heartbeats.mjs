@@ -2,7 +2,7 @@
 // per 1k heartbeats, Redis commands and Redis CPU per heartbeat, and ack latency. Redis round trips
 // per heartbeat come from a separate MONITOR sample (MONITOR slows Redis, so it is not part of the
 // CPU window): commands a client sent versus commands a Lua script ran inside Redis.
-import { connectDevices, delta, disconnectAll, HEARTBEAT, loadgenStatus, snapshot, split } from '../lib/harness.mjs';
+import { connectDevices, delta, disconnectAll, HEARTBEAT, loadgenStatus, profiled, snapshot, split } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
 import { merge, round, summarize } from '../lib/stats.mjs';
 
@@ -44,9 +44,11 @@ async function measureRate(h, server, p, rate) {
     ),
   );
   await sleep(p.warmupMs);
-  const a = await snapshot(h, server);
-  await sleep(p.durationMs);
-  const b = await snapshot(h, server);
+  const [a, b] = await profiled(h, server, `heartbeats-${rate}`, async () => {
+    const first = await snapshot(h, server);
+    await sleep(p.durationMs);
+    return [first, await snapshot(h, server)];
+  });
   const results = await running;
   const d = delta(a, b);
   const acked = results.reduce((n, r) => n + r.acked, 0);

@@ -3,7 +3,7 @@
 // poster and the devices live in the same load-generator process, so both ends read one clock.
 // The POST's own round trip (to the 202) and how late the generator sent against its schedule are
 // reported too.
-import { delta, disconnectAll, snapshot } from '../lib/harness.mjs';
+import { delta, disconnectAll, profiled, snapshot } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
 import { round, summarize } from '../lib/stats.mjs';
 
@@ -26,9 +26,11 @@ export async function run(h, server, p) {
   for (const c of cases) {
     const args = { url: server.url, path: server.push.path, headers: server.push.headers, target: c.target, rate: p.rate, expectedOnline: c.expectedOnline };
     await lg.call('push', { ...args, durationMs: p.warmupMs }, p.warmupMs + 30_000);
-    const a = await snapshot(h, server);
-    const r = await lg.call('push', { ...args, durationMs: p.durationMs }, p.durationMs + 30_000);
-    const d = delta(a, await snapshot(h, server));
+    const [r, d] = await profiled(h, server, `push-${c.key}`, async () => {
+      const a = await snapshot(h, server);
+      const res = await lg.call('push', { ...args, durationMs: p.durationMs }, p.durationMs + 30_000);
+      return [res, delta(a, await snapshot(h, server))];
+    });
     out[c.key] = {
       target: c.target,
       posts: r.issued,
