@@ -28,8 +28,8 @@ import * as sweep from './scenarios/sweep.mjs';
 const FULL = {
   loadgens: 5,
   connections: { levels: [1_000, 5_000, 10_000], maxProbe: 20_400, settleMs: 3_000, concurrency: 40 },
-  heartbeats: { devices: 10_000, rates: [1_000, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40 },
-  push: { rate: 1_000, warmupMs: 2_000, durationMs: 10_000 },
+  heartbeats: { devices: 10_000, rates: [1_000, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, drainMs: 15_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40 },
+  push: { rate: 1_000, extraRates: [250], warmupMs: 2_000, durationMs: 10_000 },
   fanout: { devices: 10_000, warmupRounds: 1, rounds: 5, pauseMs: 1_000, concurrency: 40 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 7 },
 };
@@ -37,10 +37,10 @@ const FULL = {
 /** Quick run (CI smoke): every scenario for both servers with small counts; under 2 minutes. */
 const QUICK = {
   loadgens: 2,
-  connections: { levels: [200, 500, 1_000], maxProbe: 0, settleMs: 1_000, concurrency: 25 },
-  heartbeats: { devices: 1_000, rates: [500, 1_000], warmupMs: 1_000, durationMs: 3_000, monitorRate: 500, monitorMs: 1_000, concurrency: 25 },
-  push: { rate: 1_000, warmupMs: 500, durationMs: 2_000 },
-  fanout: { devices: 1_000, warmupRounds: 1, rounds: 2, pauseMs: 300, concurrency: 25 },
+  connections: { levels: [200, 500, 1_000], maxProbe: 0, settleMs: 500, concurrency: 25 },
+  heartbeats: { devices: 1_000, rates: [500, 1_000], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, monitorRate: 500, monitorMs: 1_000, concurrency: 25 },
+  push: { rate: 1_000, warmupMs: 500, durationMs: 1_500 },
+  fanout: { devices: 1_000, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
 };
 

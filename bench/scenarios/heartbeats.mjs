@@ -14,6 +14,12 @@ export async function run(h, server, p) {
   h.log(`  ${server.kind}: ${conn.ok} devices connected in ${Math.round(conn.ms)} ms`);
   await sleep(1_000);
 
+  // Round trips first, at a low rate, while nothing is queued anywhere.
+  const roundTrips = await sampleRoundTrips(h, server, p);
+  h.log(`  ${server.kind}: ${roundTrips.roundTripsPerHeartbeat} Redis round trips per heartbeat (${roundTrips.luaCommandsPerHeartbeat} more inside Lua)`);
+  const idle = await measureIdle(h, server, p);
+  h.log(`  ${server.kind}: idle with ${conn.ok} devices: ${idle.serverCpuPct}% CPU`);
+
   const levels = [];
   for (const rate of p.rates) {
     const level = await measureRate(h, server, p, rate);
@@ -23,16 +29,27 @@ export async function run(h, server, p) {
         `${level.serverCpuPct}% CPU, p50 ${level.ackLatencyMs.p50} ms, p99 ${level.ackLatencyMs.p99} ms`,
     );
   }
-  const roundTrips = await sampleRoundTrips(h, server, p);
-  h.log(`  ${server.kind}: ${roundTrips.roundTripsPerHeartbeat} Redis round trips per heartbeat (${roundTrips.luaCommandsPerHeartbeat} more inside Lua)`);
   const status = await loadgenStatus(h);
   await disconnectAll(h);
   return {
     devices: conn.ok,
     connectMs: round(conn.ms),
+    idle,
     levels,
     roundTrips,
     droppedDuringRun: status.dropped,
+  };
+}
+
+/** CPU with every device connected and silent: the fixed cost under the per-heartbeat one. */
+async function measureIdle(h, server, p) {
+  const a = await snapshot(h, server);
+  await sleep(p.durationMs / 2);
+  const d = delta(a, await snapshot(h, server));
+  return {
+    serverCpuPct: round((d.serverCpuMs / d.wallMs) * 100, 1),
+    redisCpuPct: round((d.redisCpuMs / d.wallMs) * 100, 1),
+    redisCommandsPerSecond: round(d.redisCommands / (d.wallMs / 1000), 1),
   };
 }
 
@@ -40,7 +57,11 @@ async function measureRate(h, server, p, rate) {
   const shares = split(rate, h.loadgens.length);
   const running = settleLater(
     h.loadgens.map((lg, i) =>
-      lg.call('heartbeats', { rate: shares[i], warmupMs: p.warmupMs, durationMs: p.durationMs, interval: HEARTBEAT.interval }, p.warmupMs + p.durationMs + 60_000),
+      lg.call(
+        'heartbeats',
+        { rate: shares[i], warmupMs: p.warmupMs, durationMs: p.durationMs, interval: HEARTBEAT.interval, drainMs: p.drainMs },
+        p.warmupMs + p.durationMs + p.drainMs + 60_000,
+      ),
     ),
   );
   await sleep(p.warmupMs);
@@ -61,7 +82,7 @@ async function measureRate(h, server, p, rate) {
     sent,
     acked,
     errors: results.reduce((n, r) => n + r.errors, 0),
-    unanswered: results.reduce((n, r) => n + r.lost, 0),
+    unansweredAfterDrain: results.reduce((n, r) => n + r.lost, 0),
     cpuMsPer1k: per1k(d.serverCpuMs),
     serverCpuPct: round((d.serverCpuMs / d.wallMs) * 100, 1),
     redisCommandsPerHeartbeat: round(d.redisCommands / acked, 2),

@@ -19,12 +19,14 @@ export async function run(h, server, p) {
   await sleep(500);
 
   const cases = [
-    { key: 'oneDevice', target: { deviceIds: ['push-dev-0'] }, expectedOnline: 1 },
-    { key: 'userWith3Devices', target: { userIds: ['push-user-3'] }, expectedOnline: 3 },
+    { key: 'oneDevice', target: { deviceIds: ['push-dev-0'] }, expectedOnline: 1, rate: p.rate },
+    { key: 'userWith3Devices', target: { userIds: ['push-user-3'] }, expectedOnline: 3, rate: p.rate },
+    // Lower rates, for context: where the latency stands when the server is not near saturation.
+    ...(p.extraRates ?? []).map((rate) => ({ key: `oneDeviceAt${rate}`, target: { deviceIds: ['push-dev-0'] }, expectedOnline: 1, rate })),
   ];
   const out = { ratePerSecond: p.rate };
   for (const c of cases) {
-    const args = { url: server.url, path: server.push.path, headers: server.push.headers, target: c.target, rate: p.rate, expectedOnline: c.expectedOnline };
+    const args = { url: server.url, path: server.push.path, headers: server.push.headers, target: c.target, rate: c.rate, expectedOnline: c.expectedOnline };
     await lg.call('push', { ...args, durationMs: p.warmupMs }, p.warmupMs + 30_000);
     const [r, d] = await profiled(h, server, `push-${c.key}`, async () => {
       const a = await snapshot(h, server);
@@ -33,6 +35,7 @@ export async function run(h, server, p) {
     });
     out[c.key] = {
       target: c.target,
+      ratePerSecond: c.rate,
       posts: r.issued,
       skippedAtInFlightCap: r.skipped,
       statuses: r.status,
@@ -47,7 +50,7 @@ export async function run(h, server, p) {
       redisCommandsPerPost: round(d.redisCommands / r.issued, 2),
     };
     h.log(
-      `  ${server.kind}: ${c.key} at ${p.rate}/s: p50 ${out[c.key].latencyMs.p50} ms, p99 ${out[c.key].latencyMs.p99} ms, ` +
+      `  ${server.kind}: ${c.key} at ${c.rate}/s: p50 ${out[c.key].latencyMs.p50} ms, p99 ${out[c.key].latencyMs.p99} ms, ` +
         `max ${out[c.key].latencyMs.max} ms; ${r.receipts}/${r.expectedReceipts} received`,
     );
   }
