@@ -159,7 +159,9 @@ function writeOutputs(results) {
   const { meta } = results;
   const dir = join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
-  const base = join(dir, `${meta.date}${meta.mode === 'quick' ? '-quick' : ''}`);
+  // Partial (--only) and quick runs get names of their own (not committed); a full run is <date>.*.
+  const suffix = `${meta.mode === 'quick' ? '-quick' : ''}${args.only ? `-only-${args.only.replace(/[^a-z,]/g, '').replace(/,/g, '-')}` : ''}`;
+  const base = join(dir, `${meta.date}${suffix}`);
   writeFileSync(`${base}.json`, JSON.stringify(results, null, 2) + '\n');
   writeFileSync(`${base}.md`, reportMarkdown(results));
   const svgs = charts(results);
