@@ -5,7 +5,7 @@ import tseslint from 'typescript-eslint';
 // with the JavaScript rules only.
 const nodeGlobals = Object.fromEntries(
   ['process', 'console', 'Buffer', 'URL', 'performance', 'fetch', 'AbortSignal', 'global', 'require', 'module', '__dirname',
-    'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate'].map((name) => [name, 'readonly']),
+    'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'structuredClone'].map((name) => [name, 'readonly']),
 );
 
 export default tseslint.config(

@@ -1,4 +1,5 @@
-// npm run bench [-- --quick] [--only=connections,push] [--cpu-prof] [--heap-snapshots] [--report <results.json>]
+// npm run bench [-- --quick] [--only=connections,push] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots]
+//                [--report <results.json>]
 //
 // Benchmarks the built gateway (dist/main.js) against a bare Socket.IO + ioredis baseline
 // (bench/baseline-server.mjs) in the same run: every scenario runs against both servers, the order
@@ -53,6 +54,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
     report: { type: 'string' },
+    set: { type: 'string', multiple: true },
     help: { type: 'boolean', default: false },
   },
 });
@@ -160,17 +162,18 @@ function writeOutputs(results) {
   const dir = join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
   // Partial (--only) and quick runs get names of their own (not committed); a full run is <date>.*.
-  const suffix = `${meta.mode === 'quick' ? '-quick' : ''}${args.only ? `-only-${args.only.replace(/[^a-z,]/g, '').replace(/,/g, '-')}` : ''}`;
+  const suffix = `${meta.mode === 'quick' ? '-quick' : ''}${args.only ? `-only-${args.only.replace(/[^a-z,]/g, '').replace(/,/g, '-')}` : ''}${args.set ? '-only-custom' : ''}`;
   const base = join(dir, `${meta.date}${suffix}`);
   writeFileSync(`${base}.json`, JSON.stringify(results, null, 2) + '\n');
   writeFileSync(`${base}.md`, reportMarkdown(results));
   const svgs = charts(results);
   // Only a full run updates docs/; a quick run keeps its charts next to its results.
-  const chartBase = meta.mode === 'full' && !args.only ? join(ROOT, 'docs/performance') : base;
+  const official = meta.mode === 'full' && !args.only && !args.set;
+  const chartBase = official ? join(ROOT, 'docs/performance') : base;
   if (svgs.rss) writeFileSync(`${chartBase}-rss.svg`, svgs.rss);
   if (svgs.cpu) writeFileSync(`${chartBase}-cpu.svg`, svgs.cpu);
   const written = [`${base}.json`, `${base}.md`];
-  if (meta.mode === 'full' && !args.only) written.push(...updateDocs(results));
+  if (official) written.push(...updateDocs(results));
   return written.map((f) => f.replace(`${ROOT}/`, ''));
 }
 
@@ -198,9 +201,19 @@ function updateDocs(results) {
   return [file];
 }
 
+/** --set heartbeats.rates=1000,5000 or --set push.durationMs=5000: overrides one parameter. */
+function applySetting(params, setting) {
+  const [path, value] = setting.split('=');
+  const keys = path.split('.');
+  const last = keys.pop();
+  const target = keys.reduce((o, k) => o?.[k], params);
+  if (!target || !(last in target) || value === undefined) throw new Error(`--set ${setting}: unknown parameter`);
+  target[last] = Array.isArray(target[last]) ? value.split(',').map(Number) : Number(value);
+}
+
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep] [--cpu-prof] [--heap-snapshots] [--report results.json]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json]');
     return 0;
   }
   if (args.report) {
@@ -214,7 +227,8 @@ async function main() {
     return 1;
   }
   const mode = args.quick ? 'quick' : 'full';
-  const params = args.quick ? QUICK : FULL;
+  const params = structuredClone(args.quick ? QUICK : FULL);
+  for (const setting of args.set ?? []) applySetting(params, setting);
   const t0 = performance.now();
   const meta = {
     date: today(),
