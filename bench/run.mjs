@@ -12,7 +12,7 @@
 import { execFileSync } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { disconnectAll, Loadgen, ROOT, secrets, startServer } from './lib/harness.mjs';
 import { installExitHandlers, killAll } from './lib/procs.mjs';
@@ -54,6 +54,7 @@ const { values: args } = parseArgs({
     'cpu-prof': { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
     report: { type: 'string' },
+    write: { type: 'boolean', default: false },
     set: { type: 'string', multiple: true },
     help: { type: 'boolean', default: false },
   },
@@ -157,22 +158,23 @@ async function runScenarios(meta, params) {
   return { scenarios, errors };
 }
 
-function writeOutputs(results) {
+function writeOutputs(results, fromFile) {
   const { meta } = results;
   const dir = join(ROOT, 'bench/results');
   mkdirSync(dir, { recursive: true });
   // Partial (--only) and quick runs get names of their own (not committed); a full run is <date>.*.
   const suffix = `${meta.mode === 'quick' ? '-quick' : ''}${args.only ? `-only-${args.only.replace(/[^a-z,]/g, '').replace(/,/g, '-')}` : ''}${args.set ? '-only-custom' : ''}`;
-  const base = join(dir, `${meta.date}${suffix}`);
-  writeFileSync(`${base}.json`, JSON.stringify(results, null, 2) + '\n');
+  const base = fromFile ? resolve(fromFile).replace(/\.json$/, '') : join(dir, `${meta.date}${suffix}`);
+  if (!fromFile) writeFileSync(`${base}.json`, JSON.stringify(results, null, 2) + '\n');
   writeFileSync(`${base}.md`, reportMarkdown(results));
   const svgs = charts(results);
   // Only a full run updates docs/; a quick run keeps its charts next to its results.
-  const official = meta.mode === 'full' && !args.only && !args.set;
+  // docs/ shows a full run: the one just made, or a <date>.json given to --report --write.
+  const official = meta.mode === 'full' && !meta.partial && (fromFile ? /^\d{4}-\d{2}-\d{2}\.json$/.test(basename(fromFile)) : !args.only && !args.set);
   const chartBase = official ? join(ROOT, 'docs/performance') : base;
   if (svgs.rss) writeFileSync(`${chartBase}-rss.svg`, svgs.rss);
   if (svgs.cpu) writeFileSync(`${chartBase}-cpu.svg`, svgs.cpu);
-  const written = [`${base}.json`, `${base}.md`];
+  const written = [...(fromFile ? [] : [`${base}.json`]), `${base}.md`];
   if (official) written.push(...updateDocs(results));
   return written.map((f) => f.replace(`${ROOT}/`, ''));
 }
@@ -213,13 +215,16 @@ function applySetting(params, setting) {
 
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
     return 0;
   }
   if (args.report) {
+    // Rebuilds the table (and with --write the Markdown report, the charts and, for a full run, the
+    // docs block) from a results file, e.g. to publish an earlier run than the latest.
     const results = JSON.parse(readFileSync(args.report, 'utf8'));
     results.targets = evaluateTargets(results);
     log(consoleTable(results));
+    if (args.write) log(`wrote ${writeOutputs(results, args.report).join(', ')}`);
     return 0;
   }
   if (!existsSync(join(ROOT, 'dist/main.js'))) {
@@ -238,6 +243,7 @@ async function main() {
     socketIo: JSON.parse(readFileSync(join(ROOT, 'node_modules/socket.io/package.json'), 'utf8')).version,
     machine: machine(),
     params,
+    partial: Boolean(args.only || args.set),
   };
   log(`push-gateway bench (${mode}) on ${meta.machine.cpus} x ${meta.machine.cpuModel}, Node ${meta.machine.node}, Redis ${meta.machine.redis}`);
   const { scenarios, errors } = await runScenarios(meta, params);

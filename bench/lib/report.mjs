@@ -254,11 +254,14 @@ export function charts(results) {
       title: `Server CPU vs heartbeat rate (${h.gateway.devices} devices connected)`,
       xLabel: 'heartbeats per second (achieved)',
       yLabel: 'server CPU (% of one core)',
-      caption: `${results.meta.date}, ${results.meta.mode} run; Redis CPU not included`,
+      caption: `${results.meta.date}, ${results.meta.mode} run; points in order of the target rate; Redis CPU not included`,
       series: ['gateway', 'baseline'].map((k) => ({
         name: k,
         color: COLORS[k],
-        points: h[k].levels.map((l) => [l.achievedPerSecond, l.serverCpuPct]),
+        ordered: true,
+        points: h[k].levels.map((l) =>
+          saturated(l) ? [l.achievedPerSecond, l.serverCpuPct, `saturated: ${l.targetPerSecond / 1000}k/s sent`] : [l.achievedPerSecond, l.serverCpuPct],
+        ),
       })),
     });
   }

@@ -14,8 +14,10 @@ function niceStep(max, count = 5) {
 const fmt = (v) => (Math.abs(v) >= 1000 ? `${+(v / 1000).toFixed(1)}k` : `${+v.toFixed(2)}`);
 
 /**
+ * Points are [x, y] or [x, y, note]: a point with a note is drawn hollow and labelled (e.g. a
+ * saturated measurement). Points are joined in x order unless the series says `ordered: true`.
  * @param {{ title: string, xLabel: string, yLabel: string, caption?: string,
- *   series: { name: string, color: string, points: [number, number][] }[] }} spec
+ *   series: { name: string, color: string, ordered?: boolean, points: (number | string)[][] }[] }} spec
  */
 export function lineChart({ title, xLabel, yLabel, caption, series }, width = 640, height = 380) {
   const pad = { left: 70, right: 20, top: 40, bottom: caption ? 78 : 58 };
@@ -49,12 +51,15 @@ export function lineChart({ title, xLabel, yLabel, caption, series }, width = 64
   parts.push(`<text transform="translate(18 ${pad.top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
 
   series.forEach((s, i) => {
-    const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y)).sort((a, b) => a[0] - b[0]);
+    const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    if (!s.ordered) pts.sort((a, b) => a[0] - b[0]);
     if (pts.length) {
       const d = pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
       parts.push(`<polyline points="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
-      for (const [x, y] of pts) {
-        parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="3.5" fill="${s.color}"><title>${esc(s.name)}: ${fmt(x)}, ${fmt(y)}</title></circle>`);
+      for (const [x, y, note] of pts) {
+        const fill = note ? '#fff' : s.color;
+        parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="4" fill="${fill}" stroke="${s.color}" stroke-width="2"><title>${esc(s.name)}: ${fmt(x)}, ${fmt(y)}${note ? ` (${esc(note)})` : ''}</title></circle>`);
+        if (note) parts.push(`<text x="${(sx(x) + 8).toFixed(1)}" y="${(sy(y) - 8).toFixed(1)}" fill="${s.color}" font-size="11">${esc(note)}</text>`);
       }
     }
     const lx = pad.left + 12;
