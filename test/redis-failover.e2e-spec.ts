@@ -94,7 +94,14 @@ describe('Redis failures (separate processes)', () => {
     await sleep(300); // a few heartbeats and publishes replicate while traffic flows
     master.kill();
     await waitFor(async () => (await sentinelMaster(sentinel.port, 'pgmaster')) === replica.port, 20_000, 200);
-    await waitFor(async () => (await fetch(`${gw.url}/health/ready`)).ok, 15_000, 100);
+    let lastHealth = '';
+    await waitFor(async () => {
+      const r = await fetch(`${gw.url}/health/ready`);
+      lastHealth = await r.text();
+      return r.ok;
+    }, 15_000, 100).catch((err: Error) => {
+      throw new Error(`${err.message}; last /health/ready: ${lastHealth}\n${gw.process.output().slice(-1500)}`);
+    });
     const after = (await (await post(gw.url, { deviceIds: ['sentinel-dev'], data: 'on the new master' })).json()) as Json;
     stop = true;
     await traffic;

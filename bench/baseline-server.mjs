@@ -1,0 +1,170 @@
+// The benchmark's baseline: what one would write by hand instead of the gateway, in the simplest
+// correct way. A bare Socket.IO 4.8 server with ioredis, no NestJS, no auth (the device says who it
+// is in `handshake.auth`), presence as `SET presence:<id> <sid> PX <ttl>` per heartbeat, DEL on
+// disconnect, and a tiny `POST /push` that emits `notification` with an ack to the target rooms.
+//
+// It uses the same Socket.IO engine options as the gateway where they change the cost of a
+// connection (websocket accepted, ping stretched to HEARTBEAT_MAX_MS, 64 KiB frames) and the same
+// ioredis auto-pipelining, so the comparison is about what the gateway adds, not about tuning.
+//
+// Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, HEARTBEAT_INTERVAL_MS, HEARTBEAT_MIN_MS,
+// HEARTBEAT_MAX_MS, ACK_TIMEOUT_MS.
+import { randomUUID } from 'node:crypto';
+import http from 'node:http';
+import Redis from 'ioredis';
+import { Server } from 'socket.io';
+
+const env = process.env;
+const port = Number(env.PORT ?? 3100);
+const host = env.HOST ?? '127.0.0.1';
+const prefix = env.REDIS_PREFIX ?? 'baseline:';
+const defaultInterval = Number(env.HEARTBEAT_INTERVAL_MS ?? 25_000);
+const minInterval = Number(env.HEARTBEAT_MIN_MS ?? Math.min(5_000, defaultInterval));
+const maxInterval = Number(env.HEARTBEAT_MAX_MS ?? Math.max(300_000, defaultInterval));
+const ackTimeoutMs = Number(env.ACK_TIMEOUT_MS ?? 10_000);
+const BODY_LIMIT = 256 * 1024;
+
+const clamp = (ms) => Math.min(maxInterval, Math.max(minInterval, ms));
+const ttlFor = (interval) => Math.round(interval * 2.5);
+const presenceKey = (deviceId) => `${prefix}presence:${deviceId}`;
+
+const redis = new Redis(env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
+  enableAutoPipelining: true,
+  maxRetriesPerRequest: 1,
+  lazyConnect: true,
+});
+redis.on('error', (err) => process.stderr.write(`redis: ${err.message}\n`));
+
+const counters = { heartbeats: 0, pushesSent: 0, pushesAcked: 0, pushesUnacked: 0 };
+
+const httpServer = http.createServer((req, res) => {
+  handleHttp(req, res).catch((err) => reply(res, 500, { error: err.message }));
+});
+
+const io = new Server(httpServer, {
+  path: '/socket.io',
+  pingInterval: maxInterval,
+  pingTimeout: 20_000,
+  maxHttpBufferSize: 64 * 1024,
+});
+
+io.on('connection', (socket) => {
+  const { deviceId, userId } = socket.handshake.auth ?? {};
+  if (typeof deviceId !== 'string' || typeof userId !== 'string') {
+    socket.disconnect(true);
+    return;
+  }
+  const key = presenceKey(deviceId);
+  let interval = defaultInterval;
+  socket.join([`device:${deviceId}`, `user:${userId}`]);
+
+  redis.set(key, socket.id, 'PX', ttlFor(interval)).then(
+    () => socket.emit('ready', {
+      sessionId: socket.id,
+      deviceId,
+      userId,
+      heartbeat: { interval, min: minInterval, max: maxInterval, ttl: ttlFor(interval) },
+      serverTime: Date.now(),
+    }),
+    () => socket.disconnect(true),
+  );
+
+  socket.on('heartbeat', (payload, ack) => {
+    if (typeof payload === 'function') [payload, ack] = [undefined, payload];
+    const wanted = payload?.interval;
+    if (typeof wanted === 'number' && Number.isFinite(wanted) && wanted > 0) interval = clamp(wanted);
+    const ttl = ttlFor(interval);
+    counters.heartbeats++;
+    redis.set(key, socket.id, 'PX', ttl).then(
+      () => ack?.({ ok: true, interval, ttl, serverTime: Date.now() }),
+      () => ack?.({ ok: false, error: { code: 'unavailable', message: 'redis unavailable' } }),
+    );
+  });
+
+  // Simplest correct for this bench: a device never reconnects while its old socket is alive here,
+  // so a plain DEL cannot remove a newer session's key.
+  socket.on('disconnect', () => {
+    redis.del(key).catch(() => {});
+  });
+});
+
+async function handleHttp(req, res) {
+  if (req.method === 'GET' && (req.url === '/health/ready' || req.url === '/health/live')) {
+    return reply(res, redis.status === 'ready' ? 200 : 503, { status: redis.status });
+  }
+  if (req.method === 'GET' && req.url === '/stats') return reply(res, 200, counters);
+  if (req.method !== 'POST' || req.url !== '/push') return reply(res, 404, { error: 'not found' });
+
+  const body = await readJson(req);
+  if (!body) return reply(res, 400, { error: 'invalid JSON body' });
+  const deviceIds = Array.isArray(body.deviceIds) ? body.deviceIds : [];
+  const userIds = Array.isArray(body.userIds) ? body.userIds : [];
+  if (deviceIds.length + userIds.length === 0 || deviceIds.length > 1000 || userIds.length > 1000) {
+    return reply(res, 400, { error: 'deviceIds / userIds: 1-1000 ids' });
+  }
+  const rooms = [...deviceIds.map((id) => `device:${id}`), ...userIds.map((id) => `user:${id}`)];
+  const online = countSockets(rooms);
+  const payload = { id: randomUUID(), data: body.data, createdAt: Date.now() };
+  if (online > 0) {
+    counters.pushesSent += online;
+    io.to(rooms)
+      .timeout(ackTimeoutMs)
+      .emit('notification', payload, (_err, receipts) => {
+        const acked = receipts?.length ?? 0;
+        counters.pushesAcked += acked;
+        counters.pushesUnacked += online - acked;
+      });
+  }
+  return reply(res, 202, { id: payload.id, online, queued: 0 });
+}
+
+function countSockets(rooms) {
+  const ids = new Set();
+  for (const room of rooms) for (const id of io.sockets.adapter.rooms.get(room) ?? []) ids.add(id);
+  return ids.size;
+}
+
+function readJson(req) {
+  return new Promise((resolve) => {
+    const chunks = [];
+    let size = 0;
+    req.on('data', (chunk) => {
+      size += chunk.length;
+      if (size > BODY_LIMIT) req.destroy();
+      else chunks.push(chunk);
+    });
+    req.on('end', () => {
+      try {
+        resolve(JSON.parse(Buffer.concat(chunks).toString('utf8')));
+      } catch {
+        resolve(null);
+      }
+    });
+    req.on('error', () => resolve(null));
+  });
+}
+
+function reply(res, status, body) {
+  const json = JSON.stringify(body);
+  res.writeHead(status, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
+  res.end(json);
+}
+
+async function main() {
+  await redis.connect();
+  await new Promise((resolve) => httpServer.listen(port, host, resolve));
+  process.stdout.write(`baseline listening on ${host}:${port}\n`);
+}
+
+for (const signal of ['SIGTERM', 'SIGINT']) {
+  process.once(signal, () => {
+    io.close();
+    redis.disconnect();
+    process.exit(0);
+  });
+}
+
+main().catch((err) => {
+  process.stderr.write(`baseline failed to start: ${err.stack}\n`);
+  process.exit(1);
+});

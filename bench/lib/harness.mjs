@@ -1,0 +1,267 @@
+// What every scenario uses: the servers under test (started the same way, with the same probe), the
+// load-generator processes and a few measurement snapshots.
+import { randomBytes } from 'node:crypto';
+import { readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import {
+  cpuMs, fdLimit, forkTracked, freePort, machineTicks, openFds, rssKb, sleep, spawnTracked, stopChild, waitHttpOk,
+} from './procs.mjs';
+
+export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
+const PROBE = join(ROOT, 'bench/lib/probe.cjs');
+const LOADGEN = join(ROOT, 'bench/loadgen.mjs');
+
+export const SERVER_KINDS = ['gateway', 'baseline'];
+
+/** Settings shared by both servers; heartbeats announce HEARTBEAT_INTERVAL so nothing expires mid-run. */
+export const HEARTBEAT = { interval: 120_000, min: 1_000, max: 300_000 };
+export const ACK_TIMEOUT_MS = 10_000;
+
+export const secrets = {
+  apiKey: `bench-${randomBytes(12).toString('hex')}`,
+  jwtSecret: randomBytes(32).toString('hex'),
+};
+
+/** Epoch ms with sub-ms resolution, comparable with the load generators' clocks. */
+export const epoch = () => performance.timeOrigin + performance.now();
+
+/**
+ * Starts one server under test with `node --expose-gc --require probe.cjs`, on a free loopback port,
+ * against the bench's Redis, and waits for GET /health/ready.
+ */
+export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], extraEnv = {} }) {
+  const port = await freePort();
+  const probeFile = join(probeDir, `${kind}-${port}.json`);
+  const env = {
+    ...process.env,
+    NODE_ENV: 'production',
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    REDIS_URL: redisUrl,
+    REDIS_PREFIX: `bench-${kind}:`,
+    HEARTBEAT_INTERVAL_MS: String(HEARTBEAT.interval),
+    HEARTBEAT_MIN_MS: String(HEARTBEAT.min),
+    HEARTBEAT_MAX_MS: String(HEARTBEAT.max),
+    ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
+    BENCH_PROBE_FILE: probeFile,
+    ...(kind === 'gateway'
+      ? {
+          API_KEYS: secrets.apiKey,
+          DEVICE_JWT_SECRET: secrets.jwtSecret,
+          LOG_LEVEL: 'warn',
+          API_RATE_LIMIT: '100000000',
+          SOCKET_EVENTS_PER_SECOND: '1000',
+          SWEEP_INTERVAL_MS: '5000',
+        }
+      : {}),
+    ...extraEnv,
+  };
+  const script = kind === 'gateway' ? join(ROOT, 'dist/main.js') : join(ROOT, 'bench/baseline-server.mjs');
+  const child = spawnTracked(kind, process.execPath, ['--expose-gc', '--require', PROBE, ...nodeArgs, script], { env, cwd: ROOT });
+  const url = `http://127.0.0.1:${port}`;
+  await waitHttpOk(`${url}/health/ready`, child, 30_000);
+  const pid = child.pid;
+  return {
+    kind,
+    port,
+    url,
+    pid,
+    child,
+    push: kind === 'gateway'
+      ? { path: '/v1/notifications', headers: { authorization: `Bearer ${secrets.apiKey}` } }
+      : { path: '/push', headers: {} },
+    alive: () => child.exitCode === null && child.signalCode === null,
+    cpuMs: () => cpuMs(pid),
+    rssKb: () => rssKb(pid),
+    openFds: () => openFds(pid),
+    fdLimit: () => fdLimit(pid),
+    /** Sends one command to the probe preloaded in the server (see probe.cjs) and waits for its answer. */
+    async probe(command, timeoutMs = 10_000) {
+      const read = () => {
+        try {
+          return JSON.parse(readFileSync(probeFile, 'utf8'));
+        } catch {
+          return null;
+        }
+      };
+      const before = read()?.seq ?? 0;
+      writeFileSync(`${probeFile}.cmd`, command);
+      child.kill('SIGUSR2');
+      let answer = null;
+      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline && !(answer?.seq > before); ) {
+        await sleep(20);
+        answer = read();
+      }
+      if (!(answer?.seq > before)) throw new Error(`${kind}: the probe did not answer "${command}"`);
+      if (answer.error) throw new Error(`${kind}: probe "${command}": ${answer.error}`);
+      return answer;
+    },
+    /** Full GC in the server, then RSS and heap figures (KB). */
+    async memory() {
+      const usage = await this.probe('memory');
+      await sleep(100);
+      return { rssKb: rssKb(pid), heapUsedKb: usage.heapUsed / 1024, externalKb: usage.external / 1024 };
+    },
+    async stop() {
+      await stopChild(child, 3_000);
+    },
+  };
+}
+
+/** One forked load-generator process, driven by request/response messages. */
+export class Loadgen {
+  static async start(index) {
+    const child = forkTracked(`loadgen-${index}`, LOADGEN, [], { cwd: ROOT });
+    const lg = new Loadgen(index, child);
+    await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`loadgen-${index} did not start:\n${child.output()}`)), 15_000);
+      child.once('message', (m) => {
+        clearTimeout(timer);
+        if (m?.ready) resolve();
+        else reject(new Error(`loadgen-${index}: unexpected first message`));
+      });
+    });
+    return lg;
+  }
+
+  constructor(index, child) {
+    this.index = index;
+    this.child = child;
+    this.pid = child.pid;
+    this.nextId = 1;
+    this.pending = new Map();
+    child.on('message', (m) => {
+      const p = this.pending.get(m?.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      clearTimeout(p.timer);
+      if (m.ok) p.resolve(m.result);
+      else p.reject(new Error(`loadgen-${index} ${p.cmd}: ${m.error}`));
+    });
+    void child.exited.then(({ code, signal }) => {
+      for (const p of this.pending.values()) {
+        clearTimeout(p.timer);
+        p.reject(new Error(`loadgen-${index} exited (${code ?? signal}) during ${p.cmd}:\n${child.output()}`));
+      }
+      this.pending.clear();
+    });
+  }
+
+  call(cmd, args = {}, timeoutMs = 180_000) {
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.pending.delete(id);
+        reject(new Error(`loadgen-${this.index} ${cmd}: no answer within ${timeoutMs} ms`));
+      }, timeoutMs);
+      this.pending.set(id, { resolve, reject, timer, cmd });
+      this.child.send({ id, cmd, args });
+    });
+  }
+
+  cpuMs() {
+    return cpuMs(this.pid);
+  }
+}
+
+/** Splits `total` into `parts` near-equal integers. */
+export function split(total, parts) {
+  const base = Math.floor(total / parts);
+  return Array.from({ length: parts }, (_, i) => base + (i < total % parts ? 1 : 0));
+}
+
+/**
+ * Connects `total` devices to `server`, spread over the load generators (device ids
+ * `${idPrefix}${n}`, continuing per generator from what each already holds for this prefix).
+ */
+export async function connectDevices(h, server, { total, idPrefix, userId, concurrency = 40, timeoutMs = 20_000, deadlineMs = 180_000, offsets }) {
+  const shares = split(total, h.loadgens.length);
+  const started = performance.now();
+  const results = await Promise.all(
+    h.loadgens.map((lg, i) => {
+      if (!shares[i]) return { ok: 0, failed: 0, errors: {}, ms: 0 };
+      const from = offsets ? offsets[i] : 0;
+      if (offsets) offsets[i] += shares[i];
+      return lg.call(
+        'connect',
+        { url: server.url, kind: server.kind, secret: secrets.jwtSecret, idPrefix: `${idPrefix}${i}-`, from, count: shares[i], userId, concurrency, timeoutMs, deadlineMs },
+        deadlineMs + timeoutMs + 30_000,
+      );
+    }),
+  );
+  const errors = {};
+  for (const r of results) for (const [k, v] of Object.entries(r.errors)) errors[k] = (errors[k] ?? 0) + v;
+  return {
+    ok: results.reduce((n, r) => n + r.ok, 0),
+    failed: results.reduce((n, r) => n + r.failed, 0),
+    errors,
+    ms: performance.now() - started,
+  };
+}
+
+export async function disconnectAll(h) {
+  await Promise.all(h.loadgens.map((lg) => lg.call('disconnect')));
+}
+
+export async function loadgenStatus(h) {
+  const all = await Promise.all(h.loadgens.map((lg) => lg.call('status')));
+  const dropped = {};
+  for (const s of all) for (const [k, v] of Object.entries(s.dropped)) dropped[k] = (dropped[k] ?? 0) + v;
+  return { held: all.reduce((n, s) => n + s.held, 0), connected: all.reduce((n, s) => n + s.connected, 0), dropped };
+}
+
+/** CPU counters of everything involved, to take deltas over a measured window. */
+export async function snapshot(h, server) {
+  const redis = await h.redis.stats();
+  return {
+    at: performance.now(),
+    serverCpuMs: server ? server.cpuMs() : 0,
+    redisProcCpuMs: cpuMs(h.redis.pid),
+    loadgenCpuMs: h.loadgens.reduce((n, lg) => n + lg.cpuMs(), 0),
+    selfCpuMs: process.cpuUsage().user / 1000 + process.cpuUsage().system / 1000,
+    machine: machineTicks(),
+    redis,
+  };
+}
+
+/** Deltas between two snapshots; `others` is CPU used on this machine by processes outside the bench. */
+export function delta(a, b) {
+  const wallMs = b.at - a.at;
+  const server = b.serverCpuMs - a.serverCpuMs;
+  const redisCpu = b.redisProcCpuMs - a.redisProcCpuMs;
+  const loadgens = b.loadgenCpuMs - a.loadgenCpuMs;
+  const self = b.selfCpuMs - a.selfCpuMs;
+  const machineBusy = b.machine.busyMs - a.machine.busyMs;
+  const commands = {};
+  for (const [k, v] of Object.entries(b.redis.commands)) {
+    const d = v - (a.redis.commands[k] ?? 0);
+    if (d) commands[k] = d;
+  }
+  // The bench's own INFO/CONFIG calls are not the server's work.
+  const ownCalls = (commands.info ?? 0) + (commands.config ?? 0);
+  return {
+    wallMs,
+    serverCpuMs: server,
+    redisCpuMs: redisCpu,
+    loadgenCpuMs: loadgens,
+    othersCpuMs: Math.max(0, machineBusy - server - redisCpu - loadgens - self),
+    redisCommands: b.redis.totalCommands - a.redis.totalCommands - ownCalls,
+    commands,
+  };
+}
+
+/**
+ * Runs fn; with --cpu-prof, the server's CPU profile covers exactly that window and is written to
+ * bench/results/profiles/<date>-<scenario>-<kind>-<label>.cpuprofile.
+ */
+export async function profiled(h, server, label, fn) {
+  if (!h.cpuProfiles) return fn();
+  await server.probe('profile-start');
+  try {
+    return await fn();
+  } finally {
+    const path = join(h.profileDir, `${h.date}-${h.scenario}-${server.kind}-${label}.cpuprofile`);
+    await server.probe(`profile-stop ${path}`, 30_000);
+    h.log(`  profile: ${path.replace(`${ROOT}/`, '')}`);
+  }
+}

@@ -1,0 +1,81 @@
+// Preloaded (`node --expose-gc --require bench/lib/probe.cjs <server>`) into both servers the bench
+// measures, the gateway and the baseline alike. On SIGUSR2 it reads one command from
+// `${BENCH_PROBE_FILE}.cmd` and answers in BENCH_PROBE_FILE:
+//   memory                 full GC, then process.memoryUsage(), so memory per connection is read
+//                          after garbage is collected rather than whenever the collector last ran;
+//   profile-start          starts the V8 CPU profiler (in-process inspector session);
+//   profile-stop <path>    stops it and writes the .cpuprofile to <path>;
+//   heap-snapshot <path>   writes a V8 heap snapshot (for bench/heap-summary.mjs).
+// Both files are opened once at start: at the file-descriptor limit (the max-connections probe)
+// opening them would fail. A failure here is reported in the answer and never affects the server.
+'use strict';
+const fs = require('node:fs');
+const inspector = require('node:inspector');
+const v8 = require('node:v8');
+
+const file = process.env.BENCH_PROBE_FILE;
+if (file) {
+  const out = fs.openSync(file, 'w');
+  const cmd = fs.openSync(`${file}.cmd`, 'a+');
+  const buf = Buffer.alloc(4096);
+  let seq = 0;
+  let session;
+
+  const answer = (result) => {
+    try {
+      fs.ftruncateSync(out, 0);
+      fs.writeSync(out, JSON.stringify({ ...result, seq: ++seq, at: Date.now() }), 0);
+    } catch (err) {
+      process.stderr.write(`bench probe: ${err.message}\n`);
+    }
+  };
+  const post = (method, params) =>
+    new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
+
+  const commands = {
+    async memory() {
+      if (typeof global.gc === 'function') {
+        global.gc();
+        global.gc();
+      }
+      // Not process.memoryUsage(): it reads /proc and needs a descriptor (the bench reads RSS itself).
+      const heap = v8.getHeapStatistics();
+      return { heapUsed: heap.used_heap_size, heapTotal: heap.total_heap_size, external: heap.external_memory };
+    },
+    async 'heap-snapshot'(path) {
+      if (typeof global.gc === 'function') global.gc();
+      return { written: v8.writeHeapSnapshot(path) };
+    },
+    async 'profile-start'() {
+      if (!session) {
+        session = new inspector.Session();
+        session.connect();
+      }
+      await post('Profiler.enable');
+      await post('Profiler.start');
+      return { profiling: true };
+    },
+    async 'profile-stop'(path) {
+      const { profile } = await post('Profiler.stop');
+      fs.writeFileSync(path, JSON.stringify(profile));
+      return { written: path };
+    },
+  };
+
+  process.on('SIGUSR2', () => {
+    let line;
+    try {
+      line = buf.toString('utf8', 0, fs.readSync(cmd, buf, 0, buf.length, 0)).trim();
+    } catch (err) {
+      answer({ error: err.message });
+      return;
+    }
+    const [name, ...rest] = line.split(' ');
+    const run = commands[name || 'memory'];
+    if (!run) {
+      answer({ error: `unknown probe command ${name}` });
+      return;
+    }
+    run(rest.join(' ')).then(answer, (err) => answer({ error: err.message }));
+  });
+}

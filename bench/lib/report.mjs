@@ -1,0 +1,269 @@
+// Turns a results object into the targets verdict, the console table, the Markdown report and the
+// charts. Every figure comes from the results JSON, so a report can be rebuilt from it
+// (`node bench/run.mjs --report bench/results/<file>.json`).
+import { ratio, round } from './stats.mjs';
+import { lineChart } from './svg.mjs';
+
+const COLORS = { gateway: '#1f6feb', baseline: '#e36209' };
+const fmt = (v, digits = 2) => (v === undefined || v === null || Number.isNaN(v) ? '–' : typeof v === 'number' ? String(round(v, digits)) : String(v));
+
+/** A heartbeat level the server could not keep up with: rate not reached, or acks failed or missing. */
+export function saturated(level) {
+  return level.achievedPerSecond < 0.95 * level.targetPerSecond || level.errors > 0 || level.unansweredAfterDrain > 0;
+}
+
+/** The issue's targets, each marked met / missed / not measured, with the figures behind it. */
+export function evaluateTargets(results) {
+  const s = results.scenarios;
+  const out = [];
+  const add = (id, target, value, met, note) => out.push({ id, target, value, status: met === null ? 'not measured' : met ? 'met' : 'missed', note });
+
+  const conn = s.connections;
+  if (conn?.gateway?.points && conn?.baseline?.points) {
+    const level = Math.min(conn.gateway.points.at(-1).devices, conn.baseline.points.at(-1).devices);
+    const g = conn.gateway.points.findLast((pt) => pt.devices <= level) ?? conn.gateway.points.at(-1);
+    const b = conn.baseline.points.findLast((pt) => pt.devices <= level) ?? conn.baseline.points.at(-1);
+    const r = ratio(g.perConnKb, b.perConnKb);
+    add('memory', 'memory per connection within 1.25x of the baseline', `${fmt(g.perConnKb, 1)} vs ${fmt(b.perConnKb, 1)} KB at ${g.devices} devices = ${r}x`, r !== null && r <= 1.25);
+  } else add('memory', 'memory per connection within 1.25x of the baseline', '–', null);
+
+  const hb = s.heartbeats;
+  if (hb?.gateway?.levels && hb?.baseline?.levels) {
+    const parts = [];
+    let met = true;
+    hb.gateway.levels.forEach((g, i) => {
+      const b = hb.baseline.levels[i] ?? {};
+      const r = ratio(g.cpuMsPer1k, b.cpuMsPer1k);
+      if (saturated(g) && saturated(b)) parts.push(`both saturated at ${g.targetPerSecond}/s (${g.achievedPerSecond} vs ${b.achievedPerSecond}/s)`);
+      else if (saturated(g)) {
+        met = false;
+        parts.push(`at ${g.targetPerSecond}/s the gateway saturated at ${g.achievedPerSecond}/s (baseline ${b.achievedPerSecond}/s)`);
+      } else {
+        if (!(r <= 1.3)) met = false;
+        parts.push(`${r}x at ${g.targetPerSecond}/s`);
+      }
+    });
+    const rt = hb.gateway.roundTrips?.roundTripsPerHeartbeat;
+    if (!(rt <= 1.01)) met = false;
+    add('heartbeat-cpu', 'heartbeat CPU within 1.3x of the baseline, at most one Redis round trip per heartbeat', `${parts.join(', ')}; ${rt} round trips per heartbeat`, met);
+  } else add('heartbeat-cpu', 'heartbeat CPU within 1.3x of the baseline, at most one Redis round trip per heartbeat', '–', null);
+
+  const push = s.push?.gateway;
+  if (push?.oneDevice) {
+    const p1 = push.oneDevice.latencyMs.p99;
+    const p3 = push.userWith3Devices?.latencyMs.p99;
+    add('push-p99', `push p99 under 10 ms at ${s.push.gateway.ratePerSecond}/s`, `one device ${fmt(p1)} ms, user with 3 devices ${fmt(p3)} ms`, p1 < 10 && (p3 === undefined || p3 < 10));
+  } else add('push-p99', 'push p99 under 10 ms at 1k/s', '–', null);
+
+  const fan = s.fanout;
+  if (fan?.gateway?.messagesPerSecond && fan?.baseline?.messagesPerSecond) {
+    const r = ratio(fan.gateway.messagesPerSecond, fan.baseline.messagesPerSecond);
+    add('fanout', 'fan-out at least 0.8x the baseline messages/s', `${fan.gateway.messagesPerSecond} vs ${fan.baseline.messagesPerSecond} msg/s to ${fan.gateway.devices} devices = ${r}x`, r >= 0.8);
+  } else add('fanout', 'fan-out at least 0.8x the baseline messages/s', '–', null);
+
+  const sweep = s.sweep?.gateway;
+  if (sweep?.points) {
+    const first = sweep.points[0];
+    const last = sweep.points.at(-1);
+    add('sweep', `sweep with ${last.healthy} healthy within 2x of the time with ${first.healthy} healthy`, `${fmt(first.medianMs)} ms -> ${fmt(last.medianMs)} ms = ${sweep.growth}x`, sweep.growth <= 2);
+  } else add('sweep', 'sweep time with 50k healthy within 2x of the time with 1k healthy', '–', null);
+
+  const max = conn?.gateway?.max;
+  if (max) add('max-devices', 'one process holds at least 19k devices', `${max.held} devices (${max.stoppedBecause})`, max.held >= 19_000);
+  else add('max-devices', 'one process holds at least 19k devices', results.meta.mode === 'quick' ? 'not probed in --quick mode' : '–', null);
+  return out;
+}
+
+/** [section, metric, gateway, baseline, ratio] rows shared by the console table and the Markdown. */
+export function rows(results) {
+  const s = results.scenarios;
+  const out = [];
+  const row = (section, metric, g, b, digits = 2, showRatio = true) =>
+    out.push([section, metric, fmt(g, digits), fmt(b, digits), showRatio ? fmt(ratio(g, b)) : '']);
+
+  const c = s.connections;
+  if (c?.gateway && c?.baseline) {
+    row('connections', 'idle RSS (MB)', c.gateway.idle?.rssMb, c.baseline.idle?.rssMb, 1);
+    (c.gateway.points ?? []).forEach((g, i) => {
+      const b = c.baseline.points?.[i];
+      row('connections', `RSS per connection at ${g.devices} (KB)`, g.perConnKb, b?.perConnKb, 1);
+    });
+    const gl = c.gateway.points?.at(-1);
+    const bl = c.baseline.points?.at(-1);
+    row('connections', `JS heap per connection at ${gl?.devices} (KB)`, gl?.heapPerConnKb, bl?.heapPerConnKb, 1);
+    row('connections', `RSS at ${gl?.devices} (MB)`, gl?.rssMb, bl?.rssMb, 1);
+    row('connections', `time to connect ${c.gateway.connectTime?.devices} (s)`, c.gateway.connectTime?.ms / 1000, c.baseline.connectTime?.ms / 1000);
+    row('connections', 'server CPU per connection (ms)', c.gateway.connectTime?.serverCpuMsPerConnection, c.baseline.connectTime?.serverCpuMsPerConnection, 3);
+    if (c.gateway.max || c.baseline.max) {
+      row('connections', 'most devices one process held', c.gateway.max?.held, c.baseline.max?.held, 0);
+      row('connections', 'RSS per connection at that count (KB)', c.gateway.max?.perConnKb, c.baseline.max?.perConnKb, 1);
+    }
+  } else if (c) out.push(['connections', 'error', c.gateway?.error ?? '', c.baseline?.error ?? '', '']);
+
+  const h = s.heartbeats;
+  if (h?.gateway?.levels && h?.baseline?.levels) {
+    row('heartbeats', `idle CPU with ${h.gateway.devices} devices (%)`, h.gateway.idle?.serverCpuPct, h.baseline.idle?.serverCpuPct, 1);
+    h.gateway.levels.forEach((g, i) => {
+      const b = h.baseline.levels[i] ?? {};
+      const tag = `${g.targetPerSecond / 1000}k/s`;
+      if (saturated(g) || saturated(b)) {
+        row(`heartbeats ${tag}`, 'saturated (rate not reached or acks failed)', saturated(g) ? 'yes' : 'no', saturated(b) ? 'yes' : 'no', 0, false);
+      }
+      row(`heartbeats ${tag}`, 'achieved heartbeats/s', g.achievedPerSecond, b.achievedPerSecond, 0);
+      row(`heartbeats ${tag}`, 'server CPU-ms per 1k heartbeats', g.cpuMsPer1k, b.cpuMsPer1k);
+      row(`heartbeats ${tag}`, 'server CPU (% of one core)', g.serverCpuPct, b.serverCpuPct, 1);
+      row(`heartbeats ${tag}`, 'Redis commands per heartbeat (incl. in Lua)', g.redisCommandsPerHeartbeat, b.redisCommandsPerHeartbeat);
+      row(`heartbeats ${tag}`, 'Redis CPU-ms per 1k heartbeats', g.redisCpuMsPer1k, b.redisCpuMsPer1k);
+      row(`heartbeats ${tag}`, 'ack latency p50 (ms)', g.ackLatencyMs?.p50, b.ackLatencyMs?.p50);
+      row(`heartbeats ${tag}`, 'ack latency p99 (ms)', g.ackLatencyMs?.p99, b.ackLatencyMs?.p99);
+      if (g.errors || g.unansweredAfterDrain || b.errors || b.unansweredAfterDrain) {
+        row(`heartbeats ${tag}`, 'error acks / unanswered', `${g.errors} / ${g.unansweredAfterDrain}`, `${b.errors} / ${b.unansweredAfterDrain}`, 0, false);
+      }
+      row(`heartbeats ${tag}`, 'load generators / other processes CPU (%)', `${g.loadgenCpuPct} / ${g.otherProcessesCpuPct}`, `${b.loadgenCpuPct} / ${b.otherProcessesCpuPct}`, 1, false);
+    });
+    row('heartbeats', 'Redis round trips per heartbeat', h.gateway.roundTrips?.roundTripsPerHeartbeat, h.baseline.roundTrips?.roundTripsPerHeartbeat);
+    row('heartbeats', 'Redis commands inside Lua per heartbeat', h.gateway.roundTrips?.luaCommandsPerHeartbeat, h.baseline.roundTrips?.luaCommandsPerHeartbeat, 2, false);
+  } else if (h) out.push(['heartbeats', 'error', h.gateway?.error ?? '', h.baseline?.error ?? '', '']);
+
+  const p = s.push;
+  if (p?.gateway?.oneDevice && p?.baseline?.oneDevice) {
+    const keys = Object.keys(p.gateway).filter((k) => p.gateway[k]?.latencyMs && p.baseline[k]?.latencyMs);
+    for (const key of keys) {
+      const g = p.gateway[key];
+      const b = p.baseline[key];
+      const label = key === 'userWith3Devices' ? 'user with 3 devices' : 'one device';
+      const sec = `push ${g.ratePerSecond ?? p.gateway.ratePerSecond}/s, ${label}`;
+      row(sec, 'POST sent -> receipt p50 (ms)', g.latencyMs.p50, b.latencyMs.p50);
+      row(sec, 'POST sent -> receipt p99 (ms)', g.latencyMs.p99, b.latencyMs.p99);
+      row(sec, 'POST sent -> receipt max (ms)', g.latencyMs.max, b.latencyMs.max);
+      row(sec, 'POST round trip p99 (ms)', g.postRoundTripMs.p99, b.postRoundTripMs.p99);
+      row(sec, 'received / expected', `${g.receipts}/${g.expectedReceipts}`, `${b.receipts}/${b.expectedReceipts}`, 0, false);
+      if (g.skippedAtInFlightCap || b.skippedAtInFlightCap) {
+        row(sec, 'POSTs not sent (256 already in flight)', g.skippedAtInFlightCap, b.skippedAtInFlightCap, 0, false);
+      }
+      row(sec, 'server CPU per POST (ms)', g.cpuMsPerPost, b.cpuMsPerPost, 3);
+      row(sec, 'server CPU (% of one core)', g.serverCpuPct, b.serverCpuPct, 1);
+    }
+  } else if (p) out.push(['push', 'error', p.gateway?.error ?? '', p.baseline?.error ?? '', '']);
+
+  const f = s.fanout;
+  if (f?.gateway?.rounds && f?.baseline?.rounds) {
+    const sec = `fan-out to ${f.gateway.devices}`;
+    row(sec, 'time to first receipt (ms)', f.gateway.timeToFirstMs, f.baseline.timeToFirstMs, 1);
+    row(sec, 'time to last receipt (ms)', f.gateway.timeToLastMs, f.baseline.timeToLastMs, 1);
+    row(sec, 'messages/s', f.gateway.messagesPerSecond, f.baseline.messagesPerSecond, 0);
+    row(sec, 'POST round trip (ms)', f.gateway.postRoundTripMs, f.baseline.postRoundTripMs, 1);
+  } else if (f) out.push(['fan-out', 'error', f.gateway?.error ?? '', f.baseline?.error ?? '', '']);
+
+  const w = s.sweep;
+  if (w?.gateway?.points && w?.baseline?.points) {
+    w.gateway.points.forEach((g, i) => {
+      row('sweep (store level)', `${g.expired} expired among ${g.healthy} healthy (ms)`, g.medianMs, w.baseline.points[i]?.medianMs);
+    });
+    row('sweep (store level)', `growth ${w.gateway.points[0].healthy} -> ${w.gateway.points.at(-1).healthy} healthy`, w.gateway.growth, w.baseline.growth);
+  } else if (w) out.push(['sweep', 'error', w.gateway?.error ?? '', w.baseline?.error ?? '', '']);
+
+  const inst = s.instances;
+  if (inst) out.push(['several instances', inst.reason ?? '', 'n/a', 'n/a', '']);
+  return out;
+}
+
+export function consoleTable(results) {
+  const header = ['scenario', 'metric', 'gateway', 'baseline', 'ratio'];
+  const data = [header, ...rows(results)];
+  const widths = header.map((_, i) => Math.min(60, Math.max(...data.map((r) => String(r[i]).length))));
+  const line = (r) => r.map((v, i) => String(v).slice(0, 60).padEnd(widths[i])).join('  ');
+  const out = [line(header), widths.map((w) => '-'.repeat(w)).join('  '), ...data.slice(1).map(line)];
+  out.push('', 'Targets:');
+  for (const t of results.targets) out.push(`  [${t.status}] ${t.target}: ${t.value}`);
+  return out.join('\n');
+}
+
+function mdTable(header, body) {
+  const esc = (v) => String(v).replace(/\|/g, '\\|');
+  return [`| ${header.join(' | ')} |`, `| ${header.map(() => '---').join(' | ')} |`, ...body.map((r) => `| ${r.map(esc).join(' | ')} |`)].join('\n');
+}
+
+export function machineLines(meta) {
+  const m = meta.machine;
+  return [
+    `- CPU: ${m.cpuModel}, ${m.cpus} cores (nproc ${m.nproc})`,
+    `- Memory: ${m.memTotalGiB} GiB; per-process open-file limit ${m.fdLimit}`,
+    `- Node ${m.node}, Redis ${m.redis}, ${m.os}`,
+    `- Shared machine: other processes used CPU during the run (see "other processes CPU" per heartbeat level)`,
+  ];
+}
+
+/** The results table and targets as Markdown (used in the report and in docs/performance.md). */
+export function resultsMarkdown(results) {
+  const t = results.targets.map((x) => [x.status === 'met' ? '✅ met' : x.status === 'missed' ? '❌ missed' : '– not measured', x.target, x.value]);
+  return [
+    mdTable(['scenario', 'metric', 'gateway', 'baseline', 'gateway / baseline'], rows(results)),
+    '',
+    '**Targets**',
+    '',
+    mdTable(['status', 'target', 'measured'], t),
+  ].join('\n');
+}
+
+export function reportMarkdown(results) {
+  const { meta } = results;
+  const lines = [
+    `# push-gateway benchmark, ${meta.date} (${meta.mode})`,
+    '',
+    `Gateway (\`dist/main.js\`, commit ${meta.commit}) against a bare Socket.IO ${meta.socketIo} + ioredis baseline ` +
+      '(`bench/baseline-server.mjs`), both on loopback with the bench\'s own Redis, alternating per scenario ' +
+      `(order per scenario in the JSON). Run took ${Math.round(meta.durationSeconds)} s.`,
+    '',
+    '## Machine',
+    ...machineLines(meta),
+    '',
+    '## Results',
+    '',
+    resultsMarkdown(results),
+    '',
+    '## Notes',
+    '- Memory: RSS after a full GC (both servers run with `--expose-gc` and a SIGUSR2 probe), minus the idle RSS, divided by the devices connected.',
+    '- Heartbeat CPU: utime+stime of the server process from /proc over the measured window; Redis commands from `INFO` (commands a Lua script runs count too); round trips from a separate `MONITOR` sample (client commands vs. `lua` ones).',
+    '- Heartbeat rates are targets; the achieved rate is what the load generators (on the same 2 cores) managed, and CPU per 1k is computed from the achieved rate.',
+    '- Push latency: from writing the POST to the device\'s `notification` handler, in one process; the device acks every notification.',
+    `- Fan-out: ${results.scenarios.fanout?.gateway?.how ?? 'one POST to a user with N devices'}.`,
+    '- Sweep: store level, median of repeated sweeps; gateway = `RedisPresenceStore.claimExpired` as the sweeper calls it, baseline = `EXISTS` on every known device.',
+    `- Several instances: ${results.scenarios.instances?.reason ?? 'n/a'}.`,
+  ];
+  if (results.errors?.length) lines.push('', '## Errors', ...results.errors.map((e) => `- ${e}`));
+  return lines.join('\n') + '\n';
+}
+
+export function charts(results) {
+  const c = results.scenarios.connections;
+  const h = results.scenarios.heartbeats;
+  const out = {};
+  if (c?.gateway?.points && c?.baseline?.points) {
+    const pts = (r) => [[0, r.idle.rssMb], ...r.points.map((p) => [p.devices, p.rssMb]), ...(r.max?.held ? [[r.max.held, r.max.rssMb]] : [])];
+    out.rss = lineChart({
+      title: 'Server RSS vs connected devices',
+      xLabel: 'connected devices',
+      yLabel: 'RSS after GC (MB)',
+      caption: `${results.meta.date}, ${results.meta.mode} run; idle devices, websocket transport`,
+      series: ['gateway', 'baseline'].map((k) => ({ name: k, color: COLORS[k], points: pts(c[k]) })),
+    });
+  }
+  if (h?.gateway?.levels && h?.baseline?.levels) {
+    out.cpu = lineChart({
+      title: `Server CPU vs heartbeat rate (${h.gateway.devices} devices connected)`,
+      xLabel: 'heartbeats per second (achieved)',
+      yLabel: 'server CPU (% of one core)',
+      caption: `${results.meta.date}, ${results.meta.mode} run; points in order of the target rate; Redis CPU not included`,
+      series: ['gateway', 'baseline'].map((k) => ({
+        name: k,
+        color: COLORS[k],
+        ordered: true,
+        points: h[k].levels.map((l) =>
+          saturated(l) ? [l.achievedPerSecond, l.serverCpuPct, `saturated: ${l.targetPerSecond / 1000}k/s sent`] : [l.achievedPerSecond, l.serverCpuPct],
+        ),
+      })),
+    });
+  }
+  return out;
+}

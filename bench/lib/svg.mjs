@@ -1,0 +1,73 @@
+// A hand-written SVG line chart (no chart library): linear axes with rounded ticks, one polyline
+// with point markers per series, a legend and a caption.
+
+const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
+
+/** Tick step of about `count` ticks over [0, max], rounded to 1, 2 or 5 times a power of ten. */
+function niceStep(max, count = 5) {
+  const raw = max / count;
+  const pow = 10 ** Math.floor(Math.log10(raw));
+  const m = raw / pow;
+  return (m <= 1 ? 1 : m <= 2 ? 2 : m <= 5 ? 5 : 10) * pow;
+}
+
+const fmt = (v) => (Math.abs(v) >= 1000 ? `${+(v / 1000).toFixed(1)}k` : `${+v.toFixed(2)}`);
+
+/**
+ * Points are [x, y] or [x, y, note]: a point with a note is drawn hollow and labelled (e.g. a
+ * saturated measurement). Points are joined in x order unless the series says `ordered: true`.
+ * @param {{ title: string, xLabel: string, yLabel: string, caption?: string,
+ *   series: { name: string, color: string, ordered?: boolean, points: (number | string)[][] }[] }} spec
+ */
+export function lineChart({ title, xLabel, yLabel, caption, series }, width = 640, height = 380) {
+  const pad = { left: 70, right: 20, top: 40, bottom: caption ? 78 : 58 };
+  const plotW = width - pad.left - pad.right;
+  const plotH = height - pad.top - pad.bottom;
+  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const xMaxRaw = Math.max(1, ...all.map(([x]) => x));
+  const yMaxRaw = Math.max(1e-9, ...all.map(([, y]) => y));
+  const xStep = niceStep(xMaxRaw);
+  const yStep = niceStep(yMaxRaw);
+  const xMax = Math.ceil(xMaxRaw / xStep) * xStep;
+  const yMax = Math.ceil((yMaxRaw * 1.05) / yStep) * yStep;
+  const sx = (x) => pad.left + (x / xMax) * plotW;
+  const sy = (y) => pad.top + plotH - (y / yMax) * plotH;
+
+  const parts = [];
+  parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
+  parts.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
+  parts.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`);
+  for (let y = 0; y <= yMax + 1e-9; y += yStep) {
+    parts.push(`<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${sy(y)}" y2="${sy(y)}" stroke="#e5e5e5"/>`);
+    parts.push(`<text x="${pad.left - 6}" y="${sy(y) + 4}" text-anchor="end" fill="#444">${fmt(y)}</text>`);
+  }
+  for (let x = 0; x <= xMax + 1e-9; x += xStep) {
+    parts.push(`<line x1="${sx(x)}" x2="${sx(x)}" y1="${pad.top + plotH}" y2="${pad.top + plotH + 4}" stroke="#444"/>`);
+    parts.push(`<text x="${sx(x)}" y="${pad.top + plotH + 18}" text-anchor="middle" fill="#444">${fmt(x)}</text>`);
+  }
+  parts.push(`<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${pad.top + plotH}" y2="${pad.top + plotH}" stroke="#444"/>`);
+  parts.push(`<line x1="${pad.left}" x2="${pad.left}" y1="${pad.top}" y2="${pad.top + plotH}" stroke="#444"/>`);
+  parts.push(`<text x="${pad.left + plotW / 2}" y="${pad.top + plotH + 38}" text-anchor="middle">${esc(xLabel)}</text>`);
+  parts.push(`<text transform="translate(18 ${pad.top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
+
+  series.forEach((s, i) => {
+    const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    if (!s.ordered) pts.sort((a, b) => a[0] - b[0]);
+    if (pts.length) {
+      const d = pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
+      parts.push(`<polyline points="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
+      for (const [x, y, note] of pts) {
+        const fill = note ? '#fff' : s.color;
+        parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="4" fill="${fill}" stroke="${s.color}" stroke-width="2"><title>${esc(s.name)}: ${fmt(x)}, ${fmt(y)}${note ? ` (${esc(note)})` : ''}</title></circle>`);
+        if (note) parts.push(`<text x="${(sx(x) + 8).toFixed(1)}" y="${(sy(y) - 8).toFixed(1)}" fill="${s.color}" font-size="11">${esc(note)}</text>`);
+      }
+    }
+    const lx = pad.left + 12;
+    const ly = pad.top + 10 + i * 18;
+    parts.push(`<rect x="${lx}" y="${ly - 9}" width="14" height="4" fill="${s.color}"/>`);
+    parts.push(`<text x="${lx + 20}" y="${ly - 3}">${esc(s.name)}</text>`);
+  });
+  if (caption) parts.push(`<text x="${width / 2}" y="${height - 10}" text-anchor="middle" fill="#666" font-size="11">${esc(caption)}</text>`);
+  parts.push('</svg>');
+  return parts.join('\n') + '\n';
+}

@@ -1,0 +1,274 @@
+// A load-generating client process, forked by bench/run.mjs (IPC, advanced serialization). It holds
+// up to a few thousand Socket.IO device sockets (each costs a file descriptor here too), sends
+// heartbeats at a given rate, acks notifications and records when they arrive, and can POST
+// notifications at a fixed rate. Every command is bounded in time; the process exits when its parent
+// goes away or after BENCH_LOADGEN_MAX_MS.
+import { createSecretKey } from 'node:crypto';
+import http from 'node:http';
+import jwt from 'jsonwebtoken';
+import { io } from 'socket.io-client';
+
+const MAX_LIFETIME_MS = Number(process.env.BENCH_LOADGEN_MAX_MS ?? 20 * 60_000);
+setTimeout(() => process.exit(3), MAX_LIFETIME_MS).unref();
+process.on('disconnect', () => process.exit(0));
+
+/** Epoch milliseconds with sub-millisecond resolution, comparable between processes on this host. */
+const epoch = () => performance.timeOrigin + performance.now();
+const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
+
+/** @type {{ socket: import('socket.io-client').Socket, deviceId: string, userId: string }[]} */
+let devices = [];
+const dropped = {};
+let receipts = newReceipts();
+
+function newReceipts() {
+  return { count: 0, first: Infinity, last: -Infinity, latencies: [] };
+}
+
+function onNotification(payload, ack) {
+  const at = epoch();
+  if (typeof ack === 'function') ack();
+  receipts.count++;
+  if (at < receipts.first) receipts.first = at;
+  if (at > receipts.last) receipts.last = at;
+  const sentAt = payload?.data?.t;
+  if (typeof sentAt === 'number') receipts.latencies.push(at - sentAt);
+}
+
+const keys = new Map();
+function authFor(kind, secret, deviceId, userId) {
+  if (kind === 'gateway') {
+    const exp = Math.floor(Date.now() / 1000) + 3600;
+    // A KeyObject made once: given a string, jsonwebtoken parses the key material on every call.
+    if (!keys.has(secret)) keys.set(secret, createSecretKey(Buffer.from(secret)));
+    return { token: jwt.sign({ sub: userId, deviceId, exp }, keys.get(secret), { algorithm: 'HS256' }) };
+  }
+  return { deviceId, userId };
+}
+
+function connectOne(url, auth, deviceId, userId, timeoutMs) {
+  return new Promise((resolve) => {
+    const socket = io(url, {
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+      timeout: timeoutMs,
+      auth,
+    });
+    socket.on('notification', onNotification);
+    let settled = false;
+    const done = (error) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      if (error) {
+        socket.removeAllListeners();
+        socket.disconnect();
+        resolve(error);
+        return;
+      }
+      const device = { socket, deviceId, userId };
+      devices.push(device);
+      socket.on('disconnect', (reason) => {
+        if (reason === 'io client disconnect') return;
+        dropped[reason] = (dropped[reason] ?? 0) + 1;
+      });
+      resolve(null);
+    };
+    const timer = setTimeout(() => done('timeout waiting for ready'), timeoutMs);
+    socket.once('ready', () => done(null));
+    socket.once('connect_error', (err) => done(`connect_error: ${err.message}`));
+    socket.once('disconnect', (reason) => done(`disconnect before ready: ${reason}`));
+  });
+}
+
+const handlers = {
+  /** Connects devices `${idPrefix}${from + i}` for i < count, `concurrency` handshakes at a time. */
+  async connect({ url, kind, secret, idPrefix, from = 0, count, userId, concurrency = 50, timeoutMs = 15_000, deadlineMs = 120_000 }) {
+    const started = performance.now();
+    const deadline = started + deadlineMs;
+    let next = 0;
+    let ok = 0;
+    const errors = {};
+    const worker = async () => {
+      while (next < count && performance.now() < deadline) {
+        const i = from + next++;
+        const deviceId = `${idPrefix}${i}`;
+        const uid = userId ?? `u-${deviceId}`;
+        const error = await connectOne(url, authFor(kind, secret, deviceId, uid), deviceId, uid, timeoutMs);
+        if (error) errors[error] = (errors[error] ?? 0) + 1;
+        else ok++;
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, count) }, worker));
+    return { ok, failed: count - ok, errors, ms: performance.now() - started, held: devices.length };
+  },
+
+  async status() {
+    const connected = devices.filter((d) => d.socket.connected).length;
+    return { held: devices.length, connected, dropped };
+  },
+
+  async disconnect() {
+    for (const d of devices) {
+      d.socket.removeAllListeners();
+      d.socket.disconnect();
+    }
+    const n = devices.length;
+    devices = [];
+    for (const k of Object.keys(dropped)) delete dropped[k];
+    await sleep(50);
+    return { closed: n };
+  },
+
+  /**
+   * Sends heartbeats round-robin over this process's sockets at `rate` per second for
+   * warmupMs + durationMs; ack latencies and counts are kept for the measured part only.
+   */
+  async heartbeats({ rate, warmupMs, durationMs, interval, drainMs = 3_000 }) {
+    if (devices.length === 0 || rate <= 0) return { sent: 0, acked: 0, errors: 0, latencies: new Float64Array(0) };
+    const latencies = [];
+    let sent = 0;
+    let acked = 0;
+    let errors = 0;
+    let cursor = 0;
+    let issued = 0;
+    const start = performance.now();
+    const measureFrom = start + warmupMs;
+    const end = measureFrom + durationMs;
+    let outstanding = 0;
+    const beat = () => {
+      if (devices.length === 0) return;
+      const d = devices[cursor++ % devices.length];
+      const t0 = performance.now();
+      const measured = t0 >= measureFrom && t0 < end;
+      if (measured) sent++;
+      outstanding++;
+      d.socket.emit('heartbeat', { interval }, (ack) => {
+        outstanding--;
+        const t1 = performance.now();
+        if (!measured) return;
+        if (ack?.ok) {
+          acked++;
+          latencies.push(t1 - t0);
+        } else errors++;
+      });
+    };
+    while (true) {
+      const now = performance.now();
+      if (now >= end) break;
+      const due = Math.floor(((now - start) * rate) / 1000) - issued;
+      for (let i = 0; i < due; i++) beat();
+      issued += Math.max(due, 0);
+      await sleep(2);
+    }
+    const drainUntil = performance.now() + drainMs;
+    while (outstanding > 0 && performance.now() < drainUntil) await sleep(10);
+    return { sent, acked, errors, lost: outstanding, latencies: Float64Array.from(latencies) };
+  },
+
+  resetReceipts() {
+    receipts = newReceipts();
+    return { ok: true };
+  },
+
+  receipts({ withLatencies = false } = {}) {
+    const { count, first, last, latencies } = receipts;
+    return { count, first, last, latencies: withLatencies ? Float64Array.from(latencies) : undefined };
+  },
+
+  /**
+   * POSTs `rate` notifications per second for durationMs, each to the target this process holds,
+   * with `data.t` = send time, and measures POST-sent -> device-receipt on the same clock.
+   */
+  async push({ url, path, headers, target, rate, durationMs, expectedOnline, maxInFlight = 256, drainMs = 5_000 }) {
+    receipts = newReceipts();
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const { hostname, port } = new URL(url);
+    const rtts = [];
+    const lags = [];
+    const status = {};
+    let onlineMismatch = 0;
+    let inFlight = 0;
+    let skipped = 0;
+    let issued = 0;
+    const post = (scheduledAt) => {
+      if (inFlight >= maxInFlight) {
+        skipped++;
+        return;
+      }
+      inFlight++;
+      const t = epoch();
+      const sentAt = performance.now();
+      lags.push(sentAt - scheduledAt);
+      const body = JSON.stringify({ ...target, data: { t, seq: issued } });
+      const req = http.request(
+        { agent, hostname, port, path, method: 'POST', headers: { ...headers, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          const chunks = [];
+          res.on('data', (c) => chunks.push(c));
+          res.on('end', () => {
+            inFlight--;
+            rtts.push(performance.now() - sentAt);
+            status[res.statusCode] = (status[res.statusCode] ?? 0) + 1;
+            try {
+              if (JSON.parse(Buffer.concat(chunks).toString()).online !== expectedOnline) onlineMismatch++;
+            } catch {
+              onlineMismatch++;
+            }
+          });
+        },
+      );
+      req.on('error', (err) => {
+        inFlight--;
+        status[err.code ?? 'error'] = (status[err.code ?? 'error'] ?? 0) + 1;
+      });
+      req.end(body);
+    };
+    const start = performance.now();
+    const end = start + durationMs;
+    while (true) {
+      const now = performance.now();
+      if (now >= end) break;
+      const due = Math.floor(((now - start) * rate) / 1000) - issued;
+      for (let i = 0; i < due; i++) post(start + ((issued + i) * 1000) / rate);
+      issued += Math.max(due, 0);
+      await sleep(1);
+    }
+    const expectedReceipts = (issued - skipped) * expectedOnline;
+    const drainUntil = performance.now() + drainMs;
+    while ((inFlight > 0 || receipts.count < expectedReceipts) && performance.now() < drainUntil) await sleep(10);
+    agent.destroy();
+    return {
+      issued,
+      skipped,
+      status,
+      onlineMismatch,
+      receipts: receipts.count,
+      expectedReceipts,
+      latencies: Float64Array.from(receipts.latencies),
+      rtts: Float64Array.from(rtts),
+      lags: Float64Array.from(lags),
+    };
+  },
+
+  exit() {
+    setImmediate(() => process.exit(0));
+    return { ok: true };
+  },
+};
+
+process.on('message', (msg) => {
+  const handler = handlers[msg.cmd];
+  Promise.resolve()
+    .then(() => {
+      if (!handler) throw new Error(`unknown command ${msg.cmd}`);
+      return handler(msg.args ?? {});
+    })
+    .then(
+      (result) => process.send({ id: msg.id, ok: true, result }),
+      (err) => process.send({ id: msg.id, ok: false, error: err?.stack ?? String(err) }),
+    );
+});
+
+process.send({ ready: true, pid: process.pid });

@@ -1,0 +1,280 @@
+// npm run bench [-- --quick] [--only=connections,push] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots]
+//                [--report <results.json>]
+//
+// Benchmarks the built gateway (dist/main.js) against a bare Socket.IO + ioredis baseline
+// (bench/baseline-server.mjs) in the same run: every scenario runs against both servers, the order
+// alternating from one scenario to the next. It starts its own redis-server on a free loopback
+// port, the servers and forked load-generator processes, stops every one of them at the end (also on
+// error and Ctrl-C), prints a table and writes bench/results/<date>[-quick].json and .md; a full run
+// also writes the charts to docs/ and refreshes the results block of docs/performance.md.
+//
+// Exit status: 0 when every scenario ran (whatever the numbers), 1 when something failed to run.
+import { execFileSync } from 'node:child_process';
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import { basename, join, resolve } from 'node:path';
+import { parseArgs } from 'node:util';
+import { disconnectAll, Loadgen, ROOT, secrets, startServer } from './lib/harness.mjs';
+import { installExitHandlers, killAll } from './lib/procs.mjs';
+import { redisVersion, startRedis } from './lib/redis.mjs';
+import { charts, consoleTable, evaluateTargets, reportMarkdown, resultsMarkdown, machineLines } from './lib/report.mjs';
+import * as connections from './scenarios/connections.mjs';
+import * as fanout from './scenarios/fanout.mjs';
+import * as heartbeats from './scenarios/heartbeats.mjs';
+import * as instances from './scenarios/instances.mjs';
+import * as push from './scenarios/push.mjs';
+import * as sweep from './scenarios/sweep.mjs';
+
+/** Full run: under 15 minutes on 2 cores. Client sockets are spread so no generator holds > 5,000. */
+const FULL = {
+  loadgens: 5,
+  connections: { levels: [1_000, 5_000, 10_000], maxProbe: 20_400, settleMs: 3_000, concurrency: 40 },
+  heartbeats: { devices: 10_000, rates: [1_000, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, drainMs: 15_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40 },
+  push: { rate: 1_000, extraRates: [250], warmupMs: 2_000, durationMs: 10_000 },
+  fanout: { devices: 10_000, warmupRounds: 1, rounds: 5, pauseMs: 1_000, concurrency: 40 },
+  sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 7 },
+};
+
+/** Quick run (CI smoke): every scenario for both servers with small counts; under 2 minutes. */
+const QUICK = {
+  loadgens: 2,
+  connections: { levels: [200, 500, 1_000], maxProbe: 0, settleMs: 500, concurrency: 25 },
+  heartbeats: { devices: 1_000, rates: [500, 1_000], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, monitorRate: 500, monitorMs: 1_000, concurrency: 25 },
+  push: { rate: 1_000, warmupMs: 500, durationMs: 1_500 },
+  fanout: { devices: 1_000, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
+  sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
+};
+
+const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances];
+
+const { values: args } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    'cpu-prof': { type: 'boolean', default: false },
+    'heap-snapshots': { type: 'boolean', default: false },
+    report: { type: 'string' },
+    write: { type: 'boolean', default: false },
+    set: { type: 'string', multiple: true },
+    help: { type: 'boolean', default: false },
+  },
+});
+
+const log = (msg) => process.stdout.write(`${msg}\n`);
+
+function today() {
+  const d = new Date();
+  return `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, '0')}-${String(d.getDate()).padStart(2, '0')}`;
+}
+
+function sh(cmd, argv) {
+  try {
+    return execFileSync(cmd, argv, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString().trim();
+  } catch {
+    return 'unknown';
+  }
+}
+
+function machine() {
+  const limits = readFileSync('/proc/self/limits', 'utf8');
+  return {
+    cpuModel: os.cpus()[0]?.model ?? 'unknown',
+    cpus: os.cpus().length,
+    nproc: Number(sh('nproc', [])),
+    memTotalGiB: Math.round((os.totalmem() / 2 ** 30) * 10) / 10,
+    fdLimit: Number(/Max open files\s+(\d+)/.exec(limits)?.[1]),
+    node: process.version,
+    redis: redisVersion(),
+    os: `${os.type()} ${os.release()}`,
+  };
+}
+
+async function runScenarios(meta, params) {
+  const only = args.only?.split(',').map((s) => s.trim());
+  const scenarios = {};
+  const errors = [];
+  const probeDir = mkdtempSync(join(os.tmpdir(), 'push-gateway-bench-'));
+  const profileDir = join(ROOT, 'bench/results/profiles');
+  if (args['cpu-prof'] || args['heap-snapshots']) mkdirSync(profileDir, { recursive: true });
+
+  log(`starting redis-server and ${params.loadgens} load generators`);
+  const redis = await startRedis();
+  const loadgens = await Promise.all(Array.from({ length: params.loadgens }, (_, i) => Loadgen.start(i)));
+  const h = {
+    mode: meta.mode,
+    date: meta.date,
+    redis,
+    loadgens,
+    secrets,
+    log,
+    profileDir,
+    cpuProfiles: args['cpu-prof'],
+    heapSnapshots: args['heap-snapshots'],
+    scenario: '',
+  };
+  try {
+    let index = 0;
+    for (const sc of SCENARIOS) {
+      if (only && !only.includes(sc.name)) continue;
+      const applicable = sc.applicable?.();
+      if (applicable && !applicable.applicable) {
+        scenarios[sc.name] = applicable;
+        log(`\n== ${sc.name}: ${applicable.reason}`);
+        continue;
+      }
+      const order = index++ % 2 === 0 ? ['gateway', 'baseline'] : ['baseline', 'gateway'];
+      const entry = { order };
+      scenarios[sc.name] = entry;
+      h.scenario = sc.name;
+      for (const kind of order) {
+        log(`\n== ${sc.name}: ${kind}`);
+        const started = performance.now();
+        let server;
+        try {
+          if (sc.name === 'sweep') {
+            entry[kind] = await sc.run(h, kind, params.sweep);
+          } else {
+            await redis.reset();
+            server = await startServer(kind, { redisUrl: redis.url, probeDir });
+            entry[kind] = await sc.run(h, server, params[sc.name]);
+          }
+        } catch (err) {
+          errors.push(`${sc.name} / ${kind}: ${err.message}`);
+          entry[kind] = { error: err.message };
+          log(`  FAILED: ${err.stack}`);
+          await disconnectAll(h).catch(() => {});
+        } finally {
+          await server?.stop();
+        }
+        if (entry[kind]) entry[kind].seconds = Math.round((performance.now() - started) / 100) / 10;
+      }
+    }
+  } finally {
+    await Promise.all(loadgens.map((lg) => lg.call('exit', {}, 5_000).catch(() => {})));
+    await redis.stop();
+    await killAll();
+    rmSync(probeDir, { recursive: true, force: true });
+  }
+  return { scenarios, errors };
+}
+
+function writeOutputs(results, fromFile) {
+  const { meta } = results;
+  const dir = join(ROOT, 'bench/results');
+  mkdirSync(dir, { recursive: true });
+  // Partial (--only) and quick runs get names of their own (not committed); a full run is <date>.*.
+  const suffix = `${meta.mode === 'quick' ? '-quick' : ''}${args.only ? `-only-${args.only.replace(/[^a-z,]/g, '').replace(/,/g, '-')}` : ''}${args.set ? '-only-custom' : ''}`;
+  const base = fromFile ? resolve(fromFile).replace(/\.json$/, '') : join(dir, `${meta.date}${suffix}`);
+  if (!fromFile) writeFileSync(`${base}.json`, JSON.stringify(results, null, 2) + '\n');
+  writeFileSync(`${base}.md`, reportMarkdown(results));
+  const svgs = charts(results);
+  // Only a full run updates docs/; a quick run keeps its charts next to its results.
+  // docs/ shows a full run: the one just made, or a <date>.json given to --report --write.
+  const official = meta.mode === 'full' && !meta.partial && (fromFile ? /^\d{4}-\d{2}-\d{2}\.json$/.test(basename(fromFile)) : !args.only && !args.set);
+  const chartBase = official ? join(ROOT, 'docs/performance') : base;
+  if (svgs.rss) writeFileSync(`${chartBase}-rss.svg`, svgs.rss);
+  if (svgs.cpu) writeFileSync(`${chartBase}-cpu.svg`, svgs.cpu);
+  const written = [...(fromFile ? [] : [`${base}.json`]), `${base}.md`];
+  if (official) written.push(...updateDocs(results));
+  return written.map((f) => f.replace(`${ROOT}/`, ''));
+}
+
+/** Refreshes the generated block of docs/performance.md (between the bench:results markers). */
+function updateDocs(results) {
+  const file = join(ROOT, 'docs/performance.md');
+  const start = '<!-- bench:results:start -->';
+  const end = '<!-- bench:results:end -->';
+  const block = [
+    start,
+    `Latest full run: ${results.meta.date}, commit ${results.meta.commit}, ${Math.round(results.meta.durationSeconds)} s ` +
+      `(raw figures: \`bench/results/${results.meta.date}.json\`).`,
+    '',
+    ...machineLines(results.meta),
+    '',
+    resultsMarkdown(results),
+    end,
+  ].join('\n');
+  if (!existsSync(file)) return [];
+  const text = readFileSync(file, 'utf8');
+  const i = text.indexOf(start);
+  const j = text.indexOf(end);
+  if (i < 0 || j < i) return [];
+  writeFileSync(file, text.slice(0, i) + block + text.slice(j + end.length));
+  return [file];
+}
+
+/** --set heartbeats.rates=1000,5000 or --set push.durationMs=5000: overrides one parameter. */
+function applySetting(params, setting) {
+  const [path, value] = setting.split('=');
+  const keys = path.split('.');
+  const last = keys.pop();
+  const target = keys.reduce((o, k) => o?.[k], params);
+  if (!target || !(last in target) || value === undefined) throw new Error(`--set ${setting}: unknown parameter`);
+  target[last] = Array.isArray(target[last]) ? value.split(',').map(Number) : Number(value);
+}
+
+async function main() {
+  if (args.help) {
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
+    return 0;
+  }
+  if (args.report) {
+    // Rebuilds the table (and with --write the Markdown report, the charts and, for a full run, the
+    // docs block) from a results file, e.g. to publish an earlier run than the latest.
+    const results = JSON.parse(readFileSync(args.report, 'utf8'));
+    results.targets = evaluateTargets(results);
+    log(consoleTable(results));
+    if (args.write) log(`wrote ${writeOutputs(results, args.report).join(', ')}`);
+    return 0;
+  }
+  if (!existsSync(join(ROOT, 'dist/main.js'))) {
+    log('dist/main.js is missing: run `npm run build` first (`npm run bench` does).');
+    return 1;
+  }
+  const mode = args.quick ? 'quick' : 'full';
+  const params = structuredClone(args.quick ? QUICK : FULL);
+  for (const setting of args.set ?? []) applySetting(params, setting);
+  const t0 = performance.now();
+  const meta = {
+    date: today(),
+    startedAt: new Date().toISOString(),
+    mode,
+    commit: sh('git', ['rev-parse', '--short', 'HEAD']),
+    socketIo: JSON.parse(readFileSync(join(ROOT, 'node_modules/socket.io/package.json'), 'utf8')).version,
+    machine: machine(),
+    params,
+    partial: Boolean(args.only || args.set),
+  };
+  log(`push-gateway bench (${mode}) on ${meta.machine.cpus} x ${meta.machine.cpuModel}, Node ${meta.machine.node}, Redis ${meta.machine.redis}`);
+  const { scenarios, errors } = await runScenarios(meta, params);
+  meta.durationSeconds = Math.round((performance.now() - t0) / 1000);
+  const results = { meta, scenarios, errors };
+  results.targets = evaluateTargets(results);
+  const written = writeOutputs(results);
+  log(`\n${consoleTable(results)}\n`);
+  log(`wrote ${written.join(', ')} (${meta.durationSeconds} s)`);
+  if (errors.length) {
+    log(`\n${errors.length} scenario run(s) failed:\n${errors.map((e) => `  ${e}`).join('\n')}`);
+    return 1;
+  }
+  return 0;
+}
+
+installExitHandlers();
+const HARD_LIMIT_MS = (args.quick ? 5 : 25) * 60_000;
+const hardLimit = setTimeout(() => {
+  process.stderr.write(`bench: hard time limit (${HARD_LIMIT_MS / 60_000} min) reached, stopping\n`);
+  void killAll(1_000).finally(() => process.exit(1));
+}, HARD_LIMIT_MS);
+hardLimit.unref();
+
+main().then(
+  (code) => {
+    process.exitCode = code;
+    void killAll().then(() => process.exit(code));
+  },
+  (err) => {
+    process.stderr.write(`bench failed: ${err.stack ?? err}\n`);
+    void killAll().then(() => process.exit(1));
+  },
+);
