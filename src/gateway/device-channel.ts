@@ -23,6 +23,8 @@ export type PushOutcome = { acked: true; latencyMs: number } | { acked: false };
 export class DeviceChannel {
   private server?: DeviceServer;
   private readonly local = new Map<string, DeviceSocket>();
+  /** deviceId -> its socket here, for emits that need no other instance. */
+  private readonly localDevices = new Map<string, DeviceSocket>();
   private draining = false;
   private instanceId = '';
 
@@ -39,12 +41,14 @@ export class DeviceChannel {
   register(socket: DeviceSocket): void {
     const s = socket.data.session;
     this.local.set(s.sessionId, socket);
+    this.localDevices.set(s.deviceId, socket);
     void socket.join([rooms.device(s.deviceId), rooms.user(s.userId), rooms.session(s.sessionId)]);
   }
 
   unregister(socket: DeviceSocket): void {
     const s = socket.data.session;
     if (this.local.get(s.sessionId) === socket) this.local.delete(s.sessionId);
+    if (this.localDevices.get(s.deviceId) === socket) this.localDevices.delete(s.deviceId);
   }
 
   get localCount(): number {
@@ -94,8 +98,15 @@ export class DeviceChannel {
     for (const id of sessionIds) this.local.get(id)?.conn.close();
   }
 
-  /** Emits one notification to a device, wherever its socket is; resolves on its ack or the timeout. */
+  /**
+   * Emits one notification to a device, wherever its socket is; resolves on its ack or the timeout.
+   * A socket on this instance gets it directly: a room emit with an ack through the Redis adapter
+   * costs a PUBSUB NUMSUB and a PUBLISH round trip per device, which is what a topic fan-out to
+   * thousands of local devices must not pay. Only devices held elsewhere go through the adapter.
+   */
   push(deviceId: string, payload: NotificationPayload, timeoutMs: number): Promise<PushOutcome> {
+    const socket = this.localDevices.get(deviceId);
+    if (socket?.connected) return this.pushTo(socket, payload, timeoutMs);
     const started = performance.now();
     return new Promise((resolve) => {
       this.io

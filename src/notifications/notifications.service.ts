@@ -91,10 +91,10 @@ export class NotificationsService {
   private async resolveDevices(dto: CreateNotificationDto, now: number): Promise<string[]> {
     const ids = new Set(dto.deviceIds ?? []);
     const [perUser, subscribers] = await Promise.all([
-      Promise.all((dto.userIds ?? []).map((u) => this.presence.listUserDevices(u, now))),
+      Promise.all((dto.userIds ?? []).map((u) => this.presence.userDeviceIds(u, now))),
       dto.topic ? this.channel.topicDevices(dto.topic) : [],
     ]);
-    for (const devices of perUser) for (const d of devices) ids.add(d.deviceId);
+    for (const devices of perUser) for (const deviceId of devices) ids.add(deviceId);
     for (const deviceId of subscribers) ids.add(deviceId);
     return [...ids];
   }

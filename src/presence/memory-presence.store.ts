@@ -114,6 +114,10 @@ export class MemoryPresenceStore extends PresenceStore {
     return views;
   }
 
+  async userDeviceIds(userId: string, now: number): Promise<string[]> {
+    return (await this.listUserDevices(userId, now)).map((d) => d.deviceId);
+  }
+
   async countOnline(now: number): Promise<number> {
     // Sessions not yet ended, less those whose deadline has passed but that no sweep claimed yet.
     let expired = 0;

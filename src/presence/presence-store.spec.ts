@@ -146,6 +146,7 @@ function presenceStoreCases(makeStore: () => PresenceStore) {
     expect(devices.map((d) => d.deviceId)).toEqual(['d1']);
     expect((await store.listUserDevices('u9', clock.now())).map((d) => d.deviceId)).toEqual(['d2']);
     expect(await store.listUserDevices('nobody', clock.now())).toEqual([]);
+    expect((await store.userDeviceIds('u1', clock.now())).sort()).toEqual(['d1']);
   });
 
   it('forgets an offline device after the retention period, never an online one', async () => {

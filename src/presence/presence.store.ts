@@ -28,6 +28,9 @@ export abstract class PresenceStore {
 
   abstract listUserDevices(userId: string, now: number): Promise<DeviceView[]>;
 
+  /** The ids of a user's known devices (cheaper than listUserDevices when only targets are needed). */
+  abstract userDeviceIds(userId: string, now: number): Promise<string[]>;
+
   abstract countOnline(now: number): Promise<number>;
 
   abstract touchInstance(instance: InstanceView, ttlMs: number): Promise<void>;

@@ -93,9 +93,12 @@ export class RedisPresenceStore extends PresenceStore {
     });
   }
 
+  async userDeviceIds(userId: string, now: number): Promise<string[]> {
+    return (await this.scripts.userDevices(this.userKey(userId), now - this.retentionMs)) as string[];
+  }
+
   async listUserDevices(userId: string, now: number): Promise<DeviceView[]> {
-    const ids = (await this.scripts.userDevices(this.userKey(userId), now - this.retentionMs)) as string[];
-    const views = await this.getDevices(ids, now);
+    const views = await this.getDevices(await this.userDeviceIds(userId, now), now);
     return views.filter((v): v is DeviceView => v !== null && v.userId === userId);
   }
 
