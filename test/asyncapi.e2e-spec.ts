@@ -1,6 +1,7 @@
 import Ajv from 'ajv';
 import { ASYNCAPI } from '../src/docs/asyncapi';
-import { CLIENT_EVENTS, SERVER_EVENTS } from '../src/gateway/socket-events';
+import type { Notification as ClientNotification, ReadyPayload as ClientReady } from '../client/src';
+import { CLIENT_EVENTS, NotificationPayload, ReadyPayload, SERVER_EVENTS } from '../src/gateway/socket-events';
 import { api, connectDevice, nextEvent, startTestApp, TestApp } from './support/app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
@@ -8,6 +9,11 @@ import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 
 type Json = Record<string, any>;
+
+// The client SDK ships its own copy of the protocol types; tsc (part of npm test) fails here if
+// the two drift apart in either direction.
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
+const protocolInSync: [Same<ClientNotification, NotificationPayload>, Same<ClientReady, ReadyPayload>] = [true, true];
 const messages = ASYNCAPI.components.messages as unknown as Record<string, { payload?: object; 'x-ack'?: object }>;
 const names = (side: 'publish' | 'subscribe') =>
   ASYNCAPI.channels['/'][side].message.oneOf.map((m) => messages[m.$ref.split('/').pop()!] && m.$ref.split('/').pop()).sort();
@@ -40,6 +46,7 @@ describe('AsyncAPI description of the socket protocol', () => {
   });
 
   it('names every event the code knows, in both directions', () => {
+    expect(protocolInSync).toEqual([true, true]);
     expect(names('publish')).toEqual([...CLIENT_EVENTS].sort());
     expect(names('subscribe')).toEqual(Object.keys(SERVER_EVENTS).sort());
   });
