@@ -22,7 +22,7 @@ export class HealthController {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly watchdog: RedisWatchdog,
-    private readonly draining: DeviceChannel,
+    private readonly channel: DeviceChannel,
   ) {
     this.startedAt = clock.now();
   }
@@ -41,7 +41,7 @@ export class HealthController {
   async ready(): Promise<{ status: 'ok'; checks: Record<string, Check> }> {
     const checks: Record<string, Check> = { store: await this.checkStore(), sweeper: this.checkSweeper() };
     if (this.config.redis) checks.pubsub = { status: this.watchdog.pubSubHealthy ? 'up' : 'down' };
-    if (this.draining.isDraining) checks.drain = { status: 'down', reason: 'instance is shutting down' };
+    if (this.channel.isDraining) checks.drain = { status: 'down', reason: 'instance is shutting down' };
     if (Object.values(checks).some((c) => c.status === 'down')) {
       throw new ServiceUnavailableException({ message: 'not ready', checks });
     }
