@@ -181,7 +181,7 @@ export function rows(results) {
       na(sec, 'connections held, total', ph.connectionsHeld, 0);
       if (ph.processes > 1) na(sec, 'connections held per process', ph.perProcess.map((x) => x.connectionsHeld).join(' + '));
       na(sec, 'online in GET /v1/presence (instances report)', `${ph.presenceOnline ?? '–'} (${ph.perProcess.map((x) => x.reportedOnline ?? '–').join(' + ')})`);
-      na(sec, 'RSS, all processes (MB)', ph.processes > 1 ? `${ph.rssMbTotal} (${ph.perProcess.map((x) => x.rssMb).join(' + ')})` : ph.rssMbTotal, 1);
+      na(sec, 'RSS after the heartbeat runs, no GC, all processes (MB)', ph.processes > 1 ? `${ph.rssMbTotal} (${ph.perProcess.map((x) => x.rssMb).join(' + ')})` : ph.rssMbTotal, 1);
       for (const l of ph.levels) {
         const tag = `${l.targetPerSecond / 1000}k/s`;
         na(sec, `${tag}: achieved heartbeats/s`, l.achievedPerSecond, 0);
