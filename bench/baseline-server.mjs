@@ -1,7 +1,8 @@
 // The benchmark's baseline: what one would write by hand instead of the gateway, in the simplest
 // correct way. A bare Socket.IO 4.8 server with ioredis, no NestJS, no auth (the device says who it
 // is in `handshake.auth`), presence as `SET presence:<id> <sid> PX <ttl>` per heartbeat, DEL on
-// disconnect, and a tiny `POST /push` that emits `notification` with an ack to the target rooms.
+// disconnect, `subscribe { topics }` joining `topic:<name>` rooms, and a tiny `POST /push`
+// (`deviceIds`, `userIds`, `topic`) that emits `notification` with an ack to the target rooms.
 //
 // It uses the same Socket.IO engine options as the gateway where they change the cost of a
 // connection (websocket accepted, ping stretched to HEARTBEAT_MAX_MS, 64 KiB frames) and the same
@@ -81,6 +82,14 @@ io.on('connection', (socket) => {
     );
   });
 
+  // Topics: join a room per topic (no per-device permission check: the baseline has no auth).
+  socket.on('subscribe', (payload, ack) => {
+    const topics = Array.isArray(payload?.topics) ? payload.topics.filter((t) => typeof t === 'string' && t.length > 0) : [];
+    if (topics.length === 0) return ack?.({ ok: false, error: { code: 'invalid_payload', message: 'topics' } });
+    socket.join(topics.map((t) => `topic:${t}`));
+    ack?.({ ok: true, topics });
+  });
+
   // Simplest correct for this bench: a device never reconnects while its old socket is alive here,
   // so a plain DEL cannot remove a newer session's key.
   socket.on('disconnect', () => {
@@ -99,10 +108,11 @@ async function handleHttp(req, res) {
   if (!body) return reply(res, 400, { error: 'invalid JSON body' });
   const deviceIds = Array.isArray(body.deviceIds) ? body.deviceIds : [];
   const userIds = Array.isArray(body.userIds) ? body.userIds : [];
-  if (deviceIds.length + userIds.length === 0 || deviceIds.length > 1000 || userIds.length > 1000) {
-    return reply(res, 400, { error: 'deviceIds / userIds: 1-1000 ids' });
+  const topic = typeof body.topic === 'string' && body.topic.length > 0 ? body.topic : undefined;
+  if (deviceIds.length + userIds.length + (topic ? 1 : 0) === 0 || deviceIds.length > 1000 || userIds.length > 1000) {
+    return reply(res, 400, { error: 'deviceIds / userIds: 1-1000 ids, or a topic' });
   }
-  const rooms = [...deviceIds.map((id) => `device:${id}`), ...userIds.map((id) => `user:${id}`)];
+  const rooms = [...deviceIds.map((id) => `device:${id}`), ...userIds.map((id) => `user:${id}`), ...(topic ? [`topic:${topic}`] : [])];
   const online = countSockets(rooms);
   const payload = { id: randomUUID(), data: body.data, createdAt: Date.now() };
   if (online > 0) {

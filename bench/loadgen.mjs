@@ -41,7 +41,8 @@ function authFor(kind, secret, deviceId, userId) {
     const exp = Math.floor(Date.now() / 1000) + 3600;
     // A KeyObject made once: given a string, jsonwebtoken parses the key material on every call.
     if (!keys.has(secret)) keys.set(secret, createSecretKey(Buffer.from(secret)));
-    return { token: jwt.sign({ sub: userId, deviceId, exp }, keys.get(secret), { algorithm: 'HS256' }) };
+    // topics: what the fan-out scenario subscribes to (`bench.fanout`).
+    return { token: jwt.sign({ sub: userId, deviceId, exp, topics: ['bench.*'] }, keys.get(secret), { algorithm: 'HS256' }) };
   }
   return { deviceId, userId };
 }
@@ -67,7 +68,7 @@ function connectOne(url, auth, deviceId, userId, timeoutMs) {
         resolve(error);
         return;
       }
-      const device = { socket, deviceId, userId };
+      const device = { socket, deviceId, userId, url };
       devices.push(device);
       socket.on('disconnect', (reason) => {
         if (reason === 'io client disconnect') return;
@@ -106,7 +107,30 @@ const handlers = {
 
   async status() {
     const connected = devices.filter((d) => d.socket.connected).length;
-    return { held: devices.length, connected, dropped };
+    const byUrl = {};
+    for (const d of devices) if (d.socket.connected) byUrl[d.url] = (byUrl[d.url] ?? 0) + 1;
+    return { held: devices.length, connected, dropped, byUrl };
+  },
+
+  /** Every held socket emits `subscribe { topics }` and waits for its ack, `concurrency` at a time. */
+  async subscribe({ topics, concurrency = 50, timeoutMs = 10_000 }) {
+    let next = 0;
+    let ok = 0;
+    const errors = {};
+    const one = (d) =>
+      new Promise((resolve) => {
+        d.socket.timeout(timeoutMs).emit('subscribe', { topics }, (err, ack) => {
+          if (err) errors.timeout = (errors.timeout ?? 0) + 1;
+          else if (ack?.ok) ok++;
+          else errors[ack?.error?.code ?? 'bad ack'] = (errors[ack?.error?.code ?? 'bad ack'] ?? 0) + 1;
+          resolve();
+        });
+      });
+    const worker = async () => {
+      while (next < devices.length) await one(devices[next++]);
+    };
+    await Promise.all(Array.from({ length: Math.min(concurrency, devices.length) }, worker));
+    return { ok, failed: devices.length - ok, errors };
   },
 
   async disconnect() {

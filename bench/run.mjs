@@ -33,6 +33,7 @@ const FULL = {
   push: { rate: 1_000, extraRates: [250], warmupMs: 2_000, durationMs: 10_000 },
   fanout: { devices: 10_000, warmupRounds: 1, rounds: 5, pauseMs: 1_000, concurrency: 40 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 7 },
+  instances: { devices: 10_000, rates: [1_000, 5_000], warmupMs: 2_000, durationMs: 8_000, drainMs: 10_000, concurrency: 40 },
 };
 
 /** Quick run (CI smoke): every scenario for both servers with small counts; under 2 minutes. */
@@ -43,6 +44,7 @@ const QUICK = {
   push: { rate: 1_000, warmupMs: 500, durationMs: 1_500 },
   fanout: { devices: 1_000, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
+  instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, concurrency: 25 },
 };
 
 const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances];
@@ -122,8 +124,9 @@ async function runScenarios(meta, params) {
         log(`\n== ${sc.name}: ${applicable.reason}`);
         continue;
       }
-      const order = index++ % 2 === 0 ? ['gateway', 'baseline'] : ['baseline', 'gateway'];
+      const order = sc.gatewayOnly ? ['gateway'] : index++ % 2 === 0 ? ['gateway', 'baseline'] : ['baseline', 'gateway'];
       const entry = { order };
+      if (sc.gatewayOnly) entry.baseline = { notApplicable: sc.gatewayOnly };
       scenarios[sc.name] = entry;
       h.scenario = sc.name;
       for (const kind of order) {
@@ -133,6 +136,11 @@ async function runScenarios(meta, params) {
         try {
           if (sc.name === 'sweep') {
             entry[kind] = await sc.run(h, kind, params.sweep);
+          } else if (sc.gatewayOnly) {
+            // The scenario starts (and stops) its own gateway processes.
+            await redis.reset();
+            const start = (extraEnv) => startServer(kind, { redisUrl: redis.url, probeDir, extraEnv });
+            entry[kind] = await sc.run(h, start, params[sc.name]);
           } else {
             await redis.reset();
             server = await startServer(kind, { redisUrl: redis.url, probeDir });
@@ -215,7 +223,7 @@ function applySetting(params, setting) {
 
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
     return 0;
   }
   if (args.report) {

@@ -49,7 +49,7 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
           API_KEYS: secrets.apiKey,
           DEVICE_JWT_SECRET: secrets.jwtSecret,
           LOG_LEVEL: 'warn',
-          API_RATE_LIMIT: '100000000',
+          API_RATE_LIMIT: '100000',
           SOCKET_EVENTS_PER_SECOND: '1000',
           SWEEP_INTERVAL_MS: '5000',
         }

@@ -1,47 +1,66 @@
-// fan-out: one push that reaches N devices. Topics cannot be published over REST yet, so the nearest
-// thing is used: one user with N devices and `userIds: [thatUser]` (one POST, N emits). Measured from
-// just before the POST is written (bench process) to the last device receipt (load generators; all
-// clocks are the host's, read with sub-millisecond resolution).
+// fan-out: one push that reaches N devices. N devices of one user connect (token claim
+// `topics: ['bench.*']`) and subscribe to `bench.fanout` after `ready`; then rounds of one
+// `POST { topic: 'bench.fanout' }` each (the headline figures), then, on the same sockets, rounds of
+// one `POST { userIds: [thatUser] }` (the `user` variant). Measured from just before the POST is
+// written (bench process) to the last device receipt (load generators; all clocks are the host's,
+// read with sub-millisecond resolution).
 import { connectDevices, disconnectAll, epoch, profiled } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
 import { median, round } from '../lib/stats.mjs';
 
 export const name = 'fanout';
 const USER = 'fan-user';
+export const TOPIC = 'bench.fanout';
 
 export async function run(h, server, p) {
   const conn = await connectDevices(h, server, { total: p.devices, idPrefix: 'f', userId: USER, concurrency: p.concurrency });
   if (conn.ok < p.devices) throw new Error(`${server.kind}: only ${conn.ok} of ${p.devices} devices connected: ${JSON.stringify(conn.errors)}`);
   h.log(`  ${server.kind}: ${conn.ok} devices of one user connected in ${Math.round(conn.ms)} ms`);
+  const subs = await Promise.all(h.loadgens.map((lg) => lg.call('subscribe', { topics: [TOPIC], concurrency: p.concurrency })));
+  const subscribed = subs.reduce((n, s) => n + s.ok, 0);
+  if (subscribed < p.devices) throw new Error(`${server.kind}: only ${subscribed} of ${p.devices} devices subscribed: ${JSON.stringify(subs.map((s) => s.errors))}`);
+  h.log(`  ${server.kind}: ${subscribed} devices subscribed to ${TOPIC}`);
   await sleep(1_000);
 
-  const rounds = [];
-  const round_ = async (r) => {
-    const res = await oneRound(h, server, p.devices, r);
-    h.log(`  ${server.kind}: round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${p.devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s)`);
-    await sleep(p.pauseMs);
-    return res;
+  const variant = async (label, target) => {
+    const rounds = [];
+    const round_ = async (r) => {
+      const res = await oneRound(h, server, p.devices, r, target);
+      h.log(`  ${server.kind}: ${label} round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${p.devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s)`);
+      await sleep(p.pauseMs);
+      return res;
+    };
+    for (let r = 0; r < p.warmupRounds; r++) await round_(r);
+    await profiled(h, server, `fanout-${label}`, async () => {
+      for (let r = p.warmupRounds; r < p.warmupRounds + p.rounds; r++) rounds.push(await round_(r));
+    });
+    return summary(rounds, p.devices);
   };
-  for (let r = 0; r < p.warmupRounds; r++) await round_(r);
-  await profiled(h, server, 'fanout', async () => {
-    for (let r = p.warmupRounds; r < p.warmupRounds + p.rounds; r++) rounds.push(await round_(r));
-  });
+  const topic = await variant('topic', { topic: TOPIC });
+  const user = await variant('user', { userIds: [USER] });
   await disconnectAll(h);
   return {
     devices: p.devices,
-    how: 'one POST with userIds: [a user with N devices] (topics are not publishable over REST yet)',
+    how: `one POST with topic: '${TOPIC}' (N subscribed devices); second row: one POST with userIds: [a user with the same N devices]`,
+    ...topic,
+    user,
+  };
+}
+
+function summary(rounds, devices) {
+  return {
     rounds,
     timeToLastMs: round(median(rounds.map((r) => r.timeToLastMs)), 1),
     timeToFirstMs: round(median(rounds.map((r) => r.timeToFirstMs)), 1),
     messagesPerSecond: round(median(rounds.map((r) => r.messagesPerSecond)), 0),
     postRoundTripMs: round(median(rounds.map((r) => r.postRoundTripMs)), 1),
-    allReceived: rounds.every((r) => r.received === p.devices),
+    allReceived: rounds.every((r) => r.received === devices),
   };
 }
 
-async function oneRound(h, server, devices, round_) {
+async function oneRound(h, server, devices, round_, target) {
   await Promise.all(h.loadgens.map((lg) => lg.call('resetReceipts')));
-  const body = JSON.stringify({ userIds: [USER], data: { round: round_, t: epoch() } });
+  const body = JSON.stringify({ ...target, data: { round: round_, t: epoch() } });
   const t0 = epoch();
   const res = await fetch(`${server.url}${server.push.path}`, {
     method: 'POST',

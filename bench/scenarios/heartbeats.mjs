@@ -53,7 +53,7 @@ async function measureIdle(h, server, p) {
   };
 }
 
-async function measureRate(h, server, p, rate) {
+export async function measureRate(h, server, p, rate) {
   const shares = split(rate, h.loadgens.length);
   const running = settleLater(
     h.loadgens.map((lg, i) =>
