@@ -2,6 +2,7 @@ import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { LoggerModule } from 'nestjs-pino';
+import { SlidingWindowStorage } from './auth/sliding-window.storage';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
@@ -31,7 +32,10 @@ export class AppModule {
           },
         }),
         ScheduleModule.forRoot(),
-        ThrottlerModule.forRoot({ throttlers: [{ limit: config.apiRateLimit, ttl: config.apiRateWindowMs }] }),
+        ThrottlerModule.forRoot({
+          throttlers: [{ limit: config.apiRateLimit, ttl: config.apiRateWindowMs }],
+          storage: new SlidingWindowStorage(clock),
+        }),
         RedisModule,
         MetricsModule,
         GatewayModule,
