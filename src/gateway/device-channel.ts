@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { SessionRef } from '../presence/presence.types';
-import { DeviceServer, DeviceSocket, NotificationPayload } from './socket-events';
+import { DeviceServer, DeviceSocket, NotificationPayload, sessionRef } from './socket-events';
 
 export const rooms = {
   device: (deviceId: string) => `device:${deviceId}`,
@@ -56,12 +56,7 @@ export class DeviceChannel {
   }
 
   localSessions(): SessionRef[] {
-    return [...this.local.values()].map(({ data: { session: s } }) => ({
-      deviceId: s.deviceId,
-      sessionId: s.sessionId,
-      userId: s.userId,
-      instanceId: this.instanceId,
-    }));
+    return [...this.local.values()].map((socket) => sessionRef(socket.data.session, this.instanceId));
   }
 
   /** Tells the replaced session why and closes it for good: the client must not reconnect by itself. */

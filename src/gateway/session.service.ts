@@ -5,9 +5,9 @@ import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
 import { bucketOf, isNetworkKey, recommendInterval, STABLE_BEATS } from '../presence/network-intervals';
-import { AppState, SessionRef } from '../presence/presence.types';
+import { AppState } from '../presence/presence.types';
 import { DeviceChannel } from './device-channel';
-import { Ack, DeviceSession, errorAck, HeartbeatAck, ReadyPayload } from './socket-events';
+import { Ack, DeviceSession, errorAck, HeartbeatAck, ReadyPayload, sessionRef } from './socket-events';
 
 /** Session policy: what a connect, a heartbeat and a disconnect mean for presence. */
 @Injectable()
@@ -91,7 +91,7 @@ export class SessionService {
       // Presence already ran out (or another session took over): this socket is a ghost. Closing
       // the transport makes the client reconnect and start a clean session.
       this.metrics.heartbeats.inc({ result: 'expired' });
-      this.channel.expire([refOf(session, this.config.instanceId)]);
+      this.channel.expire([sessionRef(session, this.config.instanceId)]);
       return errorAck('session_expired', 'presence expired before this heartbeat; reconnect');
     }
     session.interval = interval;
@@ -101,12 +101,8 @@ export class SessionService {
 
   /** A clean disconnect makes the device offline at once (unless a newer session already took over). */
   async end(session: DeviceSession): Promise<void> {
-    await this.store.disconnect([refOf(session, this.config.instanceId)], this.clock.now());
+    await this.store.disconnect([sessionRef(session, this.config.instanceId)], this.clock.now());
   }
-}
-
-export function refOf(s: DeviceSession, instanceId: string): SessionRef {
-  return { deviceId: s.deviceId, sessionId: s.sessionId, userId: s.userId, instanceId };
 }
 
 export interface HeartbeatRequest {

@@ -1,4 +1,5 @@
 import type { Server, Socket } from 'socket.io';
+import type { SessionRef } from '../presence/presence.types';
 
 /** The socket protocol in one place: every payload the gateway sends or accepts, by event name. */
 export interface HeartbeatSettingsPayload {
@@ -84,6 +85,11 @@ export interface DeviceSession {
   beatsAtInterval: number;
   /** Settles once presence is recorded and `ready` was sent; false if that failed. */
   ready?: Promise<boolean>;
+}
+
+/** The store's handle on a live session. */
+export function sessionRef(s: DeviceSession, instanceId: string): SessionRef {
+  return { deviceId: s.deviceId, sessionId: s.sessionId, userId: s.userId, instanceId };
 }
 
 export interface SocketData {

@@ -2,7 +2,7 @@ import { Injectable, OnModuleInit } from '@nestjs/common';
 import { Gauge } from 'prom-client';
 import { Clock } from '../common/clock';
 import { MetricsService } from '../metrics/metrics.service';
-import { MAX_LISTED_NETWORKS, statsOf } from './network-intervals';
+import { MAX_LISTED_NETWORKS, NetworkStats, statsOf } from './network-intervals';
 import { PresenceStore } from './presence.store';
 
 /** Publishes what smart heartbeats learned per network, read from the store at each scrape. */
@@ -15,7 +15,16 @@ export class NetworkMetrics implements OnModuleInit {
   ) {}
 
   onModuleInit(): void {
-    const read = () => this.store.listNetworks(this.clock.now(), MAX_LISTED_NETWORKS).then((all) => all.map((n) => statsOf(n.network, n.histogram)));
+    // Both gauges are collected in the same scrape: one store read serves both.
+    let cached: { at: number; stats: Promise<NetworkStats[]> } | undefined;
+    const read = () => {
+      const now = this.clock.now();
+      if (!cached || now - cached.at > 1_000) {
+        const stats = this.store.listNetworks(now, MAX_LISTED_NETWORKS).then((all) => all.map((n) => statsOf(n.network, n.histogram)));
+        cached = { at: now, stats };
+      }
+      return cached.stats;
+    };
     new Gauge({
       name: 'push_gateway_network_recommended_interval_ms',
       help: `Starting heartbeat interval recommended per network key (lower quartile of stable intervals; ${MAX_LISTED_NETWORKS} most recent networks)`,
