@@ -6,9 +6,10 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { Clock, SystemClock } from './common/clock';
 import { HttpExceptionFilter } from './common/http-exception.filter';
+import { sendUnavailable } from './common/unavailable';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
-import { DeviceChannel } from './gateway/device-channel';
+import { DeviceChannel } from './channel/device-channel';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
 import { RedisConnection } from './redis/redis-connection';
 
@@ -27,9 +28,7 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   const channel = app.get(DeviceChannel);
   app.use((req: { url: string }, res: import('express').Response, next: () => void) => {
     if (!channel.isDraining || req.url === '/health/live') return next();
-    res.setHeader('Connection', 'close');
-    res.setHeader('Retry-After', '1');
-    res.status(503).json({ statusCode: 503, error: 'Service Unavailable', message: 'instance is shutting down' });
+    sendUnavailable(res, 'instance is shutting down', { Connection: 'close' });
   });
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalPipes(createValidationPipe());

@@ -1,7 +1,8 @@
 import Ajv from 'ajv';
 import { ASYNCAPI } from '../src/docs/asyncapi';
 import type { Notification as ClientNotification, ReadyPayload as ClientReady } from '../client/src';
-import { CLIENT_EVENTS, NotificationPayload, ReadyPayload, SERVER_EVENTS } from '../src/gateway/socket-events';
+import { CLIENT_EVENTS } from '../src/channel/client-events';
+import { NotificationPayload, ReadyPayload, SERVER_EVENTS } from '../src/channel/socket-events';
 import { api, connectDevice, nextEvent, startTestApp, TestApp } from './support/app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';

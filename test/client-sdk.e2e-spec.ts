@@ -5,7 +5,7 @@ import { FreezableProxy } from './support/redis-servers';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY } from './support/tokens';
 import Redis from 'ioredis';
-import { DeviceChannel } from '../src/gateway/device-channel';
+import { DeviceChannel } from '../src/channel/device-channel';
 
 type Json = Record<string, any>;
 
@@ -60,7 +60,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     await online(c);
     const first = c.session!.sessionId;
     const back = online(c);
-    gw.app.get(DeviceChannel).expire([{ deviceId: 'sdk-drop', sessionId: first, userId: 'sdk-user', instanceId: gw.config.instanceId }]);
+    gw.app.get(DeviceChannel).close([{ deviceId: 'sdk-drop', sessionId: first, userId: 'sdk-user', instanceId: gw.config.instanceId }], 'expired');
     await back;
     expect(c.session!.sessionId).not.toBe(first);
     expect(tokens).toBe(2);
@@ -74,7 +74,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: 'once', ttl: 60 } })).json()) as Json;
     await waitFor(() => seen.length === 1);
     const back = online(c);
-    gw.app.get(DeviceChannel).expire([{ deviceId: 'sdk-dup', sessionId: c.session!.sessionId, userId: 'sdk-user', instanceId: gw.config.instanceId }]);
+    gw.app.get(DeviceChannel).close([{ deviceId: 'sdk-dup', sessionId: c.session!.sessionId, userId: 'sdk-user', instanceId: gw.config.instanceId }], 'expired');
     await back; // the gateway sends it again on the new connection; the SDK drops it but acks it
     await waitFor(async () => (await statusOf(answer.id)) === 'delivered');
     expect(seen).toEqual([answer.id]);

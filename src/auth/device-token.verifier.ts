@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import jwt from 'jsonwebtoken';
 import { createPublicKey, createSecretKey, KeyObject } from 'node:crypto';
 import { Clock } from '../common/clock';
+import { ID, MAX_TOPICS_PER_SESSION, TOPIC_GRANT } from '../common/patterns';
 import { AppConfig } from '../config/app-config';
 
 export type AuthErrorCode = 'missing_token' | 'invalid_token' | 'token_expired';
@@ -23,9 +24,6 @@ export interface DeviceClaims {
   exp: number;
 }
 
-/** Ids become Redis keys and room names, so they are kept to a safe alphabet and length. */
-export const ID_PATTERN = /^[A-Za-z0-9._:@-]{1,128}$/;
-const TOPIC_GRANT = /^[A-Za-z0-9._:-]{1,128}(\.\*)?$/;
 
 /**
  * Verifies device JWTs with the one algorithm the configured key allows (HS256 for a secret,
@@ -70,18 +68,16 @@ export class DeviceTokenVerifier {
 function readClaims(p: jwt.JwtPayload): DeviceClaims {
   const invalid = (why: string) => new DeviceAuthError('invalid_token', why);
   if (typeof p.exp !== 'number') throw invalid('claim exp is required');
-  if (typeof p.sub !== 'string' || !ID_PATTERN.test(p.sub)) throw invalid('claim sub must be an id of 1-128 characters [A-Za-z0-9._:@-]');
+  if (!ID.test(p.sub)) throw invalid(`claim sub must be ${ID.describe}`);
   const deviceId: unknown = p.deviceId;
-  if (typeof deviceId !== 'string' || !ID_PATTERN.test(deviceId)) {
-    throw invalid('claim deviceId must be an id of 1-128 characters [A-Za-z0-9._:@-]');
-  }
+  if (!ID.test(deviceId)) throw invalid(`claim deviceId must be ${ID.describe}`);
   const platform: unknown = p.platform;
   if (platform !== undefined && (typeof platform !== 'string' || platform.length > 32)) {
     throw invalid('claim platform must be a string of at most 32 characters');
   }
   const topics: unknown = p.topics ?? [];
-  if (!Array.isArray(topics) || topics.length > 100 || !topics.every((t) => typeof t === 'string' && TOPIC_GRANT.test(t))) {
-    throw invalid('claim topics must be a list of at most 100 topic names or prefix.* patterns');
+  if (!Array.isArray(topics) || topics.length > MAX_TOPICS_PER_SESSION || !topics.every((t) => TOPIC_GRANT.test(t))) {
+    throw invalid(`claim topics must be a list of at most ${MAX_TOPICS_PER_SESSION} items, each ${TOPIC_GRANT.describe}`);
   }
-  return { userId: p.sub, deviceId, platform, topics: topics as string[], exp: p.exp };
+  return { userId: p.sub, deviceId, platform, topics, exp: p.exp };
 }

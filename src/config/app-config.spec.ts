@@ -54,7 +54,7 @@ describe('loadConfig', () => {
     expect(dev.generated.DEVICE_JWT_SECRET).toHaveLength(43);
     expect(problems({ NODE_ENV: 'production' })).toEqual([
       'API_KEYS is required when NODE_ENV=production',
-      'DEVICE_JWT_SECRET DEVICE_JWT_SECRET or DEVICE_JWT_PUBLIC_KEY is required when NODE_ENV=production',
+      'DEVICE_JWT_SECRET or DEVICE_JWT_PUBLIC_KEY is required when NODE_ENV=production',
     ]);
   });
 

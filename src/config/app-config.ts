@@ -67,8 +67,9 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (apiKeys?.some((k) => k.length < 16)) r.fail('API_KEYS', 'every key must be at least 16 characters');
   if (!apiKeys || apiKeys.length === 0) {
     if (production) r.fail('API_KEYS', 'is required when NODE_ENV=production');
-    apiKeys = [`dev-${randomBytes(18).toString('base64url')}`];
-    generated.API_KEYS = apiKeys[0];
+    const devKey = `dev-${randomBytes(18).toString('base64url')}`;
+    apiKeys = [devKey];
+    generated.API_KEYS = devKey;
   }
 
   const jwt = readJwt(r, production, generated);
@@ -157,7 +158,7 @@ function readJwt(r: EnvReader, production: boolean, generated: Record<string, st
     if (Buffer.byteLength(secret) < 32) r.fail('DEVICE_JWT_SECRET', 'must be at least 32 bytes');
     return { kind: 'secret', secret, algorithms: ['HS256'] };
   }
-  if (production) r.fail('DEVICE_JWT_SECRET', 'DEVICE_JWT_SECRET or DEVICE_JWT_PUBLIC_KEY is required when NODE_ENV=production');
+  if (production) r.fail('DEVICE_JWT_SECRET', 'or DEVICE_JWT_PUBLIC_KEY is required when NODE_ENV=production');
   const devSecret = randomBytes(32).toString('base64url');
   generated.DEVICE_JWT_SECRET = devSecret;
   return { kind: 'secret', secret: devSecret, algorithms: ['HS256'] };

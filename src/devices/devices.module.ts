@@ -1,7 +1,8 @@
 import { Module } from '@nestjs/common';
-import { ChannelModule } from '../gateway/channel.module';
+import { ChannelModule } from '../channel/channel.module';
 import { PresenceModule } from '../presence/presence.module';
 import { DevicesController } from './devices.controller';
+import { DevicesService } from './devices.service';
 
-@Module({ imports: [PresenceModule, ChannelModule], controllers: [DevicesController] })
+@Module({ imports: [PresenceModule, ChannelModule], controllers: [DevicesController], providers: [DevicesService] })
 export class DevicesModule {}

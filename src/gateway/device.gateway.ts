@@ -13,15 +13,13 @@ import { DeviceAuthError, DeviceTokenVerifier } from '../auth/device-token.verif
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
-import { DeliveryService } from '../notifications/delivery.service';
-import { DeviceChannel, rooms } from './device-channel';
+import { readClientPayload } from '../channel/client-events';
+import { DeviceChannel, joinedTopics, rooms } from '../channel/device-channel';
+import { Ack, DeviceServer, DeviceSocket, errorAck, HeartbeatAck, TopicsAck } from '../channel/socket-events';
+import { NETWORK_KEY } from '../common/patterns';
 import { guardPackets } from './packet-guard';
 import { SessionService } from './session.service';
-import { Ack, DeviceServer, DeviceSocket, errorAck, HeartbeatAck } from './socket-events';
-import { isNetworkKey } from '../presence/network-intervals';
-import { isTopicAllowed, MAX_TOPICS_PER_SESSION, readTopics } from './topic-policy';
-
-type TopicsAck = Ack<{ ok: true; topics: string[] }>;
+import { planSubscribe } from './topic-policy';
 
 @WebSocketGateway()
 export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
@@ -34,7 +32,6 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     private readonly config: AppConfig,
     private readonly clock: Clock,
     private readonly metrics: MetricsService,
-    private readonly delivery: DeliveryService,
   ) {}
 
   /** Authenticates in a Socket.IO middleware (guards do not run for handshakes) so refusals reach the client as connect_error. */
@@ -70,8 +67,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
       (ready) => {
         this.metrics.connections.inc({ result: 'accepted', reason: 'ok' });
         this.metrics.connectedDevices.inc();
-        socket.emit('ready', ready);
-        void this.delivery.deliverPending(socket);
+        this.channel.ready(socket, ready);
         return true;
       },
       (err: Error) => {
@@ -104,35 +100,26 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
   }
 
   @SubscribeMessage('subscribe')
-  async subscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<TopicsAck> {
-    const topics = readTopics(payload);
-    if (typeof topics === 'string') return errorAck('invalid_payload', topics);
-    const refused = topics.filter((t) => !isTopicAllowed(socket.data.session.topics, t));
-    if (refused.length) return errorAck('forbidden_topic', `not allowed by the token: ${refused.join(', ')}`, { topics: refused });
-    const joined = [...socket.rooms].filter((r) => r.startsWith('topic:')).length;
-    const fresh = topics.filter((t) => !socket.rooms.has(rooms.topic(t)));
-    if (joined + fresh.length > MAX_TOPICS_PER_SESSION) {
-      return errorAck('invalid_payload', `a session may hold at most ${MAX_TOPICS_PER_SESSION} topics`);
-    }
-    await socket.join(topics.map(rooms.topic));
-    return { ok: true, topics: currentTopics(socket) };
+  async subscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<TopicsAck>> {
+    const request = readClientPayload('subscribe', payload);
+    if (typeof request === 'string') return errorAck('invalid_payload', request);
+    const plan = planSubscribe(socket.data.session.topics, joinedTopics(socket), request.topics);
+    if (!Array.isArray(plan)) return plan;
+    await socket.join(plan.map(rooms.topic));
+    return { ok: true, topics: joinedTopics(socket) };
   }
 
   @SubscribeMessage('unsubscribe')
-  async unsubscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<TopicsAck> {
-    const topics = readTopics(payload);
-    if (typeof topics === 'string') return errorAck('invalid_payload', topics);
-    for (const t of topics) await socket.leave(rooms.topic(t));
-    return { ok: true, topics: currentTopics(socket) };
+  async unsubscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<TopicsAck>> {
+    const request = readClientPayload('unsubscribe', payload);
+    if (typeof request === 'string') return errorAck('invalid_payload', request);
+    for (const t of request.topics) await socket.leave(rooms.topic(t));
+    return { ok: true, topics: joinedTopics(socket) };
   }
 }
 
 /** `auth.network` is a hint for smart heartbeats; an unusable value is ignored, not refused. */
 function readNetwork(auth: unknown): string | undefined {
   const network = (auth as { network?: unknown } | undefined)?.network;
-  return isNetworkKey(network) ? network : undefined;
-}
-
-function currentTopics(socket: DeviceSocket): string[] {
-  return [...socket.rooms].filter((r) => r.startsWith('topic:')).map((r) => r.slice('topic:'.length));
+  return NETWORK_KEY.test(network) ? network : undefined;
 }

@@ -4,7 +4,7 @@ import type { Server } from 'node:http';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { PresenceStore } from '../presence/presence.store';
-import { DeviceChannel } from './device-channel';
+import { DeviceChannel } from '../channel/device-channel';
 import { InstanceRegistry } from './instance-registry.service';
 import { SessionSweeper } from './session-sweeper.service';
 
@@ -31,7 +31,7 @@ export class DrainService implements BeforeApplicationShutdown {
 
   async beforeApplicationShutdown(signal?: string): Promise<void> {
     this.sweeper.stop();
-    const sessions = this.channel.drain(this.config.instanceId);
+    const sessions = this.channel.drain();
     this.logger.log(`draining (${signal ?? 'close'}): ${sessions.length} sessions told to reconnect`);
     try {
       await this.store.disconnect(sessions, this.clock.now());

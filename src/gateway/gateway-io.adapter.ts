@@ -7,7 +7,7 @@ import type { Server, ServerOptions, Socket } from 'socket.io';
 import { AppConfig } from '../config/app-config';
 import { RedisConnection } from '../redis/redis-connection';
 import { forgivingClient } from '../redis/forgiving-client';
-import { DeviceChannel } from './device-channel';
+import { DeviceChannel } from '../channel/device-channel';
 
 /** Frames larger than this close the offending connection (Socket.IO's own guard). */
 export const MAX_FRAME_BYTES = 64 * 1024;

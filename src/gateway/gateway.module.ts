@@ -1,8 +1,7 @@
 import { Module } from '@nestjs/common';
 import { DeviceTokenVerifier } from '../auth/device-token.verifier';
-import { NotificationsModule } from '../notifications/notifications.module';
 import { PresenceModule } from '../presence/presence.module';
-import { ChannelModule } from './channel.module';
+import { ChannelModule } from '../channel/channel.module';
 import { DeviceGateway } from './device.gateway';
 import { DrainService } from './drain.service';
 import { InstanceRegistry } from './instance-registry.service';
@@ -10,7 +9,7 @@ import { SessionSweeper } from './session-sweeper.service';
 import { SessionService } from './session.service';
 
 @Module({
-  imports: [PresenceModule, ChannelModule, NotificationsModule],
+  imports: [PresenceModule, ChannelModule],
   providers: [DeviceGateway, DeviceTokenVerifier, SessionService, SessionSweeper, InstanceRegistry, DrainService],
   exports: [SessionSweeper],
 })

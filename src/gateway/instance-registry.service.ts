@@ -3,7 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { PresenceStore } from '../presence/presence.store';
-import { DeviceChannel } from './device-channel';
+import { DeviceChannel } from '../channel/device-channel';
 
 /**
  * How often an instance reports itself: every 5 s, or every sweep when sweeps are more frequent.

@@ -1,6 +1,7 @@
 import { Clock } from '../common/clock';
 import { TokenBucket } from '../common/token-bucket';
-import { CLIENT_EVENTS, DeviceSocket, errorAck } from './socket-events';
+import { CLIENT_EVENTS } from '../channel/client-events';
+import { DeviceSocket, errorAck } from '../channel/socket-events';
 
 const KNOWN = new Set<string>(CLIENT_EVENTS);
 

@@ -4,7 +4,7 @@ import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { PresenceStore } from '../presence/presence.store';
-import { DeviceChannel } from './device-channel';
+import { DeviceChannel } from '../channel/device-channel';
 
 /** Claimed per store call; one sweep keeps claiming until less than a batch is left. */
 export const SWEEP_BATCH = 500;
@@ -72,7 +72,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     try {
       for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
         const expired = await this.store.claimExpired(this.clock.now(), SWEEP_BATCH);
-        this.channel.expire(expired);
+        this.channel.close(expired, 'expired');
         retired += expired.length;
         if (expired.length < SWEEP_BATCH) break;
       }

@@ -3,7 +3,7 @@ import { FakeClock } from '../../test/support/fake-clock';
 import { loadConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
-import { DeviceChannel } from './device-channel';
+import { DeviceChannel } from '../channel/device-channel';
 import { SessionSweeper, SWEEP_BATCH } from './session-sweeper.service';
 
 describe('SessionSweeper', () => {
@@ -11,7 +11,7 @@ describe('SessionSweeper', () => {
     const clock = new FakeClock();
     const store = new MemoryPresenceStore(86_400_000);
     const expired: string[] = [];
-    const channel = { expire: (refs: { sessionId: string }[]) => expired.push(...refs.map((r) => r.sessionId)) } as unknown as DeviceChannel;
+    const channel = { close: (refs: { sessionId: string }[]) => expired.push(...refs.map((r) => r.sessionId)) } as unknown as DeviceChannel;
     const metrics = new MetricsService();
     const sweeper = new SessionSweeper(store, channel, clock, loadConfig({}), metrics, new SchedulerRegistry());
     const total = SWEEP_BATCH * 2 + 7;

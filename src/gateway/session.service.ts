@@ -4,10 +4,10 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
-import { bucketOf, isNetworkKey, recommendInterval, STABLE_BEATS } from '../presence/network-intervals';
-import { AppState } from '../presence/presence.types';
-import { DeviceChannel } from './device-channel';
-import { Ack, DeviceSession, errorAck, HeartbeatAck, ReadyPayload, sessionRef } from './socket-events';
+import { bucketOf, recommendInterval, STABLE_BEATS } from '../presence/network-intervals';
+import { readClientPayload } from '../channel/client-events';
+import { DeviceChannel } from '../channel/device-channel';
+import { Ack, DeviceSession, errorAck, HeartbeatAck, ReadyPayload, sessionRef } from '../channel/socket-events';
 
 /** Session policy: what a connect, a heartbeat and a disconnect mean for presence. */
 @Injectable()
@@ -45,7 +45,7 @@ export class SessionService {
     });
     if (replaced && replaced.sessionId !== session.sessionId) {
       this.metrics.sessionsReplaced.inc();
-      this.channel.replace(replaced.sessionId);
+      this.channel.close([replaced], 'replaced');
     }
     return {
       sessionId: session.sessionId,
@@ -57,7 +57,7 @@ export class SessionService {
   }
 
   async heartbeat(session: DeviceSession, payload: unknown): Promise<Ack<HeartbeatAck>> {
-    const requested = readHeartbeat(payload);
+    const requested = readClientPayload('heartbeat', payload);
     if (typeof requested === 'string') {
       this.metrics.heartbeats.inc({ result: 'invalid' });
       return errorAck('invalid_payload', requested);
@@ -91,7 +91,7 @@ export class SessionService {
       // Presence already ran out (or another session took over): this socket is a ghost. Closing
       // the transport makes the client reconnect and start a clean session.
       this.metrics.heartbeats.inc({ result: 'expired' });
-      this.channel.expire([sessionRef(session, this.config.instanceId)]);
+      this.channel.close([sessionRef(session, this.config.instanceId)], 'expired');
       return errorAck('session_expired', 'presence expired before this heartbeat; reconnect');
     }
     session.interval = interval;
@@ -105,23 +105,3 @@ export class SessionService {
   }
 }
 
-export interface HeartbeatRequest {
-  interval?: number;
-  network?: string;
-  appState?: AppState;
-}
-
-/** Validates `{ interval?, network?, appState? }` (or nothing); a string explains a refusal. */
-export function readHeartbeat(payload: unknown): HeartbeatRequest | string {
-  if (payload === undefined || payload === null) return {};
-  if (typeof payload !== 'object' || Array.isArray(payload)) return 'heartbeat payload must be an object';
-  const { interval, network, appState } = payload as Record<string, unknown>;
-  if (interval !== undefined && (typeof interval !== 'number' || !Number.isFinite(interval) || interval <= 0)) {
-    return 'interval must be a positive number of milliseconds';
-  }
-  if (network !== undefined && !isNetworkKey(network)) return 'network must be 1-64 characters of [A-Za-z0-9._:@/+-]';
-  if (appState !== undefined && appState !== 'foreground' && appState !== 'background') {
-    return 'appState must be "foreground" or "background"';
-  }
-  return { interval: interval, network: network, appState: appState };
-}

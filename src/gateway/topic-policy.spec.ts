@@ -1,4 +1,5 @@
-import { isTopicAllowed, readTopics } from './topic-policy';
+import { MAX_TOPICS_PER_SESSION } from '../common/patterns';
+import { isTopicAllowed, planSubscribe } from './topic-policy';
 
 describe('topic policy', () => {
   it('allows exact grants and prefix.* patterns only', () => {
@@ -13,12 +14,17 @@ describe('topic policy', () => {
     expect(isTopicAllowed([], 'news')).toBe(false);
   });
 
-  it('validates subscribe payloads', () => {
-    expect(readTopics({ topics: ['a', 'a', 'b'] })).toEqual(['a', 'b']);
-    expect(readTopics({ topics: [] })).toMatch(/non-empty/);
-    expect(readTopics({ topics: ['bad topic'] })).toMatch(/invalid topic/);
-    expect(readTopics({ topics: [1] })).toMatch(/invalid topic/);
-    expect(readTopics('x')).toMatch(/payload must be/);
-    expect(readTopics({ topics: Array.from({ length: 101 }, (_, i) => `t${i}`) })).toMatch(/at most 100/);
+  it('joins only new, granted topics and refuses the whole request otherwise', () => {
+    expect(planSubscribe(['news', 'sport.*'], ['news'], ['news', 'sport.a', 'sport.a'])).toEqual(['sport.a']);
+    expect(planSubscribe(['news'], [], ['news', 'x', 'y'])).toEqual({
+      ok: false,
+      error: { code: 'forbidden_topic', message: 'not allowed by the token: x, y', topics: ['x', 'y'] },
+    });
+  });
+
+  it(`caps a session at ${MAX_TOPICS_PER_SESSION} topics, counting those already joined`, () => {
+    const joined = Array.from({ length: MAX_TOPICS_PER_SESSION - 1 }, (_, i) => `t.${i}`);
+    expect(planSubscribe(['t.*'], joined, ['t.0', 't.new'])).toEqual(['t.new']);
+    expect(planSubscribe(['t.*'], joined, ['t.new', 't.other'])).toMatchObject({ ok: false, error: { code: 'invalid_payload' } });
   });
 });

@@ -1,5 +1,5 @@
-const TOPIC_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
-export const MAX_TOPICS_PER_SESSION = 100;
+import { ErrorAck, errorAck } from '../channel/socket-events';
+import { MAX_TOPICS_PER_SESSION } from '../common/patterns';
 
 /**
  * Which topics a device may join: those its token grants, by exact name or by a `prefix.*`
@@ -9,13 +9,19 @@ export function isTopicAllowed(grants: readonly string[], topic: string): boolea
   return grants.some((g) => (g.endsWith('.*') ? topic.startsWith(g.slice(0, -1)) && topic.length > g.length - 1 : g === topic));
 }
 
-/** Validates a subscribe/unsubscribe payload; a string explains a refusal. */
-export function readTopics(payload: unknown): string[] | string {
-  if (typeof payload !== 'object' || payload === null || Array.isArray(payload)) return 'payload must be { topics: string[] }';
-  const { topics } = payload as { topics?: unknown };
-  if (!Array.isArray(topics) || topics.length === 0) return 'topics must be a non-empty array';
-  if (topics.length > MAX_TOPICS_PER_SESSION) return `at most ${MAX_TOPICS_PER_SESSION} topics at once`;
-  const bad = topics.find((t) => typeof t !== 'string' || !TOPIC_NAME.test(t));
-  if (bad !== undefined) return `invalid topic ${JSON.stringify(bad)}: 1-128 characters of [A-Za-z0-9._:-]`;
-  return [...new Set(topics as string[])];
+/**
+ * Decides a subscribe: every topic must be granted, and the session may hold at most
+ * MAX_TOPICS_PER_SESSION (each topic is a room, and rooms cost memory on every instance).
+ * Returns the topics to join, or the error to answer.
+ */
+export function planSubscribe(grants: readonly string[], joined: readonly string[], requested: readonly string[]): string[] | ErrorAck {
+  const topics = [...new Set(requested)];
+  const refused = topics.filter((t) => !isTopicAllowed(grants, t));
+  if (refused.length) return errorAck('forbidden_topic', `not allowed by the token: ${refused.join(', ')}`, { topics: refused });
+  const already = new Set(joined);
+  const fresh = topics.filter((t) => !already.has(t));
+  if (already.size + fresh.length > MAX_TOPICS_PER_SESSION) {
+    return errorAck('invalid_payload', `a session may hold at most ${MAX_TOPICS_PER_SESSION} topics`);
+  }
+  return fresh;
 }

@@ -3,7 +3,7 @@ import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { SkipThrottle } from '@nestjs/throttler';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
-import { DeviceChannel } from '../gateway/device-channel';
+import { DeviceChannel } from '../channel/device-channel';
 import { SessionSweeper } from '../gateway/session-sweeper.service';
 import { PresenceStore } from '../presence/presence.store';
 import { RedisWatchdog } from '../redis/redis-watchdog.service';

@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { ChannelModule } from '../gateway/channel.module';
+import { ChannelModule } from '../channel/channel.module';
 import { GatewayModule } from '../gateway/gateway.module';
 import { PresenceModule } from '../presence/presence.module';
 import { HealthController } from './health.controller';

@@ -1,8 +1,8 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, ArrayMinSize, IsArray, IsDefined, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { ID, TOPIC } from '../common/patterns';
 
-const ID = /^[A-Za-z0-9._:@-]{1,128}$/;
-const ID_MESSAGE = '$property must hold ids of 1-128 characters [A-Za-z0-9._:@-]';
+const ID_MESSAGE = `$property must hold ids, each ${ID.describe}`;
 /** FCM's longest time to live; longer would outlive every mobile push service's own queue. */
 export const MAX_TTL_SECONDS = 2_419_200;
 export const MAX_TARGETS = 1_000;
@@ -13,7 +13,7 @@ export class CreateNotificationDto {
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MAX_TARGETS)
-  @Matches(ID, { each: true, message: ID_MESSAGE })
+  @Matches(ID.regex, { each: true, message: ID_MESSAGE })
   deviceIds?: string[];
 
   @ApiPropertyOptional({ type: [String], maxItems: MAX_TARGETS, example: ['user-42'] })
@@ -21,13 +21,13 @@ export class CreateNotificationDto {
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MAX_TARGETS)
-  @Matches(ID, { each: true, message: ID_MESSAGE })
+  @Matches(ID.regex, { each: true, message: ID_MESSAGE })
   userIds?: string[];
 
   @ApiPropertyOptional({ description: 'Topic name (delivery to topic subscribers)', example: 'news.sport' })
   @IsOptional()
   @IsString()
-  @Matches(/^[A-Za-z0-9._:-]{1,128}$/, { message: 'topic must be 1-128 characters of [A-Za-z0-9._:-]' })
+  @Matches(TOPIC.regex, { message: `topic must be ${TOPIC.describe}` })
   topic?: string;
 
   @ApiProperty({ description: 'Any JSON value, delivered as is', example: { orderId: 17 } })

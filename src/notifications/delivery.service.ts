@@ -1,8 +1,8 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
-import { DeviceChannel, PushOutcome } from '../gateway/device-channel';
-import { DeviceSocket, NotificationPayload } from '../gateway/socket-events';
+import { DeviceChannel, PushOutcome } from '../channel/device-channel';
+import { DeviceSocket, NotificationPayload } from '../channel/socket-events';
 import { MetricsService } from '../metrics/metrics.service';
 import { NotificationStore } from './notification.store';
 
@@ -12,7 +12,7 @@ import { NotificationStore } from './notification.store';
  * stays pending and goes out again on the device's next connection (at-least-once, same id).
  */
 @Injectable()
-export class DeliveryService {
+export class DeliveryService implements OnModuleInit {
   private readonly logger = new Logger(DeliveryService.name);
 
   constructor(
@@ -22,6 +22,10 @@ export class DeliveryService {
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
   ) {}
+
+  onModuleInit(): void {
+    this.channel.onSessionReady((socket) => void this.deliverPending(socket));
+  }
 
   /** Sends a just-published notification to an online device. */
   send(deviceId: string, payload: NotificationPayload): void {

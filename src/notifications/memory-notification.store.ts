@@ -1,4 +1,4 @@
-import { NotificationPayload } from '../gateway/socket-events';
+import { NotificationPayload } from '../channel/socket-events';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { NotificationStore, readTarget } from './notification.store';
 import { NotificationStatus, PublishAnswer, PublishRequest, PublishResult } from './notification.types';

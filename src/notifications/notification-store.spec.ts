@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
-import { NotificationPayload } from '../gateway/socket-events';
+import { NotificationPayload } from '../channel/socket-events';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { PresenceStore } from '../presence/presence.store';
 import { RedisPresenceStore } from '../presence/redis-presence.store';

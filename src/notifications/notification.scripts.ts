@@ -1,7 +1,9 @@
+import { luaScript } from '../redis/lua-script';
+
 /**
  * Lua scripts for the Redis notification store. A publish is one script: the idempotency record,
  * the notification, every target's status and every inbox entry are written together or not at
- * all, so a 202 never stands for half a notification. Keys derived from ids use the prefix in ARGV.
+ * all, so a 202 never stands for half a notification. Keys derived from ids are built from the prefix it is given.
  *
  * Layout (prefix `push:` by default):
  *   notif:<id>                hash: payload (JSON), createdAt, expiresAt (effective), and one
@@ -15,22 +17,33 @@
  */
 
 /**
- * KEYS: notif, seq, idempotency key (a placeholder in the same hash slot when there is none: a
- * Cluster routes a script by its keys, so even an unused key must not point elsewhere).
- * ARGV: prefix id payload createdAt effectiveExpiresAt notifPx collapseKey maxInbox keepOffline(1/0)
- *       now fingerprint idemPx, then the target deviceIds.
- * Returns {'replay', answer} | {'conflict'} | {'ok', answer, onlineIds, evictions}
- * where evictions is a flat list of evicted notification ids.
+ * Stores a notification for every target (rest: the device ids), decides who is online from
+ * presence in the same step, and records the answer for an Idempotency-Key.
+ * The idempotency key is a placeholder in the same hash slot when there is none: a Cluster routes a
+ * script by its keys, so even an unused key must not point elsewhere.
+ * Returns {'replay', answer} | {'conflict'} | {'ok', answer, onlineIds, evictedIds}.
  */
-export const PUBLISH = `
-local prefix, id, payload = ARGV[1], ARGV[2], ARGV[3]
-local createdAt, expires, notifPx = tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(ARGV[6])
-local collapse, maxInbox, keepOffline, now = ARGV[7], tonumber(ARGV[8]), ARGV[9] == '1', tonumber(ARGV[10])
-local fingerprint, idemPx = ARGV[11], tonumber(ARGV[12])
-
-local idempotent = fingerprint ~= ''
-if idempotent then
-  local prev = redis.call('GET', KEYS[3])
+export const PUBLISH = luaScript({
+  name: 'pgPublish',
+  keys: ['notif', 'seq', 'idempotency'],
+  args: {
+    prefix: 'string',
+    id: 'string',
+    payload: 'string',
+    createdAt: 'number',
+    expiresAt: 'number',
+    notifPx: 'number',
+    collapseKey: 'string?',
+    maxInbox: 'number',
+    keepOffline: 'number',
+    now: 'number',
+    fingerprint: 'string?',
+    idempotencyPx: 'number',
+  },
+  rest: true,
+  body: `
+if fingerprint then
+  local prev = redis.call('GET', idempotencyKey)
   if prev then
     local record = cjson.decode(prev)
     if record.fingerprint ~= fingerprint then return {'conflict'} end
@@ -38,23 +51,22 @@ if idempotent then
   end
 end
 
-local seq = redis.call('INCR', KEYS[2])
-redis.call('HSET', KEYS[1], 'payload', payload, 'createdAt', createdAt, 'expiresAt', expires, 'forgetAt', now + notifPx)
+local seq = redis.call('INCR', seqKey)
+redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', now + notifPx)
 local online, queued, onlineIds, evicted = 0, 0, {}, {}
-local inboxPx = expires - now
-for i = 13, #ARGV do
-  local device = ARGV[i]
+local inboxPx = expiresAt - now
+for _, device in ipairs(rest) do
   local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt')
   local isOnline = state[1] and tonumber(state[2]) > now
-  if isOnline or keepOffline then
+  if isOnline or keepOffline == 1 then
     local inbox = prefix .. 'inbox:' .. device
-    if collapse ~= '' then
+    if collapseKey then
       local ckey = inbox .. ':collapse'
-      local old = redis.call('HGET', ckey, collapse)
+      local old = redis.call('HGET', ckey, collapseKey)
       if old and redis.call('ZREM', inbox, old) == 1 then
         redis.call('HSET', prefix .. 'notif:' .. old, 't:' .. device, 'replaced:' .. now)
       end
-      redis.call('HSET', ckey, collapse, id)
+      redis.call('HSET', ckey, collapseKey, id)
       if redis.call('PTTL', ckey) < inboxPx then redis.call('PEXPIRE', ckey, inboxPx) end
     end
     redis.call('ZADD', inbox, seq, id)
@@ -67,7 +79,7 @@ for i = 13, #ARGV do
       end
     end
     if redis.call('PTTL', inbox) < inboxPx then redis.call('PEXPIRE', inbox, inboxPx) end
-    redis.call('HSET', KEYS[1], 't:' .. device, 'pending:' .. now)
+    redis.call('HSET', notifKey, 't:' .. device, 'pending:' .. now)
     if isOnline then
       online = online + 1
       onlineIds[#onlineIds + 1] = device
@@ -75,50 +87,55 @@ for i = 13, #ARGV do
       queued = queued + 1
     end
   else
-    redis.call('HSET', KEYS[1], 't:' .. device, 'expired:' .. now .. ':offline')
+    redis.call('HSET', notifKey, 't:' .. device, 'expired:' .. now .. ':offline')
   end
 end
-redis.call('PEXPIRE', KEYS[1], notifPx)
+redis.call('PEXPIRE', notifKey, notifPx)
 local answer = cjson.encode({id = id, online = online, queued = queued})
-if idempotent then
-  redis.call('SET', KEYS[3], cjson.encode({fingerprint = fingerprint, answer = answer}), 'PX', idemPx)
+if fingerprint then
+  redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, answer = answer}), 'PX', idempotencyPx)
 end
 return {'ok', answer, onlineIds, evicted}
-`;
+`,
+});
 
-/**
- * KEYS: inbox. ARGV: prefix deviceId now limit.
- * Returns the payloads of pending, unexpired notifications, oldest first; drops expired ones.
- */
-export const PENDING = `
-local prefix, device, now = ARGV[1], ARGV[2], tonumber(ARGV[3])
-local ids = redis.call('ZRANGE', KEYS[1], 0, tonumber(ARGV[4]) - 1)
+/** The payloads of the device's pending, unexpired notifications, oldest first; drops expired ones. */
+export const PENDING = luaScript({
+  name: 'pgPending',
+  keys: ['inbox'],
+  args: { prefix: 'string', deviceId: 'string', now: 'number', limit: 'number' },
+  body: `
+local ids = redis.call('ZRANGE', inboxKey, 0, limit - 1)
 local out = {}
 for _, id in ipairs(ids) do
   local n = redis.call('HMGET', prefix .. 'notif:' .. id, 'payload', 'expiresAt')
   if n[1] and tonumber(n[2]) > now then
     out[#out + 1] = n[1]
   else
-    redis.call('ZREM', KEYS[1], id)
-    if n[1] then redis.call('HSET', prefix .. 'notif:' .. id, 't:' .. device, 'expired:' .. now) end
+    redis.call('ZREM', inboxKey, id)
+    if n[1] then redis.call('HSET', prefix .. 'notif:' .. id, 't:' .. deviceId, 'expired:' .. now) end
   end
 end
 return out
-`;
+`,
+});
 
 /**
- * KEYS: inbox, notif, collapse hash. ARGV: id deviceId now collapseKey.
  * Marks the target delivered (an ack is proof of receipt, even for one replaced or evicted
  * meanwhile); returns 1 if this ack changed its status, 0 if it was delivered already.
  */
-export const ACK = `
-local id, device, now, collapse = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-redis.call('ZREM', KEYS[1], id)
-if collapse ~= '' and redis.call('HGET', KEYS[3], collapse) == id then redis.call('HDEL', KEYS[3], collapse) end
-local status = redis.call('HGET', KEYS[2], 't:' .. device)
+export const ACK = luaScript({
+  name: 'pgAck',
+  keys: ['inbox', 'notif', 'collapseIndex'],
+  args: { id: 'string', deviceId: 'string', now: 'number', collapseKey: 'string?' },
+  body: `
+redis.call('ZREM', inboxKey, id)
+if collapseKey and redis.call('HGET', collapseIndexKey, collapseKey) == id then redis.call('HDEL', collapseIndexKey, collapseKey) end
+local status = redis.call('HGET', notifKey, 't:' .. deviceId)
 if status and string.sub(status, 1, 10) ~= 'delivered:' then
-  redis.call('HSET', KEYS[2], 't:' .. device, 'delivered:' .. now)
+  redis.call('HSET', notifKey, 't:' .. deviceId, 'delivered:' .. now)
   return 1
 end
 return 0
-`;
+`,
+});

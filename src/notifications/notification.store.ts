@@ -1,4 +1,4 @@
-import { NotificationPayload } from '../gateway/socket-events';
+import { NotificationPayload } from '../channel/socket-events';
 import { NotificationStatus, PublishRequest, PublishResult } from './notification.types';
 
 /**

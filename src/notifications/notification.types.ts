@@ -1,4 +1,4 @@
-import { NotificationPayload } from '../gateway/socket-events';
+import { NotificationPayload } from '../channel/socket-events';
 
 export type TargetStatus = 'pending' | 'delivered' | 'expired' | 'replaced';
 

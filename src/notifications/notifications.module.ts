@@ -1,5 +1,5 @@
 import { Module } from '@nestjs/common';
-import { ChannelModule } from '../gateway/channel.module';
+import { ChannelModule } from '../channel/channel.module';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { PresenceModule } from '../presence/presence.module';
 import { PresenceStore } from '../presence/presence.store';
@@ -19,10 +19,12 @@ import { RedisNotificationStore } from './redis-notification.store';
     {
       provide: NotificationStore,
       inject: [AppConfig, RedisConnection, PresenceStore],
-      useFactory: (config: AppConfig, redis: RedisConnection, presence: PresenceStore): NotificationStore =>
-        redis.client
-          ? new RedisNotificationStore(redis.client, config.redisPrefix)
-          : new MemoryNotificationStore(presence as MemoryPresenceStore),
+      useFactory: (config: AppConfig, redis: RedisConnection, presence: PresenceStore): NotificationStore => {
+        if (redis.client) return new RedisNotificationStore(redis.client, config.redisPrefix);
+        // Embedded mode: who is online is decided in the same process step as the inbox write.
+        if (presence instanceof MemoryPresenceStore) return new MemoryNotificationStore(presence);
+        throw new Error('the embedded notification store needs the embedded presence store');
+      },
     },
     NotificationsService,
     DeliveryService,

@@ -1,9 +1,10 @@
 import { BadRequestException, Injectable, PayloadTooLargeException, UnprocessableEntityException } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
+import { IDEMPOTENCY_KEY } from '../common/patterns';
 import { AppConfig } from '../config/app-config';
-import { DeviceChannel } from '../gateway/device-channel';
-import { NotificationPayload } from '../gateway/socket-events';
+import { DeviceChannel } from '../channel/device-channel';
+import { NotificationPayload } from '../channel/socket-events';
 import { MetricsService } from '../metrics/metrics.service';
 import { PresenceStore } from '../presence/presence.store';
 import { CreateNotificationDto, NotificationAcceptedDto } from './create-notification.dto';
@@ -15,8 +16,6 @@ export interface PublishContext {
   apiKeyId: string;
   idempotencyKey?: string;
 }
-
-const IDEMPOTENCY_KEY = /^[\x21-\x7e]{1,255}$/;
 
 /** Publishing policy: resolve targets, store the notification for each, send to those online. */
 @Injectable()
@@ -36,7 +35,7 @@ export class NotificationsService {
       throw new BadRequestException('deviceIds, userIds, topic: at least one target is required');
     }
     if (ctx.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) {
-      throw new BadRequestException('Idempotency-Key header: 1-255 printable ASCII characters');
+      throw new BadRequestException(`Idempotency-Key header must be ${IDEMPOTENCY_KEY.describe}`);
     }
     const size = Buffer.byteLength(JSON.stringify({ data: dto.data, title: dto.title, body: dto.body }));
     if (size > this.config.maxPayloadBytes) {

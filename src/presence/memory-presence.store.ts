@@ -1,7 +1,7 @@
 import { MinHeap } from '../common/min-heap';
 import { NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
-import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
+import { DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
 
 interface Deadline {
   at: number;
@@ -188,24 +188,11 @@ export class MemoryPresenceStore extends PresenceStore {
 
   private userIndex(userId: string): Map<string, number> {
     let index = this.users.get(userId);
-    if (!index) this.users.set(userId, (index = new Map()));
+    if (!index) this.users.set(userId, (index = new Map<string, number>()));
     return index;
   }
 
   private refOf(d: DeviceView): SessionRef {
     return { deviceId: d.deviceId, sessionId: d.sessionId!, userId: d.userId, instanceId: d.instanceId! };
   }
-}
-
-/** An offline device shows who it belonged to and when it was last seen, nothing session-bound. */
-export function offlineView(d: DeviceView): DeviceView {
-  return {
-    deviceId: d.deviceId,
-    userId: d.userId,
-    online: false,
-    platform: d.platform,
-    lastHeartbeatAt: d.lastHeartbeatAt,
-    lastSeenAt: d.lastSeenAt,
-    network: d.network,
-  };
 }

@@ -1,4 +1,5 @@
-import { bucketOf, isNetworkKey, recommendInterval, statsOf } from './network-intervals';
+import { NETWORK_KEY } from '../common/patterns';
+import { bucketOf, recommendInterval, statsOf } from './network-intervals';
 
 describe('network interval learning', () => {
   it('recommends the lower quartile of stable intervals', () => {
@@ -12,10 +13,10 @@ describe('network interval learning', () => {
 
   it('buckets by whole seconds and accepts only safe network keys', () => {
     expect(bucketOf(25_999)).toBe(25_000);
-    expect(isNetworkKey('wifi:Home-5G')).toBe(true);
-    expect(isNetworkKey('cell:T-Mobile/US')).toBe(true);
-    expect(isNetworkKey('has space')).toBe(false);
-    expect(isNetworkKey('x'.repeat(65))).toBe(false);
-    expect(isNetworkKey(3)).toBe(false);
+    expect(NETWORK_KEY.test('wifi:Home-5G')).toBe(true);
+    expect(NETWORK_KEY.test('cell:T-Mobile/US')).toBe(true);
+    expect(NETWORK_KEY.test('has space')).toBe(false);
+    expect(NETWORK_KEY.test('x'.repeat(65))).toBe(false);
+    expect(NETWORK_KEY.test(3)).toBe(false);
   });
 });

@@ -1,13 +1,16 @@
+import { luaScript } from '../redis/lua-script';
+
 /**
  * Lua scripts for the Redis presence store. Each runs atomically on the server, so a session's
  * key, its device record, the expiry index and the user index never disagree, and a heartbeat or
  * a sweep is one round trip. Keys the script derives from stored ids (an old user index) are
- * built from the prefix in ARGV.
+ * built from the prefix it is given.
  *
  * Layout (prefix `push:` by default):
  *   presence:<deviceId>       string, the current sessionId, PX = remaining presence lifetime
  *   device:<deviceId>         hash: userId platform sessionId instanceId connectedAt
  *                             lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
+ *                             appState network
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
  *   presence:expiry           zset deviceId -> expiresAt, what the sweeper reads
  *   user:<userId>:devices     zset deviceId -> lastSeenAt (+inf while online)
@@ -30,57 +33,89 @@ local function end_session(prefix, id, dkey, user, seen, retention)
 end
 `;
 
-/** KEYS: presence, device, expiry, user index. ARGV: deviceId sessionId userId platform instanceId now interval ttl prefix network */
-export const CONNECT = `
-local id, session, user, platform, instance = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
-local now, ttl = tonumber(ARGV[6]), tonumber(ARGV[8])
-local prev = redis.call('HMGET', KEYS[2], 'sessionId', 'userId', 'instanceId')
-if prev[2] and prev[2] ~= user then redis.call('ZREM', ARGV[9] .. 'user:' .. prev[2] .. ':devices', id) end
+/** Records a new session; returns the replaced session {sessionId, userId, instanceId} or nil. */
+export const CONNECT = luaScript({
+  name: 'pgConnect',
+  keys: ['presence', 'device', 'expiry', 'user'],
+  args: {
+    prefix: 'string',
+    deviceId: 'string',
+    sessionId: 'string',
+    userId: 'string',
+    platform: 'string?',
+    instanceId: 'string',
+    now: 'number',
+    interval: 'number',
+    ttl: 'number',
+    network: 'string?',
+  },
+  body: `
+local prev = redis.call('HMGET', deviceKey, 'sessionId', 'userId', 'instanceId')
+if prev[2] and prev[2] ~= userId then redis.call('ZREM', prefix .. 'user:' .. prev[2] .. ':devices', deviceId) end
 local expires = now + ttl
-redis.call('SET', KEYS[1], session, 'PX', ttl)
-redis.call('HSET', KEYS[2], 'userId', user, 'sessionId', session, 'instanceId', instance,
-  'connectedAt', now, 'lastHeartbeatAt', now, 'expiresAt', expires, 'interval', ARGV[7], 'lastSeenAt', now)
-if platform ~= '' then redis.call('HSET', KEYS[2], 'platform', platform) else redis.call('HDEL', KEYS[2], 'platform') end
-if ARGV[10] ~= '' then redis.call('HSET', KEYS[2], 'network', ARGV[10]) else redis.call('HDEL', KEYS[2], 'network') end
-redis.call('HDEL', KEYS[2], 'appState')
-redis.call('HSETNX', KEYS[2], 'firstSeenAt', now)
-redis.call('PERSIST', KEYS[2])
-redis.call('ZADD', KEYS[3], expires, id)
-redis.call('ZADD', KEYS[4], '+inf', id)
-redis.call('PERSIST', KEYS[4])
+redis.call('SET', presenceKey, sessionId, 'PX', ttl)
+redis.call('HSET', deviceKey, 'userId', userId, 'sessionId', sessionId, 'instanceId', instanceId,
+  'connectedAt', now, 'lastHeartbeatAt', now, 'expiresAt', expires, 'interval', interval, 'lastSeenAt', now)
+if platform then redis.call('HSET', deviceKey, 'platform', platform) else redis.call('HDEL', deviceKey, 'platform') end
+if network then redis.call('HSET', deviceKey, 'network', network) else redis.call('HDEL', deviceKey, 'network') end
+redis.call('HDEL', deviceKey, 'appState')
+redis.call('HSETNX', deviceKey, 'firstSeenAt', now)
+redis.call('PERSIST', deviceKey)
+redis.call('ZADD', expiryKey, expires, deviceId)
+redis.call('ZADD', userKey, '+inf', deviceId)
+redis.call('PERSIST', userKey)
 if prev[1] then return {prev[1], prev[2], prev[3]} end
 return false
-`;
+`,
+});
 
 /**
- * KEYS: presence, device, expiry. ARGV: deviceId sessionId now interval ttl appState network
- * sampleBucket prefix networkRetention. A stable-interval sample rides along in the same round trip.
+ * Extends a live session; 1 if it was, 0 if the session is not the device's or already expired.
+ * A stable-interval sample (sampleBucket) rides along in the same round trip.
  */
-export const HEARTBEAT = `
-local now, ttl = tonumber(ARGV[3]), tonumber(ARGV[5])
-local state = redis.call('HMGET', KEYS[2], 'sessionId', 'expiresAt')
-if state[1] ~= ARGV[2] or tonumber(state[2]) <= now then return 0 end
+export const HEARTBEAT = luaScript({
+  name: 'pgHeartbeat',
+  keys: ['presence', 'device', 'expiry', 'network', 'networks'],
+  args: {
+    deviceId: 'string',
+    sessionId: 'string',
+    now: 'number',
+    interval: 'number',
+    ttl: 'number',
+    appState: 'string?',
+    network: 'string?',
+    sampleBucket: 'string?',
+    networkRetention: 'number',
+  },
+  body: `
+local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt')
+if state[1] ~= sessionId or tonumber(state[2]) <= now then return 0 end
 local expires = now + ttl
-redis.call('SET', KEYS[1], ARGV[2], 'PX', ttl)
-redis.call('HSET', KEYS[2], 'lastHeartbeatAt', now, 'lastSeenAt', now, 'expiresAt', expires, 'interval', ARGV[4])
-redis.call('ZADD', KEYS[3], expires, ARGV[1])
-if ARGV[6] ~= '' then redis.call('HSET', KEYS[2], 'appState', ARGV[6]) end
-if ARGV[7] ~= '' then redis.call('HSET', KEYS[2], 'network', ARGV[7]) end
-if ARGV[8] ~= '' and ARGV[7] ~= '' then
-  local nkey = ARGV[9] .. 'net:' .. ARGV[7]
-  redis.call('HINCRBY', nkey, ARGV[8], 1)
-  redis.call('PEXPIRE', nkey, ARGV[10])
-  redis.call('ZADD', ARGV[9] .. 'networks', now, ARGV[7])
+redis.call('SET', presenceKey, sessionId, 'PX', ttl)
+redis.call('HSET', deviceKey, 'lastHeartbeatAt', now, 'lastSeenAt', now, 'expiresAt', expires, 'interval', interval)
+redis.call('ZADD', expiryKey, expires, deviceId)
+if appState then redis.call('HSET', deviceKey, 'appState', appState) end
+if network then redis.call('HSET', deviceKey, 'network', network) end
+if sampleBucket and network then
+  redis.call('HINCRBY', networkKey, sampleBucket, 1)
+  redis.call('PEXPIRE', networkKey, networkRetention)
+  redis.call('ZADD', networksKey, now, network)
 end
 return 1
-`;
+`,
+});
 
-/** ARGV: prefix now retention then (deviceId sessionId userId)... */
-export const DISCONNECT = `${END_SESSION}
-local prefix, now, retention = ARGV[1], tonumber(ARGV[2]), ARGV[3]
+/** Ends the named sessions (rest: deviceId sessionId userId, repeated); returns how many were current. */
+export const DISCONNECT = luaScript({
+  name: 'pgDisconnect',
+  keys: [],
+  args: { prefix: 'string', now: 'number', retention: 'number' },
+  rest: true,
+  prelude: END_SESSION,
+  body: `
 local ended = 0
-for i = 4, #ARGV, 3 do
-  local id, session, user = ARGV[i], ARGV[i + 1], ARGV[i + 2]
+for i = 1, #rest, 3 do
+  local id, session, user = rest[i], rest[i + 1], rest[i + 2]
   local dkey = prefix .. 'device:' .. id
   if redis.call('HGET', dkey, 'sessionId') == session then
     end_session(prefix, id, dkey, user, now, retention)
@@ -88,30 +123,53 @@ for i = 4, #ARGV, 3 do
   end
 end
 return ended
-`;
+`,
+});
 
-/** KEYS: expiry. ARGV: prefix now limit retention */
-export const CLAIM_EXPIRED = `${END_SESSION}
-local prefix, now, retention = ARGV[1], tonumber(ARGV[2]), ARGV[4]
-local ids = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[3]))
+/** Ends up to `limit` expired sessions; returns {deviceId, sessionId, userId, instanceId} for each. */
+export const CLAIM_EXPIRED = luaScript({
+  name: 'pgClaimExpired',
+  keys: ['expiry'],
+  args: { prefix: 'string', now: 'number', limit: 'number', retention: 'number' },
+  prelude: END_SESSION,
+  body: `
+local ids = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', now, 'LIMIT', 0, limit)
 local claimed = {}
 for _, id in ipairs(ids) do
   local dkey = prefix .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')
   if d[1] and tonumber(d[4]) and tonumber(d[4]) > now then
-    redis.call('ZADD', KEYS[1], d[4], id)
+    redis.call('ZADD', expiryKey, d[4], id)
   elseif d[1] then
     end_session(prefix, id, dkey, d[2], d[5] or now, retention)
     claimed[#claimed + 1] = {id, d[1], d[2], d[3]}
   else
-    redis.call('ZREM', KEYS[1], id)
+    redis.call('ZREM', expiryKey, id)
   end
 end
 return claimed
-`;
+`,
+});
 
-/** KEYS: user index. ARGV: forget-before (ms). Returns the remaining device ids. */
-export const USER_DEVICES = `
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', '(' .. ARGV[1])
-return redis.call('ZRANGE', KEYS[1], 0, -1)
-`;
+/** Forgets devices last seen before `forgetBefore`; returns the remaining device ids. */
+export const USER_DEVICES = luaScript({
+  name: 'pgUserDevices',
+  keys: ['user'],
+  args: { forgetBefore: 'number' },
+  body: `
+redis.call('ZREMRANGEBYSCORE', userKey, '-inf', '(' .. forgetBefore)
+return redis.call('ZRANGE', userKey, 0, -1)
+`,
+});
+
+/** A network's histogram as a flat {bucket, count, ...} list; empty once nobody sampled it since `sampledAfter`. */
+export const NETWORK_HISTOGRAM = luaScript({
+  name: 'pgNetworkHistogram',
+  keys: ['network', 'networks'],
+  args: { network: 'string', sampledAfter: 'number' },
+  body: `
+local last = tonumber(redis.call('ZSCORE', networksKey, network))
+if not last or last <= sampledAfter then return {} end
+return redis.call('HGETALL', networkKey)
+`,
+});

@@ -55,3 +55,16 @@ export interface InstanceView {
   online: number;
   lastSeenAt: number;
 }
+
+/** An offline device shows who it belonged to and when it was last seen, nothing session-bound. */
+export function offlineView(d: DeviceView): DeviceView {
+  return {
+    deviceId: d.deviceId,
+    userId: d.userId,
+    online: false,
+    platform: d.platform,
+    lastHeartbeatAt: d.lastHeartbeatAt,
+    lastSeenAt: d.lastSeenAt,
+    network: d.network,
+  };
+}

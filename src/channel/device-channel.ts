@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import { SessionRef } from '../presence/presence.types';
-import { DeviceServer, DeviceSocket, NotificationPayload, sessionRef } from './socket-events';
+import { CloseReason, DeviceServer, DeviceSocket, NotificationPayload, ReadyPayload, sessionRef } from './socket-events';
 
 export const rooms = {
   device: (deviceId: string) => `device:${deviceId}`,
@@ -9,15 +9,21 @@ export const rooms = {
   topic: (topic: string) => `topic:${topic}`,
 };
 
-/** Server-side event telling the instance that owns them to close expired sessions. */
-const EXPIRE_EVENT = 'push-gateway:expire';
+const TOPIC_ROOM = rooms.topic('');
+
+/** The topics a socket has joined. */
+export function joinedTopics(socket: DeviceSocket): string[] {
+  return [...socket.rooms].filter((r) => r.startsWith(TOPIC_ROOM)).map((r) => r.slice(TOPIC_ROOM.length));
+}
+
+const CLOSE_EVENT = 'push-gateway:close';
 
 export type PushOutcome = { acked: true; latencyMs: number } | { acked: false };
 
 /**
  * The Socket.IO side of the gateway: the only class that emits to devices or closes their sockets.
- * Targets are rooms, so the same calls reach sockets on other instances once the Redis adapter is
- * attached. It holds no policy.
+ * Sockets on this instance are reached directly; others through the Redis adapter, so the same
+ * calls work wherever a device is connected. It holds no policy.
  */
 @Injectable()
 export class DeviceChannel {
@@ -25,13 +31,14 @@ export class DeviceChannel {
   private readonly local = new Map<string, DeviceSocket>();
   /** deviceId -> its socket here, for emits that need no other instance. */
   private readonly localDevices = new Map<string, DeviceSocket>();
+  private readonly readyListeners: ((socket: DeviceSocket) => void)[] = [];
   private draining = false;
   private instanceId = '';
 
   attach(server: DeviceServer, instanceId: string): void {
     this.server = server;
     this.instanceId = instanceId;
-    (server as unknown as { on(e: string, l: (ids: string[]) => void): void }).on(EXPIRE_EVENT, (ids) => this.closeLocal(ids));
+    server.on(CLOSE_EVENT, (sessionIds, reason) => this.closeLocal(sessionIds, reason));
   }
 
   get isDraining(): boolean {
@@ -59,38 +66,55 @@ export class DeviceChannel {
     return [...this.local.values()].map((socket) => sessionRef(socket.data.session, this.instanceId));
   }
 
-  /** Tells the replaced session why and closes it for good: the client must not reconnect by itself. */
-  replace(sessionId: string): void {
-    const room = rooms.session(sessionId);
-    this.io.to(room).emit('session_replaced', { sessionId, reason: 'new_session' });
-    this.io.in(room).disconnectSockets(true);
+  /** Runs `listener` for every session that became ready here (pending delivery hooks in here). */
+  onSessionReady(listener: (socket: DeviceSocket) => void): void {
+    this.readyListeners.push(listener);
   }
 
-  /** Closes sessions an operator ended: `io server disconnect` on the client, no automatic reconnect. */
-  kick(sessionId: string): void {
-    this.io.in(rooms.session(sessionId)).disconnectSockets(true);
+  /** Tells the device its session is live, then lets the listeners act on it. */
+  ready(socket: DeviceSocket, payload: ReadyPayload): void {
+    socket.emit('ready', payload);
+    for (const listener of this.readyListeners) listener(socket);
   }
 
   /**
-   * Closes the transport of sessions whose presence expired, here or on the instance that holds
-   * them. The client sees `transport close` and reconnects by itself once it is alive again,
-   * starting a fresh session.
+   * Closes sessions, here or on the instance that holds them:
+   * - `expired`: presence ran out; the transport closes and the client (`transport close`)
+   *   reconnects by itself once it is alive again, starting a fresh session;
+   * - `replaced`: another connection of the device took over; `session_replaced`, then
+   *   `io server disconnect`, so the client does not reconnect and take it back;
+   * - `kicked`: an operator ended it; `io server disconnect`, no automatic reconnect.
    */
-  expire(sessions: readonly SessionRef[]): void {
+  close(sessions: readonly SessionRef[], reason: CloseReason): void {
+    const here = sessions.filter((s) => s.instanceId === this.instanceId).map((s) => s.sessionId);
     const remote = sessions.filter((s) => s.instanceId !== this.instanceId).map((s) => s.sessionId);
-    this.closeLocal(sessions.filter((s) => s.instanceId === this.instanceId).map((s) => s.sessionId));
-    if (remote.length) {
-      // Best effort: an instance that is gone has no sockets left to close.
-      try {
-        (this.io as unknown as { serverSideEmit(e: string, ids: string[]): void }).serverSideEmit(EXPIRE_EVENT, remote);
-      } catch {
-        // the in-memory adapter (one instance) has no other instances to tell
-      }
+    this.closeLocal(here, reason);
+    if (!remote.length) return;
+    try {
+      this.io.serverSideEmit(CLOSE_EVENT, remote, reason);
+    } catch {
+      // The in-memory adapter (one instance) has no other instance to tell. With Redis this is
+      // best effort: an instance that is gone has no sockets left to close.
     }
   }
 
-  private closeLocal(sessionIds: readonly string[]): void {
-    for (const id of sessionIds) this.local.get(id)?.conn.close();
+  private closeLocal(sessionIds: readonly string[], reason: CloseReason): void {
+    for (const sessionId of sessionIds) {
+      const socket = this.local.get(sessionId);
+      if (!socket) continue;
+      switch (reason) {
+        case 'expired':
+          socket.conn.close();
+          break;
+        case 'replaced':
+          socket.emit('session_replaced', { sessionId, reason: 'new_session' });
+          socket.disconnect(true);
+          break;
+        case 'kicked':
+          socket.disconnect(true);
+          break;
+      }
+    }
   }
 
   /**
@@ -130,11 +154,11 @@ export class DeviceChannel {
   }
 
   /** Drain: refuse new handshakes, hint every local device to reconnect elsewhere, close transports. */
-  drain(instanceId: string): SessionRef[] {
+  drain(): SessionRef[] {
     this.draining = true;
     const sessions = this.localSessions();
     for (const socket of this.local.values()) {
-      socket.emit('server_draining', { instanceId, reconnect: true });
+      socket.emit('server_draining', { instanceId: this.instanceId, reconnect: true });
       // Flush the hint before closing: close() on the engine socket discards what is still buffered.
       setImmediate(() => socket.conn.close());
     }

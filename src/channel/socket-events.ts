@@ -39,6 +39,16 @@ export type ErrorCode =
   | 'session_expired'
   | 'unavailable';
 
+export const ERROR_CODES: Record<ErrorCode, true> = {
+  unknown_event: true,
+  invalid_payload: true,
+  payload_too_large: true,
+  rate_limited: true,
+  forbidden_topic: true,
+  session_expired: true,
+  unavailable: true,
+};
+
 export interface ErrorAck {
   ok: false;
   /** `topics` lists the refused topics of a `forbidden_topic` error. */
@@ -50,6 +60,11 @@ export interface HeartbeatAck {
   interval: number;
   ttl: number;
   serverTime: number;
+}
+
+export interface TopicsAck {
+  ok: true;
+  topics: string[];
 }
 
 export type Ack<T> = T | ErrorAck;
@@ -69,8 +84,14 @@ export const SERVER_EVENTS: Record<keyof ServerToClientEvents, true> = {
   server_draining: true,
 };
 
-/** Client events the gateway knows; anything else is answered `unknown_event`. */
-export const CLIENT_EVENTS = ['heartbeat', 'subscribe', 'unsubscribe'] as const;
+/** Why the server closes a session that is not this socket's own doing. */
+export type CloseReason = 'expired' | 'replaced' | 'kicked';
+
+/** What one gateway instance tells the others through the Redis adapter. */
+export interface InterServerEvents {
+  /** Close these sessions if their sockets are here. */
+  'push-gateway:close': (sessionIds: string[], reason: CloseReason) => void;
+}
 
 /** What the auth middleware learned from the token, plus the live session state. */
 export interface DeviceSession {
@@ -97,8 +118,9 @@ export interface SocketData {
 }
 
 // Client events are validated by hand (payloads are untrusted), so they are typed loosely here.
-export type DeviceServer = Server<Record<string, (...args: unknown[]) => void>, ServerToClientEvents, object, SocketData>;
-export type DeviceSocket = Socket<Record<string, (...args: unknown[]) => void>, ServerToClientEvents, object, SocketData>;
+type ClientToServerEvents = Record<string, (...args: unknown[]) => void>;
+export type DeviceServer = Server<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
+export type DeviceSocket = Socket<ClientToServerEvents, ServerToClientEvents, InterServerEvents, SocketData>;
 
 export function errorAck(code: ErrorCode, message: string, details: { topics?: string[] } = {}): ErrorAck {
   return { ok: false, error: { code, message, ...details } };

@@ -1,0 +1,93 @@
+import type { RedisClient } from './redis-connection';
+import { asStoreError } from './redis-errors';
+
+/** How an argument travels: Redis passes every ARGV as a string; the prelude converts it back. */
+export type ArgKind = 'string' | 'number' | 'string?';
+type ArgValue<K extends ArgKind> = K extends 'number' ? number : K extends 'string?' ? string | undefined : string;
+
+const LUA_KEYWORDS = new Set(
+  'and break do else elseif end false for function goto if in local nil not or repeat return then true until while'.split(' '),
+);
+
+export interface LuaScriptSpec<K extends string, A extends Record<string, ArgKind>> {
+  /** The ioredis command name (unique per connection). */
+  name: string;
+  /** Key names, in KEYS order; in Lua each is a local `<name>Key`. */
+  keys: readonly K[];
+  /** Argument names and kinds, in ARGV order; in Lua each is a local of that name. */
+  args: A;
+  /** Whether a list of further values follows the named arguments (in Lua: the table `rest`). */
+  rest?: boolean;
+  /** Lua shared between scripts (functions), placed before the locals. */
+  prelude?: string;
+  body: string;
+}
+
+export interface LuaCall<K extends string, A extends Record<string, ArgKind>> {
+  keys: Record<K, string>;
+  args: { [P in keyof A]: ArgValue<A[P]> };
+  rest?: readonly (string | number)[];
+}
+
+/**
+ * A Lua script called with named keys and arguments. The Lua side gets the same names as locals
+ * (`deviceId`, `now`, `presenceKey`...), declared by a generated prelude, so neither side counts
+ * positions. ioredis runs it with EVALSHA (one round trip) and falls back to EVAL after a
+ * NOSCRIPT, e.g. when Redis restarted and lost its script cache. Failures to reach Redis come
+ * back as StoreUnavailableError.
+ */
+export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
+  readonly source: string;
+  private readonly argNames: (keyof A & string)[];
+
+  constructor(private readonly spec: LuaScriptSpec<K, A>) {
+    this.argNames = Object.keys(spec.args);
+    const names = [...spec.keys.map((k) => `${k}Key`), ...this.argNames, ...(spec.rest ? ['rest'] : [])];
+    const clash = names.find((n, i) => names.indexOf(n) !== i || LUA_KEYWORDS.has(n));
+    if (clash) throw new Error(`script ${spec.name}: the local name ${clash} is used twice or is a Lua keyword`);
+    this.source = [spec.prelude ?? '', this.locals(), spec.body].join('\n');
+  }
+
+  /** Registers the script on a connection and returns the function that runs it there. */
+  bind(redis: RedisClient): (call: LuaCall<K, A>) => Promise<unknown> {
+    redis.defineCommand(this.spec.name, { lua: this.source, numberOfKeys: this.spec.keys.length });
+    const command = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[this.spec.name];
+    if (!command) throw new Error(`script ${this.spec.name} was not registered`);
+    return (call) => {
+      const keys = this.spec.keys.map((k) => call.keys[k]);
+      const args = this.argNames.map((name) => call.args[name] ?? '');
+      return command.call(redis, ...keys, ...args, ...(call.rest ?? [])).catch((err: unknown) => {
+        throw asStoreError(err);
+      });
+    };
+  }
+
+  private locals(): string {
+    const lines = this.spec.keys.map((k, i) => `local ${k}Key = KEYS[${i + 1}]`);
+    Object.entries<ArgKind>(this.spec.args).forEach(([name, kind], i) => {
+      const argv = `ARGV[${i + 1}]`;
+      switch (kind) {
+        case 'number':
+          lines.push(`local ${name} = tonumber(${argv})`);
+          break;
+        case 'string?':
+          lines.push(`local ${name} = ${argv} ~= '' and ${argv} or nil`);
+          break;
+        case 'string':
+          lines.push(`local ${name} = ${argv}`);
+          break;
+      }
+    });
+    if (this.spec.rest) {
+      lines.push(`local rest = {}`, `for i = ${this.argNames.length + 1}, #ARGV do rest[#rest + 1] = ARGV[i] end`);
+    }
+    return lines.join('\n');
+  }
+}
+
+/** The function `script.bind(redis)` returns. */
+export type BoundScript<S> = S extends LuaScript<infer K, infer A> ? (call: LuaCall<K, A>) => Promise<unknown> : never;
+
+export function luaScript<K extends string, A extends Record<string, ArgKind>>(spec: LuaScriptSpec<K, A>): LuaScript<K, A> {
+  return new LuaScript(spec);
+}
