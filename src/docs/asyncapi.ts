@@ -1,9 +1,15 @@
+import { CLIENT_EVENT_SCHEMAS, CLIENT_EVENTS } from '../channel/client-events';
+import { ERROR_CODES, SERVER_EVENTS } from '../channel/socket-events';
+import { ID } from '../common/patterns';
+
 /**
  * The device socket protocol as AsyncAPI 2.6, served at /asyncapi.json. Acks are described with
- * the `x-ack` extension (Socket.IO acknowledgements have no AsyncAPI 2 keyword). The e2e test
- * validates live payloads against these schemas and checks that every event is here.
+ * the `x-ack` extension (Socket.IO acknowledgements have no AsyncAPI 2 keyword). Client payloads
+ * are the very schemas the gateway validates with (channel/client-events.ts); the e2e test
+ * validates live server payloads against these schemas and checks that every event is here.
  */
-const id = { type: 'string', pattern: '^[A-Za-z0-9._:@-]{1,128}$' };
+const id = { type: 'string', pattern: ID.pattern };
+const ref = (name: string) => ({ $ref: `#/components/messages/${name}` });
 const ms = { type: 'integer', description: 'epoch milliseconds' };
 const errorAck = {
   type: 'object',
@@ -16,17 +22,12 @@ const errorAck = {
       required: ['code', 'message'],
       additionalProperties: false,
       properties: {
-        code: { enum: ['unknown_event', 'invalid_payload', 'payload_too_large', 'rate_limited', 'forbidden_topic', 'session_expired', 'unavailable'] },
+        code: { enum: Object.keys(ERROR_CODES) },
         message: { type: 'string' },
         topics: { type: 'array', items: { type: 'string' }, description: 'refused topics (forbidden_topic)' },
       },
     },
   },
-};
-const topicsRequest = {
-  type: 'object',
-  required: ['topics'],
-  properties: { topics: { type: 'array', minItems: 1, maxItems: 100, items: { type: 'string', pattern: '^[A-Za-z0-9._:-]{1,128}$' } } },
 };
 const topicsAck = {
   oneOf: [
@@ -48,18 +49,11 @@ export const ASYNCAPI = {
     '/': {
       publish: {
         summary: 'Client to server events',
-        message: { oneOf: [{ $ref: '#/components/messages/heartbeat' }, { $ref: '#/components/messages/subscribe' }, { $ref: '#/components/messages/unsubscribe' }] },
+        message: { oneOf: CLIENT_EVENTS.map(ref) },
       },
       subscribe: {
         summary: 'Server to client events',
-        message: {
-          oneOf: [
-            { $ref: '#/components/messages/ready' },
-            { $ref: '#/components/messages/notification' },
-            { $ref: '#/components/messages/session_replaced' },
-            { $ref: '#/components/messages/server_draining' },
-          ],
-        },
+        message: { oneOf: Object.keys(SERVER_EVENTS).map(ref) },
       },
     },
   },
@@ -68,14 +62,7 @@ export const ASYNCAPI = {
       heartbeat: {
         name: 'heartbeat',
         summary: 'Refreshes presence; the interval is clamped to [min, max]',
-        payload: {
-          type: ['object', 'null'],
-          properties: {
-            interval: { type: 'number', exclusiveMinimum: 0, description: 'ms until the next beat' },
-            network: { type: 'string', pattern: '^[A-Za-z0-9._:@/+-]{1,64}$' },
-            appState: { enum: ['foreground', 'background'] },
-          },
-        },
+        payload: CLIENT_EVENT_SCHEMAS.heartbeat,
         'x-ack': {
           oneOf: [
             {
@@ -88,8 +75,8 @@ export const ASYNCAPI = {
           ],
         },
       },
-      subscribe: { name: 'subscribe', summary: 'Join topics the token allows', payload: topicsRequest, 'x-ack': topicsAck },
-      unsubscribe: { name: 'unsubscribe', summary: 'Leave topics', payload: topicsRequest, 'x-ack': topicsAck },
+      subscribe: { name: 'subscribe', summary: 'Join topics the token allows', payload: CLIENT_EVENT_SCHEMAS.subscribe, 'x-ack': topicsAck },
+      unsubscribe: { name: 'unsubscribe', summary: 'Leave topics', payload: CLIENT_EVENT_SCHEMAS.unsubscribe, 'x-ack': topicsAck },
       ready: {
         name: 'ready',
         summary: 'Presence is recorded; the session can beat and receive',
