@@ -26,9 +26,9 @@ export class ApiKeyGuard implements CanActivate {
   canActivate(context: ExecutionContext): boolean {
     const request = context.switchToHttp().getRequest<ApiRequest>();
     const header = request.headers.authorization;
-    const match = /^Bearer\s+(\S+)$/i.exec(header ?? '');
-    if (!match) throw new UnauthorizedException('Authorization: Bearer <api key> is required');
-    const presented = digest(match[1]);
+    const presentedKey = /^Bearer\s+(\S+)$/i.exec(header ?? '')?.[1];
+    if (!presentedKey) throw new UnauthorizedException('Authorization: Bearer <api key> is required');
+    const presented = digest(presentedKey);
     let id: string | undefined;
     for (const key of this.keys) if (timingSafeEqual(key.digest, presented)) id = key.id;
     if (!id) throw new UnauthorizedException('API key is not valid');

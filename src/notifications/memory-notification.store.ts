@@ -1,4 +1,5 @@
 import { NotificationPayload } from '../channel/socket-events';
+import { MinHeap } from '../common/min-heap';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { NotificationStore, readTarget } from './notification.store';
 import { NotificationStatus, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
@@ -16,17 +17,36 @@ interface Inbox {
   collapse: Map<string, string>;
 }
 
-/** The embedded counterpart of RedisNotificationStore, for one instance without Redis. */
+interface Due {
+  at: number;
+  key: string;
+}
+
+/**
+ * The embedded counterpart of RedisNotificationStore, for one instance without Redis. What Redis
+ * drops by TTL is dropped here by time too: every call first prunes what fell due (notifications
+ * leave inboxes at their expiry and are forgotten after retention; idempotency records end with
+ * their window), popping only due entries off min-heaps, so memory follows live data.
+ */
 export class MemoryNotificationStore extends NotificationStore {
   private readonly notifications = new Map<string, Stored>();
   private readonly inboxes = new Map<string, Inbox>();
   private readonly idempotency = new Map<string, { fingerprint: string; answer: PublishAnswer; expiresAt: number }>();
+  private readonly expiring = new MinHeap<Due>((d) => d.at);
+  private readonly forgetting = new MinHeap<Due>((d) => d.at);
+  private readonly idempotencyEnds = new MinHeap<Due>((d) => d.at);
 
   constructor(private readonly presence: MemoryPresenceStore) {
     super();
   }
 
+  /** Entries held: notifications, inboxes and idempotency records (what tests bound). */
+  get footprint(): number {
+    return this.notifications.size + this.inboxes.size + this.idempotency.size;
+  }
+
   async publish(r: PublishRequest): Promise<PublishResult> {
+    this.prune(r.now);
     if (r.idempotency) {
       const prev = this.idempotency.get(r.idempotency.key);
       if (prev && prev.expiresAt > r.now) {
@@ -36,6 +56,8 @@ export class MemoryNotificationStore extends NotificationStore {
     const { id, collapseKey } = r.payload;
     const stored: Stored = { payload: r.payload, expiresAt: r.effectiveExpiresAt, forgetAt: r.effectiveExpiresAt + r.retentionMs, targets: new Map() };
     this.notifications.set(id, stored);
+    this.expiring.push({ at: stored.expiresAt, key: id });
+    this.forgetting.push({ at: stored.forgetAt, key: id });
     const answer: PublishAnswer = { id, online: 0, queued: 0 };
     const onlineDeviceIds: string[] = [];
     let evicted = 0;
@@ -67,12 +89,15 @@ export class MemoryNotificationStore extends NotificationStore {
       }
     }
     if (r.idempotency) {
-      this.idempotency.set(r.idempotency.key, { fingerprint: r.idempotency.fingerprint, answer, expiresAt: r.now + r.idempotency.windowMs });
+      const expiresAt = r.now + r.idempotency.windowMs;
+      this.idempotency.set(r.idempotency.key, { fingerprint: r.idempotency.fingerprint, answer, expiresAt });
+      this.idempotencyEnds.push({ at: expiresAt, key: r.idempotency.key });
     }
     return { kind: 'accepted', answer, onlineDeviceIds, evicted };
   }
 
   async pending(deviceId: string, now: number, limit: number): Promise<NotificationPayload[]> {
+    this.prune(now);
     const inbox = this.inboxes.get(deviceId);
     if (!inbox) return [];
     const out: NotificationPayload[] = [];
@@ -89,9 +114,8 @@ export class MemoryNotificationStore extends NotificationStore {
   }
 
   async ack(payload: NotificationPayload, deviceId: string, now: number): Promise<boolean> {
-    const inbox = this.inboxes.get(deviceId);
-    inbox?.ids.delete(payload.id);
-    if (payload.collapseKey && inbox?.collapse.get(payload.collapseKey) === payload.id) inbox.collapse.delete(payload.collapseKey);
+    this.prune(now);
+    this.leaveInbox(deviceId, payload.id, payload.collapseKey);
     const target = this.notifications.get(payload.id)?.targets.get(deviceId);
     if (!target || target.startsWith('delivered:')) return false;
     this.setTarget(payload.id, deviceId, `delivered:${now}`);
@@ -99,16 +123,37 @@ export class MemoryNotificationStore extends NotificationStore {
   }
 
   async status(id: string, now: number): Promise<NotificationStatus | null> {
+    this.prune(now);
     const n = this.notifications.get(id);
     if (!n) return null;
-    if (n.forgetAt <= now) {
-      this.notifications.delete(id);
-      return null;
-    }
     const targets = [...n.targets.entries()]
       .map(([deviceId, raw]) => readTarget(deviceId, raw, n.expiresAt, now))
       .sort((a, b) => a.deviceId.localeCompare(b.deviceId));
     return { id, createdAt: n.payload.createdAt, expiresAt: n.payload.expiresAt, targets };
+  }
+
+  private prune(now: number): void {
+    for (let due = this.expiring.peek(); due && due.at <= now; due = this.expiring.peek()) {
+      this.expiring.pop();
+      for (const deviceId of this.notifications.get(due.key)?.targets.keys() ?? []) this.leaveInbox(deviceId, due.key);
+    }
+    for (let due = this.forgetting.peek(); due && due.at <= now; due = this.forgetting.peek()) {
+      this.forgetting.pop();
+      this.notifications.delete(due.key);
+    }
+    for (let due = this.idempotencyEnds.peek(); due && due.at <= now; due = this.idempotencyEnds.peek()) {
+      this.idempotencyEnds.pop();
+      if ((this.idempotency.get(due.key)?.expiresAt ?? Infinity) <= now) this.idempotency.delete(due.key);
+    }
+  }
+
+  /** Takes a notification out of a device's inbox (and its collapse slot); drops an empty inbox. */
+  private leaveInbox(deviceId: string, id: string, collapseKey = this.notifications.get(id)?.payload.collapseKey): void {
+    const inbox = this.inboxes.get(deviceId);
+    if (!inbox) return;
+    inbox.ids.delete(id);
+    if (collapseKey && inbox.collapse.get(collapseKey) === id) inbox.collapse.delete(collapseKey);
+    if (inbox.ids.size === 0 && inbox.collapse.size === 0) this.inboxes.delete(deviceId);
   }
 
   private setTarget(id: string, deviceId: string, raw: string): void {

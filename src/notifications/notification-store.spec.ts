@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
-import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { deleteKeys, keysWithoutTtl, testRedisUrl, uniquePrefix } from '../../test/support/redis';
 import { NotificationPayload } from '../channel/socket-events';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { PresenceStore } from '../presence/presence.store';
@@ -13,7 +13,14 @@ import { RedisNotificationStore } from './redis-notification.store';
 const DAY = 86_400_000;
 const RETENTION = DAY;
 
-function notificationStoreCases(make: () => { presence: PresenceStore; store: NotificationStore }) {
+/**
+ * `unbounded` counts what the store would keep with no end in sight once every window has passed
+ * on the test's clock: entries still held by the embedded store, keys without a TTL in Redis.
+ */
+function notificationStoreCases(
+  make: () => { presence: PresenceStore; store: NotificationStore },
+  unbounded: (store: NotificationStore) => Promise<number>,
+) {
   let presence: PresenceStore;
   let store: NotificationStore;
   let clock: FakeClock;
@@ -129,6 +136,25 @@ function notificationStoreCases(make: () => { presence: PresenceStore; store: No
     expect(await publish(['d'], payload(), { idempotency: { ...idempotency, fingerprint: 'f2' } })).toEqual({ kind: 'conflict' });
   });
 
+  it('ends an idempotency window by the caller clock: the key is free again afterwards', async () => {
+    const idempotency = { key: 'k:window', fingerprint: 'f1', windowMs: 300_000 };
+    expect((await publish(['d'], payload(), { idempotency })).kind).toBe('accepted');
+    clock.advance(299_999);
+    expect((await publish(['d'], payload(), { idempotency: { ...idempotency, fingerprint: 'f2' } })).kind).toBe('conflict');
+    clock.advance(1);
+    expect((await publish(['d'], payload(), { idempotency: { ...idempotency, fingerprint: 'f2' } })).kind).toBe('accepted');
+  });
+
+  it('holds nothing without an end: inboxes, receipts and idempotency records end with time', async () => {
+    await online('on');
+    const idempotency = { key: 'k:bound', fingerprint: 'f', windowMs: 300_000 };
+    await publish(['on', 'off'], payload({ collapseKey: 'c' }), { idempotency });
+    await publish(['off'], payload());
+    clock.advance(Math.max(10_000 + RETENTION, idempotency.windowMs));
+    expect(await store.pending('off', clock.now(), 100)).toEqual([]);
+    expect(await unbounded(store)).toBe(0);
+  });
+
   it('forgets a notification once its retention after expiry has passed', async () => {
     const p = payload();
     await publish(['d'], p);
@@ -141,10 +167,13 @@ function notificationStoreCases(make: () => { presence: PresenceStore; store: No
 }
 
 describe('MemoryNotificationStore', () => {
-  notificationStoreCases(() => {
-    const presence = new MemoryPresenceStore(30 * DAY);
-    return { presence, store: new MemoryNotificationStore(presence) };
-  });
+  notificationStoreCases(
+    () => {
+      const presence = new MemoryPresenceStore(30 * DAY);
+      return { presence, store: new MemoryNotificationStore(presence) };
+    },
+    async (store) => (store as MemoryNotificationStore).footprint,
+  );
 });
 
 describe('RedisNotificationStore (real Redis)', () => {
@@ -153,10 +182,11 @@ describe('RedisNotificationStore (real Redis)', () => {
   afterEach(() => deleteKeys(redis, prefix));
   afterAll(() => redis.quit());
 
-  notificationStoreCases(() => ({
-    presence: new RedisPresenceStore(redis, prefix, 30 * DAY),
-    store: new RedisNotificationStore(redis, prefix),
-  }));
+  notificationStoreCases(
+    () => ({ presence: new RedisPresenceStore(redis, prefix, 30 * DAY), store: new RedisNotificationStore(redis, prefix) }),
+    // Presence keys of the online device are the presence store's; notif:seq is one counter.
+    () => keysWithoutTtl(redis, prefix, ['notif:seq', 'device:on', 'user:u:devices', 'presence:expiry']),
+  );
 
   it('writes inboxes and receipts with TTLs, so nothing outlives its notification', async () => {
     const store = new RedisNotificationStore(redis, prefix);

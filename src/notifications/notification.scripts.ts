@@ -44,8 +44,9 @@ export const PUBLISH = luaScript({
   body: `
 if fingerprint then
   local prev = redis.call('GET', idempotencyKey)
-  if prev then
-    local record = cjson.decode(prev)
+  local record = prev and cjson.decode(prev)
+  -- The window ends by the caller's clock (expiresAt), not only by Redis's own (PX).
+  if record and (record.expiresAt or math.huge) > now then
     if record.fingerprint ~= fingerprint then return {'conflict'} end
     return {'replay', record.answer}
   end
@@ -93,7 +94,7 @@ end
 redis.call('PEXPIRE', notifKey, notifPx)
 local answer = cjson.encode({id = id, online = online, queued = queued})
 if fingerprint then
-  redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, answer = answer}), 'PX', idempotencyPx)
+  redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, answer = answer, expiresAt = now + idempotencyPx}), 'PX', idempotencyPx)
 end
 return {'ok', answer, onlineIds, evicted}
 `,

@@ -9,10 +9,17 @@ interface Deadline {
   sessionId: string;
 }
 
+interface Due {
+  at: number;
+  key: string;
+}
+
 /**
  * The embedded store for one instance without Redis. Expiries sit in a heap with lazy deletion:
  * a heartbeat pushes a new deadline and the stale one is skipped when it surfaces, so a sweep pops
- * only deadlines that have passed and never walks the healthy devices.
+ * only deadlines that have passed and never walks the healthy devices. What Redis forgets by TTL
+ * (offline devices after DEVICE_RETENTION, networks after 7 days, dead instances) is forgotten
+ * here by time too, on the same kind of heap, whenever a session starts or a sweep runs.
  */
 export class MemoryPresenceStore extends PresenceStore {
   private readonly devices = new Map<string, DeviceView>();
@@ -22,12 +29,20 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly instances = new Map<string, InstanceView & { expiresAt: number }>();
   private sessions = 0;
   private readonly networks = new Map<string, { histogram: Record<string, number>; lastAt: number }>();
+  private readonly forgetting = new MinHeap<Due>((d) => d.at);
+  private readonly networksForgetting = new MinHeap<Due>((d) => d.at);
 
   constructor(private readonly retentionMs: number) {
     super();
   }
 
+  /** Entries held for devices, users, networks and instances (what tests bound). */
+  get footprint(): number {
+    return this.devices.size + this.users.size + this.networks.size + this.instances.size;
+  }
+
   async connect(s: SessionStart): Promise<SessionRef | null> {
+    this.prune(s.now);
     const prev = this.devices.get(s.deviceId);
     const replaced = prev?.sessionId ? this.refOf(prev) : null;
     if (prev && prev.userId !== s.userId) this.users.get(prev.userId)?.delete(s.deviceId);
@@ -62,10 +77,13 @@ export class MemoryPresenceStore extends PresenceStore {
     if (u.appState) d.appState = u.appState;
     if (u.network) d.network = u.network;
     if (u.network && u.sampleBucket !== undefined) {
-      const net = this.networks.get(u.network) ?? { histogram: {}, lastAt: 0 };
+      let net = this.networks.get(u.network);
+      if (!net) {
+        this.networks.set(u.network, (net = { histogram: {}, lastAt: u.now }));
+        this.networksForgetting.push({ at: u.now + NETWORK_RETENTION_MS, key: u.network });
+      }
       net.histogram[u.sampleBucket] = (net.histogram[u.sampleBucket] ?? 0) + 1;
       net.lastAt = u.now;
-      this.networks.set(u.network, net);
     }
     this.deadlines.push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
     return true;
@@ -83,6 +101,7 @@ export class MemoryPresenceStore extends PresenceStore {
   }
 
   async claimExpired(now: number, limit: number): Promise<SessionRef[]> {
+    this.prune(now);
     const claimed: SessionRef[] = [];
     while (claimed.length < limit) {
       const top = this.deadlines.peek();
@@ -132,9 +151,10 @@ export class MemoryPresenceStore extends PresenceStore {
   }
 
   async listInstances(now: number): Promise<InstanceView[]> {
+    for (const [id, i] of this.instances) if (i.expiresAt <= now) this.instances.delete(id);
     return [...this.instances.values()]
-      .filter((i) => i.expiresAt > now)
-      .map(({ instanceId, online, lastSeenAt }) => ({ instanceId, online, lastSeenAt }));
+      .map(({ instanceId, online, lastSeenAt }) => ({ instanceId, online, lastSeenAt }))
+      .sort((a, b) => a.instanceId.localeCompare(b.instanceId));
   }
 
   async removeInstance(instanceId: string): Promise<void> {
@@ -166,11 +186,29 @@ export class MemoryPresenceStore extends PresenceStore {
     const d = this.devices.get(deviceId);
     if (!d) return null;
     const online = !!d.sessionId && (d.expiresAt ?? 0) > now;
-    if (!online && (d.lastSeenAt ?? 0) + this.retentionMs <= now) {
-      this.devices.delete(deviceId);
-      return null;
-    }
+    // Forgotten by the caller's clock even before a prune removed it.
+    if (!online && (d.lastSeenAt ?? 0) + this.retentionMs <= now) return null;
     return online ? { ...d, online } : offlineView(d);
+  }
+
+  private prune(now: number): void {
+    for (let due = this.forgetting.peek(); due && due.at <= now; due = this.forgetting.peek()) {
+      this.forgetting.pop();
+      const d = this.devices.get(due.key);
+      if (!d || d.sessionId || (d.lastSeenAt ?? 0) + this.retentionMs > now) continue;
+      this.devices.delete(due.key);
+      const index = this.users.get(d.userId);
+      index?.delete(due.key);
+      if (index?.size === 0) this.users.delete(d.userId);
+    }
+    for (let due = this.networksForgetting.peek(); due && due.at <= now; due = this.networksForgetting.peek()) {
+      this.networksForgetting.pop();
+      const net = this.networks.get(due.key);
+      if (!net) continue;
+      // Sampled since: one entry per network stays in the heap, moved to its new date.
+      if (net.lastAt + NETWORK_RETENTION_MS > now) this.networksForgetting.push({ at: net.lastAt + NETWORK_RETENTION_MS, key: due.key });
+      else this.networks.delete(due.key);
+    }
   }
 
   private isCurrent(e: Deadline): boolean {
@@ -184,6 +222,7 @@ export class MemoryPresenceStore extends PresenceStore {
     d.online = false;
     d.lastSeenAt = lastSeenAt;
     this.userIndex(d.userId).set(d.deviceId, lastSeenAt);
+    this.forgetting.push({ at: lastSeenAt + this.retentionMs, key: d.deviceId });
   }
 
   private userIndex(userId: string): Map<string, number> {

@@ -13,12 +13,6 @@ export const NETWORK_RETENTION_MS = 7 * 86_400_000;
 /** Only this many networks are listed (most recently sampled first) in metrics and the API. */
 export const MAX_LISTED_NETWORKS = 50;
 
-const NETWORK_KEY = /^[A-Za-z0-9._:@/+-]{1,64}$/;
-
-export function isNetworkKey(value: unknown): value is string {
-  return typeof value === 'string' && NETWORK_KEY.test(value);
-}
-
 export function bucketOf(intervalMs: number): number {
   return Math.floor(intervalMs / BUCKET_MS) * BUCKET_MS;
 }
@@ -36,7 +30,7 @@ export function recommendInterval(histogram: Record<string, number>): number | u
     seen += count;
     if (seen >= total * RECOMMEND_PERCENTILE) return bucket;
   }
-  return buckets[buckets.length - 1][0];
+  return buckets.at(-1)?.[0];
 }
 
 export interface NetworkStats {

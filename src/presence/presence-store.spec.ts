@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
-import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { deleteKeys, keysWithoutTtl, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { NETWORK_RETENTION_MS } from './network-intervals';
 import { MemoryPresenceStore } from './memory-presence.store';
 import { PresenceStore } from './presence.store';
 import { SessionStart } from './presence.types';
@@ -10,8 +11,18 @@ const DAY = 86_400_000;
 const RETENTION = 30 * DAY;
 const TTL = 1_000;
 
+/**
+ * `unbounded` counts what the store would keep with no end in sight, once every retention has
+ * passed on the test's clock: for the embedded store the entries still held, for Redis (whose TTLs
+ * run on its own clock) the keys without a TTL, bounded indexes aside.
+ */
+interface Harness {
+  make: () => PresenceStore;
+  unbounded: (store: PresenceStore) => Promise<number>;
+}
+
 /** The same behaviour, case by case, for both implementations. */
-function presenceStoreCases(makeStore: () => PresenceStore) {
+function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
   let store: PresenceStore;
   let clock: FakeClock;
   const start = (deviceId: string, sessionId: string, extra: Partial<SessionStart> = {}): SessionStart => ({
@@ -164,9 +175,9 @@ function presenceStoreCases(makeStore: () => PresenceStore) {
     expect(await store.countOnline(clock.now())).toBe(1);
   });
 
-  it('keeps instance records until their TTL', async () => {
-    await store.touchInstance({ instanceId: 'gw-1', online: 3, lastSeenAt: clock.now() }, 1_000);
+  it('keeps instance records until their TTL, listed by id', async () => {
     await store.touchInstance({ instanceId: 'gw-2', online: 1, lastSeenAt: clock.now() }, 5_000);
+    await store.touchInstance({ instanceId: 'gw-1', online: 3, lastSeenAt: clock.now() }, 1_000);
     expect(await store.listInstances(clock.now())).toEqual([
       { instanceId: 'gw-1', online: 3, lastSeenAt: clock.now() },
       { instanceId: 'gw-2', online: 1, lastSeenAt: clock.now() },
@@ -197,13 +208,39 @@ function presenceStoreCases(makeStore: () => PresenceStore) {
     expect(await store.listNetworks(clock.now(), 1)).toHaveLength(1);
   });
 
+  it('forgets a network nobody sampled for NETWORK_RETENTION_MS, by the caller clock', async () => {
+    await store.connect(start('d1', 's1'));
+    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL, network: 'cell:acme', sampleBucket: 30_000 });
+    clock.advance(NETWORK_RETENTION_MS - 1);
+    expect(await store.networkHistogram('cell:acme', clock.now())).toEqual({ 30000: 1 });
+    expect(await store.listNetworks(clock.now(), 10)).toHaveLength(1);
+    clock.advance(1);
+    expect(await store.networkHistogram('cell:acme', clock.now())).toEqual({});
+    expect(await store.listNetworks(clock.now(), 10)).toEqual([]);
+  });
+
+  it('holds nothing without an end: ended sessions are forgotten after their retention', async () => {
+    for (const id of ['a', 'b']) {
+      await store.connect(start(id, `s-${id}`, { userId: `u-${id}` }));
+      await store.heartbeat({ deviceId: id, sessionId: `s-${id}`, now: clock.now(), interval: 400, ttl: TTL, network: 'wifi:x', sampleBucket: 1_000 });
+    }
+    expect(await unbounded(store)).toBeGreaterThan(0); // online sessions are held until they end
+    await store.disconnect([ref('a', 's-a', 'u-a')], clock.now());
+    clock.advance(TTL); // b goes silent and is swept
+    expect(await store.claimExpired(clock.now(), 10)).toHaveLength(1);
+    clock.advance(Math.max(RETENTION, NETWORK_RETENTION_MS));
+    await store.claimExpired(clock.now(), 10);
+    expect(await unbounded(store)).toBe(0);
+    expect(await store.getDevices(['a', 'b'], clock.now())).toEqual([null, null]);
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });
 }
 
 describe('MemoryPresenceStore', () => {
-  presenceStoreCases(() => new MemoryPresenceStore(RETENTION));
+  presenceStoreCases({ make: () => new MemoryPresenceStore(RETENTION), unbounded: async (store) => (store as MemoryPresenceStore).footprint });
 });
 
 describe('RedisPresenceStore (real Redis)', () => {
@@ -212,7 +249,7 @@ describe('RedisPresenceStore (real Redis)', () => {
   afterEach(() => deleteKeys(redis, prefix));
   afterAll(() => redis.quit());
 
-  presenceStoreCases(() => new RedisPresenceStore(redis, prefix, RETENTION));
+  presenceStoreCases({ make: () => new RedisPresenceStore(redis, prefix, RETENTION), unbounded: () => keysWithoutTtl(redis, prefix, ['networks']) });
 
   it('keeps the documented key layout with a real TTL on the presence key', async () => {
     const store = new RedisPresenceStore(redis, prefix, RETENTION);

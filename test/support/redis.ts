@@ -20,3 +20,18 @@ export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
     cursor = next;
   } while (cursor !== '0');
 }
+
+/** Keys under `prefix` that Redis would keep forever (no TTL), except the named bounded indexes. */
+export async function keysWithoutTtl(redis: Redis, prefix: string, except: string[] = []): Promise<number> {
+  let cursor = '0';
+  let count = 0;
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+    for (const key of keys) {
+      if (except.includes(key.slice(prefix.length))) continue;
+      if ((await redis.pttl(key)) === -1) count++;
+    }
+    cursor = next;
+  } while (cursor !== '0');
+  return count;
+}
