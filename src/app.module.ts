@@ -1,8 +1,7 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
-import { ThrottlerModule } from '@nestjs/throttler';
 import { LoggerModule } from 'nestjs-pino';
-import { SlidingWindowStorage } from './auth/sliding-window.storage';
+import { AuthModule } from './auth/auth.module';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
@@ -32,11 +31,8 @@ export class AppModule {
           },
         }),
         ScheduleModule.forRoot(),
-        ThrottlerModule.forRoot({
-          throttlers: [{ limit: config.apiRateLimit, ttl: config.apiRateWindowMs }],
-          storage: new SlidingWindowStorage(clock),
-        }),
         RedisModule,
+        AuthModule,
         MetricsModule,
         GatewayModule,
         NotificationsModule,

@@ -23,6 +23,8 @@ describe('loadConfig', () => {
     expect(c.heartbeat).toEqual({ interval: 25_000, min: 5_000, max: 300_000 });
     expect(c.sweepIntervalMs).toBe(5_000);
     expect(c.maxPayloadBytes).toBe(4_096);
+    expect(c.apiRateLimit).toBe(6_000);
+    expect(c.apiAuthFailuresPerMinute).toBe(20);
     expect(c.generated).toEqual({});
     expect(c.jwt).toEqual({ kind: 'secret', secret: SECRET, algorithms: ['HS256'] });
   });
@@ -35,6 +37,7 @@ describe('loadConfig', () => {
       LOG_LEVEL: 'loud',
       REDIS_URL: 'http://x',
       DEVICE_JWT_SECRET: 'short',
+      API_AUTH_FAILURES_PER_MINUTE: '0',
     });
     expect(found).toEqual(
       expect.arrayContaining([
@@ -43,6 +46,7 @@ describe('loadConfig', () => {
         expect.stringMatching(/^LOG_LEVEL must be one of/),
         expect.stringMatching(/^REDIS_URL must start with redis:\/\//),
         expect.stringMatching(/^DEVICE_JWT_SECRET must be at least 32 bytes/),
+        expect.stringMatching(/^API_AUTH_FAILURES_PER_MINUTE must be >= 1/),
       ]),
     );
   });

@@ -33,6 +33,7 @@ export class AppConfig {
   readonly ackTimeoutMs!: number;
   readonly apiRateLimit!: number;
   readonly apiRateWindowMs!: number;
+  readonly apiAuthFailuresPerMinute!: number;
   readonly socketEventsPerSecond!: number;
   readonly socketMaxBufferedBytes!: number;
   readonly slowConsumerGraceMs!: number;
@@ -107,6 +108,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     ackTimeoutMs: r.int('ACK_TIMEOUT_MS', 10_000, { min: 100 }),
     apiRateLimit: r.int('API_RATE_LIMIT', 6_000, { min: 1, max: 10_000_000 }),
     apiRateWindowMs: r.int('API_RATE_WINDOW_MS', 60_000, { min: 1_000 }),
+    apiAuthFailuresPerMinute: r.int('API_AUTH_FAILURES_PER_MINUTE', 20, { min: 1, max: 10_000_000 }),
     socketEventsPerSecond: r.int('SOCKET_EVENTS_PER_SECOND', 10, { min: 1 }),
     socketMaxBufferedBytes: r.int('SOCKET_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
     slowConsumerGraceMs: r.int('SLOW_CONSUMER_GRACE_MS', 5_000, { min: 100 }),

@@ -1,6 +1,5 @@
 import { Controller, Get, Header, NotFoundException, NotImplementedException, StreamableFile } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
-import { SkipThrottle } from '@nestjs/throttler';
 import jwt from 'jsonwebtoken';
 import { createReadStream, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -18,7 +17,6 @@ const BUNDLE = join(__dirname, '..', '..', 'client', 'dist', 'push-client.browse
  * production only, hands the page the first API key.
  */
 @ApiExcludeController()
-@SkipThrottle()
 @Controller('demo')
 export class DemoController {
   constructor(private readonly config: AppConfig) {}

@@ -1,6 +1,5 @@
 import { Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { SkipThrottle } from '@nestjs/throttler';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { DeviceChannel } from '../channel/device-channel';
@@ -11,7 +10,6 @@ import { RedisWatchdog } from '../redis/redis-watchdog.service';
 type Check = { status: 'up' | 'down'; [detail: string]: unknown };
 
 @ApiTags('health')
-@SkipThrottle()
 @Controller('health')
 export class HealthController {
   private readonly startedAt: number;

@@ -63,6 +63,17 @@ export class MetricsService {
     help: 'Sessions ended because the socket stayed full (SOCKET_MAX_BUFFERED_BYTES) past SLOW_CONSUMER_GRACE_MS',
     registers: [this.registry],
   });
+  readonly rateLimited = new Counter({
+    name: 'push_gateway_rate_limited_total',
+    help: 'Requests and socket events refused by a rate limit: api_key (API_RATE_LIMIT), client_address (failed authentications), socket_events (SOCKET_EVENTS_PER_SECOND)',
+    labelNames: ['limit'] as const,
+    registers: [this.registry],
+  });
+  readonly rateLimitedSockets = new Counter({
+    name: 'push_gateway_rate_limited_sockets_total',
+    help: 'Sessions ended because the socket stayed over SOCKET_EVENTS_PER_SECOND for 5 seconds in a row',
+    registers: [this.registry],
+  });
   readonly notifications = new Counter({
     name: 'push_gateway_notifications_total',
     help: 'POST /v1/notifications outcomes (accepted, replayed by Idempotency-Key, conflict)',

@@ -1,7 +1,7 @@
 import { Body, Controller, Get, Headers, HttpCode, NotFoundException, Param, Post, Req } from '@nestjs/common';
 import { ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiAuth } from '../auth/api-auth.decorator';
-import type { ApiRequest } from '../auth/api-key.guard';
+import type { ApiRequest } from '../auth/api-auth.guard';
 import { CreateNotificationDto, NotificationAcceptedDto } from './create-notification.dto';
 import { NotificationStatusDto } from './notification-status.dto';
 import { NotificationsService } from './notifications.service';

@@ -1,0 +1,79 @@
+import { CanActivate, ExecutionContext, HttpException, HttpStatus, Injectable, UnauthorizedException } from '@nestjs/common';
+import type { Request, Response } from 'express';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { ApiKeys } from './api-keys';
+import { RateDecision, RateLimiter, RateRule } from './rate-limiter';
+
+export interface ApiRequest extends Request {
+  /** A short, non-secret id of the key used, for rate limiting, idempotency and logs. */
+  apiKeyId?: string;
+}
+
+/** The window failed authentications are counted in, per client address. */
+export const AUTH_FAILURE_WINDOW_MS = 60_000;
+
+/**
+ * Every /v1 request, in this order:
+ * 1. a client address over API_AUTH_FAILURES_PER_MINUTE failed authentications gets 429 before
+ *    its key is looked at, so guessing keys from there learns nothing (a right key included);
+ * 2. a missing or wrong key is counted against its address and gets 401;
+ * 3. the key's rate limit (API_RATE_LIMIT per API_RATE_WINDOW_MS, across routes and instances)
+ *    is counted; over it, 429.
+ * Both counts live in Redis when it is configured; when it cannot answer, the request fails with
+ * 503 (StoreUnavailableError) rather than going through unlimited.
+ */
+@Injectable()
+export class ApiAuthGuard implements CanActivate {
+  private readonly keys: ApiKeys;
+  private readonly perKey: RateRule;
+  private readonly failures: RateRule;
+
+  constructor(
+    config: AppConfig,
+    private readonly limiter: RateLimiter,
+    private readonly clock: Clock,
+    private readonly metrics: MetricsService,
+  ) {
+    this.keys = new ApiKeys(config.apiKeys);
+    this.perKey = { name: 'api-key', limit: config.apiRateLimit, windowMs: config.apiRateWindowMs };
+    this.failures = { name: 'auth-failures', limit: config.apiAuthFailuresPerMinute, windowMs: AUTH_FAILURE_WINDOW_MS };
+  }
+
+  async canActivate(context: ExecutionContext): Promise<boolean> {
+    const http = context.switchToHttp();
+    const request = http.getRequest<ApiRequest>();
+    const response = http.getResponse<Response>();
+    // Express's view of the client (TRUST_PROXY decides whether X-Forwarded-For counts).
+    const address = request.ip ?? request.socket.remoteAddress ?? 'unknown';
+    const now = this.clock.now();
+
+    const block = await this.limiter.check(this.failures, address, now);
+    if (!block.allowed) throw this.tooMany(response, block, 'client_address', this.failureMessage());
+    const key = this.keys.identify(request.headers.authorization);
+    if (!key.ok) {
+      const counted = await this.limiter.hit(this.failures, address, now);
+      // Racing requests from one address: never more than the limit of 401s per window.
+      if (!counted.allowed) throw this.tooMany(response, counted, 'client_address', this.failureMessage());
+      throw new UnauthorizedException(key.reason);
+    }
+    request.apiKeyId = key.keyId;
+    const decision = await this.limiter.hit(this.perKey, key.keyId, now);
+    if (!decision.allowed) {
+      const { limit, windowMs } = this.perKey;
+      throw this.tooMany(response, decision, 'api_key', `rate limit of ${limit} requests per ${windowMs} ms for this API key exceeded`);
+    }
+    return true;
+  }
+
+  private failureMessage(): string {
+    return `too many failed authentications from this address (at most ${this.failures.limit} per ${this.failures.windowMs} ms)`;
+  }
+
+  private tooMany(response: Response, decision: RateDecision, limit: 'api_key' | 'client_address', message: string): HttpException {
+    this.metrics.rateLimited.inc({ limit });
+    response.setHeader('Retry-After', String(Math.max(1, Math.ceil(decision.retryAfterMs / 1000))));
+    return new HttpException({ message }, HttpStatus.TOO_MANY_REQUESTS);
+  }
+}

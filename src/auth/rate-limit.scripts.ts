@@ -1,0 +1,29 @@
+import { luaScript } from '../redis/lua-script';
+
+/**
+ * The Redis rate limiter's one script: the sliding-window estimate of sliding-window.ts over two
+ * fixed-window counters, decided and counted atomically (instances racing on one key cannot both
+ * take its last hit) in one round trip.
+ *
+ * Layout (under REDIS_PREFIX, so on a Cluster they share its hash tag like every other key):
+ *   ratelimit:<rule>:<key>:<window index>   string, hits counted in that window; expires when the
+ *                                           window after it ends (then it counts for nothing)
+ *
+ * Returns {allowed (1/0), current, previous}; `count` 0 only reads.
+ */
+export const RATE_LIMIT = luaScript({
+  name: 'pgRateLimit',
+  keys: ['current', 'previous'],
+  args: { now: 'number', windowMs: 'number', limit: 'number', count: 'number', expiresIn: 'number' },
+  body: `
+local current = tonumber(redis.call('GET', currentKey) or '0')
+local previous = tonumber(redis.call('GET', previousKey) or '0')
+local inside = 1 - (now % windowMs) / windowMs
+if previous * inside + current + 1 > limit then return {0, current, previous} end
+if count > 0 then
+  current = redis.call('INCRBY', currentKey, count)
+  if current == count then redis.call('PEXPIRE', currentKey, expiresIn) end
+end
+return {1, current, previous}
+`,
+});

@@ -1,0 +1,150 @@
+import Redis from 'ioredis';
+import { request } from 'node:http';
+import { api, startTestApp, TestApp } from './support/app';
+import { FakeClock } from './support/fake-clock';
+import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { TEST_API_KEY } from './support/tokens';
+
+type Json = Record<string, any>;
+
+/** A moment where a one-minute window starts: every request of a test falls in one window. */
+const WINDOW_START = 1_700_000_040_000;
+const WRONG_KEY = 'wrong-key-wrong-key-wrong-key';
+
+/** The six /v1 routes, each as a request that gets past validation. */
+const ROUTES: [string, string, unknown?][] = [
+  ['POST', '/v1/notifications', { deviceIds: ['nobody'], data: { a: 1 } }],
+  ['GET', '/v1/notifications/00000000-0000-0000-0000-000000000000'],
+  ['GET', '/v1/devices/nobody'],
+  ['GET', '/v1/users/nobody/devices'],
+  ['GET', '/v1/presence'],
+  ['DELETE', '/v1/devices/nobody/session'],
+];
+
+const call = (url: string, i: number, key?: string | null) => {
+  const route = ROUTES.at(i % ROUTES.length);
+  if (!route) throw new Error('no route');
+  const [method, path, json] = route;
+  return api(url, path, { method, json, key });
+};
+
+/** A request from another loopback address (127.0.0.2), to show limits are per client address. */
+function fromOtherAddress(url: string, path: string, key: string): Promise<number> {
+  const { port } = new URL(url);
+  return new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, path, localAddress: '127.0.0.2', headers: { authorization: `Bearer ${key}` } }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(res.statusCode ?? 0));
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+async function expectTooMany(res: Response, message: RegExp): Promise<void> {
+  expect(res.status).toBe(429);
+  expect(Number(res.headers.get('retry-after'))).toBeGreaterThanOrEqual(1);
+  const body = (await res.json()) as Json;
+  expect(Object.keys(body).sort()).toEqual(['error', 'message', 'statusCode']);
+  expect(body).toEqual({ statusCode: 429, error: 'Too Many Requests', message: expect.stringMatching(message) });
+}
+
+describe('REST rate limits (real app, real Redis)', () => {
+  const redis = new Redis(testRedisUrl());
+  const prefixes: string[] = [];
+  const apps: TestApp[] = [];
+  const start = async (env: Record<string, string>, clock: FakeClock, prefix: string) => {
+    const app = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, ...env }, clock);
+    apps.push(app);
+    return app;
+  };
+  const freshPrefix = () => {
+    const prefix = uniquePrefix('rest-limits');
+    prefixes.push(prefix);
+    return prefix;
+  };
+
+  afterEach(async () => {
+    await Promise.all(apps.splice(0).map((a) => a.close()));
+  });
+  afterAll(async () => {
+    for (const prefix of prefixes) await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('counts per API key across all routes: of 300 requests over 6 routes with API_RATE_LIMIT=50, 50 pass', async () => {
+    const gw = await start({ API_RATE_LIMIT: '50', API_RATE_WINDOW_MS: '60000' }, new FakeClock(WINDOW_START), freshPrefix());
+    const statuses: number[] = [];
+    let refused: Response | undefined;
+    for (let batch = 0; batch < 10; batch++) {
+      const answers = await Promise.all(Array.from({ length: 30 }, (_, i) => call(gw.url, batch * 30 + i)));
+      for (const res of answers) {
+        statuses.push(res.status);
+        if (res.status === 429) refused = res;
+        else await res.body?.cancel();
+      }
+    }
+    expect(statuses.filter((s) => s !== 429)).toHaveLength(50);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(250);
+    await expectTooMany(refused!, /^rate limit of 50 requests per 60000 ms for this API key exceeded$/);
+    // Frozen clock: this window's 50 must slide out by one fiftieth into the next: 60 s + 1.2 s.
+    expect(Number(refused!.headers.get('retry-after'))).toBe(62);
+    expect((await fetch(`${gw.url}/health/ready`)).status).toBe(200); // health is not limited
+  });
+
+  it('shares one budget between two instances on the same Redis', async () => {
+    const prefix = freshPrefix();
+    const clock = new FakeClock(WINDOW_START);
+    const env = { API_RATE_LIMIT: '20', API_RATE_WINDOW_MS: '60000', API_AUTH_FAILURES_PER_MINUTE: '4' };
+    const [a, b] = [await start(env, clock, prefix), await start(env, clock, prefix)];
+    const statuses = await Promise.all(Array.from({ length: 40 }, (_, i) => call(i % 2 ? a.url : b.url, i).then((r) => r.status)));
+    expect(statuses.filter((s) => s !== 429)).toHaveLength(20);
+    // Failed authentications are shared too: 4 on one instance block the address on the other.
+    for (let i = 0; i < 4; i++) expect((await call(a.url, 4, WRONG_KEY)).status).toBe(401);
+    await expectTooMany(await call(b.url, 4, WRONG_KEY), /failed authentications/);
+  });
+
+  it('limits failed authentications per client address; a blocked address gets 429 even with a right key', async () => {
+    const clock = new FakeClock(WINDOW_START);
+    const gw = await start({ API_AUTH_FAILURES_PER_MINUTE: '5', API_RATE_LIMIT: '1000' }, clock, freshPrefix());
+    const failures = [];
+    for (let i = 0; i < 5; i++) failures.push((await call(gw.url, i, i % 2 ? null : WRONG_KEY)).status);
+    expect(failures).toEqual([401, 401, 401, 401, 401]); // a missing key counts like a wrong one
+    await expectTooMany(await call(gw.url, 0, WRONG_KEY), /^too many failed authentications from this address \(at most 5 per 60000 ms\)$/);
+    // While blocked, the answer does not depend on the key: nothing is learned by guessing.
+    await expectTooMany(await call(gw.url, 4, TEST_API_KEY), /failed authentications/);
+    await expectTooMany(await call(gw.url, 4, null), /failed authentications/);
+    // Other addresses are not affected.
+    expect(await fromOtherAddress(gw.url, '/v1/presence', TEST_API_KEY)).toBe(200);
+    expect(await fromOtherAddress(gw.url, '/v1/presence', WRONG_KEY)).toBe(401);
+    // Once the failures have slid out of the window, the address is served again.
+    clock.advance(2 * 60_000);
+    expect((await call(gw.url, 4)).status).toBe(200);
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(metrics).toMatch(/^push_gateway_rate_limited_total\{limit="client_address"\} 3$/m);
+  });
+
+  it('never gives more than the limit of 401s to one address, however many race', async () => {
+    const gw = await start({ API_AUTH_FAILURES_PER_MINUTE: '10' }, new FakeClock(WINDOW_START), freshPrefix());
+    const statuses = await Promise.all(Array.from({ length: 60 }, (_, i) => call(gw.url, i, WRONG_KEY).then((r) => r.status)));
+    expect(statuses.filter((s) => s === 401)).toHaveLength(10);
+    expect(statuses.filter((s) => s === 429)).toHaveLength(50);
+  });
+});
+
+describe('REST rate limits on the embedded store (no Redis)', () => {
+  let gw: TestApp;
+  const clock = new FakeClock(WINDOW_START);
+  beforeAll(async () => {
+    gw = await startTestApp({ API_RATE_LIMIT: '5', API_RATE_WINDOW_MS: '60000', API_AUTH_FAILURES_PER_MINUTE: '3' }, clock);
+  });
+  afterAll(() => gw.close());
+
+  it('counts per key across routes and failed authentications per address, in process', async () => {
+    const statuses: number[] = [];
+    for (let i = 0; i < 12; i++) statuses.push((await call(gw.url, i)).status);
+    expect(statuses.filter((s) => s !== 429)).toHaveLength(5);
+    for (let i = 0; i < 3; i++) expect((await call(gw.url, i, WRONG_KEY)).status).toBe(401);
+    await expectTooMany(await call(gw.url, 0, WRONG_KEY), /failed authentications/);
+  });
+});
