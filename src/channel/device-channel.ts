@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { SessionRef } from '../presence/presence.types';
 import { CloseReason, DeviceServer, DeviceSocket, InterServerEvents, NotificationPayload, ReadyPayload, RECONNECT_AFTER, sessionRef } from './socket-events';
-import { bufferedBytes, release, tcpConnections } from './wire';
+import { bufferedBytes, ClientPacketKind, onClientPackets, pauseReading, release, tcpConnections } from './wire';
 
 export const rooms = {
   device: (deviceId: string) => `device:${deviceId}`,
@@ -161,6 +161,16 @@ export class DeviceChannel {
   /** Bytes this instance holds for the socket, not yet taken by the client. */
   bufferedBytes(socket: DeviceSocket): number {
     return bufferedBytes(socket);
+  }
+
+  /** Stops reading what the client sends for `ms` (WebSocket only): backpressure on a client over its budget. */
+  pauseReading(socket: DeviceSocket, ms: number): void {
+    pauseReading(socket, ms);
+  }
+
+  /** Runs `listener` for every packet the client sends, as it arrives, before it is decoded (see wire.ts). */
+  onClientPackets(socket: DeviceSocket, listener: (kind: ClientPacketKind) => void): void {
+    onClientPackets(socket, listener);
   }
 
   /** Whether the session may still be sent to. */

@@ -3,9 +3,11 @@ import type { DeviceSocket } from './socket-events';
 
 /**
  * What the gateway needs from below Socket.IO's public API: how many bytes a connection holds
- * for its client, and how to let go of its TCP connection at once. Engine.IO and ws expose these
- * only as properties of their transports, so every such access lives here, read defensively:
- * a transport without them counts as holding nothing and closes the usual way.
+ * for its client, how to let go of its TCP connection at once, how to stop reading from it for a
+ * while, and every packet the client sends before Socket.IO decodes it. Engine.IO, ws and
+ * Socket.IO expose these only as properties of their objects, so every such access lives here,
+ * read defensively: a transport without them counts as holding nothing, closes the usual way and
+ * is read as usual.
  */
 interface EnginePacket {
   data?: unknown;
@@ -27,6 +29,7 @@ interface TransportLike {
 interface EngineLike {
   writeBuffer?: EnginePacket[];
   transport?: TransportLike;
+  on(event: 'packet', listener: (packet: { type?: string; data?: unknown }) => void): void;
 }
 
 function engine(socket: DeviceSocket): EngineLike {
@@ -63,4 +66,49 @@ export function tcpConnections(socket: DeviceSocket): NetSocket[] {
 export function release(socket: DeviceSocket, connections: readonly NetSocket[]): void {
   socket.conn.close(true);
   for (const tcp of connections) if (!tcp.destroyed) tcp.destroy();
+}
+
+/**
+ * Stops reading the client's WebSocket connection for `ms`: what it sends meanwhile waits in the
+ * kernel buffers (its own, once ours are full), so a client sending faster than it may is slowed
+ * down where it costs this process nothing, and the event loop serves the other sockets. Long
+ * polling has no connection to hold back (it sends one request at a time anyway). False when
+ * nothing was paused (not a WebSocket, already paused).
+ */
+export function pauseReading(socket: DeviceSocket, ms: number): boolean {
+  const transport = engine(socket).transport;
+  const tcp = transport?.name === 'websocket' ? transport.socket?._socket : undefined;
+  if (!tcp || tcp.destroyed || tcp.isPaused()) return false;
+  tcp.pause();
+  const timer = setTimeout(() => {
+    if (!tcp.destroyed) tcp.resume();
+  }, ms);
+  timer.unref();
+  return true;
+}
+
+/**
+ * What a client packet is, read from its first bytes before Socket.IO decodes it: an `event` of
+ * the main namespace (what socket.use middleware sees, a turn later), the `reply` to an emit of
+ * ours still waiting for its ack (a notification's receipt), or `other` (acks nobody waits for,
+ * namespace packets, binary attachments).
+ */
+export type ClientPacketKind = 'event' | 'reply' | 'other';
+
+/** Calls `listener` for every Socket.IO packet the client sends, as it arrives. */
+export function onClientPackets(socket: DeviceSocket, listener: (kind: ClientPacketKind) => void): void {
+  engine(socket).on('packet', (packet) => {
+    if (packet.type === 'message') listener(kindOf(socket, packet.data));
+  });
+}
+
+function kindOf(socket: DeviceSocket, data: unknown): ClientPacketKind {
+  if (typeof data !== 'string') return 'other';
+  const type = data.charAt(0);
+  // Socket.IO packet types: 2 EVENT, 5 BINARY_EVENT, 3 ACK; a "/" next names another namespace.
+  if ((type === '2' || type === '5') && data.charAt(1) !== '/') return 'event';
+  if (type !== '3') return 'other';
+  const id = /^3(\d{1,15})\[/.exec(data)?.[1];
+  const acks = (socket as unknown as { acks?: Map<number, unknown> }).acks;
+  return id !== undefined && acks instanceof Map && acks.has(Number(id)) ? 'reply' : 'other';
 }

@@ -20,11 +20,32 @@ export class TokenBucket {
   }
 
   take(): boolean {
-    const now = this.clock.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((now - this.updatedAt) / 1000) * this.ratePerSecond);
-    this.updatedAt = now;
+    this.refill();
     if (this.tokens < 1) return false;
     this.tokens -= 1;
     return true;
+  }
+
+  /**
+   * Like take(), but a refused call still costs a token, owed from the future (at most one burst
+   * deep): a client that keeps sending while refused waits longer for its next token, up to about
+   * two seconds, instead of being refused at no cost and coming back at once.
+   */
+  takeOrOwe(): boolean {
+    if (this.take()) return true;
+    this.tokens = Math.max(-this.burst, this.tokens - 1);
+    return false;
+  }
+
+  /** Milliseconds until the next token is due; 0 when one is there now. */
+  msUntilNext(): number {
+    this.refill();
+    return this.tokens >= 1 ? 0 : Math.ceil(((1 - this.tokens) / this.ratePerSecond) * 1000);
+  }
+
+  private refill(): void {
+    const now = this.clock.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((now - this.updatedAt) / 1000) * this.ratePerSecond);
+    this.updatedAt = now;
   }
 }

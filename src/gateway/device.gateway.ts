@@ -61,7 +61,12 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
 
   handleConnection(socket: DeviceSocket): void {
     const session = socket.data.session;
-    guardPackets(socket, { maxPayloadBytes: this.config.maxPayloadBytes, eventsPerSecond: this.config.socketEventsPerSecond }, this.clock);
+    const limits = {
+      maxPayloadBytes: this.config.maxPayloadBytes,
+      eventsPerSecond: this.config.socketEventsPerSecond,
+      maxBufferedBytes: this.config.socketMaxBufferedBytes,
+    };
+    guardPackets(socket, limits, this.clock, this.channel, this.metrics);
     this.channel.register(socket);
     session.ready = this.sessions.start(session).then(
       (ready) => {

@@ -85,6 +85,30 @@ export class RawDevice {
     });
   }
 
+  /** Sends one Socket.IO frame as it is, well-formed or not (`42["x"]`, `43999[]`...). */
+  send(frame: string): void {
+    this.ws.send(frame);
+  }
+
+  /**
+   * Sends `frames` round and round as fast as the connection takes them (keeping at most
+   * `maxBuffered` bytes queued on this side) until `stop()` or the connection closes; yields
+   * between batches so this process still reads what it is sent. Resolves with the frames sent.
+   */
+  flood(frames: readonly string[], maxBuffered = 256 * 1024): { stop: () => void; done: Promise<number> } {
+    let stopped = false;
+    let sent = 0;
+    const done = new Promise<number>((resolve) => {
+      const pump = () => {
+        if (stopped || this.ws.readyState !== WebSocket.OPEN) return resolve(sent);
+        for (let i = 0; i < 500 && this.ws.bufferedAmount < maxBuffered; i++) this.ws.send(frames[sent++ % frames.length] ?? '');
+        setImmediate(pump);
+      };
+      pump();
+    });
+    return { stop: () => (stopped = true), done };
+  }
+
   ack(e: RawEvent): void {
     if (e.ackId !== undefined) this.ws.send(`43${e.ackId}[]`);
   }
