@@ -93,7 +93,9 @@ describe('socket event budget (real app, real Redis, raw sockets)', () => {
     await waitFor(() => !isOpenOnServer(flooder), 1_000, 10);
     await waitFor(async () => !(await online(app, 'flooder')), 2_000);
     expect(await metric(app, 'push_gateway_rate_limited_sockets_total')).toBe(1);
-    expect(await metric(app, 'push_gateway_rate_limited_total\\{limit="socket_events"\\}')).toBeGreaterThan(100);
+    // 31 packets a second: the first second refuses all but the burst of 10, the next three all but
+    // 5 new tokens each, and the fifth ends the session at its sixth packet.
+    expect(await metric(app, 'push_gateway_rate_limited_total\\{limit="socket_events"\\}')).toBe(21 + 3 * 26);
 
     expect(calm.connected).toBe(true);
     expect(await beat(calm)).toMatchObject({ ok: true });
@@ -118,6 +120,24 @@ describe('socket event budget (real app, real Redis, raw sockets)', () => {
     expect(await metric(app, 'push_gateway_rate_limited_sockets_total')).toBe(0);
   });
 
+  it("does not count a device's acks of notifications against its budget", async () => {
+    const app = await start({ SOCKET_EVENTS_PER_SECOND: '2' });
+    const device = await bystander(app, 'reader');
+    let acked = 0;
+    device.on('notification', (_n: unknown, ack: () => void) => {
+      acked++;
+      ack();
+    });
+    for (let i = 0; i < 40; i++) {
+      const res = await api(app.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['reader'], data: { i }, ttl: 60 } });
+      expect(res.status).toBe(202);
+    }
+    await waitFor(async () => (await metric(app, 'push_gateway_pushes_acked_total')) === 40, 5_000);
+    expect(acked).toBe(40);
+    expect(await metric(app, 'push_gateway_rate_limited_total\\{limit="socket_events"\\}')).toBe(0);
+    expect(await beat(device)).toMatchObject({ ok: true });
+  });
+
   it('ends a socket flooding unpaced in real time while another device keeps heartbeating and readiness answers', async () => {
     const app = await start({ SOCKET_EVENTS_PER_SECOND: '20' });
     const flooder = await raw(app, 'real-flooder');
@@ -129,6 +149,9 @@ describe('socket event budget (real app, real Redis, raw sockets)', () => {
     const ended = flooder.next('session_ended', 15_000);
     const flood = flooder.flood(BAD_FRAMES);
     try {
+      // Backpressure: the server stops reading the flooder's connection (and reads it again later).
+      const serverEnd = serverSide.get(flooder.tcp.localPort ?? -1);
+      await waitFor(() => serverEnd?.isPaused() ?? false, 5_000, 2);
       await waitFor(() => replies.length >= 5, 5_000);
       const ready = await fetch(`${app.url}/health/ready`, { signal: AbortSignal.timeout(5_000) });
       expect(ready.status).toBe(200);

@@ -163,9 +163,9 @@ export class DeviceChannel {
     return bufferedBytes(socket);
   }
 
-  /** Stops reading what the client sends for `ms` (WebSocket only): backpressure on a client over its budget. */
-  pauseReading(socket: DeviceSocket, ms: number): void {
-    pauseReading(socket, ms);
+  /** Stops reading what the client sends for `ms` (WebSocket only): backpressure on a client over its budget. False if it was not paused. */
+  pauseReading(socket: DeviceSocket, ms: number): boolean {
+    return pauseReading(socket, ms);
   }
 
   /** Runs `listener` for every packet the client sends, as it arrives, before it is decoded (see wire.ts). */

@@ -18,14 +18,4 @@ describe('TokenBucket', () => {
     expect(Array.from({ length: 11 }, () => bucket.take()).filter(Boolean)).toHaveLength(10);
   });
 
-  it('makes refused takes owe tokens, at most one burst deep', () => {
-    const clock = new FakeClock();
-    const bucket = new TokenBucket(5, clock);
-    for (let i = 0; i < 10; i++) expect(bucket.takeOrOwe()).toBe(true);
-    for (let i = 0; i < 100; i++) expect(bucket.takeOrOwe()).toBe(false);
-    expect(bucket.msUntilNext()).toBe(2_200); // 10 owed + 1: 11 tokens at 5 per second
-    clock.advance(2_200);
-    expect(bucket.takeOrOwe()).toBe(true);
-    expect(bucket.takeOrOwe()).toBe(false);
-  });
 });

@@ -26,17 +26,6 @@ export class TokenBucket {
     return true;
   }
 
-  /**
-   * Like take(), but a refused call still costs a token, owed from the future (at most one burst
-   * deep): a client that keeps sending while refused waits longer for its next token, up to about
-   * two seconds, instead of being refused at no cost and coming back at once.
-   */
-  takeOrOwe(): boolean {
-    if (this.take()) return true;
-    this.tokens = Math.max(-this.burst, this.tokens - 1);
-    return false;
-  }
-
   /** Milliseconds until the next token is due; 0 when one is there now. */
   msUntilNext(): number {
     this.refill();

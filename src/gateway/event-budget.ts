@@ -14,9 +14,7 @@ export interface BudgetVerdict {
 /**
  * A socket's event budget, on the injected clock. Every packet the client sends takes a token
  * first (SOCKET_EVENTS_PER_SECOND per second, bursts of twice that), whatever it turns out to be:
- * unknown, malformed and oversized ones cost the same as good ones, and refused ones are owed
- * (up to a burst), so a client that keeps pushing waits up to about two seconds for its next
- * token where one that stops waits no longer than its budget says. Separately it counts packets
+ * unknown, malformed and oversized ones cost the same as good ones. Separately it counts packets
  * per clock second: a second with more than the budget is "over", and OVER_BUDGET_SECONDS_TO_END
  * over-seconds in a row (no second without packets, none within budget) mean the client keeps
  * sending faster than it is allowed, so the session is ended rather than refused forever. A
@@ -45,7 +43,7 @@ export class EventBudget {
     }
     this.inSecond++;
     if (this.inSecond === this.perSecond + 1) this.overInARow++;
-    return { allowed: this.bucket.takeOrOwe(), end: this.overInARow >= OVER_BUDGET_SECONDS_TO_END };
+    return { allowed: this.bucket.take(), end: this.overInARow >= OVER_BUDGET_SECONDS_TO_END };
   }
 
   /** How long until the next packet would be allowed (ms; 0 now). */

@@ -7,7 +7,14 @@ import { EventBudget } from './event-budget';
 
 const KNOWN = new Set<string>(CLIENT_EVENTS);
 
-/** The longest a socket over its budget is left unread at a time (it is read again to see if it still floods). */
+/**
+ * How long a socket over its budget is left unread: until its next token is due, but at least
+ * MIN_PAUSE_MS, doubled each time it is still over its budget right after the last pause, up to
+ * MAX_PAUSE_MS. A client that overshot once waits a tenth of a second; a flood is read twice a
+ * second, whatever the budget (tokens keep accruing meanwhile, so the budget is not cut), and
+ * every clock second still sees it and counts it over.
+ */
+export const MIN_PAUSE_MS = 100;
 export const MAX_PAUSE_MS = 500;
 
 export interface PacketLimits {
@@ -19,10 +26,11 @@ export interface PacketLimits {
 
 /**
  * Screens every client packet before a handler sees it. First the budget (EventBudget): every
- * packet takes a token, good or bad; the acks of our own emits are free (we asked for them).
- * Without a token the packet is refused and the socket's connection is not read again until the
- * next token is due, so a flood waits in the flooder's own buffers instead of this event loop;
- * a socket over budget for 5 seconds in a row is ended with `rate_limited`. Then unknown events
+ * packet takes a token as it arrives, good or bad; the acks of our own emits are free (we asked
+ * for them). Without a token the packet is refused and the socket's connection is not read again
+ * until the next token is due (see MIN_PAUSE_MS), so a flood waits in the flooder's own buffers
+ * instead of this event loop; a socket over budget for 5 seconds in a row is ended with
+ * `rate_limited`. Then unknown events
  * and oversized payloads. Refusals get an error ack where the client asked for one, and cost no
  * Redis work. Frames beyond the transport limit (maxHttpBufferSize) never get here: Socket.IO
  * closes that one connection.
@@ -30,7 +38,18 @@ export interface PacketLimits {
 export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: Clock, channel: DeviceChannel, metrics: MetricsService): void {
   const budget = new EventBudget(limits.eventsPerSecond, clock);
   const refusals = metrics.rateLimited.labels({ limit: 'socket_events' });
-  /** Takes a token for one packet; false when it is refused (and the socket may be ended or paused). */
+  let holdMs = 0;
+  let heldUntil = -Infinity;
+  const holdBack = () => {
+    const now = clock.now();
+    const next = now <= heldUntil + MIN_PAUSE_MS ? Math.min(MAX_PAUSE_MS, holdMs * 2) : MIN_PAUSE_MS;
+    const ms = Math.min(MAX_PAUSE_MS, Math.max(next, budget.msUntilNextToken()));
+    if (channel.pauseReading(socket, ms)) {
+      holdMs = next;
+      heldUntil = now + ms;
+    }
+  };
+  /** Takes a token for one packet; false when it is refused (and the socket may be ended or held back). */
   const spend = (): boolean => {
     const verdict = budget.take();
     if (verdict.end) {
@@ -38,14 +57,18 @@ export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: 
       channel.closeSocket(socket, 'rate_limited');
     } else if (!verdict.allowed) {
       refusals.inc();
-      channel.pauseReading(socket, Math.min(MAX_PAUSE_MS, Math.max(1, budget.msUntilNextToken())));
+      holdBack();
     }
     return verdict.allowed && !verdict.end;
   };
-  // Events are counted where they are handled (below, a turn after they arrive); the rest here,
-  // as they arrive, since no middleware sees them.
+  // Every packet is counted as it arrives, so a refusal stops reading at once (mid-flood, not a
+  // whole read later). Events reach the middleware below a tick later, in arrival order: their
+  // verdicts wait for them in that order.
+  const verdicts = new VerdictQueue();
   channel.onClientPackets(socket, (kind) => {
-    if (kind === 'other' && !socket.data.session.closing) spend();
+    if (kind === 'reply' || socket.data.session.closing) return;
+    const allowed = spend();
+    if (kind === 'event') verdicts.push(allowed);
   });
 
   socket.use((packet, next) => {
@@ -54,7 +77,7 @@ export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: 
     const refuse = (reply: ReturnType<typeof errorAck>) => ack?.(reply);
     // A session the server is closing handles nothing more (a heartbeat must not revive it).
     if (socket.data.session.closing) return;
-    if (!spend()) {
+    if (!verdicts.shift()) {
       // Only to a client that reads what it is sent: refusals must not pile up in memory here.
       if (ack && channel.bufferedBytes(socket) < limits.maxBufferedBytes) {
         ack(errorAck('rate_limited', `more than ${limits.eventsPerSecond} events per second`));
@@ -70,6 +93,27 @@ export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: 
     }
     next();
   });
+}
+
+/** First in, first out, in constant time per packet however many a read brings. */
+class VerdictQueue {
+  private items: boolean[] = [];
+  private head = 0;
+
+  push(allowed: boolean): void {
+    this.items.push(allowed);
+  }
+
+  /** The oldest verdict; `true` if none is waiting (a packet that arrived while nothing was counted). */
+  shift(): boolean {
+    if (this.head >= this.items.length) return true;
+    const allowed = this.items[this.head++] ?? true;
+    if (this.head === this.items.length) {
+      this.items = [];
+      this.head = 0;
+    }
+    return allowed;
+  }
 }
 
 function payloadBytes(args: unknown[]): number {
