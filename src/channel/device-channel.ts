@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { SessionRef } from '../presence/presence.types';
 import { CloseReason, DeviceServer, DeviceSocket, InterServerEvents, NotificationPayload, ReadyPayload, RECONNECT_AFTER, sessionRef } from './socket-events';
-import { bufferedBytes, ClientPacketKind, onClientPackets, pauseReading, release, tcpConnections } from './wire';
+import { bufferedBytes, ClientPacketKind, onClientPackets, pauseReading, release, stopReading, tcpConnections } from './wire';
 
 export const rooms = {
   device: (deviceId: string) => `device:${deviceId}`,
@@ -148,6 +148,8 @@ export class DeviceChannel {
       default:
         socket.emit('session_ended', { reason, reconnect: RECONNECT_AFTER[reason] });
     }
+    // A flood is not read any further: its close handshake is not waited for either (release).
+    if (reason === 'rate_limited') stopReading(socket);
     if (reason === 'replaced' || reason === 'kicked') socket.disconnect(true);
     else socket.conn.close();
     const deadline = setTimeout(() => release(socket, connections), CLOSE_GRACE_MS);

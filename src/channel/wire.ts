@@ -65,26 +65,62 @@ export function tcpConnections(socket: DeviceSocket): NetSocket[] {
  */
 export function release(socket: DeviceSocket, connections: readonly NetSocket[]): void {
   socket.conn.close(true);
-  for (const tcp of connections) if (!tcp.destroyed) tcp.destroy();
+  for (const tcp of connections) {
+    if (tcp.destroyed) continue;
+    // What the client sent and was not read is dropped unparsed (on close, ws would otherwise
+    // parse all that is buffered in one go).
+    if (notReading.has(tcp)) {
+      tcp.removeAllListeners('data');
+      while (tcp.read() !== null);
+    }
+    tcp.destroy();
+  }
+}
+
+/** Connections this process is not reading now: held back for a while, or stopped for good. */
+const notReading = new WeakMap<NetSocket, 'held' | 'stopped'>();
+
+/** What one wake-up after a hold hands to the WebSocket parser: a few hundred small frames at most. */
+export const TRICKLE_BYTES = 4 * 1024;
+
+function websocketConnection(socket: DeviceSocket): NetSocket | undefined {
+  const transport = engine(socket).transport;
+  const tcp = transport?.name === 'websocket' ? transport.socket?._socket : undefined;
+  return tcp && !tcp.destroyed ? tcp : undefined;
 }
 
 /**
  * Stops reading the client's WebSocket connection for `ms`: what it sends meanwhile waits in the
  * kernel buffers (its own, once ours are full), so a client sending faster than it may is slowed
- * down where it costs this process nothing, and the event loop serves the other sockets. Long
- * polling has no connection to hold back (it sends one request at a time anyway). False when
- * nothing was paused (not a WebSocket, already paused).
+ * down where it costs this process nothing, and the event loop serves the other sockets. When the
+ * time is up, at most TRICKLE_BYTES of what is buffered are parsed first: a client still over its
+ * budget is held back again after those (a few milliseconds of work), not after a whole 64 KiB
+ * read of tiny frames; one within it is read as usual from there. Long polling has no connection
+ * to hold back (it sends one request at a time anyway). False when nothing was paused (not a
+ * WebSocket, already held).
  */
 export function pauseReading(socket: DeviceSocket, ms: number): boolean {
-  const transport = engine(socket).transport;
-  const tcp = transport?.name === 'websocket' ? transport.socket?._socket : undefined;
-  if (!tcp || tcp.destroyed || tcp.isPaused()) return false;
+  const tcp = websocketConnection(socket);
+  if (!tcp || notReading.has(tcp)) return false;
+  notReading.set(tcp, 'held');
   tcp.pause();
   const timer = setTimeout(() => {
-    if (!tcp.destroyed) tcp.resume();
+    if (tcp.destroyed || notReading.get(tcp) !== 'held') return;
+    notReading.delete(tcp);
+    // read(n) hands those bytes to the 'data' listeners (ws) while the stream stays paused.
+    if (tcp.readableLength > 0) tcp.read(Math.min(tcp.readableLength, TRICKLE_BYTES));
+    if (!notReading.has(tcp) && !tcp.destroyed) tcp.resume();
   }, ms);
   timer.unref();
   return true;
+}
+
+/** Stops reading the client's connection for good: a session that is being closed handles nothing more. */
+export function stopReading(socket: DeviceSocket): void {
+  const tcp = websocketConnection(socket);
+  if (!tcp) return;
+  notReading.set(tcp, 'stopped');
+  tcp.pause();
 }
 
 /**
