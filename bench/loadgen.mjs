@@ -7,6 +7,7 @@ import { createSecretKey } from 'node:crypto';
 import http from 'node:http';
 import jwt from 'jsonwebtoken';
 import { io } from 'socket.io-client';
+import WebSocket from 'ws';
 
 const MAX_LIFETIME_MS = Number(process.env.BENCH_LOADGEN_MAX_MS ?? 20 * 60_000);
 setTimeout(() => process.exit(3), MAX_LIFETIME_MS).unref();
@@ -274,6 +275,59 @@ const handlers = {
       rtts: Float64Array.from(rtts),
       lags: Float64Array.from(lags),
     };
+  },
+
+  /**
+   * One device flooding unpaced over a bare WebSocket (Engine.IO 4 / Socket.IO 5 by hand) for
+   * durationMs: once its session is ready it sends `frames` round and round as fast as the
+   * connection takes them (at most maxBuffered bytes queued here; yielding between batches so it
+   * reads what it is sent, and checking every millisecond while the connection takes nothing), and when the server ends or drops it, it connects again at once, as a
+   * hostile client would. Counts frames sent, connections, and `session_ended` reasons.
+   */
+  async flood({ url, kind, secret, deviceId, userId, frames, durationMs, maxBuffered = 1 << 20 }) {
+    const stats = { sent: 0, connections: 0, sessionsReady: 0, ended: {}, closedBeforeReady: 0, repliesReceived: 0 };
+    const until = performance.now() + durationMs;
+    const auth = authFor(kind, secret, deviceId, userId);
+    while (performance.now() < until) {
+      stats.connections++;
+      const ws = new WebSocket(`${url.replace(/^http/, 'ws')}/socket.io/?EIO=4&transport=websocket`);
+      let ready = false;
+      const closed = new Promise((resolve) => ws.once('close', resolve));
+      ws.on('error', () => {});
+      ws.on('message', (data) => {
+        const frame = data.toString();
+        if (frame === '2') return ws.send('3');
+        if (frame.startsWith('43')) stats.repliesReceived++;
+        else if (frame.startsWith('42["ready"')) ready = true;
+        else if (frame.startsWith('42["session_ended"')) {
+          const reason = /"reason":"([a-z_]+)"/.exec(frame)?.[1] ?? 'unknown';
+          stats.ended[reason] = (stats.ended[reason] ?? 0) + 1;
+        }
+      });
+      const opened = await Promise.race([new Promise((resolve) => ws.once('open', () => resolve(true))), closed.then(() => false)]);
+      if (!opened) {
+        await sleep(10);
+        continue;
+      }
+      ws.send(`40${JSON.stringify(auth)}`);
+      while (!ready && ws.readyState === WebSocket.OPEN && performance.now() < until) await sleep(2);
+      if (!ready) {
+        stats.closedBeforeReady++;
+        ws.terminate();
+        continue;
+      }
+      stats.sessionsReady++;
+      while (ws.readyState === WebSocket.OPEN && performance.now() < until) {
+        for (let i = 0; i < 500 && ws.bufferedAmount < maxBuffered; i++) ws.send(frames[stats.sent++ % frames.length]);
+        // Full: wait for the connection to take more (a millisecond, not a busy loop that would
+        // take a core from the processes under test); otherwise only yield to read what came in.
+        if (ws.bufferedAmount >= maxBuffered) await sleep(1);
+        else await new Promise((resolve) => setImmediate(resolve));
+      }
+      ws.terminate();
+      await closed;
+    }
+    return stats;
   },
 
   exit() {

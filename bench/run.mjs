@@ -20,6 +20,7 @@ import { redisVersion, startRedis } from './lib/redis.mjs';
 import { charts, consoleTable, evaluateTargets, reportMarkdown, resultsMarkdown, machineLines } from './lib/report.mjs';
 import * as connections from './scenarios/connections.mjs';
 import * as fanout from './scenarios/fanout.mjs';
+import * as flood from './scenarios/flood.mjs';
 import * as heartbeats from './scenarios/heartbeats.mjs';
 import * as instances from './scenarios/instances.mjs';
 import * as push from './scenarios/push.mjs';
@@ -34,6 +35,7 @@ const FULL = {
   fanout: { devices: 10_000, warmupRounds: 1, rounds: 5, pauseMs: 1_000, concurrency: 40 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 7 },
   instances: { devices: 10_000, rates: [1_000, 5_000], warmupMs: 2_000, durationMs: 8_000, drainMs: 10_000, concurrency: 40 },
+  flood: { devices: 1_000, rate: 500, warmupMs: 2_000, controlMs: 5_000, floodMs: 10_000, healthEveryMs: 250, concurrency: 40 },
 };
 
 /** Quick run (CI smoke): every scenario for both servers with small counts; under 2 minutes. */
@@ -45,9 +47,10 @@ const QUICK = {
   fanout: { devices: 1_000, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, concurrency: 25 },
+  flood: { devices: 200, rate: 200, warmupMs: 500, controlMs: 1_500, floodMs: 6_000, healthEveryMs: 250, concurrency: 25 },
 };
 
-const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances];
+const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, flood];
 
 const { values: args } = parseArgs({
   options: {
@@ -143,7 +146,7 @@ async function runScenarios(meta, params) {
             entry[kind] = await sc.run(h, start, params[sc.name]);
           } else {
             await redis.reset();
-            server = await startServer(kind, { redisUrl: redis.url, probeDir });
+            server = await startServer(kind, { redisUrl: redis.url, probeDir, extraEnv: sc.serverEnv?.[kind] });
             entry[kind] = await sc.run(h, server, params[sc.name]);
           }
         } catch (err) {
@@ -223,7 +226,7 @@ function applySetting(params, setting) {
 
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,flood] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
     return 0;
   }
   if (args.report) {

@@ -5,13 +5,17 @@
 //                          after garbage is collected rather than whenever the collector last ran;
 //   profile-start          starts the V8 CPU profiler (in-process inspector session);
 //   profile-stop <path>    stops it and writes the .cpuprofile to <path>;
-//   heap-snapshot <path>   writes a V8 heap snapshot (for bench/heap-summary.mjs).
+//   heap-snapshot <path>   writes a V8 heap snapshot (for bench/heap-summary.mjs);
+//   loop-delay-start       starts measuring event-loop delay (perf_hooks, 10 ms resolution);
+//   loop-delay-stop        stops it and answers its p50 / p99 / max in ms: how late the server
+//                          itself ran its callbacks, apart from what other processes cost.
 // Both files are opened once at start: at the file-descriptor limit (the max-connections probe)
 // opening them would fail. A failure here is reported in the answer and never affects the server.
 'use strict';
 const fs = require('node:fs');
 const inspector = require('node:inspector');
 const v8 = require('node:v8');
+const { monitorEventLoopDelay } = require('node:perf_hooks');
 
 const file = process.env.BENCH_PROBE_FILE;
 if (file) {
@@ -20,6 +24,7 @@ if (file) {
   const buf = Buffer.alloc(4096);
   let seq = 0;
   let session;
+  let loopDelay;
 
   const answer = (result) => {
     try {
@@ -54,6 +59,20 @@ if (file) {
       await post('Profiler.enable');
       await post('Profiler.start');
       return { profiling: true };
+    },
+    async 'loop-delay-start'() {
+      loopDelay?.disable();
+      loopDelay = monitorEventLoopDelay({ resolution: 10 });
+      loopDelay.enable();
+      return { measuring: true };
+    },
+    async 'loop-delay-stop'() {
+      if (!loopDelay) throw new Error('loop-delay-start first');
+      loopDelay.disable();
+      const ms = (ns) => Math.round(ns / 1e4) / 100;
+      const out = { p50: ms(loopDelay.percentile(50)), p99: ms(loopDelay.percentile(99)), max: ms(loopDelay.max) };
+      loopDelay = undefined;
+      return out;
     },
     async 'profile-stop'(path) {
       const { profile } = await post('Profiler.stop');

@@ -71,6 +71,19 @@ export function evaluateTargets(results) {
     add('sweep', `sweep with ${last.healthy} healthy within 2x of the time with ${first.healthy} healthy`, `${fmt(first.medianMs)} ms -> ${fmt(last.medianMs)} ms = ${sweep.growth}x`, sweep.growth <= 2);
   } else add('sweep', 'sweep time with 50k healthy within 2x of the time with 1k healthy', '–', null);
 
+  const fl = s.flood?.gateway;
+  const floodTarget = 'while one socket floods unpaced, the other devices\' heartbeat ack p99 under 250 ms and none of them disconnected';
+  if (fl?.flood) {
+    const f = fl.flood;
+    add(
+      'flood',
+      floodTarget,
+      `p99 ${fmt(f.ackLatencyMs.p99)} ms (without the flood ${fmt(fl.control.ackLatencyMs.p99)} ms), ${f.othersDisconnected} disconnected, ` +
+        `${f.errors + f.unanswered} heartbeats failed; flooder ended ${f.flooder?.ended?.rate_limited ?? 0}x in ${f.durationMs / 1000} s`,
+      f.ackLatencyMs.p99 < 250 && f.othersDisconnected === 0 && f.errors + f.unanswered === 0,
+    );
+  } else add('flood', floodTarget, '–', null);
+
   const max = conn?.gateway?.max;
   if (max) add('max-devices', 'one process holds at least 19k devices', `${max.held} devices (${max.stoppedBecause})`, max.held >= 19_000);
   else add('max-devices', 'one process holds at least 19k devices', results.meta.mode === 'quick' ? 'not probed in --quick mode' : '–', null);
@@ -172,6 +185,25 @@ export function rows(results) {
     row('sweep (store level)', `growth ${w.gateway.points[0].healthy} -> ${w.gateway.points.at(-1).healthy} healthy`, w.gateway.growth, w.baseline.growth);
   } else if (w) out.push(['sweep', 'error', w.gateway?.error ?? '', w.baseline?.error ?? '', '']);
 
+  const fl = s.flood;
+  if (fl?.gateway?.flood || fl?.baseline?.flood) {
+    const g = fl.gateway ?? {};
+    const b = fl.baseline ?? {};
+    const sec = `flood: 1 socket unpaced, ${g.devices ?? b.devices} devices beating ${g.heartbeatsPerSecond ?? b.heartbeatsPerSecond}/s`;
+    row(sec, 'heartbeat ack p50 without / during the flood (ms)', `${fmt(g.control?.ackLatencyMs.p50)} / ${fmt(g.flood?.ackLatencyMs.p50)}`, `${fmt(b.control?.ackLatencyMs.p50)} / ${fmt(b.flood?.ackLatencyMs.p50)}`, 2, false);
+    row(sec, 'heartbeat ack p99 without / during the flood (ms)', `${fmt(g.control?.ackLatencyMs.p99)} / ${fmt(g.flood?.ackLatencyMs.p99)}`, `${fmt(b.control?.ackLatencyMs.p99)} / ${fmt(b.flood?.ackLatencyMs.p99)}`, 2, false);
+    row(sec, 'heartbeat ack max during the flood (ms)', g.flood?.ackLatencyMs.max, b.flood?.ackLatencyMs.max);
+    row(sec, 'heartbeats failed (error acks + unanswered) during the flood', g.flood && g.flood.errors + g.flood.unanswered, b.flood && b.flood.errors + b.flood.unanswered, 0, false);
+    row(sec, 'other devices disconnected', g.flood?.othersDisconnected, b.flood?.othersDisconnected, 0, false);
+    row(sec, '/health/ready p99 / max during the flood (ms)', `${fmt(g.flood?.health.p99)} / ${fmt(g.flood?.health.max)}`, `${fmt(b.flood?.health.p99)} / ${fmt(b.flood?.health.max)}`, 2, false);
+    row(sec, 'server event-loop delay p99 / max during the flood (ms)', `${fmt(g.flood?.serverLoopDelayMs?.p99)} / ${fmt(g.flood?.serverLoopDelayMs?.max)}`, `${fmt(b.flood?.serverLoopDelayMs?.p99)} / ${fmt(b.flood?.serverLoopDelayMs?.max)}`, 2, false);
+    row(sec, 'load generators / other processes CPU during the flood (%)', `${fmt(g.flood?.loadgenCpuPct, 1)} / ${fmt(g.flood?.otherProcessesCpuPct, 1)}`, `${fmt(b.flood?.loadgenCpuPct, 1)} / ${fmt(b.flood?.otherProcessesCpuPct, 1)}`, 1, false);
+    row(sec, 'server CPU without / during the flood (% of one core)', `${fmt(g.control?.serverCpuPct, 1)} / ${fmt(g.flood?.serverCpuPct, 1)}`, `${fmt(b.control?.serverCpuPct, 1)} / ${fmt(b.flood?.serverCpuPct, 1)}`, 1, false);
+    row(sec, 'flooder frames sent per second', g.flood?.flooder?.sentPerSecond, b.flood?.flooder?.sentPerSecond, 0);
+    const ends = (x) => (x?.flooder ? `${Object.entries(x.flooder.ended).map(([k, v]) => `${v} ${k}`).join(', ') || 'none'} (${x.flooder.connections} connections)` : '–');
+    row(sec, 'flooder sessions ended by the server', ends(g.flood), ends(b.flood), 0, false);
+  } else if (fl) out.push(['flood', 'error', fl.gateway?.error ?? '', fl.baseline?.error ?? '', '']);
+
   const inst = s.instances;
   const ig = inst?.gateway;
   if (ig?.one && ig?.two) {
@@ -256,6 +288,7 @@ export function reportMarkdown(results) {
     '- Push latency: from writing the POST to the device\'s `notification` handler, in one process; the device acks every notification.',
     `- Fan-out: ${results.scenarios.fanout?.gateway?.how ?? 'one POST to a user with N devices'}.`,
     '- Sweep: store level, median of repeated sweeps; gateway = `RedisPresenceStore.claimExpired` as the sweeper calls it, baseline = `EXISTS` on every known device.',
+    '- Flood: one socket on a load generator of its own sends unknown events, malformed heartbeats and stray acks as fast as its connection takes them, reconnecting whenever it is ended; the other devices heartbeat at a fixed rate; gateway at the default SOCKET_EVENTS_PER_SECOND (10), the baseline has no event budget.',
     `- Several instances: ${results.scenarios.instances?.reason ?? 'the same devices and heartbeat rates against 1 gateway process, then 2 on the same Redis (devices split half and half); CPU is both processes summed. Baseline "n/a": there is no multi-instance baseline'}.`,
   ];
   if (results.errors?.length) lines.push('', '## Errors', ...results.errors.map((e) => `- ${e}`));
