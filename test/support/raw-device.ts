@@ -102,7 +102,9 @@ export class RawDevice {
       const pump = () => {
         if (stopped || this.ws.readyState !== WebSocket.OPEN) return resolve(sent);
         for (let i = 0; i < 500 && this.ws.bufferedAmount < maxBuffered; i++) this.ws.send(frames[sent++ % frames.length] ?? '');
-        setImmediate(pump);
+        // While the connection takes nothing, look again in a millisecond rather than spin.
+        if (this.ws.bufferedAmount >= maxBuffered) setTimeout(pump, 1);
+        else setImmediate(pump);
       };
       pump();
     });
