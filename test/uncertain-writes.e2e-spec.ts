@@ -1,4 +1,5 @@
 import { Socket } from 'socket.io-client';
+import { NotificationStore } from '../src/notifications/notification.store';
 import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { RedisServer } from './support/redis-servers';
 import { deviceToken } from './support/tokens';
@@ -20,13 +21,22 @@ describe('a publish whose outcome is unknown (Redis frozen mid-publish)', () => 
     api(gw.url, '/v1/notifications', { method: 'POST', json, headers: { 'Idempotency-Key': key } });
   const statusOf = async (id: string) => ((await (await api(gw.url, `/v1/notifications/${id}`)).json()) as Json).targets?.[0]?.status;
 
-  /** POSTs while Redis is frozen: the command is sent, no answer comes, so the gateway cannot know. */
+  /**
+   * POSTs and freezes Redis the moment the publish is sent (after the request's rate limit was
+   * counted, itself a Redis call): the command is sent, no answer comes, so the gateway cannot know.
+   */
   async function postWhileFrozen(json: Json, key: string): Promise<Response> {
-    redis.pause();
+    const store = gw.app.get(NotificationStore);
+    const publish = store.publish.bind(store);
+    const frozen = jest.spyOn(store, 'publish').mockImplementationOnce((request) => {
+      redis.pause();
+      return publish(request);
+    });
     try {
       return await post(json, key);
     } finally {
       redis.resume();
+      frozen.mockRestore();
     }
   }
 
