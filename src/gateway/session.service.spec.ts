@@ -64,6 +64,8 @@ describe('SessionService', () => {
     expect(channel.closed).toEqual([{ sessions: [{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-a' }], reason: 'replaced' }]);
     expect((await metrics.sessionsReplaced.get()).values[0].value).toBe(1);
     expect(await device()).toMatchObject({ sessionId: 's2' });
+    await sessions.start(session('s2')); // the same session recorded again replaces nothing
+    expect(channel.closed).toHaveLength(1);
   });
 
   it.each([
