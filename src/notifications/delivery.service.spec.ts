@@ -1,8 +1,9 @@
 import { Logger } from '@nestjs/common';
+import { Counter } from 'prom-client';
 import { FakeClock } from '../../test/support/fake-clock';
 import { DeviceChannel } from '../channel/device-channel';
 import { FakeDeviceChannel } from '../channel/fake-device-channel';
-import { NotificationPayload, ReadyPayload } from '../channel/socket-events';
+import { NotificationPayload } from '../channel/socket-events';
 import { loadConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
@@ -37,7 +38,7 @@ describe('DeliveryService', () => {
     return payload;
   };
   const statusOf = async (payload: NotificationPayload) => (await store.status(payload.id, clock.now()))?.targets[0];
-  const counter = async (c: { get(): Promise<{ values: { value: number }[] }> }) => (await c.get()).values[0]?.value ?? 0;
+  const counter = async (c: Counter) => (await c.get()).values[0]?.value ?? 0;
 
   beforeEach(async () => {
     clock = new FakeClock();
@@ -91,7 +92,10 @@ describe('DeliveryService', () => {
     const done = delivery.deliverPending(socket);
     await channel.idle();
     expect(channel.pushes.map((p) => p.payload.id)).toEqual([first.id, second.id, third.id]);
-    expect(channel.pushes.every((p) => p.socket === socket && p.timeoutMs === 3_000)).toBe(true);
+    for (const push of channel.pushes) {
+      expect(push.socket).toBe(socket);
+      expect(push.timeoutMs).toBe(3_000);
+    }
     await channel.pushes[0].ack();
     await channel.pushes[1].noAck();
     await channel.pushes[2].ack();
@@ -104,7 +108,8 @@ describe('DeliveryService', () => {
     const payload = await stored();
     delivery.onModuleInit();
     const socket = channel.connect(device);
-    channel.ready(socket, {} as ReadyPayload);
+    const heartbeat = { ...config.heartbeat, ttl: 50_000 };
+    channel.ready(socket, { ...device, heartbeat, serverTime: clock.now() });
     await channel.idle();
     expect(channel.pushes).toMatchObject([{ payload, socket }]);
   });
