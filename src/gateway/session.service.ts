@@ -79,7 +79,8 @@ export class SessionService {
         interval,
         ttl,
         appState: requested.appState,
-        network: requested.network,
+        // The session's network (from the handshake or a later beat): a sample is recorded under it.
+        network: session.network,
         sampleBucket,
       });
     } catch (err) {
