@@ -6,6 +6,7 @@ import { FakeClock } from '../../test/support/fake-clock';
 import { DeviceChannel } from '../channel/device-channel';
 import { FakeDeviceChannel } from '../channel/fake-device-channel';
 import { loadConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DrainService } from './drain.service';
@@ -38,7 +39,7 @@ describe('DrainService', () => {
     channel = new FakeDeviceChannel('gw-a');
     scheduler = new SchedulerRegistry();
     const asChannel = channel as unknown as DeviceChannel;
-    sweeper = new SessionSweeper(store, asChannel, clock, config, new MetricsService(), scheduler);
+    sweeper = new SessionSweeper(store, asChannel, clock, config, new MetricsService(), scheduler, new LoadMonitor(config));
     instances = new InstanceRegistry(store, asChannel, clock, config, scheduler);
     http = new HttpAdapterHost();
     drain = new DrainService(asChannel, store, sweeper, instances, clock, config, http);

@@ -1,6 +1,7 @@
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { FakeClock } from '../../test/support/fake-clock';
 import { loadConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DeviceChannel } from '../channel/device-channel';
@@ -13,12 +14,13 @@ describe('SessionSweeper', () => {
     const expired: string[] = [];
     const channel = { close: (refs: { sessionId: string }[]) => expired.push(...refs.map((r) => r.sessionId)) } as unknown as DeviceChannel;
     const metrics = new MetricsService();
-    const sweeper = new SessionSweeper(store, channel, clock, loadConfig({}), metrics, new SchedulerRegistry());
+    const config = loadConfig({});
+    const sweeper = new SessionSweeper(store, channel, clock, config, metrics, new SchedulerRegistry(), new LoadMonitor(config));
     const total = SWEEP_BATCH * 2 + 7;
     for (let i = 0; i < total; i++) {
-      await store.connect({ deviceId: `d${i}`, sessionId: `s${i}`, userId: 'u', instanceId: 'gw', now: clock.now(), interval: 10, ttl: 100 });
+      await store.connect({ deviceId: `d${i}`, sessionId: `s${i}`, userId: 'u', instanceId: config.instanceId, now: clock.now(), interval: 10, ttl: 100 });
     }
-    await store.connect({ deviceId: 'healthy', sessionId: 'sh', userId: 'u', instanceId: 'gw', now: clock.now(), interval: 10, ttl: 1_000 });
+    await store.connect({ deviceId: 'healthy', sessionId: 'sh', userId: 'u', instanceId: config.instanceId, now: clock.now(), interval: 10, ttl: 1_000 });
     clock.advance(100);
     const [first, joined] = await Promise.all([sweeper.sweep(), sweeper.sweep()]);
     expect(first).toBe(total);

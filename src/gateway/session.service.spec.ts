@@ -4,6 +4,7 @@ import { DeviceChannel } from '../channel/device-channel';
 import { FakeDeviceChannel } from '../channel/fake-device-channel';
 import { DeviceSession } from '../channel/socket-events';
 import { loadConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
@@ -39,7 +40,7 @@ describe('SessionService', () => {
     store = new MemoryPresenceStore(86_400_000);
     channel = new FakeDeviceChannel('gw-a');
     metrics = new MetricsService();
-    sessions = new SessionService(store, new HeartbeatPolicy(config.heartbeat), clock, channel as unknown as DeviceChannel, config, metrics);
+    sessions = new SessionService(store, new HeartbeatPolicy(config.heartbeat), clock, channel as unknown as DeviceChannel, config, metrics, new LoadMonitor(config));
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
   });
 
