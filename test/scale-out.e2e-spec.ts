@@ -107,19 +107,37 @@ describe('several instances (separate processes, real Redis)', () => {
     await waitFor(async () => !(await getJson(a.url, '/v1/presence')).instances.some((i: Json) => i.instanceId === 'gw-c'), 3_000);
   });
 
-  it('drains on SIGTERM: devices are told to reconnect, presence goes at once, the process exits in time', async () => {
-    const d = await startGateway('gw-d', env);
+  it('drains on SIGTERM: every device is told to reconnect and may land elsewhere, its presence and the instance entry go at once, the process exits in time', async () => {
+    // Presence that lives a minute and an instance record that lives 15 s: whatever is gone
+    // right after the exit was removed by the drain, not by a TTL.
+    const d = await startGateway('gw-d', { ...env, HEARTBEAT_INTERVAL_MS: '25000', SWEEP_INTERVAL_MS: '5000' });
     gateways.push(d);
-    const leaving = await device(d, 'drained');
-    const hint = nextEvent<Json>(leaving.socket, 'server_draining');
-    const reconnected = new Promise<Json>((resolve) => leaving.socket.once('disconnect', () => void device(a, 'drained').then(resolve)));
+    const mover = await device(d, 'drained');
+    const leavers = ['drain-2', 'drain-3'];
+    const all = [mover, ...(await Promise.all(leavers.map((id) => device(d, id))))];
+    expect(await redis.exists(leavers.map((id) => `${prefix}presence:${id}`))).toBe(2);
+    expect(await redis.exists(`${prefix}instance:gw-d`)).toBe(1);
+    const hints = all.map((x) => nextEvent<Json>(x.socket, 'server_draining'));
+    const closes = all.map((x) => nextEvent<string>(x.socket, 'disconnect'));
+    // A load balancer would send the reconnect to a live instance: the client does that here.
+    const reconnected = new Promise<Json>((resolve) => mover.socket.once('disconnect', () => void device(a, 'drained').then(resolve)));
     const started = Date.now();
     d.process.child.kill('SIGTERM');
-    expect(await hint).toEqual({ instanceId: 'gw-d', reconnect: true });
+    for (const hint of await Promise.all(hints)) expect(hint).toEqual({ instanceId: 'gw-d', reconnect: true });
+    expect(await Promise.all(closes)).toEqual(['transport close', 'transport close', 'transport close']);
     const back = await reconnected;
     expect(await d.process.exited).toBe(0);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await presenceOf('drained')).toBe(back.ready.sessionId);
+    for (const id of leavers) {
+      expect(await presenceOf(id)).toBeNull();
+      expect(await redis.zscore(`${prefix}presence:expiry`, id)).toBeNull();
+      expect(await redis.hget(`${prefix}device:${id}`, 'sessionId')).toBeNull();
+    }
+    // The registry is a key per instance plus a set of ids (presence.scripts.ts); read the set
+    // before any GET /v1/presence, which would prune an id whose key expired.
+    expect(await redis.exists(`${prefix}instance:gw-d`)).toBe(0);
+    expect(await redis.sismember(`${prefix}instances`, 'gw-d')).toBe(0);
     expect((await getJson(a.url, '/v1/presence')).instances.map((i: Json) => i.instanceId)).not.toContain('gw-d');
   });
 
