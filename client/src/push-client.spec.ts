@@ -102,6 +102,35 @@ describe('PushClient scheduling (fake timers)', () => {
     client.close();
   });
 
+  it('stays closed after a refused token without a token function: nothing is scheduled', () => {
+    const client = new PushClient({ url: 'http://x', token: 'not-a-jwt' });
+    const errors: unknown[] = [];
+    client.on('error', (e) => void errors.push(e));
+    sockets[0].fire('connect_error', Object.assign(new Error('unauthorized'), { data: { code: 'invalid_token', message: 'jwt malformed' } }));
+    expect(errors).toEqual([{ code: 'invalid_token', message: 'jwt malformed', terminal: true }]);
+    expect(client.state).toBe('closed');
+    expect(jest.getTimerCount()).toBe(0); // no reconnect pending, however long one waits
+    jest.advanceTimersByTime(3_600_000);
+    expect(sockets).toHaveLength(1);
+  });
+
+  it('stays closed after its session was taken over: nothing is scheduled', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    const replaced = jest.fn();
+    client.on('replaced', replaced);
+    sockets[0].ready(10_000);
+    await flush();
+    expect(jest.getTimerCount()).toBe(1); // the next beat
+    sockets[0].fire('session_replaced', { sessionId: 's', reason: 'new_session' });
+    sockets[0].connected = false;
+    sockets[0].fire('disconnect', 'io server disconnect');
+    expect(replaced).toHaveBeenCalledTimes(1);
+    expect(client.state).toBe('closed');
+    expect(jest.getTimerCount()).toBe(0);
+    jest.advanceTimersByTime(3_600_000);
+    expect(sockets).toHaveLength(1);
+  });
+
   it('waits a jittered, growing delay before reconnecting after the transport drops', async () => {
     const random = jest.spyOn(Math, 'random').mockReturnValue(0.5);
     const client = new PushClient({ url: 'http://x', token: 't', reconnect: { baseMs: 1_000, maxMs: 8_000 } });
