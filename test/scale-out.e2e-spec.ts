@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import { connect } from 'node:net';
 import { Socket } from 'socket.io-client';
-import { api, connectDevice, nextEvent, sleep, waitFor } from './support/app';
+import { api, connectDevice, metric, nextEvent, waitFor } from './support/app';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY } from './support/tokens';
@@ -43,6 +43,7 @@ describe('several instances (separate processes, real Redis)', () => {
   afterEach(() => sockets.splice(0).forEach((s) => s.disconnect()));
   afterAll(async () => {
     for (const gw of gateways) if (gw.process.child.exitCode === null) gw.process.child.kill('SIGKILL');
+    await Promise.all(gateways.map((gw) => gw.process.exited));
     await deleteKeys(redis, prefix);
     await redis.quit();
   });
@@ -72,9 +73,11 @@ describe('several instances (separate processes, real Redis)', () => {
     const fresh = await device(b, 'roamer');
     expect(await replaced).toMatchObject({ sessionId: old.ready.sessionId });
     expect(await closed).toBe('io server disconnect');
-    await sleep(300);
-    expect(await presenceOf('roamer')).toBe(fresh.ready.sessionId);
+    // gw-a lowers this gauge right before it asks the store to end the old session; its next
+    // store read (the GET below) goes over the same Redis connection, after that request.
+    await waitFor(async () => (await metric(a.url, 'push_gateway_connected_devices')) === 0);
     expect(await getJson(a.url, '/v1/devices/roamer')).toMatchObject({ online: true, instanceId: 'gw-b' });
+    expect(await presenceOf('roamer')).toBe(fresh.ready.sessionId);
   });
 
   it('reports per-instance counts in GET /v1/presence', async () => {
@@ -151,20 +154,26 @@ describe('several instances (separate processes, real Redis)', () => {
     raw.on('data', (chunk) => (response += chunk.toString()));
     const ended = new Promise((resolve) => raw.on('close', resolve));
     await new Promise((resolve) => raw.once('connect', resolve));
+    // With Expect: 100-continue the server answers once it has parsed the headers: from then on
+    // the request is in flight, its body not yet sent.
     raw.write(
       `POST /v1/notifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n` +
-        body.slice(0, 50),
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
     );
-    await sleep(200); // the request has arrived; its body has not
+    await waitFor(() => response.startsWith('HTTP/1.1 100 Continue\r\n\r\n'));
+    raw.write(body.slice(0, 50));
     e.process.child.kill('SIGTERM');
-    await sleep(300);
-    const refused = await fetch(`${e.url}/v1/presence`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } }).catch(() => null);
-    expect(refused === null || refused.status === 503).toBe(true); // refused, or no longer listening
+    // New requests are turned away (503, or no longer listening) while this one is still open.
+    await waitFor(async () => {
+      const res = await fetch(`${e.url}/v1/presence`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } }).catch(() => null);
+      return res === null || res.status === 503;
+    });
+    expect(e.process.child.exitCode).toBeNull();
     raw.write(body.slice(50)); // no half-close: the response comes back on this connection
     await ended;
-    expect(response).toMatch(/^HTTP\/1.1 202/);
-    expect(response).toMatch(/"queued":1/);
+    const final = response.slice('HTTP/1.1 100 Continue\r\n\r\n'.length);
+    expect(final).toMatch(/^HTTP\/1.1 202/);
+    expect(final).toMatch(/"queued":1/);
     expect(await e.process.exited).toBe(0);
   });
 });
