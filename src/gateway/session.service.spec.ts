@@ -40,7 +40,7 @@ describe('SessionService', () => {
     store = new MemoryPresenceStore(86_400_000);
     channel = new FakeDeviceChannel('gw-a');
     metrics = new MetricsService();
-    sessions = new SessionService(store, new HeartbeatPolicy(config.heartbeat), clock, channel as unknown as DeviceChannel, config, metrics, new LoadMonitor(config));
+    sessions = new SessionService(store, new HeartbeatPolicy(config.heartbeat), clock, channel as unknown as DeviceChannel, config, metrics, new LoadMonitor(config, clock));
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
   });
 
@@ -63,7 +63,7 @@ describe('SessionService', () => {
     await sessions.start(session('s1'));
     await sessions.start(session('s2'));
     expect(channel.closed).toEqual([{ sessions: [{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-a' }], reason: 'replaced' }]);
-    expect((await metrics.sessionsReplaced.get()).values[0].value).toBe(1);
+    expect((await metrics.sessionsReplaced.get()).values[0]?.value).toBe(1);
     expect(await device()).toMatchObject({ sessionId: 's2' });
     await sessions.start(session('s2')); // the same session recorded again replaces nothing
     expect(channel.closed).toHaveLength(1);

@@ -319,11 +319,20 @@ describe('RedisPresenceStore (real Redis)', () => {
     const client = redis.duplicate();
     const monitor = await client.monitor();
     const commands: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
+    // MONITOR lists commands in the order Redis ran them: once a marker sent after the heartbeat
+    // shows up, every command the heartbeat caused has shown up before it.
+    const marker = `${prefix}end-of-heartbeat`;
+    let timer: NodeJS.Timeout | undefined;
+    const markerSeen = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('marker not seen by MONITOR within 5 s')), 5_000);
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (String(args[1]) === marker) return resolve();
+        if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
+      });
     });
     await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: now + 100, interval: 400, ttl: 10_000 });
-    await new Promise((r) => setTimeout(r, 100));
+    await redis.echo(marker);
+    await markerSeen.finally(() => clearTimeout(timer));
     monitor.disconnect();
     client.disconnect();
     expect(commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
