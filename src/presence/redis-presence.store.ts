@@ -1,7 +1,7 @@
 import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
 import { asStoreError, redisCall } from '../redis/redis-errors';
-import { NETWORK_RETENTION_MS } from './network-intervals';
+import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
 import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, NETWORK_HISTOGRAM, USER_DEVICES } from './presence.scripts';
 import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
@@ -65,6 +65,7 @@ export class RedisPresenceStore extends PresenceStore {
         expiry: this.key('presence:expiry'),
         network: this.key('net', u.network ?? ''),
         networks: this.key('networks'),
+        sampledBy: this.key('netsampled', u.network ?? ''),
       },
       args: {
         deviceId: u.deviceId,
@@ -76,6 +77,7 @@ export class RedisPresenceStore extends PresenceStore {
         network: u.network,
         sampleBucket: u.sampleBucket === undefined ? undefined : String(u.sampleBucket),
         networkRetention: NETWORK_RETENTION_MS,
+        samplePeriod: DEVICE_SAMPLE_PERIOD_MS,
       },
     });
     return ok === 1;
