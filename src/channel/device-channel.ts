@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { SessionRef } from '../presence/presence.types';
-import { CloseReason, DeviceServer, DeviceSocket, NotificationPayload, ReadyPayload, sessionRef } from './socket-events';
+import { CloseReason, DeviceServer, DeviceSocket, InterServerEvents, NotificationPayload, ReadyPayload, RECONNECT_AFTER, sessionRef } from './socket-events';
+import { bufferedBytes, release, tcpConnections } from './wire';
 
 export const rooms = {
   device: (deviceId: string) => `device:${deviceId}`,
@@ -17,6 +18,22 @@ export function joinedTopics(socket: DeviceSocket): string[] {
 }
 
 const CLOSE_EVENT = 'push-gateway:close';
+const DELIVER_EVENT = 'push-gateway:deliver';
+const RECHECK_EVENT = 'push-gateway:recheck';
+
+/** What an instance hands to its delivery: a stored notification for sockets it holds. */
+export interface InboundDelivery {
+  payload: NotificationPayload;
+  bytes: number;
+  deviceIds: string[];
+}
+
+/**
+ * How long a closing session may take to flush its last message and close cleanly before its
+ * connection is cut: well inside the 1 s in which a closed session must let go of its TCP
+ * connection.
+ */
+export const CLOSE_GRACE_MS = 500;
 
 export type PushOutcome = { acked: true; latencyMs: number } | { acked: false };
 
@@ -32,13 +49,19 @@ export class DeviceChannel {
   /** deviceId -> its socket here, for emits that need no other instance. */
   private readonly localDevices = new Map<string, DeviceSocket>();
   private readonly readyListeners: ((socket: DeviceSocket) => void)[] = [];
+  private deliverListener?: (delivery: InboundDelivery) => void;
+  private recheckListener?: (deviceIds: string[]) => void;
   private draining = false;
   private instanceId = '';
 
   attach(server: DeviceServer, instanceId: string): void {
     this.server = server;
     this.instanceId = instanceId;
-    server.on(CLOSE_EVENT, (sessionIds, reason) => this.closeLocal(sessionIds, reason));
+    server.on(CLOSE_EVENT, (sessionIds, reason) => sessionIds.forEach((id) => this.closeLocal(id, reason)));
+    server.on(DELIVER_EVENT, (target, payload, bytes, deviceIds) => {
+      if (target === this.instanceId) this.deliverListener?.({ payload, bytes, deviceIds });
+    });
+    server.on(RECHECK_EVENT, (deviceIds) => this.recheckListener?.(deviceIds));
   }
 
   get isDraining(): boolean {
@@ -78,63 +101,105 @@ export class DeviceChannel {
   }
 
   /**
-   * Closes sessions, here or on the instance that holds them:
-   * - `expired`: presence ran out; the transport closes and the client (`transport close`)
-   *   reconnects by itself once it is alive again, starting a fresh session;
-   * - `replaced`: another connection of the device took over; `session_replaced`, then
-   *   `io server disconnect`, so the client does not reconnect and take it back;
-   * - `kicked`: an operator ended it; `io server disconnect`, no automatic reconnect.
+   * Closes sessions, here or on the instance that holds them. Each gets told why first:
+   * `session_ended { reason, reconnect }` (`session_replaced` for a takeover, `server_draining`
+   * for a drain). Sessions the device should not resume by itself (`replaced`, `kicked`) also get
+   * Socket.IO's disconnect packet, so clients see `io server disconnect` and stay down; the others
+   * see `transport close` and reconnect.
    */
   close(sessions: readonly SessionRef[], reason: CloseReason): void {
-    const here = sessions.filter((s) => s.instanceId === this.instanceId).map((s) => s.sessionId);
-    const remote = sessions.filter((s) => s.instanceId !== this.instanceId).map((s) => s.sessionId);
-    this.closeLocal(here, reason);
-    if (!remote.length) return;
-    try {
-      this.io.serverSideEmit(CLOSE_EVENT, remote, reason);
-    } catch {
-      // The in-memory adapter (one instance) has no other instance to tell. With Redis this is
-      // best effort: an instance that is gone has no sockets left to close.
+    const remote: string[] = [];
+    for (const s of sessions) {
+      if (s.instanceId !== this.instanceId) remote.push(s.sessionId);
+      else this.closeLocal(s.sessionId, reason);
     }
+    if (remote.length) this.serverSideEmit(CLOSE_EVENT, remote, reason);
   }
 
-  private closeLocal(sessionIds: readonly string[], reason: CloseReason): void {
-    for (const sessionId of sessionIds) {
-      const socket = this.local.get(sessionId);
-      if (!socket) continue;
-      switch (reason) {
-        case 'expired':
-          socket.conn.close();
-          break;
-        case 'replaced':
-          socket.emit('session_replaced', { sessionId, reason: 'new_session' });
-          socket.disconnect(true);
-          break;
-        case 'kicked':
-          socket.disconnect(true);
-          break;
-      }
+  /**
+   * Best effort: the in-memory adapter (one instance) has no other instance to tell, and with Redis
+   * a lost message costs a delay, not data (inboxes are read again on the next connection).
+   */
+  private serverSideEmit<E extends keyof InterServerEvents>(event: E, ...args: Parameters<InterServerEvents[E]>): void {
+    try {
+      this.io.serverSideEmit(event, ...args);
+    } catch {
+      // no other instance
     }
   }
 
   /**
-   * Emits one notification to a device, wherever its socket is; resolves on its ack or the timeout.
-   * A socket on this instance gets it directly: a room emit with an ack through the Redis adapter
-   * costs a PUBSUB NUMSUB and a PUBLISH round trip per device, which is what a topic fan-out to
-   * thousands of local devices must not pay. Only devices held elsewhere go through the adapter.
+   * Closes one local session for good: from here on nothing more is sent to it, the last message
+   * gets CLOSE_GRACE_MS to leave, then whatever is still buffered is discarded and the TCP
+   * connection destroyed, so a client that stopped reading cannot keep memory or a connection.
    */
-  push(deviceId: string, payload: NotificationPayload, timeoutMs: number): Promise<PushOutcome> {
-    const socket = this.localDevices.get(deviceId);
-    if (socket?.connected) return this.pushTo(socket, payload, timeoutMs);
-    const started = performance.now();
-    return new Promise((resolve) => {
-      this.io
-        .to(rooms.device(deviceId))
-        .timeout(timeoutMs)
-        .emit('notification', payload, (_err: Error | null, receipts: unknown[]) => {
-          resolve(receipts?.length ? { acked: true, latencyMs: performance.now() - started } : { acked: false });
-        });
+  closeSocket(socket: DeviceSocket, reason: CloseReason): void {
+    const session = socket.data.session;
+    if (session.closing) return;
+    session.closing = reason;
+    const connections = tcpConnections(socket);
+    switch (reason) {
+      case 'replaced':
+        socket.emit('session_replaced', { sessionId: session.sessionId, reason: 'new_session' });
+        break;
+      case 'server_shutdown':
+        socket.emit('server_draining', { instanceId: this.instanceId, reconnect: true });
+        break;
+      default:
+        socket.emit('session_ended', { reason, reconnect: RECONNECT_AFTER[reason] });
+    }
+    if (reason === 'replaced' || reason === 'kicked') socket.disconnect(true);
+    else socket.conn.close();
+    const deadline = setTimeout(() => release(socket, connections), CLOSE_GRACE_MS);
+    deadline.unref();
+    socket.conn.once('close', () => {
+      // Engine.IO is done; a client that ignores the WebSocket closing handshake still loses its TCP connection then.
+      if (connections.every((c) => c.destroyed)) clearTimeout(deadline);
     });
+  }
+
+  /** Bytes this instance holds for the socket, not yet taken by the client. */
+  bufferedBytes(socket: DeviceSocket): number {
+    return bufferedBytes(socket);
+  }
+
+  /** Whether the session may still be sent to. */
+  isOpen(socket: DeviceSocket): boolean {
+    return socket.connected && !socket.data.session.closing;
+  }
+
+  private closeLocal(sessionId: string, reason: CloseReason): void {
+    const socket = this.local.get(sessionId);
+    if (socket) this.closeSocket(socket, reason);
+  }
+
+  /** The socket this instance holds for a device, if it is here and open. */
+  localSocket(deviceId: string): DeviceSocket | undefined {
+    const socket = this.localDevices.get(deviceId);
+    return socket && this.isOpen(socket) ? socket : undefined;
+  }
+
+  /** Receives the deliveries other instances route here (one listener: the delivery service). */
+  onDeliver(listener: (delivery: InboundDelivery) => void): void {
+    this.deliverListener = listener;
+  }
+
+  onRecheck(listener: (deviceIds: string[]) => void): void {
+    this.recheckListener = listener;
+  }
+
+  /**
+   * Hands a stored notification to the instance holding these devices' sockets: one message per
+   * instance, not a room emit per device (which costs the adapter a NUMSUB and a PUBLISH each),
+   * and the instance that holds a socket is the one that paces what it sends and records acks.
+   */
+  deliverRemote(instanceId: string, delivery: InboundDelivery): void {
+    this.serverSideEmit(DELIVER_EVENT, instanceId, delivery.payload, delivery.bytes, delivery.deviceIds);
+  }
+
+  /** Asks every instance to read these devices' inboxes again (after an uncertain write). */
+  recheckRemote(deviceIds: string[]): void {
+    this.serverSideEmit(RECHECK_EVENT, deviceIds);
   }
 
   /** Emits one notification on a given socket (redelivery after connect); resolves on its ack or the timeout. */
@@ -157,11 +222,7 @@ export class DeviceChannel {
   drain(): SessionRef[] {
     this.draining = true;
     const sessions = this.localSessions();
-    for (const socket of this.local.values()) {
-      socket.emit('server_draining', { instanceId: this.instanceId, reconnect: true });
-      // Flush the hint before closing: close() on the engine socket discards what is still buffered.
-      setImmediate(() => socket.conn.close());
-    }
+    for (const socket of this.local.values()) this.closeSocket(socket, 'server_shutdown');
     return sessions;
   }
 

@@ -69,11 +69,29 @@ export interface TopicsAck {
 
 export type Ack<T> = T | ErrorAck;
 
+/** Why the server ended a session, as `session_ended` tells the device. */
+export type SessionEndReason = 'token_expired' | 'slow_consumer' | 'rate_limited' | 'kicked' | 'expired';
+
+/** Whether a device should connect again by itself after each server-side end. */
+export const RECONNECT_AFTER: Record<SessionEndReason, boolean> = {
+  token_expired: true,
+  slow_consumer: true,
+  rate_limited: true,
+  kicked: false,
+  expired: true,
+};
+
+export interface SessionEndedPayload {
+  reason: SessionEndReason;
+  reconnect: boolean;
+}
+
 export interface ServerToClientEvents {
   ready: (payload: ReadyPayload) => void;
   notification: (payload: NotificationPayload, ack: (receipt?: unknown) => void) => void;
   session_replaced: (payload: { sessionId: string; reason: 'new_session' }) => void;
   server_draining: (payload: { instanceId: string; reconnect: true }) => void;
+  session_ended: (payload: SessionEndedPayload) => void;
 }
 
 /** Every server event by name; the compiler keeps it complete (the AsyncAPI test reads it). */
@@ -82,15 +100,20 @@ export const SERVER_EVENTS: Record<keyof ServerToClientEvents, true> = {
   notification: true,
   session_replaced: true,
   server_draining: true,
+  session_ended: true,
 };
 
-/** Why the server closes a session that is not this socket's own doing. */
-export type CloseReason = 'expired' | 'replaced' | 'kicked';
+/** Why the server closes a session: a `session_ended` reason, a takeover, or this instance's drain. */
+export type CloseReason = SessionEndReason | 'replaced' | 'server_shutdown';
 
 /** What one gateway instance tells the others through the Redis adapter. */
 export interface InterServerEvents {
   /** Close these sessions if their sockets are here. */
   'push-gateway:close': (sessionIds: string[], reason: CloseReason) => void;
+  /** Send this stored notification to these devices, if `instanceId` is yours (`bytes`: its JSON size). */
+  'push-gateway:deliver': (instanceId: string, payload: NotificationPayload, bytes: number, deviceIds: string[]) => void;
+  /** These devices' inboxes may hold something they were not sent: read them again if their sockets are here. */
+  'push-gateway:recheck': (deviceIds: string[]) => void;
 }
 
 /** What the auth middleware learned from the token, plus the live session state. */
@@ -108,6 +131,8 @@ export interface DeviceSession {
   runStartedAt?: number;
   /** Settles once presence is recorded and `ready` was sent; false if that failed. */
   ready?: Promise<boolean>;
+  /** Set once the server decided to close this session: nothing more is sent or handled. */
+  closing?: CloseReason;
 }
 
 /** The store's handle on a live session. */

@@ -46,6 +46,8 @@ export class AppConfig {
   readonly apiRateLimit!: number;
   readonly apiRateWindowMs!: number;
   readonly socketEventsPerSecond!: number;
+  readonly socketMaxBufferedBytes!: number;
+  readonly slowConsumerGraceMs!: number;
   readonly deviceRetentionMs!: number;
   readonly inboxMaxSize!: number;
   readonly notificationRetentionMs!: number;
@@ -120,6 +122,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     apiRateLimit: r.int('API_RATE_LIMIT', 6_000, { min: 1, max: 10_000_000 }),
     apiRateWindowMs: r.int('API_RATE_WINDOW_MS', 60_000, { min: 1_000 }),
     socketEventsPerSecond: r.int('SOCKET_EVENTS_PER_SECOND', 10, { min: 1 }),
+    socketMaxBufferedBytes: r.int('SOCKET_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
+    slowConsumerGraceMs: r.int('SLOW_CONSUMER_GRACE_MS', 5_000, { min: 100 }),
     deviceRetentionMs: r.int('DEVICE_RETENTION_DAYS', 30, { min: 1, max: 3650 }) * 86_400_000,
     inboxMaxSize: r.int('INBOX_MAX_SIZE', 1_000, { min: 1, max: 100_000 }),
     notificationRetentionMs: r.int('NOTIFICATION_RETENTION_HOURS', 24, { min: 1, max: 24 * 90 }) * 3_600_000,

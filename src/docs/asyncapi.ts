@@ -1,5 +1,5 @@
 import { CLIENT_EVENT_SCHEMAS, CLIENT_EVENTS } from '../channel/client-events';
-import { ERROR_CODES, SERVER_EVENTS } from '../channel/socket-events';
+import { ERROR_CODES, RECONNECT_AFTER, SERVER_EVENTS } from '../channel/socket-events';
 import { ID } from '../common/patterns';
 
 /**
@@ -132,6 +132,19 @@ export const ASYNCAPI = {
           required: ['sessionId', 'reason'],
           additionalProperties: false,
           properties: { sessionId: { type: 'string' }, reason: { const: 'new_session' } },
+        },
+      },
+      session_ended: {
+        name: 'session_ended',
+        summary: 'The server ends this session; the transport closes within 1 s. Reconnect (with a fresh token for token_expired) when `reconnect` is true',
+        payload: {
+          type: 'object',
+          required: ['reason', 'reconnect'],
+          additionalProperties: false,
+          properties: {
+            reason: { enum: Object.keys(RECONNECT_AFTER) },
+            reconnect: { type: 'boolean' },
+          },
         },
       },
       server_draining: {

@@ -22,6 +22,8 @@ export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: 
     const [event, ...args] = packet as [unknown, ...unknown[]];
     const ack = typeof args.at(-1) === 'function' ? (args.pop() as (reply: unknown) => void) : undefined;
     const refuse = (reply: ReturnType<typeof errorAck>) => ack?.(reply);
+    // A session the server is closing handles nothing more (a heartbeat must not revive it).
+    if (socket.data.session.closing) return;
     if (typeof event !== 'string' || !KNOWN.has(event)) {
       return refuse(errorAck('unknown_event', `unknown event "${String(event)}"; known: ${CLIENT_EVENTS.join(', ')}`));
     }

@@ -55,7 +55,17 @@ export class MetricsService {
   });
   readonly pushesRedelivered = new Counter({
     name: 'push_gateway_pushes_redelivered_total',
-    help: 'Pending notifications sent again when their device connected',
+    help: 'Notifications sent from a device inbox: pending ones when it connected, or held back while its socket was full',
+    registers: [this.registry],
+  });
+  readonly socketsFull = new Counter({
+    name: 'push_gateway_socket_full_total',
+    help: 'Times sending to a socket paused because it held SOCKET_MAX_BUFFERED_BYTES (the rest waits in its inbox)',
+    registers: [this.registry],
+  });
+  readonly slowConsumers = new Counter({
+    name: 'push_gateway_slow_consumers_total',
+    help: 'Sessions ended because the socket stayed full (SOCKET_MAX_BUFFERED_BYTES) past SLOW_CONSUMER_GRACE_MS',
     registers: [this.registry],
   });
   readonly notifications = new Counter({

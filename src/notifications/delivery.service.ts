@@ -1,19 +1,28 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { DeviceChannel, InboundDelivery, PushOutcome } from '../channel/device-channel';
+import { DeviceSocket } from '../channel/socket-events';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
-import { DeviceChannel, PushOutcome } from '../channel/device-channel';
-import { DeviceSocket, NotificationPayload } from '../channel/socket-events';
 import { MetricsService } from '../metrics/metrics.service';
+import { Deliverable, OnlineTarget } from './notification.types';
 import { NotificationStore } from './notification.store';
+import { Outbox, OutboxPort } from './outbox';
+
+/** After an uncertain write, other instances are asked to re-read inboxes at these delays (ms): Redis may still be down at first. */
+export const RECHECK_DELAYS_MS = [0, 1_000, 5_000, 15_000];
 
 /**
  * Puts stored notifications on the wire and turns acks into receipts. Everything it sends is
  * already in the device's inbox, so a lost emit or a missing ack costs nothing: the notification
- * stays pending and goes out again on the device's next connection (at-least-once, same id).
+ * stays pending and goes out again (same id), at the latest on the device's next connection.
+ * Each local socket has an Outbox that paces it; notifications for sockets on other instances are
+ * handed to those instances, which pace and record them.
  */
 @Injectable()
 export class DeliveryService implements OnModuleInit {
   private readonly logger = new Logger(DeliveryService.name);
+  private readonly outboxes = new WeakMap<DeviceSocket, Outbox>();
+  private readonly port: OutboxPort;
 
   constructor(
     private readonly store: NotificationStore,
@@ -21,47 +30,98 @@ export class DeliveryService implements OnModuleInit {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
-  ) {}
+  ) {
+    this.port = {
+      maxBufferedBytes: config.socketMaxBufferedBytes,
+      slowConsumerGraceMs: config.slowConsumerGraceMs,
+      now: () => this.clock.now(),
+      buffered: (socket) => this.channel.bufferedBytes(socket),
+      isOpen: (socket) => this.channel.isOpen(socket),
+      emit: (socket, n, fromInbox) => {
+        this.metrics.pushesSent.inc();
+        if (fromInbox) this.metrics.pushesRedelivered.inc();
+        return this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs);
+      },
+      readPending: (deviceId, limit) => this.store.pending(deviceId, this.clock.now(), limit),
+      settled: (deviceId, n, outcome) => void this.settled(deviceId, n, outcome),
+      onFull: () => this.metrics.socketsFull.inc(),
+      endSlowConsumer: (socket) => {
+        this.metrics.slowConsumers.inc();
+        this.channel.closeSocket(socket, 'slow_consumer');
+      },
+    };
+  }
 
   onModuleInit(): void {
-    this.channel.onSessionReady((socket) => void this.deliverPending(socket));
+    this.channel.onSessionReady((socket) => this.attach(socket));
+    this.channel.onDeliver((delivery) => this.deliverLocal(delivery));
+    this.channel.onRecheck((deviceIds) => this.recheckLocal(deviceIds));
   }
 
-  /** Sends a just-published notification to an online device. */
-  send(deviceId: string, payload: NotificationPayload): void {
-    void this.settle(deviceId, payload, this.channel.push(deviceId, payload, this.config.ackTimeoutMs));
-  }
-
-  /** After `ready`: the device's pending notifications, oldest first, on this socket. */
-  async deliverPending(socket: DeviceSocket): Promise<void> {
-    const { deviceId } = socket.data.session;
-    let pending: NotificationPayload[];
-    try {
-      pending = await this.store.pending(deviceId, this.clock.now(), this.config.inboxMaxSize);
-    } catch (err) {
-      // Still stored: it goes out on the next connection.
-      this.logger.warn(`pending notifications of ${deviceId} not read: ${(err as Error).message}`);
-      return;
+  /** Sends a stored notification to the devices that were online when it was stored, wherever they are. */
+  dispatch(notification: Deliverable, targets: readonly OnlineTarget[]): void {
+    const byInstance = new Map<string, string[]>();
+    for (const { deviceId, instanceId } of targets) {
+      const ids = byInstance.get(instanceId);
+      if (ids) ids.push(deviceId);
+      else byInstance.set(instanceId, [deviceId]);
     }
-    if (pending.length) this.metrics.pushesRedelivered.inc(pending.length);
-    // Emitted back to back: one connection keeps their order, and acks settle each independently.
-    await Promise.all(pending.map((p) => this.settle(deviceId, p, this.channel.pushTo(socket, p, this.config.ackTimeoutMs))));
+    for (const [instanceId, deviceIds] of byInstance) {
+      const delivery = { payload: notification.payload, bytes: notification.bytes, deviceIds };
+      if (instanceId === this.config.instanceId) this.deliverLocal(delivery);
+      else this.channel.deliverRemote(instanceId, delivery);
+    }
   }
 
-  private async settle(deviceId: string, payload: NotificationPayload, outcome: Promise<PushOutcome>): Promise<void> {
-    this.metrics.pushesSent.inc();
-    const result = await outcome;
-    if (!result.acked) {
+  /**
+   * A write whose outcome is unknown may have stored notifications that nobody was sent: have
+   * these devices' sockets read their inboxes again, here now (retried until Redis answers) and on
+   * the other instances a few times while Redis comes back.
+   */
+  recheckLater(deviceIds: readonly string[]): void {
+    if (!deviceIds.length) return;
+    const ids = [...deviceIds];
+    this.recheckLocal(ids);
+    for (const delay of RECHECK_DELAYS_MS) setTimeout(() => this.channel.recheckRemote(ids), delay).unref();
+  }
+
+  /** Bytes a device's socket here holds now (transport plus unacked notifications); undefined when it is not here. */
+  heldBytes(deviceId: string): number | undefined {
+    return this.outboxOf(deviceId)?.held;
+  }
+
+  private attach(socket: DeviceSocket): void {
+    const outbox = new Outbox(socket, socket.data.session.deviceId, this.port);
+    this.outboxes.set(socket, outbox);
+    socket.once('disconnect', () => outbox.close());
+    outbox.start();
+  }
+
+  private deliverLocal({ payload, bytes, deviceIds }: InboundDelivery): void {
+    for (const deviceId of deviceIds) this.outboxOf(deviceId)?.offer({ payload, bytes });
+  }
+
+  private recheckLocal(deviceIds: readonly string[]): void {
+    for (const deviceId of deviceIds) this.outboxOf(deviceId)?.recheck();
+  }
+
+  private outboxOf(deviceId: string): Outbox | undefined {
+    const socket = this.channel.localSocket(deviceId);
+    return socket && this.outboxes.get(socket);
+  }
+
+  private async settled(deviceId: string, n: Deliverable, outcome: PushOutcome): Promise<void> {
+    if (!outcome.acked) {
       this.metrics.pushesUnacked.inc();
       return;
     }
     this.metrics.pushesAcked.inc();
-    this.metrics.ackLatency.observe(result.latencyMs / 1000);
+    this.metrics.ackLatency.observe(outcome.latencyMs / 1000);
     try {
-      await this.store.ack(payload, deviceId, this.clock.now());
+      await this.store.ack(n.payload, deviceId, this.clock.now());
     } catch (err) {
       // The receipt is lost, not the notification: it stays pending and is sent again (same id).
-      this.logger.warn(`ack of ${payload.id} by ${deviceId} not recorded: ${(err as Error).message}`);
+      this.logger.warn(`ack of ${n.payload.id} by ${deviceId} not recorded: ${(err as Error).message}`);
     }
   }
 }

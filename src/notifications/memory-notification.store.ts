@@ -2,10 +2,11 @@ import { NotificationPayload } from '../channel/socket-events';
 import { MinHeap } from '../common/min-heap';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { NotificationStore, readTarget } from './notification.store';
-import { NotificationStatus, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
+import { Deliverable, NotificationStatus, OnlineTarget, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
 
 interface Stored {
   payload: NotificationPayload;
+  bytes: number;
   expiresAt: number;
   forgetAt: number;
   targets: Map<string, string>;
@@ -50,20 +51,21 @@ export class MemoryNotificationStore extends NotificationStore {
     if (r.idempotency) {
       const prev = this.idempotency.get(r.idempotency.key);
       if (prev && prev.expiresAt > r.now) {
-        return prev.fingerprint === r.idempotency.fingerprint ? { kind: 'replay', answer: prev.answer } : { kind: 'conflict' };
+        if (prev.fingerprint !== r.idempotency.fingerprint) return { kind: 'conflict' };
+        return { kind: 'replay', answer: prev.answer, pending: this.stillPending(prev.answer.id, r.now) };
       }
     }
     const { id, collapseKey } = r.payload;
-    const stored: Stored = { payload: r.payload, expiresAt: r.effectiveExpiresAt, forgetAt: r.effectiveExpiresAt + r.retentionMs, targets: new Map() };
+    const stored: Stored = { payload: r.payload, bytes: Buffer.byteLength(r.payloadJson), expiresAt: r.effectiveExpiresAt, forgetAt: r.effectiveExpiresAt + r.retentionMs, targets: new Map() };
     this.notifications.set(id, stored);
     this.expiring.push({ at: stored.expiresAt, key: id });
     this.forgetting.push({ at: stored.forgetAt, key: id });
     const answer: PublishAnswer = { id, online: 0, queued: 0 };
-    const onlineDeviceIds: string[] = [];
+    const online: OnlineTarget[] = [];
     let evicted = 0;
     for (const deviceId of r.deviceIds) {
-      const online = this.presence.isOnline(deviceId, r.now);
-      if (!online && !r.keepOffline) {
+      const instanceId = this.presence.onlineInstance(deviceId, r.now);
+      if (!instanceId && !r.keepOffline) {
         stored.targets.set(deviceId, `expired:${r.now}:offline`);
         continue;
       }
@@ -81,9 +83,9 @@ export class MemoryNotificationStore extends NotificationStore {
         evicted++;
       }
       stored.targets.set(deviceId, `pending:${r.now}`);
-      if (online) {
+      if (instanceId) {
         answer.online++;
-        onlineDeviceIds.push(deviceId);
+        online.push({ deviceId, instanceId });
       } else {
         answer.queued++;
       }
@@ -93,18 +95,18 @@ export class MemoryNotificationStore extends NotificationStore {
       this.idempotency.set(r.idempotency.key, { fingerprint: r.idempotency.fingerprint, answer, expiresAt });
       this.idempotencyEnds.push({ at: expiresAt, key: r.idempotency.key });
     }
-    return { kind: 'accepted', answer, onlineDeviceIds, evicted };
+    return { kind: 'accepted', answer, online, evicted };
   }
 
-  async pending(deviceId: string, now: number, limit: number): Promise<NotificationPayload[]> {
+  async pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]> {
     this.prune(now);
     const inbox = this.inboxes.get(deviceId);
     if (!inbox) return [];
-    const out: NotificationPayload[] = [];
+    const out: Deliverable[] = [];
     for (const id of [...inbox.ids].slice(0, limit)) {
       const n = this.notifications.get(id);
       if (n && n.expiresAt > now) {
-        out.push(n.payload);
+        out.push({ payload: n.payload, bytes: n.bytes });
       } else {
         inbox.ids.delete(id);
         if (n) n.targets.set(deviceId, `expired:${now}`);
@@ -130,6 +132,17 @@ export class MemoryNotificationStore extends NotificationStore {
       .map(([deviceId, raw]) => readTarget(deviceId, raw, n.expiresAt, now))
       .sort((a, b) => a.deviceId.localeCompare(b.deviceId));
     return { id, createdAt: n.payload.createdAt, expiresAt: n.payload.expiresAt, targets };
+  }
+
+  private stillPending(id: string, now: number): { notification: Deliverable; online: OnlineTarget[] } | undefined {
+    const n = this.notifications.get(id);
+    if (!n || n.expiresAt <= now) return undefined;
+    const online: OnlineTarget[] = [];
+    for (const [deviceId, raw] of n.targets) {
+      const instanceId = raw.startsWith('pending:') ? this.presence.onlineInstance(deviceId, now) : undefined;
+      if (instanceId) online.push({ deviceId, instanceId });
+    }
+    return online.length ? { notification: { payload: n.payload, bytes: n.bytes }, online } : undefined;
   }
 
   private prune(now: number): void {

@@ -37,6 +37,7 @@ function notificationStoreCases(
   const publish = (deviceIds: string[], p = payload(), extra: Partial<PublishRequest> = {}) =>
     store.publish({
       payload: p,
+      payloadJson: JSON.stringify(p),
       deviceIds,
       effectiveExpiresAt: clock.now() + 10_000,
       keepOffline: true,
@@ -45,6 +46,7 @@ function notificationStoreCases(
       now: clock.now(),
       ...extra,
     });
+  const pendingIds = async (deviceId: string) => (await store.pending(deviceId, clock.now(), 100)).map((x) => x.payload.id);
   const statusOf = async (id: string, deviceId: string) => (await store.status(id, clock.now()))?.targets.find((t) => t.deviceId === deviceId);
 
   beforeEach(() => {
@@ -56,7 +58,7 @@ function notificationStoreCases(
     await online('on');
     const p = payload();
     const result = await publish(['on', 'off'], p);
-    expect(result).toEqual({ kind: 'accepted', answer: { id: p.id, online: 1, queued: 1 }, onlineDeviceIds: ['on'], evicted: 0 });
+    expect(result).toEqual({ kind: 'accepted', answer: { id: p.id, online: 1, queued: 1 }, online: [{ deviceId: 'on', instanceId: 'gw' }], evicted: 0 });
     expect(await store.status(p.id, clock.now())).toEqual({
       id: p.id,
       createdAt: p.createdAt,
@@ -65,7 +67,7 @@ function notificationStoreCases(
         { deviceId: 'on', status: 'pending', updatedAt: clock.now() },
       ],
     });
-    expect(await store.pending('off', clock.now(), 100)).toEqual([p]);
+    expect(await store.pending('off', clock.now(), 100)).toEqual([{ payload: p, bytes: Buffer.byteLength(JSON.stringify(p)) }]);
   });
 
   it('marks a target delivered on ack and never hands it out again', async () => {
@@ -93,10 +95,10 @@ function notificationStoreCases(
     await publish(['d'], first);
     await publish(['d'], second);
     await publish(['d'], shortLived, { effectiveExpiresAt: clock.now() + 100 });
-    expect((await store.pending('d', clock.now(), 100)).map((x) => x.id)).toEqual([first.id, second.id, shortLived.id]);
-    expect((await store.pending('d', clock.now(), 2)).map((x) => x.id)).toEqual([first.id, second.id]);
+    expect(await pendingIds('d')).toEqual([first.id, second.id, shortLived.id]);
+    expect((await store.pending('d', clock.now(), 2)).map((x) => x.payload.id)).toEqual([first.id, second.id]);
     clock.advance(100);
-    expect((await store.pending('d', clock.now(), 100)).map((x) => x.id)).toEqual([first.id, second.id]);
+    expect(await pendingIds('d')).toEqual([first.id, second.id]);
     expect(await statusOf(shortLived.id, 'd')).toMatchObject({ status: 'expired' });
     clock.advance(10_000);
     expect(await store.pending('d', clock.now(), 100)).toEqual([]);
@@ -112,8 +114,8 @@ function notificationStoreCases(
     await publish(['a', 'b'], fresh);
     expect(await statusOf(old.id, 'a')).toEqual({ deviceId: 'a', status: 'replaced', updatedAt: clock.now() });
     expect(await statusOf(old.id, 'b')).toMatchObject({ status: 'delivered' });
-    expect((await store.pending('a', clock.now(), 100)).map((x) => x.id)).toEqual([fresh.id]);
-    expect((await store.pending('b', clock.now(), 100)).map((x) => x.id)).toEqual([fresh.id]);
+    expect(await pendingIds('a')).toEqual([fresh.id]);
+    expect(await pendingIds('b')).toEqual([fresh.id]);
   });
 
   it('evicts the oldest pending notification past the inbox bound', async () => {
@@ -121,18 +123,28 @@ function notificationStoreCases(
     const results = [];
     for (const p of ps) results.push(await publish(['d'], p, { maxInbox: 2 }));
     expect(results.map((r) => (r.kind === 'accepted' ? r.evicted : -1))).toEqual([0, 0, 1]);
-    expect(await statusOf(ps[0].id, 'd')).toEqual({ deviceId: 'd', status: 'expired', updatedAt: clock.now(), reason: 'inbox_full' });
-    expect((await store.pending('d', clock.now(), 100)).map((x) => x.id)).toEqual([ps[1].id, ps[2].id]);
+    const [oldest, kept, newest] = ps as [NotificationPayload, NotificationPayload, NotificationPayload];
+    expect(await statusOf(oldest.id, 'd')).toEqual({ deviceId: 'd', status: 'expired', updatedAt: clock.now(), reason: 'inbox_full' });
+    expect(await pendingIds('d')).toEqual([kept.id, newest.id]);
   });
 
   it('returns the first answer for a retried idempotency key and refuses a different body under it', async () => {
     await online('d');
     const idempotency = { key: 'k:retry-1', fingerprint: 'f1', windowMs: 300_000 };
-    const first = await publish(['d'], payload(), { idempotency });
+    const p = payload();
+    const first = await publish(['d', 'off'], p, { idempotency });
     expect(first.kind).toBe('accepted');
+    // The replay also says what still has to reach devices online now: the first attempt's
+    // notification, for its pending targets that are online (a 503'd first attempt may never have sent it).
     const again = await publish(['d'], payload(), { idempotency });
-    expect(again).toEqual({ kind: 'replay', answer: first.kind === 'accepted' ? first.answer : null });
+    expect(again).toEqual({
+      kind: 'replay',
+      answer: first.kind === 'accepted' ? first.answer : null,
+      pending: { notification: { payload: p, bytes: Buffer.byteLength(JSON.stringify(p)) }, online: [{ deviceId: 'd', instanceId: 'gw' }] },
+    });
     expect(await store.pending('d', clock.now(), 100)).toHaveLength(1);
+    await store.ack(p, 'd', clock.now());
+    expect(await publish(['d'], payload(), { idempotency })).toEqual({ kind: 'replay', answer: first.kind === 'accepted' ? first.answer : null });
     expect(await publish(['d'], payload(), { idempotency: { ...idempotency, fingerprint: 'f2' } })).toEqual({ kind: 'conflict' });
   });
 
@@ -192,7 +204,7 @@ describe('RedisNotificationStore (real Redis)', () => {
     const store = new RedisNotificationStore(redis, prefix);
     const now = Date.now();
     const p: NotificationPayload = { id: 'ttl-1', data: 1, createdAt: now, collapseKey: 'c' };
-    await store.publish({ payload: p, deviceIds: ['d'], effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now });
+    await store.publish({ payload: p, payloadJson: JSON.stringify(p), deviceIds: ['d'], effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now });
     expect(await redis.zrange(`${prefix}inbox:d`, '0', '-1')).toEqual(['ttl-1']);
     expect(await redis.pttl(`${prefix}inbox:d`)).toBeGreaterThan(59_000);
     expect(await redis.pttl(`${prefix}inbox:d:collapse`)).toBeGreaterThan(59_000);

@@ -21,7 +21,10 @@ import { luaScript } from '../redis/lua-script';
  * presence in the same step, and records the answer for an Idempotency-Key.
  * The idempotency key is a placeholder in the same hash slot when there is none: a Cluster routes a
  * script by its keys, so even an unused key must not point elsewhere.
- * Returns {'replay', answer} | {'conflict'} | {'ok', answer, onlineIds, evictedIds}.
+ * Returns {'conflict'}
+ *       | {'replay', answer, payload, onlineIds, onlineInstances}: the first answer, and the
+ *         targets still pending that are online now (payload false when the notification is gone)
+ *       | {'ok', answer, onlineIds, onlineInstances, evictedIds}.
  */
 export const PUBLISH = luaScript({
   name: 'pgPublish',
@@ -48,16 +51,32 @@ if fingerprint then
   -- The window ends by the caller's clock (expiresAt), not only by Redis's own (PX).
   if record and (record.expiresAt or math.huge) > now then
     if record.fingerprint ~= fingerprint then return {'conflict'} end
-    return {'replay', record.answer}
+    local first = prefix .. 'notif:' .. cjson.decode(record.answer).id
+    local n = redis.call('HMGET', first, 'payload', 'expiresAt')
+    local ids, instances = {}, {}
+    if n[1] and tonumber(n[2]) > now then
+      local fields = redis.call('HGETALL', first)
+      for i = 1, #fields, 2 do
+        if string.sub(fields[i], 1, 2) == 't:' and string.sub(fields[i + 1], 1, 8) == 'pending:' then
+          local device = string.sub(fields[i], 3)
+          local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
+          if state[1] and tonumber(state[2]) > now then
+            ids[#ids + 1] = device
+            instances[#instances + 1] = state[3]
+          end
+        end
+      end
+    end
+    return {'replay', record.answer, n[1] or false, ids, instances}
   end
 end
 
 local seq = redis.call('INCR', seqKey)
 redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', now + notifPx)
-local online, queued, onlineIds, evicted = 0, 0, {}, {}
+local online, queued, onlineIds, onlineInstances, evicted = 0, 0, {}, {}, {}
 local inboxPx = expiresAt - now
 for _, device in ipairs(rest) do
-  local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt')
+  local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
   local isOnline = state[1] and tonumber(state[2]) > now
   if isOnline or keepOffline == 1 then
     local inbox = prefix .. 'inbox:' .. device
@@ -84,6 +103,7 @@ for _, device in ipairs(rest) do
     if isOnline then
       online = online + 1
       onlineIds[#onlineIds + 1] = device
+      onlineInstances[#onlineInstances + 1] = state[3]
     else
       queued = queued + 1
     end
@@ -96,7 +116,7 @@ local answer = cjson.encode({id = id, online = online, queued = queued})
 if fingerprint then
   redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, answer = answer, expiresAt = now + idempotencyPx}), 'PX', idempotencyPx)
 end
-return {'ok', answer, onlineIds, evicted}
+return {'ok', answer, onlineIds, onlineInstances, evicted}
 `,
 });
 

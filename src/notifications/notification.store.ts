@@ -1,5 +1,5 @@
 import { NotificationPayload } from '../channel/socket-events';
-import { NotificationStatus, PublishRequest, PublishResult } from './notification.types';
+import { Deliverable, NotificationStatus, PublishRequest, PublishResult } from './notification.types';
 
 /**
  * Per-device inboxes and per-target receipts, in Redis or in process memory; both keep the same
@@ -16,7 +16,7 @@ export abstract class NotificationStore {
   abstract publish(request: PublishRequest): Promise<PublishResult>;
 
   /** The device's pending, unexpired notifications, oldest first. */
-  abstract pending(deviceId: string, now: number, limit: number): Promise<NotificationPayload[]>;
+  abstract pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]>;
 
   /** Records a device's ack; true if it changed the target's status. */
   abstract ack(payload: NotificationPayload, deviceId: string, now: number): Promise<boolean>;

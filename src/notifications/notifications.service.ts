@@ -1,6 +1,7 @@
 import { BadRequestException, Injectable, PayloadTooLargeException, UnprocessableEntityException } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
+import { StoreUnavailableError } from '../common/store-unavailable.error';
 import { IDEMPOTENCY_KEY } from '../common/patterns';
 import { AppConfig } from '../config/app-config';
 import { DeviceChannel } from '../channel/device-channel';
@@ -55,9 +56,13 @@ export class NotificationsService {
       createdAt: now,
       expiresAt: ttlMs > 0 ? now + ttlMs : undefined,
     };
+    const deviceIds = await this.resolveDevices(dto, now);
+    const json = JSON.stringify(payload);
+    const notification = { payload, bytes: Buffer.byteLength(json) };
     const result = await this.store.publish({
       payload,
-      deviceIds: await this.resolveDevices(dto, now),
+      payloadJson: json,
+      deviceIds,
       // ttl 0 still waits one ack window, so a device that drops and comes straight back gets it.
       effectiveExpiresAt: now + (ttlMs > 0 ? ttlMs : this.config.ackTimeoutMs),
       keepOffline: ttlMs > 0,
@@ -67,19 +72,25 @@ export class NotificationsService {
       idempotency: ctx.idempotencyKey
         ? { key: `${ctx.apiKeyId}:${ctx.idempotencyKey}`, fingerprint: fingerprint(dto), windowMs: this.config.idempotencyWindowMs }
         : undefined,
+    }).catch((err: unknown) => {
+      // Redis may have stored it without answering: whatever it holds must still reach online devices.
+      if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.delivery.recheckLater(deviceIds);
+      throw err;
     });
     if (result.kind === 'conflict') {
       this.metrics.notifications.inc({ result: 'conflict' });
       throw new UnprocessableEntityException('Idempotency-Key was already used with a different request body');
     }
     if (result.kind === 'replay') {
+      // A 202 means "being sent now", a replay too: the first attempt may have stored it unsent.
       this.metrics.notifications.inc({ result: 'replayed' });
+      if (result.pending) this.delivery.dispatch(result.pending.notification, result.pending.online);
       return result.answer;
     }
     this.metrics.notifications.inc({ result: 'accepted' });
     this.metrics.queued.inc(result.answer.queued);
     this.metrics.inboxEvicted.inc(result.evicted);
-    for (const deviceId of result.onlineDeviceIds) this.delivery.send(deviceId, payload);
+    this.delivery.dispatch(notification, result.online);
     return result.answer;
   }
 

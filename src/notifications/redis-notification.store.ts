@@ -4,7 +4,7 @@ import { redisCall } from '../redis/redis-errors';
 import { NotificationPayload } from '../channel/socket-events';
 import { NotificationStore, readTarget } from './notification.store';
 import { ACK, PENDING, PUBLISH } from './notification.scripts';
-import { NotificationStatus, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
+import { Deliverable, NotificationStatus, OnlineTarget, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
 
 /** Inboxes and receipts in Redis; the layout is described in notification.scripts.ts. */
 export class RedisNotificationStore extends NotificationStore {
@@ -29,7 +29,7 @@ export class RedisNotificationStore extends NotificationStore {
       args: {
         prefix: this.prefix,
         id: p.id,
-        payload: JSON.stringify(p),
+        payload: r.payloadJson,
         createdAt: p.createdAt,
         expiresAt: r.effectiveExpiresAt,
         notifPx: Math.max(1, r.effectiveExpiresAt - r.now + r.retentionMs),
@@ -41,19 +41,29 @@ export class RedisNotificationStore extends NotificationStore {
         idempotencyPx: r.idempotency?.windowMs ?? 0,
       },
       rest: r.deviceIds,
-    })) as [string, string?, string[]?, string[]?];
-    if (reply[0] === 'conflict') return { kind: 'conflict' };
-    const answer = JSON.parse(reply[1] ?? '{}') as PublishAnswer;
-    if (reply[0] === 'replay') return { kind: 'replay', answer };
-    return { kind: 'accepted', answer, onlineDeviceIds: reply[2] ?? [], evicted: reply[3]?.length ?? 0 };
+    })) as PublishReply;
+    switch (reply[0]) {
+      case 'conflict':
+        return { kind: 'conflict' };
+      case 'replay': {
+        const [, answer, json, ids, instances] = reply;
+        const online = targets(ids, instances);
+        const notification = json ? deliverable(json) : undefined;
+        return { kind: 'replay', answer: JSON.parse(answer) as PublishAnswer, pending: notification && online.length ? { notification, online } : undefined };
+      }
+      case 'ok': {
+        const [, answer, ids, instances, evicted] = reply;
+        return { kind: 'accepted', answer: JSON.parse(answer) as PublishAnswer, online: targets(ids, instances), evicted: evicted.length };
+      }
+    }
   }
 
-  async pending(deviceId: string, now: number, limit: number): Promise<NotificationPayload[]> {
+  async pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]> {
     const rows = (await this.scripts.pending({
       keys: { inbox: this.key('inbox', deviceId) },
       args: { prefix: this.prefix, deviceId, now, limit },
     })) as string[];
-    return rows.map((json) => JSON.parse(json) as NotificationPayload);
+    return rows.map(deliverable);
   }
 
   async ack(payload: NotificationPayload, deviceId: string, now: number): Promise<boolean> {
@@ -81,4 +91,17 @@ export class RedisNotificationStore extends NotificationStore {
   private key(...parts: string[]): string {
     return this.prefix + parts.join(':');
   }
+}
+
+type PublishReply =
+  | ['conflict']
+  | ['replay', string, string | null, string[], string[]]
+  | ['ok', string, string[], string[], string[]];
+
+function targets(deviceIds: string[], instanceIds: string[]): OnlineTarget[] {
+  return deviceIds.map((deviceId, i) => ({ deviceId, instanceId: instanceIds[i] ?? '' }));
+}
+
+function deliverable(json: string): Deliverable {
+  return { payload: JSON.parse(json) as NotificationPayload, bytes: Buffer.byteLength(json) };
 }

@@ -177,10 +177,13 @@ export class MemoryPresenceStore extends PresenceStore {
       .map(([network, n]) => ({ network, histogram: { ...n.histogram } }));
   }
 
-  /** For the in-process notification store, which decides who is online the way Redis does. */
-  isOnline(deviceId: string, now: number): boolean {
+  /**
+   * For the in-process notification store, which decides who is online the way Redis does: the
+   * instance holding the device's session, or undefined when it is offline.
+   */
+  onlineInstance(deviceId: string, now: number): string | undefined {
     const d = this.devices.get(deviceId);
-    return !!d?.sessionId && (d.expiresAt ?? 0) > now;
+    return d?.sessionId && (d.expiresAt ?? 0) > now ? d.instanceId : undefined;
   }
 
   private view(deviceId: string, now: number): DeviceView | null {

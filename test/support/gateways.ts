@@ -10,7 +10,7 @@ export interface RunningGateway {
 }
 
 /** Starts one built gateway process on a free loopback port and waits until it is ready. */
-export async function startGateway(instanceId: string, env: Record<string, string>): Promise<RunningGateway> {
+export async function startGateway(instanceId: string, env: Record<string, string>, nodeArgs: string[] = []): Promise<RunningGateway> {
   const port = await freePort();
   const process = spawnGateway({
     PORT: String(port),
@@ -23,7 +23,7 @@ export async function startGateway(instanceId: string, env: Record<string, strin
     REDIS_PROBE_INTERVAL_MS: '200',
     SHUTDOWN_GRACE_MS: '5000',
     ...env,
-  });
+  }, nodeArgs);
   const url = `http://127.0.0.1:${port}`;
   await waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.ok ?? false, 15_000, 50).catch((err: Error) => {
     throw new Error(`${instanceId} did not become ready: ${err.message}\n${process.output()}`);

@@ -12,9 +12,9 @@ export interface GatewayProcess {
 }
 
 /** Runs the built gateway (`npm run build` first) as its own process with the given environment. */
-export function spawnGateway(env: Record<string, string>): GatewayProcess {
+export function spawnGateway(env: Record<string, string>, nodeArgs: string[] = []): GatewayProcess {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" (npm test does)`);
-  const child = spawn(process.execPath, [MAIN], {
+  const child = spawn(process.execPath, [...nodeArgs, MAIN], {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });

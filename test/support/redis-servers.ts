@@ -36,6 +36,15 @@ export class RedisServer {
   kill(): void {
     this.process?.kill('SIGKILL');
   }
+
+  /** Freezes the server (SIGSTOP): connections stay open, commands queue unanswered. */
+  pause(): void {
+    this.process?.kill('SIGSTOP');
+  }
+
+  resume(): void {
+    this.process?.kill('SIGCONT');
+  }
 }
 
 /** One sentinel watching `master` (quorum 1, fast failure detection), for failover tests. */

@@ -1,0 +1,107 @@
+import Redis from 'ioredis';
+import { Socket } from 'socket.io-client';
+import { api, connectDevice, nextEvent, waitFor } from './support/app';
+import { RunningGateway, startGateway } from './support/gateways';
+import { MemoryProbe } from './support/memory-probe';
+import { RawDevice } from './support/raw-device';
+import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deviceToken } from './support/tokens';
+
+const LIMIT = 1_048_576; // SOCKET_MAX_BUFFERED_BYTES (the default)
+const COUNT = 20_000;
+const DATA = 'x'.repeat(4_000); // a 4 KB notification
+
+/** POSTs `count` notifications to one device, `concurrency` at a time; every answer must be a 202. */
+async function postMany(url: string, deviceId: string, count: number, concurrency = 16): Promise<void> {
+  let next = 0;
+  const worker = async () => {
+    while (next < count) {
+      const i = next++;
+      const res = await api(url, '/v1/notifications', { method: 'POST', json: { deviceIds: [deviceId], data: { i, pad: DATA }, ttl: 3_600 } });
+      if (res.status !== 202) throw new Error(`POST ${i}: ${res.status} ${await res.text()}`);
+    }
+  };
+  await Promise.all(Array.from({ length: concurrency }, worker));
+}
+
+/** A socket.io-client device that acks everything and counts distinct notifications. */
+function readingDevice(url: string, deviceId: string): { socket: Socket; ids: Set<string> } {
+  const socket = connectDevice(url, deviceToken({ sub: 'slow-user', deviceId }));
+  const ids = new Set<string>();
+  socket.on('notification', (n: { id: string }, ack: () => void) => {
+    ids.add(n.id);
+    ack();
+  });
+  return { socket, ids };
+}
+
+describe('slow consumers: a socket that does not read never costs more than SOCKET_MAX_BUFFERED_BYTES', () => {
+  const prefix = uniquePrefix('slow');
+  const redis = new Redis(testRedisUrl());
+  const probe = new MemoryProbe();
+  let gw: RunningGateway;
+  const metric = async (name: string) =>
+    Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${gw.url}/metrics`)).text())?.[1] ?? 0);
+  const memory = () => probe.memory(gw.process.child.pid!);
+
+  beforeAll(async () => {
+    // Its own process, so the gateway has a core of its own and its memory is its alone.
+    gw = await startGateway(
+      'slow-gw',
+      {
+        REDIS_URL: testRedisUrl(),
+        REDIS_PREFIX: prefix,
+        INBOX_MAX_SIZE: String(COUNT),
+        MAX_PAYLOAD_BYTES: '8192',
+        API_RATE_LIMIT: '10000000',
+        SLOW_CONSUMER_GRACE_MS: '3000',
+        HEARTBEAT_INTERVAL_MS: '25000',
+        SWEEP_INTERVAL_MS: '1000',
+        ...probe.env,
+      },
+      probe.nodeArgs,
+    );
+  });
+  afterAll(async () => {
+    gw.process.child.kill('SIGKILL');
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it(`holds ${COUNT} pushes of 4 KB for a paused client in no more memory than for a reader plus the limit, ends it, and a new connection gets all of them`, async () => {
+    const reader = readingDevice(gw.url, 'reader');
+    await nextEvent(reader.socket, 'ready');
+    await postMany(gw.url, 'reader', 1_000); // warm-up: code compiled, pools and buffers grown
+    await waitFor(() => reader.ids.size === 1_000, 30_000);
+
+    const beforeReading = await memory();
+    await postMany(gw.url, 'reader', COUNT);
+    await waitFor(() => reader.ids.size === 1_000 + COUNT, 60_000);
+    const readingGrowth = (await memory()) - beforeReading;
+    reader.socket.disconnect();
+
+    const paused = await RawDevice.connect(gw.url, { token: deviceToken({ sub: 'slow-user', deviceId: 'paused' }) });
+    paused.pause();
+    const beats = setInterval(() => paused.emit('heartbeat', {}), 500); // it keeps heartbeating
+    try {
+      const beforePaused = await memory();
+      await postMany(gw.url, 'paused', COUNT);
+      const pausedGrowth = (await memory()) - beforePaused;
+      // A collected heap is exact to a few KB; a reader's growth can come out slightly negative,
+      // which must not make the bound tighter than the limit itself.
+      expect(pausedGrowth).toBeLessThanOrEqual(Math.max(readingGrowth, 0) + LIMIT);
+      expect(await metric('push_gateway_socket_full_total')).toBeGreaterThanOrEqual(1); // it really filled up
+
+      // It stayed full past SLOW_CONSUMER_GRACE_MS: ended and offline.
+      await waitFor(async () => (await metric('push_gateway_slow_consumers_total')) === 1, 10_000);
+      await waitFor(async () => !((await (await api(gw.url, '/v1/devices/paused')).json()) as { online: boolean }).online, 2_000);
+    } finally {
+      clearInterval(beats);
+      paused.close();
+    }
+
+    const fresh = readingDevice(gw.url, 'paused');
+    await waitFor(() => fresh.ids.size === COUNT, 60_000);
+    fresh.socket.disconnect();
+  }, 180_000);
+});
