@@ -10,6 +10,7 @@ import { AsyncApiController } from './docs/asyncapi.controller';
 import { DevicesModule } from './devices/devices.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
+import { LoadModule } from './load/load.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { NotificationsModule } from './notifications/notifications.module';
 import { RedisModule } from './redis/redis.module';
@@ -33,12 +34,13 @@ export class AppModule {
         ScheduleModule.forRoot(),
         RedisModule,
         AuthModule,
+        LoadModule,
         MetricsModule,
         GatewayModule,
         NotificationsModule,
         DevicesModule,
         HealthModule,
-        DemoModule.register(config.demoEnabled),
+        DemoModule.register(config.demo.enabled),
       ],
     };
   }

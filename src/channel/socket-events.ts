@@ -127,6 +127,8 @@ export interface DeviceSession {
   network?: string;
   /** Heartbeats in a row at the current interval; a run of STABLE_BEATS is one learning sample. */
   beatsAtInterval: number;
+  /** When the first heartbeat of that run arrived (gateway clock), to check the run took real time. */
+  runStartedAt?: number;
   /** Settles once presence is recorded and `ready` was sent; false if that failed. */
   ready?: Promise<boolean>;
   /** Set once the server decided to close this session: nothing more is sent or handled. */

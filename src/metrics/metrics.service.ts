@@ -13,8 +13,13 @@ export class MetricsService {
   });
   readonly connections = new Counter({
     name: 'push_gateway_connections_total',
-    help: 'Socket handshakes by result (accepted, refused) and reason',
+    help: 'Socket handshakes by result (accepted, refused) and reason (token problems, unavailable, origin, handshake_rate)',
     labelNames: ['result', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly httpConnectionsDropped = new Counter({
+    name: 'push_gateway_http_connections_dropped_total',
+    help: 'TCP connections closed on arrival because the process held MAX_CONNECTIONS',
     registers: [this.registry],
   });
   readonly heartbeats = new Counter({
@@ -88,6 +93,11 @@ export class MetricsService {
   readonly inboxEvicted = new Counter({
     name: 'push_gateway_inbox_evicted_total',
     help: 'Pending notifications dropped because a device inbox reached INBOX_MAX_SIZE',
+    registers: [this.registry],
+  });
+  readonly restShed = new Counter({
+    name: 'push_gateway_rest_shed_total',
+    help: 'REST requests answered 503 because the process was behind on heartbeats (LOAD_SHED_DELAY_MS)',
     registers: [this.registry],
   });
   readonly redisReconnects = new Counter({

@@ -1,5 +1,5 @@
 import { MinHeap } from '../common/min-heap';
-import { NETWORK_RETENTION_MS } from './network-intervals';
+import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
 import { DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
 
@@ -7,6 +7,13 @@ interface Deadline {
   at: number;
   deviceId: string;
   sessionId: string;
+}
+
+interface NetworkSamples {
+  histogram: Record<string, number>;
+  lastAt: number;
+  /** deviceId -> when it last added a sample, oldest first (pruned by DEVICE_SAMPLE_PERIOD_MS). */
+  sampledBy: Map<string, number>;
 }
 
 interface Due {
@@ -25,10 +32,11 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly devices = new Map<string, DeviceView>();
   /** userId -> deviceId -> lastSeenAt (Infinity while online). */
   private readonly users = new Map<string, Map<string, number>>();
-  private readonly deadlines = new MinHeap<Deadline>((d) => d.at);
+  /** instanceId -> deadlines of the sessions that instance holds. */
+  private readonly deadlines = new Map<string, MinHeap<Deadline>>();
   private readonly instances = new Map<string, InstanceView & { expiresAt: number }>();
   private sessions = 0;
-  private readonly networks = new Map<string, { histogram: Record<string, number>; lastAt: number }>();
+  private readonly networks = new Map<string, NetworkSamples>();
   private readonly forgetting = new MinHeap<Due>((d) => d.at);
   private readonly networksForgetting = new MinHeap<Due>((d) => d.at);
 
@@ -38,7 +46,9 @@ export class MemoryPresenceStore extends PresenceStore {
 
   /** Entries held for devices, users, networks and instances (what tests bound). */
   get footprint(): number {
-    return this.devices.size + this.users.size + this.networks.size + this.instances.size;
+    let sampledBy = 0;
+    for (const net of this.networks.values()) sampledBy += net.sampledBy.size;
+    return this.devices.size + this.users.size + this.networks.size + this.instances.size + sampledBy;
   }
 
   async connect(s: SessionStart): Promise<SessionRef | null> {
@@ -63,29 +73,21 @@ export class MemoryPresenceStore extends PresenceStore {
       network: s.network,
     });
     this.userIndex(s.userId).set(s.deviceId, Infinity);
-    this.deadlines.push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
+    this.deadlinesOf(s.instanceId).push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
     return replaced;
   }
 
   async heartbeat(u: HeartbeatUpdate): Promise<boolean> {
     const d = this.devices.get(u.deviceId);
-    if (!d || d.sessionId !== u.sessionId || (d.expiresAt ?? 0) <= u.now) return false;
+    if (!d || d.sessionId !== u.sessionId || (d.expiresAt ?? 0) <= u.now - (u.grace ?? 0)) return false;
     d.lastHeartbeatAt = u.now;
     d.lastSeenAt = u.now;
     d.interval = u.interval;
     d.expiresAt = u.now + u.ttl;
     if (u.appState) d.appState = u.appState;
     if (u.network) d.network = u.network;
-    if (u.network && u.sampleBucket !== undefined) {
-      let net = this.networks.get(u.network);
-      if (!net) {
-        this.networks.set(u.network, (net = { histogram: {}, lastAt: u.now }));
-        this.networksForgetting.push({ at: u.now + NETWORK_RETENTION_MS, key: u.network });
-      }
-      net.histogram[u.sampleBucket] = (net.histogram[u.sampleBucket] ?? 0) + 1;
-      net.lastAt = u.now;
-    }
-    this.deadlines.push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
+    if (u.network && u.sampleBucket !== undefined) this.addSample(u.network, u.deviceId, u.sampleBucket, u.now);
+    this.deadlinesOf(d.instanceId ?? u.instanceId).push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
     return true;
   }
 
@@ -100,20 +102,26 @@ export class MemoryPresenceStore extends PresenceStore {
     return ended;
   }
 
-  async claimExpired(now: number, limit: number): Promise<SessionRef[]> {
+  async claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]> {
     this.prune(now);
     const claimed: SessionRef[] = [];
-    while (claimed.length < limit) {
-      const top = this.deadlines.peek();
+    const deadlines = this.deadlines.get(owner);
+    while (deadlines && claimed.length < limit) {
+      const top = deadlines.peek();
       if (!top || top.at > now) break;
-      this.deadlines.pop();
+      deadlines.pop();
       // Stale deadline: the session was refreshed, replaced or ended since it was pushed.
       if (!this.isCurrent(top)) continue;
       const d = this.devices.get(top.deviceId)!;
       claimed.push(this.refOf(d));
       this.endSession(d, d.lastHeartbeatAt ?? now);
     }
+    if (deadlines?.size === 0 && !this.instances.has(owner)) this.deadlines.delete(owner);
     return claimed;
+  }
+
+  async orphanedOwners(now: number): Promise<string[]> {
+    return [...this.deadlines.keys()].filter((id) => (this.instances.get(id)?.expiresAt ?? 0) <= now);
   }
 
   async getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]> {
@@ -140,9 +148,11 @@ export class MemoryPresenceStore extends PresenceStore {
   async countOnline(now: number): Promise<number> {
     // Sessions not yet ended, less those whose deadline has passed but that no sweep claimed yet.
     let expired = 0;
-    this.deadlines.forEachUpTo(now, (e) => {
-      if (this.isCurrent(e)) expired++;
-    });
+    for (const deadlines of this.deadlines.values()) {
+      deadlines.forEachUpTo(now, (e) => {
+        if (this.isCurrent(e)) expired++;
+      });
+    }
     return this.sessions - expired;
   }
 
@@ -212,6 +222,30 @@ export class MemoryPresenceStore extends PresenceStore {
       if (net.lastAt + NETWORK_RETENTION_MS > now) this.networksForgetting.push({ at: net.lastAt + NETWORK_RETENTION_MS, key: due.key });
       else this.networks.delete(due.key);
     }
+  }
+
+  private deadlinesOf(instanceId: string): MinHeap<Deadline> {
+    let heap = this.deadlines.get(instanceId);
+    if (!heap) this.deadlines.set(instanceId, (heap = new MinHeap<Deadline>((d) => d.at)));
+    return heap;
+  }
+
+  /** At most one sample per device and network per DEVICE_SAMPLE_PERIOD_MS (as the Redis script). */
+  private addSample(network: string, deviceId: string, bucket: number, now: number): void {
+    let net = this.networks.get(network);
+    if (!net) {
+      this.networks.set(network, (net = { histogram: {}, lastAt: now, sampledBy: new Map() }));
+      this.networksForgetting.push({ at: now + NETWORK_RETENTION_MS, key: network });
+    }
+    // Entries are appended in time order, so the expired ones are at the front.
+    for (const [device, at] of net.sampledBy) {
+      if (at + DEVICE_SAMPLE_PERIOD_MS > now) break;
+      net.sampledBy.delete(device);
+    }
+    if (net.sampledBy.has(deviceId)) return;
+    net.sampledBy.set(deviceId, now);
+    net.histogram[bucket] = (net.histogram[bucket] ?? 0) + 1;
+    net.lastAt = now;
   }
 
   private isCurrent(e: Deadline): boolean {
