@@ -124,6 +124,16 @@ describe('REST rate limits (real app, real Redis)', () => {
     expect(metrics).toMatch(/^push_gateway_rate_limited_total\{limit="client_address"\} 3$/m);
   });
 
+  it('counts the client behind a trusted proxy (TRUST_PROXY), an IPv6 client per /64', async () => {
+    const gw = await start({ API_AUTH_FAILURES_PER_MINUTE: '2', TRUST_PROXY: '1' }, new FakeClock(WINDOW_START), freshPrefix());
+    const from = (client: string, key: string | null = WRONG_KEY) => api(gw.url, '/v1/presence', { key, headers: { 'x-forwarded-for': client } });
+    for (const client of ['2001:db8:0:1::1', '2001:db8:0:1::2']) expect((await from(client)).status).toBe(401);
+    await expectTooMany(await from('2001:db8:0:1::ffff', TEST_API_KEY), /failed authentications/); // same /64
+    expect((await from('2001:db8:0:2::1', TEST_API_KEY)).status).toBe(200); // another /64
+    expect((await from('203.0.113.7', TEST_API_KEY)).status).toBe(200);
+    expect((await from('203.0.113.7')).status).toBe(401);
+  });
+
   it('never gives more than the limit of 401s to one address, however many race', async () => {
     const gw = await start({ API_AUTH_FAILURES_PER_MINUTE: '10' }, new FakeClock(WINDOW_START), freshPrefix());
     const statuses = await Promise.all(Array.from({ length: 60 }, (_, i) => call(gw.url, i, WRONG_KEY).then((r) => r.status)));

@@ -2,6 +2,7 @@ import { CanActivate, ExecutionContext, HttpException, HttpStatus, Injectable, U
 import type { Request, Response } from 'express';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
+import { addressKey, clientAddress, TrustFn, trustFn } from '../http/client-address';
 import { MetricsService } from '../metrics/metrics.service';
 import { ApiKeys } from './api-keys';
 import { RateDecision, RateLimiter, RateRule } from './rate-limiter';
@@ -29,6 +30,7 @@ export class ApiAuthGuard implements CanActivate {
   private readonly keys: ApiKeys;
   private readonly perKey: RateRule;
   private readonly failures: RateRule;
+  private readonly trust: TrustFn;
 
   constructor(
     config: AppConfig,
@@ -39,14 +41,16 @@ export class ApiAuthGuard implements CanActivate {
     this.keys = new ApiKeys(config.apiKeys);
     this.perKey = { name: 'api-key', limit: config.apiRateLimit, windowMs: config.apiRateWindowMs };
     this.failures = { name: 'auth-failures', limit: config.apiAuthFailuresPerMinute, windowMs: AUTH_FAILURE_WINDOW_MS };
+    this.trust = trustFn(config.http.trustProxy);
   }
 
   async canActivate(context: ExecutionContext): Promise<boolean> {
     const http = context.switchToHttp();
     const request = http.getRequest<ApiRequest>();
     const response = http.getResponse<Response>();
-    // Express's view of the client (TRUST_PROXY decides whether X-Forwarded-For counts).
-    const address = request.ip ?? request.socket.remoteAddress ?? 'unknown';
+    // The client as Express's req.ip sees it (TRUST_PROXY decides whether X-Forwarded-For counts),
+    // the rule socket handshakes use too; an IPv6 client counts per /64.
+    const address = addressKey(clientAddress(request, this.trust));
     const now = this.clock.now();
 
     const block = await this.limiter.check(this.failures, address, now);
