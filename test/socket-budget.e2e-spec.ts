@@ -138,6 +138,22 @@ describe('socket event budget (real app, real Redis, raw sockets)', () => {
     expect(await beat(device)).toMatchObject({ ok: true });
   });
 
+  it('does not count acks that come after the ack timeout either (one per notification sent)', async () => {
+    const app = await start({ SOCKET_EVENTS_PER_SECOND: '2', ACK_TIMEOUT_MS: '200' });
+    const device = await raw(app, 'late-reader');
+    for (let i = 0; i < 20; i++) {
+      const res = await api(app.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['late-reader'], data: { i }, ttl: 60 } });
+      expect(res.status).toBe(202);
+    }
+    const received = [];
+    for (let i = 0; i < 20; i++) received.push(await device.next('notification'));
+    await waitFor(async () => (await metric(app, 'push_gateway_pushes_unacked_total')) >= 20, 5_000); // every ack is late now
+    received.forEach((n) => device.ack(n)); // free
+    for (let i = 0; i < 4; i++) device.send(`4399999${i}[]`); // acks nobody asked for: the whole burst of 4
+    expect(await device.emitWithAck('heartbeat', {})).toMatchObject({ ok: false, error: { code: 'rate_limited' } });
+    expect(await metric(app, 'push_gateway_rate_limited_total\\{limit="socket_events"\\}')).toBe(1); // the heartbeat only
+  });
+
   it('ends a socket flooding unpaced in real time while another device keeps heartbeating and readiness answers', async () => {
     const app = await start({ SOCKET_EVENTS_PER_SECOND: '20' });
     const flooder = await raw(app, 'real-flooder');

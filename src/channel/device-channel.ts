@@ -53,6 +53,8 @@ export class DeviceChannel {
   private recheckListener?: (deviceIds: string[]) => void;
   private draining = false;
   private instanceId = '';
+  /** Acks each socket may still send for the notifications emitted to it, on time or late. */
+  private readonly acksOwed = new WeakMap<DeviceSocket, number>();
 
   attach(server: DeviceServer, instanceId: string): void {
     this.server = server;
@@ -170,6 +172,17 @@ export class DeviceChannel {
     return pauseReading(socket, ms);
   }
 
+  /**
+   * Whether an ack the client sent answers a notification emitted to it (true at most once per
+   * notification, however late the ack comes), rather than one nobody asked for.
+   */
+  takeAckOwed(socket: DeviceSocket): boolean {
+    const owed = this.acksOwed.get(socket) ?? 0;
+    if (owed === 0) return false;
+    this.acksOwed.set(socket, owed - 1);
+    return true;
+  }
+
   /** Runs `listener` for every packet the client sends, as it arrives, before it is decoded (see wire.ts). */
   onClientPackets(socket: DeviceSocket, listener: (kind: ClientPacketKind) => void): void {
     onClientPackets(socket, listener);
@@ -217,6 +230,7 @@ export class DeviceChannel {
   /** Emits one notification on a given socket (redelivery after connect); resolves on its ack or the timeout. */
   pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number): Promise<PushOutcome> {
     const started = performance.now();
+    this.acksOwed.set(socket, (this.acksOwed.get(socket) ?? 0) + 1);
     return new Promise((resolve) => {
       socket.timeout(timeoutMs).emit('notification', payload, (err: Error | null) => {
         resolve(err ? { acked: false } : { acked: true, latencyMs: performance.now() - started });

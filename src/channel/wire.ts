@@ -125,26 +125,29 @@ export function stopReading(socket: DeviceSocket): void {
 
 /**
  * What a client packet is, read from its first bytes before Socket.IO decodes it: an `event` of
- * the main namespace (what socket.use middleware sees, a turn later), the `reply` to an emit of
- * ours still waiting for its ack (a notification's receipt), or `other` (acks nobody waits for,
- * namespace packets, binary attachments).
+ * the main namespace (what socket.use middleware sees, a turn later), an `ack` (of one of our
+ * emits, or claiming to be), or `other` (namespace packets, binary attachments).
  */
-export type ClientPacketKind = 'event' | 'reply' | 'other';
+export type ClientPacketKind = 'event' | 'ack' | 'other';
 
 /** Calls `listener` for every Socket.IO packet the client sends, as it arrives. */
 export function onClientPackets(socket: DeviceSocket, listener: (kind: ClientPacketKind) => void): void {
   engine(socket).on('packet', (packet) => {
-    if (packet.type === 'message') listener(kindOf(socket, packet.data));
+    if (packet.type === 'message') listener(kindOf(packet.data));
   });
 }
 
-function kindOf(socket: DeviceSocket, data: unknown): ClientPacketKind {
-  if (typeof data !== 'string') return 'other';
-  const type = data.charAt(0);
-  // Socket.IO packet types: 2 EVENT, 5 BINARY_EVENT, 3 ACK; a "/" next names another namespace.
-  if ((type === '2' || type === '5') && data.charAt(1) !== '/') return 'event';
-  if (type !== '3') return 'other';
-  const id = /^3(\d{1,15})\[/.exec(data)?.[1];
-  const acks = (socket as unknown as { acks?: Map<number, unknown> }).acks;
-  return id !== undefined && acks instanceof Map && acks.has(Number(id)) ? 'reply' : 'other';
+function kindOf(data: unknown): ClientPacketKind {
+  if (typeof data !== 'string' || data.charAt(1) === '/') return 'other';
+  // Socket.IO packet types: 2 EVENT, 5 BINARY_EVENT, 3 ACK, 6 BINARY_ACK; a "/" next names another namespace.
+  switch (data.charAt(0)) {
+    case '2':
+    case '5':
+      return 'event';
+    case '3':
+    case '6':
+      return 'ack';
+    default:
+      return 'other';
+  }
 }

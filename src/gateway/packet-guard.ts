@@ -26,14 +26,14 @@ export interface PacketLimits {
 
 /**
  * Screens every client packet before a handler sees it. First the budget (EventBudget): every
- * packet takes a token as it arrives, good or bad; the acks of our own emits are free (we asked
- * for them). Without a token the packet is refused and the socket's connection is not read again
+ * packet takes a token as it arrives, good or bad; acks of the notifications sent to the socket
+ * are free, one per notification even when it comes after the ack timeout (we asked for them; a
+ * slow client must not be ended for answering late). Without a token the packet is refused and the socket's connection is not read again
  * until the next token is due (see MIN_PAUSE_MS), so a flood waits in the flooder's own buffers
  * instead of this event loop; a socket over budget for 5 seconds in a row is ended with
- * `rate_limited`. Then unknown events
- * and oversized payloads. Refusals get an error ack where the client asked for one, and cost no
- * Redis work. Frames beyond the transport limit (maxHttpBufferSize) never get here: Socket.IO
- * closes that one connection.
+ * `rate_limited`. Then unknown events and oversized payloads. Refusals get an error ack where the
+ * client asked for one, and cost no Redis work. Frames beyond the transport limit
+ * (maxHttpBufferSize) never get here: Socket.IO closes that one connection.
  */
 export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: Clock, channel: DeviceChannel, metrics: MetricsService): void {
   const budget = new EventBudget(limits.eventsPerSecond, clock);
@@ -66,7 +66,7 @@ export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: 
   // verdicts wait for them in that order.
   const verdicts = new VerdictQueue();
   channel.onClientPackets(socket, (kind) => {
-    if (kind === 'reply' || socket.data.session.closing) return;
+    if (socket.data.session.closing || (kind === 'ack' && channel.takeAckOwed(socket))) return;
     const allowed = spend();
     if (kind === 'event') verdicts.push(allowed);
   });
