@@ -50,7 +50,7 @@ const QUICK = {
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, concurrency: 25 },
   overload: { devices: 1_000, rampFrom: 500, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 3_000, drainMs: 1_000, concurrency: 25 },
-  flood: { devices: 200, rate: 200, warmupMs: 500, controlMs: 1_500, floodMs: 6_000, healthEveryMs: 250, concurrency: 25 },
+  flood: { devices: 200, rate: 200, warmupMs: 300, controlMs: 1_000, floodMs: 5_500, healthEveryMs: 250, concurrency: 25 },
 };
 
 const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, overload, flood];
