@@ -40,7 +40,7 @@ const FULL = {
   flood: { devices: 1_000, rate: 500, warmupMs: 2_000, controlMs: 5_000, floodMs: 10_000, healthEveryMs: 250, concurrency: 40 },
 };
 
-/** Quick run (CI smoke): every scenario for both servers with small counts; under 2 minutes. */
+/** Quick run (CI smoke): every scenario for both servers with small counts; about 2 minutes on 2 quiet cores. */
 const QUICK = {
   loadgens: 2,
   connections: { levels: [200, 500, 1_000], maxProbe: 0, settleMs: 500, concurrency: 25 },
