@@ -49,7 +49,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     await waitFor(() => beats.filter((b) => b.ok).length >= 2, 3_000);
     const device = (await (await api(gw.url, '/v1/devices/sdk-1')).json()) as Json;
     expect(device).toMatchObject({ online: true, network: 'wifi:sdk', appState: 'background' });
-    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-1'], data: 1 } })).json()) as Json;
+    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-1'], data: { n: 1 } } })).json()) as Json;
     await waitFor(() => handled.includes(answer.id));
     await waitFor(async () => (await statusOf(answer.id)) === 'delivered');
   });
@@ -71,7 +71,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     const c = client('sdk-dup', { autoAck: false });
     c.on('notification', (n: Notification) => void seen.push(n.id)); // handled, but never acked
     await online(c);
-    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: 'once', ttl: 60 } })).json()) as Json;
+    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: { text: 'once' }, ttl: 60 } })).json()) as Json;
     await waitFor(() => seen.length === 1);
     const back = online(c);
     gw.app.get(DeviceChannel).close([{ deviceId: 'sdk-dup', sessionId: c.session!.sessionId, userId: 'sdk-user', instanceId: gw.config.instanceId }], 'expired');
@@ -127,7 +127,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     await online(c);
     expect(await c.subscribe(['news.local'])).toEqual(['news.local']);
     await expect(c.subscribe(['secret'])).rejects.toMatchObject({ code: 'forbidden_topic', topics: ['secret'] });
-    await api(gw.url, '/v1/notifications', { method: 'POST', json: { topic: 'news.local', data: 'hi' } });
+    await api(gw.url, '/v1/notifications', { method: 'POST', json: { topic: 'news.local', data: { text: 'hi' } } });
     await waitFor(() => got.length === 1);
     expect(await c.unsubscribe(['news.local'])).toEqual([]);
   });
@@ -179,8 +179,8 @@ describe('the built SDK packages in Node', () => {
       const c = createPushClient({ url: ${JSON.stringify(gw.url)}, token: ${JSON.stringify(deviceToken({ sub: 'u', deviceId }))}, transports: ['websocket'] });
       c.on('online', () => fetch(${JSON.stringify(`${gw.url}/v1/notifications`)}, { method: 'POST',
         headers: { authorization: 'Bearer ${TEST_API_KEY}', 'content-type': 'application/json' },
-        body: JSON.stringify({ deviceIds: ['${deviceId}'], data: 'hi' }) }));
-      c.on('notification', (n) => { console.log('got ' + n.data); c.close(); });`;
+        body: JSON.stringify({ deviceIds: ['${deviceId}'], data: { text: 'hi' } }) }));
+      c.on('notification', (n) => { console.log('got ' + n.data.text); c.close(); });`;
     try {
       expect(await run(script(`import { createPushClient } from '@push-gateway/client';`, 'esm-dev'))).toBe('got hi');
       expect(await run(script(`import { createRequire } from 'node:module'; const { createPushClient } = createRequire(import.meta.url)('@push-gateway/client');`, 'cjs-dev'))).toBe('got hi');

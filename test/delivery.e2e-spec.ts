@@ -74,7 +74,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     const phone = await device('user-phone', { userId: 'multi' });
     const tablet = await device('user-tablet', { userId: 'multi' });
     await offline(tablet.socket, 'user-tablet');
-    const answer = await publish({ userIds: ['multi'], data: 'hi', ttl: 60 });
+    const answer = await publish({ userIds: ['multi'], data: { text: 'hi' }, ttl: 60 });
     expect(answer).toMatchObject({ online: 1, queued: 1 });
     await waitFor(() => phone.received.length === 1);
     const back = await device('user-tablet', { userId: 'multi' });
@@ -84,7 +84,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
 
   it('sends an unacked notification again, with the same id, on the next connection', async () => {
     const silent = await device('no-ack', { autoAck: false });
-    const answer = await publish({ deviceIds: ['no-ack'], data: 'important', ttl: 60 });
+    const answer = await publish({ deviceIds: ['no-ack'], data: { text: 'important' }, ttl: 60 });
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => silent.received.length === 1);
     await sleep(600); // past ACK_TIMEOUT_MS: still pending
@@ -99,7 +99,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
   it('never delivers an expired notification', async () => {
     const d = await device('expiring');
     await offline(d.socket, 'expiring');
-    const answer = await publish({ deviceIds: ['expiring'], data: 'stale soon', ttl: 1 });
+    const answer = await publish({ deviceIds: ['expiring'], data: { text: 'stale soon' }, ttl: 1 });
     await sleep(1_100);
     const back = await device('expiring');
     await sleep(300);
@@ -122,7 +122,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
 
   it('keeps at most INBOX_MAX_SIZE pending per device, evicting the oldest visibly', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 4; i++) ids.push((await publish({ deviceIds: ['full-inbox'], data: i, ttl: 60 })).id);
+    for (let i = 0; i < 4; i++) ids.push((await publish({ deviceIds: ['full-inbox'], data: { n: i }, ttl: 60 })).id);
     expect(await targetOf(ids[0], 'full-inbox')).toMatchObject({ status: 'expired', reason: 'inbox_full' });
     expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/push_gateway_inbox_evicted_total [1-9]/);
     const d = await device('full-inbox');
@@ -138,13 +138,13 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     expect(retry).toEqual(first);
     await sleep(300);
     expect(d.received).toHaveLength(1);
-    const conflict = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['idem'], data: 'other' }, headers: key });
+    const conflict = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['idem'], data: { text: 'other' } }, headers: key });
     expect(conflict.status).toBe(422);
     expect(await conflict.json()).toMatchObject({ statusCode: 422, message: expect.stringMatching(/Idempotency-Key/) });
   });
 
   it('shows expired for a ttl-0 notification to an offline device, and 404 for an unknown id', async () => {
-    const answer = await publish({ deviceIds: ['never-online'], data: 1 });
+    const answer = await publish({ deviceIds: ['never-online'], data: { n: 1 } });
     expect(answer).toMatchObject({ online: 0, queued: 0 });
     expect(await status(answer.id)).toEqual({
       id: answer.id,
@@ -159,10 +159,10 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     const fan = await device('fan', { topics: ['sport.*'] });
     const other = await device('other', { topics: ['sport.*'] });
     expect(await fan.socket.timeout(2_000).emitWithAck('subscribe', { topics: ['sport.tennis'] })).toMatchObject({ ok: true });
-    const answer = await publish({ topic: 'sport.tennis', data: 'match point' });
+    const answer = await publish({ topic: 'sport.tennis', data: { text: 'match point' } });
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => fan.received.length === 1);
-    expect(fan.received[0].payload).toMatchObject({ topic: 'sport.tennis', data: 'match point' });
+    expect(fan.received[0].payload).toMatchObject({ topic: 'sport.tennis', data: { text: 'match point' } });
     await sleep(200);
     expect(other.received).toEqual([]);
     await waitFor(async () => (await targetOf(answer.id, 'fan'))?.status === 'delivered');

@@ -1,9 +1,5 @@
-import { BadRequestException, ValidationError, ValidationPipe } from '@nestjs/common';
-
-interface FieldError {
-  field: string;
-  reasons: string[];
-}
+import { ValidationError, ValidationPipe } from '@nestjs/common';
+import { FieldError, invalidFields } from './field-errors';
 
 function flatten(errors: ValidationError[], parent = ''): FieldError[] {
   return errors.flatMap((e) => {
@@ -13,18 +9,16 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
   });
 }
 
-/** 400s that say which field is wrong and why: a readable message plus a `fields` list. */
+/**
+ * For class-validator DTOs: 400s that say which field is wrong and why. Bodies that carry
+ * client JSON as is (a notification's `data`) are validated by a JSON Schema instead (see
+ * json-schema.ts): class-transformer rebuilds objects and would drop or mangle their keys.
+ */
 export function createValidationPipe(): ValidationPipe {
   return new ValidationPipe({
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,
-    exceptionFactory: (errors) => {
-      const fields = flatten(errors);
-      return new BadRequestException({
-        message: fields.map((f) => `${f.field}: ${f.reasons.join(', ')}`).join('; '),
-        fields,
-      });
-    },
+    exceptionFactory: (errors) => invalidFields(flatten(errors)),
   });
 }
