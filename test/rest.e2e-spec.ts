@@ -272,6 +272,44 @@ describe('REST API (real app, real Redis)', () => {
     });
   });
 
+  describe('path ids', () => {
+    const malformed = ['bad id', 'a/b', 'a'.repeat(129), 'é', '\u0000', ' '];
+
+    it('answers 404 for device ids that are not ids, without asking Redis', async () => {
+      const commands = await redisCommandsDuring(async () => {
+        for (const id of malformed) {
+          for (const [method, path] of [['GET', `/v1/devices/${encodeURIComponent(id)}`], ['DELETE', `/v1/devices/${encodeURIComponent(id)}/session`]] as const) {
+            const res = await api(gw.url, path, { method });
+            expect(res.status).toBe(404);
+            expect(await res.json()).toMatchObject({ statusCode: 404, error: 'Not Found', message: expect.stringMatching(/^device is not (known|online)$/) });
+          }
+        }
+      });
+      expect(commands.filter((args) => args.some((a) => malformed.some((id) => a.endsWith(`:${id}`))))).toEqual([]);
+    });
+
+    it('answers 400 naming userId for a user id that is not an id', async () => {
+      for (const id of malformed) {
+        const res = await api(gw.url, `/v1/users/${encodeURIComponent(id)}/devices`);
+        expect(res.status).toBe(400);
+        expect(await res.json()).toEqual({
+          statusCode: 400,
+          error: 'Bad Request',
+          message: expect.stringMatching(/^userId: userId must be an id/),
+          fields: [{ field: 'userId', reasons: [expect.stringMatching(/^userId must be an id/)] }],
+        });
+      }
+    });
+
+    it('answers 400 for percent-encoding that is not UTF-8', async () => {
+      for (const path of ['/v1/devices/%FF', '/v1/users/%E0%A4/devices', '/v1/notifications/%C0']) {
+        const res = await api(gw.url, path);
+        expect(res.status).toBe(400);
+        expect(await res.json()).toMatchObject({ statusCode: 400, error: 'Bad Request', message: expect.any(String) });
+      }
+    });
+  });
+
   describe('presence endpoints', () => {
     it('shows one device, online and then offline, and 404 for a device never seen', async () => {
       const socket = await device('shown', 'user-s');
