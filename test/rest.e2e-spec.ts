@@ -310,6 +310,31 @@ describe('REST API (real app, real Redis)', () => {
     });
   });
 
+  describe('what the JSON parser refuses', () => {
+    const send = (body: string | Uint8Array, headers: Record<string, string>) => api(gw.url, '/v1/notifications', { method: 'POST', body, headers });
+
+    it.each([
+      ['invalid JSON', '{"deviceIds": [', { 'content-type': 'application/json' }, 400],
+      ['a JSON scalar', '"text"', { 'content-type': 'application/json' }, 400],
+      ['an unsupported charset', '{}', { 'content-type': 'application/json; charset=latin1' }, 415],
+      ['an unknown content encoding', '{}', { 'content-type': 'application/json', 'content-encoding': 'bogus' }, 415],
+      ['a gzip body that is not gzip', 'not gzip', { 'content-type': 'application/json', 'content-encoding': 'gzip' }, 400],
+      ['text/plain', '{"deviceIds":["a"],"data":{}}', { 'content-type': 'text/plain' }, 415],
+      ['a form', 'deviceIds=a', { 'content-type': 'application/x-www-form-urlencoded' }, 415],
+      ['a media type that only starts like JSON', '{"deviceIds":["a"],"data":{}}', { 'content-type': 'application/jsonx' }, 415],
+      ['a Content-Type that is no media type', '{"deviceIds":["a"],"data":{}}', { 'content-type': ';;;' }, 415],
+      ['no body at all', '', {}, 400],
+    ])('answers %s with the JSON error shape and no stack', async (_what, body, headers, status) => {
+      const res = await send(body, headers);
+      expect(res.status).toBe(status);
+      expect(res.headers.get('content-type')).toMatch(/^application\/json/);
+      expect(res.headers.get('x-powered-by')).toBeNull();
+      const text = await res.text();
+      expect(JSON.parse(text)).toEqual({ statusCode: status, error: expect.any(String), message: expect.any(String), ...(status === 400 && !body ? { fields: expect.any(Array) } : {}) });
+      expect(text).not.toMatch(/\bat .*\.(js|ts):\d+/);
+    });
+  });
+
   describe('presence endpoints', () => {
     it('shows one device, online and then offline, and 404 for a device never seen', async () => {
       const socket = await device('shown', 'user-s');
