@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { isDeepStrictEqual } from 'node:util';
 import { Socket } from 'socket.io-client';
+import { CREATE_NOTIFICATION_SCHEMA } from '../src/notifications/create-notification.dto';
 import { api, connectDevice, nextEvent, sleep, startTestApp, TestApp, waitFor } from './support/app';
 import { startRedisServer } from './support/find-redis';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
@@ -419,6 +420,8 @@ describe('REST API (real app, real Redis)', () => {
       expect(Object.keys(doc.paths)).toEqual(
         expect.arrayContaining(['/v1/notifications', '/v1/devices/{deviceId}', '/v1/users/{userId}/devices', '/v1/presence', '/v1/devices/{deviceId}/session']),
       );
+      // The body is documented by the very schema that validates it.
+      expect(doc.paths['/v1/notifications'].post.requestBody.content['application/json'].schema).toEqual(CREATE_NOTIFICATION_SCHEMA);
       expect((await fetch(`${gw.url}/docs`)).status).toBe(200);
     });
   });
