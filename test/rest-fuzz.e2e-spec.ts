@@ -71,12 +71,25 @@ const notificationBody = fc.record(
   { requiredKeys: [] },
 );
 
+/** Bodies that pass validation, so that requests get past it often enough to reach Redis. */
+const validBody = fc.record(
+  {
+    deviceIds: fc.array(id, { minLength: 1, maxLength: 3 }),
+    data: fc.dictionary(fc.string(), fc.jsonValue({ maxDepth: 3 })),
+    title: fc.string({ minLength: 1, maxLength: 20 }),
+    ttl: fc.integer({ min: 0, max: 3_600 }),
+    collapseKey: fc.stringMatching(/^[a-z]{1,8}$/),
+  },
+  { requiredKeys: ['deviceIds', 'data'] },
+);
+
 const deep = fc
   .tuple(fc.integer({ min: 1, max: 20_000 }), fc.boolean())
   .map(([depth, arrays]) => `{"deviceIds":["fz"],"data":${arrays ? `${'['.repeat(depth)}${']'.repeat(depth)}` : `${'{"a":'.repeat(depth)}1${'}'.repeat(depth)}`}}`);
 
 const bodyText = fc.oneof(
   { weight: 6, arbitrary: notificationBody.map((b) => JSON.stringify(b)) },
+  { weight: 4, arbitrary: validBody.map((b) => JSON.stringify(b)) },
   { weight: 2, arbitrary: fc.json() },
   { weight: 1, arbitrary: deep },
   { weight: 1, arbitrary: fc.json().chain((t) => fc.nat(t.length).map((n) => t.slice(0, n))) },
@@ -101,43 +114,57 @@ const body = fc.oneof(
   { weight: 1, arbitrary: bodyText.map((t) => Buffer.from(t, 'utf16le')) },
 );
 
-const headers = fc.record(
-  {
-    authorization: fc.oneof(
-      { weight: 8, arbitrary: fc.constant(`Bearer ${TEST_API_KEY}`) },
-      { weight: 1, arbitrary: junk(40).map((j) => `Bearer ${j}`) },
-      { weight: 1, arbitrary: fc.constantFrom(`bearer ${TEST_API_KEY}`, `Bearer ${TEST_API_KEY} extra`, `Bearer  ${TEST_API_KEY}`, 'Bearer', `Basic ${TEST_API_KEY}`, `Bearer ${'k'.repeat(8000)}`) },
-      { weight: 1, arbitrary: junk(60) },
+/** Absent (undefined) `absent` times in `absent + present`. */
+const sometimes = <T>(arbitrary: fc.Arbitrary<T>, absent = 1, present = 1) =>
+  fc.oneof({ weight: absent, arbitrary: fc.constant(undefined) }, { weight: present, arbitrary });
+
+const headers = fc
+  .record({
+    authorization: sometimes(
+      fc.oneof(
+        { weight: 8, arbitrary: fc.constant(`Bearer ${TEST_API_KEY}`) },
+        { weight: 1, arbitrary: junk(40).map((j) => `Bearer ${j}`) },
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom(`bearer ${TEST_API_KEY}`, `Bearer ${TEST_API_KEY} extra`, `Bearer  ${TEST_API_KEY}`, 'Bearer', `Basic ${TEST_API_KEY}`, `Bearer ${'k'.repeat(8000)}`),
+        },
+        { weight: 1, arbitrary: junk(60) },
+      ),
+      1,
+      10,
     ),
-    'idempotency-key': fc.oneof(fc.stringMatching(/^[\x21-\x7e]{1,16}$/), junk(20), fc.constant('k'.repeat(300))),
-    'content-type': fc.oneof(
-      { weight: 6, arbitrary: fc.constant('application/json') },
-      {
-        weight: 3,
-        arbitrary: fc.constantFrom(
-          'application/json; charset=utf-8',
-          'application/json; charset=utf-16',
-          'application/json; charset=latin1',
-          'application/json; charset=nope',
-          'APPLICATION/JSON',
-          'application/merge-patch+json',
-          'text/plain',
-          'application/x-www-form-urlencoded',
-          'multipart/form-data; boundary=x',
-          'application/json; charset="',
-          ';;;',
-          '',
-          '*/*',
-        ),
-      },
-      { weight: 1, arbitrary: junk(40) },
+    'idempotency-key': sometimes(fc.oneof({ weight: 3, arbitrary: fc.stringMatching(/^[\x21-\x7e]{1,16}$/) }, junk(20), fc.constant('k'.repeat(300)))),
+    'content-type': sometimes(
+      fc.oneof(
+        { weight: 8, arbitrary: fc.constant('application/json') },
+        {
+          weight: 4,
+          arbitrary: fc.constantFrom(
+            'application/json; charset=utf-8',
+            'application/json; charset=utf-16',
+            'application/json; charset=latin1',
+            'application/json; charset=nope',
+            'APPLICATION/JSON',
+            'application/merge-patch+json',
+            'text/plain',
+            'application/x-www-form-urlencoded',
+            'multipart/form-data; boundary=x',
+            'application/json; charset="',
+            ';;;',
+            '',
+            '*/*',
+          ),
+        },
+        { weight: 1, arbitrary: junk(40) },
+      ),
+      1,
+      6,
     ),
-    'content-encoding': fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'bogus', 'gzip, gzip'),
-    accept: junk(30),
-    'x-forwarded-for': junk(30),
-  },
-  { requiredKeys: ['authorization'] },
-);
+    'content-encoding': sometimes(fc.constantFrom('gzip', 'deflate', 'br', 'identity', 'bogus', 'gzip, gzip'), 4),
+    accept: sometimes(junk(30)),
+    'x-forwarded-for': sometimes(junk(30)),
+  })
+  .map((head) => Object.fromEntries(Object.entries(head).filter(([, value]) => value !== undefined)) as Record<string, string>);
 
 describe('REST fuzz: no client input gives a 5xx (real app, real Redis)', () => {
   const prefix = uniquePrefix('fuzz');
@@ -206,7 +233,7 @@ describe('REST fuzz: no client input gives a 5xx (real app, real Redis)', () => 
       { numRuns: 300 },
     );
     // The generators reach past validation: accepted, refused and unknown all occur.
-    for (const status of [200, 202, 400, 401, 404]) expect(statuses.get(status) ?? 0).toBeGreaterThan(0);
+    expect([...statuses.keys()]).toEqual(expect.arrayContaining([200, 202, 400, 401, 404]));
   }, 60_000);
 
   it('answers requests Node cannot parse with their 4xx in the JSON error shape', async () => {
