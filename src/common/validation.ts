@@ -1,4 +1,6 @@
 import { ValidationError, ValidationPipe } from '@nestjs/common';
+import * as classTransformer from 'class-transformer';
+import * as classValidator from 'class-validator';
 import { FieldError, invalidFields } from './field-errors';
 
 function flatten(errors: ValidationError[], parent = ''): FieldError[] {
@@ -16,6 +18,11 @@ function flatten(errors: ValidationError[], parent = ''): FieldError[] {
  */
 export function createValidationPipe(): ValidationPipe {
   return new ValidationPipe({
+    // Handed over rather than left to the pipe's lazy import(): that import would load both
+    // libraries at an arbitrary moment after start, here in the middle of the Redis handshake,
+    // whose commands then outlived REDIS_COMMAND_TIMEOUT_MS on a busy machine and the start failed.
+    validatorPackage: classValidator,
+    transformerPackage: classTransformer,
     whitelist: true,
     forbidNonWhitelisted: true,
     transform: true,
