@@ -62,7 +62,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     const device = (await (await api(gw.url, '/v1/devices/sdk-1')).json()) as Json;
     expect(device).toMatchObject({ online: true, network: 'wifi:sdk', appState: 'background' });
     const acked = await metric(gw.url, 'push_gateway_pushes_acked_total');
-    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-1'], data: 1 } })).json()) as Json;
+    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-1'], data: { n: 1 } } })).json()) as Json;
     expect(await inHandler).toBe(answer.id);
     // A heartbeat sent now travels behind any ack already sent on this socket, and the gateway
     // counts an ack before it answers anything after it: still none counted, so none was sent.
@@ -92,7 +92,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     const c = client('sdk-dup', { autoAck: false });
     c.on('notification', (n: Notification) => void seen.push(n.id)); // handled, but never acked
     await online(c);
-    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: 'once', ttl: 60 } })).json()) as Json;
+    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: { text: 'once' }, ttl: 60 } })).json()) as Json;
     await waitFor(() => seen.length === 1);
     const back = online(c);
     clock.advance(TTL); // the gateway retires the session and closes its transport
@@ -148,7 +148,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     await online(c);
     expect(await c.subscribe(['news.local'])).toEqual(['news.local']);
     await expect(c.subscribe(['secret'])).rejects.toMatchObject({ code: 'forbidden_topic', topics: ['secret'] });
-    await api(gw.url, '/v1/notifications', { method: 'POST', json: { topic: 'news.local', data: 'hi' } });
+    await api(gw.url, '/v1/notifications', { method: 'POST', json: { topic: 'news.local', data: { text: 'hi' } } });
     await waitFor(() => got.length === 1);
     expect(await c.unsubscribe(['news.local'])).toEqual([]);
   });
@@ -200,8 +200,8 @@ describe('the built SDK packages in Node', () => {
       const c = createPushClient({ url: ${JSON.stringify(gw.url)}, token: ${JSON.stringify(deviceToken({ sub: 'u', deviceId }))}, transports: ['websocket'] });
       c.on('online', () => fetch(${JSON.stringify(`${gw.url}/v1/notifications`)}, { method: 'POST',
         headers: { authorization: 'Bearer ${TEST_API_KEY}', 'content-type': 'application/json' },
-        body: JSON.stringify({ deviceIds: ['${deviceId}'], data: 'hi' }) }));
-      c.on('notification', (n, ctx) => { console.log('got ' + n.data + ' ' + n.id); ctx.ack(); c.close(); });`;
+        body: JSON.stringify({ deviceIds: ['${deviceId}'], data: { text: 'hi' } }) }));
+      c.on('notification', (n, ctx) => { console.log('got ' + n.data.text + ' ' + n.id); ctx.ack(); c.close(); });`;
     const receivedAndAcked = async (output: string) => {
       const [, id] = /^got hi (\S+)$/.exec(output) ?? [];
       expect(output).toBe(`got hi ${id}`);

@@ -58,8 +58,9 @@ export class DeviceChannel {
     this.server = server;
     this.instanceId = instanceId;
     server.on(CLOSE_EVENT, (sessionIds, reason) => sessionIds.forEach((id) => this.closeLocal(id, reason)));
-    server.on(DELIVER_EVENT, (target, payload, bytes, deviceIds) => {
-      if (target === this.instanceId) this.deliverListener?.({ payload, bytes, deviceIds });
+    server.on(DELIVER_EVENT, (target, json, deviceIds) => {
+      if (target !== this.instanceId) return;
+      this.deliverListener?.({ payload: JSON.parse(json) as NotificationPayload, bytes: Buffer.byteLength(json), deviceIds });
     });
     server.on(RECHECK_EVENT, (deviceIds) => this.recheckListener?.(deviceIds));
   }
@@ -194,7 +195,7 @@ export class DeviceChannel {
    * and the instance that holds a socket is the one that paces what it sends and records acks.
    */
   deliverRemote(instanceId: string, delivery: InboundDelivery): void {
-    this.serverSideEmit(DELIVER_EVENT, instanceId, delivery.payload, delivery.bytes, delivery.deviceIds);
+    this.serverSideEmit(DELIVER_EVENT, instanceId, JSON.stringify(delivery.payload), delivery.deviceIds);
   }
 
   /** Asks every instance to read these devices' inboxes again (after an uncertain write). */

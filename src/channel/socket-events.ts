@@ -110,8 +110,11 @@ export type CloseReason = SessionEndReason | 'replaced' | 'server_shutdown';
 export interface InterServerEvents {
   /** Close these sessions if their sockets are here. */
   'push-gateway:close': (sessionIds: string[], reason: CloseReason) => void;
-  /** Send this stored notification to these devices, if `instanceId` is yours (`bytes`: its JSON size). */
-  'push-gateway:deliver': (instanceId: string, payload: NotificationPayload, bytes: number, deviceIds: string[]) => void;
+  /**
+   * Send this stored notification (`payload`: its JSON) to these devices, if `instanceId` is yours.
+   * JSON, not an object: the adapter's msgpack encoding drops keys such as `__proto__` from `data`.
+   */
+  'push-gateway:deliver': (instanceId: string, payload: string, deviceIds: string[]) => void;
   /** These devices' inboxes may hold something they were not sent: read them again if their sockets are here. */
   'push-gateway:recheck': (deviceIds: string[]) => void;
 }

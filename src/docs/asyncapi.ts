@@ -113,7 +113,7 @@ export const ASYNCAPI = {
           additionalProperties: false,
           properties: {
             id: { type: 'string' },
-            data: {},
+            data: { type: 'object', description: 'the data object as posted to POST /v1/notifications, deep-equal (every key kept)' },
             title: { type: 'string' },
             body: { type: 'string' },
             topic: { type: 'string' },
