@@ -1,8 +1,8 @@
 import Ajv from 'ajv';
 import { ASYNCAPI } from '../src/docs/asyncapi';
-import type { Notification as ClientNotification, ReadyPayload as ClientReady } from '../client/src';
+import type { AuthReply, Notification as ClientNotification, ReadyPayload as ClientReady, SessionEnded as ClientSessionEnded } from '../client/src';
 import { CLIENT_EVENTS } from '../src/channel/client-events';
-import { NotificationPayload, ReadyPayload, SERVER_EVENTS } from '../src/channel/socket-events';
+import { AuthAck, NotificationPayload, ReadyPayload, SERVER_EVENTS, SessionEndedPayload } from '../src/channel/socket-events';
 import { api, connectDevice, nextEvent, startTestApp, TestApp } from './support/app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
@@ -14,8 +14,19 @@ type Json = Record<string, any>;
 // The client SDK ships its own copy of the protocol types; tsc (part of npm test) fails here if
 // the two drift apart in either direction.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
-const protocolInSync: [Same<ClientNotification, NotificationPayload>, Same<ClientReady, ReadyPayload>] = [true, true];
+const protocolInSync: [
+  Same<ClientNotification, NotificationPayload>,
+  Same<ClientReady, ReadyPayload>,
+  Same<ClientSessionEnded, SessionEndedPayload>,
+  Same<Extract<AuthReply, { ok: true }>, AuthAck>,
+] = [true, true, true, true];
 const messages = ASYNCAPI.components.messages as unknown as Record<string, { payload?: object; 'x-ack'?: object }>;
+/** A described message, failing loudly when it is missing (so a check cannot pass against no schema). */
+function message(name: string): { payload?: object; 'x-ack'?: object } {
+  const found: { payload?: object; 'x-ack'?: object } | undefined = messages[name];
+  if (!found) throw new Error(`no message "${name}" in the AsyncAPI document`);
+  return found;
+}
 const names = (side: 'publish' | 'subscribe') =>
   ASYNCAPI.channels['/'][side].message.oneOf.map((m) => messages[m.$ref.split('/').pop()!] && m.$ref.split('/').pop()).sort();
 
@@ -47,7 +58,7 @@ describe('AsyncAPI description of the socket protocol', () => {
   });
 
   it('names every event the code knows, in both directions', () => {
-    expect(protocolInSync).toEqual([true, true]);
+    expect(protocolInSync).toEqual([true, true, true, true]);
     expect(names('publish')).toEqual([...CLIENT_EVENTS].sort());
     expect(names('subscribe')).toEqual(Object.keys(SERVER_EVENTS).sort());
   });
@@ -72,6 +83,13 @@ describe('AsyncAPI description of the socket protocol', () => {
     check(messages.subscribe['x-ack'], await socket.timeout(2_000).emitWithAck('subscribe', { topics: ['news'] }));
     check(messages.subscribe['x-ack'], await socket.timeout(2_000).emitWithAck('subscribe', { topics: ['secret'] }));
     check(messages.unsubscribe['x-ack'], await socket.timeout(2_000).emitWithAck('unsubscribe', { topics: ['news'] }));
+
+    const refresh = { token: deviceToken({ sub: 'spec-user', deviceId: 'spec-dev', topics: ['news'] }) };
+    const auth = message('auth');
+    check(auth.payload, refresh);
+    check(auth['x-ack'], await socket.timeout(2_000).emitWithAck('auth', refresh));
+    check(auth['x-ack'], await socket.timeout(2_000).emitWithAck('auth', { token: 'garbage' }));
+    check(auth['x-ack'], await socket.timeout(2_000).emitWithAck('auth', { token: deviceToken({ sub: 'spec-user', deviceId: 'other' }) }));
 
     const notified = nextEvent<Json>(socket, 'notification');
     await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['spec-dev'], data: { a: 1 }, title: 't', body: 'b', ttl: 60, collapseKey: 'k' } });

@@ -6,4 +6,4 @@ export { Backoff, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './backoff';
 export { DedupeWindow } from './dedupe';
 export { memoryStorage, localStorageStorage } from './storage';
 export type { IntervalStorage } from './storage';
-export type { ReadyPayload, Notification, HeartbeatReply, TopicsReply } from './protocol';
+export type { ReadyPayload, Notification, HeartbeatReply, TopicsReply, AuthReply, SessionEnded, SessionEndReason } from './protocol';

@@ -5,6 +5,7 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { PresenceStore } from '../presence/presence.store';
 import { DeviceChannel } from '../channel/device-channel';
+import { TokenExpiry } from './token-expiry.service';
 
 /** Claimed per store call; one sweep keeps claiming until less than a batch is left. */
 export const SWEEP_BATCH = 500;
@@ -16,7 +17,8 @@ export const SWEEP_MAX_BATCHES = 20;
  * they are here, even if the transport still looks alive (a hung app behind a live TCP link).
  * The store reads only the expired end of its expiry index, so a sweep costs time in the number
  * expired, never in the number online. Sweepers on several instances can run at once: the store
- * hands each expired session to exactly one of them.
+ * hands each expired session to exactly one of them. Each sweep also ends this instance's sessions
+ * whose token ran out (TokenExpiry), a local check that needs no store.
  */
 @Injectable()
 export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -31,6 +33,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
     private readonly scheduler: SchedulerRegistry,
+    private readonly tokens: TokenExpiry,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -70,6 +73,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     const end = this.metrics.sweepDuration.startTimer();
     let retired = 0;
     try {
+      this.tokens.endDue();
       for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
         const expired = await this.store.claimExpired(this.clock.now(), SWEEP_BATCH);
         this.channel.close(expired, 'expired');

@@ -5,6 +5,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DeviceChannel } from '../channel/device-channel';
 import { SessionSweeper, SWEEP_BATCH } from './session-sweeper.service';
+import { TokenExpiry } from './token-expiry.service';
 
 describe('SessionSweeper', () => {
   it('retires every expired session in batches, closes their sockets, and spares the healthy', async () => {
@@ -13,7 +14,8 @@ describe('SessionSweeper', () => {
     const expired: string[] = [];
     const channel = { close: (refs: { sessionId: string }[]) => expired.push(...refs.map((r) => r.sessionId)) } as unknown as DeviceChannel;
     const metrics = new MetricsService();
-    const sweeper = new SessionSweeper(store, channel, clock, loadConfig({}), metrics, new SchedulerRegistry());
+    const tokens = { endDue: () => 0 } as unknown as TokenExpiry;
+    const sweeper = new SessionSweeper(store, channel, clock, loadConfig({}), metrics, new SchedulerRegistry(), tokens);
     const total = SWEEP_BATCH * 2 + 7;
     for (let i = 0; i < total; i++) {
       await store.connect({ deviceId: `d${i}`, sessionId: `s${i}`, userId: 'u', instanceId: 'gw', now: clock.now(), interval: 10, ttl: 100 });

@@ -53,6 +53,7 @@ export class SessionService {
       userId: session.userId,
       heartbeat,
       serverTime: now,
+      tokenExpiresAt: session.tokenExpiresAt,
     };
   }
 

@@ -8,6 +8,10 @@ export interface TokenClaims {
   deviceId?: string;
   platform?: string;
   topics?: string[];
+  /** Seconds since the epoch; with `exp`, pass no `expiresIn`. */
+  exp?: number;
+  iat?: number;
+  nbf?: number;
 }
 
 export function deviceToken(claims: TokenClaims, options: jwt.SignOptions = { expiresIn: '1h' }, secret = TEST_JWT_SECRET): string {

@@ -1,0 +1,88 @@
+import { FakeClock } from '../../test/support/fake-clock';
+import { DeviceChannel } from '../channel/device-channel';
+import { CloseReason, DeviceSession, DeviceSocket } from '../channel/socket-events';
+import { loadConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { TokenExpiry } from './token-expiry.service';
+
+const GRACE = 30_000;
+
+describe('TokenExpiry (fake clock)', () => {
+  const clock = new FakeClock(1_800_000_000_000);
+  const closed: { sessionId: string; reason: CloseReason }[] = [];
+  const sockets = new Map<string, DeviceSocket>();
+  const channel = {
+    localSessionSocket: (id: string) => sockets.get(id),
+    closeSocket: (socket: DeviceSocket, reason: CloseReason) => {
+      socket.data.session.closing = reason;
+      closed.push({ sessionId: socket.data.session.sessionId, reason });
+    },
+  } as unknown as DeviceChannel;
+  const metrics = new MetricsService();
+  const tokens = new TokenExpiry(channel, clock, loadConfig({ TOKEN_EXPIRY_GRACE_MS: String(GRACE) }), metrics);
+
+  /** A connected session whose token expires `lifetime` ms from now. */
+  const connect = (sessionId: string, lifetime: number): DeviceSession => {
+    const tokenExpiresAt = clock.now() + lifetime;
+    const session = { sessionId, deviceId: sessionId, tokenExpiresAt, tokenDeadline: tokens.deadlineFor(tokenExpiresAt) } as DeviceSession;
+    sockets.set(sessionId, { data: { session } } as DeviceSocket);
+    tokens.track(session);
+    return session;
+  };
+
+  beforeEach(() => {
+    closed.length = 0;
+    sockets.clear();
+  });
+
+  it('ends a session on the first tick at or after its token expiry plus the grace, and not a millisecond earlier', async () => {
+    connect('short', 3_000);
+    connect('long', 3_600_000);
+    clock.advance(3_000 + GRACE - 1);
+    expect(tokens.endDue()).toBe(0);
+    clock.advance(1);
+    expect(tokens.endDue()).toBe(1);
+    expect(closed).toEqual([{ sessionId: 'short', reason: 'token_expired' }]);
+    expect(tokens.endDue()).toBe(0); // ended once
+    expect((await metrics.tokensExpired.get()).values[0]?.value).toBe(1);
+  });
+
+  it('a renewed token moves the deadline, later or earlier; a gone session is forgotten', () => {
+    const renewed = connect('renewed', 3_000);
+    const shortened = connect('shortened', 3_600_000);
+    const left = connect('left', 1_000);
+    clock.advance(2_000);
+    tokens.renew(renewed, clock.now() + 3_600_000);
+    tokens.renew(shortened, clock.now() + 5_000);
+    expect(renewed.tokenDeadline).toBe(clock.now() + 3_600_000 + GRACE);
+    tokens.forget(left);
+    sockets.delete('left');
+    clock.advance(5_000 + GRACE);
+    expect(tokens.endDue()).toBe(1);
+    expect(closed.map((c) => c.sessionId)).toEqual(['shortened']);
+    clock.advance(3_600_000);
+    expect(tokens.endDue()).toBe(1);
+    expect(closed.map((c) => c.sessionId)).toEqual(['shortened', 'renewed']);
+  });
+
+  it('ends a session between ticks when something happens after its deadline, and leaves one in its grace alone', () => {
+    const session = connect('between', 1_000);
+    const socket = sockets.get('between')!;
+    clock.advance(1_000 + GRACE - 1); // expired, but within the grace
+    expect(tokens.endIfRanOut(socket)).toBe(false);
+    clock.advance(1);
+    expect(tokens.endIfRanOut(socket)).toBe(true);
+    expect(session.closing).toBe('token_expired');
+    expect(tokens.endIfRanOut(socket)).toBe(true); // still over, but closed only once
+    expect(tokens.endDue()).toBe(0);
+    expect(closed).toHaveLength(1);
+  });
+
+  it('skips a session that is already closing for another reason', () => {
+    const session = connect('replaced', 1_000);
+    session.closing = 'replaced';
+    clock.advance(1_000 + GRACE);
+    expect(tokens.endDue()).toBe(0);
+    expect(closed).toEqual([]);
+  });
+});
