@@ -162,7 +162,7 @@ export class RedisPresenceStore extends PresenceStore {
       args: { network, sampledAfter: now - NETWORK_RETENTION_MS },
     })) as string[];
     const histogram: Record<string, number> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) histogram[flat[i]!] = Number(flat[i + 1]);
+    for (let i = 0; i + 1 < flat.length; i += 2) histogram[String(flat[i])] = Number(flat[i + 1]);
     return histogram;
   }
 
