@@ -1,4 +1,4 @@
-export { createPushClient, PushClient, FAILED_BEATS_FOR_DEAD_LINK } from './push-client';
+export { createPushClient, PushClient, FAILED_BEATS_FOR_DEAD_LINK, REFRESH_LEAD_MS, refreshDelay } from './push-client';
 export type { PushClientOptions, PushClientEvents, PushClientError, NotificationContext, ClientState, TokenSource } from './push-client';
 export { HeartbeatTuner, SUCCESSES_TO_GROW, GROWTH_FACTOR, REPROBE_AFTER_MS } from './heartbeat-tuner';
 export type { HeartbeatBounds, NetworkState } from './heartbeat-tuner';

@@ -83,6 +83,7 @@ describe('DeviceTokenVerifier', () => {
       const v = make();
       expect(outcome(v, sign({ exp: nowS + 1 }))).toBe(clock.now() + 1_000);
       expect(outcome(v, sign({ exp: nowS }))).toBe('token_expired');
+      expect(outcome(v, sign({ exp: nowS + 1.2345 }))).toBe(clock.now() + 1_234); // a fractional NumericDate, in whole ms
     });
 
     it(`accepts iat and nbf up to ${TOKEN_CLOCK_SKEW_MS / 1000} s in the future (clock skew), and no further`, () => {

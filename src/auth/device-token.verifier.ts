@@ -82,11 +82,13 @@ export class DeviceTokenVerifier {
     if (p.nbf !== undefined && (typeof p.nbf !== 'number' || p.nbf * 1000 > latest)) throw invalid('token is not valid yet (nbf)');
     if (p.iat !== undefined && (typeof p.iat !== 'number' || p.iat * 1000 > latest)) throw invalid('claim iat is in the future');
     const maxAge = this.config.deviceTokenMaxAgeMs;
-    if (maxAge === undefined) return exp * 1000;
+    // NumericDate may have a fraction; the protocol reports whole ms.
+    const expiresAt = Math.floor(exp * 1000);
+    if (maxAge === undefined) return expiresAt;
     if (typeof p.iat !== 'number') throw invalid('claim iat is required (DEVICE_TOKEN_MAX_AGE is set)');
-    const ageEnd = p.iat * 1000 + maxAge;
+    const ageEnd = Math.floor(p.iat * 1000) + maxAge;
     if (ageEnd <= now) throw new DeviceAuthError('token_expired', 'token is older than DEVICE_TOKEN_MAX_AGE');
-    return Math.min(exp * 1000, ageEnd);
+    return Math.min(expiresAt, ageEnd);
   }
 }
 
