@@ -225,6 +225,26 @@ describe('PushClient token refresh and server-ended sessions (fake timers)', () 
     random.mockRestore();
   });
 
+  it('does not resend the token the session already runs on (a cached token), and retries later', async () => {
+    const random = jest.spyOn(Math, 'random').mockReturnValue(0.5);
+    const client = new PushClient({ url: 'http://x', token: () => 'cached', heartbeatAckTimeoutMs: 500 });
+    const errors: { code: string }[] = [];
+    client.on('error', (e) => errors.push(e));
+    const s = nth(0);
+    beatsAcked(s);
+    s.ready(10_000, { lifetimeMs: 600_000 });
+    await flush();
+    await advance(480_000);
+    auths(s).at(0)!.ack(null, { ok: true, tokenExpiresAt: Date.now() + 120_000, topics: [] });
+    await flush();
+    await advance(60_000); // due again, but the function hands out the same token
+    await advance(500); // and again after the backoff
+    expect(auths(s)).toHaveLength(1);
+    expect(errors.map((e) => e.code)).toEqual(['stale_token', 'stale_token']);
+    client.close();
+    random.mockRestore();
+  });
+
   it('after a token_expired end, reconnects at once (the token function gives the fresh token)', async () => {
     const client = new PushClient({ url: 'http://x', token: () => 'fresh' });
     const ended: unknown[] = [];

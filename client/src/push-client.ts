@@ -89,6 +89,8 @@ export class PushClient extends Emitter<PushClientEvents> {
   private refreshTimer?: ReturnType<typeof setTimeout>;
   /** Server clock minus ours (from ready and heartbeat acks): token times are the server's. */
   private serverOffset = 0;
+  /** The token the current session runs on. */
+  private sessionToken?: string;
   private failedBeats = 0;
   private network?: string;
   private foreground = false;
@@ -171,6 +173,7 @@ export class PushClient extends Emitter<PushClientEvents> {
 
   private async auth(): Promise<Record<string, unknown>> {
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    this.sessionToken = token;
     return { token, ...(this.network ? { network: this.network } : {}) };
   }
 
@@ -204,29 +207,39 @@ export class PushClient extends Emitter<PushClientEvents> {
   /** Sends `auth` with a fresh token; a failure is retried with backoff until the server ends the session. */
   private async refresh(): Promise<void> {
     const socket = this.socket;
-    if (!socket?.connected || typeof this.options.token !== 'function') return;
-    let reply: AuthReply | undefined;
-    let failure = 'no answer to auth';
+    const source = this.options.token;
+    if (!socket?.connected || typeof source !== 'function') return;
+    let token: string | undefined;
+    let outcome: AuthReply | PushClientError;
     try {
-      const token = await this.options.token();
-      reply = await new Promise<AuthReply>((resolve, reject) => {
-        socket.timeout(this.options.heartbeatAckTimeoutMs ?? 10_000).emit('auth', { token }, (err: Error | null, answer?: AuthReply) =>
-          err || !answer ? reject(err ?? new Error('empty auth ack')) : resolve(answer),
-        );
-      });
+      token = await source();
+      // A cached token would not move the expiry: sending it would only halve the wait again and again.
+      outcome =
+        token === this.sessionToken
+          ? { code: 'stale_token', message: 'the token function returned the token the session already runs on', terminal: false }
+          : await this.sendAuth(socket, token);
     } catch (err) {
-      failure = (err as Error).message;
+      outcome = { code: 'refresh_failed', message: (err as Error).message, terminal: false };
     }
     if (socket !== this.socket || !this.ready) return;
-    if (reply?.ok) {
+    if ('ok' in outcome && outcome.ok) {
+      this.sessionToken = token;
       this.refreshBackoff.reset();
-      this.ready = { ...this.ready, tokenExpiresAt: reply.tokenExpiresAt };
-      this.emit('refreshed', { tokenExpiresAt: reply.tokenExpiresAt });
+      this.ready = { ...this.ready, tokenExpiresAt: outcome.tokenExpiresAt };
+      this.emit('refreshed', { tokenExpiresAt: outcome.tokenExpiresAt });
       this.scheduleRefresh();
       return;
     }
-    this.emit('error', { code: reply ? reply.error.code : 'refresh_failed', message: reply ? reply.error.message : failure, terminal: false });
+    this.emit('error', 'ok' in outcome ? { ...outcome.error, terminal: false } : outcome);
     this.refreshTimer = setTimeout(() => void this.refresh(), this.refreshBackoff.next());
+  }
+
+  private sendAuth(socket: Socket, token: string): Promise<AuthReply> {
+    return new Promise((resolve, reject) => {
+      socket.timeout(this.options.heartbeatAckTimeoutMs ?? 10_000).emit('auth', { token }, (err: Error | null, reply?: AuthReply) =>
+        err || !reply ? reject(err ?? new Error('empty auth ack')) : resolve(reply),
+      );
+    });
   }
 
   private onSessionEnded(ended: SessionEnded): void {
