@@ -10,6 +10,7 @@ interface Ready {
   userId: string;
   heartbeat: { interval: number; min: number; max: number; ttl: number };
   serverTime: number;
+  tokenExpiresAt: number;
 }
 type AckReply = { ok: boolean; error?: { code: string; message: string }; [k: string]: unknown };
 
@@ -66,8 +67,10 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
         userId: 'user-1',
         heartbeat: { interval: INTERVAL, min: 200, max: 2000, ttl: TTL },
         serverTime: expect.any(Number),
+        tokenExpiresAt: expect.any(Number),
       });
       expect(Math.abs(ready.serverTime - Date.now())).toBeLessThan(5_000);
+      expect(Math.abs(ready.tokenExpiresAt - (Date.now() + 3_600_000))).toBeLessThan(5_000); // the token's exp ('1h')
       expect(await presenceOf(`hs-${transport}`)).toBe(ready.sessionId);
       const pttl = await redis.pttl(`${prefix}presence:hs-${transport}`);
       expect(pttl).toBeGreaterThan(0);
