@@ -11,6 +11,8 @@ import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { DeviceChannel } from './channel/device-channel';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
+import { LoadMonitor } from './load/load-monitor';
+import { MetricsService } from './metrics/metrics.service';
 import { RedisConnection } from './redis/redis-connection';
 
 /** REST bodies may hold up to MAX_TARGETS ids besides the payload; this is the raw-body ceiling. */
@@ -29,6 +31,15 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   app.use((req: { url: string }, res: import('express').Response, next: () => void) => {
     if (!channel.isDraining || req.url === '/health/live') return next();
     sendUnavailable(res, 'instance is shutting down', { Connection: 'close' });
+  });
+  // Shedding: when this process falls behind on what devices send (LoadMonitor), backend requests
+  // are turned away before their bodies are even parsed, so heartbeats keep their CPU and Redis.
+  const load = app.get(LoadMonitor);
+  const metrics = app.get(MetricsService);
+  app.use('/v1', (_req: unknown, res: import('express').Response, next: () => void) => {
+    if (!load.overloaded) return next();
+    metrics.restShed.inc();
+    sendUnavailable(res, `instance overloaded (${load.delay} ms behind), retry later`);
   });
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalPipes(createValidationPipe());

@@ -11,6 +11,7 @@ import { AsyncApiController } from './docs/asyncapi.controller';
 import { DevicesModule } from './devices/devices.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
+import { LoadModule } from './load/load.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { NotificationsModule } from './notifications/notifications.module';
 import { RedisModule } from './redis/redis.module';
@@ -37,6 +38,7 @@ export class AppModule {
           storage: new SlidingWindowStorage(clock),
         }),
         RedisModule,
+        LoadModule,
         MetricsModule,
         GatewayModule,
         NotificationsModule,

@@ -3,7 +3,7 @@ import { ASYNCAPI } from '../src/docs/asyncapi';
 import type { AuthReply, Notification as ClientNotification, ReadyPayload as ClientReady, SessionEnded as ClientSessionEnded } from '../client/src';
 import { CLIENT_EVENTS } from '../src/channel/client-events';
 import { AuthAck, NotificationPayload, ReadyPayload, SERVER_EVENTS, SessionEndedPayload } from '../src/channel/socket-events';
-import { api, connectDevice, nextEvent, startTestApp, TestApp } from './support/app';
+import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 import Redis from 'ioredis';
@@ -12,23 +12,29 @@ import { Socket } from 'socket.io-client';
 type Json = Record<string, any>;
 
 // The client SDK ships its own copy of the protocol types; tsc (part of npm test) fails here if
-// the two drift apart in either direction.
+// the two drift apart in either direction. A compile-time check only: there is nothing to run.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
-const protocolInSync: [
+const _protocolInSync: [
   Same<ClientNotification, NotificationPayload>,
   Same<ClientReady, ReadyPayload>,
   Same<ClientSessionEnded, SessionEndedPayload>,
   Same<Extract<AuthReply, { ok: true }>, AuthAck>,
 ] = [true, true, true, true];
-const messages = ASYNCAPI.components.messages as unknown as Record<string, { payload?: object; 'x-ack'?: object }>;
-/** A described message, failing loudly when it is missing (so a check cannot pass against no schema). */
-function message(name: string): { payload?: object; 'x-ack'?: object } {
-  const found: { payload?: object; 'x-ack'?: object } | undefined = messages[name];
-  if (!found) throw new Error(`no message "${name}" in the AsyncAPI document`);
-  return found;
-}
-const names = (side: 'publish' | 'subscribe') =>
-  ASYNCAPI.channels['/'][side].message.oneOf.map((m) => messages[m.$ref.split('/').pop()!] && m.$ref.split('/').pop()).sort();
+const messages = ASYNCAPI.components.messages as unknown as Record<string, { name?: string; payload?: object; 'x-ack'?: object }>;
+/** One message of the document; a missing one fails the test that needs it. */
+const msg = (name: string) => {
+  const m = messages[name];
+  if (!m) throw new Error(`/asyncapi.json has no message ${name}`);
+  return m;
+};
+/** The message names a channel side lists; a $ref to a message that is not there shows as "missing: <ref>". */
+const listed = (side: 'publish' | 'subscribe') =>
+  ASYNCAPI.channels['/'][side].message.oneOf
+    .map((m) => {
+      const key = /^#\/components\/messages\/(.+)$/.exec(m.$ref)?.[1];
+      return key && messages[key] ? key : `missing: ${m.$ref}`;
+    })
+    .sort();
 
 /** Keeps /asyncapi.json true: every event is described, and live payloads match the schemas. */
 describe('AsyncAPI description of the socket protocol', () => {
@@ -57,10 +63,15 @@ describe('AsyncAPI description of the socket protocol', () => {
     await redis.quit();
   });
 
-  it('names every event the code knows, in both directions', () => {
-    expect(protocolInSync).toEqual([true, true, true, true]);
-    expect(names('publish')).toEqual([...CLIENT_EVENTS].sort());
-    expect(names('subscribe')).toEqual(Object.keys(SERVER_EVENTS).sort());
+  it('describes exactly the events the code knows, in both directions', () => {
+    const clientEvents = [...CLIENT_EVENTS].sort();
+    const serverEvents = Object.keys(SERVER_EVENTS).sort();
+    // Each event the gateway accepts or sends is listed on its side, and nothing else is.
+    expect(listed('publish')).toEqual(clientEvents);
+    expect(listed('subscribe')).toEqual(serverEvents);
+    // No message is described without being listed on a channel, and each one carries its own name.
+    expect(Object.keys(messages).sort()).toEqual([...clientEvents, ...serverEvents].sort());
+    for (const [key, message] of Object.entries(messages)) expect({ key, name: message.name }).toEqual({ key, name: key });
   });
 
   it('is served at /asyncapi.json', async () => {
@@ -71,34 +82,38 @@ describe('AsyncAPI description of the socket protocol', () => {
   it('matches what a live gateway sends and accepts', async () => {
     const socket = open('spec-dev', ['news']);
     const ready = await nextEvent<Json>(socket, 'ready');
-    check(messages.ready.payload, ready);
+    check(msg('ready').payload, ready);
 
     const heartbeat = { interval: 1_000, network: 'wifi:spec', appState: 'foreground' };
-    check(messages.heartbeat.payload, heartbeat);
-    check(messages.heartbeat['x-ack'], await socket.timeout(2_000).emitWithAck('heartbeat', heartbeat));
-    check(messages.heartbeat['x-ack'], await socket.timeout(2_000).emitWithAck('heartbeat', { interval: 'x' }));
-    check(messages.heartbeat['x-ack'], await socket.timeout(2_000).emitWithAck('nonsense', {}));
+    check(msg('heartbeat').payload, heartbeat);
+    check(msg('heartbeat')['x-ack'], await socket.timeout(2_000).emitWithAck('heartbeat', heartbeat));
+    check(msg('heartbeat')['x-ack'], await socket.timeout(2_000).emitWithAck('heartbeat', { interval: 'x' }));
+    check(msg('heartbeat')['x-ack'], await socket.timeout(2_000).emitWithAck('nonsense', {}));
 
-    check(messages.subscribe.payload, { topics: ['news'] });
-    check(messages.subscribe['x-ack'], await socket.timeout(2_000).emitWithAck('subscribe', { topics: ['news'] }));
-    check(messages.subscribe['x-ack'], await socket.timeout(2_000).emitWithAck('subscribe', { topics: ['secret'] }));
-    check(messages.unsubscribe['x-ack'], await socket.timeout(2_000).emitWithAck('unsubscribe', { topics: ['news'] }));
+    check(msg('subscribe').payload, { topics: ['news'] });
+    check(msg('subscribe')['x-ack'], await socket.timeout(2_000).emitWithAck('subscribe', { topics: ['news'] }));
+    check(msg('subscribe')['x-ack'], await socket.timeout(2_000).emitWithAck('subscribe', { topics: ['secret'] }));
+    check(msg('unsubscribe')['x-ack'], await socket.timeout(2_000).emitWithAck('unsubscribe', { topics: ['news'] }));
 
     const refresh = { token: deviceToken({ sub: 'spec-user', deviceId: 'spec-dev', topics: ['news'] }) };
-    const auth = message('auth');
-    check(auth.payload, refresh);
-    check(auth['x-ack'], await socket.timeout(2_000).emitWithAck('auth', refresh));
-    check(auth['x-ack'], await socket.timeout(2_000).emitWithAck('auth', { token: 'garbage' }));
-    check(auth['x-ack'], await socket.timeout(2_000).emitWithAck('auth', { token: deviceToken({ sub: 'spec-user', deviceId: 'other' }) }));
+    check(msg('auth').payload, refresh);
+    check(msg('auth')['x-ack'], await socket.timeout(2_000).emitWithAck('auth', refresh));
+    check(msg('auth')['x-ack'], await socket.timeout(2_000).emitWithAck('auth', { token: 'garbage' }));
+    check(msg('auth')['x-ack'], await socket.timeout(2_000).emitWithAck('auth', { token: deviceToken({ sub: 'spec-user', deviceId: 'other' }) }));
 
-    const notified = nextEvent<Json>(socket, 'notification');
-    await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['spec-dev'], data: { a: 1 }, title: 't', body: 'b', ttl: 60, collapseKey: 'k' } });
-    check(messages.notification.payload, await notified);
+    const notified = new Promise<Json>((resolve) => socket.once('notification', (n: Json, ack: () => void) => (ack(), resolve(n))));
+    const sent = (await (
+      await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['spec-dev'], data: { a: 1 }, title: 't', body: 'b', ttl: 60, collapseKey: 'k' } })
+    ).json()) as Json;
+    check(msg('notification').payload, await notified);
+    // Settled before the takeover: an unacked push would be sent again to the twin, and its ack
+    // timer would outlive the app.
+    await waitFor(async () => ((await (await api(gw.url, `/v1/notifications/${sent.id}`)).json()) as Json).targets[0].status === 'delivered');
 
     const replaced = nextEvent<Json>(socket, 'session_replaced');
     const twin = open('spec-dev');
     const twinReady = nextEvent(twin, 'ready');
-    check(messages.session_replaced.payload, await replaced);
+    check(msg('session_replaced').payload, await replaced);
     await twinReady;
 
     const refused = connectDevice(gw.url, 'garbage');
@@ -106,9 +121,15 @@ describe('AsyncAPI description of the socket protocol', () => {
     const err = await nextEvent<Error & { data: unknown }>(refused, 'connect_error');
     check(ASYNCAPI.components.schemas.connectError, err.data);
 
+    const kicked = open('spec-kicked');
+    await nextEvent(kicked, 'ready');
+    const ended = nextEvent<Json>(kicked, 'session_ended');
+    expect((await api(gw.url, '/v1/devices/spec-kicked/session', { method: 'DELETE' })).status).toBe(204);
+    check(msg('session_ended').payload, await ended);
+
     const draining = nextEvent<Json>(twin, 'server_draining');
     await gw.app.close();
-    check(messages.server_draining.payload, await draining);
+    check(msg('server_draining').payload, await draining);
     gw = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix }); // for afterAll
   });
 });

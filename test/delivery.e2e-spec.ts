@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
-import { api, connectDevice, nextEvent, sleep, startTestApp, TestApp, waitFor } from './support/app';
+import { api, connectDevice, metric, metricReaches, nextEvent, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
+import { FakeClock } from './support/fake-clock';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
@@ -10,10 +11,15 @@ interface Received {
   ack: () => void;
 }
 
-/** Reliable delivery on the real app with real Redis: inboxes, acks, redelivery, status, topics. */
+/**
+ * Reliable delivery on the real app with real Redis: inboxes, acks, redelivery, status, topics.
+ * Notification TTLs run on a FakeClock; the ack timeout is Socket.IO's own (real) timer.
+ * "Was not sent" is shown by order: a later notification on the same connection arrives first.
+ */
 describe('delivery (real app, real Redis, real sockets)', () => {
   const prefix = uniquePrefix('delivery');
   const redis = new Redis(testRedisUrl());
+  const clock = new FakeClock(Date.now());
   let gw: TestApp;
   const sockets: Socket[] = [];
 
@@ -42,10 +48,11 @@ describe('delivery (real app, real Redis, real sockets)', () => {
   };
 
   beforeAll(async () => {
-    gw = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, ACK_TIMEOUT_MS: '500', INBOX_MAX_SIZE: '3' });
+    gw = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, ACK_TIMEOUT_MS: '500', INBOX_MAX_SIZE: '3' }, clock);
   });
   afterEach(() => sockets.splice(0).forEach((s) => s.disconnect()));
   afterAll(async () => {
+    await pushesSettled(gw.url);
     await gw.close();
     await deleteKeys(redis, prefix);
     await redis.quit();
@@ -60,14 +67,14 @@ describe('delivery (real app, real Redis, real sockets)', () => {
       expect(answer).toMatchObject({ online: 0, queued: 1 });
       ids.push(answer.id);
     }
-    expect(await targetOf(ids[0], 'queue-1')).toMatchObject({ status: 'pending' });
+    expect(await targetOf(ids[0]!, 'queue-1')).toMatchObject({ status: 'pending' });
     const again = await device('queue-1');
     await waitFor(() => again.received.length === 3);
     expect(again.received.map((r) => r.payload.data.n)).toEqual([1, 2, 3]);
-    expect(again.received[0].payload).toMatchObject({ id: ids[0], expiresAt: expect.any(Number), createdAt: expect.any(Number) });
-    await waitFor(async () => (await targetOf(ids[2], 'queue-1'))?.status === 'delivered');
-    const s = await status(ids[0]);
-    expect(s).toEqual({ id: ids[0], createdAt: expect.any(Number), expiresAt: expect.any(Number), targets: [{ deviceId: 'queue-1', status: 'delivered', updatedAt: expect.any(Number) }] });
+    expect(again.received[0]!.payload).toMatchObject({ id: ids[0]!, expiresAt: expect.any(Number), createdAt: expect.any(Number) });
+    await waitFor(async () => (await targetOf(ids[2]!, 'queue-1'))?.status === 'delivered');
+    const s = await status(ids[0]!);
+    expect(s).toEqual({ id: ids[0]!, createdAt: expect.any(Number), expiresAt: expect.any(Number), targets: [{ deviceId: 'queue-1', status: 'delivered', updatedAt: expect.any(Number) }] });
   });
 
   it('reaches offline known devices of a user with ttl > 0', async () => {
@@ -79,32 +86,35 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     await waitFor(() => phone.received.length === 1);
     const back = await device('user-tablet', { userId: 'multi' });
     await waitFor(() => back.received.length === 1);
-    expect(back.received[0].payload.id).toBe(answer.id);
+    expect(back.received[0]!.payload.id).toBe(answer.id);
   });
 
   it('sends an unacked notification again, with the same id, on the next connection', async () => {
     const silent = await device('no-ack', { autoAck: false });
+    const unacked = await metric(gw.url, 'push_gateway_pushes_unacked_total');
     const answer = await publish({ deviceIds: ['no-ack'], data: 'important', ttl: 60 });
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => silent.received.length === 1);
-    await sleep(600); // past ACK_TIMEOUT_MS: still pending
+    await metricReaches(gw.url, 'push_gateway_pushes_unacked_total', unacked + 1); // the gateway stopped waiting for the ack
     expect(await targetOf(answer.id, 'no-ack')).toMatchObject({ status: 'pending' });
     await offline(silent.socket, 'no-ack');
     const again = await device('no-ack');
     await waitFor(() => again.received.length === 1);
-    expect(again.received[0].payload.id).toBe(answer.id);
+    expect(again.received[0]!.payload.id).toBe(answer.id);
     await waitFor(async () => (await targetOf(answer.id, 'no-ack'))?.status === 'delivered');
   });
 
   it('never delivers an expired notification', async () => {
     const d = await device('expiring');
     await offline(d.socket, 'expiring');
-    const answer = await publish({ deviceIds: ['expiring'], data: 'stale soon', ttl: 1 });
-    await sleep(1_100);
+    const stale = await publish({ deviceIds: ['expiring'], data: 'stale soon', ttl: 1 });
+    clock.advance(1_000); // exactly its expiry
+    const later = await publish({ deviceIds: ['expiring'], data: 'current', ttl: 60 });
     const back = await device('expiring');
-    await sleep(300);
-    expect(back.received).toEqual([]);
-    expect(await targetOf(answer.id, 'expiring')).toMatchObject({ status: 'expired' });
+    // Both were queued, oldest first: the later one arriving first means the stale one was not sent.
+    await waitFor(() => back.received.length === 1);
+    expect(back.received.map((r) => r.payload.id)).toEqual([later.id]);
+    expect(await targetOf(stale.id, 'expiring')).toMatchObject({ status: 'expired' });
   });
 
   it('replaces a pending notification with a newer one of the same collapseKey', async () => {
@@ -112,18 +122,19 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     await offline(d.socket, 'collapse');
     const old = await publish({ deviceIds: ['collapse'], data: { score: '0-1' }, ttl: 60, collapseKey: 'match-7' });
     const fresh = await publish({ deviceIds: ['collapse'], data: { score: '1-1' }, ttl: 60, collapseKey: 'match-7' });
+    const later = await publish({ deviceIds: ['collapse'], data: 'after the match', ttl: 60 });
     expect(await targetOf(old.id, 'collapse')).toMatchObject({ status: 'replaced' });
     const back = await device('collapse');
-    await waitFor(() => back.received.length === 1);
-    await sleep(200);
-    expect(back.received.map((r) => r.payload.id)).toEqual([fresh.id]);
-    expect(back.received[0].payload.collapseKey).toBe('match-7');
+    // The replaced one was queued first: were it sent, it would come before these two.
+    await waitFor(() => back.received.length === 2);
+    expect(back.received.map((r) => r.payload.id)).toEqual([fresh.id, later.id]);
+    expect(back.received[0]!.payload.collapseKey).toBe('match-7');
   });
 
   it('keeps at most INBOX_MAX_SIZE pending per device, evicting the oldest visibly', async () => {
     const ids: string[] = [];
     for (let i = 0; i < 4; i++) ids.push((await publish({ deviceIds: ['full-inbox'], data: i, ttl: 60 })).id);
-    expect(await targetOf(ids[0], 'full-inbox')).toMatchObject({ status: 'expired', reason: 'inbox_full' });
+    expect(await targetOf(ids[0]!, 'full-inbox')).toMatchObject({ status: 'expired', reason: 'inbox_full' });
     expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/push_gateway_inbox_evicted_total [1-9]/);
     const d = await device('full-inbox');
     await waitFor(() => d.received.length === 3);
@@ -136,8 +147,10 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     const first = await publish({ deviceIds: ['idem'], data: { x: 1, y: 2 } }, key);
     const retry = await publish({ data: { y: 2, x: 1 }, deviceIds: ['idem'] }, key);
     expect(retry).toEqual(first);
-    await sleep(300);
-    expect(d.received).toHaveLength(1);
+    // A retry that sent again would have emitted before its answer, so before this one.
+    const later = await publish({ deviceIds: ['idem'], data: 'next' });
+    await waitFor(() => d.received.length >= 2);
+    expect(d.received.map((r) => r.payload.id)).toEqual([first.id, later.id]);
     const conflict = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['idem'], data: 'other' }, headers: key });
     expect(conflict.status).toBe(422);
     expect(await conflict.json()).toMatchObject({ statusCode: 422, message: expect.stringMatching(/Idempotency-Key/) });
@@ -162,9 +175,11 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     const answer = await publish({ topic: 'sport.tennis', data: 'match point' });
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => fan.received.length === 1);
-    expect(fan.received[0].payload).toMatchObject({ topic: 'sport.tennis', data: 'match point' });
-    await sleep(200);
-    expect(other.received).toEqual([]);
+    expect(fan.received[0]!.payload).toMatchObject({ topic: 'sport.tennis', data: 'match point' });
+    // Sent to the unsubscribed device after the topic push: arriving first, it proves that one skipped it.
+    const direct = await publish({ deviceIds: ['other'], data: 'direct' });
+    await waitFor(() => other.received.length >= 1);
+    expect(other.received.map((r) => r.payload.id)).toEqual([direct.id]);
     await waitFor(async () => (await targetOf(answer.id, 'fan'))?.status === 'delivered');
   });
 });

@@ -1,9 +1,12 @@
 import { Socket } from 'socket.io-client';
 import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
+import { FakeClock } from './support/fake-clock';
 import { deviceToken } from './support/tokens';
 
 /** Without REDIS_URL the same product runs on the in-process store (the `npm start` default). */
 describe('embedded store (no REDIS_URL)', () => {
+  const clock = new FakeClock(Date.now());
+  const TTL = 1_000; // 2.5 x HEARTBEAT_INTERVAL_MS
   let gw: TestApp;
   const sockets: Socket[] = [];
   const connect = async (deviceId: string) => {
@@ -14,7 +17,7 @@ describe('embedded store (no REDIS_URL)', () => {
   };
 
   beforeAll(async () => {
-    gw = await startTestApp({ HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '200', SWEEP_INTERVAL_MS: '100' });
+    gw = await startTestApp({ HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '200', SWEEP_INTERVAL_MS: '100' }, clock);
   });
   afterEach(() => sockets.splice(0).forEach((s) => s.disconnect()));
   afterAll(() => gw.close());
@@ -33,7 +36,8 @@ describe('embedded store (no REDIS_URL)', () => {
     await replaced;
     expect(((await (await api(gw.url, '/v1/presence')).json()) as { online: number }).online).toBe(1);
 
-    const closed = nextEvent<string>(twin, 'disconnect', 3_000); // twin never heartbeats
+    const closed = nextEvent<string>(twin, 'disconnect');
+    clock.advance(TTL); // twin never heartbeats: its presence runs out, and the sweeper closes it
     expect(await closed).toBe('transport close');
     await waitFor(async () => ((await (await api(gw.url, '/v1/devices/emb-1')).json()) as { online: boolean }).online === false);
 
@@ -43,7 +47,7 @@ describe('embedded store (no REDIS_URL)', () => {
     sockets.push(back);
     const redelivered = await new Promise<{ id: string }>((resolve) => back.on('notification', (n: { id: string }, ack: () => void) => (ack(), resolve(n))));
     expect(redelivered.id).toBe(queued.id);
-    await waitFor(async () => ((await (await api(gw.url, `/v1/notifications/${queued.id}`)).json()) as { targets: { status: string }[] }).targets[0].status === 'delivered');
+    await waitFor(async () => ((await (await api(gw.url, `/v1/notifications/${queued.id}`)).json()) as { targets: { status: string }[] }).targets[0]?.status === 'delivered');
     const ready = (await (await fetch(`${gw.url}/health/ready`)).json()) as { checks: { store: { kind: string } } };
     expect(ready.checks.store.kind).toBe('memory');
   });

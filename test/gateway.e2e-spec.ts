@@ -1,6 +1,7 @@
 import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
-import { connectDevice, nextEvent, sleep, startTestApp, TestApp, waitFor } from './support/app';
+import { connectDevice, metric, nextEvent, startTestApp, sweepsRan, TestApp, waitFor } from './support/app';
+import { FakeClock } from './support/fake-clock';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY, TokenClaims } from './support/tokens';
 
@@ -14,13 +15,20 @@ interface Ready {
 }
 type AckReply = { ok: boolean; error?: { code: string; message: string }; [k: string]: unknown };
 
-const INTERVAL = 400;
-const TTL = 1_000; // 2.5 x INTERVAL
+const INTERVAL = 2_000;
+const TTL = 5_000; // 2.5 x INTERVAL
 const SWEEP = 100;
 
-describe('device gateway (real app, real Redis, real sockets)', () => {
+/**
+ * The gateway's time runs on a FakeClock (started at the real time, so tokens signed now are
+ * current): presence expires when the test moves the clock, not after real waits. Sweeps still
+ * run every SWEEP ms of real time. Redis' own PX on presence:<id> is real time, which TTL
+ * outlasts by far.
+ */
+describe('device gateway (real app, real Redis, real sockets, fake clock)', () => {
   const prefix = uniquePrefix('gateway');
   const redis = new Redis(testRedisUrl());
+  const clock = new FakeClock(Date.now());
   let gw: TestApp;
   const sockets: Socket[] = [];
 
@@ -37,6 +45,15 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
   const emitAck = (socket: Socket, event: string, ...args: unknown[]) =>
     socket.timeout(2_000).emitWithAck(event, ...args) as Promise<AckReply>;
   const presenceOf = (deviceId: string) => redis.get(`${prefix}presence:${deviceId}`);
+  /** The expiry as the sweeper sees it (index) and as the device record holds it: they must agree. */
+  const expiryOf = async (deviceId: string) => {
+    const [index, record] = await Promise.all([
+      redis.zscore(`${prefix}presence:expiry:${gw.config.instanceId}`, deviceId),
+      redis.hget(`${prefix}device:${deviceId}`, 'expiresAt'),
+    ]);
+    expect(index).toBe(record);
+    return Number(index);
+  };
 
   beforeAll(async () => {
     gw = await startTestApp({
@@ -47,7 +64,7 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
       HEARTBEAT_MAX_MS: '2000',
       SWEEP_INTERVAL_MS: String(SWEEP),
       SOCKET_EVENTS_PER_SECOND: '20',
-    });
+    }, clock);
   });
   afterEach(() => {
     sockets.splice(0).forEach((s) => s.disconnect());
@@ -69,9 +86,10 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
         serverTime: expect.any(Number),
         tokenExpiresAt: expect.any(Number),
       });
-      expect(Math.abs(ready.serverTime - Date.now())).toBeLessThan(5_000);
-      expect(Math.abs(ready.tokenExpiresAt - (Date.now() + 3_600_000))).toBeLessThan(5_000); // the token's exp ('1h')
+      expect(ready.serverTime).toBe(clock.now());
+      expect(Math.abs(ready.tokenExpiresAt - (Date.now() + 3_600_000))).toBeLessThan(5_000); // the token's exp ('1h', signed on real time)
       expect(await presenceOf(`hs-${transport}`)).toBe(ready.sessionId);
+      expect(await expiryOf(`hs-${transport}`)).toBe(clock.now() + TTL);
       const pttl = await redis.pttl(`${prefix}presence:hs-${transport}`);
       expect(pttl).toBeGreaterThan(0);
       expect(pttl).toBeLessThanOrEqual(TTL);
@@ -99,40 +117,42 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
   });
 
   describe('heartbeats', () => {
-    it('acks with the clamped interval and refreshes the presence TTL', async () => {
+    it('acks with the clamped interval and sets the presence TTL from the time of the beat', async () => {
       const { socket } = await connected({ deviceId: 'hb-1' });
-      await sleep(300);
-      const before = await redis.pttl(`${prefix}presence:hb-1`);
+      clock.advance(300);
       const ack = await emitAck(socket, 'heartbeat', { interval: 1_000 });
-      expect(ack).toEqual({ ok: true, interval: 1_000, ttl: 2_500, serverTime: expect.any(Number) });
-      const after = await redis.pttl(`${prefix}presence:hb-1`);
-      expect(after).toBeGreaterThan(before);
-      expect(after).toBeLessThanOrEqual(2_500);
+      expect(ack).toEqual({ ok: true, interval: 1_000, ttl: 2_500, serverTime: clock.now() });
+      // Shorter than the TTL it had from the handshake: set from this beat, not extended.
+      expect(await expiryOf('hb-1')).toBe(clock.now() + 2_500);
+      const pttl = await redis.pttl(`${prefix}presence:hb-1`);
+      expect(pttl).toBeGreaterThan(0);
+      expect(pttl).toBeLessThanOrEqual(2_500);
       expect(await emitAck(socket, 'heartbeat', { interval: 5 })).toMatchObject({ ok: true, interval: 200, ttl: 500 });
       expect(await emitAck(socket, 'heartbeat', { interval: 1e9 })).toMatchObject({ ok: true, interval: 2_000, ttl: 5_000 });
       expect(await emitAck(socket, 'heartbeat')).toMatchObject({ ok: true, interval: 2_000 }); // keeps its interval
     });
 
-    it('keeps a heartbeating device online across several TTLs', async () => {
+    it('keeps a device online across several TTLs when each beat comes 1 ms before it would expire', async () => {
       const { socket, ready } = await connected({ deviceId: 'hb-steady' });
-      const until = Date.now() + TTL * 3.5;
-      while (Date.now() < until) {
-        expect(await emitAck(socket, 'heartbeat', {})).toMatchObject({ ok: true });
-        await sleep(INTERVAL);
+      for (let i = 0; i < 4; i++) {
+        clock.advance(TTL - 1); // a sweep at this instant must not retire it either
+        expect(await emitAck(socket, 'heartbeat', {})).toMatchObject({ ok: true, serverTime: clock.now() });
       }
-      expect(socket.connected).toBe(true);
+      await sweepsRan(gw.url);
       expect(await presenceOf('hb-steady')).toBe(ready.sessionId);
+      expect(await redis.hget(`${prefix}device:hb-steady`, 'sessionId')).toBe(ready.sessionId);
+      expect(await expiryOf('hb-steady')).toBe(clock.now() + TTL);
     });
 
     it('refuses a heartbeat whose interval is not a number, without refreshing presence', async () => {
       const { socket } = await connected({ deviceId: 'hb-bad' });
-      await sleep(300);
-      const before = await redis.pttl(`${prefix}presence:hb-bad`);
+      const before = await expiryOf('hb-bad');
+      clock.advance(300); // a refresh now would move the expiry by 300 ms
       for (const bad of [{ interval: 'fast' }, { interval: -1 }, { interval: null }, 'x', [1]]) {
         const ack = await emitAck(socket, 'heartbeat', bad);
         expect(ack).toEqual({ ok: false, error: { code: 'invalid_payload', message: expect.any(String) } });
       }
-      expect(await redis.pttl(`${prefix}presence:hb-bad`)).toBeLessThanOrEqual(before);
+      expect(await expiryOf('hb-bad')).toBe(before);
     });
   });
 
@@ -156,22 +176,23 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
         networks: { network: string; samples: number; recommendedInterval: number }[];
       };
       expect(presence.networks).toContainEqual({ network, samples: 1, recommendedInterval: 1_000 });
+      clock.advance(1_001); // the per-network gauges read the store at most once per second (of the app's clock)
       const metrics = await (await fetch(`${gw.url}/metrics`)).text();
       expect(metrics).toContain(`push_gateway_network_recommended_interval_ms{network="${network}"} 1000`);
     });
   });
 
   describe('sweeper', () => {
-    it('sweeps and closes a silent device whose transport is still up, within ttl + sweep interval', async () => {
-      const { socket } = await connected({ deviceId: 'silent' });
-      const connectedAt = Date.now();
-      const reason = await nextEvent<string>(socket, 'disconnect', TTL + SWEEP + 2_000);
-      const elapsed = Date.now() - connectedAt;
-      expect(reason).toBe('transport close'); // a client that comes back reconnects by itself
-      expect(elapsed).toBeGreaterThanOrEqual(TTL - 50);
-      expect(elapsed).toBeLessThanOrEqual(TTL + SWEEP + 500);
+    it('retires a silent device whose transport is still up at its TTL, not 1 ms earlier, and closes it', async () => {
+      const { socket, ready } = await connected({ deviceId: 'silent' });
+      clock.advance(TTL - 1);
+      await sweepsRan(gw.url);
+      expect(await redis.hget(`${prefix}device:silent`, 'sessionId')).toBe(ready.sessionId);
+      const closed = nextEvent<string>(socket, 'disconnect', 20 * SWEEP);
+      clock.advance(1);
+      expect(await closed).toBe('transport close'); // a client that comes back reconnects by itself
       expect(await presenceOf('silent')).toBeNull();
-      expect(await redis.zscore(`${prefix}presence:expiry`, 'silent')).toBeNull();
+      expect(await redis.zscore(`${prefix}presence:expiry:${gw.config.instanceId}`, 'silent')).toBeNull();
     });
 
     it('takes a cleanly disconnected device offline at once', async () => {
@@ -190,23 +211,30 @@ describe('device gateway (real app, real Redis, real sockets)', () => {
       const second = await connected({ deviceId: 'twin' });
       expect(await replaced).toEqual({ sessionId: first.ready.sessionId, reason: 'new_session' });
       expect(await gone).toBe('io server disconnect');
-      await sleep(200); // the old socket's disconnect handler has run
-      expect(await presenceOf('twin')).toBe(second.ready.sessionId);
+      // The old socket's disconnect handler lowers this gauge right before it asks the store to
+      // end the old session, so once only the new socket counts, that request is on the app's
+      // Redis connection, and the heartbeat below runs after it.
+      await waitFor(async () => (await metric(gw.url, 'push_gateway_connected_devices')) === 1);
       expect(await emitAck(second.socket, 'heartbeat', {})).toMatchObject({ ok: true });
-      expect(second.socket.connected).toBe(true);
+      expect(await presenceOf('twin')).toBe(second.ready.sessionId);
+      expect(await redis.hget(`${prefix}device:twin`, 'sessionId')).toBe(second.ready.sessionId);
     });
 
     it('keeps exactly one session when the same device connects many times at once', async () => {
       const racers = Array.from({ length: 5 }, () => open({ deviceId: 'racer' }));
-      // Each racer beats once ready, so a slow machine cannot let the survivor's 1 s TTL run out.
-      const timers = racers.map((s) => setInterval(() => s.connected && s.emit('heartbeat', {}), 250));
-      const readies = await Promise.all(racers.map((s) => nextEvent<Ready>(s, 'ready').catch(() => null)));
-      await sleep(500);
-      timers.forEach(clearInterval);
-      const alive = racers.filter((s) => s.connected);
-      expect(alive).toHaveLength(1);
-      const winner = readies[racers.indexOf(alive[0])];
-      expect(await presenceOf('racer')).toBe(winner?.sessionId);
+      const readies = new Map<Socket, Ready>();
+      const closed = new Set<Socket>();
+      for (const s of racers) {
+        s.on('ready', (r: Ready) => readies.set(s, r));
+        s.on('disconnect', () => closed.add(s));
+      }
+      // Every racer but the last to record its session is replaced, and the server closes it.
+      await waitFor(() => closed.size === racers.length - 1);
+      const winner = racers.find((s) => !closed.has(s))!;
+      await waitFor(() => readies.has(winner));
+      expect(await emitAck(winner, 'heartbeat', {})).toMatchObject({ ok: true });
+      expect(await presenceOf('racer')).toBe(readies.get(winner)!.sessionId);
+      expect(closed.size).toBe(racers.length - 1);
     });
   });
 

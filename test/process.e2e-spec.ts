@@ -46,44 +46,6 @@ describe('the gateway as a process (dist/main.js)', () => {
     expect(gw.output()).toContain('SWEEP_INTERVAL_MS must be a whole number, got "-5"');
   });
 
-  it('drains on SIGTERM: hints devices to reconnect, removes their presence at once, exits in time', async () => {
-    const prefix = uniquePrefix('drain');
-    const redis = new Redis(testRedisUrl());
-    const port = await freePort();
-    const gw = spawnGateway({
-      PORT: String(port),
-      REDIS_URL: testRedisUrl(),
-      REDIS_PREFIX: prefix,
-      API_KEYS: TEST_API_KEY,
-      DEVICE_JWT_SECRET: TEST_JWT_SECRET,
-      INSTANCE_ID: 'gw-drain',
-      SHUTDOWN_GRACE_MS: '5000',
-    });
-    running.push(gw);
-    const url = `http://127.0.0.1:${port}`;
-    try {
-      await waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.ok ?? false, 10_000);
-      const devices = ['drain-1', 'drain-2', 'drain-3'].map((deviceId) => connectDevice(url, deviceToken({ sub: 'u', deviceId })));
-      sockets.push(...devices);
-      await Promise.all(devices.map((s) => nextEvent(s, 'ready')));
-      expect(await redis.exists(devices.map((_, i) => `${prefix}presence:drain-${i + 1}`))).toBe(3);
-      const hints = devices.map((s) => nextEvent<{ reconnect: boolean; instanceId: string }>(s, 'server_draining'));
-      const closes = devices.map((s) => nextEvent<string>(s, 'disconnect'));
-      const signalledAt = Date.now();
-      gw.child.kill('SIGTERM');
-      for (const hint of await Promise.all(hints)) expect(hint).toEqual({ instanceId: 'gw-drain', reconnect: true });
-      expect(await Promise.all(closes)).toEqual(['transport close', 'transport close', 'transport close']);
-      expect(await gw.exited).toBe(0);
-      expect(Date.now() - signalledAt).toBeLessThan(5_000);
-      expect(await redis.exists(devices.map((_, i) => `${prefix}presence:drain-${i + 1}`))).toBe(0);
-      expect(await redis.zcard(`${prefix}presence:expiry`)).toBe(0);
-      expect(await redis.hexists(`${prefix}instances`, 'gw-drain')).toBe(0);
-    } finally {
-      await deleteKeys(redis, prefix);
-      await redis.quit();
-    }
-  });
-
   it('loses nothing pending when killed with SIGKILL and restarted', async () => {
     const prefix = uniquePrefix('kill9');
     const redis = new Redis(testRedisUrl());
@@ -136,7 +98,7 @@ describe('the gateway as a process (dist/main.js)', () => {
       }
       await waitFor(async () => {
         const body = (await (await api(url, `/v1/notifications/${sent.id}`)).json()) as { targets: { status: string }[] };
-        return body.targets[0].status === 'delivered';
+        return body.targets[0]?.status === 'delivered';
       });
     } finally {
       await deleteKeys(redis, prefix);

@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import { connect } from 'node:net';
 import { Socket } from 'socket.io-client';
-import { api, connectDevice, nextEvent, sleep, waitFor } from './support/app';
+import { api, connectDevice, metric, nextEvent, waitFor } from './support/app';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY } from './support/tokens';
@@ -43,6 +43,7 @@ describe('several instances (separate processes, real Redis)', () => {
   afterEach(() => sockets.splice(0).forEach((s) => s.disconnect()));
   afterAll(async () => {
     for (const gw of gateways) if (gw.process.child.exitCode === null) gw.process.child.kill('SIGKILL');
+    await Promise.all(gateways.map((gw) => gw.process.exited));
     await deleteKeys(redis, prefix);
     await redis.quit();
   });
@@ -52,7 +53,7 @@ describe('several instances (separate processes, real Redis)', () => {
     const answer = await publish(b, { deviceIds: ['cross-1'], data: 'via b' });
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => d.received.length === 1);
-    expect(d.received[0].id).toBe(answer.id);
+    expect(d.received[0]?.id).toBe(answer.id);
     await waitFor(async () => (await getJson(b.url, `/v1/notifications/${answer.id}`)).targets[0].status === 'delivered');
   });
 
@@ -72,9 +73,11 @@ describe('several instances (separate processes, real Redis)', () => {
     const fresh = await device(b, 'roamer');
     expect(await replaced).toMatchObject({ sessionId: old.ready.sessionId });
     expect(await closed).toBe('io server disconnect');
-    await sleep(300);
-    expect(await presenceOf('roamer')).toBe(fresh.ready.sessionId);
+    // gw-a lowers this gauge right before it asks the store to end the old session; its next
+    // store read (the GET below) goes over the same Redis connection, after that request.
+    await waitFor(async () => (await metric(a.url, 'push_gateway_connected_devices')) === 0);
     expect(await getJson(a.url, '/v1/devices/roamer')).toMatchObject({ online: true, instanceId: 'gw-b' });
+    expect(await presenceOf('roamer')).toBe(fresh.ready.sessionId);
   });
 
   it('reports per-instance counts in GET /v1/presence', async () => {
@@ -102,24 +105,42 @@ describe('several instances (separate processes, real Redis)', () => {
     for (const [i, m] of after.entries()) expect(await presenceOf(`mover-${i + 1}`)).toBe(m.ready.sessionId);
     // ttl (1000 ms) + sweep (100 ms) + slack: the survivors' sweepers retire the ghost.
     await waitFor(async () => (await getJson(a.url, '/v1/devices/ghost')).online === false, 2_500);
-    await waitFor(async () => (await redis.zscore(`${prefix}presence:expiry`, 'ghost')) === null, 500);
+    await waitFor(async () => (await redis.zscore(`${prefix}presence:expiry:gw-c`, 'ghost')) === null, 500);
     expect(await presenceOf('ghost')).toBeNull();
     await waitFor(async () => !(await getJson(a.url, '/v1/presence')).instances.some((i: Json) => i.instanceId === 'gw-c'), 3_000);
   });
 
-  it('drains on SIGTERM: devices are told to reconnect, presence goes at once, the process exits in time', async () => {
-    const d = await startGateway('gw-d', env);
+  it('drains on SIGTERM: every device is told to reconnect and may land elsewhere, its presence and the instance entry go at once, the process exits in time', async () => {
+    // Presence that lives a minute and an instance record that lives 15 s: whatever is gone
+    // right after the exit was removed by the drain, not by a TTL.
+    const d = await startGateway('gw-d', { ...env, HEARTBEAT_INTERVAL_MS: '25000', SWEEP_INTERVAL_MS: '5000' });
     gateways.push(d);
-    const leaving = await device(d, 'drained');
-    const hint = nextEvent<Json>(leaving.socket, 'server_draining');
-    const reconnected = new Promise<Json>((resolve) => leaving.socket.once('disconnect', () => void device(a, 'drained').then(resolve)));
+    const mover = await device(d, 'drained');
+    const leavers = ['drain-2', 'drain-3'];
+    const all = [mover, ...(await Promise.all(leavers.map((id) => device(d, id))))];
+    expect(await redis.exists(leavers.map((id) => `${prefix}presence:${id}`))).toBe(2);
+    expect(await redis.exists(`${prefix}instance:gw-d`)).toBe(1);
+    const hints = all.map((x) => nextEvent<Json>(x.socket, 'server_draining'));
+    const closes = all.map((x) => nextEvent<string>(x.socket, 'disconnect'));
+    // A load balancer would send the reconnect to a live instance: the client does that here.
+    const reconnected = new Promise<Json>((resolve) => mover.socket.once('disconnect', () => void device(a, 'drained').then(resolve)));
     const started = Date.now();
     d.process.child.kill('SIGTERM');
-    expect(await hint).toEqual({ instanceId: 'gw-d', reconnect: true });
+    for (const hint of await Promise.all(hints)) expect(hint).toEqual({ instanceId: 'gw-d', reconnect: true });
+    expect(await Promise.all(closes)).toEqual(['transport close', 'transport close', 'transport close']);
     const back = await reconnected;
     expect(await d.process.exited).toBe(0);
     expect(Date.now() - started).toBeLessThan(5_000);
     expect(await presenceOf('drained')).toBe(back.ready.sessionId);
+    for (const id of leavers) {
+      expect(await presenceOf(id)).toBeNull();
+      expect(await redis.zscore(`${prefix}presence:expiry:gw-d`, id)).toBeNull();
+      expect(await redis.hget(`${prefix}device:${id}`, 'sessionId')).toBeNull();
+    }
+    // The registry is a key per instance plus a set of ids (presence.scripts.ts); read the set
+    // before any GET /v1/presence, which would prune an id whose key expired.
+    expect(await redis.exists(`${prefix}instance:gw-d`)).toBe(0);
+    expect(await redis.sismember(`${prefix}instances`, 'gw-d')).toBe(0);
     expect((await getJson(a.url, '/v1/presence')).instances.map((i: Json) => i.instanceId)).not.toContain('gw-d');
   });
 
@@ -133,20 +154,26 @@ describe('several instances (separate processes, real Redis)', () => {
     raw.on('data', (chunk) => (response += chunk.toString()));
     const ended = new Promise((resolve) => raw.on('close', resolve));
     await new Promise((resolve) => raw.once('connect', resolve));
+    // With Expect: 100-continue the server answers once it has parsed the headers: from then on
+    // the request is in flight, its body not yet sent.
     raw.write(
       `POST /v1/notifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_API_KEY}\r\n` +
-        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n` +
-        body.slice(0, 50),
+        `Content-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nExpect: 100-continue\r\nConnection: close\r\n\r\n`,
     );
-    await sleep(200); // the request has arrived; its body has not
+    await waitFor(() => response.startsWith('HTTP/1.1 100 Continue\r\n\r\n'));
+    raw.write(body.slice(0, 50));
     e.process.child.kill('SIGTERM');
-    await sleep(300);
-    const refused = await fetch(`${e.url}/v1/presence`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } }).catch(() => null);
-    expect(refused === null || refused.status === 503).toBe(true); // refused, or no longer listening
+    // New requests are turned away (503, or no longer listening) while this one is still open.
+    await waitFor(async () => {
+      const res = await fetch(`${e.url}/v1/presence`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } }).catch(() => null);
+      return res === null || res.status === 503;
+    });
+    expect(e.process.child.exitCode).toBeNull();
     raw.write(body.slice(50)); // no half-close: the response comes back on this connection
     await ended;
-    expect(response).toMatch(/^HTTP\/1.1 202/);
-    expect(response).toMatch(/"queued":1/);
+    const final = response.slice('HTTP/1.1 100 Continue\r\n\r\n'.length);
+    expect(final).toMatch(/^HTTP\/1.1 202/);
+    expect(final).toMatch(/"queued":1/);
     expect(await e.process.exited).toBe(0);
   });
 });

@@ -216,7 +216,7 @@ describe('token lifetime (fake clock, real sockets, real Redis)', () => {
         sockets.push(socket);
         return (await nextEvent<Error & { data: { code: string } }>(socket, 'connect_error')).data.code;
       };
-      expect(await refusal(deviceToken({ sub: 'tl-user', deviceId: 'no-iat', exp: g.seconds() + 600 }, { noTimestamp: true }))).toBe('invalid_token');
+      expect(await refusal(deviceToken({ sub: 'tl-user', deviceId: 'no-iat', exp: g.seconds() + 600 }, {}))).toBe('invalid_token');
       expect(await refusal(g.token('old', 3_600, { iat: g.seconds() - 60 }))).toBe('token_expired');
 
       const agedOut = (g.seconds() + 60) * 1000;

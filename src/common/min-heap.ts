@@ -59,9 +59,8 @@ export class MinHeap<T> {
     }
   }
 
-  /** Callers pass in-range indexes. (`at()` is typed `T | undefined` with or without noUncheckedIndexedAccess.) */
   private at(i: number): T {
-    return this.items.at(i) as T;
+    return this.items[i] as T;
   }
 
   private keyAt(i: number): number {

@@ -33,11 +33,13 @@ export class DrainService implements BeforeApplicationShutdown {
     this.sweeper.stop();
     const sessions = this.channel.drain();
     this.logger.log(`draining (${signal ?? 'close'}): ${sessions.length} sessions told to reconnect`);
-    try {
-      await this.store.disconnect(sessions, this.clock.now());
-      await this.instances.leave();
-    } catch (err) {
-      this.logger.warn(`presence not removed on drain, it will expire by TTL: ${(err as Error).message}`);
+    // Two independent steps: a failure of one must not skip the other.
+    const [presence, registry] = await Promise.allSettled([this.store.disconnect(sessions, this.clock.now()), this.instances.leave()]);
+    if (presence.status === 'rejected') {
+      this.logger.warn(`presence not removed on drain, it will expire by TTL: ${(presence.reason as Error).message}`);
+    }
+    if (registry.status === 'rejected') {
+      this.logger.warn(`instance not removed from the registry, it will expire: ${(registry.reason as Error).message}`);
     }
     await this.finishInFlight();
   }

@@ -2,6 +2,7 @@ import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } fro
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { PresenceStore } from '../presence/presence.store';
 import { DeviceChannel } from '../channel/device-channel';
@@ -33,6 +34,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
     private readonly scheduler: SchedulerRegistry,
+    private readonly load: LoadMonitor,
     private readonly tokens: TokenExpiry,
   ) {}
 
@@ -69,16 +71,20 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     }
   }
 
+  /**
+   * This instance's own sessions expire only once they are past their TTL by more than this
+   * process is behind (LoadMonitor): a heartbeat it has received but not yet handled must not
+   * lose the race against the sweep. Sessions of an instance that stopped reporting itself alive
+   * have nobody to be late for them: they go at their TTL.
+   */
   private async run(): Promise<number> {
     const end = this.metrics.sweepDuration.startTimer();
     let retired = 0;
     try {
       this.tokens.endDue();
-      for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
-        const expired = await this.store.claimExpired(this.clock.now(), SWEEP_BATCH);
-        this.channel.close(expired, 'expired');
-        retired += expired.length;
-        if (expired.length < SWEEP_BATCH) break;
+      retired += await this.claim(this.config.instanceId, () => this.clock.now() - this.load.delay);
+      for (const owner of await this.store.orphanedOwners(this.clock.now())) {
+        if (owner !== this.config.instanceId) retired += await this.claim(owner, () => this.clock.now());
       }
       this.lastRunAt = this.clock.now();
       return retired;
@@ -86,5 +92,16 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
       if (retired) this.metrics.presenceExpired.inc(retired);
       end();
     }
+  }
+
+  private async claim(owner: string, expiredBefore: () => number): Promise<number> {
+    let retired = 0;
+    for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
+      const expired = await this.store.claimExpired(owner, expiredBefore(), SWEEP_BATCH);
+      this.channel.close(expired, 'expired');
+      retired += expired.length;
+      if (expired.length < SWEEP_BATCH) break;
+    }
+    return retired;
   }
 }

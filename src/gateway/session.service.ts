@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
@@ -21,6 +22,7 @@ export class SessionService {
     private readonly channel: DeviceChannel,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
+    private readonly load: LoadMonitor,
   ) {}
 
   /** Records presence (replacing any older session of the device) and builds the `ready` payload. */
@@ -73,17 +75,24 @@ export class SessionService {
     const sampleBucket = session.network && session.beatsAtInterval === STABLE_BEATS ? bucketOf(interval) : undefined;
     let alive: boolean;
     try {
-      alive = await this.store.heartbeat({
-        deviceId: session.deviceId,
-        sessionId: session.sessionId,
-        now,
-        interval,
-        ttl,
-        appState: requested.appState,
-        network: requested.network,
-        sampleBucket,
-      });
+      alive = await this.load.track(
+        this.store.heartbeat({
+          deviceId: session.deviceId,
+          sessionId: session.sessionId,
+          instanceId: this.config.instanceId,
+          now,
+          // A session this process is late in handling is not the device's fault: it lives on.
+          grace: this.load.delay,
+          interval,
+          ttl,
+          appState: requested.appState,
+          // The session's network (from the handshake or a later beat): a sample is recorded under it.
+          network: session.network,
+          sampleBucket,
+        }),
+      );
     } catch (err) {
+      // The session stays as it was; if Redis ran the heartbeat after all, it is only fresher.
       this.metrics.heartbeats.inc({ result: 'error' });
       this.logger.warn(`heartbeat of ${session.deviceId} not recorded: ${(err as Error).message}`);
       return errorAck('unavailable', 'presence store unavailable, retry at the next interval');

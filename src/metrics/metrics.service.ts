@@ -90,6 +90,11 @@ export class MetricsService {
     help: 'Pending notifications dropped because a device inbox reached INBOX_MAX_SIZE',
     registers: [this.registry],
   });
+  readonly restShed = new Counter({
+    name: 'push_gateway_rest_shed_total',
+    help: 'REST requests answered 503 because the process was behind on heartbeats (LOAD_SHED_DELAY_MS)',
+    registers: [this.registry],
+  });
   readonly redisReconnects = new Counter({
     name: 'push_gateway_redis_reconnects_total',
     help: 'Redis connections rebuilt by the watchdog after unanswered probes',

@@ -197,7 +197,7 @@ describe('RedisNotificationStore (real Redis)', () => {
   notificationStoreCases(
     () => ({ presence: new RedisPresenceStore(redis, prefix, 30 * DAY), store: new RedisNotificationStore(redis, prefix) }),
     // Presence keys of the online device are the presence store's; notif:seq is one counter.
-    () => keysWithoutTtl(redis, prefix, ['notif:seq', 'device:on', 'user:u:devices', 'presence:expiry']),
+    () => keysWithoutTtl(redis, prefix, ['notif:seq', 'device:on', 'user:u:devices', 'presence:expiry:gw', 'instances']),
   );
 
   it('writes inboxes and receipts with TTLs, so nothing outlives its notification', async () => {

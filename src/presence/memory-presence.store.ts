@@ -25,7 +25,8 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly devices = new Map<string, DeviceView>();
   /** userId -> deviceId -> lastSeenAt (Infinity while online). */
   private readonly users = new Map<string, Map<string, number>>();
-  private readonly deadlines = new MinHeap<Deadline>((d) => d.at);
+  /** instanceId -> deadlines of the sessions that instance holds. */
+  private readonly deadlines = new Map<string, MinHeap<Deadline>>();
   private readonly instances = new Map<string, InstanceView & { expiresAt: number }>();
   private sessions = 0;
   private readonly networks = new Map<string, { histogram: Record<string, number>; lastAt: number }>();
@@ -63,13 +64,13 @@ export class MemoryPresenceStore extends PresenceStore {
       network: s.network,
     });
     this.userIndex(s.userId).set(s.deviceId, Infinity);
-    this.deadlines.push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
+    this.deadlinesOf(s.instanceId).push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
     return replaced;
   }
 
   async heartbeat(u: HeartbeatUpdate): Promise<boolean> {
     const d = this.devices.get(u.deviceId);
-    if (!d || d.sessionId !== u.sessionId || (d.expiresAt ?? 0) <= u.now) return false;
+    if (!d || d.sessionId !== u.sessionId || (d.expiresAt ?? 0) <= u.now - (u.grace ?? 0)) return false;
     d.lastHeartbeatAt = u.now;
     d.lastSeenAt = u.now;
     d.interval = u.interval;
@@ -85,7 +86,7 @@ export class MemoryPresenceStore extends PresenceStore {
       net.histogram[u.sampleBucket] = (net.histogram[u.sampleBucket] ?? 0) + 1;
       net.lastAt = u.now;
     }
-    this.deadlines.push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
+    this.deadlinesOf(d.instanceId ?? u.instanceId).push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
     return true;
   }
 
@@ -100,20 +101,26 @@ export class MemoryPresenceStore extends PresenceStore {
     return ended;
   }
 
-  async claimExpired(now: number, limit: number): Promise<SessionRef[]> {
+  async claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]> {
     this.prune(now);
     const claimed: SessionRef[] = [];
-    while (claimed.length < limit) {
-      const top = this.deadlines.peek();
+    const deadlines = this.deadlines.get(owner);
+    while (deadlines && claimed.length < limit) {
+      const top = deadlines.peek();
       if (!top || top.at > now) break;
-      this.deadlines.pop();
+      deadlines.pop();
       // Stale deadline: the session was refreshed, replaced or ended since it was pushed.
       if (!this.isCurrent(top)) continue;
       const d = this.devices.get(top.deviceId)!;
       claimed.push(this.refOf(d));
       this.endSession(d, d.lastHeartbeatAt ?? now);
     }
+    if (deadlines?.size === 0 && !this.instances.has(owner)) this.deadlines.delete(owner);
     return claimed;
+  }
+
+  async orphanedOwners(now: number): Promise<string[]> {
+    return [...this.deadlines.keys()].filter((id) => (this.instances.get(id)?.expiresAt ?? 0) <= now);
   }
 
   async getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]> {
@@ -140,9 +147,11 @@ export class MemoryPresenceStore extends PresenceStore {
   async countOnline(now: number): Promise<number> {
     // Sessions not yet ended, less those whose deadline has passed but that no sweep claimed yet.
     let expired = 0;
-    this.deadlines.forEachUpTo(now, (e) => {
-      if (this.isCurrent(e)) expired++;
-    });
+    for (const deadlines of this.deadlines.values()) {
+      deadlines.forEachUpTo(now, (e) => {
+        if (this.isCurrent(e)) expired++;
+      });
+    }
     return this.sessions - expired;
   }
 
@@ -212,6 +221,12 @@ export class MemoryPresenceStore extends PresenceStore {
       if (net.lastAt + NETWORK_RETENTION_MS > now) this.networksForgetting.push({ at: net.lastAt + NETWORK_RETENTION_MS, key: due.key });
       else this.networks.delete(due.key);
     }
+  }
+
+  private deadlinesOf(instanceId: string): MinHeap<Deadline> {
+    let heap = this.deadlines.get(instanceId);
+    if (!heap) this.deadlines.set(instanceId, (heap = new MinHeap<Deadline>((d) => d.at)));
+    return heap;
   }
 
   private isCurrent(e: Deadline): boolean {

@@ -66,8 +66,8 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
     await store.connect(start('d1', 's1'));
     for (let i = 0; i < 10; i++) {
       clock.advance(TTL / 2);
-      expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 500, ttl: TTL })).toBe(true);
-      expect(await store.claimExpired(clock.now(), 100)).toEqual([]);
+      expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 500, ttl: TTL })).toBe(true);
+      expect(await store.claimExpired('gw-1', clock.now(), 100)).toEqual([]);
     }
     const [view] = await store.getDevices(['d1'], clock.now());
     expect(view).toMatchObject({ online: true, lastHeartbeatAt: clock.now(), expiresAt: clock.now() + TTL, interval: 500 });
@@ -75,10 +75,10 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
 
   it('refuses a heartbeat for an expired or unknown session', async () => {
     await store.connect(start('d1', 's1'));
-    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 'other', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
-    expect(await store.heartbeat({ deviceId: 'nobody', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
+    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 'other', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
+    expect(await store.heartbeat({ deviceId: 'nobody', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
     clock.advance(TTL);
-    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
+    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
     expect(await online('d1')).toBe(false);
   });
 
@@ -91,7 +91,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
       userId: 'u1',
       instanceId: 'gw-1',
     });
-    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
+    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
     expect(await store.disconnect([ref('d1', 's1')], clock.now())).toBe(0);
     const [view] = await store.getDevices(['d1'], clock.now());
     expect(view).toMatchObject({ online: true, sessionId: 's2', instanceId: 'gw-2' });
@@ -112,7 +112,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
       lastSeenAt: clock.now(),
     });
     expect(await store.countOnline(clock.now())).toBe(0);
-    expect(await store.claimExpired(clock.now() + TTL * 10, 100)).toEqual([]);
+    expect(await store.claimExpired('gw-1', clock.now() + TTL * 10, 100)).toEqual([]);
   });
 
   it('claims only expired sessions, each once, oldest first, within the limit', async () => {
@@ -122,12 +122,12 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
     clock.advance(100);
     await store.connect(start('healthy', 'sh'));
     clock.advance(TTL - 100);
-    await store.heartbeat({ deviceId: 'healthy', sessionId: 'sh', now: clock.now(), interval: 400, ttl: TTL });
+    await store.heartbeat({ deviceId: 'healthy', sessionId: 'sh', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL });
     clock.advance(100); // a and b expired, healthy was refreshed
     expect(await store.countOnline(clock.now())).toBe(1);
-    expect(await store.claimExpired(clock.now(), 1)).toEqual([ref('a', 'sa')]);
-    expect(await store.claimExpired(clock.now(), 10)).toEqual([ref('b', 'sb', 'u2')]);
-    expect(await store.claimExpired(clock.now(), 10)).toEqual([]);
+    expect(await store.claimExpired('gw-1', clock.now(), 1)).toEqual([ref('a', 'sa')]);
+    expect(await store.claimExpired('gw-1', clock.now(), 10)).toEqual([ref('b', 'sb', 'u2')]);
+    expect(await store.claimExpired('gw-1', clock.now(), 10)).toEqual([]);
     expect(await online('a')).toBe(false);
     expect(await online('healthy')).toBe(true);
     const [a] = await store.getDevices(['a'], clock.now());
@@ -191,7 +191,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
   it('records app state and network, and collects stable-interval samples per network', async () => {
     await store.connect(start('d1', 's1', { network: 'wifi:home' }));
     const beat = (extra: object) =>
-      store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL, ...extra });
+      store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, ...extra });
     await beat({ appState: 'background' });
     await beat({ network: 'cell:acme', sampleBucket: 30_000 });
     await beat({ network: 'cell:acme', sampleBucket: 30_000 });
@@ -208,9 +208,38 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
     expect(await store.listNetworks(clock.now(), 1)).toHaveLength(1);
   });
 
+  it('leaves the sessions of a live instance to that instance, and hands those of a dead one to anybody', async () => {
+    await store.touchInstance({ instanceId: 'gw-1', online: 1, lastSeenAt: clock.now() }, 10 * TTL);
+    await store.connect(start('mine', 's-mine')); // held by gw-1, alive
+    await store.connect(start('orphan', 's-orphan', { instanceId: 'gw-dead' })); // its instance never reports
+    clock.advance(TTL);
+    expect(await store.claimExpired('gw-2', clock.now(), 10)).toEqual([]); // another instance's sessions are not gw-2's
+    expect(await store.orphanedOwners(clock.now())).toEqual(['gw-dead']);
+    expect(await store.claimExpired('gw-dead', clock.now(), 10)).toEqual([{ ...ref('orphan', 's-orphan'), instanceId: 'gw-dead' }]);
+    expect(await store.orphanedOwners(clock.now())).toEqual([]); // nothing left: the dead instance is gone for good
+    expect(await store.claimExpired('gw-1', clock.now(), 10)).toEqual([ref('mine', 's-mine')]);
+  });
+
+  it('moves a session to the instance that took the device over', async () => {
+    await store.connect(start('d1', 's1'));
+    await store.connect(start('d1', 's2', { instanceId: 'gw-2' }));
+    clock.advance(TTL);
+    expect(await store.claimExpired('gw-1', clock.now(), 10)).toEqual([]);
+    expect(await store.claimExpired('gw-2', clock.now(), 10)).toEqual([{ ...ref('d1', 's2'), instanceId: 'gw-2' }]);
+  });
+
+  it('lets a heartbeat its instance handled late still refresh a session it has not swept (grace)', async () => {
+    await store.connect(start('d1', 's1'));
+    clock.advance(TTL + 50); // expired 50 ms ago by the clock; the instance was 100 ms behind
+    const late = { deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL };
+    expect(await store.heartbeat({ ...late, grace: 40 })).toBe(false);
+    expect(await store.heartbeat({ ...late, grace: 100 })).toBe(true);
+    expect(await online('d1')).toBe(true);
+  });
+
   it('forgets a network nobody sampled for NETWORK_RETENTION_MS, by the caller clock', async () => {
     await store.connect(start('d1', 's1'));
-    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: clock.now(), interval: 400, ttl: TTL, network: 'cell:acme', sampleBucket: 30_000 });
+    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, network: 'cell:acme', sampleBucket: 30_000 });
     clock.advance(NETWORK_RETENTION_MS - 1);
     expect(await store.networkHistogram('cell:acme', clock.now())).toEqual({ 30000: 1 });
     expect(await store.listNetworks(clock.now(), 10)).toHaveLength(1);
@@ -222,14 +251,14 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
   it('holds nothing without an end: ended sessions are forgotten after their retention', async () => {
     for (const id of ['a', 'b']) {
       await store.connect(start(id, `s-${id}`, { userId: `u-${id}` }));
-      await store.heartbeat({ deviceId: id, sessionId: `s-${id}`, now: clock.now(), interval: 400, ttl: TTL, network: 'wifi:x', sampleBucket: 1_000 });
+      await store.heartbeat({ deviceId: id, sessionId: `s-${id}`, instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, network: 'wifi:x', sampleBucket: 1_000 });
     }
     expect(await unbounded(store)).toBeGreaterThan(0); // online sessions are held until they end
     await store.disconnect([ref('a', 's-a', 'u-a')], clock.now());
     clock.advance(TTL); // b goes silent and is swept
-    expect(await store.claimExpired(clock.now(), 10)).toHaveLength(1);
+    expect(await store.claimExpired('gw-1', clock.now(), 10)).toHaveLength(1);
     clock.advance(Math.max(RETENTION, NETWORK_RETENTION_MS));
-    await store.claimExpired(clock.now(), 10);
+    await store.claimExpired('gw-1', clock.now(), 10);
     expect(await unbounded(store)).toBe(0);
     expect(await store.getDevices(['a', 'b'], clock.now())).toEqual([null, null]);
   });
@@ -259,9 +288,10 @@ describe('RedisPresenceStore (real Redis)', () => {
     const pttl = await redis.pttl(`${prefix}presence:d1`);
     expect(pttl).toBeGreaterThan(9_000);
     expect(pttl).toBeLessThanOrEqual(10_000);
-    expect(Number(await redis.zscore(`${prefix}presence:expiry`, 'd1'))).toBe(now + 10_000);
+    expect(Number(await redis.zscore(`${prefix}presence:expiry:gw-1`, 'd1'))).toBe(now + 10_000);
+    expect(await redis.sismember(`${prefix}instances`, 'gw-1')).toBe(1);
     expect(await redis.zrange(`${prefix}user:u1:devices`, '0', '-1')).toEqual(['d1']);
-    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now, interval: 8_000, ttl: 20_000 });
+    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now, interval: 8_000, ttl: 20_000 });
     expect(await redis.pttl(`${prefix}presence:d1`)).toBeGreaterThan(19_000);
     await store.disconnect([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1' }], now);
     expect(await redis.exists(`${prefix}presence:d1`)).toBe(0);
@@ -269,12 +299,13 @@ describe('RedisPresenceStore (real Redis)', () => {
   });
 
   it('hands each expired session to exactly one of several concurrent sweepers', async () => {
+    // Three instances sweeping the sessions of a fourth that stopped reporting itself alive.
     const stores = [0, 1, 2].map(() => new RedisPresenceStore(redis, prefix, RETENTION));
     const now = 1_000_000;
     for (let i = 0; i < 300; i++) {
-      await stores[0].connect({ deviceId: `d${i}`, sessionId: `s${i}`, userId: 'u', instanceId: 'gw', now, interval: 400, ttl: 1_000 });
+      await stores[0]!.connect({ deviceId: `d${i}`, sessionId: `s${i}`, userId: 'u', instanceId: 'gw', now, interval: 400, ttl: 1_000 });
     }
-    const claimed = await Promise.all(stores.flatMap((s) => [s.claimExpired(now + 1_000, 50), s.claimExpired(now + 1_000, 200)]));
+    const claimed = await Promise.all(stores.flatMap((s) => [s.claimExpired('gw', now + 1_000, 50), s.claimExpired('gw', now + 1_000, 200)]));
     const ids = claimed.flat().map((r) => r.deviceId);
     expect(ids).toHaveLength(300);
     expect(new Set(ids).size).toBe(300);
@@ -284,15 +315,24 @@ describe('RedisPresenceStore (real Redis)', () => {
     const store = new RedisPresenceStore(redis, prefix, RETENTION);
     const now = Date.now();
     await store.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 10_000 });
-    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now, interval: 400, ttl: 10_000 }); // loads the script
+    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now, interval: 400, ttl: 10_000 }); // loads the script
     const client = redis.duplicate();
     const monitor = await client.monitor();
     const commands: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
+    // MONITOR lists commands in the order Redis ran them: once a marker sent after the heartbeat
+    // shows up, every command the heartbeat caused has shown up before it.
+    const marker = `${prefix}end-of-heartbeat`;
+    let timer: NodeJS.Timeout | undefined;
+    const markerSeen = new Promise<void>((resolve, reject) => {
+      timer = setTimeout(() => reject(new Error('marker not seen by MONITOR within 5 s')), 5_000);
+      monitor.on('monitor', (_time: string, args: string[]) => {
+        if (String(args[1]) === marker) return resolve();
+        if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
+      });
     });
-    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', now: now + 100, interval: 400, ttl: 10_000 });
-    await new Promise((r) => setTimeout(r, 100));
+    await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: now + 100, interval: 400, ttl: 10_000 });
+    await redis.echo(marker);
+    await markerSeen.finally(() => clearTimeout(timer));
     monitor.disconnect();
     client.disconnect();
     expect(commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);

@@ -14,7 +14,7 @@ import { RedisPresenceStore } from './redis-presence.store';
       inject: [AppConfig, RedisConnection],
       useFactory: (config: AppConfig, redis: RedisConnection): PresenceStore =>
         redis.client
-          ? new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs)
+          ? new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs, redis.beats ?? redis.client)
           : new MemoryPresenceStore(config.deviceRetentionMs),
     },
     { provide: HeartbeatPolicy, inject: [AppConfig], useFactory: (config: AppConfig) => new HeartbeatPolicy(config.heartbeat) },

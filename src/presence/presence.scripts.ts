@@ -12,18 +12,21 @@ import { luaScript } from '../redis/lua-script';
  *                             lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
  *                             appState network
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
- *   presence:expiry           zset deviceId -> expiresAt, what the sweeper reads
+ *   presence:expiry:<inst>    zset deviceId -> expiresAt of the sessions held by instance <inst>:
+ *                             what that instance's sweeper reads (another instance's sweeper
+ *                             only once <inst> stopped reporting itself alive)
  *   user:<userId>:devices     zset deviceId -> lastSeenAt (+inf while online)
  *   net:<network>             hash bucketMs -> samples of stable heartbeat intervals (7 days)
  *   networks                  zset network -> last sample time
  *   instance:<id>             string {"online":n,"lastSeenAt":t,"expiresAt":t}, PX = 3 reports
- *   instances                 set of instance ids (pruned when their key is gone)
+ *   instances                 set of instance ids (one leaves once its key is gone and it holds
+ *                             no session any more)
  */
 
 const END_SESSION = `
-local function end_session(prefix, id, dkey, user, seen, retention)
+local function end_session(prefix, id, dkey, user, instance, seen, retention)
   redis.call('DEL', prefix .. 'presence:' .. id)
-  redis.call('ZREM', prefix .. 'presence:expiry', id)
+  redis.call('ZREM', prefix .. 'presence:expiry:' .. instance, id)
   redis.call('HDEL', dkey, 'sessionId', 'instanceId', 'connectedAt', 'expiresAt')
   redis.call('HSET', dkey, 'lastSeenAt', seen)
   redis.call('PEXPIRE', dkey, retention)
@@ -36,7 +39,7 @@ end
 /** Records a new session; returns the replaced session {sessionId, userId, instanceId} or nil. */
 export const CONNECT = luaScript({
   name: 'pgConnect',
-  keys: ['presence', 'device', 'expiry', 'user'],
+  keys: ['presence', 'device', 'expiry', 'user', 'instances'],
   args: {
     prefix: 'string',
     deviceId: 'string',
@@ -52,6 +55,8 @@ export const CONNECT = luaScript({
   body: `
 local prev = redis.call('HMGET', deviceKey, 'sessionId', 'userId', 'instanceId')
 if prev[2] and prev[2] ~= userId then redis.call('ZREM', prefix .. 'user:' .. prev[2] .. ':devices', deviceId) end
+if prev[1] and prev[3] and prev[3] ~= instanceId then redis.call('ZREM', prefix .. 'presence:expiry:' .. prev[3], deviceId) end
+redis.call('SADD', instancesKey, instanceId)
 local expires = now + ttl
 redis.call('SET', presenceKey, sessionId, 'PX', ttl)
 redis.call('HSET', deviceKey, 'userId', userId, 'sessionId', sessionId, 'instanceId', instanceId,
@@ -70,7 +75,8 @@ return false
 });
 
 /**
- * Extends a live session; 1 if it was, 0 if the session is not the device's or already expired.
+ * Extends a live session (held by the instance whose `expiry` index it is); 1 if it was, 0 if the
+ * session is not the device's or already expired.
  * A stable-interval sample (sampleBucket) rides along in the same round trip.
  */
 export const HEARTBEAT = luaScript({
@@ -86,10 +92,13 @@ export const HEARTBEAT = luaScript({
     network: 'string?',
     sampleBucket: 'string?',
     networkRetention: 'number',
+    grace: 'number',
   },
   body: `
 local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt')
-if state[1] ~= sessionId or tonumber(state[2]) <= now then return 0 end
+-- grace: how late this instance may be in handling heartbeats (its own queueing); a session it has
+-- not swept is still its own for that long.
+if state[1] ~= sessionId or tonumber(state[2]) <= now - grace then return 0 end
 local expires = now + ttl
 redis.call('SET', presenceKey, sessionId, 'PX', ttl)
 redis.call('HSET', deviceKey, 'lastHeartbeatAt', now, 'lastSeenAt', now, 'expiresAt', expires, 'interval', interval)
@@ -117,8 +126,9 @@ local ended = 0
 for i = 1, #rest, 3 do
   local id, session, user = rest[i], rest[i + 1], rest[i + 2]
   local dkey = prefix .. 'device:' .. id
-  if redis.call('HGET', dkey, 'sessionId') == session then
-    end_session(prefix, id, dkey, user, now, retention)
+  local d = redis.call('HMGET', dkey, 'sessionId', 'instanceId')
+  if d[1] == session then
+    end_session(prefix, id, dkey, user, d[2], now, retention)
     ended = ended + 1
   end
 end
@@ -126,11 +136,15 @@ return ended
 `,
 });
 
-/** Ends up to `limit` expired sessions; returns {deviceId, sessionId, userId, instanceId} for each. */
+/**
+ * Ends up to `limit` sessions of instance `owner` that expired at or before `now`; returns
+ * {deviceId, sessionId, userId} for each. An owner that is gone (no instance key) and holds no
+ * session any more leaves the instance set.
+ */
 export const CLAIM_EXPIRED = luaScript({
   name: 'pgClaimExpired',
-  keys: ['expiry'],
-  args: { prefix: 'string', now: 'number', limit: 'number', retention: 'number' },
+  keys: ['expiry', 'instance', 'instances'],
+  args: { prefix: 'string', owner: 'string', now: 'number', limit: 'number', retention: 'number' },
   prelude: END_SESSION,
   body: `
 local ids = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', now, 'LIMIT', 0, limit)
@@ -138,16 +152,47 @@ local claimed = {}
 for _, id in ipairs(ids) do
   local dkey = prefix .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')
-  if d[1] and tonumber(d[4]) and tonumber(d[4]) > now then
+  if d[1] and d[3] == owner and tonumber(d[4]) and tonumber(d[4]) > now then
     redis.call('ZADD', expiryKey, d[4], id)
-  elseif d[1] then
-    end_session(prefix, id, dkey, d[2], d[5] or now, retention)
-    claimed[#claimed + 1] = {id, d[1], d[2], d[3]}
+  elseif d[1] and d[3] == owner then
+    end_session(prefix, id, dkey, d[2], owner, d[5] or now, retention)
+    claimed[#claimed + 1] = {id, d[1], d[2]}
   else
     redis.call('ZREM', expiryKey, id)
   end
 end
+if redis.call('EXISTS', instanceKey) == 0 and redis.call('ZCARD', expiryKey) == 0 then
+  redis.call('SREM', instancesKey, owner)
+end
 return claimed
+`,
+});
+
+/** Instances in the set whose key is gone (they stopped reporting): their sessions are anybody's to sweep. */
+export const ORPHANED_OWNERS = luaScript({
+  name: 'pgOrphanedOwners',
+  keys: ['instances'],
+  args: { prefix: 'string' },
+  body: `
+local gone = {}
+for _, id in ipairs(redis.call('SMEMBERS', instancesKey)) do
+  if redis.call('EXISTS', prefix .. 'instance:' .. id) == 0 then gone[#gone + 1] = id end
+end
+return gone
+`,
+});
+
+/** Sessions whose presence runs out after `now`, over every instance. */
+export const COUNT_ONLINE = luaScript({
+  name: 'pgCountOnline',
+  keys: ['instances'],
+  args: { prefix: 'string', now: 'number' },
+  body: `
+local online = 0
+for _, id in ipairs(redis.call('SMEMBERS', instancesKey)) do
+  online = online + redis.call('ZCOUNT', prefix .. 'presence:expiry:' .. id, '(' .. now, '+inf')
+end
+return online
 `,
 });
 

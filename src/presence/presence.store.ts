@@ -6,6 +6,9 @@ import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } f
  * - a session is online while `expiresAt > now`, whatever the backing store has evicted yet;
  * - `heartbeat` and `disconnect` act only on the session they name, so an old socket can never
  *   refresh or remove its replacement;
+ * - sessions are indexed by the instance holding them: each instance sweeps its own (it knows
+ *   how late it is in handling their heartbeats), and any instance sweeps those of an instance
+ *   that stopped reporting itself alive;
  * - `claimExpired` hands each expired session to exactly one caller, oldest first, and costs
  *   time in the number expired, not in the number online.
  * Implementations take `now` from the caller (the injected clock) and hold no policy.
@@ -20,8 +23,11 @@ export abstract class PresenceStore {
   /** Ends the named sessions (clean disconnects, drain); returns how many were still current. */
   abstract disconnect(sessions: readonly SessionRef[], now: number): Promise<number>;
 
-  /** Removes up to `limit` sessions whose presence expired at or before `now`, and returns them. */
-  abstract claimExpired(now: number, limit: number): Promise<SessionRef[]>;
+  /** Removes up to `limit` sessions held by `owner` whose presence expired at or before `now`, and returns them. */
+  abstract claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]>;
+
+  /** Instances that still hold sessions in the store but stopped reporting themselves alive. */
+  abstract orphanedOwners(now: number): Promise<string[]>;
 
   /** Known devices in the order asked; null for a device never seen or forgotten. */
   abstract getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]>;

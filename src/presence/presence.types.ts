@@ -16,7 +16,14 @@ export type AppState = 'foreground' | 'background';
 export interface HeartbeatUpdate {
   deviceId: string;
   sessionId: string;
+  /** The instance holding the session (the one handling its heartbeats). */
+  instanceId: string;
   now: number;
+  /**
+   * How late the instance may be in handling heartbeats (its own queueing, ms): a session that
+   * expired less than this long ago, and that it has not swept, is still live.
+   */
+  grace?: number;
   interval: number;
   ttl: number;
   appState?: AppState;

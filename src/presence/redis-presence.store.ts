@@ -3,7 +3,7 @@ import { BoundScript } from '../redis/lua-script';
 import { asStoreError, redisCall } from '../redis/redis-errors';
 import { NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
-import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, NETWORK_HISTOGRAM, USER_DEVICES } from './presence.scripts';
+import { CLAIM_EXPIRED, CONNECT, COUNT_ONLINE, DISCONNECT, HEARTBEAT, NETWORK_HISTOGRAM, ORPHANED_OWNERS, USER_DEVICES } from './presence.scripts';
 import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
 
 /** Presence in Redis; the layout is described in presence.scripts.ts. */
@@ -15,21 +15,30 @@ export class RedisPresenceStore extends PresenceStore {
     claim: BoundScript<typeof CLAIM_EXPIRED>;
     userDevices: BoundScript<typeof USER_DEVICES>;
     networkHistogram: BoundScript<typeof NETWORK_HISTOGRAM>;
+    orphanedOwners: BoundScript<typeof ORPHANED_OWNERS>;
+    countOnline: BoundScript<typeof COUNT_ONLINE>;
   };
 
+  /**
+   * `beats` carries heartbeats and the sweeper's claims (see RedisConnection): one connection, so
+   * Redis applies a heartbeat before a claim sent after it.
+   */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly retentionMs: number,
+    beats: RedisClient = redis,
   ) {
     super();
     this.scripts = {
       connect: CONNECT.bind(redis),
-      heartbeat: HEARTBEAT.bind(redis),
+      heartbeat: HEARTBEAT.bind(beats),
       disconnect: DISCONNECT.bind(redis),
-      claim: CLAIM_EXPIRED.bind(redis),
+      claim: CLAIM_EXPIRED.bind(beats),
       userDevices: USER_DEVICES.bind(redis),
       networkHistogram: NETWORK_HISTOGRAM.bind(redis),
+      orphanedOwners: ORPHANED_OWNERS.bind(redis),
+      countOnline: COUNT_ONLINE.bind(redis),
     };
   }
 
@@ -38,8 +47,9 @@ export class RedisPresenceStore extends PresenceStore {
       keys: {
         presence: this.key('presence', s.deviceId),
         device: this.key('device', s.deviceId),
-        expiry: this.key('presence:expiry'),
+        expiry: this.expiryKey(s.instanceId),
         user: this.userKey(s.userId),
+        instances: this.key('instances'),
       },
       args: {
         prefix: this.prefix,
@@ -62,7 +72,7 @@ export class RedisPresenceStore extends PresenceStore {
       keys: {
         presence: this.key('presence', u.deviceId),
         device: this.key('device', u.deviceId),
-        expiry: this.key('presence:expiry'),
+        expiry: this.expiryKey(u.instanceId),
         network: this.key('net', u.network ?? ''),
         networks: this.key('networks'),
       },
@@ -76,6 +86,7 @@ export class RedisPresenceStore extends PresenceStore {
         network: u.network,
         sampleBucket: u.sampleBucket === undefined ? undefined : String(u.sampleBucket),
         networkRetention: NETWORK_RETENTION_MS,
+        grace: u.grace ?? 0,
       },
     });
     return ok === 1;
@@ -90,12 +101,16 @@ export class RedisPresenceStore extends PresenceStore {
     })) as number;
   }
 
-  async claimExpired(now: number, limit: number): Promise<SessionRef[]> {
+  async claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]> {
     const rows = (await this.scripts.claim({
-      keys: { expiry: this.key('presence:expiry') },
-      args: { prefix: this.prefix, now, limit, retention: this.retentionMs },
-    })) as [string, string, string, string][];
-    return rows.map(([deviceId, sessionId, userId, instanceId]) => ({ deviceId, sessionId, userId, instanceId }));
+      keys: { expiry: this.expiryKey(owner), instance: this.key('instance', owner), instances: this.key('instances') },
+      args: { prefix: this.prefix, owner, now, limit, retention: this.retentionMs },
+    })) as [string, string, string][];
+    return rows.map(([deviceId, sessionId, userId]) => ({ deviceId, sessionId, userId, instanceId: owner }));
+  }
+
+  async orphanedOwners(): Promise<string[]> {
+    return (await this.scripts.orphanedOwners({ keys: { instances: this.key('instances') }, args: { prefix: this.prefix } })) as string[];
   }
 
   async getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]> {
@@ -122,7 +137,7 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   async countOnline(now: number): Promise<number> {
-    return redisCall(this.redis.zcount(this.key('presence:expiry'), `(${now}`, '+inf'));
+    return (await this.scripts.countOnline({ keys: { instances: this.key('instances') }, args: { prefix: this.prefix, now } })) as number;
   }
 
   /** Each instance has its own key with a real TTL, so a killed one disappears by itself. */
@@ -141,14 +156,12 @@ export class RedisPresenceStore extends PresenceStore {
     if (ids.length === 0) return [];
     const records = await redisCall(this.redis.mget(...ids.map((id) => this.key('instance', id))));
     const live: InstanceView[] = [];
-    const dead: string[] = [];
     ids.forEach((instanceId, i) => {
       const raw = records[i];
       const r = raw ? (JSON.parse(raw) as InstanceRecord) : null;
       if (r && r.expiresAt > now) live.push({ instanceId, online: r.online, lastSeenAt: r.lastSeenAt });
-      else if (!r) dead.push(instanceId);
     });
-    if (dead.length) await redisCall(this.redis.srem(this.key('instances'), ...dead));
+    // A dead instance leaves the set once its sessions are swept (CLAIM_EXPIRED), not here.
     return live.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
   }
 
@@ -162,7 +175,7 @@ export class RedisPresenceStore extends PresenceStore {
       args: { network, sampledAfter: now - NETWORK_RETENTION_MS },
     })) as string[];
     const histogram: Record<string, number> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) histogram[String(flat[i])] = Number(flat[i + 1]);
+    for (let i = 0; i + 1 < flat.length; i += 2) histogram[flat[i]!] = Number(flat[i + 1]);
     return histogram;
   }
 
@@ -183,6 +196,10 @@ export class RedisPresenceStore extends PresenceStore {
 
   private key(...parts: string[]): string {
     return this.prefix + parts.join(':');
+  }
+
+  private expiryKey(instanceId: string): string {
+    return this.key('presence:expiry', instanceId);
   }
 
   private userKey(userId: string): string {

@@ -6,33 +6,38 @@ export type RedisClient = Redis | Cluster;
 
 /**
  * The Redis connections, or none in embedded mode: `client` for commands (auto-pipelined: the
- * commands of many devices issued in one event-loop turn go out as one write), and `pub`/`sub`
- * for the Socket.IO adapter and the pub/sub probe. Commands are bounded: they fail after
- * REDIS_COMMAND_TIMEOUT_MS, and while a link is down they fail at once instead of queueing, so
- * REST answers 503 fast rather than hanging for a minute.
+ * commands of many devices issued in one event-loop turn go out as one write), `beats` for
+ * heartbeats and the sweeper's claims, and `pub`/`sub` for the Socket.IO adapter and the pub/sub
+ * probe. Commands are bounded: they fail after REDIS_COMMAND_TIMEOUT_MS, and while a link is down
+ * they fail at once instead of queueing, so REST answers 503 fast rather than hanging for a minute.
+ * Heartbeats wait longer (twice the shortest interval, less than any TTL): under load a late answer is still an answer,
+ * and giving up would report a refreshed session as failed. They share a connection with the
+ * sweeper's claims so that Redis applies a heartbeat sent before a claim before that claim.
  */
 @Injectable()
 export class RedisConnection implements OnApplicationShutdown {
   private readonly logger = new Logger(RedisConnection.name);
   readonly client: RedisClient | null;
+  readonly beats: RedisClient | null;
   readonly pub: RedisClient | null;
   readonly sub: RedisClient | null;
 
   constructor(config: AppConfig) {
     const target = config.redis;
-    const make = (role: string, autoPipelining: boolean) => {
+    const make = (role: string, autoPipelining: boolean, timeoutMs = config.redisCommandTimeoutMs) => {
       if (!target) return null;
-      const c = createClient(target, config.redisCommandTimeoutMs, autoPipelining);
+      const c = createClient(target, timeoutMs, autoPipelining);
       c.on('error', (err: Error) => this.logger.warn(`Redis (${role}): ${err.message}`));
       return c;
     };
     this.client = make('commands', true);
+    this.beats = make('heartbeats', true, Math.max(config.redisCommandTimeoutMs, config.heartbeat.min * 2));
     this.pub = make('publish', false);
     this.sub = make('subscribe', false);
   }
 
   get all(): RedisClient[] {
-    return [this.client, this.pub, this.sub].filter((c): c is RedisClient => c !== null);
+    return [this.client, this.beats, this.pub, this.sub].filter((c): c is RedisClient => c !== null);
   }
 
   /** Waits for every connection so the app does not start on a Redis it cannot reach. */

@@ -23,6 +23,7 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
   private expected?: string;
   private subMisses = 0;
   private commandMisses = 0;
+  private beatsMisses = 0;
 
   constructor(
     private readonly redis: RedisConnection,
@@ -53,7 +54,7 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
 
   /** One round: judge the previous probe, then send the next one. */
   async probe(): Promise<void> {
-    const { client, pub, sub } = this.redis;
+    const { client, beats, pub, sub } = this.redis;
     if (!client || !pub || !sub) return;
     this.subMisses = this.expected === undefined ? 0 : this.subMisses + 1;
     if (this.subMisses >= MISSES_BEFORE_REBUILD) {
@@ -64,17 +65,21 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
       return;
     }
     this.expected = randomBytes(8).toString('hex');
-    const [, pinged] = await Promise.all([
-      pub.publish(this.channel, this.expected).catch(() => 0),
-      client.ping().then(
+    const answers = (c: RedisClient | null) =>
+      c?.ping().then(
         () => true,
         () => false,
-      ),
-    ]);
+      ) ?? Promise.resolve(true);
+    const [, pinged, beatsPinged] = await Promise.all([pub.publish(this.channel, this.expected).catch(() => 0), answers(client), answers(beats)]);
     this.commandMisses = pinged ? 0 : this.commandMisses + 1;
     if (this.commandMisses >= MISSES_BEFORE_REBUILD) {
       this.commandMisses = 0;
       this.rebuild('commands', client);
+    }
+    this.beatsMisses = beatsPinged ? 0 : this.beatsMisses + 1;
+    if (beats && this.beatsMisses >= MISSES_BEFORE_REBUILD) {
+      this.beatsMisses = 0;
+      this.rebuild('heartbeats', beats);
     }
   }
 

@@ -37,7 +37,7 @@ export function connectDevice(url: string, token: string | undefined, opts: { tr
   });
 }
 
-/** Resolves with the first event among `events`, rejects after `timeoutMs`. */
+/** Resolves with the next `event` on the socket, rejects after `timeoutMs`. */
 export function nextEvent<T = unknown>(socket: Socket, event: string, timeoutMs = 5_000): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "${event}" within ${timeoutMs} ms`)), timeoutMs);
@@ -45,6 +45,21 @@ export function nextEvent<T = unknown>(socket: Socket, event: string, timeoutMs 
       clearTimeout(timer);
       resolve(payload);
     });
+  });
+}
+
+/** Resolves with whichever of `events` comes first (and stops listening for the others). */
+export function firstEvent(socket: Socket, events: string[], timeoutMs = 5_000): Promise<{ event: string; payload: unknown }> {
+  return new Promise((resolve, reject) => {
+    const listeners = events.map((event) => [event, (payload: unknown) => done({ event, payload })] as const);
+    const done = (result: { event: string; payload: unknown } | Error) => {
+      clearTimeout(timer);
+      for (const [event, listener] of listeners) socket.off(event, listener);
+      if (result instanceof Error) reject(result);
+      else resolve(result);
+    };
+    const timer = setTimeout(() => done(new Error(`none of ${events.join(', ')} within ${timeoutMs} ms`)), timeoutMs);
+    for (const [event, listener] of listeners) socket.once(event, listener);
   });
 }
 
@@ -65,4 +80,42 @@ export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs
     await sleep(stepMs);
   }
   throw new Error(`condition not met within ${timeoutMs} ms`);
+}
+
+/** One series of the app's /metrics (the name with its labels as printed), 0 while it is absent. */
+export async function metric(url: string, series: string): Promise<number> {
+  const text = await (await fetch(`${url}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${series} `));
+  return line ? Number(line.slice(series.length + 1)) : 0;
+}
+
+/** Waits until `series` reaches `min`: the barrier for "the server has done X". */
+export async function metricReaches(url: string, series: string, min: number, timeoutMs = 5_000): Promise<void> {
+  let last = 0;
+  await waitFor(async () => (last = await metric(url, series)) >= min, timeoutMs).catch(() => {
+    throw new Error(`${series} stayed at ${last}, expected >= ${min} within ${timeoutMs} ms`);
+  });
+}
+
+/**
+ * Resolves once two sweeps have finished since the call. Sweeps never overlap, so the second one
+ * started after the first ended, and therefore read the clock after anything the test did before
+ * calling this (say, advancing a FakeClock): what that sweep did not retire, it never will.
+ */
+export async function sweepsRan(url: string, timeoutMs = 5_000): Promise<void> {
+  const series = 'push_gateway_sweep_seconds_count';
+  await metricReaches(url, series, (await metric(url, series)) + 2, timeoutMs);
+}
+
+/**
+ * Waits until every push the app emitted has its outcome (acked, or given up after
+ * ACK_TIMEOUT_MS). Closing an app earlier leaves Socket.IO's ack timers running after close().
+ */
+export async function pushesSettled(url: string, timeoutMs = 5_000): Promise<void> {
+  await waitFor(async () => {
+    const [sent, acked, unacked] = await Promise.all(
+      ['push_gateway_pushes_sent_total', 'push_gateway_pushes_acked_total', 'push_gateway_pushes_unacked_total'].map((s) => metric(url, s)),
+    );
+    return sent === (acked ?? 0) + (unacked ?? 0);
+  }, timeoutMs);
 }

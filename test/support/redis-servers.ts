@@ -1,4 +1,5 @@
 import { ChildProcess, spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, Server, Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -45,6 +46,15 @@ export class RedisServer {
   resume(): void {
     this.process?.kill('SIGCONT');
   }
+
+  /** SIGKILL, resolved once the process is gone (and with it every connection it held). */
+  async stop(): Promise<void> {
+    const child = this.process;
+    if (!child || child.exitCode !== null || child.signalCode !== null) return;
+    const exited = once(child, 'exit');
+    child.kill('SIGKILL');
+    await exited;
+  }
 }
 
 /** One sentinel watching `master` (quorum 1, fast failure detection), for failover tests. */
@@ -75,6 +85,22 @@ export async function sentinelMaster(port: number, name: string): Promise<number
     await client.connect();
     const [, masterPort] = (await client.call('SENTINEL', 'get-master-addr-by-name', name)) as [string, string];
     return Number(masterPort);
+  } finally {
+    client.disconnect();
+  }
+}
+
+/**
+ * Resolves once the replica has everything the master accepted so far: a write of ours after
+ * them is acknowledged by one replica (WAIT), and the replication stream keeps order.
+ */
+export async function replicaCaughtUp(masterPort: number, timeoutMs = 5_000): Promise<void> {
+  const client = new Redis({ port: masterPort, host: '127.0.0.1', lazyConnect: true });
+  try {
+    await client.connect();
+    await client.set('test:replication-marker', String(Date.now()));
+    const acked = (await client.call('WAIT', '1', String(timeoutMs))) as number;
+    if (acked < 1) throw new Error(`no replica acknowledged within ${timeoutMs} ms`);
   } finally {
     client.disconnect();
   }
@@ -155,7 +181,7 @@ export async function startRedisCluster(): Promise<{ nodes: RedisServer[]; spec:
   });
   await waitFor(
     async () => {
-      const client = new Redis({ port: nodes[0].port, host: '127.0.0.1', lazyConnect: true });
+      const client = new Redis({ port: nodes[0]!.port, host: '127.0.0.1', lazyConnect: true });
       try {
         await client.connect();
         return /cluster_state:ok/.test((await client.call('CLUSTER', 'INFO')) as string);

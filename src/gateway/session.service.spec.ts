@@ -1,0 +1,162 @@
+import { Logger } from '@nestjs/common';
+import { FakeClock } from '../../test/support/fake-clock';
+import { DeviceChannel } from '../channel/device-channel';
+import { FakeDeviceChannel } from '../channel/fake-device-channel';
+import { DeviceSession } from '../channel/socket-events';
+import { loadConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
+import { MetricsService } from '../metrics/metrics.service';
+import { HeartbeatPolicy } from '../presence/heartbeat-policy';
+import { MemoryPresenceStore } from '../presence/memory-presence.store';
+import { STABLE_BEATS } from '../presence/network-intervals';
+import { SessionService } from './session.service';
+
+const config = loadConfig({ HEARTBEAT_INTERVAL_MS: '20000', HEARTBEAT_MIN_MS: '5000', HEARTBEAT_MAX_MS: '60000', INSTANCE_ID: 'gw-a' });
+const TTL = 50_000; // 2.5 x 20 s
+const TOKEN_EXPIRES_AT = 1_800_000_000_000;
+
+describe('SessionService', () => {
+  let clock: FakeClock;
+  let store: MemoryPresenceStore;
+  let channel: FakeDeviceChannel;
+  let metrics: MetricsService;
+  let sessions: SessionService;
+
+  const session = (sessionId: string, extra: Partial<DeviceSession> = {}): DeviceSession => ({
+    deviceId: 'd1',
+    userId: 'u1',
+    sessionId,
+    topics: [],
+    interval: config.heartbeat.interval,
+    beatsAtInterval: 0,
+    tokenExpiresAt: TOKEN_EXPIRES_AT,
+    tokenDeadline: TOKEN_EXPIRES_AT + config.tokenExpiryGraceMs,
+    ...extra,
+  });
+  const device = async (deviceId = 'd1') => (await store.getDevices([deviceId], clock.now()))[0];
+  const beats = async (s: DeviceSession, n: number, payload: object) => {
+    for (let i = 0; i < n; i++) expect(await sessions.heartbeat(s, payload)).toMatchObject({ ok: true });
+  };
+
+  beforeEach(() => {
+    clock = new FakeClock();
+    store = new MemoryPresenceStore(86_400_000);
+    channel = new FakeDeviceChannel('gw-a');
+    metrics = new MetricsService();
+    sessions = new SessionService(store, new HeartbeatPolicy(config.heartbeat), clock, channel as unknown as DeviceChannel, config, metrics, new LoadMonitor(config, clock));
+    jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+  });
+
+  afterEach(() => jest.restoreAllMocks());
+
+  it('records presence with the configured interval and ttl, and builds ready', async () => {
+    const s = session('s1', { platform: 'ios' });
+    expect(await sessions.start(s)).toEqual({
+      sessionId: 's1',
+      deviceId: 'd1',
+      userId: 'u1',
+      heartbeat: { interval: 20_000, min: 5_000, max: 60_000, ttl: TTL },
+      serverTime: clock.now(),
+      tokenExpiresAt: TOKEN_EXPIRES_AT,
+    });
+    expect(await device()).toMatchObject({ online: true, sessionId: 's1', instanceId: 'gw-a', interval: 20_000, expiresAt: clock.now() + TTL });
+    expect(channel.closed).toEqual([]);
+  });
+
+  it('closes the older session of the same device as replaced', async () => {
+    await sessions.start(session('s1'));
+    await sessions.start(session('s2'));
+    expect(channel.closed).toEqual([{ sessions: [{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-a' }], reason: 'replaced' }]);
+    expect((await metrics.sessionsReplaced.get()).values[0]?.value).toBe(1);
+    expect(await device()).toMatchObject({ sessionId: 's2' });
+    await sessions.start(session('s2')); // the same session recorded again replaces nothing
+    expect(channel.closed).toHaveLength(1);
+  });
+
+  it.each([
+    [1_000, 5_000],
+    [30_000.4, 30_000],
+    [1_000_000, 60_000],
+  ])('clamps a requested interval of %d ms to %d ms and extends presence by its ttl', async (requested, interval) => {
+    const s = session('s1');
+    await sessions.start(s);
+    clock.advance(10_000);
+    const ttl = Math.ceil(interval * 2.5);
+    expect(await sessions.heartbeat(s, { interval: requested })).toEqual({ ok: true, interval, ttl, serverTime: clock.now() });
+    expect(await device()).toMatchObject({ interval, expiresAt: clock.now() + ttl });
+    clock.advance(ttl - 1);
+    expect(await device()).toMatchObject({ online: true });
+    clock.advance(1);
+    expect(await device()).toMatchObject({ online: false });
+  });
+
+  it('keeps the session interval when a heartbeat asks for none', async () => {
+    const s = session('s1');
+    await sessions.start(s);
+    await sessions.heartbeat(s, { interval: 8_000 });
+    expect(await sessions.heartbeat(s, undefined)).toMatchObject({ ok: true, interval: 8_000, ttl: 20_000 });
+  });
+
+  it('answers invalid_payload and leaves presence alone', async () => {
+    const s = session('s1');
+    await sessions.start(s);
+    const expiresAt = (await device())?.expiresAt;
+    clock.advance(10_000);
+    expect(await sessions.heartbeat(s, { interval: 'soon' })).toMatchObject({ ok: false, error: { code: 'invalid_payload' } });
+    expect(await device()).toMatchObject({ expiresAt, lastHeartbeatAt: clock.now() - 10_000 });
+  });
+
+  it('answers session_expired once presence ran out, and closes that session as expired', async () => {
+    const s = session('s1');
+    await sessions.start(s);
+    clock.advance(TTL);
+    expect(await sessions.heartbeat(s, {})).toMatchObject({ ok: false, error: { code: 'session_expired' } });
+    expect(channel.closed).toEqual([{ sessions: [{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-a' }], reason: 'expired' }]);
+  });
+
+  it('answers unavailable when the store fails, without closing the session', async () => {
+    const s = session('s1');
+    await sessions.start(s);
+    jest.spyOn(store, 'heartbeat').mockRejectedValue(new Error('connection lost'));
+    expect(await sessions.heartbeat(s, { interval: 8_000 })).toMatchObject({ ok: false, error: { code: 'unavailable' } });
+    expect(channel.closed).toEqual([]);
+    expect(s.interval).toBe(20_000);
+  });
+
+  it('samples a network once per run of stable beats and recommends what it learned to the next device', async () => {
+    const network = 'wifi:lab';
+    const s = session('s1', { network });
+    await sessions.start(s);
+    await beats(s, STABLE_BEATS - 1, { interval: 12_000, network });
+    expect(await store.networkHistogram(network, clock.now())).toEqual({});
+    await beats(s, STABLE_BEATS * 2, { interval: 12_000, network });
+    expect(await store.networkHistogram(network, clock.now())).toEqual({ 12000: 1 });
+    await beats(s, 1, { interval: 30_000, network });
+    await beats(s, STABLE_BEATS, { interval: 12_000, network });
+    expect(await store.networkHistogram(network, clock.now())).toEqual({ 12000: 2 });
+
+    const next = await sessions.start(session('s2', { deviceId: 'd2', network }));
+    expect(next.heartbeat).toMatchObject({ interval: 20_000, recommended: 12_000 });
+    const elsewhere = await sessions.start(session('s3', { deviceId: 'd3', network: 'cell:other' }));
+    expect(elsewhere.heartbeat.recommended).toBeUndefined();
+  });
+
+  it('samples the network announced at the handshake when heartbeats do not repeat it', async () => {
+    const s = session('s1', { network: 'wifi:lab' });
+    await sessions.start(s);
+    await beats(s, STABLE_BEATS, { interval: 12_000 });
+    expect(await store.networkHistogram('wifi:lab', clock.now())).toEqual({ 12000: 1 });
+  });
+
+  it('makes the device offline on end, unless a newer session took over', async () => {
+    const first = session('s1');
+    const second = session('s2');
+    await sessions.start(first);
+    await sessions.start(second);
+    await sessions.end(first);
+    expect(await device()).toMatchObject({ online: true, sessionId: 's2' });
+    clock.advance(1_000);
+    await sessions.end(second);
+    expect(await device()).toMatchObject({ online: false, lastSeenAt: clock.now() });
+  });
+});

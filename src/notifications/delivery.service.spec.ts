@@ -1,0 +1,172 @@
+import { Logger } from '@nestjs/common';
+import { Counter } from 'prom-client';
+import { FakeClock } from '../../test/support/fake-clock';
+import { DeviceChannel } from '../channel/device-channel';
+import { FakeDeviceChannel } from '../channel/fake-device-channel';
+import { DeviceSocket, NotificationPayload } from '../channel/socket-events';
+import { loadConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { MemoryPresenceStore } from '../presence/memory-presence.store';
+import { DeliveryService, RECHECK_DELAYS_MS } from './delivery.service';
+import { MemoryNotificationStore } from './memory-notification.store';
+import { Deliverable } from './notification.types';
+
+const config = loadConfig({ ACK_TIMEOUT_MS: '3000', INSTANCE_ID: 'gw-a' });
+const device = { deviceId: 'd1', userId: 'u1', sessionId: 's1' };
+
+describe('DeliveryService', () => {
+  let clock: FakeClock;
+  let presence: MemoryPresenceStore;
+  let store: MemoryNotificationStore;
+  let channel: FakeDeviceChannel;
+  let metrics: MetricsService;
+  let delivery: DeliveryService;
+  let warn: jest.SpyInstance;
+  let n = 0;
+
+  /** Stores a notification for d1 as NotificationsService would; kept for d1 even while offline. */
+  const stored = async (): Promise<Deliverable> => {
+    const payload: NotificationPayload = { id: `n${++n}`, data: { n }, createdAt: clock.now() };
+    const payloadJson = JSON.stringify(payload);
+    await store.publish({
+      payload,
+      payloadJson,
+      deviceIds: ['d1'],
+      effectiveExpiresAt: clock.now() + 60_000,
+      keepOffline: true,
+      maxInbox: 100,
+      retentionMs: 86_400_000,
+      now: clock.now(),
+    });
+    return { payload, bytes: Buffer.byteLength(payloadJson) };
+  };
+  const statusOf = async (n: Deliverable) => (await store.status(n.payload.id, clock.now()))?.targets[0];
+  const pendingIds = async () => (await store.pending('d1', clock.now(), 10)).map((p) => p.payload.id);
+  const counter = async (c: Counter) => (await c.get()).values[0]?.value ?? 0;
+  const push = (i: number) => {
+    const recorded = channel.pushes[i];
+    if (!recorded) throw new Error(`no push #${i}; pushed: ${channel.pushes.map((p) => p.payload.id).join(', ')}`);
+    return recorded;
+  };
+  /** d1 connects here and its session becomes ready: its outbox starts with the inbox. */
+  const ready = async (token?: { expiresAt: number; deadline: number }): Promise<DeviceSocket> => {
+    const socket = channel.connect(device, token);
+    const tokenExpiresAt = socket.data.session.tokenExpiresAt;
+    channel.ready(socket, { ...device, heartbeat: { ...config.heartbeat, ttl: 50_000 }, serverTime: clock.now(), tokenExpiresAt });
+    await channel.idle();
+    return socket;
+  };
+
+  beforeEach(async () => {
+    clock = new FakeClock();
+    presence = new MemoryPresenceStore(86_400_000);
+    store = new MemoryNotificationStore(presence);
+    channel = new FakeDeviceChannel('gw-a');
+    metrics = new MetricsService();
+    delivery = new DeliveryService(store, channel as unknown as DeviceChannel, clock, config, metrics);
+    delivery.onModuleInit();
+    warn = jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
+    await presence.connect({ ...device, instanceId: 'gw-a', now: clock.now(), interval: 1_000, ttl: 60_000 });
+  });
+
+  afterEach(() => {
+    jest.restoreAllMocks();
+    jest.useRealTimers();
+  });
+
+  it('sends the inbox oldest first when a session becomes ready, and settles each ack on its own', async () => {
+    const first = await stored();
+    const second = await stored();
+    const third = await stored();
+    const socket = await ready();
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([first, second, third].map((x) => x.payload.id));
+    expect(channel.pushes.every((p) => p.socket === socket && p.timeoutMs === 3_000)).toBe(true);
+    await push(0).ack();
+    await push(1).noAck();
+    await push(2).ack();
+    expect(await pendingIds()).toEqual([second.payload.id]);
+    expect(await counter(metrics.pushesRedelivered)).toBe(3);
+  });
+
+  it('marks the target delivered when the device acks a live push', async () => {
+    await ready();
+    const n = await stored();
+    delivery.dispatch(n, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    expect(channel.pushes).toMatchObject([{ deviceId: 'd1', payload: n.payload, timeoutMs: 3_000 }]);
+    clock.advance(40);
+    await push(0).ack(40);
+    expect(await statusOf(n)).toEqual({ deviceId: 'd1', status: 'delivered', updatedAt: clock.now() });
+    expect(await pendingIds()).toEqual([]);
+    expect((await metrics.ackLatency.get()).values.find((v) => v.metricName?.endsWith('_sum'))?.value).toBe(0.04);
+  });
+
+  it('leaves the target pending when no ack comes, or when the ack cannot be recorded', async () => {
+    await ready();
+    const unacked = await stored();
+    delivery.dispatch(unacked, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    await push(0).noAck();
+    expect(await counter(metrics.pushesUnacked)).toBe(1);
+    const unrecorded = await stored();
+    jest.spyOn(store, 'ack').mockRejectedValueOnce(new Error('connection lost'));
+    delivery.dispatch(unrecorded, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    await push(1).ack();
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining(`ack of ${unrecorded.payload.id} by d1 not recorded`));
+    expect(await statusOf(unacked)).toMatchObject({ status: 'pending' });
+    expect(await statusOf(unrecorded)).toMatchObject({ status: 'pending' });
+  });
+
+  it('sends nothing to a session whose token ran out past the grace, not even before the sweeper ends it', async () => {
+    await ready({ expiresAt: clock.now() + 1_000, deadline: clock.now() + 31_000 });
+    const inGrace = await stored();
+    clock.advance(30_999); // the token ran out, the grace has not
+    delivery.dispatch(inGrace, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([inGrace.payload.id]);
+    await push(0).ack();
+    clock.advance(1); // the deadline
+    const late = await stored();
+    delivery.dispatch(late, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    expect(channel.pushes).toHaveLength(1);
+    expect(await statusOf(late)).toMatchObject({ status: 'pending' }); // for the device's next session
+  });
+
+  it('hands devices on other instances to those instances, one message each, and takes deliveries routed here', async () => {
+    await ready();
+    const n = await stored();
+    delivery.dispatch(n, [
+      { deviceId: 'd1', instanceId: 'gw-a' },
+      { deviceId: 'x1', instanceId: 'gw-b' },
+      { deviceId: 'x2', instanceId: 'gw-b' },
+      { deviceId: 'y1', instanceId: 'gw-c' },
+    ]);
+    expect(channel.pushes.map((p) => p.deviceId)).toEqual(['d1']);
+    expect(channel.remote).toEqual([
+      { instanceId: 'gw-b', delivery: { payload: n.payload, bytes: n.bytes, deviceIds: ['x1', 'x2'] } },
+      { instanceId: 'gw-c', delivery: { payload: n.payload, bytes: n.bytes, deviceIds: ['y1'] } },
+    ]);
+    const routed = await stored();
+    channel.receiveDelivery({ payload: routed.payload, bytes: routed.bytes, deviceIds: ['d1', 'not-here'] });
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([n.payload.id, routed.payload.id]);
+  });
+
+  it('after an uncertain write, reads local inboxes again and asks the other instances a few times', async () => {
+    await ready();
+    const written = await stored(); // stored by a publish whose answer never came
+    jest.useFakeTimers();
+    delivery.recheckLater(['d1', 'elsewhere']);
+    await jest.advanceTimersByTimeAsync(Math.max(...RECHECK_DELAYS_MS));
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([written.payload.id]);
+    expect(channel.rechecks).toEqual(RECHECK_DELAYS_MS.map(() => ['d1', 'elsewhere']));
+  });
+
+  it('keeps what it could not read for a later read, and never throws', async () => {
+    const n = await stored();
+    jest.useFakeTimers();
+    jest.spyOn(store, 'pending').mockRejectedValueOnce(new Error('connection lost'));
+    const socket = channel.connect(device);
+    channel.ready(socket, { ...device, heartbeat: { ...config.heartbeat, ttl: 50_000 }, serverTime: clock.now(), tokenExpiresAt: 0 });
+    await jest.advanceTimersByTimeAsync(0);
+    expect(channel.pushes).toEqual([]);
+    await jest.advanceTimersByTimeAsync(1_000); // RETRY_READ_MS
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([n.payload.id]);
+  });
+});

@@ -1,0 +1,68 @@
+import Redis from 'ioredis';
+import { Socket } from 'socket.io-client';
+import { api, connectDevice, nextEvent, waitFor } from './support/app';
+import { getJson, RunningGateway, startGateway } from './support/gateways';
+import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deviceToken } from './support/tokens';
+
+const DEVICES = 20;
+const STALL_MS = 2_500; // more than two TTLs (1 s)
+
+/**
+ * "Overload is not an outage": a gateway process that falls behind (here frozen outright with
+ * SIGSTOP, the extreme of CPU starvation: nothing it received is handled) must not call its live
+ * devices gone because their heartbeats waited in its own queue. Once it runs again it handles the
+ * backlog first, with grace for how late it is, and nobody is expired or disconnected.
+ */
+describe('a gateway that falls behind (frozen with SIGSTOP) expires nobody who kept beating', () => {
+  const prefix = uniquePrefix('overload');
+  const redis = new Redis(testRedisUrl());
+  let gw: RunningGateway;
+  const sockets: Socket[] = [];
+  const metric = async (name: string) =>
+    Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${gw.url}/metrics`)).text())?.[1] ?? 0);
+
+  beforeAll(async () => {
+    gw = await startGateway('overload-gw', { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '200', SWEEP_INTERVAL_MS: '100' });
+  });
+  afterAll(async () => {
+    sockets.forEach((s) => s.disconnect());
+    gw.process.child.kill('SIGKILL');
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('keeps every device that beat through the stall, and sheds REST while it catches up', async () => {
+    let disconnects = 0;
+    // Each device beats every 400 ms from the moment it is ready, whatever happens (its acks may come late).
+    const beats = setInterval(() => sockets.forEach((s) => s.emit('heartbeat', {})), 400);
+    try {
+      for (let i = 0; i < DEVICES; i++) {
+        const socket = connectDevice(gw.url, deviceToken({ sub: 'overload-user', deviceId: `o-${i}` }));
+        await nextEvent(socket, 'ready');
+        sockets.push(socket);
+        socket.on('disconnect', () => disconnects++);
+      }
+      expect(await metric('push_gateway_presence_expired_total')).toBe(0);
+      await waitFor(async () => (await metric('push_gateway_heartbeats_total{result="ok"}')) >= DEVICES, 5_000);
+      gw.process.child.kill('SIGSTOP');
+      await new Promise((resolve) => setTimeout(resolve, STALL_MS)); // the stall itself: real time must pass
+      gw.process.child.kill('SIGCONT');
+      // Right after it resumes it is far behind: backend requests are turned away, heartbeats are not.
+      const shed = await api(gw.url, '/v1/presence');
+      if (shed.status === 503) expect(((await shed.json()) as { message: string }).message).toMatch(/overloaded/);
+      // Caught up: every heartbeat of the stall handled, later ones acked promptly again.
+      const okBefore = await metric('push_gateway_heartbeats_total{result="ok"}');
+      await waitFor(async () => (await metric('push_gateway_heartbeats_total{result="ok"}')) >= okBefore + 2 * DEVICES, 10_000);
+      expect(await metric('push_gateway_presence_expired_total')).toBe(0);
+      expect(await metric('push_gateway_heartbeats_total{result="expired"}')).toBe(0);
+      expect(disconnects).toBe(0);
+      // Caught up, it answers REST again: every device online.
+      let presence: { online?: number } = {};
+      await waitFor(async () => (presence = await getJson(gw.url, '/v1/presence')).online !== undefined, 5_000);
+      expect(presence.online).toBe(DEVICES);
+    } finally {
+      clearInterval(beats);
+    }
+  }, 30_000);
+});
