@@ -66,7 +66,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
   handleConnection(socket: DeviceSocket): void {
     const session = socket.data.session;
     const limits = { maxPayloadBytes: this.config.maxPayloadBytes, eventsPerSecond: this.config.socketEventsPerSecond };
-    guardPackets(socket, limits, this.clock, () => this.tokens.endIfRanOut(socket));
+    guardPackets(socket, limits, this.clock, { ranOut: () => this.tokens.ranOut(session), end: () => void this.tokens.end(socket) });
     this.channel.register(socket);
     this.tokens.track(session);
     session.ready = this.sessions.start(session).then(

@@ -1,7 +1,7 @@
 import { Clock } from '../common/clock';
 import { TokenBucket } from '../common/token-bucket';
 import { CLIENT_EVENTS } from '../channel/client-events';
-import { DeviceSocket, errorAck, tokenRanOut } from '../channel/socket-events';
+import { DeviceSocket, errorAck } from '../channel/socket-events';
 
 const KNOWN = new Set<string>(CLIENT_EVENTS);
 
@@ -17,15 +17,23 @@ export interface PacketLimits {
   eventsPerSecond: number;
 }
 
+/** The session's token lifetime, as the guard needs it. */
+export interface TokenCheck {
+  /** The token ran out more than the grace ago: the session is over. */
+  ranOut(): boolean;
+  /** Ends the session (`token_expired`). */
+  end(): void;
+}
+
 /**
  * Screens every client packet before a handler sees it: unknown events, oversized payloads and
  * floods are answered with an error ack (when the client asked for one) and dropped, so they cost
  * no Redis work and cannot reach other sockets. Frames beyond the transport limit
  * (maxHttpBufferSize) never get here: Socket.IO closes that one connection. A packet that comes
  * after the session's token ran out (past the grace) is not handled either: it is answered
- * `token_expired` and `onTokenRanOut` ends the session (a heartbeat must not keep it alive).
+ * `token_expired` and the session is ended (a heartbeat must not keep it alive).
  */
-export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: Clock, onTokenRanOut: () => void): void {
+export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: Clock, token: TokenCheck): void {
   const bucket = new TokenBucket(limits.eventsPerSecond, clock);
   socket.use((packet, next) => {
     const [event, ...args] = packet as [unknown, ...unknown[]];
@@ -33,10 +41,10 @@ export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: 
     const refuse = (reply: ReturnType<typeof errorAck>) => ack?.(reply);
     // A session the server is closing handles nothing more (a heartbeat must not revive it).
     if (socket.data.session.closing) return;
-    if (tokenRanOut(socket.data.session, clock.now())) {
+    if (token.ranOut()) {
       // The answer goes out before the close starts, so a client that asked learns why.
       refuse(errorAck('token_expired', 'the session token ran out; reconnect with a fresh token'));
-      return onTokenRanOut();
+      return token.end();
     }
     if (typeof event !== 'string' || !KNOWN.has(event)) {
       return refuse(errorAck('unknown_event', `unknown event "${String(event)}"; known: ${CLIENT_EVENTS.join(', ')}`));

@@ -4,6 +4,7 @@ import { DeviceSession, DeviceSocket, tokenRanOut } from '../channel/socket-even
 import { Clock } from '../common/clock';
 import { DeadlineQueue } from '../common/deadline-queue';
 import { AppConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 
 /**
@@ -16,6 +17,9 @@ import { MetricsService } from '../metrics/metrics.service';
  * injected clock: no timer per socket, and a tick looks only at sessions that are due. Between
  * ticks, the places where a lapsed session could still get something check its deadline
  * themselves (a push about to be sent, a packet from the device), so it receives nothing after it.
+ * Ending a session gives it as much extra time as this process is behind (LoadMonitor), like
+ * presence does: an `auth` that arrived in time must not lose to an overloaded event loop. What
+ * it is sent is cut at the deadline itself (DeliveryService).
  */
 @Injectable()
 export class TokenExpiry {
@@ -26,6 +30,7 @@ export class TokenExpiry {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
+    private readonly load: LoadMonitor,
   ) {}
 
   /** When a session on a token expiring at `tokenExpiresAt` is over. */
@@ -52,24 +57,28 @@ export class TokenExpiry {
   /** Ends every session here whose deadline passed; the sweeper runs this on each tick. Returns how many. */
   endDue(): number {
     let ended = 0;
-    for (const sessionId of this.deadlines.takeDue(this.clock.now())) {
+    for (const sessionId of this.deadlines.takeDue(this.lateNow())) {
       const socket = this.channel.localSessionSocket(sessionId);
       if (socket && this.end(socket)) ended++;
     }
     return ended;
   }
 
-  /** Ends the session if its deadline passed (checked when something happens between ticks); true if it is over. */
-  endIfRanOut(socket: DeviceSocket): boolean {
-    if (!tokenRanOut(socket.data.session, this.clock.now())) return false;
-    this.end(socket);
-    return true;
+  /** Whether the session is over: checked when it sends something between ticks. */
+  ranOut(session: DeviceSession): boolean {
+    return tokenRanOut(session, this.lateNow());
   }
 
-  private end(socket: DeviceSocket): boolean {
+  /** Ends the session with `token_expired`; false if it was already closing. */
+  end(socket: DeviceSocket): boolean {
     if (socket.data.session.closing) return false;
     this.metrics.tokensExpired.inc();
     this.channel.closeSocket(socket, 'token_expired');
     return true;
+  }
+
+  /** Now, less how far behind this process is. */
+  private lateNow(): number {
+    return this.clock.now() - this.load.delay;
   }
 }

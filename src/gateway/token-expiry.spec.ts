@@ -2,6 +2,7 @@ import { FakeClock } from '../../test/support/fake-clock';
 import { DeviceChannel } from '../channel/device-channel';
 import { CloseReason, DeviceSession, DeviceSocket } from '../channel/socket-events';
 import { loadConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { TokenExpiry } from './token-expiry.service';
 
@@ -19,7 +20,9 @@ describe('TokenExpiry (fake clock)', () => {
     },
   } as unknown as DeviceChannel;
   const metrics = new MetricsService();
-  const tokens = new TokenExpiry(channel, clock, loadConfig({ TOKEN_EXPIRY_GRACE_MS: String(GRACE) }), metrics);
+  /** How far behind the process is (LoadMonitor.delay), as each test sets it. */
+  const load = { delay: 0 };
+  const tokens = new TokenExpiry(channel, clock, loadConfig({ TOKEN_EXPIRY_GRACE_MS: String(GRACE) }), metrics, load as LoadMonitor);
 
   /** A connected session whose token expires `lifetime` ms from now. */
   const connect = (sessionId: string, lifetime: number): DeviceSession => {
@@ -33,6 +36,7 @@ describe('TokenExpiry (fake clock)', () => {
   beforeEach(() => {
     closed.length = 0;
     sockets.clear();
+    load.delay = 0;
   });
 
   it('ends a session on the first tick at or after its token expiry plus the grace, and not a millisecond earlier', async () => {
@@ -65,17 +69,29 @@ describe('TokenExpiry (fake clock)', () => {
     expect(closed.map((c) => c.sessionId)).toEqual(['shortened', 'renewed']);
   });
 
-  it('ends a session between ticks when something happens after its deadline, and leaves one in its grace alone', () => {
+  it('tells whether a session is over between ticks, leaving one in its grace alone, and ends it once', () => {
     const session = connect('between', 1_000);
     const socket = sockets.get('between')!;
     clock.advance(1_000 + GRACE - 1); // expired, but within the grace
-    expect(tokens.endIfRanOut(socket)).toBe(false);
+    expect(tokens.ranOut(session)).toBe(false);
     clock.advance(1);
-    expect(tokens.endIfRanOut(socket)).toBe(true);
+    expect(tokens.ranOut(session)).toBe(true);
+    expect(tokens.end(socket)).toBe(true);
     expect(session.closing).toBe('token_expired');
-    expect(tokens.endIfRanOut(socket)).toBe(true); // still over, but closed only once
+    expect(tokens.end(socket)).toBe(false); // closed only once
     expect(tokens.endDue()).toBe(0);
     expect(closed).toHaveLength(1);
+  });
+
+  it('gives a session as much extra time as the process is behind', () => {
+    const session = connect('loaded', 1_000);
+    load.delay = 2_000; // what arrived just now may have been sent 2 s ago
+    clock.advance(1_000 + GRACE + 1_999);
+    expect(tokens.ranOut(session)).toBe(false);
+    expect(tokens.endDue()).toBe(0);
+    clock.advance(1);
+    expect(tokens.ranOut(session)).toBe(true);
+    expect(tokens.endDue()).toBe(1);
   });
 
   it('skips a session that is already closing for another reason', () => {
