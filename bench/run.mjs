@@ -22,6 +22,7 @@ import * as connections from './scenarios/connections.mjs';
 import * as fanout from './scenarios/fanout.mjs';
 import * as heartbeats from './scenarios/heartbeats.mjs';
 import * as instances from './scenarios/instances.mjs';
+import * as overload from './scenarios/overload.mjs';
 import * as push from './scenarios/push.mjs';
 import * as sweep from './scenarios/sweep.mjs';
 
@@ -34,6 +35,7 @@ const FULL = {
   fanout: { devices: 10_000, warmupRounds: 1, rounds: 5, pauseMs: 1_000, concurrency: 40 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 7 },
   instances: { devices: 10_000, rates: [1_000, 5_000], warmupMs: 2_000, durationMs: 8_000, drainMs: 10_000, concurrency: 40 },
+  overload: { devices: 10_000, rampFrom: 1_000, rampMax: 60_000, rampMs: 3_000, warmupMs: 1_000, durationMs: 20_000, drainMs: 2_000, concurrency: 40 },
 };
 
 /** Quick run (CI smoke): every scenario for both servers with small counts; under 2 minutes. */
@@ -45,9 +47,10 @@ const QUICK = {
   fanout: { devices: 1_000, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, concurrency: 25 },
+  overload: { devices: 1_000, rampFrom: 500, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 3_000, drainMs: 1_000, concurrency: 25 },
 };
 
-const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances];
+const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, overload];
 
 const { values: args } = parseArgs({
   options: {

@@ -12,6 +12,11 @@ import { AppConfig } from './config/app-config';
 import { DeviceChannel } from './channel/device-channel';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
 import { LoadMonitor } from './load/load-monitor';
+import { trustFn } from './http/client-address';
+import { applyServerLimits } from './http/http-server';
+import { opsAuth } from './http/ops-auth';
+import { restCors } from './http/origins';
+import { securityHeaders } from './http/security-headers';
 import { MetricsService } from './metrics/metrics.service';
 import { RedisConnection } from './redis/redis-connection';
 
@@ -25,6 +30,12 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
     bodyParser: false,
   });
   app.useLogger(app.get(Logger));
+  applyServerLimits(app.getHttpServer(), config.http, () => app.get(MetricsService).httpConnectionsDropped.inc());
+  // The same rule for req.ip (REST) as for socket handshakes; off unless TRUST_PROXY says otherwise.
+  app.set('trust proxy', trustFn(config.http.trustProxy));
+  app.disable('x-powered-by');
+  app.use(securityHeaders());
+  app.enableCors(restCors(config.http.corsOrigins));
   // While draining, new requests are turned away (in-flight ones finish) and the connection is
   // closed, so a load balancer retries them on another instance.
   const channel = app.get(DeviceChannel);
@@ -41,6 +52,8 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
     metrics.restShed.inc();
     sendUnavailable(res, `instance overloaded (${load.delay} ms behind), retry later`);
   });
+  // Before Swagger's routes, which are registered on the HTTP adapter where Nest guards do not run.
+  if (config.http.opsToken) app.use(opsAuth(config.http.opsToken));
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter());

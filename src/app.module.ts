@@ -44,7 +44,7 @@ export class AppModule {
         NotificationsModule,
         DevicesModule,
         HealthModule,
-        DemoModule.register(config.demoEnabled),
+        DemoModule.register(config.demo.enabled),
       ],
     };
   }

@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import jwt from 'jsonwebtoken';
 import { createApp } from './app.factory';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
+import { startWarnings } from './config/start-warnings';
 
 function printDevSecrets(config: AppConfig): void {
   if (Object.keys(config.generated).length === 0) return;
@@ -14,6 +15,10 @@ function printDevSecrets(config: AppConfig): void {
     lines.push(`  demo device token (sub=demo-user, deviceId=demo-device, 24 h):\n  ${token}`);
   }
   process.stdout.write(`\nDevelopment secrets, generated for this run only (set them to keep them):\n${lines.join('\n')}\n\n`);
+}
+
+function printWarnings(config: AppConfig): void {
+  for (const warning of startWarnings(config)) process.stderr.write(`\n*** WARNING: ${warning}\n`);
 }
 
 // A stray rejection in a library must not take every device's connection down with the process.
@@ -33,6 +38,7 @@ async function main(): Promise<void> {
     throw err;
   }
   printDevSecrets(config);
+  printWarnings(config);
   const app = await createApp(config);
   // The drain runs in the shutdown hooks (DrainService); the grace timer bounds it, so the process
   // is gone before an orchestrator's SIGKILL (Docker's default is 10 s after SIGTERM).

@@ -157,7 +157,8 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
   });
 
   describe('smart heartbeat support', () => {
-    it('records app state, learns stable intervals per network, and recommends them to the next device', async () => {
+    // Learning from stable runs takes the gateway's clock: test/network-learning.e2e-spec.ts.
+    it('records app state, network and interval', async () => {
       const network = `wifi:lab-${Date.now()}`;
       const { socket } = await connected({ deviceId: 'teacher' });
       for (let i = 0; i < 3; i++) {
@@ -166,19 +167,6 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       const shown = await fetch(`${gw.url}/v1/devices/teacher`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } });
       expect(await shown.json()).toMatchObject({ appState: 'background', network, interval: 1_500 });
       expect(await emitAck(socket, 'heartbeat', { appState: 'sideways' })).toMatchObject({ ok: false, error: { code: 'invalid_payload' } });
-
-      const learner = connectDevice(gw.url, deviceToken({ sub: 'user-1', deviceId: 'learner' }), { auth: { network } });
-      sockets.push(learner);
-      const ready = await nextEvent<Ready>(learner, 'ready');
-      expect(ready.heartbeat).toMatchObject({ interval: INTERVAL, recommended: 1_000 });
-
-      const presence = (await (await fetch(`${gw.url}/v1/presence`, { headers: { authorization: `Bearer ${TEST_API_KEY}` } })).json()) as {
-        networks: { network: string; samples: number; recommendedInterval: number }[];
-      };
-      expect(presence.networks).toContainEqual({ network, samples: 1, recommendedInterval: 1_000 });
-      clock.advance(1_001); // the per-network gauges read the store at most once per second (of the app's clock)
-      const metrics = await (await fetch(`${gw.url}/metrics`)).text();
-      expect(metrics).toContain(`push_gateway_network_recommended_interval_ms{network="${network}"} 1000`);
     });
   });
 

@@ -23,7 +23,7 @@ describe('a gateway that falls behind (frozen with SIGSTOP) expires nobody who k
     Number(new RegExp(`^${name} (\\d+)`, 'm').exec(await (await fetch(`${gw.url}/metrics`)).text())?.[1] ?? 0);
 
   beforeAll(async () => {
-    gw = await startGateway('overload-gw', { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '200', SWEEP_INTERVAL_MS: '100' });
+    gw = await startGateway('overload-gw', { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '200', SWEEP_INTERVAL_MS: '100', LOAD_SHED_DELAY_MS: '1000' });
   });
   afterAll(async () => {
     sockets.forEach((s) => s.disconnect());
@@ -50,7 +50,10 @@ describe('a gateway that falls behind (frozen with SIGSTOP) expires nobody who k
       gw.process.child.kill('SIGCONT');
       // Right after it resumes it is far behind: backend requests are turned away, heartbeats are not.
       const shed = await api(gw.url, '/v1/presence');
-      if (shed.status === 503) expect(((await shed.json()) as { message: string }).message).toMatch(/overloaded/);
+      expect(shed.status).toBe(503);
+      expect(shed.headers.get('retry-after')).toBe('1');
+      expect(((await shed.json()) as { message: string }).message).toMatch(/overloaded/);
+      expect(await metric('push_gateway_rest_shed_total')).toBeGreaterThanOrEqual(1);
       // Caught up: every heartbeat of the stall handled, later ones acked promptly again.
       const okBefore = await metric('push_gateway_heartbeats_total{result="ok"}');
       await waitFor(async () => (await metric('push_gateway_heartbeats_total{result="ok"}')) >= okBefore + 2 * DEVICES, 10_000);

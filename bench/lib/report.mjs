@@ -71,6 +71,19 @@ export function evaluateTargets(results) {
     add('sweep', `sweep with ${last.healthy} healthy within 2x of the time with ${first.healthy} healthy`, `${fmt(first.medianMs)} ms -> ${fmt(last.medianMs)} ms = ${sweep.growth}x`, sweep.growth <= 2);
   } else add('sweep', 'sweep time with 50k healthy within 2x of the time with 1k healthy', '–', null);
 
+  const ov = s.overload?.gateway;
+  if (ov?.sustainedPerSecond) {
+    const expired = ov.expiredBySweep + ov.refusedAsExpired + ov.disconnected;
+    add(
+      'overload',
+      'at twice the heartbeat rate one process sustains, no live device expires',
+      `${ov.overloadPerSecond}/s for ${ov.overloadSeconds} s (sustains ${ov.sustainedPerSecond}/s), ${ov.devices} devices each beating every ` +
+        `${Math.round((ov.devices / ov.overloadPerSecond) * 1000)} ms (interval ${ov.intervalMs} ms): ${ov.expiredBySweep} swept, ` +
+        `${ov.refusedAsExpired} refused, ${ov.disconnected} disconnected, ${ov.onlineAfter} online after`,
+      ov.everyDeviceBeatWithinInterval && expired === 0 && ov.onlineAfter === ov.devices,
+    );
+  } else add('overload', 'at twice the heartbeat rate one process sustains, no live device expires', ov?.error ?? '–', null);
+
   const max = conn?.gateway?.max;
   if (max) add('max-devices', 'one process holds at least 19k devices', `${max.held} devices (${max.stoppedBecause})`, max.held >= 19_000);
   else add('max-devices', 'one process holds at least 19k devices', results.meta.mode === 'quick' ? 'not probed in --quick mode' : '–', null);
@@ -192,6 +205,19 @@ export function rows(results) {
     for (const c of ig.comparison) na('several instances', `CPU per 1k heartbeats at ${c.targetPerSecond / 1000}k/s, 2 processes / 1`, c.ratio);
   } else if (inst?.reason) out.push(['several instances', inst.reason, 'n/a', 'n/a', '']);
   else if (ig?.error) out.push(['several instances', 'error', ig.error, 'n/a', '']);
+
+  const ov = s.overload?.gateway;
+  if (ov?.sustainedPerSecond) {
+    const na = (metric, v, digits = 2) => out.push([`overload (${ov.devices} devices, ${ov.intervalMs} ms interval)`, metric, fmt(v, digits), 'n/a', '']);
+    na('heartbeats/s one process sustains', ov.sustainedPerSecond, 0);
+    na(`sent for ${ov.overloadSeconds} s at 2x (heartbeats/s)`, ov.sentPerSecond, 0);
+    na('acked heartbeats/s meanwhile', ov.ackedPerSecond, 0);
+    na('ack latency p50 / p99 (ms)', `${fmt(ov.ackLatencyMs?.p50)} / ${fmt(ov.ackLatencyMs?.p99)}`);
+    na('acks "unavailable" / unanswered', `${ov.unavailableAcks} / ${ov.unansweredAfterDrain}`);
+    na('sessions swept / heartbeats refused as expired', `${ov.expiredBySweep} / ${ov.refusedAsExpired}`);
+    na('devices disconnected / online after', `${ov.disconnected} / ${ov.onlineAfter}`);
+    na('REST requests shed (503)', ov.restShed, 0);
+  } else if (ov?.error) out.push(['overload', 'error', ov.error, 'n/a', '']);
   return out;
 }
 
@@ -256,6 +282,7 @@ export function reportMarkdown(results) {
     '- Push latency: from writing the POST to the device\'s `notification` handler, in one process; the device acks every notification.',
     `- Fan-out: ${results.scenarios.fanout?.gateway?.how ?? 'one POST to a user with N devices'}.`,
     '- Sweep: store level, median of repeated sweeps; gateway = `RedisPresenceStore.claimExpired` as the sweeper calls it, baseline = `EXISTS` on every known device.',
+    '- Overload: devices announce a 2 s interval (5 s TTL, swept every 500 ms); the sustained rate is what one gateway process acks per second while sent well above it; then heartbeats go at twice that, every device still beating within its interval. Gateway only: the baseline has no presence grace to test.',
     `- Several instances: ${results.scenarios.instances?.reason ?? 'the same devices and heartbeat rates against 1 gateway process, then 2 on the same Redis (devices split half and half); CPU is both processes summed. Baseline "n/a": there is no multi-instance baseline'}.`,
   ];
   if (results.errors?.length) lines.push('', '## Errors', ...results.errors.map((e) => `- ${e}`));

@@ -143,6 +143,8 @@ export interface DeviceSession {
   network?: string;
   /** Heartbeats in a row at the current interval; a run of STABLE_BEATS is one learning sample. */
   beatsAtInterval: number;
+  /** When the first heartbeat of that run arrived (gateway clock), to check the run took real time. */
+  runStartedAt?: number;
   /** When the session's token runs out (ms, the verifier's effective expiry); moved by `auth`. */
   tokenExpiresAt: number;
   /** tokenExpiresAt + TOKEN_EXPIRY_GRACE_MS: from then on the session is over and is sent nothing. */

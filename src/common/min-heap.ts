@@ -60,7 +60,7 @@ export class MinHeap<T> {
   }
 
   private at(i: number): T {
-    return this.items[i] as T;
+    return this.items.at(i) as T;
   }
 
   private keyAt(i: number): number {

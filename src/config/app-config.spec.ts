@@ -116,4 +116,69 @@ describe('loadConfig', () => {
     ]);
     expect(problems({ ...base, DEVICE_TOKEN_MAX_AGE: '400d' })).toEqual([expect.stringMatching(/^DEVICE_TOKEN_MAX_AGE must be at most/)]);
   });
+
+  it('reads CORS_ORIGINS: * outside production by default, none in production, exact origins otherwise', () => {
+    const base = { API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET };
+    expect(loadConfig(base).http.corsOrigins).toBe('*');
+    expect(loadConfig({ ...base, NODE_ENV: 'production' }).http.corsOrigins).toEqual([]);
+    expect(loadConfig({ ...base, NODE_ENV: 'production', CORS_ORIGINS: '*' }).http.corsOrigins).toBe('*');
+    expect(loadConfig({ ...base, CORS_ORIGINS: 'https://App.example.com/, http://localhost:8080, https://a.example:443, null' }).http.corsOrigins).toEqual([
+      'https://app.example.com',
+      'http://localhost:8080',
+      'https://a.example',
+      'null',
+    ]);
+    expect(problems({ ...base, CORS_ORIGINS: 'https://a.example/app, *.example.com, ftp://x' })).toEqual([
+      'CORS_ORIGINS must list origins such as https://app.example.com (no path), got "https://a.example/app"',
+      'CORS_ORIGINS must list origins such as https://app.example.com (no path), got "*.example.com"',
+      'CORS_ORIGINS must list origins such as https://app.example.com (no path), got "ftp://x"',
+    ]);
+    expect(problems({ ...base, CORS_ORIGINS: '*, https://a.example' })).toEqual(['CORS_ORIGINS must be * alone or a list of origins']);
+  });
+
+  it('reads the HTTP exposure settings with safe defaults and checks them', () => {
+    const base = { API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET };
+    expect(loadConfig(base).http).toEqual({
+      corsOrigins: '*',
+      opsToken: undefined,
+      trustProxy: { hops: 0 },
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: 30_000,
+      keepAliveTimeoutMs: 5_000,
+      maxConnections: 0,
+      handshakesPerAddressPerSecond: 0,
+    });
+    expect(loadConfig({ ...base, TRUST_PROXY: 'true' }).http.trustProxy).toEqual({ hops: 1 });
+    expect(loadConfig({ ...base, TRUST_PROXY: '2' }).http.trustProxy).toEqual({ hops: 2 });
+    expect(loadConfig({ ...base, TRUST_PROXY: 'loopback, 10.0.0.0/8, fd00::1' }).http.trustProxy).toEqual({
+      proxies: ['loopback', '10.0.0.0/8', 'fd00::1'],
+    });
+    expect(
+      problems({ ...base, TRUST_PROXY: 'nginx', OPS_TOKEN: 'short', HTTP_HEADERS_TIMEOUT_MS: '20000', HTTP_REQUEST_TIMEOUT_MS: '10000', MAX_CONNECTIONS: '-1' }),
+    ).toEqual([
+      'HTTP_HEADERS_TIMEOUT_MS must be <= HTTP_REQUEST_TIMEOUT_MS (10000)',
+      'OPS_TOKEN must be at least 16 characters',
+      expect.stringMatching(/^TRUST_PROXY must be true, false, a number of hops, or addresses\/CIDRs .* got "nginx"$/),
+      'MAX_CONNECTIONS must be a whole number, got "-1"',
+    ]);
+  });
+
+  it('turns the demo on by default only where it gives nothing away, and shares only a generated key', () => {
+    const real = { API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET };
+    // A newcomer's npm start: everything generated, default HOST 0.0.0.0.
+    expect(loadConfig({}).demo).toEqual({ enabled: true, shareApiKey: true });
+    // Real keys on the default (public) bind, NODE_ENV unset or staging: off.
+    expect(loadConfig(real).demo).toEqual({ enabled: false, shareApiKey: false });
+    expect(loadConfig({ ...real, NODE_ENV: 'staging' }).demo).toEqual({ enabled: false, shareApiKey: false });
+    // Only the API key generated is not enough: the demo would mint tokens with the real secret.
+    expect(loadConfig({ DEVICE_JWT_SECRET: SECRET }).demo.enabled).toBe(false);
+    // Loopback-only: on, and the real key stays in the process unless asked.
+    expect(loadConfig({ ...real, HOST: '127.0.0.1' }).demo).toEqual({ enabled: true, shareApiKey: false });
+    expect(loadConfig({ ...real, HOST: '::1', DEMO_SHARE_API_KEY: 'true' }).demo).toEqual({ enabled: true, shareApiKey: true });
+    // Explicit: on where asked; a key is never shared by a demo that is off.
+    expect(loadConfig({ ...real, DEMO_ENABLED: 'true' }).demo).toEqual({ enabled: true, shareApiKey: false });
+    expect(loadConfig({ ...real, DEMO_SHARE_API_KEY: 'true' }).demo).toEqual({ enabled: false, shareApiKey: false });
+    expect(loadConfig({ ...real, NODE_ENV: 'production', HOST: '127.0.0.1' }).demo.enabled).toBe(false);
+    expect(loadConfig({ DEMO_ENABLED: 'false' }).demo).toEqual({ enabled: false, shareApiKey: false });
+  });
 });

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError, EnvReader } from './env-reader';
+import { HttpSettings, readHttpSettings } from './http-settings';
 
 export type JwtVerification =
   | { kind: 'secret'; secret: string; algorithms: ['HS256'] }
@@ -15,6 +16,17 @@ export interface HeartbeatSettings {
   interval: number;
   min: number;
   max: number;
+}
+
+/**
+ * The web demo mints device tokens for anyone who opens it, and may hand out the first API key.
+ * It is on by default only where that gives nothing away: outside production, and when either
+ * every credential was generated for this run (a newcomer's `npm start`) or the listener is
+ * loopback-only. The key is shared by default only when it was generated for this run.
+ */
+export interface DemoSettings {
+  enabled: boolean;
+  shareApiKey: boolean;
 }
 
 /** Everything the gateway reads from the environment, validated once at start. */
@@ -48,7 +60,8 @@ export class AppConfig {
   readonly redisCommandTimeoutMs!: number;
   readonly redisProbeIntervalMs!: number;
   readonly shutdownGraceMs!: number;
-  readonly demoEnabled!: boolean;
+  readonly demo!: DemoSettings;
+  readonly http!: HttpSettings;
   readonly instanceId!: string;
   /** Keys and secrets generated because none were given (development only), to print once. */
   readonly generated!: Readonly<Record<string, string>>;
@@ -97,10 +110,11 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     r.fail('REDIS_PREFIX', 'must contain a hash tag such as {push}: with REDIS_CLUSTER_NODES');
   }
 
+  const host = r.string('HOST') ?? '0.0.0.0';
   const config = new AppConfig({
     nodeEnv,
     port: r.int('PORT', 3000, { min: 0, max: 65_535 }),
-    host: r.string('HOST') ?? '0.0.0.0',
+    host,
     redis,
     redisPrefix,
     apiKeys,
@@ -117,7 +131,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     socketEventsPerSecond: r.int('SOCKET_EVENTS_PER_SECOND', 10, { min: 1 }),
     socketMaxBufferedBytes: r.int('SOCKET_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
     slowConsumerGraceMs: r.int('SLOW_CONSUMER_GRACE_MS', 5_000, { min: 100 }),
-    loadShedDelayMs: r.int('LOAD_SHED_DELAY_MS', 250, { min: 0 }),
+    loadShedDelayMs: r.int('LOAD_SHED_DELAY_MS', 1_000, { min: 0 }),
     deviceRetentionMs: r.int('DEVICE_RETENTION_DAYS', 30, { min: 1, max: 3650 }) * 86_400_000,
     inboxMaxSize: r.int('INBOX_MAX_SIZE', 1_000, { min: 1, max: 100_000 }),
     notificationRetentionMs: r.int('NOTIFICATION_RETENTION_HOURS', 24, { min: 1, max: 24 * 90 }) * 3_600_000,
@@ -125,12 +139,24 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1_000, { min: 50 }),
     redisProbeIntervalMs: r.int('REDIS_PROBE_INTERVAL_MS', 5_000, { min: 50 }),
     shutdownGraceMs: r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
-    demoEnabled: r.bool('DEMO_ENABLED', !production),
+    demo: readDemo(r, production, host, generated),
+    http: readHttpSettings(r, production),
     instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,
   });
   r.throwIfFailed();
   return config;
+}
+
+function readDemo(r: EnvReader, production: boolean, host: string, generated: Record<string, string>): DemoSettings {
+  const throwaway = generated.API_KEYS !== undefined && generated.DEVICE_JWT_SECRET !== undefined;
+  const enabled = r.bool('DEMO_ENABLED', !production && (throwaway || isLoopback(host)));
+  const shareApiKey = r.bool('DEMO_SHARE_API_KEY', generated.API_KEYS !== undefined);
+  return { enabled, shareApiKey: enabled && shareApiKey };
+}
+
+export function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function readRedis(r: EnvReader): RedisTarget | undefined {

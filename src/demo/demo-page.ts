@@ -1,4 +1,8 @@
-/** The demo page: plain HTML and the SDK's browser bundle (global PushGateway), no build step. */
+/**
+ * The demo page: plain HTML and the SDK's browser bundle (global PushGateway), no build step. Its
+ * script is a file of its own (DEMO_SCRIPT at /demo/demo.js): the Content-Security-Policy allows
+ * same-origin scripts only, no inline ones.
+ */
 export const DEMO_PAGE = `<!doctype html>
 <html lang="en">
 <head>
@@ -34,8 +38,12 @@ export const DEMO_PAGE = `<!doctype html>
 <h2>Notifications received</h2>
 <ul id="notifications"></ul>
 <script src="/demo/push-client.js"></script>
-<script>
-(async () => {
+<script src="/demo/demo.js"></script>
+</body>
+</html>
+`;
+
+export const DEMO_SCRIPT = `(async () => {
   const $ = (id) => document.getElementById(id);
   const session = await (await fetch('/demo/session')).json();
   if (!session.token) { $('state').textContent = session.message || 'demo unavailable'; return; }
@@ -74,7 +82,4 @@ export const DEMO_PAGE = `<!doctype html>
     $('sendResult').textContent = res.status + ' ' + (await res.text());
   });
 })();
-</script>
-</body>
-</html>
 `;

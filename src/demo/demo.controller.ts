@@ -6,16 +6,16 @@ import { createReadStream, existsSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
 import { AppConfig } from '../config/app-config';
-import { DEMO_PAGE } from './demo-page';
+import { DEMO_PAGE, DEMO_SCRIPT } from './demo-page';
 
 /** The SDK's browser bundle, built by `npm run build` (client/dist). */
 const BUNDLE = join(__dirname, '..', '..', 'client', 'dist', 'push-client.browser.js');
 
 /**
  * /demo: a page that connects as a device with the SDK's browser bundle, shows its connection and
- * heartbeat, lists what arrives, and sends notifications through the REST API. On by default
- * outside production (DEMO_ENABLED). The session endpoint mints a one-hour device token and, outside
- * production only, hands the page the first API key.
+ * heartbeat, lists what arrives, and sends notifications through the REST API. Registered only
+ * when DemoSettings.enabled (see there for the rule). The session endpoint mints a one-hour device
+ * token and, only when DemoSettings.shareApiKey, hands the page the first API key.
  */
 @ApiExcludeController()
 @SkipThrottle()
@@ -27,6 +27,12 @@ export class DemoController {
   @Header('Content-Type', 'text/html; charset=utf-8')
   page(): string {
     return DEMO_PAGE;
+  }
+
+  @Get('demo.js')
+  @Header('Content-Type', 'text/javascript; charset=utf-8')
+  script(): string {
+    return DEMO_SCRIPT;
   }
 
   @Get('push-client.js')
@@ -47,6 +53,6 @@ export class DemoController {
       algorithm: 'HS256',
       expiresIn: '1h',
     });
-    return { deviceId, userId, token, apiKey: this.config.isProduction ? undefined : this.config.apiKeys[0] };
+    return { deviceId, userId, token, apiKey: this.config.demo.shareApiKey ? this.config.apiKeys[0] : undefined };
   }
 }

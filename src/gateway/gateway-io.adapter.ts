@@ -3,8 +3,14 @@ import { createAdapter } from '@socket.io/redis-adapter';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable, Observable } from 'rxjs';
+import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, ServerOptions, Socket } from 'socket.io';
+import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
+import { addressKey, clientAddress, trustFn } from '../http/client-address';
+import { HandshakeLimiter } from '../http/handshake-limiter';
+import { corsOrigin, originAllowed } from '../http/origins';
+import { MetricsService } from '../metrics/metrics.service';
 import { RedisConnection } from '../redis/redis-connection';
 import { forgivingClient } from '../redis/forgiving-client';
 import { DeviceChannel } from '../channel/device-channel';
@@ -24,18 +30,17 @@ export class GatewayIoAdapter extends IoAdapter {
 
   override createIOServer(port: number, options?: ServerOptions): Server {
     const config = this.app.get(AppConfig);
-    const channel = this.app.get(DeviceChannel);
     const redis = this.app.get(RedisConnection);
+    const origins = config.http.corsOrigins;
     const server = super.createIOServer(port, {
       ...options,
       path: '/socket.io',
       pingInterval: config.heartbeat.max,
       pingTimeout: 20_000,
       maxHttpBufferSize: MAX_FRAME_BYTES,
-      cors: { origin: true, credentials: true },
-      // While draining, refuse new handshakes at the HTTP level: the client's reconnection loop
-      // keeps trying (unlike a middleware refusal) and lands on another instance.
-      allowRequest: (_req, callback) => callback(channel.isDraining ? 'server draining' : null, !channel.isDraining),
+      // Allowed origins only, and no credentials: devices authenticate with a token, not cookies.
+      cors: { origin: (origin: string | undefined, cb: (err: Error | null, allow: string | false) => void) => cb(null, corsOrigin(origins, origin)) },
+      allowRequest: this.handshakeCheck(config),
     } as ServerOptions);
     if (redis.pub && redis.sub) {
       // Rooms span instances: a push, a takeover or a topic lookup reaches sockets on any of them.
@@ -45,6 +50,37 @@ export class GatewayIoAdapter extends IoAdapter {
       server.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
     }
     return server;
+  }
+
+  /**
+   * Runs before every new engine.io session, polling and WebSocket alike (a WebSocket-only client
+   * never sends a polling request), and before the Socket.IO middleware that checks the token.
+   * Refusals here are HTTP-level (a polling handshake gets 403 with `{ code, message }`; engine.io
+   * answers a refused upgrade with 400 and the message as body), so a Socket.IO client sees
+   * `connect_error` and its reconnection loop keeps trying with backoff: right for a drain (it lands
+   * on another instance) and for a rate limit, and harmless for an origin that stays refused.
+   */
+  private handshakeCheck(config: AppConfig): ServerOptions['allowRequest'] {
+    const channel = this.app.get(DeviceChannel);
+    const metrics = this.app.get(MetricsService);
+    const rate = config.http.handshakesPerAddressPerSecond;
+    const limiter = rate > 0 ? new HandshakeLimiter(rate, this.app.get(Clock)) : undefined;
+    const trust = trustFn(config.http.trustProxy);
+    return (req, callback) => {
+      if (channel.isDraining) return callback('server draining', false);
+      if (!originAllowed(config.http.corsOrigins, req.headers.origin)) {
+        metrics.connections.inc({ result: 'refused', reason: 'origin' });
+        // Lets a refused page read why (a bare 403 would look like a CORS failure); nothing else
+        // is readable from here, and no credentials are allowed.
+        responseOf(req)?.setHeader('Access-Control-Allow-Origin', '*');
+        return callback('origin not allowed', false);
+      }
+      if (limiter && !limiter.take(addressKey(clientAddress(req, trust)))) {
+        metrics.connections.inc({ result: 'refused', reason: 'handshake_rate' });
+        return callback('too many handshakes from this address', false);
+      }
+      callback(null, true);
+    };
   }
 
   /**
@@ -82,4 +118,10 @@ export class GatewayIoAdapter extends IoAdapter {
       });
     }
   }
+}
+
+/** engine.io hangs the response on a polling request (not on a WebSocket upgrade). */
+function responseOf(req: IncomingMessage): ServerResponse | undefined {
+  const res: unknown = (req as IncomingMessage & { res?: unknown }).res;
+  return res instanceof ServerResponse ? res : undefined;
 }

@@ -8,7 +8,7 @@ import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
-import { STABLE_BEATS } from '../presence/network-intervals';
+import { DEVICE_SAMPLE_PERIOD_MS, STABLE_BEATS } from '../presence/network-intervals';
 import { SessionService } from './session.service';
 
 const config = loadConfig({ HEARTBEAT_INTERVAL_MS: '20000', HEARTBEAT_MIN_MS: '5000', HEARTBEAT_MAX_MS: '60000', INSTANCE_ID: 'gw-a' });
@@ -34,8 +34,12 @@ describe('SessionService', () => {
     ...extra,
   });
   const device = async (deviceId = 'd1') => (await store.getDevices([deviceId], clock.now()))[0];
+  /** `n` beats, each after the interval the device announced last (as a real device waits). */
   const beats = async (s: DeviceSession, n: number, payload: object) => {
-    for (let i = 0; i < n; i++) expect(await sessions.heartbeat(s, payload)).toMatchObject({ ok: true });
+    for (let i = 0; i < n; i++) {
+      clock.advance(s.interval);
+      expect(await sessions.heartbeat(s, payload)).toMatchObject({ ok: true });
+    }
   };
 
   beforeEach(() => {
@@ -133,6 +137,16 @@ describe('SessionService', () => {
     expect(await store.networkHistogram(network, clock.now())).toEqual({ 12000: 1 });
     await beats(s, 1, { interval: 30_000, network });
     await beats(s, STABLE_BEATS, { interval: 12_000, network });
+    expect(await store.networkHistogram(network, clock.now())).toEqual({ 12000: 1 }); // one per device and hour
+    clock.advance(DEVICE_SAMPLE_PERIOD_MS);
+    const later = session('s1b', { network });
+    await sessions.start(later);
+    await beats(later, STABLE_BEATS, { interval: 12_000, network });
+    expect(await store.networkHistogram(network, clock.now())).toEqual({ 12000: 2 });
+    // Beats that claim 12 s but come back to back are not a sample, whatever the device says.
+    const hasty = session('s4', { deviceId: 'd4', network });
+    await sessions.start(hasty);
+    for (let i = 0; i < STABLE_BEATS; i++) await sessions.heartbeat(hasty, { interval: 12_000, network });
     expect(await store.networkHistogram(network, clock.now())).toEqual({ 12000: 2 });
 
     const next = await sessions.start(session('s2', { deviceId: 'd2', network }));

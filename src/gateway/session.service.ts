@@ -5,7 +5,7 @@ import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
-import { bucketOf, recommendInterval, STABLE_BEATS } from '../presence/network-intervals';
+import { bucketOf, isStableRun, recommendInterval } from '../presence/network-intervals';
 import { readClientPayload } from '../channel/client-events';
 import { DeviceChannel } from '../channel/device-channel';
 import { Ack, DeviceSession, errorAck, HeartbeatAck, ReadyPayload, sessionRef } from '../channel/socket-events';
@@ -71,8 +71,12 @@ export class SessionService {
     const now = this.clock.now();
     if (requested.network) session.network = requested.network;
     session.beatsAtInterval = interval === session.interval ? session.beatsAtInterval + 1 : 1;
-    // One sample per run of STABLE_BEATS at an interval: the device held its link that long, repeatedly.
-    const sampleBucket = session.network && session.beatsAtInterval === STABLE_BEATS ? bucketOf(interval) : undefined;
+    if (session.beatsAtInterval === 1) session.runStartedAt = now;
+    // One sample per run of STABLE_BEATS at an interval: the device held its link that long, repeatedly,
+    // as the gateway's own clock saw it (a client cannot claim an interval it did not wait). The
+    // store keeps at most one sample per device and network per DEVICE_SAMPLE_PERIOD_MS.
+    const stable = isStableRun(session.beatsAtInterval, session.runStartedAt ?? now, now, interval);
+    const sampleBucket = session.network && stable ? bucketOf(interval) : undefined;
     let alive: boolean;
     try {
       alive = await this.load.track(

@@ -13,8 +13,13 @@ export class MetricsService {
   });
   readonly connections = new Counter({
     name: 'push_gateway_connections_total',
-    help: 'Socket handshakes by result (accepted, refused) and reason',
+    help: 'Socket handshakes by result (accepted, refused) and reason (token problems, unavailable, origin, handshake_rate)',
     labelNames: ['result', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly httpConnectionsDropped = new Counter({
+    name: 'push_gateway_http_connections_dropped_total',
+    help: 'TCP connections closed on arrival because the process held MAX_CONNECTIONS',
     registers: [this.registry],
   });
   readonly heartbeats = new Counter({

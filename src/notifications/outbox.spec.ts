@@ -99,7 +99,7 @@ describe('Outbox: what one socket is sent, and when it is too slow', () => {
     expect(outbox.held).toBe(10_000);
     for (const e of h.emitted.slice(0, 4)) await e.settle(true);
     expect(h.emitted).toHaveLength(10); // 6 000 held: more than half, still waiting
-    await h.emitted[4]!.settle(true); // 5 000: half drained, the rest comes from the inbox, in order
+    await h.emitted.at(4)!.settle(true); // 5 000: half drained, the rest comes from the inbox, in order
     await flush();
     expect(h.ids()).toEqual(all.map((n) => n.payload.id));
   });

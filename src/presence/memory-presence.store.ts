@@ -1,5 +1,5 @@
 import { MinHeap } from '../common/min-heap';
-import { NETWORK_RETENTION_MS } from './network-intervals';
+import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
 import { DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
 
@@ -7,6 +7,13 @@ interface Deadline {
   at: number;
   deviceId: string;
   sessionId: string;
+}
+
+interface NetworkSamples {
+  histogram: Record<string, number>;
+  lastAt: number;
+  /** deviceId -> when it last added a sample, oldest first (pruned by DEVICE_SAMPLE_PERIOD_MS). */
+  sampledBy: Map<string, number>;
 }
 
 interface Due {
@@ -29,7 +36,7 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly deadlines = new Map<string, MinHeap<Deadline>>();
   private readonly instances = new Map<string, InstanceView & { expiresAt: number }>();
   private sessions = 0;
-  private readonly networks = new Map<string, { histogram: Record<string, number>; lastAt: number }>();
+  private readonly networks = new Map<string, NetworkSamples>();
   private readonly forgetting = new MinHeap<Due>((d) => d.at);
   private readonly networksForgetting = new MinHeap<Due>((d) => d.at);
 
@@ -39,7 +46,9 @@ export class MemoryPresenceStore extends PresenceStore {
 
   /** Entries held for devices, users, networks and instances (what tests bound). */
   get footprint(): number {
-    return this.devices.size + this.users.size + this.networks.size + this.instances.size;
+    let sampledBy = 0;
+    for (const net of this.networks.values()) sampledBy += net.sampledBy.size;
+    return this.devices.size + this.users.size + this.networks.size + this.instances.size + sampledBy;
   }
 
   async connect(s: SessionStart): Promise<SessionRef | null> {
@@ -77,15 +86,7 @@ export class MemoryPresenceStore extends PresenceStore {
     d.expiresAt = u.now + u.ttl;
     if (u.appState) d.appState = u.appState;
     if (u.network) d.network = u.network;
-    if (u.network && u.sampleBucket !== undefined) {
-      let net = this.networks.get(u.network);
-      if (!net) {
-        this.networks.set(u.network, (net = { histogram: {}, lastAt: u.now }));
-        this.networksForgetting.push({ at: u.now + NETWORK_RETENTION_MS, key: u.network });
-      }
-      net.histogram[u.sampleBucket] = (net.histogram[u.sampleBucket] ?? 0) + 1;
-      net.lastAt = u.now;
-    }
+    if (u.network && u.sampleBucket !== undefined) this.addSample(u.network, u.deviceId, u.sampleBucket, u.now);
     this.deadlinesOf(d.instanceId ?? u.instanceId).push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
     return true;
   }
@@ -227,6 +228,24 @@ export class MemoryPresenceStore extends PresenceStore {
     let heap = this.deadlines.get(instanceId);
     if (!heap) this.deadlines.set(instanceId, (heap = new MinHeap<Deadline>((d) => d.at)));
     return heap;
+  }
+
+  /** At most one sample per device and network per DEVICE_SAMPLE_PERIOD_MS (as the Redis script). */
+  private addSample(network: string, deviceId: string, bucket: number, now: number): void {
+    let net = this.networks.get(network);
+    if (!net) {
+      this.networks.set(network, (net = { histogram: {}, lastAt: now, sampledBy: new Map() }));
+      this.networksForgetting.push({ at: now + NETWORK_RETENTION_MS, key: network });
+    }
+    // Entries are appended in time order, so the expired ones are at the front.
+    for (const [device, at] of net.sampledBy) {
+      if (at + DEVICE_SAMPLE_PERIOD_MS > now) break;
+      net.sampledBy.delete(device);
+    }
+    if (net.sampledBy.has(deviceId)) return;
+    net.sampledBy.set(deviceId, now);
+    net.histogram[bucket] = (net.histogram[bucket] ?? 0) + 1;
+    net.lastAt = now;
   }
 
   private isCurrent(e: Deadline): boolean {

@@ -1,5 +1,5 @@
 import { NETWORK_KEY } from '../common/patterns';
-import { bucketOf, recommendInterval, statsOf } from './network-intervals';
+import { bucketOf, isStableRun, recommendInterval, STABLE_BEATS, statsOf } from './network-intervals';
 
 describe('network interval learning', () => {
   it('recommends the lower quartile of stable intervals', () => {
@@ -18,5 +18,15 @@ describe('network interval learning', () => {
     expect(NETWORK_KEY.test('has space')).toBe(false);
     expect(NETWORK_KEY.test('x'.repeat(65))).toBe(false);
     expect(NETWORK_KEY.test(3)).toBe(false);
+  });
+
+  it('takes a run of STABLE_BEATS as a sample only when it really spanned its intervals on the gateway clock', () => {
+    const span = (STABLE_BEATS - 1) * 10_000;
+    expect(isStableRun(STABLE_BEATS, 0, span, 10_000)).toBe(true);
+    expect(isStableRun(STABLE_BEATS, 0, span * 0.9, 10_000)).toBe(true); // jitter tolerated
+    expect(isStableRun(STABLE_BEATS, 0, span * 0.9 - 1, 10_000)).toBe(false);
+    expect(isStableRun(STABLE_BEATS, 0, 300, 10_000)).toBe(false); // beats sent back to back
+    expect(isStableRun(STABLE_BEATS - 1, 0, span, 10_000)).toBe(false);
+    expect(isStableRun(STABLE_BEATS + 1, 0, span * 2, 10_000)).toBe(false); // one sample per run
   });
 });

@@ -5,6 +5,18 @@
  * held a link at least that long, so it is a safe start that still saves most of the radio wakeups.
  */
 export const STABLE_BEATS = 3;
+/**
+ * A run of STABLE_BEATS beats at interval I spans (STABLE_BEATS - 1) x I from its first beat to its
+ * last on the gateway's clock; a run that arrives faster than this share of that (network jitter)
+ * claims an interval it did not wait, and is not a sample.
+ */
+export const STABLE_RUN_TOLERANCE = 0.9;
+/**
+ * One device adds at most one sample per network in this period, across its sessions and the
+ * instances it reaches: a device counts no more than any other that stays connected on that
+ * network, so one device cannot pull a network's recommendation down.
+ */
+export const DEVICE_SAMPLE_PERIOD_MS = 3_600_000;
 export const RECOMMEND_PERCENTILE = 0.25;
 /** Samples are counted in 1 s buckets (at most HEARTBEAT_MAX_MS / 1 s fields per network). */
 export const BUCKET_MS = 1_000;
@@ -12,6 +24,11 @@ export const BUCKET_MS = 1_000;
 export const NETWORK_RETENTION_MS = 7 * 86_400_000;
 /** Only this many networks are listed (most recently sampled first) in metrics and the API. */
 export const MAX_LISTED_NETWORKS = 50;
+
+/** Whether a run of STABLE_BEATS beats at `interval`, started at `runStartedAt`, really took that long. */
+export function isStableRun(beatsAtInterval: number, runStartedAt: number, now: number, interval: number): boolean {
+  return beatsAtInterval === STABLE_BEATS && now - runStartedAt >= (STABLE_BEATS - 1) * interval * STABLE_RUN_TOLERANCE;
+}
 
 export function bucketOf(intervalMs: number): number {
   return Math.floor(intervalMs / BUCKET_MS) * BUCKET_MS;

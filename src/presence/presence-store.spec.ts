@@ -1,7 +1,7 @@
 import Redis from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
 import { deleteKeys, keysWithoutTtl, testRedisUrl, uniquePrefix } from '../../test/support/redis';
-import { NETWORK_RETENTION_MS } from './network-intervals';
+import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { MemoryPresenceStore } from './memory-presence.store';
 import { PresenceStore } from './presence.store';
 import { SessionStart } from './presence.types';
@@ -194,7 +194,8 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
       store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, ...extra });
     await beat({ appState: 'background' });
     await beat({ network: 'cell:acme', sampleBucket: 30_000 });
-    await beat({ network: 'cell:acme', sampleBucket: 30_000 });
+    await store.connect(start('d2', 's2'));
+    await store.heartbeat({ deviceId: 'd2', sessionId: 's2', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, network: 'cell:acme', sampleBucket: 30_000 });
     clock.advance(10);
     await beat({ network: 'wifi:home', sampleBucket: 60_000 });
     const [view] = await store.getDevices(['d1'], clock.now());
@@ -235,6 +236,23 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
     expect(await store.heartbeat({ ...late, grace: 40 })).toBe(false);
     expect(await store.heartbeat({ ...late, grace: 100 })).toBe(true);
     expect(await online('d1')).toBe(true);
+  });
+
+  it('counts at most one sample per device and network per DEVICE_SAMPLE_PERIOD_MS, across its sessions', async () => {
+    const sample = (sessionId: string, bucket: number, network = 'wifi:shared') =>
+      store.heartbeat({ deviceId: 'd1', sessionId, instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, network, sampleBucket: bucket });
+    await store.connect(start('d1', 's1'));
+    await sample('s1', 5_000);
+    await sample('s1', 5_000);
+    await sample('s1', 9_000, 'cell:other'); // another network is another budget
+    clock.advance(DEVICE_SAMPLE_PERIOD_MS - 1);
+    await store.connect(start('d1', 's2')); // a new session is the same device
+    expect(await sample('s2', 5_000)).toBe(true); // the heartbeat itself still counts
+    expect(await store.networkHistogram('wifi:shared', clock.now())).toEqual({ 5000: 1 });
+    expect(await store.networkHistogram('cell:other', clock.now())).toEqual({ 9000: 1 });
+    clock.advance(1);
+    await sample('s2', 5_000);
+    expect(await store.networkHistogram('wifi:shared', clock.now())).toEqual({ 5000: 2 });
   });
 
   it('forgets a network nobody sampled for NETWORK_RETENTION_MS, by the caller clock', async () => {

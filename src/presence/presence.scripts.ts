@@ -18,6 +18,7 @@ import { luaScript } from '../redis/lua-script';
  *   user:<userId>:devices     zset deviceId -> lastSeenAt (+inf while online)
  *   net:<network>             hash bucketMs -> samples of stable heartbeat intervals (7 days)
  *   networks                  zset network -> last sample time
+ *   netsampled:<network>      zset deviceId -> time of its last sample there (DEVICE_SAMPLE_PERIOD)
  *   instance:<id>             string {"online":n,"lastSeenAt":t,"expiresAt":t}, PX = 3 reports
  *   instances                 set of instance ids (one leaves once its key is gone and it holds
  *                             no session any more)
@@ -77,11 +78,12 @@ return false
 /**
  * Extends a live session (held by the instance whose `expiry` index it is); 1 if it was, 0 if the
  * session is not the device's or already expired.
- * A stable-interval sample (sampleBucket) rides along in the same round trip.
+ * A stable-interval sample (sampleBucket) rides along in the same round trip; it counts only if
+ * this device added none to the network in the last samplePeriod ms.
  */
 export const HEARTBEAT = luaScript({
   name: 'pgHeartbeat',
-  keys: ['presence', 'device', 'expiry', 'network', 'networks'],
+  keys: ['presence', 'device', 'expiry', 'network', 'networks', 'sampledBy'],
   args: {
     deviceId: 'string',
     sessionId: 'string',
@@ -93,6 +95,7 @@ export const HEARTBEAT = luaScript({
     sampleBucket: 'string?',
     networkRetention: 'number',
     grace: 'number',
+    samplePeriod: 'number',
   },
   body: `
 local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt')
@@ -106,9 +109,14 @@ redis.call('ZADD', expiryKey, expires, deviceId)
 if appState then redis.call('HSET', deviceKey, 'appState', appState) end
 if network then redis.call('HSET', deviceKey, 'network', network) end
 if sampleBucket and network then
-  redis.call('HINCRBY', networkKey, sampleBucket, 1)
-  redis.call('PEXPIRE', networkKey, networkRetention)
-  redis.call('ZADD', networksKey, now, network)
+  redis.call('ZREMRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod)
+  if not redis.call('ZSCORE', sampledByKey, deviceId) then
+    redis.call('ZADD', sampledByKey, now, deviceId)
+    redis.call('PEXPIRE', sampledByKey, samplePeriod)
+    redis.call('HINCRBY', networkKey, sampleBucket, 1)
+    redis.call('PEXPIRE', networkKey, networkRetention)
+    redis.call('ZADD', networksKey, now, network)
+  end
 end
 return 1
 `,

@@ -1,7 +1,7 @@
 import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
 import { asStoreError, redisCall } from '../redis/redis-errors';
-import { NETWORK_RETENTION_MS } from './network-intervals';
+import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
 import { CLAIM_EXPIRED, CONNECT, COUNT_ONLINE, DISCONNECT, HEARTBEAT, NETWORK_HISTOGRAM, ORPHANED_OWNERS, USER_DEVICES } from './presence.scripts';
 import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
@@ -75,6 +75,7 @@ export class RedisPresenceStore extends PresenceStore {
         expiry: this.expiryKey(u.instanceId),
         network: this.key('net', u.network ?? ''),
         networks: this.key('networks'),
+        sampledBy: this.key('netsampled', u.network ?? ''),
       },
       args: {
         deviceId: u.deviceId,
@@ -87,6 +88,7 @@ export class RedisPresenceStore extends PresenceStore {
         sampleBucket: u.sampleBucket === undefined ? undefined : String(u.sampleBucket),
         networkRetention: NETWORK_RETENTION_MS,
         grace: u.grace ?? 0,
+        samplePeriod: DEVICE_SAMPLE_PERIOD_MS,
       },
     });
     return ok === 1;
@@ -175,7 +177,7 @@ export class RedisPresenceStore extends PresenceStore {
       args: { network, sampledAfter: now - NETWORK_RETENTION_MS },
     })) as string[];
     const histogram: Record<string, number> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) histogram[flat[i]!] = Number(flat[i + 1]);
+    for (let i = 0; i + 1 < flat.length; i += 2) histogram[String(flat[i])] = Number(flat[i + 1]);
     return histogram;
   }
 

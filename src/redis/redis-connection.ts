@@ -45,7 +45,11 @@ export class RedisConnection implements OnApplicationShutdown {
     await Promise.all(this.all.filter((c) => c.status === 'wait').map((c) => c.connect()));
   }
 
+  /** Set once the app shuts the connections down: from then on none is brought back. */
+  closed = false;
+
   async onApplicationShutdown(): Promise<void> {
+    this.closed = true;
     await Promise.all(this.all.filter((c) => c.status !== 'end').map((c) => c.quit().catch(() => c.disconnect())));
   }
 }

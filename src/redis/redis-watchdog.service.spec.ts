@@ -18,9 +18,14 @@ function fakeRedis() {
   const base = () => ({
     status: 'ready',
     disconnects: [] as (boolean | undefined)[],
+    connects: 0,
     disconnect(reconnect?: boolean) {
       this.disconnects.push(reconnect);
       this.status = 'reconnecting';
+    },
+    async connect() {
+      this.connects++;
+      this.status = 'ready';
     },
   });
   const sub = {
@@ -65,7 +70,8 @@ describe('RedisWatchdog', () => {
     redis = fakeRedis();
     metrics = new MetricsService();
     scheduler = new SchedulerRegistry();
-    const connection = { client: redis.client, pub: redis.pub, sub: redis.sub } as unknown as RedisConnection;
+    const clients = [redis.client, redis.pub, redis.sub];
+    const connection = { client: redis.client, pub: redis.pub, sub: redis.sub, all: clients, closed: false } as unknown as RedisConnection;
     watchdog = new RedisWatchdog(connection, config, metrics, scheduler);
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
     await watchdog.onApplicationBootstrap();
@@ -150,5 +156,17 @@ describe('RedisWatchdog', () => {
     expect([redis.pub.disconnects, redis.sub.disconnects]).toEqual([[], []]);
     expect(await rebuilds('commands')).toBe(1);
     expect(watchdog.pubSubHealthy).toBe(true);
+  });
+
+  it('connects again a connection ioredis ended for good (a failover mid-reconnect), unless the app is closing', async () => {
+    redis.sub.status = 'end';
+    await watchdog.probe();
+    expect(redis.sub.connects).toBe(1);
+    expect(redis.sub.status).toBe('ready');
+    expect(redis.client.connects + redis.pub.connects).toBe(0);
+    (watchdog as unknown as { redis: { closed: boolean } }).redis.closed = true;
+    redis.pub.status = 'end';
+    await watchdog.probe();
+    expect(redis.pub.connects).toBe(0);
   });
 });

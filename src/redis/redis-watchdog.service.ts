@@ -52,10 +52,11 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
     if (this.scheduler.doesExist('interval', 'redis-probe')) this.scheduler.deleteInterval('redis-probe');
   }
 
-  /** One round: judge the previous probe, then send the next one. */
+  /** One round: revive connections ioredis gave up on, judge the previous probe, then send the next one. */
   async probe(): Promise<void> {
     const { client, beats, pub, sub } = this.redis;
     if (!client || !pub || !sub) return;
+    this.revive();
     this.subMisses = this.expected === undefined ? 0 : this.subMisses + 1;
     if (this.subMisses >= MISSES_BEFORE_REBUILD) {
       // Start over after a rebuild: probes sent while it resubscribes would count as misses.
@@ -80,6 +81,22 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
     if (beats && this.beatsMisses >= MISSES_BEFORE_REBUILD) {
       this.beatsMisses = 0;
       this.rebuild('heartbeats', beats);
+    }
+  }
+
+  /**
+   * ioredis ends a connection for good in some failovers (a Sentinel switch-master while it was
+   * reconnecting rejects the connect and sets it to "end"): nothing would ever bring the
+   * subscription back, and readiness would stay red until a restart. Connect it again; a
+   * subscriber resubscribes by itself once it is ready.
+   */
+  private revive(): void {
+    if (this.redis.closed) return;
+    for (const c of this.redis.all) {
+      if (c.status !== 'end') continue;
+      this.logger.warn('Redis connection had ended, connecting again');
+      this.metrics.redisReconnects.inc({ role: 'ended' });
+      c.connect().catch((err: Error) => this.logger.warn(`Redis reconnect failed: ${err.message}`));
     }
   }
 

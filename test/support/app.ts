@@ -18,6 +18,9 @@ export async function startTestApp(env: Record<string, string | undefined>, cloc
     API_KEYS: TEST_API_KEY,
     DEVICE_JWT_SECRET: TEST_JWT_SECRET,
     LOG_LEVEL: 'silent',
+    // A test process is not a production one: other suites load its event loop. Shedding is off
+    // unless a test is about it (test/overload.e2e-spec.ts).
+    LOAD_SHED_DELAY_MS: '0',
     PORT: '0',
     HOST: '127.0.0.1',
     ...env,

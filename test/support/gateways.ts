@@ -22,6 +22,7 @@ export async function startGateway(instanceId: string, env: Record<string, strin
     SWEEP_INTERVAL_MS: '100',
     REDIS_PROBE_INTERVAL_MS: '200',
     SHUTDOWN_GRACE_MS: '5000',
+    LOAD_SHED_DELAY_MS: '0', // other suites load the machine; test/overload.e2e-spec.ts turns it on
     ...env,
   }, nodeArgs);
   const url = `http://127.0.0.1:${port}`;
