@@ -26,4 +26,12 @@ describe('client event payloads', () => {
       'topics must hold at most 100 items',
     );
   });
+
+  it('reads token refreshes', () => {
+    expect(readClientPayload('auth', { token: 'a.b.c' })).toEqual({ token: 'a.b.c' });
+    expect(readClientPayload('auth', undefined)).toBe('payload must be object');
+    expect(readClientPayload('auth', {})).toBe('token is required');
+    expect(readClientPayload('auth', { token: 42 })).toBe('token must be string');
+    expect(readClientPayload('auth', { token: '' })).toBe('token must not be empty');
+  });
 });

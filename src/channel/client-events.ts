@@ -17,6 +17,10 @@ export interface TopicsRequest {
   topics: string[];
 }
 
+export interface AuthRequest {
+  token: string;
+}
+
 const named = (p: NamePattern) => ({ type: 'string', pattern: p.pattern });
 
 const topicsRequest = {
@@ -36,6 +40,11 @@ export const CLIENT_EVENT_SCHEMAS = {
   },
   subscribe: topicsRequest,
   unsubscribe: topicsRequest,
+  auth: {
+    type: 'object',
+    required: ['token'],
+    properties: { token: { type: 'string', minLength: 1, description: 'a fresh device JWT with the same sub and deviceId' } },
+  },
 } as const;
 
 /** Client events the gateway knows; anything else is answered `unknown_event`. */
@@ -46,6 +55,7 @@ interface ClientPayloads {
   heartbeat: HeartbeatRequest;
   subscribe: TopicsRequest;
   unsubscribe: TopicsRequest;
+  auth: AuthRequest;
 }
 
 const ajv = new Ajv({ allErrors: false, strict: true, strictTypes: false });
@@ -75,6 +85,8 @@ function explain(error: ErrorObject | undefined): string {
       return `${field} must be ${[params.type].flat().join(' or ')}`;
     case 'enum':
       return `${field} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
+    case 'minLength':
+      return `${field} must not be empty`;
     case 'minItems':
       return `${field} must hold at least ${String(params.limit)} item(s)`;
     case 'maxItems':

@@ -174,6 +174,11 @@ export class DeviceChannel {
     if (socket) this.closeSocket(socket, reason);
   }
 
+  /** The socket of a session, if that session is held here. */
+  localSessionSocket(sessionId: string): DeviceSocket | undefined {
+    return this.local.get(sessionId);
+  }
+
   /** The socket this instance holds for a device, if it is here and open. */
   localSocket(deviceId: string): DeviceSocket | undefined {
     const socket = this.localDevices.get(deviceId);

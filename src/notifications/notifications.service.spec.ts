@@ -28,7 +28,7 @@ describe('NotificationsService', () => {
     const session = { deviceId, userId, sessionId: `s-${deviceId}` };
     await presence.connect({ ...session, instanceId: 'gw-a', now: clock.now(), interval: 1_000, ttl: 60_000 });
     const socket = channel.connect(session);
-    channel.ready(socket, { ...session, heartbeat: { ...config.heartbeat, ttl: 60_000 }, serverTime: clock.now() });
+    channel.ready(socket, { ...session, heartbeat: { ...config.heartbeat, ttl: 60_000 }, serverTime: clock.now(), tokenExpiresAt: socket.data.session.tokenExpiresAt });
     await channel.idle();
     return socket;
   };
