@@ -30,8 +30,11 @@ const TYPE_NAMES: Record<string, string> = {
   null: 'null',
 };
 
-/** ajv's errors as the documented `fields` list: one entry per field, array items under their array. */
-export function schemaFieldErrors(errors: readonly ErrorObject[]): FieldError[] {
+/**
+ * ajv's errors as the documented `fields` list: one entry per field, array items under their array.
+ * `whole` names the value itself in a reason (a REST body, a socket event's payload).
+ */
+export function schemaFieldErrors(errors: readonly ErrorObject[], whole = 'the request body'): FieldError[] {
   const fields = new Map<string, Set<string>>();
   const add = (field: string, reason: string) => {
     const reasons = fields.get(field) ?? new Set<string>();
@@ -49,13 +52,13 @@ export function schemaFieldErrors(errors: readonly ErrorObject[]): FieldError[] 
   }
   for (const e of errors) {
     if (e.schemaPath.includes('/anyOf/')) continue;
-    const [field, reason] = explain(e, alternatives.get(e.instancePath) ?? []);
+    const [field, reason] = explain(e, alternatives.get(e.instancePath) ?? [], whole);
     add(field, reason);
   }
   return [...fields].map(([field, reasons]) => ({ field, reasons: [...reasons] }));
 }
 
-function explain(error: ErrorObject, alternatives: string[]): [field: string, reason: string] {
+function explain(error: ErrorObject, alternatives: string[], whole: string): [field: string, reason: string] {
   const segments = error.instancePath
     .split('/')
     .slice(1)
@@ -63,7 +66,7 @@ function explain(error: ErrorObject, alternatives: string[]): [field: string, re
   const last = segments.at(-1);
   const isItem = last !== undefined && /^\d+$/.test(last);
   const field = (isItem ? segments.slice(0, -1) : segments).join('.');
-  const subject = isItem ? `each item of ${field}` : field || 'the request body';
+  const subject = isItem ? `each item of ${field}` : field || whole;
   const child = (name: unknown) => (field ? `${field}.${String(name)}` : String(name));
   const params = error.params as Record<string, unknown>;
   const limit = String(params.limit);
