@@ -6,6 +6,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { Clock, SystemClock } from './common/clock';
 import { HttpExceptionFilter } from './common/http-exception.filter';
+import { answerClientErrors, lastResortErrorHandler } from './common/last-resort';
 import { sendUnavailable } from './common/unavailable';
 import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
@@ -70,5 +71,11 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+
+  // Nest mounts its routes and its exception layer at init; what is added after them catches what
+  // escapes that layer, which Express would answer with an HTML page holding the stack trace.
+  await app.init();
+  app.use(lastResortErrorHandler());
+  answerClientErrors(app.getHttpServer());
   return app;
 }

@@ -1,8 +1,8 @@
 import Ajv from 'ajv';
 import { ASYNCAPI } from '../src/docs/asyncapi';
-import type { Notification as ClientNotification, ReadyPayload as ClientReady } from '../client/src';
+import type { AuthReply, Notification as ClientNotification, ReadyPayload as ClientReady, SessionEnded as ClientSessionEnded } from '../client/src';
 import { CLIENT_EVENTS } from '../src/channel/client-events';
-import { NotificationPayload, ReadyPayload, SERVER_EVENTS } from '../src/channel/socket-events';
+import { AuthAck, NotificationPayload, ReadyPayload, SERVER_EVENTS, SessionEndedPayload } from '../src/channel/socket-events';
 import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
@@ -14,7 +14,12 @@ type Json = Record<string, any>;
 // The client SDK ships its own copy of the protocol types; tsc (part of npm test) fails here if
 // the two drift apart in either direction. A compile-time check only: there is nothing to run.
 type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : never) : never;
-const _protocolInSync: [Same<ClientNotification, NotificationPayload>, Same<ClientReady, ReadyPayload>] = [true, true];
+const _protocolInSync: [
+  Same<ClientNotification, NotificationPayload>,
+  Same<ClientReady, ReadyPayload>,
+  Same<ClientSessionEnded, SessionEndedPayload>,
+  Same<Extract<AuthReply, { ok: true }>, AuthAck>,
+] = [true, true, true, true];
 const messages = ASYNCAPI.components.messages as unknown as Record<string, { name?: string; payload?: object; 'x-ack'?: object }>;
 /** One message of the document; a missing one fails the test that needs it. */
 const msg = (name: string) => {
@@ -89,6 +94,12 @@ describe('AsyncAPI description of the socket protocol', () => {
     check(msg('subscribe')['x-ack'], await socket.timeout(2_000).emitWithAck('subscribe', { topics: ['news'] }));
     check(msg('subscribe')['x-ack'], await socket.timeout(2_000).emitWithAck('subscribe', { topics: ['secret'] }));
     check(msg('unsubscribe')['x-ack'], await socket.timeout(2_000).emitWithAck('unsubscribe', { topics: ['news'] }));
+
+    const refresh = { token: deviceToken({ sub: 'spec-user', deviceId: 'spec-dev', topics: ['news'] }) };
+    check(msg('auth').payload, refresh);
+    check(msg('auth')['x-ack'], await socket.timeout(2_000).emitWithAck('auth', refresh));
+    check(msg('auth')['x-ack'], await socket.timeout(2_000).emitWithAck('auth', { token: 'garbage' }));
+    check(msg('auth')['x-ack'], await socket.timeout(2_000).emitWithAck('auth', { token: deviceToken({ sub: 'spec-user', deviceId: 'other' }) }));
 
     const notified = new Promise<Json>((resolve) => socket.once('notification', (n: Json, ack: () => void) => (ack(), resolve(n))));
     const sent = (await (

@@ -1,5 +1,5 @@
 import { createPushClient, PushClient } from '../client/src';
-import type { Notification } from '../client/src';
+import type { Notification, PushClientEvents } from '../client/src';
 import { api, metric, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
 import { FreezableProxy } from './support/redis-servers';
@@ -62,7 +62,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     const device = (await (await api(gw.url, '/v1/devices/sdk-1')).json()) as Json;
     expect(device).toMatchObject({ online: true, network: 'wifi:sdk', appState: 'background' });
     const acked = await metric(gw.url, 'push_gateway_pushes_acked_total');
-    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-1'], data: 1 } })).json()) as Json;
+    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-1'], data: { n: 1 } } })).json()) as Json;
     expect(await inHandler).toBe(answer.id);
     // A heartbeat sent now travels behind any ack already sent on this socket, and the gateway
     // counts an ack before it answers anything after it: still none counted, so none was sent.
@@ -92,7 +92,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     const c = client('sdk-dup', { autoAck: false });
     c.on('notification', (n: Notification) => void seen.push(n.id)); // handled, but never acked
     await online(c);
-    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: 'once', ttl: 60 } })).json()) as Json;
+    const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: { text: 'once' }, ttl: 60 } })).json()) as Json;
     await waitFor(() => seen.length === 1);
     const back = online(c);
     clock.advance(TTL); // the gateway retires the session and closes its transport
@@ -148,9 +148,86 @@ describe('client SDK (real gateway, real Redis)', () => {
     await online(c);
     expect(await c.subscribe(['news.local'])).toEqual(['news.local']);
     await expect(c.subscribe(['secret'])).rejects.toMatchObject({ code: 'forbidden_topic', topics: ['secret'] });
-    await api(gw.url, '/v1/notifications', { method: 'POST', json: { topic: 'news.local', data: 'hi' } });
+    await api(gw.url, '/v1/notifications', { method: 'POST', json: { topic: 'news.local', data: { text: 'hi' } } });
     await waitFor(() => got.length === 1);
     expect(await c.unsubscribe(['news.local'])).toEqual([]);
+  });
+});
+
+/** Resolves with the first argument of the client's next `event`, rejects after `timeoutMs`. */
+function nextClientEvent<E extends keyof PushClientEvents>(c: PushClient, event: E, timeoutMs = 5_000): Promise<Parameters<PushClientEvents[E]>[0]> {
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no "${event}" within ${timeoutMs} ms`)), timeoutMs);
+    const off = c.on(event, ((first: Parameters<PushClientEvents[E]>[0]) => {
+      clearTimeout(timer);
+      off();
+      resolve(first);
+    }) as PushClientEvents[E]);
+  });
+}
+
+describe('client SDK and token lifetime (real gateway, real time, 2 s tokens)', () => {
+  const GRACE = 1_000;
+  const prefix = uniquePrefix('sdk-token');
+  let gw: TestApp;
+  const clients: PushClient[] = [];
+  /** A token that runs out `lifetimeMs` from now (a fractional exp: JWT's NumericDate allows it). */
+  const mint = (deviceId: string, lifetimeMs = 2_000) => deviceToken({ sub: 'sdk-user', deviceId, exp: (Date.now() + lifetimeMs) / 1000 }, {});
+
+  beforeAll(async () => {
+    gw = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, TOKEN_EXPIRY_GRACE_MS: String(GRACE), SWEEP_INTERVAL_MS: '50' });
+  });
+  afterEach(() => clients.splice(0).forEach((c) => c.close()));
+  afterAll(async () => {
+    await gw.close();
+    const redis = new Redis(testRedisUrl());
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('refreshes its token ahead of expiry by itself, so the session outlives its first token', async () => {
+    const c = createPushClient({ url: gw.url, token: () => mint('sdk-refresh'), transports: ['websocket'] });
+    clients.push(c);
+    await nextClientEvent(c, 'online');
+    const { sessionId, tokenExpiresAt: first } = c.session!;
+    const ended: unknown[] = [];
+    c.on('ended', (e) => ended.push(e));
+    const refreshes: number[] = [];
+    c.on('refreshed', (r) => refreshes.push(r.tokenExpiresAt));
+    // Refreshed halfway through each 2 s token, until well past the first one's expiry and grace.
+    await waitFor(() => refreshes.length >= 3 && Date.now() > first + GRACE + 100, 8_000);
+    expect(refreshes.every((at) => at > first)).toBe(true);
+    expect(ended).toEqual([]);
+    expect(c.session?.sessionId).toBe(sessionId);
+    expect(c.state).toBe('online');
+    const device = (await (await api(gw.url, '/v1/devices/sdk-refresh')).json()) as Json;
+    expect(device).toMatchObject({ online: true });
+  });
+
+  it('recovers from a token_expired end with a fresh token from the token function', async () => {
+    let tokenService = true;
+    const c = createPushClient({
+      url: gw.url,
+      token: () => {
+        if (!tokenService) throw new Error('token service unavailable');
+        return mint('sdk-lapse');
+      },
+      transports: ['websocket'],
+      reconnect: { baseMs: 20_000, maxMs: 20_000 }, // only an immediate reconnect passes this test
+    });
+    clients.push(c);
+    await nextClientEvent(c, 'online');
+    const first = c.session!.sessionId;
+    tokenService = false; // refreshes fail: the token runs out, then the grace
+    const failures: string[] = [];
+    c.on('error', (e) => failures.push(e.code));
+    expect(await nextClientEvent(c, 'ended', 8_000)).toEqual({ reason: 'token_expired', reconnect: true });
+    expect(failures).toContain('refresh_failed');
+    tokenService = true;
+    await nextClientEvent(c, 'online', 3_000);
+    expect(c.session!.sessionId).not.toBe(first);
+    const device = (await (await api(gw.url, '/v1/devices/sdk-lapse')).json()) as Json;
+    expect(device).toMatchObject({ online: true });
   });
 });
 
@@ -200,8 +277,8 @@ describe('the built SDK packages in Node', () => {
       const c = createPushClient({ url: ${JSON.stringify(gw.url)}, token: ${JSON.stringify(deviceToken({ sub: 'u', deviceId }))}, transports: ['websocket'] });
       c.on('online', () => fetch(${JSON.stringify(`${gw.url}/v1/notifications`)}, { method: 'POST',
         headers: { authorization: 'Bearer ${TEST_API_KEY}', 'content-type': 'application/json' },
-        body: JSON.stringify({ deviceIds: ['${deviceId}'], data: 'hi' }) }));
-      c.on('notification', (n, ctx) => { console.log('got ' + n.data + ' ' + n.id); ctx.ack(); c.close(); });`;
+        body: JSON.stringify({ deviceIds: ['${deviceId}'], data: { text: 'hi' } }) }));
+      c.on('notification', (n, ctx) => { console.log('got ' + n.data.text + ' ' + n.id); ctx.ack(); c.close(); });`;
     const receivedAndAcked = async (output: string) => {
       const [, id] = /^got hi (\S+)$/.exec(output) ?? [];
       expect(output).toBe(`got hi ${id}`);

@@ -81,7 +81,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     const phone = await device('user-phone', { userId: 'multi' });
     const tablet = await device('user-tablet', { userId: 'multi' });
     await offline(tablet.socket, 'user-tablet');
-    const answer = await publish({ userIds: ['multi'], data: 'hi', ttl: 60 });
+    const answer = await publish({ userIds: ['multi'], data: { text: 'hi' }, ttl: 60 });
     expect(answer).toMatchObject({ online: 1, queued: 1 });
     await waitFor(() => phone.received.length === 1);
     const back = await device('user-tablet', { userId: 'multi' });
@@ -92,7 +92,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
   it('sends an unacked notification again, with the same id, on the next connection', async () => {
     const silent = await device('no-ack', { autoAck: false });
     const unacked = await metric(gw.url, 'push_gateway_pushes_unacked_total');
-    const answer = await publish({ deviceIds: ['no-ack'], data: 'important', ttl: 60 });
+    const answer = await publish({ deviceIds: ['no-ack'], data: { text: 'important' }, ttl: 60 });
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => silent.received.length === 1);
     await metricReaches(gw.url, 'push_gateway_pushes_unacked_total', unacked + 1); // the gateway stopped waiting for the ack
@@ -107,9 +107,9 @@ describe('delivery (real app, real Redis, real sockets)', () => {
   it('never delivers an expired notification', async () => {
     const d = await device('expiring');
     await offline(d.socket, 'expiring');
-    const stale = await publish({ deviceIds: ['expiring'], data: 'stale soon', ttl: 1 });
+    const stale = await publish({ deviceIds: ['expiring'], data: { text: 'stale soon' }, ttl: 1 });
     clock.advance(1_000); // exactly its expiry
-    const later = await publish({ deviceIds: ['expiring'], data: 'current', ttl: 60 });
+    const later = await publish({ deviceIds: ['expiring'], data: { text: 'current' }, ttl: 60 });
     const back = await device('expiring');
     // Both were queued, oldest first: the later one arriving first means the stale one was not sent.
     await waitFor(() => back.received.length === 1);
@@ -122,7 +122,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     await offline(d.socket, 'collapse');
     const old = await publish({ deviceIds: ['collapse'], data: { score: '0-1' }, ttl: 60, collapseKey: 'match-7' });
     const fresh = await publish({ deviceIds: ['collapse'], data: { score: '1-1' }, ttl: 60, collapseKey: 'match-7' });
-    const later = await publish({ deviceIds: ['collapse'], data: 'after the match', ttl: 60 });
+    const later = await publish({ deviceIds: ['collapse'], data: { text: 'after the match' }, ttl: 60 });
     expect(await targetOf(old.id, 'collapse')).toMatchObject({ status: 'replaced' });
     const back = await device('collapse');
     // The replaced one was queued first: were it sent, it would come before these two.
@@ -133,7 +133,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
 
   it('keeps at most INBOX_MAX_SIZE pending per device, evicting the oldest visibly', async () => {
     const ids: string[] = [];
-    for (let i = 0; i < 4; i++) ids.push((await publish({ deviceIds: ['full-inbox'], data: i, ttl: 60 })).id);
+    for (let i = 0; i < 4; i++) ids.push((await publish({ deviceIds: ['full-inbox'], data: { n: i }, ttl: 60 })).id);
     expect(await targetOf(ids[0]!, 'full-inbox')).toMatchObject({ status: 'expired', reason: 'inbox_full' });
     expect(await (await fetch(`${gw.url}/metrics`)).text()).toMatch(/push_gateway_inbox_evicted_total [1-9]/);
     const d = await device('full-inbox');
@@ -148,16 +148,16 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     const retry = await publish({ data: { y: 2, x: 1 }, deviceIds: ['idem'] }, key);
     expect(retry).toEqual(first);
     // A retry that sent again would have emitted before its answer, so before this one.
-    const later = await publish({ deviceIds: ['idem'], data: 'next' });
+    const later = await publish({ deviceIds: ['idem'], data: { text: 'next' } });
     await waitFor(() => d.received.length >= 2);
     expect(d.received.map((r) => r.payload.id)).toEqual([first.id, later.id]);
-    const conflict = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['idem'], data: 'other' }, headers: key });
+    const conflict = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['idem'], data: { text: 'other' } }, headers: key });
     expect(conflict.status).toBe(422);
     expect(await conflict.json()).toMatchObject({ statusCode: 422, message: expect.stringMatching(/Idempotency-Key/) });
   });
 
   it('shows expired for a ttl-0 notification to an offline device, and 404 for an unknown id', async () => {
-    const answer = await publish({ deviceIds: ['never-online'], data: 1 });
+    const answer = await publish({ deviceIds: ['never-online'], data: { n: 1 } });
     expect(answer).toMatchObject({ online: 0, queued: 0 });
     expect(await status(answer.id)).toEqual({
       id: answer.id,
@@ -172,12 +172,12 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     const fan = await device('fan', { topics: ['sport.*'] });
     const other = await device('other', { topics: ['sport.*'] });
     expect(await fan.socket.timeout(2_000).emitWithAck('subscribe', { topics: ['sport.tennis'] })).toMatchObject({ ok: true });
-    const answer = await publish({ topic: 'sport.tennis', data: 'match point' });
+    const answer = await publish({ topic: 'sport.tennis', data: { text: 'match point' } });
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => fan.received.length === 1);
-    expect(fan.received[0]!.payload).toMatchObject({ topic: 'sport.tennis', data: 'match point' });
+    expect(fan.received[0]!.payload).toMatchObject({ topic: 'sport.tennis', data: { text: 'match point' } });
     // Sent to the unsubscribed device after the topic push: arriving first, it proves that one skipped it.
-    const direct = await publish({ deviceIds: ['other'], data: 'direct' });
+    const direct = await publish({ deviceIds: ['other'], data: { text: 'direct' } });
     await waitFor(() => other.received.length >= 1);
     expect(other.received.map((r) => r.payload.id)).toEqual([direct.id]);
     await waitFor(async () => (await targetOf(answer.id, 'fan'))?.status === 'delivered');

@@ -41,7 +41,7 @@ describe('embedded store (no REDIS_URL)', () => {
     expect(await closed).toBe('transport close');
     await waitFor(async () => ((await (await api(gw.url, '/v1/devices/emb-1')).json()) as { online: boolean }).online === false);
 
-    const queued = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['emb-1'], data: 'later', ttl: 60 } })).json()) as { id: string; queued: number };
+    const queued = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['emb-1'], data: { text: 'later' }, ttl: 60 } })).json()) as { id: string; queued: number };
     expect(queued.queued).toBe(1);
     const back = connectDevice(gw.url, deviceToken({ sub: 'emb-user', deviceId: 'emb-1' }));
     sockets.push(back);

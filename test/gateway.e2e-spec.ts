@@ -11,6 +11,7 @@ interface Ready {
   userId: string;
   heartbeat: { interval: number; min: number; max: number; ttl: number };
   serverTime: number;
+  tokenExpiresAt: number;
 }
 type AckReply = { ok: boolean; error?: { code: string; message: string }; [k: string]: unknown };
 
@@ -83,8 +84,10 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
         userId: 'user-1',
         heartbeat: { interval: INTERVAL, min: 200, max: 2000, ttl: TTL },
         serverTime: expect.any(Number),
+        tokenExpiresAt: expect.any(Number),
       });
       expect(ready.serverTime).toBe(clock.now());
+      expect(Math.abs(ready.tokenExpiresAt - (Date.now() + 3_600_000))).toBeLessThan(5_000); // the token's exp ('1h', signed on real time)
       expect(await presenceOf(`hs-${transport}`)).toBe(ready.sessionId);
       expect(await expiryOf(`hs-${transport}`)).toBe(clock.now() + TTL);
       const pttl = await redis.pttl(`${prefix}presence:hs-${transport}`);

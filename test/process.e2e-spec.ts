@@ -76,8 +76,8 @@ describe('the gateway as a process (dist/main.js)', () => {
       sockets.push(mute);
       await nextEvent(mute, 'ready');
       const unacked = nextEvent<{ id: string }>(mute, 'notification');
-      const queued = await post({ deviceIds: ['k-offline'], data: 'while you were away', ttl: 300 });
-      const sent = await post({ deviceIds: ['k-unacked'], data: 'never acked', ttl: 300 });
+      const queued = await post({ deviceIds: ['k-offline'], data: { text: 'while you were away' }, ttl: 300 });
+      const sent = await post({ deviceIds: ['k-unacked'], data: { text: 'never acked' }, ttl: 300 });
       expect((await unacked).id).toBe(sent.id);
 
       first.child.kill('SIGKILL');

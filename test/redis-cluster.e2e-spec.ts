@@ -39,7 +39,7 @@ describe('Redis Cluster mode (real cluster, two in-process instances)', () => {
     const beat = (await socket.timeout(2_000).emitWithAck('heartbeat', { interval: 300 })) as Json;
     expect(beat).toMatchObject({ ok: true, interval: 300, ttl: 750 });
 
-    const res = await api(b.url, '/v1/notifications', { method: 'POST', json: { userIds: ['cl-user'], data: 'across', ttl: 60 } });
+    const res = await api(b.url, '/v1/notifications', { method: 'POST', json: { userIds: ['cl-user'], data: { text: 'across' }, ttl: 60 } });
     const answer = (await res.json()) as Json;
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => received.some((n) => n.id === answer.id));

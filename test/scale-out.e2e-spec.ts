@@ -50,18 +50,28 @@ describe('several instances (separate processes, real Redis)', () => {
 
   it('delivers a push accepted by one instance to a device on the other, and records its ack', async () => {
     const d = await device(a, 'cross-1');
-    const answer = await publish(b, { deviceIds: ['cross-1'], data: 'via b' });
+    const answer = await publish(b, { deviceIds: ['cross-1'], data: { text: 'via b' } });
     expect(answer).toMatchObject({ online: 1, queued: 0 });
     await waitFor(() => d.received.length === 1);
     expect(d.received[0]?.id).toBe(answer.id);
     await waitFor(async () => (await getJson(b.url, `/v1/notifications/${answer.id}`)).targets[0].status === 'delivered');
   });
 
+  it('keeps every key of data across instances, __proto__ and constructor included', async () => {
+    const d = await device(a, 'cross-keys');
+    const body = '{"deviceIds":["cross-keys"],"data":{"__proto__":{"x":1},"a":1,"constructor":2,"toString":"s"}}';
+    const res = await api(b.url, '/v1/notifications', { method: 'POST', body, headers: { 'content-type': 'application/json' } });
+    expect(res.status).toBe(202);
+    await waitFor(() => d.received.length === 1);
+    // Compared as JSON texts: the socket's parser, like JSON.parse, keeps __proto__ as an own key.
+    expect(JSON.stringify(d.received[0]?.data)).toBe('{"__proto__":{"x":1},"a":1,"constructor":2,"toString":"s"}');
+  });
+
   it('reaches topic subscribers on every instance', async () => {
     const onA = await device(a, 'topic-a', { topics: ['news'] });
     const onB = await device(b, 'topic-b', { topics: ['news'] });
     for (const d of [onA, onB]) expect(await d.socket.timeout(2_000).emitWithAck('subscribe', { topics: ['news'] })).toMatchObject({ ok: true });
-    const answer = await publish(a, { topic: 'news', data: 'extra' });
+    const answer = await publish(a, { topic: 'news', data: { text: 'extra' } });
     expect(answer).toMatchObject({ online: 2 });
     await waitFor(() => onA.received.length === 1 && onB.received.length === 1);
   });
@@ -147,7 +157,7 @@ describe('several instances (separate processes, real Redis)', () => {
   it('lets a REST request in flight at SIGTERM finish, while new ones are turned away', async () => {
     const e = await startGateway('gw-e', env);
     gateways.push(e);
-    const body = JSON.stringify({ deviceIds: ['in-flight'], data: 'x'.repeat(200), ttl: 60 });
+    const body = JSON.stringify({ deviceIds: ['in-flight'], data: { text: 'x'.repeat(200) }, ttl: 60 });
     const { port } = new URL(e.url);
     const raw = connect(Number(port), '127.0.0.1');
     let response = '';

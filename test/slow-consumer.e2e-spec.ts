@@ -1,27 +1,49 @@
 import Redis from 'ioredis';
+import { Agent, request } from 'node:http';
 import { Socket } from 'socket.io-client';
 import { api, connectDevice, nextEvent, waitFor } from './support/app';
 import { RunningGateway, startGateway } from './support/gateways';
 import { MemoryProbe } from './support/memory-probe';
 import { RawDevice } from './support/raw-device';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
-import { deviceToken } from './support/tokens';
+import { deviceToken, TEST_API_KEY } from './support/tokens';
 
 const LIMIT = 1_048_576; // SOCKET_MAX_BUFFERED_BYTES (the default)
 const COUNT = 20_000;
 const DATA = 'x'.repeat(4_000); // a 4 KB notification
 
-/** POSTs `count` notifications to one device, `concurrency` at a time; every answer must be a 202. */
+/**
+ * POSTs `count` notifications to one device, `concurrency` at a time over kept-alive connections;
+ * every answer must be a 202. Plain http.request: fetch's per-request objects made this client, not
+ * the gateway, the slow side.
+ */
 async function postMany(url: string, deviceId: string, count: number, concurrency = 16): Promise<void> {
+  const agent = new Agent({ keepAlive: true, maxSockets: concurrency });
+  const { hostname, port } = new URL(url);
+  const post = (i: number) =>
+    new Promise<void>((resolve, reject) => {
+      const body = JSON.stringify({ deviceIds: [deviceId], data: { i, pad: DATA }, ttl: 3_600 });
+      const req = request(
+        { agent, hostname, port, path: '/v1/notifications', method: 'POST', headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } },
+        (res) => {
+          let text = '';
+          res.setEncoding('utf8');
+          res.on('data', (chunk: string) => (text += chunk));
+          res.on('end', () => (res.statusCode === 202 ? resolve() : reject(new Error(`POST ${i}: ${res.statusCode} ${text}`))));
+        },
+      );
+      req.on('error', reject);
+      req.end(body);
+    });
   let next = 0;
   const worker = async () => {
-    while (next < count) {
-      const i = next++;
-      const res = await api(url, '/v1/notifications', { method: 'POST', json: { deviceIds: [deviceId], data: { i, pad: DATA }, ttl: 3_600 } });
-      if (res.status !== 202) throw new Error(`POST ${i}: ${res.status} ${await res.text()}`);
-    }
+    while (next < count) await post(next++);
   };
-  await Promise.all(Array.from({ length: concurrency }, worker));
+  try {
+    await Promise.all(Array.from({ length: concurrency }, worker));
+  } finally {
+    agent.destroy();
+  }
 }
 
 /** A socket.io-client device that acks everything and counts distinct notifications. */

@@ -5,6 +5,8 @@ export interface ReadyPayload {
   userId: string;
   heartbeat: { interval: number; min: number; max: number; ttl: number; recommended?: number };
   serverTime: number;
+  /** When the token runs out (epoch ms, server clock); the SDK refreshes it before with `auth`. */
+  tokenExpiresAt: number;
 }
 
 export interface Notification<T = unknown> {
@@ -25,3 +27,13 @@ export interface ErrorReply {
 
 export type HeartbeatReply = { ok: true; interval: number; ttl: number; serverTime: number } | ErrorReply;
 export type TopicsReply = { ok: true; topics: string[] } | ErrorReply;
+export type AuthReply = { ok: true; tokenExpiresAt: number; topics: string[] } | ErrorReply;
+
+/** Why the server ended a session (`session_ended`). */
+export type SessionEndReason = 'token_expired' | 'slow_consumer' | 'rate_limited' | 'kicked' | 'expired';
+
+export interface SessionEnded {
+  reason: SessionEndReason;
+  /** Whether connecting again is expected (false: an operator ended it). */
+  reconnect: boolean;
+}

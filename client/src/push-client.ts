@@ -3,7 +3,7 @@ import { Backoff } from './backoff';
 import { DedupeWindow } from './dedupe';
 import { Emitter } from './emitter';
 import { HeartbeatTuner } from './heartbeat-tuner';
-import { HeartbeatReply, Notification, ReadyPayload, TopicsReply } from './protocol';
+import { AuthReply, HeartbeatReply, Notification, ReadyPayload, SessionEnded, TopicsReply } from './protocol';
 import { IntervalStorage, memoryStorage } from './storage';
 
 export type TokenSource = string | (() => string | Promise<string>);
@@ -50,23 +50,53 @@ export type PushClientEvents = {
   replaced: () => void;
   error: (error: PushClientError) => void;
   heartbeat: (beat: { interval: number; ok: boolean }) => void;
+  /** The server ended the session (`session_ended`); the client reconnects by itself when `reconnect` is true. */
+  ended: (ended: SessionEnded) => void;
+  /** The session moved onto a fresh token from the token function. */
+  refreshed: (refresh: { tokenExpiresAt: number }) => void;
 };
 
 /** Two heartbeats without an ack mean the link is dead: reconnect instead of waiting for TCP. */
 export const FAILED_BEATS_FOR_DEAD_LINK = 2;
+
+/** A token is refreshed this long before it runs out, or at 80 % of its remaining lifetime if that is earlier. */
+export const REFRESH_LEAD_MS = 60_000;
+
+/**
+ * How long to wait before refreshing a token that runs out in `remainingMs`: at 80 % of that, or
+ * REFRESH_LEAD_MS before the end, whichever is earlier, but never before half of it, so a
+ * short-lived token is used before it is replaced (instead of a refresh loop).
+ */
+export function refreshDelay(remainingMs: number): number {
+  const lead = Math.min(Math.max(0.2 * remainingMs, REFRESH_LEAD_MS), 0.5 * remainingMs);
+  return Math.max(0, Math.floor(remainingMs - lead));
+}
+
+/** setTimeout's longest delay (about 24.8 days); a longer one would fire at once. */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+/** Ends after which the client comes back at once rather than after a backoff delay. */
+const RECONNECT_AT_ONCE = new Set<SessionEnded['reason']>(['token_expired', 'expired']);
 
 export class PushClient extends Emitter<PushClientEvents> {
   private socket?: Socket;
   private readonly tuner: HeartbeatTuner;
   private readonly backoff: Backoff;
   private readonly dedupe: DedupeWindow;
+  private readonly refreshBackoff = new Backoff(1_000, 30_000);
   private beatTimer?: ReturnType<typeof setTimeout>;
   private reconnectTimer?: ReturnType<typeof setTimeout>;
+  private refreshTimer?: ReturnType<typeof setTimeout>;
+  /** Server clock minus ours (from ready and heartbeat acks): token times are the server's. */
+  private serverOffset = 0;
+  /** The token the current session runs on. */
+  private sessionToken?: string;
   private failedBeats = 0;
   private network?: string;
   private foreground = false;
   /** Why the current connection is ending, when we know better than Socket.IO's reason. */
-  private ending?: 'closed' | 'replaced' | 'draining' | 'dead_link' | 'terminal';
+  private ending?: 'closed' | 'replaced' | 'draining' | 'dead_link' | 'ended';
+  private ended?: SessionEnded;
   private ready?: ReadyPayload;
   state: ClientState = 'idle';
 
@@ -103,6 +133,7 @@ export class PushClient extends Emitter<PushClientEvents> {
     socket.on('notification', (n: Notification, ack: () => void) => void this.onNotification(n, ack));
     socket.on('session_replaced', () => (this.ending = 'replaced'));
     socket.on('server_draining', () => (this.ending ??= 'draining'));
+    socket.on('session_ended', (ended: SessionEnded) => this.onSessionEnded(ended));
     socket.on('connect_error', (err: Error & { data?: { code?: string; message?: string } }) => this.onConnectError(socket, err));
     socket.on('disconnect', (reason: string) => this.onDisconnect(socket, reason));
   }
@@ -112,6 +143,7 @@ export class PushClient extends Emitter<PushClientEvents> {
     this.ending = 'closed';
     clearTimeout(this.reconnectTimer);
     this.stopBeats();
+    clearTimeout(this.refreshTimer);
     const socket = this.socket;
     this.socket = undefined;
     socket?.disconnect();
@@ -141,18 +173,79 @@ export class PushClient extends Emitter<PushClientEvents> {
 
   private async auth(): Promise<Record<string, unknown>> {
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    this.sessionToken = token;
     return { token, ...(this.network ? { network: this.network } : {}) };
   }
 
   private async onReady(ready: ReadyPayload): Promise<void> {
     this.ready = ready;
+    this.serverOffset = ready.serverTime - Date.now();
     this.backoff.reset();
+    this.refreshBackoff.reset();
     this.failedBeats = 0;
+    this.scheduleRefresh();
     await this.tuner.start(this.network, ready.heartbeat);
     this.state = 'online';
     this.emit('ready', ready);
     this.emit('online');
     this.scheduleBeat(this.tuner.interval);
+  }
+
+  /**
+   * Arms the next token refresh. A static token has nothing to refresh: the server ends that
+   * session when it runs out, and the client stops (the same token would be refused).
+   */
+  private scheduleRefresh(): void {
+    clearTimeout(this.refreshTimer);
+    if (!this.ready || typeof this.options.token !== 'function') return;
+    const delay = refreshDelay(this.ready.tokenExpiresAt - (Date.now() + this.serverOffset));
+    // A token valid for months is looked at again in 24 days rather than refreshed at once.
+    if (delay > MAX_TIMER_MS) this.refreshTimer = setTimeout(() => this.scheduleRefresh(), MAX_TIMER_MS);
+    else this.refreshTimer = setTimeout(() => void this.refresh(), delay);
+  }
+
+  /** Sends `auth` with a fresh token; a failure is retried with backoff until the server ends the session. */
+  private async refresh(): Promise<void> {
+    const socket = this.socket;
+    const source = this.options.token;
+    if (!socket?.connected || typeof source !== 'function') return;
+    let token: string | undefined;
+    let outcome: AuthReply | PushClientError;
+    try {
+      token = await source();
+      // A cached token would not move the expiry: sending it would only halve the wait again and again.
+      outcome =
+        token === this.sessionToken
+          ? { code: 'stale_token', message: 'the token function returned the token the session already runs on', terminal: false }
+          : await this.sendAuth(socket, token);
+    } catch (err) {
+      outcome = { code: 'refresh_failed', message: (err as Error).message, terminal: false };
+    }
+    if (socket !== this.socket || !this.ready) return;
+    if ('ok' in outcome && outcome.ok) {
+      this.sessionToken = token;
+      this.refreshBackoff.reset();
+      this.ready = { ...this.ready, tokenExpiresAt: outcome.tokenExpiresAt };
+      this.emit('refreshed', { tokenExpiresAt: outcome.tokenExpiresAt });
+      this.scheduleRefresh();
+      return;
+    }
+    this.emit('error', 'ok' in outcome ? { ...outcome.error, terminal: false } : outcome);
+    this.refreshTimer = setTimeout(() => void this.refresh(), this.refreshBackoff.next());
+  }
+
+  private sendAuth(socket: Socket, token: string): Promise<AuthReply> {
+    return new Promise((resolve, reject) => {
+      socket.timeout(this.options.heartbeatAckTimeoutMs ?? 10_000).emit('auth', { token }, (err: Error | null, reply?: AuthReply) =>
+        err || !reply ? reject(err ?? new Error('empty auth ack')) : resolve(reply),
+      );
+    });
+  }
+
+  private onSessionEnded(ended: SessionEnded): void {
+    this.ended = ended;
+    this.ending ??= 'ended';
+    this.emit('ended', ended);
   }
 
   private async onNotification(n: Notification, ack: () => void): Promise<void> {
@@ -190,6 +283,7 @@ export class PushClient extends Emitter<PushClientEvents> {
       this.failedBeats = 0;
       this.emit('heartbeat', { interval, ok: !!reply?.ok });
       if (reply?.ok) {
+        this.serverOffset = reply.serverTime - Date.now();
         this.tuner.onSuccess(interval);
         this.scheduleBeat(this.tuner.interval);
       } else {
@@ -230,13 +324,17 @@ export class PushClient extends Emitter<PushClientEvents> {
   private onDisconnect(socket: Socket, reason: string): void {
     if (socket !== this.socket && this.ending !== 'closed') return;
     this.stopBeats();
+    clearTimeout(this.refreshTimer);
     const ending = this.ending;
+    const ended = this.ended;
+    this.ended = undefined;
     this.ready = undefined;
     this.socket = undefined;
     socket.removeAllListeners();
     if (ending === 'closed') return;
     this.state = 'offline';
-    this.emit('offline', ending ?? reason);
+    this.emit('offline', ending === 'ended' && ended ? ended.reason : (ending ?? reason));
+    if (ending === 'ended' && ended) return this.afterSessionEnded(ended);
     if (ending === 'replaced') {
       // Another connection of this device took over: reconnecting would take it back and loop.
       this.state = 'closed';
@@ -250,6 +348,22 @@ export class PushClient extends Emitter<PushClientEvents> {
     }
     // A drain hint or a dead link: reconnect at once. Otherwise (transport lost) back off.
     this.scheduleReconnect(ending === 'draining' || ending === 'dead_link' ? 0 : this.backoff.next());
+  }
+
+  /** The server said why it ended the session and whether to come back. */
+  private afterSessionEnded(ended: SessionEnded): void {
+    if (!ended.reconnect) {
+      this.state = 'closed'; // an operator ended it: stay down until connect()
+      return;
+    }
+    if (ended.reason === 'token_expired' && typeof this.options.token !== 'function') {
+      // The same token would be refused: give up like a refused handshake does.
+      this.state = 'closed';
+      this.emit('error', { code: 'token_expired', message: 'the session token ran out and there is no token function to get another', terminal: true });
+      return;
+    }
+    // A fresh token comes from the token function at the next handshake; load-related ends back off.
+    this.scheduleReconnect(RECONNECT_AT_ONCE.has(ended.reason) ? 0 : this.backoff.next());
   }
 
   private scheduleReconnect(delay: number): void {

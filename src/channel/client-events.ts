@@ -1,4 +1,5 @@
-import Ajv, { ErrorObject, ValidateFunction } from 'ajv';
+import type { ValidateFunction } from 'ajv';
+import { compileBodySchema, schemaFieldErrors } from '../common/json-schema';
 import { NETWORK_KEY, NamePattern, MAX_TOPICS_PER_SESSION, TOPIC } from '../common/patterns';
 import type { AppState } from '../presence/presence.types';
 
@@ -15,6 +16,10 @@ export interface HeartbeatRequest {
 
 export interface TopicsRequest {
   topics: string[];
+}
+
+export interface AuthRequest {
+  token: string;
 }
 
 const named = (p: NamePattern) => ({ type: 'string', pattern: p.pattern });
@@ -36,6 +41,11 @@ export const CLIENT_EVENT_SCHEMAS = {
   },
   subscribe: topicsRequest,
   unsubscribe: topicsRequest,
+  auth: {
+    type: 'object',
+    required: ['token'],
+    properties: { token: { type: 'string', minLength: 1, description: 'a fresh device JWT with the same sub and deviceId' } },
+  },
 } as const;
 
 /** Client events the gateway knows; anything else is answered `unknown_event`. */
@@ -46,40 +56,18 @@ interface ClientPayloads {
   heartbeat: HeartbeatRequest;
   subscribe: TopicsRequest;
   unsubscribe: TopicsRequest;
+  auth: AuthRequest;
 }
 
-const ajv = new Ajv({ allErrors: false, strict: true, strictTypes: false });
 const validators = Object.fromEntries(
-  CLIENT_EVENTS.map((event) => [event, ajv.compile(CLIENT_EVENT_SCHEMAS[event])]),
+  CLIENT_EVENTS.map((event) => [event, compileBodySchema(CLIENT_EVENT_SCHEMAS[event])]),
 ) as Record<ClientEventName, ValidateFunction>;
-const describedPatterns = new Map([NETWORK_KEY, TOPIC].map((p) => [p.pattern, p.describe]));
 
 /** The payload as its type, or a sentence saying what is wrong with it. */
 export function readClientPayload<E extends ClientEventName>(event: E, payload: unknown): ClientPayloads[E] | string {
   const value = payload === undefined && event === 'heartbeat' ? null : payload;
   const validate = validators[event];
   if (validate(value)) return (value ?? {}) as ClientPayloads[E];
-  return explain(validate.errors?.[0]);
-}
-
-function explain(error: ErrorObject | undefined): string {
-  if (!error) return 'invalid payload';
-  const field = error.instancePath ? error.instancePath.slice(1).replace(/\//g, '.') : 'payload';
-  const params = error.params as Record<string, unknown>;
-  switch (error.keyword) {
-    case 'pattern':
-      return `${field} must be ${describedPatterns.get(String(params.pattern)) ?? `like ${String(params.pattern)}`}`;
-    case 'required':
-      return `${String(params.missingProperty)} is required`;
-    case 'type':
-      return `${field} must be ${[params.type].flat().join(' or ')}`;
-    case 'enum':
-      return `${field} must be one of ${(params.allowedValues as unknown[]).map((v) => JSON.stringify(v)).join(', ')}`;
-    case 'minItems':
-      return `${field} must hold at least ${String(params.limit)} item(s)`;
-    case 'maxItems':
-      return `${field} must hold at most ${String(params.limit)} items`;
-    default:
-      return `${field} ${error.message ?? 'is invalid'}`;
-  }
+  // The error ack carries one sentence: the first field's first reason (REST lists them all).
+  return schemaFieldErrors(validate.errors ?? [], 'the payload')[0]?.reasons[0] ?? 'invalid payload';
 }

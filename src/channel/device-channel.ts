@@ -60,8 +60,9 @@ export class DeviceChannel {
     this.server = server;
     this.instanceId = instanceId;
     server.on(CLOSE_EVENT, (sessionIds, reason) => sessionIds.forEach((id) => this.closeLocal(id, reason)));
-    server.on(DELIVER_EVENT, (target, payload, bytes, deviceIds) => {
-      if (target === this.instanceId) this.deliverListener?.({ payload, bytes, deviceIds });
+    server.on(DELIVER_EVENT, (target, json, deviceIds) => {
+      if (target !== this.instanceId) return;
+      this.deliverListener?.({ payload: JSON.parse(json) as NotificationPayload, bytes: Buffer.byteLength(json), deviceIds });
     });
     server.on(RECHECK_EVENT, (deviceIds) => this.recheckListener?.(deviceIds));
   }
@@ -198,6 +199,11 @@ export class DeviceChannel {
     if (socket) this.closeSocket(socket, reason);
   }
 
+  /** The socket of a session, if that session is held here. */
+  localSessionSocket(sessionId: string): DeviceSocket | undefined {
+    return this.local.get(sessionId);
+  }
+
   /** The socket this instance holds for a device, if it is here and open. */
   localSocket(deviceId: string): DeviceSocket | undefined {
     const socket = this.localDevices.get(deviceId);
@@ -219,7 +225,7 @@ export class DeviceChannel {
    * and the instance that holds a socket is the one that paces what it sends and records acks.
    */
   deliverRemote(instanceId: string, delivery: InboundDelivery): void {
-    this.serverSideEmit(DELIVER_EVENT, instanceId, delivery.payload, delivery.bytes, delivery.deviceIds);
+    this.serverSideEmit(DELIVER_EVENT, instanceId, JSON.stringify(delivery.payload), delivery.deviceIds);
   }
 
   /** Asks every instance to read these devices' inboxes again (after an uncertain write). */

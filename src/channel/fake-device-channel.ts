@@ -9,6 +9,7 @@ type ChannelSurface =
   | 'bufferedBytes'
   | 'pushTo'
   | 'localSocket'
+  | 'localSessionSocket'
   | 'onDeliver'
   | 'onRecheck'
   | 'deliverRemote'
@@ -60,10 +61,20 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
 
   constructor(readonly instanceId = 'gw-test') {}
 
-  /** A socket of this session is now connected here; returns a socket that carries it. */
-  connect(ref: Omit<SessionRef, 'instanceId'>): DeviceSocket {
+  /**
+   * A socket of this session is now connected here; returns a socket that carries it. Its token
+   * never runs out unless the test says when (`token`, epoch ms).
+   */
+  connect(ref: Omit<SessionRef, 'instanceId'>, token = { expiresAt: Number.MAX_SAFE_INTEGER, deadline: Number.MAX_SAFE_INTEGER }): DeviceSocket {
     this.local.set(ref.sessionId, { ...ref, instanceId: this.instanceId });
-    const session: DeviceSession = { ...ref, topics: [], interval: 0, beatsAtInterval: 0 };
+    const session: DeviceSession = {
+      ...ref,
+      topics: [],
+      interval: 0,
+      beatsAtInterval: 0,
+      tokenExpiresAt: token.expiresAt,
+      tokenDeadline: token.deadline,
+    };
     const onDisconnect: (() => void)[] = [];
     const socket = {
       id: `socket-${ref.sessionId}`,
@@ -127,6 +138,10 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
   localSocket(deviceId: string): DeviceSocket | undefined {
     const socket = this.sockets.get(deviceId);
     return socket && this.isOpen(socket) ? socket : undefined;
+  }
+
+  localSessionSocket(sessionId: string): DeviceSocket | undefined {
+    return [...this.sockets.values()].find((socket) => socket.data.session.sessionId === sessionId);
   }
 
   onDeliver(listener: (delivery: InboundDelivery) => void): void {

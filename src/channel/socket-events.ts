@@ -17,6 +17,8 @@ export interface ReadyPayload {
   userId: string;
   heartbeat: HeartbeatSettingsPayload;
   serverTime: number;
+  /** When the session's token runs out (ms): its `exp`, or earlier under DEVICE_TOKEN_MAX_AGE. Refresh with `auth` before. */
+  tokenExpiresAt: number;
 }
 
 export interface NotificationPayload {
@@ -37,7 +39,10 @@ export type ErrorCode =
   | 'rate_limited'
   | 'forbidden_topic'
   | 'session_expired'
-  | 'unavailable';
+  | 'unavailable'
+  | 'invalid_token'
+  | 'token_expired'
+  | 'identity_mismatch';
 
 export const ERROR_CODES: Record<ErrorCode, true> = {
   unknown_event: true,
@@ -47,6 +52,9 @@ export const ERROR_CODES: Record<ErrorCode, true> = {
   forbidden_topic: true,
   session_expired: true,
   unavailable: true,
+  invalid_token: true,
+  token_expired: true,
+  identity_mismatch: true,
 };
 
 export interface ErrorAck {
@@ -64,6 +72,14 @@ export interface HeartbeatAck {
 
 export interface TopicsAck {
   ok: true;
+  topics: string[];
+}
+
+/** `auth` accepted: the session now runs on the new token. */
+export interface AuthAck {
+  ok: true;
+  tokenExpiresAt: number;
+  /** The topics the session holds: those the new token no longer grants were left. */
   topics: string[];
 }
 
@@ -110,8 +126,11 @@ export type CloseReason = SessionEndReason | 'replaced' | 'server_shutdown';
 export interface InterServerEvents {
   /** Close these sessions if their sockets are here. */
   'push-gateway:close': (sessionIds: string[], reason: CloseReason) => void;
-  /** Send this stored notification to these devices, if `instanceId` is yours (`bytes`: its JSON size). */
-  'push-gateway:deliver': (instanceId: string, payload: NotificationPayload, bytes: number, deviceIds: string[]) => void;
+  /**
+   * Send this stored notification (`payload`: its JSON) to these devices, if `instanceId` is yours.
+   * JSON, not an object: the adapter's msgpack encoding drops keys such as `__proto__` from `data`.
+   */
+  'push-gateway:deliver': (instanceId: string, payload: string, deviceIds: string[]) => void;
   /** These devices' inboxes may hold something they were not sent: read them again if their sockets are here. */
   'push-gateway:recheck': (deviceIds: string[]) => void;
 }
@@ -129,10 +148,19 @@ export interface DeviceSession {
   beatsAtInterval: number;
   /** When the first heartbeat of that run arrived (gateway clock), to check the run took real time. */
   runStartedAt?: number;
+  /** When the session's token runs out (ms, the verifier's effective expiry); moved by `auth`. */
+  tokenExpiresAt: number;
+  /** tokenExpiresAt + TOKEN_EXPIRY_GRACE_MS: from then on the session is over and is sent nothing. */
+  tokenDeadline: number;
   /** Settles once presence is recorded and `ready` was sent; false if that failed. */
   ready?: Promise<boolean>;
   /** Set once the server decided to close this session: nothing more is sent or handled. */
   closing?: CloseReason;
+}
+
+/** Whether the session's token ran out longer than the grace ago: it may be sent nothing more, and is ended. */
+export function tokenRanOut(session: DeviceSession, now: number): boolean {
+  return now >= session.tokenDeadline;
 }
 
 /** The store's handle on a live session. */

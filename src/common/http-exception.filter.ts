@@ -15,6 +15,12 @@ export class HttpExceptionFilter implements ExceptionFilter {
 
   catch(exception: unknown, host: ArgumentsHost): void {
     const response = host.switchToHttp().getResponse<Response>();
+    if (response.headersSent) {
+      // Part of an answer is out: a status can no longer be given, so the client sees it cut off.
+      this.logger.warn(`error after the response started: ${exception instanceof Error ? exception.message : String(exception)}`);
+      response.destroy();
+      return;
+    }
     if (exception instanceof HttpException) {
       const status = exception.getStatus();
       const body = exception.getResponse();

@@ -102,6 +102,25 @@ describe('loadConfig', () => {
     expect(problems({ API_KEYS: 'short', DEVICE_JWT_SECRET: SECRET })).toEqual(['API_KEYS every key must be at least 16 characters']);
   });
 
+  it('reads the token lifetime settings: a grace in ms, and an optional max age in seconds or with a unit', () => {
+    const base = { API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET };
+    const defaults = loadConfig(base);
+    expect(defaults.tokenExpiryGraceMs).toBe(30_000);
+    expect(defaults.deviceTokenMaxAgeMs).toBeUndefined();
+    expect(loadConfig({ ...base, TOKEN_EXPIRY_GRACE_MS: '0' }).tokenExpiryGraceMs).toBe(0);
+    expect(loadConfig({ ...base, DEVICE_TOKEN_MAX_AGE: '0' }).deviceTokenMaxAgeMs).toBeUndefined();
+    expect(loadConfig({ ...base, DEVICE_TOKEN_MAX_AGE: '3600' }).deviceTokenMaxAgeMs).toBe(3_600_000);
+    expect(loadConfig({ ...base, DEVICE_TOKEN_MAX_AGE: '90s' }).deviceTokenMaxAgeMs).toBe(90_000);
+    expect(loadConfig({ ...base, DEVICE_TOKEN_MAX_AGE: '15m' }).deviceTokenMaxAgeMs).toBe(900_000);
+    expect(loadConfig({ ...base, DEVICE_TOKEN_MAX_AGE: '24h' }).deviceTokenMaxAgeMs).toBe(86_400_000);
+    expect(loadConfig({ ...base, DEVICE_TOKEN_MAX_AGE: '7d' }).deviceTokenMaxAgeMs).toBe(7 * 86_400_000);
+    expect(problems({ ...base, DEVICE_TOKEN_MAX_AGE: '1.5h', TOKEN_EXPIRY_GRACE_MS: '-1' })).toEqual([
+      expect.stringMatching(/^TOKEN_EXPIRY_GRACE_MS must be a whole number/),
+      expect.stringMatching(/^DEVICE_TOKEN_MAX_AGE must be whole seconds or a number with a unit/),
+    ]);
+    expect(problems({ ...base, DEVICE_TOKEN_MAX_AGE: '400d' })).toEqual([expect.stringMatching(/^DEVICE_TOKEN_MAX_AGE must be at most/)]);
+  });
+
   it('reads CORS_ORIGINS: * outside production by default, none in production, exact origins otherwise', () => {
     const base = { API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET };
     expect(loadConfig(base).http.corsOrigins).toBe('*');

@@ -38,6 +38,10 @@ export class AppConfig {
   readonly redisPrefix!: string;
   readonly apiKeys!: readonly string[];
   readonly jwt!: JwtVerification;
+  /** How long a session may outlive its device token's expiry before it is ended (`token_expired`). */
+  readonly tokenExpiryGraceMs!: number;
+  /** With a value, a device token expires at most this long after its `iat`, whatever its `exp` says. */
+  readonly deviceTokenMaxAgeMs!: number | undefined;
   readonly heartbeat!: HeartbeatSettings;
   readonly sweepIntervalMs!: number;
   readonly maxPayloadBytes!: number;
@@ -116,6 +120,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     redisPrefix,
     apiKeys,
     jwt,
+    tokenExpiryGraceMs: r.int('TOKEN_EXPIRY_GRACE_MS', 30_000, { min: 0, max: 86_400_000 }),
+    deviceTokenMaxAgeMs: r.duration('DEVICE_TOKEN_MAX_AGE', { minMs: 1_000, maxMs: 366 * 86_400_000 }),
     heartbeat: { interval, min, max },
     sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 5_000, { min: 50 }),
     maxPayloadBytes: r.int('MAX_PAYLOAD_BYTES', 4_096, { min: 256, max: 1_048_576 }),

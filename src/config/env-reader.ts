@@ -7,6 +7,8 @@ export class ConfigError extends Error {
   }
 }
 
+const DURATION_UNITS_MS = { s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 };
+
 /** Reads typed values from the environment and collects every problem before failing. */
 export class EnvReader {
   private readonly problems: string[] = [];
@@ -56,6 +58,25 @@ export class EnvReader {
     if (range.min !== undefined && value < range.min) this.fail(name, `must be >= ${range.min}, got ${value}`);
     if (range.max !== undefined && value > range.max) this.fail(name, `must be <= ${range.max}, got ${value}`);
     return value;
+  }
+
+  /**
+   * A duration as ms: whole seconds ("3600") or a whole number with a unit ("90s", "15m", "24h",
+   * "7d"). Unset and "0" are undefined (the setting is off).
+   */
+  duration(name: string, range: { minMs?: number; maxMs?: number } = {}): number | undefined {
+    const raw = this.string(name);
+    if (raw === undefined) return undefined;
+    const match = /^(\d+)\s*([smhd]?)$/.exec(raw);
+    if (!match) {
+      this.fail(name, `must be whole seconds or a number with a unit s, m, h or d (like 24h), got "${raw}"`);
+      return undefined;
+    }
+    const ms = Number(match[1]) * DURATION_UNITS_MS[(match[2] || 's') as keyof typeof DURATION_UNITS_MS];
+    if (ms === 0) return undefined;
+    if (range.minMs !== undefined && ms < range.minMs) this.fail(name, `must be at least ${range.minMs / 1000} s, got "${raw}"`);
+    if (range.maxMs !== undefined && ms > range.maxMs) this.fail(name, `must be at most ${range.maxMs / 1000} s, got "${raw}"`);
+    return ms;
   }
 
   /** The one JWT algorithm a PEM public key can verify: RS256 for RSA, ES256 for P-256. */

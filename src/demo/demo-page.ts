@@ -73,7 +73,7 @@ export const DEMO_SCRIPT = `(async () => {
   $('send').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     let data;
-    try { data = JSON.parse($('data').value || 'null'); } catch { $('sendResult').textContent = 'data is not JSON'; return; }
+    try { data = JSON.parse($('data').value || '{}'); } catch { $('sendResult').textContent = 'data is not JSON'; return; }
     const res = await fetch('/v1/notifications', {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer ' + $('apiKey').value },

@@ -1,6 +1,8 @@
 import { Controller, Delete, Get, HttpCode, NotFoundException, Param } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiAuth } from '../auth/api-auth.decorator';
+import { PatternPipe } from '../common/pattern.pipe';
+import { ID } from '../common/patterns';
 import { DeviceDto, PresenceSummaryDto, toDeviceDto, UserDevicesDto } from './device.dto';
 import { DevicesService } from './devices.service';
 
@@ -16,14 +18,15 @@ export class DevicesController {
   @ApiResponse({ status: 404, description: 'Device never seen, or forgotten after DEVICE_RETENTION_DAYS' })
   async device(@Param('deviceId') deviceId: string): Promise<DeviceDto> {
     const view = await this.devices.device(deviceId);
-    if (!view) throw new NotFoundException(`device ${deviceId} is not known`);
+    if (!view) throw new NotFoundException(ID.test(deviceId) ? `device ${deviceId} is not known` : 'device is not known');
     return toDeviceDto(view);
   }
 
   @Get('users/:userId/devices')
   @ApiOperation({ summary: "A user's known devices, online or not" })
   @ApiResponse({ status: 200, type: UserDevicesDto })
-  async userDevices(@Param('userId') userId: string): Promise<UserDevicesDto> {
+  @ApiResponse({ status: 400, description: 'userId is not an id' })
+  async userDevices(@Param('userId', new PatternPipe(ID, 'userId')) userId: string): Promise<UserDevicesDto> {
     const devices = await this.devices.userDevices(userId);
     return { userId, devices: devices.map(toDeviceDto) };
   }
@@ -41,6 +44,8 @@ export class DevicesController {
   @ApiResponse({ status: 204, description: 'Disconnected' })
   @ApiResponse({ status: 404, description: 'Device not online' })
   async disconnect(@Param('deviceId') deviceId: string): Promise<void> {
-    if (!(await this.devices.kick(deviceId))) throw new NotFoundException(`device ${deviceId} is not online`);
+    if (!(await this.devices.kick(deviceId))) {
+      throw new NotFoundException(ID.test(deviceId) ? `device ${deviceId} is not online` : 'device is not online');
+    }
   }
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DeviceChannel } from '../channel/device-channel';
 import { Clock } from '../common/clock';
+import { ID } from '../common/patterns';
 import { MAX_LISTED_NETWORKS, NetworkStats, statsOf } from '../presence/network-intervals';
 import { PresenceStore } from '../presence/presence.store';
 import { DeviceView, InstanceView } from '../presence/presence.types';
@@ -20,8 +21,9 @@ export class DevicesService {
     private readonly clock: Clock,
   ) {}
 
-  /** The device, or null when it was never seen or is forgotten. */
+  /** The device, or null when it was never seen or is forgotten (or the id is not an id: never seen). */
   async device(deviceId: string): Promise<DeviceView | null> {
+    if (!ID.test(deviceId)) return null;
     const [view] = await this.store.getDevices([deviceId], this.clock.now());
     return view ?? null;
   }
@@ -45,6 +47,7 @@ export class DevicesService {
    * is told not to reconnect by itself). False when the device is not online.
    */
   async kick(deviceId: string): Promise<boolean> {
+    if (!ID.test(deviceId)) return false;
     const now = this.clock.now();
     const [view] = await this.store.getDevices([deviceId], now);
     if (!view?.online || !view.sessionId || !view.instanceId) return false;

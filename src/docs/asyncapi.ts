@@ -76,19 +76,44 @@ export const ASYNCAPI = {
         },
       },
       subscribe: { name: 'subscribe', summary: 'Join topics the token allows', payload: CLIENT_EVENT_SCHEMAS.subscribe, 'x-ack': topicsAck },
+      auth: {
+        name: 'auth',
+        summary:
+          'Replaces the session token before it runs out (same sub and deviceId). Its topics claim becomes the grant: joined topics it no longer allows are left',
+        payload: CLIENT_EVENT_SCHEMAS.auth,
+        'x-ack': {
+          oneOf: [
+            {
+              type: 'object',
+              required: ['ok', 'tokenExpiresAt', 'topics'],
+              additionalProperties: false,
+              properties: {
+                ok: { const: true },
+                tokenExpiresAt: { ...ms, description: 'when the new token runs out (epoch ms)' },
+                topics: { type: 'array', items: { type: 'string' }, description: 'topics still held' },
+              },
+            },
+            errorAck,
+          ],
+        },
+      },
       unsubscribe: { name: 'unsubscribe', summary: 'Leave topics', payload: CLIENT_EVENT_SCHEMAS.unsubscribe, 'x-ack': topicsAck },
       ready: {
         name: 'ready',
         summary: 'Presence is recorded; the session can beat and receive',
         payload: {
           type: 'object',
-          required: ['sessionId', 'deviceId', 'userId', 'heartbeat', 'serverTime'],
+          required: ['sessionId', 'deviceId', 'userId', 'heartbeat', 'serverTime', 'tokenExpiresAt'],
           additionalProperties: false,
           properties: {
             sessionId: { type: 'string' },
             deviceId: id,
             userId: id,
             serverTime: ms,
+            tokenExpiresAt: {
+              ...ms,
+              description: 'when the token runs out (its exp, or iat + DEVICE_TOKEN_MAX_AGE if earlier); refresh with auth before, the session ends TOKEN_EXPIRY_GRACE_MS after',
+            },
             heartbeat: {
               type: 'object',
               required: ['interval', 'min', 'max', 'ttl'],
@@ -113,7 +138,7 @@ export const ASYNCAPI = {
           additionalProperties: false,
           properties: {
             id: { type: 'string' },
-            data: {},
+            data: { type: 'object', description: 'the data object as posted to POST /v1/notifications, deep-equal (every key kept)' },
             title: { type: 'string' },
             body: { type: 'string' },
             topic: { type: 'string' },

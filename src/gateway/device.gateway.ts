@@ -9,17 +9,18 @@ import {
   WebSocketGateway,
 } from '@nestjs/websockets';
 import { randomUUID } from 'node:crypto';
-import { DeviceAuthError, DeviceTokenVerifier } from '../auth/device-token.verifier';
+import { DeviceAuthError, DeviceClaims, DeviceTokenVerifier } from '../auth/device-token.verifier';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { readClientPayload } from '../channel/client-events';
 import { DeviceChannel, joinedTopics, rooms } from '../channel/device-channel';
-import { Ack, DeviceServer, DeviceSocket, errorAck, HeartbeatAck, TopicsAck } from '../channel/socket-events';
+import { Ack, AuthAck, DeviceServer, DeviceSocket, errorAck, HeartbeatAck, TopicsAck } from '../channel/socket-events';
 import { NETWORK_KEY } from '../common/patterns';
 import { guardPackets } from './packet-guard';
 import { SessionService } from './session.service';
-import { planSubscribe } from './topic-policy';
+import { TokenExpiry } from './token-expiry.service';
+import { isTopicAllowed, planSubscribe } from './topic-policy';
 
 @WebSocketGateway()
 export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
@@ -32,6 +33,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     private readonly config: AppConfig,
     private readonly clock: Clock,
     private readonly metrics: MetricsService,
+    private readonly tokens: TokenExpiry,
   ) {}
 
   /** Authenticates in a Socket.IO middleware (guards do not run for handshakes) so refusals reach the client as connect_error. */
@@ -49,6 +51,8 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
           interval: this.config.heartbeat.interval,
           network: readNetwork(socket.handshake.auth),
           beatsAtInterval: 0,
+          tokenExpiresAt: claims.expiresAt,
+          tokenDeadline: this.tokens.deadlineFor(claims.expiresAt),
         };
         next();
       } catch (err) {
@@ -66,8 +70,12 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
       eventsPerSecond: this.config.socketEventsPerSecond,
       maxBufferedBytes: this.config.socketMaxBufferedBytes,
     };
-    guardPackets(socket, limits, this.clock, this.channel, this.metrics);
+    guardPackets(socket, limits, this.clock, this.channel, this.metrics, {
+      ranOut: () => this.tokens.ranOut(session),
+      end: () => void this.tokens.end(socket),
+    });
     this.channel.register(socket);
+    this.tokens.track(session);
     session.ready = this.sessions.start(session).then(
       (ready) => {
         this.metrics.connections.inc({ result: 'accepted', reason: 'ok' });
@@ -89,6 +97,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     const session = socket.data.session;
     if (!session) return;
     this.channel.unregister(socket);
+    this.tokens.forget(session);
     if (!(await session.ready)) return;
     this.metrics.connectedDevices.dec();
     await this.sessions.end(session).catch((err: Error) => {
@@ -120,6 +129,37 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     if (typeof request === 'string') return errorAck('invalid_payload', request);
     for (const t of request.topics) await socket.leave(rooms.topic(t));
     return { ok: true, topics: joinedTopics(socket) };
+  }
+
+  /**
+   * Moves the session onto a fresh token of the same user and device. Its `topics` claim is the
+   * grant from now on: joined topics it no longer allows are left at once (a refresh is how a
+   * backend narrows what a long-lived session may read), and the ack lists what is still held.
+   */
+  @SubscribeMessage('auth')
+  async auth(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<AuthAck>> {
+    const session = socket.data.session;
+    const request = readClientPayload('auth', payload);
+    const refuse = (code: 'invalid_payload' | 'invalid_token' | 'token_expired' | 'identity_mismatch', message: string) => {
+      this.metrics.tokenRefreshes.inc({ result: code });
+      return errorAck(code, message);
+    };
+    if (typeof request === 'string') return refuse('invalid_payload', request);
+    let claims: DeviceClaims;
+    try {
+      claims = this.verifier.verify(request.token);
+    } catch (err) {
+      const code = err instanceof DeviceAuthError && err.code === 'token_expired' ? 'token_expired' : 'invalid_token';
+      return refuse(code, (err as Error).message);
+    }
+    if (claims.userId !== session.userId || claims.deviceId !== session.deviceId) {
+      return refuse('identity_mismatch', 'the token names another user or device than this session');
+    }
+    this.tokens.renew(session, claims.expiresAt);
+    session.topics = claims.topics;
+    for (const topic of joinedTopics(socket)) if (!isTopicAllowed(claims.topics, topic)) await socket.leave(rooms.topic(topic));
+    this.metrics.tokenRefreshes.inc({ result: 'ok' });
+    return { ok: true, tokenExpiresAt: claims.expiresAt, topics: joinedTopics(socket) };
   }
 }
 

@@ -12,6 +12,7 @@ import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DrainService } from './drain.service';
 import { InstanceRegistry } from './instance-registry.service';
 import { SessionSweeper } from './session-sweeper.service';
+import { TokenExpiry } from './token-expiry.service';
 
 const config = loadConfig({ INSTANCE_ID: 'gw-a' });
 
@@ -39,7 +40,10 @@ describe('DrainService', () => {
     channel = new FakeDeviceChannel('gw-a');
     scheduler = new SchedulerRegistry();
     const asChannel = channel as unknown as DeviceChannel;
-    sweeper = new SessionSweeper(store, asChannel, clock, config, new MetricsService(), scheduler, new LoadMonitor(config, clock));
+    const metrics = new MetricsService();
+    const load = new LoadMonitor(config, clock);
+    const tokens = new TokenExpiry(asChannel, clock, config, metrics, load);
+    sweeper = new SessionSweeper(store, asChannel, clock, config, metrics, scheduler, load, tokens);
     instances = new InstanceRegistry(store, asChannel, clock, config, scheduler);
     http = new HttpAdapterHost();
     drain = new DrainService(asChannel, store, sweeper, instances, clock, config, http);

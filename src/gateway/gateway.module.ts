@@ -7,10 +7,11 @@ import { DrainService } from './drain.service';
 import { InstanceRegistry } from './instance-registry.service';
 import { SessionSweeper } from './session-sweeper.service';
 import { SessionService } from './session.service';
+import { TokenExpiry } from './token-expiry.service';
 
 @Module({
   imports: [PresenceModule, ChannelModule],
-  providers: [DeviceGateway, DeviceTokenVerifier, SessionService, SessionSweeper, InstanceRegistry, DrainService],
+  providers: [DeviceGateway, DeviceTokenVerifier, SessionService, SessionSweeper, InstanceRegistry, DrainService, TokenExpiry],
   exports: [SessionSweeper],
 })
 export class GatewayModule {}

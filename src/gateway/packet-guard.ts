@@ -17,6 +17,13 @@ const KNOWN = new Set<string>(CLIENT_EVENTS);
 export const MIN_PAUSE_MS = 100;
 export const MAX_PAUSE_MS = 500;
 
+/**
+ * An `auth` payload carries a whole token, which can be larger than MAX_PAYLOAD_BYTES allows (a
+ * `topics` claim of 100 long patterns is over 16 KB): a token the handshake accepted must fit
+ * its refresh too. Still well under the transport's frame limit.
+ */
+export const MAX_AUTH_PAYLOAD_BYTES = 32 * 1024;
+
 export interface PacketLimits {
   maxPayloadBytes: number;
   eventsPerSecond: number;
@@ -24,18 +31,35 @@ export interface PacketLimits {
   maxBufferedBytes: number;
 }
 
+/** The session's token lifetime, as the guard needs it. */
+export interface TokenCheck {
+  /** The token ran out more than the grace ago: the session is over. */
+  ranOut(): boolean;
+  /** Ends the session (`token_expired`). */
+  end(): void;
+}
+
 /**
  * Screens every client packet before a handler sees it. First the budget (EventBudget): every
  * packet takes a token as it arrives, good or bad; acks of the notifications sent to the socket
  * are free, one per notification even when it comes after the ack timeout (we asked for them; a
- * slow client must not be ended for answering late). Without a token the packet is refused and the socket's connection is not read again
- * until the next token is due (see MIN_PAUSE_MS), so a flood waits in the flooder's own buffers
- * instead of this event loop; a socket over budget for 5 seconds in a row is ended with
- * `rate_limited`. Then unknown events and oversized payloads. Refusals get an error ack where the
- * client asked for one, and cost no Redis work. Frames beyond the transport limit
- * (maxHttpBufferSize) never get here: Socket.IO closes that one connection.
+ * slow client must not be ended for answering late). Without a token the packet is refused and
+ * the socket's connection is not read again until the next token is due (see MIN_PAUSE_MS), so a
+ * flood waits in the flooder's own buffers instead of this event loop; a socket over budget for 5
+ * seconds in a row is ended with `rate_limited`. A packet that comes after the session's token ran
+ * out (past the grace) is not handled either: it is answered `token_expired` and the session is
+ * ended (a heartbeat must not keep it alive). Then unknown events and oversized payloads.
+ * Refusals get an error ack where the client asked for one, and cost no Redis work. Frames beyond
+ * the transport limit (maxHttpBufferSize) never get here: Socket.IO closes that one connection.
  */
-export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: Clock, channel: DeviceChannel, metrics: MetricsService): void {
+export function guardPackets(
+  socket: DeviceSocket,
+  limits: PacketLimits,
+  clock: Clock,
+  channel: DeviceChannel,
+  metrics: MetricsService,
+  token: TokenCheck,
+): void {
   const budget = new EventBudget(limits.eventsPerSecond, clock);
   const refusals = metrics.rateLimited.labels({ limit: 'socket_events' });
   let holdMs = 0;
@@ -84,12 +108,18 @@ export function guardPackets(socket: DeviceSocket, limits: PacketLimits, clock: 
       }
       return;
     }
+    if (token.ranOut()) {
+      // The answer goes out before the close starts, so a client that asked learns why.
+      refuse(errorAck('token_expired', 'the session token ran out; reconnect with a fresh token'));
+      return token.end();
+    }
     if (typeof event !== 'string' || !KNOWN.has(event)) {
       return refuse(errorAck('unknown_event', `unknown event "${String(event)}"; known: ${CLIENT_EVENTS.join(', ')}`));
     }
     const size = payloadBytes(args);
-    if (size > limits.maxPayloadBytes) {
-      return refuse(errorAck('payload_too_large', `payload is ${size} bytes, the limit is ${limits.maxPayloadBytes}`));
+    const limit = event === 'auth' ? Math.max(limits.maxPayloadBytes, MAX_AUTH_PAYLOAD_BYTES) : limits.maxPayloadBytes;
+    if (size > limit) {
+      return refuse(errorAck('payload_too_large', `payload is ${size} bytes, the limit is ${limit}`));
     }
     next();
   });

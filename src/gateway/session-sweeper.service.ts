@@ -6,6 +6,7 @@ import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { PresenceStore } from '../presence/presence.store';
 import { DeviceChannel } from '../channel/device-channel';
+import { TokenExpiry } from './token-expiry.service';
 
 /** Claimed per store call; one sweep keeps claiming until less than a batch is left. */
 export const SWEEP_BATCH = 500;
@@ -17,7 +18,8 @@ export const SWEEP_MAX_BATCHES = 20;
  * they are here, even if the transport still looks alive (a hung app behind a live TCP link).
  * The store reads only the expired end of its expiry index, so a sweep costs time in the number
  * expired, never in the number online. Sweepers on several instances can run at once: the store
- * hands each expired session to exactly one of them.
+ * hands each expired session to exactly one of them. Each sweep also ends this instance's sessions
+ * whose token ran out (TokenExpiry), a local check that needs no store.
  */
 @Injectable()
 export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -33,6 +35,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     private readonly metrics: MetricsService,
     private readonly scheduler: SchedulerRegistry,
     private readonly load: LoadMonitor,
+    private readonly tokens: TokenExpiry,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -78,6 +81,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     const end = this.metrics.sweepDuration.startTimer();
     let retired = 0;
     try {
+      this.tokens.endDue();
       retired += await this.claim(this.config.instanceId, () => this.clock.now() - this.load.delay);
       for (const owner of await this.store.orphanedOwners(this.clock.now())) {
         if (owner !== this.config.instanceId) retired += await this.claim(owner, () => this.clock.now());

@@ -7,6 +7,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DeviceChannel } from '../channel/device-channel';
 import { SessionSweeper, SWEEP_BATCH } from './session-sweeper.service';
+import { TokenExpiry } from './token-expiry.service';
 
 const SWEEP_MS = 100;
 
@@ -17,13 +18,23 @@ function setup() {
   const channel = { close: (refs: { sessionId: string }[]) => expired.push(...refs.map((r) => r.sessionId)) } as unknown as DeviceChannel;
   const metrics = new MetricsService();
   const config = loadConfig({ SWEEP_INTERVAL_MS: String(SWEEP_MS) });
-  const sweeper = new SessionSweeper(store, channel, clock, config, metrics, new SchedulerRegistry(), new LoadMonitor(config, clock));
-  return { clock, store, expired, metrics, sweeper, config, startedAt: clock.now() };
+  const tokens = { endDue: jest.fn(() => 0) };
+  const sweeper = new SessionSweeper(
+    store,
+    channel,
+    clock,
+    config,
+    metrics,
+    new SchedulerRegistry(),
+    new LoadMonitor(config, clock),
+    tokens as unknown as TokenExpiry,
+  );
+  return { clock, store, expired, metrics, sweeper, config, tokens, startedAt: clock.now() };
 }
 
 describe('SessionSweeper', () => {
   it('retires every expired session in batches, closes their sockets, and spares the healthy', async () => {
-    const { clock, store, expired, metrics, sweeper, config } = setup();
+    const { clock, store, expired, metrics, sweeper, config, tokens } = setup();
     const total = SWEEP_BATCH * 2 + 7;
     for (let i = 0; i < total; i++) {
       await store.connect({ deviceId: `d${i}`, sessionId: `s${i}`, userId: 'u', instanceId: config.instanceId, now: clock.now(), interval: 10, ttl: 100 });
@@ -37,6 +48,7 @@ describe('SessionSweeper', () => {
     expect(expired).not.toContain('sh');
     expect(await sweeper.sweep()).toBe(0);
     expect((await metrics.presenceExpired.get()).values[0]?.value).toBe(total);
+    expect(tokens.endDue).toHaveBeenCalledTimes(2); // each sweep also ends the sessions whose token ran out
   });
 
   describe('health (what /health/ready reports)', () => {

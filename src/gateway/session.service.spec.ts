@@ -13,6 +13,7 @@ import { SessionService } from './session.service';
 
 const config = loadConfig({ HEARTBEAT_INTERVAL_MS: '20000', HEARTBEAT_MIN_MS: '5000', HEARTBEAT_MAX_MS: '60000', INSTANCE_ID: 'gw-a' });
 const TTL = 50_000; // 2.5 x 20 s
+const TOKEN_EXPIRES_AT = 1_800_000_000_000;
 
 describe('SessionService', () => {
   let clock: FakeClock;
@@ -28,6 +29,8 @@ describe('SessionService', () => {
     topics: [],
     interval: config.heartbeat.interval,
     beatsAtInterval: 0,
+    tokenExpiresAt: TOKEN_EXPIRES_AT,
+    tokenDeadline: TOKEN_EXPIRES_AT + config.tokenExpiryGraceMs,
     ...extra,
   });
   const device = async (deviceId = 'd1') => (await store.getDevices([deviceId], clock.now()))[0];
@@ -58,6 +61,7 @@ describe('SessionService', () => {
       userId: 'u1',
       heartbeat: { interval: 20_000, min: 5_000, max: 60_000, ttl: TTL },
       serverTime: clock.now(),
+      tokenExpiresAt: TOKEN_EXPIRES_AT,
     });
     expect(await device()).toMatchObject({ online: true, sessionId: 's1', instanceId: 'gw-a', interval: 20_000, expiresAt: clock.now() + TTL });
     expect(channel.closed).toEqual([]);

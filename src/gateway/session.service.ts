@@ -55,6 +55,7 @@ export class SessionService {
       userId: session.userId,
       heartbeat,
       serverTime: now,
+      tokenExpiresAt: session.tokenExpiresAt,
     };
   }
 

@@ -38,6 +38,17 @@ export class MetricsService {
     help: 'Sessions closed because the same device connected again',
     registers: [this.registry],
   });
+  readonly tokensExpired = new Counter({
+    name: 'push_gateway_tokens_expired_total',
+    help: 'Sessions ended because their device token ran out more than TOKEN_EXPIRY_GRACE_MS ago',
+    registers: [this.registry],
+  });
+  readonly tokenRefreshes = new Counter({
+    name: 'push_gateway_token_refreshes_total',
+    help: 'auth events (token refreshes) by result (ok, or the error code)',
+    labelNames: ['result'] as const,
+    registers: [this.registry],
+  });
   readonly pushesSent = new Counter({
     name: 'push_gateway_pushes_sent_total',
     help: 'Notifications emitted to a device socket',

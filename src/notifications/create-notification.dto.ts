@@ -1,64 +1,66 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsDefined, IsInt, IsOptional, IsString, Length, Matches, Max, Min } from 'class-validator';
+import { ApiProperty, type SchemaObject } from '@nestjs/swagger';
 import { ID, TOPIC } from '../common/patterns';
 
-const ID_MESSAGE = `$property must hold ids, each ${ID.describe}`;
 /** FCM's longest time to live; longer would outlive every mobile push service's own queue. */
 export const MAX_TTL_SECONDS = 2_419_200;
 export const MAX_TARGETS = 1_000;
+/** How deep `data` may nest; objects and arrays both count, `{"a":1}` is one level. */
+export const MAX_DATA_DEPTH = 32;
 
-export class CreateNotificationDto {
-  @ApiPropertyOptional({ type: [String], maxItems: MAX_TARGETS, example: ['phone-1'] })
-  @IsOptional()
-  @IsArray()
-  @ArrayMinSize(1)
-  @ArrayMaxSize(MAX_TARGETS)
-  @Matches(ID.regex, { each: true, message: ID_MESSAGE })
+/** The body of `POST /v1/notifications`, as parsed from JSON and never rebuilt. */
+export interface CreateNotificationRequest {
   deviceIds?: string[];
-
-  @ApiPropertyOptional({ type: [String], maxItems: MAX_TARGETS, example: ['user-42'] })
-  @IsOptional()
-  @IsArray()
-  @ArrayMinSize(1)
-  @ArrayMaxSize(MAX_TARGETS)
-  @Matches(ID.regex, { each: true, message: ID_MESSAGE })
   userIds?: string[];
-
-  @ApiPropertyOptional({ description: 'Topic name (delivery to topic subscribers)', example: 'news.sport' })
-  @IsOptional()
-  @IsString()
-  @Matches(TOPIC.regex, { message: `topic must be ${TOPIC.describe}` })
   topic?: string;
-
-  @ApiProperty({ description: 'Any JSON value, delivered as is', example: { orderId: 17 } })
-  @IsDefined()
-  data!: unknown;
-
-  @ApiPropertyOptional({ maxLength: 256 })
-  @IsOptional()
-  @IsString()
-  @Length(1, 256)
+  /** Any JSON object, delivered exactly as posted. */
+  data: Record<string, unknown>;
   title?: string;
-
-  @ApiPropertyOptional({ maxLength: 4096 })
-  @IsOptional()
-  @IsString()
-  @Length(1, 4096)
   body?: string;
-
-  @ApiPropertyOptional({ description: 'Seconds to keep it for offline devices; 0 = online devices only', default: 0 })
-  @IsOptional()
-  @IsInt()
-  @Min(0)
-  @Max(MAX_TTL_SECONDS)
   ttl?: number;
-
-  @ApiPropertyOptional({ maxLength: 64, description: 'A newer notification with the same key replaces a pending one' })
-  @IsOptional()
-  @IsString()
-  @Length(1, 64)
   collapseKey?: string;
 }
+
+const ids = (example: string): SchemaObject => ({
+  type: 'array',
+  minItems: 1,
+  maxItems: MAX_TARGETS,
+  items: { type: 'string', pattern: ID.pattern },
+  description: `1-${MAX_TARGETS} ids, each ${ID.describe}`,
+  example: [example],
+});
+
+/**
+ * The one definition of the body: the gateway validates with it (ajv) and publishes it in
+ * OpenAPI. `data` is only checked to be an object here; its depth and numbers are checked without
+ * recursion afterwards (CreateNotificationPipe), because a schema walk would recurse.
+ */
+export const CREATE_NOTIFICATION_SCHEMA: SchemaObject = {
+  type: 'object',
+  description: 'At least one target: deviceIds, userIds or topic (merged and deduplicated).',
+  required: ['data'],
+  anyOf: [{ required: ['deviceIds'] }, { required: ['userIds'] }, { required: ['topic'] }],
+  additionalProperties: false,
+  properties: {
+    deviceIds: ids('phone-1'),
+    userIds: ids('user-42'),
+    topic: { type: 'string', pattern: TOPIC.pattern, description: `Topic name (delivery to its subscribers): ${TOPIC.describe}`, example: 'news.sport' },
+    data: {
+      type: 'object',
+      description: `Any JSON object, nested at most ${MAX_DATA_DEPTH} levels (objects and arrays count), delivered exactly as posted (every key kept)`,
+      example: { orderId: 17 },
+    },
+    title: { type: 'string', minLength: 1, maxLength: 256 },
+    body: { type: 'string', minLength: 1, maxLength: 4096 },
+    ttl: {
+      type: 'integer',
+      minimum: 0,
+      maximum: MAX_TTL_SECONDS,
+      default: 0,
+      description: 'Seconds to keep it for offline devices; 0 = online devices only',
+    },
+    collapseKey: { type: 'string', minLength: 1, maxLength: 64, description: 'A newer notification with the same key replaces a pending one' },
+  },
+};
 
 export class NotificationAcceptedDto {
   @ApiProperty() id!: string;

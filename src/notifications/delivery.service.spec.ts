@@ -49,9 +49,10 @@ describe('DeliveryService', () => {
     return recorded;
   };
   /** d1 connects here and its session becomes ready: its outbox starts with the inbox. */
-  const ready = async (): Promise<DeviceSocket> => {
-    const socket = channel.connect(device);
-    channel.ready(socket, { ...device, heartbeat: { ...config.heartbeat, ttl: 50_000 }, serverTime: clock.now() });
+  const ready = async (token?: { expiresAt: number; deadline: number }): Promise<DeviceSocket> => {
+    const socket = channel.connect(device, token);
+    const tokenExpiresAt = socket.data.session.tokenExpiresAt;
+    channel.ready(socket, { ...device, heartbeat: { ...config.heartbeat, ttl: 50_000 }, serverTime: clock.now(), tokenExpiresAt });
     await channel.idle();
     return socket;
   };
@@ -114,6 +115,20 @@ describe('DeliveryService', () => {
     expect(await statusOf(unrecorded)).toMatchObject({ status: 'pending' });
   });
 
+  it('sends nothing to a session whose token ran out past the grace, not even before the sweeper ends it', async () => {
+    await ready({ expiresAt: clock.now() + 1_000, deadline: clock.now() + 31_000 });
+    const inGrace = await stored();
+    clock.advance(30_999); // the token ran out, the grace has not
+    delivery.dispatch(inGrace, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([inGrace.payload.id]);
+    await push(0).ack();
+    clock.advance(1); // the deadline
+    const late = await stored();
+    delivery.dispatch(late, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    expect(channel.pushes).toHaveLength(1);
+    expect(await statusOf(late)).toMatchObject({ status: 'pending' }); // for the device's next session
+  });
+
   it('hands devices on other instances to those instances, one message each, and takes deliveries routed here', async () => {
     await ready();
     const n = await stored();
@@ -148,7 +163,7 @@ describe('DeliveryService', () => {
     jest.useFakeTimers();
     jest.spyOn(store, 'pending').mockRejectedValueOnce(new Error('connection lost'));
     const socket = channel.connect(device);
-    channel.ready(socket, { ...device, heartbeat: { ...config.heartbeat, ttl: 50_000 }, serverTime: clock.now() });
+    channel.ready(socket, { ...device, heartbeat: { ...config.heartbeat, ttl: 50_000 }, serverTime: clock.now(), tokenExpiresAt: 0 });
     await jest.advanceTimersByTimeAsync(0);
     expect(channel.pushes).toEqual([]);
     await jest.advanceTimersByTimeAsync(1_000); // RETRY_READ_MS

@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DeviceChannel, InboundDelivery, PushOutcome } from '../channel/device-channel';
-import { DeviceSocket } from '../channel/socket-events';
+import { DeviceSocket, tokenRanOut } from '../channel/socket-events';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -36,7 +36,8 @@ export class DeliveryService implements OnModuleInit {
       slowConsumerGraceMs: config.slowConsumerGraceMs,
       now: () => this.clock.now(),
       buffered: (socket) => this.channel.bufferedBytes(socket),
-      isOpen: (socket) => this.channel.isOpen(socket),
+      // A session whose token ran out past the grace gets nothing more, even before the sweeper ends it.
+      isOpen: (socket) => this.channel.isOpen(socket) && !tokenRanOut(socket.data.session, this.clock.now()),
       emit: (socket, n, fromInbox) => {
         this.metrics.pushesSent.inc();
         if (fromInbox) this.metrics.pushesRedelivered.inc();

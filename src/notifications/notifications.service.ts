@@ -1,14 +1,15 @@
-import { BadRequestException, Injectable, PayloadTooLargeException, UnprocessableEntityException } from '@nestjs/common';
+import { Injectable, PayloadTooLargeException, UnprocessableEntityException } from '@nestjs/common';
 import { createHash, randomUUID } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { StoreUnavailableError } from '../common/store-unavailable.error';
-import { IDEMPOTENCY_KEY } from '../common/patterns';
+import { invalidFields } from '../common/field-errors';
+import { IDEMPOTENCY_KEY, NOTIFICATION_ID } from '../common/patterns';
 import { AppConfig } from '../config/app-config';
 import { DeviceChannel } from '../channel/device-channel';
 import { NotificationPayload } from '../channel/socket-events';
 import { MetricsService } from '../metrics/metrics.service';
 import { PresenceStore } from '../presence/presence.store';
-import { CreateNotificationDto, NotificationAcceptedDto } from './create-notification.dto';
+import { CreateNotificationRequest, NotificationAcceptedDto } from './create-notification.dto';
 import { DeliveryService } from './delivery.service';
 import { NotificationStore } from './notification.store';
 import { NotificationStatus } from './notification.types';
@@ -31,12 +32,10 @@ export class NotificationsService {
     private readonly metrics: MetricsService,
   ) {}
 
-  async publish(dto: CreateNotificationDto, ctx: PublishContext): Promise<NotificationAcceptedDto> {
-    if (!dto.deviceIds && !dto.userIds && !dto.topic) {
-      throw new BadRequestException('deviceIds, userIds, topic: at least one target is required');
-    }
+  /** `dto` passed CreateNotificationPipe: at least one target, `data` an object of bounded depth. */
+  async publish(dto: CreateNotificationRequest, ctx: PublishContext): Promise<NotificationAcceptedDto> {
     if (ctx.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) {
-      throw new BadRequestException(`Idempotency-Key header must be ${IDEMPOTENCY_KEY.describe}`);
+      throw invalidFields([{ field: 'Idempotency-Key', reasons: [`the Idempotency-Key header must be ${IDEMPOTENCY_KEY.describe}`] }]);
     }
     const size = Buffer.byteLength(JSON.stringify({ data: dto.data, title: dto.title, body: dto.body }));
     if (size > this.config.maxPayloadBytes) {
@@ -94,11 +93,13 @@ export class NotificationsService {
     return result.answer;
   }
 
-  status(id: string): Promise<NotificationStatus | null> {
+  /** Null for unknown ids; one that is not a UUID can never be known, and never reaches the store. */
+  async status(id: string): Promise<NotificationStatus | null> {
+    if (!NOTIFICATION_ID.test(id)) return null;
     return this.store.status(id, this.clock.now());
   }
 
-  private async resolveDevices(dto: CreateNotificationDto, now: number): Promise<string[]> {
+  private async resolveDevices(dto: CreateNotificationRequest, now: number): Promise<string[]> {
     const ids = new Set(dto.deviceIds ?? []);
     const [perUser, subscribers] = await Promise.all([
       Promise.all((dto.userIds ?? []).map((u) => this.presence.userDeviceIds(u, now))),
@@ -111,7 +112,7 @@ export class NotificationsService {
 }
 
 /** Same body, same fingerprint: key order in objects does not matter. */
-function fingerprint(dto: CreateNotificationDto): string {
+function fingerprint(dto: CreateNotificationRequest): string {
   return createHash('sha256').update(canonical(dto)).digest('base64url');
 }
 
@@ -120,7 +121,8 @@ function canonical(value: unknown): string {
   if (value && typeof value === 'object') {
     const entries = Object.entries(value as Record<string, unknown>).filter(([, v]) => v !== undefined);
     return `{${entries
-      .sort(([a], [b]) => a.localeCompare(b))
+      // Code-unit order: localeCompare depends on the locale and calls some different keys equal.
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
       .map(([k, v]) => `${JSON.stringify(k)}:${canonical(v)}`)
       .join(',')}}`;
   }
