@@ -9,7 +9,7 @@ const REQUEST_TIMEOUT = 1_000;
 const KEEP_ALIVE_TIMEOUT = 500;
 /** Node checks the first two on a timer; the gateway runs it every min(1 s, timeout / 2). */
 const CHECK_SLACK = 1_000;
-/** The transport ping (every HEARTBEAT_MAX_MS) is what ends a held poll when nothing else is sent. */
+/** The transport ping (every 2 x HEARTBEAT_MAX_MS) is what ends a held poll when nothing else is sent. */
 const PING_EVERY = REQUEST_TIMEOUT * 3;
 
 /** The built gateway as a process: HTTP timeouts hold against slow clients; what the start log says. */
@@ -35,7 +35,7 @@ describe('HTTP limits and the start log (dist/main.js)', () => {
       HTTP_KEEP_ALIVE_TIMEOUT_MS: String(KEEP_ALIVE_TIMEOUT),
       HEARTBEAT_INTERVAL_MS: '1000',
       HEARTBEAT_MIN_MS: '500',
-      HEARTBEAT_MAX_MS: String(PING_EVERY),
+      HEARTBEAT_MAX_MS: String(PING_EVERY / 2),
     }));
   }, 30_000);
   /** Writes `chunk` every 100 ms until the server closes the connection. */

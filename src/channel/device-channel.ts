@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { SessionRef } from '../presence/presence.types';
 import { CloseReason, DeviceServer, DeviceSocket, InterServerEvents, NotificationPayload, ReadyPayload, RECONNECT_AFTER, sessionRef } from './socket-events';
-import { bufferedBytes, ClientPacketKind, onClientPackets, pauseReading, release, stopReading, tcpConnections } from './wire';
+import { bufferedBytes, ClientPacketKind, onClientPackets, onOtherTraffic, pauseReading, release, stopReading, tcpConnections } from './wire';
 
 export const rooms = {
   device: (deviceId: string) => `device:${deviceId}`,
@@ -187,6 +187,11 @@ export class DeviceChannel {
   /** Runs `listener` for every packet the client sends, as it arrives, before it is decoded (see wire.ts). */
   onClientPackets(socket: DeviceSocket, listener: (kind: ClientPacketKind) => void): void {
     onClientPackets(socket, listener);
+  }
+
+  /** Runs `listener` for any traffic but heartbeats and their acks on the socket (see wire.ts). */
+  onOtherTraffic(socket: DeviceSocket, listener: () => void): void {
+    onOtherTraffic(socket, listener);
   }
 
   /** Whether the session may still be sent to. */

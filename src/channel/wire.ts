@@ -29,7 +29,8 @@ interface TransportLike {
 interface EngineLike {
   writeBuffer?: EnginePacket[];
   transport?: TransportLike;
-  on(event: 'packet', listener: (packet: { type?: string; data?: unknown }) => void): void;
+  /** `packet`: every packet the client sent, as it arrives; `packetCreate`: every packet we send. */
+  on(event: 'packet' | 'packetCreate', listener: (packet: { type?: string; data?: unknown }) => void): void;
 }
 
 function engine(socket: DeviceSocket): EngineLike {
@@ -61,7 +62,7 @@ export function tcpConnections(socket: DeviceSocket): NetSocket[] {
 /**
  * Lets go of the connection now: Engine.IO closes without waiting for its buffer to drain (what
  * is unsent is discarded; the inbox still holds every notification), and the TCP connections are
- * destroyed instead of waiting for a closing handshake the client may never answer.
+ * reset instead of waiting for a closing handshake the client may never answer.
  */
 export function release(socket: DeviceSocket, connections: readonly NetSocket[]): void {
   socket.conn.close(true);
@@ -73,7 +74,20 @@ export function release(socket: DeviceSocket, connections: readonly NetSocket[])
       tcp.removeAllListeners('data');
       while (tcp.read() !== null);
     }
-    tcp.destroy();
+    cut(tcp);
+  }
+}
+
+/**
+ * Closes a TCP connection with a reset: the kernel frees it at once. `destroy()` alone would leave
+ * it to the kernel to deliver what is queued, then a FIN, to a peer that is gone (a dead link, a
+ * NAT that dropped the mapping): the socket would linger in FIN_WAIT1 retransmitting for minutes.
+ */
+function cut(tcp: NetSocket): void {
+  try {
+    tcp.resetAndDestroy();
+  } catch {
+    tcp.destroy(); // not a TCP handle (a pipe in tests): nothing lingers anyway
   }
 }
 
@@ -150,4 +164,31 @@ function kindOf(data: unknown): ClientPacketKind {
     default:
       return 'other';
   }
+}
+
+/**
+ * Calls `listener` whenever something other than a heartbeat and its ack crosses the connection:
+ * a transport ping, any other event either way (a notification, its ack, a subscribe). Smart
+ * heartbeat learns from idle gaps; a gap with other traffic in it refreshed the NAT mapping and
+ * proves nothing about how long an idle one survives.
+ */
+export function onOtherTraffic(socket: DeviceSocket, listener: () => void): void {
+  const conn = engine(socket);
+  conn.on('packet', (packet) => {
+    if (packet.type === 'message' && !isHeartbeat(packet.data)) listener();
+  });
+  conn.on('packetCreate', (packet) => {
+    // Acks answer what the client sent (a heartbeat, or an event already counted on arrival).
+    if (packet.type === 'ping' || (packet.type === 'message' && !(typeof packet.data === 'string' && packet.data.startsWith('3')))) listener();
+  });
+}
+
+const HEARTBEAT_EVENT = '["heartbeat"';
+
+/** `2["heartbeat",…]` or `2<ackId>["heartbeat",…]`: a heartbeat event of the main namespace. */
+function isHeartbeat(data: unknown): boolean {
+  if (typeof data !== 'string' || data.charAt(0) !== '2') return false;
+  let i = 1;
+  while (i < data.length && data.charCodeAt(i) >= 48 && data.charCodeAt(i) <= 57) i++;
+  return data.startsWith(HEARTBEAT_EVENT, i);
 }

@@ -43,6 +43,8 @@ export class AppConfig {
   /** With a value, a device token expires at most this long after its `iat`, whatever its `exp` says. */
   readonly deviceTokenMaxAgeMs!: number | undefined;
   readonly heartbeat!: HeartbeatSettings;
+  /** Added to 2.5 heartbeat intervals for the presence TTL: room for TCP retransmissions on lossy links. */
+  readonly heartbeatTtlSlackMs!: number;
   readonly sweepIntervalMs!: number;
   readonly maxPayloadBytes!: number;
   readonly logLevel!: string;
@@ -123,6 +125,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     tokenExpiryGraceMs: r.int('TOKEN_EXPIRY_GRACE_MS', 30_000, { min: 0, max: 86_400_000 }),
     deviceTokenMaxAgeMs: r.duration('DEVICE_TOKEN_MAX_AGE', { minMs: 1_000, maxMs: 366 * 86_400_000 }),
     heartbeat: { interval, min, max },
+    heartbeatTtlSlackMs: r.int('HEARTBEAT_TTL_SLACK_MS', 3_000, { min: 0, max: 600_000 }),
     sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 5_000, { min: 50 }),
     maxPayloadBytes: r.int('MAX_PAYLOAD_BYTES', 4_096, { min: 256, max: 1_048_576 }),
     logLevel,

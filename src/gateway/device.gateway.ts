@@ -75,6 +75,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
       end: () => void this.tokens.end(socket),
     });
     this.channel.register(socket);
+    this.channel.onOtherTraffic(socket, () => this.sessions.otherTraffic(session));
     this.tokens.track(session);
     session.ready = this.sessions.start(session).then(
       (ready) => {

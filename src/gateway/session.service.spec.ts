@@ -12,7 +12,7 @@ import { DEVICE_SAMPLE_PERIOD_MS, STABLE_BEATS } from '../presence/network-inter
 import { SessionService } from './session.service';
 
 const config = loadConfig({ HEARTBEAT_INTERVAL_MS: '20000', HEARTBEAT_MIN_MS: '5000', HEARTBEAT_MAX_MS: '60000', INSTANCE_ID: 'gw-a' });
-const TTL = 50_000; // 2.5 x 20 s
+const TTL = 53_000; // 2.5 x 20 s + the 3 s TCP slack
 const TOKEN_EXPIRES_AT = 1_800_000_000_000;
 
 describe('SessionService', () => {
@@ -47,7 +47,7 @@ describe('SessionService', () => {
     store = new MemoryPresenceStore(86_400_000);
     channel = new FakeDeviceChannel('gw-a');
     metrics = new MetricsService();
-    sessions = new SessionService(store, new HeartbeatPolicy(config.heartbeat), clock, channel as unknown as DeviceChannel, config, metrics, new LoadMonitor(config, clock));
+    sessions = new SessionService(store, new HeartbeatPolicy(config.heartbeat, config.heartbeatTtlSlackMs), clock, channel as unknown as DeviceChannel, config, metrics, new LoadMonitor(config, clock));
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
   });
 
@@ -85,7 +85,7 @@ describe('SessionService', () => {
     const s = session('s1');
     await sessions.start(s);
     clock.advance(10_000);
-    const ttl = Math.ceil(interval * 2.5);
+    const ttl = Math.ceil(interval * 2.5) + config.heartbeatTtlSlackMs;
     expect(await sessions.heartbeat(s, { interval: requested })).toEqual({ ok: true, interval, ttl, serverTime: clock.now() });
     expect(await device()).toMatchObject({ interval, expiresAt: clock.now() + ttl });
     clock.advance(ttl - 1);
@@ -98,7 +98,7 @@ describe('SessionService', () => {
     const s = session('s1');
     await sessions.start(s);
     await sessions.heartbeat(s, { interval: 8_000 });
-    expect(await sessions.heartbeat(s, undefined)).toMatchObject({ ok: true, interval: 8_000, ttl: 20_000 });
+    expect(await sessions.heartbeat(s, undefined)).toMatchObject({ ok: true, interval: 8_000, ttl: 23_000 });
   });
 
   it('answers invalid_payload and leaves presence alone', async () => {
@@ -153,6 +153,18 @@ describe('SessionService', () => {
     expect(next.heartbeat).toMatchObject({ interval: 20_000, recommended: 12_000 });
     const elsewhere = await sessions.start(session('s3', { deviceId: 'd3', network: 'cell:other' }));
     expect(elsewhere.heartbeat.recommended).toBeUndefined();
+  });
+
+  it('learns nothing from a run with other traffic in its gaps (a ping or a notification kept the NAT mapping alive)', async () => {
+    const network = 'wifi:busy';
+    const s = session('s1', { network });
+    await sessions.start(s);
+    await beats(s, STABLE_BEATS - 1, { interval: 12_000, network });
+    sessions.otherTraffic(s); // e.g. a notification went out between the second and the third beat
+    await beats(s, 1, { interval: 12_000, network });
+    expect(await store.networkHistogram(network, clock.now())).toEqual({});
+    await beats(s, STABLE_BEATS - 1, { interval: 12_000, network }); // a clean run from the beat after it
+    expect(await store.networkHistogram(network, clock.now())).toEqual({ 12000: 1 });
   });
 
   it('samples the network announced at the handshake when heartbeats do not repeat it', async () => {

@@ -113,6 +113,14 @@ export class SessionService {
     return { ok: true, interval, ttl, serverTime: now };
   }
 
+  /**
+   * Something other than a heartbeat crossed the connection: the current run of beats no longer
+   * shows how long an idle link survives, so learning starts a new run at the next beat.
+   */
+  otherTraffic(session: DeviceSession): void {
+    session.beatsAtInterval = 0;
+  }
+
   /** A clean disconnect makes the device offline at once (unless a newer session already took over). */
   async end(session: DeviceSession): Promise<void> {
     await this.store.disconnect([sessionRef(session, this.config.instanceId)], this.clock.now());

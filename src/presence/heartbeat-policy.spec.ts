@@ -1,4 +1,4 @@
-import { HeartbeatPolicy, TTL_FACTOR } from './heartbeat-policy';
+import { DEFAULT_TTL_SLACK_MS, HeartbeatPolicy, TTL_FACTOR } from './heartbeat-policy';
 
 describe('HeartbeatPolicy', () => {
   const policy = new HeartbeatPolicy({ interval: 25_000, min: 5_000, max: 300_000 });
@@ -10,9 +10,16 @@ describe('HeartbeatPolicy', () => {
     expect(policy.clamp(10_000_000)).toBe(300_000);
   });
 
-  it('lets presence survive two missed heartbeats plus slack', () => {
+  it('lets presence survive a skipped heartbeat, plus a fixed slack for TCP retransmissions', () => {
     expect(TTL_FACTOR).toBeGreaterThan(2);
-    expect(policy.ttlFor(25_000)).toBe(62_500);
-    expect(policy.initial()).toEqual({ interval: 25_000, min: 5_000, max: 300_000, ttl: 62_500 });
+    expect(DEFAULT_TTL_SLACK_MS).toBe(3_000);
+    expect(policy.ttlFor(25_000)).toBe(65_500);
+    expect(policy.ttlFor(2_000)).toBe(8_000);
+    expect(policy.initial()).toEqual({ interval: 25_000, min: 5_000, max: 300_000, ttl: 65_500 });
+  });
+
+  it('takes its slack from the configuration (HEARTBEAT_TTL_SLACK_MS)', () => {
+    expect(new HeartbeatPolicy({ interval: 400, min: 200, max: 1_000 }, 0).ttlFor(400)).toBe(1_000);
+    expect(new HeartbeatPolicy({ interval: 400, min: 200, max: 1_000 }, 1_500).ttlFor(1_000)).toBe(4_000);
   });
 });

@@ -1,15 +1,28 @@
 import { HeartbeatSettings } from '../config/app-config';
 
 /**
- * Presence lives for 2.5 heartbeat intervals: two heartbeats may be lost (a NAT rebinding, a
- * radio that woke late, a packet dropped on a handover) before a device counts as gone, and the
- * extra half interval absorbs network latency and timer drift so a device whose beats arrive a
- * little late is not flapped offline.
+ * Presence lives for 2.5 heartbeat intervals plus a fixed slack (HEARTBEAT_TTL_SLACK_MS).
+ *
+ * - 2.5 intervals: a device may skip a beat (a radio that woke late, a timer a background app's
+ *   OS held back) and be late with the next by half an interval before it counts as gone.
+ * - The slack is for TCP. Heartbeats share one connection, so a lost packet is not skipped but
+ *   retransmitted, and every later beat waits behind it: on a lossy link with a 600 ms round trip,
+ *   two or three retransmissions of one segment (a tail-loss probe, then RTOs of about a round
+ *   trip that double) hold the stream 2-5 s, however short the interval. Measured in the network
+ *   lab (test/netlab-presence.e2e-spec.ts): with 2.5 intervals alone, 1 of 100 devices at 2 %
+ *   loss and 300±100 ms each way went falsely offline within a minute at a 2 s interval.
+ *
+ * So a device that died is offline at most 2.5 × interval + slack + SWEEP_INTERVAL_MS after its
+ * last heartbeat reached the gateway (docs/presence-accuracy.md has the measured figures).
  */
 export const TTL_FACTOR = 2.5;
+export const DEFAULT_TTL_SLACK_MS = 3_000;
 
 export class HeartbeatPolicy {
-  constructor(readonly settings: HeartbeatSettings) {}
+  constructor(
+    readonly settings: HeartbeatSettings,
+    readonly ttlSlackMs = DEFAULT_TTL_SLACK_MS,
+  ) {}
 
   /** The interval the device will use next: its own wish clamped to the server's bounds. */
   clamp(requested: number | undefined): number {
@@ -18,7 +31,7 @@ export class HeartbeatPolicy {
   }
 
   ttlFor(interval: number): number {
-    return Math.ceil(interval * TTL_FACTOR);
+    return Math.ceil(interval * TTL_FACTOR) + this.ttlSlackMs;
   }
 
   /** What `ready` tells a fresh session. */

@@ -12,8 +12,8 @@ interface Deadline {
 interface NetworkSamples {
   histogram: Record<string, number>;
   lastAt: number;
-  /** deviceId -> when it last added a sample, oldest first (pruned by DEVICE_SAMPLE_PERIOD_MS). */
-  sampledBy: Map<string, number>;
+  /** deviceId -> when it cast its vote and in which bucket, oldest first (pruned by DEVICE_SAMPLE_PERIOD_MS). */
+  sampledBy: Map<string, { at: number; bucket: number }>;
 }
 
 interface Due {
@@ -238,12 +238,21 @@ export class MemoryPresenceStore extends PresenceStore {
       this.networksForgetting.push({ at: now + NETWORK_RETENTION_MS, key: network });
     }
     // Entries are appended in time order, so the expired ones are at the front.
-    for (const [device, at] of net.sampledBy) {
-      if (at + DEVICE_SAMPLE_PERIOD_MS > now) break;
+    for (const [device, vote] of net.sampledBy) {
+      if (vote.at + DEVICE_SAMPLE_PERIOD_MS > now) break;
       net.sampledBy.delete(device);
     }
-    if (net.sampledBy.has(deviceId)) return;
-    net.sampledBy.set(deviceId, now);
+    // One vote per device and period; a longer interval held later in the period moves it up.
+    const vote = net.sampledBy.get(deviceId);
+    if (vote && bucket <= vote.bucket) return;
+    if (vote) {
+      const left = (net.histogram[vote.bucket] ?? 1) - 1;
+      if (left > 0) net.histogram[vote.bucket] = left;
+      else delete net.histogram[vote.bucket];
+      vote.bucket = bucket;
+    } else {
+      net.sampledBy.set(deviceId, { at: now, bucket });
+    }
     net.histogram[bucket] = (net.histogram[bucket] ?? 0) + 1;
     net.lastAt = now;
   }

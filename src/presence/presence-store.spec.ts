@@ -238,21 +238,29 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
     expect(await online('d1')).toBe(true);
   });
 
-  it('counts at most one sample per device and network per DEVICE_SAMPLE_PERIOD_MS, across its sessions', async () => {
-    const sample = (sessionId: string, bucket: number, network = 'wifi:shared') =>
-      store.heartbeat({ deviceId: 'd1', sessionId, instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, network, sampleBucket: bucket });
+  it('counts one vote per device and network per DEVICE_SAMPLE_PERIOD_MS, across its sessions, moved up by longer stable intervals', async () => {
+    const sample = (sessionId: string, bucket: number, network = 'wifi:shared', deviceId = 'd1') =>
+      store.heartbeat({ deviceId, sessionId, instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, network, sampleBucket: bucket });
     await store.connect(start('d1', 's1'));
-    await sample('s1', 5_000);
-    await sample('s1', 5_000);
+    await store.connect(start('d2', 's-d2'));
+    await sample('s-d2', 4_000, 'wifi:shared', 'd2');
+    await sample('s1', 4_000);
+    await sample('s1', 4_000);
     await sample('s1', 9_000, 'cell:other'); // another network is another budget
+    expect(await store.networkHistogram('wifi:shared', clock.now())).toEqual({ 4000: 2 });
+    // d1 climbs: its one vote follows the longest interval it held, it does not add more.
+    await sample('s1', 6_000);
+    await sample('s1', 11_000);
+    await sample('s1', 9_000); // shorter again (after a lost link): the vote stays at what it held
+    expect(await store.networkHistogram('wifi:shared', clock.now())).toEqual({ 4000: 1, 11000: 1 });
     clock.advance(DEVICE_SAMPLE_PERIOD_MS - 1);
     await store.connect(start('d1', 's2')); // a new session is the same device
     expect(await sample('s2', 5_000)).toBe(true); // the heartbeat itself still counts
-    expect(await store.networkHistogram('wifi:shared', clock.now())).toEqual({ 5000: 1 });
+    expect(await store.networkHistogram('wifi:shared', clock.now())).toEqual({ 4000: 1, 11000: 1 });
     expect(await store.networkHistogram('cell:other', clock.now())).toEqual({ 9000: 1 });
-    clock.advance(1);
+    clock.advance(1); // a new period: a new vote (the histogram keeps the old ones for NETWORK_RETENTION_MS)
     await sample('s2', 5_000);
-    expect(await store.networkHistogram('wifi:shared', clock.now())).toEqual({ 5000: 2 });
+    expect(await store.networkHistogram('wifi:shared', clock.now())).toEqual({ 4000: 1, 5000: 1, 11000: 1 });
   });
 
   it('forgets a network nobody sampled for NETWORK_RETENTION_MS, by the caller clock', async () => {

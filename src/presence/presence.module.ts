@@ -17,7 +17,7 @@ import { RedisPresenceStore } from './redis-presence.store';
           ? new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs, redis.beats ?? redis.client)
           : new MemoryPresenceStore(config.deviceRetentionMs),
     },
-    { provide: HeartbeatPolicy, inject: [AppConfig], useFactory: (config: AppConfig) => new HeartbeatPolicy(config.heartbeat) },
+    { provide: HeartbeatPolicy, inject: [AppConfig], useFactory: (config: AppConfig) => new HeartbeatPolicy(config.heartbeat, config.heartbeatTtlSlackMs) },
     NetworkMetrics,
   ],
   exports: [PresenceStore, HeartbeatPolicy],

@@ -18,7 +18,8 @@ import { luaScript } from '../redis/lua-script';
  *   user:<userId>:devices     zset deviceId -> lastSeenAt (+inf while online)
  *   net:<network>             hash bucketMs -> samples of stable heartbeat intervals (7 days)
  *   networks                  zset network -> last sample time
- *   netsampled:<network>      zset deviceId -> time of its last sample there (DEVICE_SAMPLE_PERIOD)
+ *   netsampled:<network>      zset deviceId -> time of its first sample there (DEVICE_SAMPLE_PERIOD)
+ *   netvotes:<network>        hash deviceId -> the bucket its one sample of the period is in
  *   instance:<id>             string {"online":n,"lastSeenAt":t,"expiresAt":t}, PX = 3 reports
  *   instances                 set of instance ids (one leaves once its key is gone and it holds
  *                             no session any more)
@@ -78,12 +79,13 @@ return false
 /**
  * Extends a live session (held by the instance whose `expiry` index it is); 1 if it was, 0 if the
  * session is not the device's or already expired.
- * A stable-interval sample (sampleBucket) rides along in the same round trip; it counts only if
- * this device added none to the network in the last samplePeriod ms.
+ * A stable-interval sample (sampleBucket) rides along in the same round trip. A device has one
+ * vote per network and samplePeriod: its first sample casts it, and a longer interval it holds later
+ * in the period moves it up (a device climbing 4, 6, 9, 11 s counts once, at 11 s, not four times).
  */
 export const HEARTBEAT = luaScript({
   name: 'pgHeartbeat',
-  keys: ['presence', 'device', 'expiry', 'network', 'networks', 'sampledBy'],
+  keys: ['presence', 'device', 'expiry', 'network', 'networks', 'sampledBy', 'votes'],
   args: {
     deviceId: 'string',
     sessionId: 'string',
@@ -109,10 +111,21 @@ redis.call('ZADD', expiryKey, expires, deviceId)
 if appState then redis.call('HSET', deviceKey, 'appState', appState) end
 if network then redis.call('HSET', deviceKey, 'network', network) end
 if sampleBucket and network then
-  redis.call('ZREMRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod)
-  if not redis.call('ZSCORE', sampledByKey, deviceId) then
-    redis.call('ZADD', sampledByKey, now, deviceId)
+  local stale = redis.call('ZRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod)
+  for i = 1, #stale, 500 do
+    redis.call('HDEL', votesKey, unpack(stale, i, math.min(i + 499, #stale)))
+  end
+  if #stale > 0 then redis.call('ZREMRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod) end
+  local voted = redis.call('ZSCORE', sampledByKey, deviceId) and tonumber(redis.call('HGET', votesKey, deviceId))
+  if not voted or tonumber(sampleBucket) > voted then
+    if voted then
+      if redis.call('HINCRBY', networkKey, voted, -1) <= 0 then redis.call('HDEL', networkKey, voted) end
+    else
+      redis.call('ZADD', sampledByKey, now, deviceId)
+    end
+    redis.call('HSET', votesKey, deviceId, sampleBucket)
     redis.call('PEXPIRE', sampledByKey, samplePeriod)
+    redis.call('PEXPIRE', votesKey, samplePeriod)
     redis.call('HINCRBY', networkKey, sampleBucket, 1)
     redis.call('PEXPIRE', networkKey, networkRetention)
     redis.call('ZADD', networksKey, now, network)

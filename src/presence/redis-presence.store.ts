@@ -76,6 +76,7 @@ export class RedisPresenceStore extends PresenceStore {
         network: this.key('net', u.network ?? ''),
         networks: this.key('networks'),
         sampledBy: this.key('netsampled', u.network ?? ''),
+        votes: this.key('netvotes', u.network ?? ''),
       },
       args: {
         deviceId: u.deviceId,

@@ -23,6 +23,7 @@ export async function startGateway(instanceId: string, env: Record<string, strin
     REDIS_PROBE_INTERVAL_MS: '200',
     SHUTDOWN_GRACE_MS: '5000',
     LOAD_SHED_DELAY_MS: '0', // other suites load the machine; test/overload.e2e-spec.ts turns it on
+    HEARTBEAT_TTL_SLACK_MS: '0', // exact TTLs (2.5 intervals) for policy tests; the lab tests run with the default
     ...env,
   }, nodeArgs);
   const url = `http://127.0.0.1:${port}`;
