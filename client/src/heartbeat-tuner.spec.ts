@@ -1,5 +1,5 @@
 import fc from 'fast-check';
-import { GROWTH_FACTOR, HeartbeatBounds, HeartbeatTuner, REPROBE_AFTER_MS, SUCCESSES_TO_GROW } from './heartbeat-tuner';
+import { GROWTH_FACTOR, HeartbeatTuner, REPROBE_AFTER_MS, SUCCESSES_TO_GROW } from './heartbeat-tuner';
 import { memoryStorage } from './storage';
 
 const bounds = { interval: 20_000, min: 5_000, max: 300_000 };
@@ -141,7 +141,7 @@ describe('HeartbeatTuner (smart heartbeat)', () => {
 async function simulateNat(T: number, start: number, limits: { min: number; max: number; recommended?: number }, until: number | 'stable' = 'stable') {
   let now = 0;
   const t = new HeartbeatTuner(memoryStorage(), () => now);
-  await t.start('nat', { interval: start, ...limits } as HeartbeatBounds);
+  await t.start('nat', { interval: start, ...limits });
   const trail: string[] = [];
   const lostAt: number[] = [];
   for (let beats = 0; until === 'stable' ? !t.snapshot.stable && beats < 10_000 : now < until; beats++) {
