@@ -516,6 +516,30 @@ describe('PushClient on real links: ack timeouts, make-before-break, idle gaps (
   });
 });
 
+describe('PushClient network changes (fake timers)', () => {
+  beforeEach(() => {
+    jest.useFakeTimers();
+    sockets.length = 0;
+    log.length = 0;
+    onSocket = undefined;
+  });
+  afterEach(() => jest.useRealTimers());
+
+  it('takes the recommendation as known good only for the network it was given for', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't', network: 'wifi:a' });
+    nth(0).ready(10_000, {}, { recommended: 20_000 });
+    await flush();
+    expect(client.interval).toBe(20_000);
+    client.setNetwork('cell:b'); // nothing learned there, and the recommendation was for wifi:a
+    await flush();
+    expect(client.interval).toBe(10_000);
+    client.setNetwork('wifi:a');
+    await flush();
+    expect(client.interval).toBe(20_000);
+    client.close();
+  });
+});
+
 /**
  * The lab's NAT, played against the client with fake timers: a mapping idle for T or longer is
  * dropped, and the server's Engine.IO ping (every `pingEvery`, by default the heartbeat max, as the

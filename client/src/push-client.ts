@@ -123,6 +123,8 @@ export class PushClient extends Emitter<PushClientEvents> {
   /** The token the current session runs on. */
   private sessionToken?: string;
   private network?: string;
+  /** The network announced with the current session's handshake (what `recommended` is for). */
+  private handshakeNetwork?: string;
   private foreground = false;
   /** Why the current connection is ending, when we know better than Socket.IO's reason. */
   private ending?: 'closed' | 'replaced' | 'draining' | 'ended';
@@ -164,6 +166,7 @@ export class PushClient extends Emitter<PushClientEvents> {
     this.state = 'connecting';
     this.connectStartedAt = Date.now();
     this.tokenWaitMs = 0;
+    this.handshakeNetwork = this.network;
     const socket = io(this.options.url, {
       transports: this.options.transports,
       reconnection: false, // reconnects are ours: backoff with jitter, terminal errors, drain hints
@@ -206,7 +209,11 @@ export class PushClient extends Emitter<PushClientEvents> {
   /** The app moved to another network: learning switches to that network's values. */
   setNetwork(network: string | undefined): void {
     this.network = network;
-    if (this.ready) void this.tuner.start(network, this.ready.heartbeat).then(() => this.scheduleBeat(this.tuner.interval));
+    if (!this.ready) return;
+    // `recommended` was for the network announced at the handshake: the tuner takes it as known good.
+    const { recommended, ...bounds } = this.ready.heartbeat;
+    const heartbeat = network === this.handshakeNetwork ? { ...bounds, recommended } : bounds;
+    void this.tuner.start(network, heartbeat).then(() => this.scheduleBeat(this.tuner.interval));
   }
 
   /** In the foreground, beat at the server's minimum for fast dead-link detection. */
