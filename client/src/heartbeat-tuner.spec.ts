@@ -190,7 +190,7 @@ describe('HeartbeatTuner behind a simulated NAT (idle timeout T)', () => {
         expect(learning.stable).toBe(true);
         expect(learning.settled).toBeGreaterThanOrEqual(0.7 * T);
         expect(learning.settled).toBeLessThan(T);
-        expect(learning.lostAt.length).toBeLessThanOrEqual(3);
+        expect(learning.lostAt.length).toBeLessThanOrEqual(2); // growth overshoots by 1.5x at most: one midpoint settles it
         const hours = await simulateNat(T, start, limits, learning.elapsed + 4 * 3_600_000);
         expect(hours.lostAt.length).toBeLessThanOrEqual(learning.lostAt.length + (4 * 3_600_000) / REPROBE_AFTER_MS);
         expect(hours.settled).toBeGreaterThanOrEqual(0.7 * T);

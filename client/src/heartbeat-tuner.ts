@@ -125,7 +125,7 @@ export class HeartbeatTuner {
     if (s.failedAt !== undefined && s.failedAt <= good) s.failedAt = undefined; // the network got better
     if (s.failedAt === undefined) {
       s.interval = this.clamp(Math.round(good * GROWTH_FACTOR));
-    } else if (good >= SETTLE_RATIO * s.failedAt || s.failedAt - good <= 1) {
+    } else if (good >= Math.floor(SETTLE_RATIO * s.failedAt) || s.failedAt - good <= 1) { // floor: ms rounding must not cost a link
       s.interval = good;
       s.stable = true;
       s.stableSince = this.now();
