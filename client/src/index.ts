@@ -1,6 +1,8 @@
 export { createPushClient, PushClient, FAILED_BEATS_FOR_DEAD_LINK, REFRESH_LEAD_MS, refreshDelay } from './push-client';
 export type { PushClientOptions, PushClientEvents, PushClientError, NotificationContext, ClientState, TokenSource } from './push-client';
-export { HeartbeatTuner, SUCCESSES_TO_GROW, GROWTH_FACTOR, REPROBE_AFTER_MS } from './heartbeat-tuner';
+export { HeartbeatTuner, SUCCESSES_TO_GROW, GROWTH_FACTOR, SETTLE_RATIO, REPROBE_AFTER_MS } from './heartbeat-tuner';
+export { RttEstimator, MIN_ACK_TIMEOUT_MS, MAX_ACK_TIMEOUT_MS } from './rtt-estimator';
+export { IdleGap, IDLE_SHARE } from './idle-gap';
 export type { HeartbeatBounds, NetworkState } from './heartbeat-tuner';
 export { Backoff, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './backoff';
 export { DedupeWindow } from './dedupe';

@@ -1,13 +1,8 @@
 import { PushClient, refreshDelay } from './push-client';
 
-/** A scripted stand-in for a socket.io-client socket: the test plays the server. */
-class FakeSocket {
-  connected = false;
+/** Something that takes listeners and can be made to fire them (a socket, its manager, its engine). */
+class FakeEmitter {
   handlers = new Map<string, ((...args: any[]) => void)[]>();
-  sent: { event: string; payload: any; ack: (err: Error | null, reply?: unknown) => void }[] = [];
-  private pendingTimeout = 0;
-  /** Replies the scripted server gives at once, by event (heartbeats that must not fail meanwhile). */
-  autoReply = new Map<string, () => unknown>();
   on(event: string, fn: (...args: any[]) => void) {
     this.handlers.set(event, [...(this.handlers.get(event) ?? []), fn]);
     return this;
@@ -15,32 +10,61 @@ class FakeSocket {
   fire(event: string, ...args: unknown[]) {
     for (const fn of this.handlers.get(event) ?? []) fn(...args);
   }
+  removeAllListeners() {
+    this.handlers.clear();
+  }
+}
+
+/** What happened, in order, across all sockets: `<socket index>:<what>`. */
+const log: string[] = [];
+
+/** A scripted stand-in for a socket.io-client socket: the test plays the server. */
+class FakeSocket extends FakeEmitter {
+  readonly index = sockets.length;
+  connected = false;
+  /** The Manager (`socket.io`) and its Engine.IO socket, where packets are seen. */
+  io = Object.assign(new FakeEmitter(), { engine: new FakeEmitter() });
+  sent: { event: string; payload: any; timeoutMs: number; ack: (err: Error | null, reply?: unknown) => void }[] = [];
+  private pendingTimeout = 0;
+  /** Replies the scripted server gives at once, by event (heartbeats that must not fail meanwhile); `undefined`: no reply. */
+  autoReply = new Map<string, () => unknown>();
   timeout(ms: number) {
     this.pendingTimeout = ms;
     return this;
   }
   emit(event: string, payload: unknown, ack: (err: Error | null, reply?: unknown) => void) {
-    const entry = { event, payload, ack };
-    const reply = this.autoReply.get(event);
-    if (reply) return ack(null, reply());
+    this.packet('packetCreate');
+    const entry = { event, payload, timeoutMs: this.pendingTimeout, ack };
+    const reply = this.autoReply.get(event)?.();
+    if (reply !== undefined) return (this.packet('packet'), ack(null, reply));
     this.sent.push(entry);
     const timer = setTimeout(() => ack(new Error('operation has timed out')), this.pendingTimeout);
-    entry.ack = (err, reply) => (clearTimeout(timer), ack(err, reply));
+    entry.ack = (err, reply) => (clearTimeout(timer), this.packet('packet'), ack(err, reply));
+  }
+  /** An Engine.IO packet crossing the link: `packet` received, `packetCreate` sent. */
+  packet(direction: 'packet' | 'packetCreate', type = 'message') {
+    this.io.engine.fire(direction, { type });
+  }
+  /** The server's Engine.IO ping and the client's pong. */
+  ping() {
+    this.packet('packet', 'ping');
+    this.packet('packetCreate', 'pong');
   }
   disconnect() {
+    log.push(`${this.index}:disconnect`);
     this.connected = false;
     this.fire('disconnect', 'io client disconnect');
   }
   close() {}
-  removeAllListeners() {
-    this.handlers.clear();
-  }
   /** The server side of a session start; the server's clock may differ from ours by `skewMs`. */
-  ready(interval: number, token: { lifetimeMs?: number; skewMs?: number } = {}) {
+  ready(interval: number, token: { lifetimeMs?: number; skewMs?: number } = {}, heartbeat: { min?: number; max?: number; recommended?: number } = {}) {
+    if (!this.connected) this.io.fire('open');
     this.connected = true;
+    log.push(`${this.index}:ready`);
     const serverTime = Date.now() + (token.skewMs ?? 0);
     const tokenExpiresAt = serverTime + (token.lifetimeMs ?? 3_600_000);
-    this.fire('ready', { sessionId: 's', deviceId: 'd', userId: 'u', heartbeat: { interval, min: 1_000, max: 60_000, ttl: interval * 2.5 }, serverTime, tokenExpiresAt });
+    this.packet('packet');
+    this.fire('ready', { sessionId: `s${this.index}`, deviceId: 'd', userId: 'u', heartbeat: { interval, min: 1_000, max: 60_000, ttl: interval * 2.5, ...heartbeat }, serverTime, tokenExpiresAt });
   }
   /** The server ends the session: `session_ended`, then the transport closes. */
   end(reason: string, reconnect: boolean) {
@@ -51,10 +75,14 @@ class FakeSocket {
 }
 
 const sockets: FakeSocket[] = [];
+/** Called for each socket the client opens (a scripted server that answers by itself). */
+let onSocket: ((s: FakeSocket) => void) | undefined;
 jest.mock('socket.io-client', () => ({
   io: () => {
     const s = new FakeSocket();
     sockets.push(s);
+    log.push(`${s.index}:io`);
+    onSocket?.(s);
     return s;
   },
 }));
@@ -72,6 +100,8 @@ describe('PushClient scheduling (fake timers)', () => {
   beforeEach(() => {
     jest.useFakeTimers();
     sockets.length = 0;
+    log.length = 0;
+    onSocket = undefined;
   });
   afterEach(() => jest.useRealTimers());
 
@@ -97,7 +127,7 @@ describe('PushClient scheduling (fake timers)', () => {
     client.close();
   });
 
-  it('declares the link dead after two missed acks, reconnects at once, and backs the interval off', async () => {
+  it('declares the link dead after one missed ack, reconnects at once, and brackets the interval', async () => {
     const client = new PushClient({ url: 'http://x', token: 't', heartbeatAckTimeoutMs: 500 });
     const offline: string[] = [];
     client.on('offline', (why) => offline.push(why));
@@ -109,15 +139,16 @@ describe('PushClient scheduling (fake timers)', () => {
     }
     jest.advanceTimersByTime(15_000); // a beat at the grown interval: never acked
     expect(sockets[0]!.sent).toHaveLength(4);
-    jest.advanceTimersByTime(500); // first ack timeout: the second beat goes out at once
-    expect(sockets[0]!.sent).toHaveLength(5);
-    jest.advanceTimersByTime(500); // second missed ack: dead link
+    jest.advanceTimersByTime(499);
+    expect(offline).toEqual([]);
+    jest.advanceTimersByTime(1); // the ack timeout: dead link, no second try
     expect(offline).toEqual(['dead_link']);
+    expect(sockets[0]!.sent).toHaveLength(4);
     jest.advanceTimersByTime(1); // setTimeout(0) is 1 ms in Node
     expect(sockets).toHaveLength(2); // reconnected without a backoff delay
     sockets[1]!.ready(10_000);
     await flush();
-    expect(client.interval).toBe(10_000); // back to the last good value, now stable
+    expect(client.interval).toBe(12_500); // between 10 s (good) and 15 s (failed)
     client.close();
   });
 
@@ -175,6 +206,8 @@ describe('PushClient token refresh and server-ended sessions (fake timers)', () 
   beforeEach(() => {
     jest.useFakeTimers();
     sockets.length = 0;
+    log.length = 0;
+    onSocket = undefined;
   });
   afterEach(() => jest.useRealTimers());
 
@@ -331,5 +364,242 @@ describe('PushClient token refresh and server-ended sessions (fake timers)', () 
     expect(sockets).toHaveLength(2);
     expect(fixed.state).toBe('closed');
     expect(errors).toEqual([{ code: 'token_expired', message: expect.any(String), terminal: true }]);
+  });
+});
+
+describe('PushClient on real links: ack timeouts, make-before-break, idle gaps (fake timers)', () => {
+  beforeEach(() => {
+    jest.useFakeTimers();
+    sockets.length = 0;
+    log.length = 0;
+    onSocket = undefined;
+  });
+  afterEach(() => jest.useRealTimers());
+
+  const ok = () => ({ ok: true, interval: 0, ttl: 0, serverTime: Date.now() });
+  const lastBeat = (s: FakeSocket) => s.sent.filter((e) => e.event === 'heartbeat').at(-1)!;
+
+  it('derives the ack timeout from the handshake, then from measured heartbeat round trips (3 srtt + 4 rttvar, 1.5-10 s)', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    jest.advanceTimersByTime(2_000); // a slow handshake: at least two round trips, so an RTT of at most 1 s
+    nth(0).ready(10_000);
+    await flush();
+    expect(client.srtt).toBe(1_000);
+    expect(client.ackTimeoutMs).toBe(5_000); // 3 x 1000 + 4 x 500
+    const expected = { srtt: 1_000, rttvar: 500 };
+    for (let i = 0; i < 20; i++) {
+      const timeout = client.ackTimeoutMs;
+      jest.advanceTimersByTime(client.interval!);
+      expect(lastBeat(nth(0)).timeoutMs).toBe(timeout);
+      jest.advanceTimersByTime(80); // the ack takes 80 ms
+      lastBeat(nth(0)).ack(null, ok());
+      expected.rttvar = 0.75 * expected.rttvar + 0.25 * Math.abs(expected.srtt - 80);
+      expected.srtt = 0.875 * expected.srtt + 0.125 * 80;
+      expect(client.srtt).toBeCloseTo(expected.srtt, 6);
+      expect(client.ackTimeoutMs).toBe(Math.round(Math.max(1_500, 3 * expected.srtt + 4 * expected.rttvar)));
+    }
+    expect(client.ackTimeoutMs).toBe(1_500); // a fast link: the floor
+    for (let i = 0; i < 30; i++) {
+      const timeout = client.ackTimeoutMs;
+      jest.advanceTimersByTime(client.interval!);
+      jest.advanceTimersByTime(timeout - 100); // the link gets slower and slower, each ack just in time
+      lastBeat(nth(0)).ack(null, ok());
+    }
+    expect(client.ackTimeoutMs).toBe(10_000); // the ceiling
+    client.close();
+
+    const pinned = new PushClient({ url: 'http://x', token: 't', heartbeatAckTimeoutMs: 700 });
+    jest.advanceTimersByTime(2_000);
+    nth(1).ready(10_000);
+    await flush();
+    expect(pinned.ackTimeoutMs).toBe(700);
+    jest.advanceTimersByTime(10_000);
+    expect(lastBeat(nth(1)).timeoutMs).toBe(700);
+    pinned.close();
+  });
+
+  it('reports a dead link within interval + 1.5 s of the cut on a clean link', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    const offline: number[] = [];
+    client.on('offline', () => offline.push(Date.now()));
+    nth(0).ready(10_000);
+    await flush();
+    jest.advanceTimersByTime(10_000);
+    lastBeat(nth(0)).ack(null, ok());
+    const cut = Date.now(); // nothing gets through from here on
+    await jest.advanceTimersByTimeAsync(10_000 + 1_500);
+    expect(offline).toEqual([cut + 10_000 + 1_500]);
+    client.close();
+  });
+
+  it('makes before it breaks: the dead socket stays open, deaf, until the new session is ready', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    const seen: string[] = [];
+    const states: string[] = [];
+    client.on('notification', (n) => void seen.push(n.id));
+    client.on('offline', (why) => states.push(`offline:${why}`));
+    client.on('online', () => states.push('online'));
+    client.on('replaced', () => states.push('replaced'));
+    nth(0).ready(10_000);
+    await flush();
+    await jest.advanceTimersByTimeAsync(10_000 + 1_500 + 1); // a beat, no ack, reconnect
+    expect(sockets).toHaveLength(2);
+    expect(nth(0).connected).toBe(true); // no FIN racing the new connection to the server
+    // Whatever the old socket still brings is not this client's business any more.
+    const ack = jest.fn();
+    nth(0).fire('notification', { id: 'late', data: {} }, ack);
+    nth(0).fire('session_replaced', { sessionId: 's0', reason: 'new_session' });
+    expect(seen).toEqual([]);
+    expect(ack).not.toHaveBeenCalled(); // unacked: the gateway sends it again on the new session
+    nth(1).ready(10_000);
+    await flush();
+    expect(log).toEqual(['0:io', '0:ready', '1:io', '1:ready', '0:disconnect']);
+    expect(nth(0).handlers.size).toBe(0); // closed and forgotten, no listener left behind
+    expect(states).toEqual(['online', 'offline:dead_link', 'online']);
+    expect(client.state).toBe('online');
+    client.close();
+  });
+
+  it('closes the parked socket after the old session ttl, or on close(), if no new session comes', async () => {
+    const random = jest.spyOn(Math, 'random').mockReturnValue(0.99); // the next attempt in 59.4 s
+    const client = new PushClient({ url: 'http://x', token: 't', reconnect: { baseMs: 60_000, maxMs: 60_000 } });
+    nth(0).ready(10_000); // ttl 25 s
+    await flush();
+    await jest.advanceTimersByTimeAsync(10_000 + 1_500 + 1);
+    nth(1).fire('connect_error', new Error('websocket error')); // the network is really gone
+    await jest.advanceTimersByTimeAsync(24_998);
+    expect(nth(0).connected).toBe(true);
+    await jest.advanceTimersByTimeAsync(2);
+    expect(nth(0).connected).toBe(false);
+    client.close();
+
+    const other = new PushClient({ url: 'http://x', token: 't' });
+    nth(2).ready(10_000);
+    await flush();
+    await jest.advanceTimersByTimeAsync(10_000 + 1_500 + 1);
+    expect(sockets).toHaveLength(4);
+    expect(nth(2).connected).toBe(true);
+    other.close();
+    expect(nth(2).connected).toBe(false);
+    expect(nth(3).connected).toBe(false);
+    expect(jest.getTimerCount()).toBe(0);
+    random.mockRestore();
+  });
+
+  it('learns only from idle gaps: a ping, a notification or its ack in the gap is neither success nor failure', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    const beats: { ok: boolean; idle: boolean }[] = [];
+    client.on('heartbeat', ({ ok, idle }) => void beats.push({ ok, idle }));
+    nth(0).autoReply.set('heartbeat', ok);
+    nth(0).ready(10_000);
+    await flush();
+    const traffic = [() => nth(0).ping(), () => nth(0).packet('packet'), () => nth(0).packet('packetCreate')];
+    for (const cross of [...traffic, ...traffic]) {
+      jest.advanceTimersByTime(5_000);
+      cross();
+      jest.advanceTimersByTime(5_000);
+    }
+    expect(beats).toEqual(Array(6).fill({ ok: true, idle: false }));
+    expect(client.interval).toBe(10_000); // six acked beats, but none proves a 10 s idle gap survives
+    jest.advanceTimersByTime(30_000);
+    expect(client.interval).toBe(15_000); // three idle gaps do
+    // A dead link after a gap with traffic does not count against the interval either.
+    nth(0).autoReply.delete('heartbeat');
+    jest.advanceTimersByTime(7_000);
+    nth(0).ping();
+    await jest.advanceTimersByTimeAsync(8_000 + 1_500 + 1);
+    expect(beats.at(-1)).toEqual({ ok: false, idle: false });
+    nth(1).ready(10_000);
+    await flush();
+    expect(client.interval).toBe(15_000);
+    client.close();
+  });
+});
+
+describe('PushClient network changes (fake timers)', () => {
+  beforeEach(() => {
+    jest.useFakeTimers();
+    sockets.length = 0;
+    log.length = 0;
+    onSocket = undefined;
+  });
+  afterEach(() => jest.useRealTimers());
+
+  it('takes the recommendation as known good only for the network it was given for', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't', network: 'wifi:a' });
+    nth(0).ready(10_000, {}, { recommended: 20_000 });
+    await flush();
+    expect(client.interval).toBe(20_000);
+    client.setNetwork('cell:b'); // nothing learned there, and the recommendation was for wifi:a
+    await flush();
+    expect(client.interval).toBe(10_000);
+    client.setNetwork('wifi:a');
+    await flush();
+    expect(client.interval).toBe(20_000);
+    client.close();
+  });
+});
+
+/**
+ * The lab's NAT, played against the client with fake timers: a mapping idle for T or longer is
+ * dropped, and the server's Engine.IO ping (every `pingEvery`, by default the heartbeat max, as the
+ * gateway stretches it) keeps it alive when it gets through.
+ */
+describe('PushClient behind a simulated NAT with server pings (fake timers)', () => {
+  beforeEach(() => {
+    jest.useFakeTimers();
+    sockets.length = 0;
+    log.length = 0;
+  });
+  afterEach(() => {
+    onSocket = undefined;
+    jest.useRealTimers();
+  });
+
+  /** Runs a client for `forMs` behind a NAT of idle timeout `T`; every connection succeeds. */
+  async function behindNat(T: number, forMs: number, heartbeat: { interval: number; max: number; recommended?: number }, pingEvery = heartbeat.max) {
+    const pings: ReturnType<typeof setInterval>[] = [];
+    onSocket = (s) => {
+      let last = Date.now();
+      let dropped = false;
+      const cross = () => {
+        if (Date.now() - last >= T) dropped = true;
+        if (!dropped) last = Date.now();
+        return !dropped;
+      };
+      s.autoReply.set('heartbeat', () => (cross() && cross() ? { ok: true, interval: 0, ttl: 0, serverTime: Date.now() } : undefined));
+      pings.push(setInterval(() => s.connected && cross() && s.ping(), pingEvery));
+      setTimeout(() => s.ready(heartbeat.interval, {}, { min: 1_000, ...heartbeat }), 50);
+    };
+    const client = new PushClient({ url: 'http://x', token: 't', network: 'nat' });
+    const lost: number[] = [];
+    const intervals: number[] = [];
+    client.on('offline', (why) => why === 'dead_link' && lost.push(Date.now()));
+    client.on('heartbeat', (b) => b.ok && intervals.at(-1) !== b.interval && intervals.push(b.interval));
+    await jest.advanceTimersByTimeAsync(forMs);
+    const interval = client.interval;
+    client.close();
+    pings.forEach(clearInterval);
+    return { lost, intervals, interval };
+  }
+
+  it('settles within [0.7 T, T) losing at most 3 links, though pings land in some gaps', async () => {
+    for (const [T, start, max] of [
+      [12_000, 4_000, 30_000],
+      [30_000, 4_000, 120_000],
+      [90_000, 20_000, 300_000],
+    ] as const) {
+      const run = await behindNat(T, 30 * 60_000, { interval: start, max });
+      expect(run.lost.length).toBeLessThanOrEqual(3);
+      expect(run.interval).toBeGreaterThanOrEqual(0.7 * T);
+      expect(run.interval).toBeLessThan(T);
+    }
+  });
+
+  it('a new device given a recommendation of 70-100 % of T loses no link in its first 100 s', async () => {
+    for (const share of [0.7, 0.85, 0.99]) {
+      const run = await behindNat(12_000, 100_000, { interval: 4_000, max: 30_000, recommended: Math.round(share * 12_000) });
+      expect(run.lost).toEqual([]);
+    }
   });
 });

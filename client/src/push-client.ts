@@ -3,7 +3,9 @@ import { Backoff } from './backoff';
 import { DedupeWindow } from './dedupe';
 import { Emitter } from './emitter';
 import { HeartbeatTuner } from './heartbeat-tuner';
+import { IDLE_SHARE, IdleGap } from './idle-gap';
 import { AuthReply, HeartbeatReply, Notification, ReadyPayload, SessionEnded, TopicsReply } from './protocol';
+import { RttEstimator } from './rtt-estimator';
 import { IntervalStorage, memoryStorage } from './storage';
 
 export type TokenSource = string | (() => string | Promise<string>);
@@ -19,7 +21,10 @@ export interface PushClientOptions {
   storage?: IntervalStorage;
   /** Ack notifications after the handlers return (default true); false: call `ctx.ack()` yourself. */
   autoAck?: boolean;
-  /** How long a heartbeat waits for its ack before it counts as failed (default 10 s). */
+  /**
+   * Pins how long a heartbeat (and a token refresh) waits for its ack. Default: heartbeats adapt to
+   * the measured round trips (see `ackTimeoutMs`), token refreshes wait 10 s.
+   */
   heartbeatAckTimeoutMs?: number;
   /** How many notification ids are remembered to drop redeliveries (default 1000). */
   dedupeSize?: number;
@@ -49,15 +54,30 @@ export type PushClientEvents = {
   offline: (reason: string) => void;
   replaced: () => void;
   error: (error: PushClientError) => void;
-  heartbeat: (beat: { interval: number; ok: boolean }) => void;
+  /** A heartbeat's outcome; `idle`: nothing else crossed the link in the gap before it, so the tuner learned from it. */
+  heartbeat: (beat: { interval: number; ok: boolean; idle: boolean }) => void;
   /** The server ended the session (`session_ended`); the client reconnects by itself when `reconnect` is true. */
   ended: (ended: SessionEnded) => void;
   /** The session moved onto a fresh token from the token function. */
   refreshed: (refresh: { tokenExpiresAt: number }) => void;
 };
 
-/** Two heartbeats without an ack mean the link is dead: reconnect instead of waiting for TCP. */
-export const FAILED_BEATS_FOR_DEAD_LINK = 2;
+/**
+ * One heartbeat without an ack means the link is dead: reconnect instead of waiting for TCP. The
+ * ack timeout follows the measured round trips, so one miss is a strong signal, and a second try
+ * only doubled the time to notice (22 s on a real link with the old fixed 10 s timeout).
+ */
+export const FAILED_BEATS_FOR_DEAD_LINK = 1;
+
+/**
+ * A failed beat teaches the tuner only if it went out after an idle gap of about the interval:
+ * a much later timer (a throttled background tab, a phone waking up) failing says nothing about
+ * the interval.
+ */
+const LATE_GAP_FACTOR = 1.25;
+
+/** How long a detached socket is kept when its session announced no ttl. */
+const PARK_FALLBACK_MS = 10_000;
 
 /** A token is refreshed this long before it runs out, or at 80 % of its remaining lifetime if that is earlier. */
 export const REFRESH_LEAD_MS = 60_000;
@@ -80,6 +100,17 @@ const RECONNECT_AT_ONCE = new Set<SessionEnded['reason']>(['token_expired', 'exp
 
 export class PushClient extends Emitter<PushClientEvents> {
   private socket?: Socket;
+  /**
+   * The socket of a link found dead, kept open without listeners until the next session is
+   * `ready` (make before break): on a link that was only slow, closing it first would let its FIN
+   * reach the server before the new connection and flap the device offline.
+   */
+  private parked?: { socket: Socket; timer: ReturnType<typeof setTimeout> };
+  private readonly rtt = new RttEstimator();
+  private gap?: IdleGap;
+  private connectStartedAt = 0;
+  /** Time spent in the token function during this handshake: not network time. */
+  private tokenWaitMs = 0;
   private readonly tuner: HeartbeatTuner;
   private readonly backoff: Backoff;
   private readonly dedupe: DedupeWindow;
@@ -91,11 +122,12 @@ export class PushClient extends Emitter<PushClientEvents> {
   private serverOffset = 0;
   /** The token the current session runs on. */
   private sessionToken?: string;
-  private failedBeats = 0;
   private network?: string;
+  /** The network announced with the current session's handshake (what `recommended` is for). */
+  private handshakeNetwork?: string;
   private foreground = false;
   /** Why the current connection is ending, when we know better than Socket.IO's reason. */
-  private ending?: 'closed' | 'replaced' | 'draining' | 'dead_link' | 'ended';
+  private ending?: 'closed' | 'replaced' | 'draining' | 'ended';
   private ended?: SessionEnded;
   private ready?: ReadyPayload;
   state: ClientState = 'idle';
@@ -118,10 +150,23 @@ export class PushClient extends Emitter<PushClientEvents> {
     return this.ready;
   }
 
+  /** How long the next heartbeat waits for its ack (ms): 3 srtt + 4 rttvar within [1.5 s, 10 s], unless pinned. */
+  get ackTimeoutMs(): number {
+    return this.options.heartbeatAckTimeoutMs ?? this.rtt.timeoutMs;
+  }
+
+  /** The smoothed heartbeat round trip of this connection (ms), seeded from the handshake. */
+  get srtt(): number | undefined {
+    return this.rtt.srtt;
+  }
+
   connect(): void {
     if (this.socket) return;
     this.ending = undefined;
     this.state = 'connecting';
+    this.connectStartedAt = Date.now();
+    this.tokenWaitMs = 0;
+    this.handshakeNetwork = this.network;
     const socket = io(this.options.url, {
       transports: this.options.transports,
       reconnection: false, // reconnects are ours: backoff with jitter, terminal errors, drain hints
@@ -129,6 +174,8 @@ export class PushClient extends Emitter<PushClientEvents> {
       auth: (cb) => void this.auth().then(cb, () => cb({})),
     });
     this.socket = socket;
+    this.gap = new IdleGap();
+    this.gap.watch(socket);
     socket.on('ready', (ready: ReadyPayload) => void this.onReady(ready));
     socket.on('notification', (n: Notification, ack: () => void) => void this.onNotification(n, ack));
     socket.on('session_replaced', () => (this.ending = 'replaced'));
@@ -144,6 +191,7 @@ export class PushClient extends Emitter<PushClientEvents> {
     clearTimeout(this.reconnectTimer);
     this.stopBeats();
     clearTimeout(this.refreshTimer);
+    this.closeParked();
     const socket = this.socket;
     this.socket = undefined;
     socket?.disconnect();
@@ -161,7 +209,11 @@ export class PushClient extends Emitter<PushClientEvents> {
   /** The app moved to another network: learning switches to that network's values. */
   setNetwork(network: string | undefined): void {
     this.network = network;
-    if (this.ready) void this.tuner.start(network, this.ready.heartbeat).then(() => this.scheduleBeat(this.tuner.interval));
+    if (!this.ready) return;
+    // `recommended` was for the network announced at the handshake: the tuner takes it as known good.
+    const { recommended, ...bounds } = this.ready.heartbeat;
+    const heartbeat = network === this.handshakeNetwork ? { ...bounds, recommended } : bounds;
+    void this.tuner.start(network, heartbeat).then(() => this.scheduleBeat(this.tuner.interval));
   }
 
   /** In the foreground, beat at the server's minimum for fast dead-link detection. */
@@ -172,17 +224,23 @@ export class PushClient extends Emitter<PushClientEvents> {
   }
 
   private async auth(): Promise<Record<string, unknown>> {
+    const asked = Date.now();
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
+    this.tokenWaitMs += Date.now() - asked;
     this.sessionToken = token;
     return { token, ...(this.network ? { network: this.network } : {}) };
   }
 
   private async onReady(ready: ReadyPayload): Promise<void> {
+    // The server replaced the old session before this `ready`: closing its socket no longer
+    // touches presence.
+    this.closeParked();
+    this.gap?.mark();
+    this.rtt.seedFromHandshake(Date.now() - this.connectStartedAt - this.tokenWaitMs);
     this.ready = ready;
     this.serverOffset = ready.serverTime - Date.now();
     this.backoff.reset();
     this.refreshBackoff.reset();
-    this.failedBeats = 0;
     this.scheduleRefresh();
     await this.tuner.start(this.network, ready.heartbeat);
     this.state = 'online';
@@ -276,15 +334,19 @@ export class PushClient extends Emitter<PushClientEvents> {
     const socket = this.socket;
     if (!socket?.connected) return;
     const interval = this.tuner.interval;
+    const idleMs = this.gap?.idleMs() ?? 0; // before this beat's own packet
+    const idle = idleMs >= IDLE_SHARE * interval;
     const payload = { interval, ...(this.network ? { network: this.network } : {}), appState: this.foreground ? 'foreground' : 'background' };
-    socket.timeout(this.options.heartbeatAckTimeoutMs ?? 10_000).emit('heartbeat', payload, (err: Error | null, reply?: HeartbeatReply) => {
+    const sentAt = Date.now();
+    socket.timeout(this.ackTimeoutMs).emit('heartbeat', payload, (err: Error | null, reply?: HeartbeatReply) => {
       if (socket !== this.socket) return;
-      if (err) return this.onMissedBeat(interval);
-      this.failedBeats = 0;
-      this.emit('heartbeat', { interval, ok: !!reply?.ok });
+      if (err) return this.onMissedBeat(socket, interval, idle && idleMs <= LATE_GAP_FACTOR * interval);
+      this.rtt.sample(Date.now() - sentAt);
+      this.gap?.mark();
+      this.emit('heartbeat', { interval, ok: !!reply?.ok, idle });
       if (reply?.ok) {
         this.serverOffset = reply.serverTime - Date.now();
-        this.tuner.onSuccess(interval);
+        if (idle) this.tuner.onSuccess(interval); // a gap with other traffic is neither success nor failure
         this.scheduleBeat(this.tuner.interval);
       } else {
         this.scheduleBeat(interval); // e.g. the server's store is briefly unavailable: the link itself is fine
@@ -292,16 +354,56 @@ export class PushClient extends Emitter<PushClientEvents> {
     });
   }
 
-  private onMissedBeat(interval: number): void {
-    this.failedBeats++;
-    this.emit('heartbeat', { interval, ok: false });
-    if (this.failedBeats < FAILED_BEATS_FOR_DEAD_LINK) {
-      this.beat(); // the second try goes out at once: a dead link is found within two ack timeouts
+  /** No ack within the ack timeout: the link is dead. Reconnect at once, keeping the old socket until then. */
+  private onMissedBeat(socket: Socket, interval: number, idle: boolean): void {
+    this.emit('heartbeat', { interval, ok: false, idle });
+    if (this.ending) {
+      socket.disconnect(); // already on its way out (replaced, draining, ended): finish that instead
       return;
     }
-    this.tuner.onFailure();
-    this.ending = 'dead_link';
-    this.socket?.disconnect();
+    if (idle) this.tuner.onFailure();
+    const ttl = this.ready?.heartbeat.ttl ?? PARK_FALLBACK_MS;
+    this.release(socket);
+    this.park(socket, ttl);
+    this.state = 'offline';
+    this.emit('offline', 'dead_link');
+    this.scheduleReconnect(0);
+  }
+
+  /**
+   * Keeps a dead link's socket open but deaf until the next session is ready, the old session's
+   * ttl has passed (the server expired it by then anyway), or `close()`.
+   */
+  private park(socket: Socket, boundMs: number): void {
+    this.closeParked();
+    const timer = setTimeout(() => this.closeParked(), boundMs);
+    this.parked = { socket, timer };
+    socket.on('disconnect', () => {
+      if (this.parked?.socket !== socket) return;
+      clearTimeout(timer);
+      this.parked = undefined;
+      socket.removeAllListeners();
+    });
+  }
+
+  private closeParked(): void {
+    const parked = this.parked;
+    if (!parked) return;
+    this.parked = undefined;
+    clearTimeout(parked.timer);
+    parked.socket.removeAllListeners();
+    parked.socket.disconnect();
+  }
+
+  /** Forgets the current connection: no beats, no refresh, no listeners on `socket`. */
+  private release(socket: Socket): void {
+    this.stopBeats();
+    clearTimeout(this.refreshTimer);
+    this.ended = undefined;
+    this.ready = undefined;
+    this.socket = undefined;
+    this.gap = undefined;
+    socket.removeAllListeners();
   }
 
   private onConnectError(socket: Socket, err: Error & { data?: { code?: string; message?: string } }): void {
@@ -323,14 +425,9 @@ export class PushClient extends Emitter<PushClientEvents> {
 
   private onDisconnect(socket: Socket, reason: string): void {
     if (socket !== this.socket && this.ending !== 'closed') return;
-    this.stopBeats();
-    clearTimeout(this.refreshTimer);
     const ending = this.ending;
     const ended = this.ended;
-    this.ended = undefined;
-    this.ready = undefined;
-    this.socket = undefined;
-    socket.removeAllListeners();
+    this.release(socket);
     if (ending === 'closed') return;
     this.state = 'offline';
     this.emit('offline', ending === 'ended' && ended ? ended.reason : (ending ?? reason));
@@ -346,8 +443,8 @@ export class PushClient extends Emitter<PushClientEvents> {
       this.state = 'closed';
       return;
     }
-    // A drain hint or a dead link: reconnect at once. Otherwise (transport lost) back off.
-    this.scheduleReconnect(ending === 'draining' || ending === 'dead_link' ? 0 : this.backoff.next());
+    // A drain hint: reconnect at once. Otherwise (transport lost) back off.
+    this.scheduleReconnect(ending === 'draining' ? 0 : this.backoff.next());
   }
 
   /** The server said why it ended the session and whether to come back. */
