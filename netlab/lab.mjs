@@ -280,16 +280,33 @@ class Impairer {
     let output = '';
     child.stderr?.on('data', (d) => (output = (output + String(d)).slice(-4000)));
     this.exited = new Promise((resolve) => child.once('exit', resolve));
+    /** @type {Promise<void>} */
     this.ready = new Promise((resolve, reject) => {
       child.once('exit', (code, signal) => reject(new Error(`nfq-impair exited (${code ?? signal}) before it was ready: ${output.trim()}`)));
       createInterface({ input: /** @type {import('node:stream').Readable} */ (child.stdout) }).on('line', (line) => {
-        if (line === 'ready') resolve(undefined);
+        if (line === 'ready') {
+          this.#ref(false);
+          resolve();
+        }
         else if (line.startsWith('{')) {
           this.last = JSON.parse(line);
           for (const w of this.#waiters.splice(0)) w(/** @type {QueueCounters} */ (this.last));
         }
       });
     });
+  }
+
+  /**
+   * Held only while waiting for an answer: a script that forgot destroy() should still exit (its
+   * exit hook cleans up) rather than be kept alive by the lab's helpers.
+   * @param {boolean} on
+   */
+  #ref(on) {
+    for (const handle of [this.child, this.child.stdout, this.child.stderr]) {
+      const h = /** @type {{ ref(): void, unref(): void } | null} */ (handle);
+      if (on) h?.ref();
+      else h?.unref();
+    }
   }
 
   /** @returns {Promise<QueueCounters>} */
@@ -299,7 +316,9 @@ class Impairer {
     }
     // Signals coalesce: concurrent callers share one request.
     this.#pending ??= new Promise((resolve) => {
+      this.#ref(true);
       this.#waiters.push((c) => {
+        this.#ref(false);
         this.#pending = undefined;
         resolve(c);
       });
