@@ -1,8 +1,9 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
-// The benchmark harness (bench/) is plain Node ESM/CJS, outside the TypeScript project: it is linted
-// with the JavaScript rules only.
+// The benchmark harness (bench/), the network lab (netlab/) and the helper scripts tests run in
+// child processes are plain Node ESM/CJS: they are linted with the JavaScript rules only (lab.mjs is
+// type-checked by tsc through its JSDoc, via allowJs and @ts-check).
 const nodeGlobals = Object.fromEntries(
   ['process', 'console', 'Buffer', 'URL', 'performance', 'fetch', 'AbortSignal', 'global', 'require', 'module', '__dirname',
     'setTimeout', 'clearTimeout', 'setInterval', 'clearInterval', 'setImmediate', 'structuredClone'].map((name) => [name, 'readonly']),
@@ -25,7 +26,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bench/**/*.mjs', 'bench/**/*.cjs'],
+    files: ['bench/**/*.mjs', 'bench/**/*.cjs', 'netlab/**/*.mjs', 'test/**/*.mjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: nodeGlobals },
     rules: { '@typescript-eslint/no-require-imports': 'off' },
