@@ -351,6 +351,8 @@ export class Network {
     this.clientIp = '';
     /** The root-namespace address that clients here use to reach a server listening on 0.0.0.0. */
     this.serverIp = '';
+    /** The router's upstream address: what a server sees as the peer of a NAT network's clients. */
+    this.routerIp = '';
     const t = tools();
     this.#ip = /** @type {string} */ (t.ip);
   }
@@ -371,6 +373,7 @@ export class Network {
     const rootVeth = await this.#claimBlock();
     const net = `${this.#base}.${this.#block}`;
     this.serverIp = `${net}.1`;
+    this.routerIp = `${net}.2`;
     this.clientIp = `${net}.130`;
     const clientNet = `${net}.128/25`;
     await run(ip, ['-n', this.routerNs, 'link', 'add', 'lan', 'type', 'veth', 'peer', 'name', 'eth0', 'netns', this.ns]);
@@ -521,6 +524,14 @@ export class Network {
       /** @param {number} nth @returns {FlowTuple} */
       const tuple = (nth) => ({ src: field('src', nth), dst: field('dst', nth), sport: Number(field('sport', nth)), dport: Number(field('dport', nth)) });
       return { proto: words[0] ?? '', timeoutS: Number(words[2]), state: words[0] === 'tcp' ? (words[3] ?? '') : '', orig: tuple(0), reply: tuple(1) };
+    });
+  }
+
+  /** A NAT forgets every mapping now (a carrier NAT reboots or runs out of ports): later packets of those flows are INVALID, dropped. */
+  async dropNatMappings() {
+    await run(this.#ip, ['netns', 'exec', this.routerNs, tool('conntrack'), '-F']).catch((err) => {
+      // conntrack -F reports how many entries it flushed on stderr, and fails only for real.
+      if (!/flow entries have been deleted/.test(String(err))) throw err;
     });
   }
 
