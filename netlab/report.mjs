@@ -107,7 +107,7 @@ export function writeDocs(dir, output) {
       title: `Heartbeat interval behind a NAT with a ${T / 1000} s idle timeout`,
       xLabel: 'time since the device connected (s)',
       yLabel: 'interval (s)',
-      caption: 'hollow points: beats whose ack never came (the link was lost); dashed: the NAT timeout',
+      caption: 'hollow points: beats whose ack never came (the link was lost); red: the NAT timeout',
       series: [
         { name: 'first device', color: '#1f77b4', ordered: true, points: nat.first.trajectory.map((b) => (b.ok ? [b.t / 1000, b.interval / 1000] : [b.t / 1000, b.interval / 1000, 'lost'])) },
         { name: 'new device (from recommended)', color: '#2ca02c', ordered: true, points: nat.second.trajectory.map((b) => [b.t / 1000, b.interval / 1000]) },
