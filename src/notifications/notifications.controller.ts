@@ -31,7 +31,8 @@ export class NotificationsController {
     name: 'Idempotency-Key',
     required: false,
     description: `A retry with the same key (and body) within IDEMPOTENCY_WINDOW_SECONDS returns the first answer and sends nothing; the same key with another body is 422. Scoped to the API key. ${IDEMPOTENCY_KEY.describe}.`,
-    schema: { type: 'string', pattern: IDEMPOTENCY_KEY.pattern, example: 'order-17-shipped' },
+    // No example: Swagger UI would fill it in, and every "Try it out" after the first would be a replay.
+    schema: { type: 'string', pattern: IDEMPOTENCY_KEY.pattern },
   })
   @ApiResponse({
     status: 202,
