@@ -4,6 +4,7 @@ import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
+import { API_KEY_SCHEME } from './auth/api-auth.decorator';
 import { Clock, SystemClock } from './common/clock';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { answerClientErrors, lastResortErrorHandler } from './common/last-resort';
@@ -65,9 +66,12 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
     app,
     new DocumentBuilder()
       .setTitle('push-gateway')
-      .setDescription('REST API for backend services. The device socket protocol is described in the README.')
+      .setDescription(
+        'REST API for backend services. The device socket protocol: docs/protocol.md (wire level) and /asyncapi.json (payloads).',
+      )
       .setVersion('1')
-      .addBearerAuth({ type: 'http', scheme: 'bearer', description: 'One of API_KEYS' })
+      // An opaque API key, not a JWT: addBearerAuth would add `bearerFormat: JWT` by default.
+      .addSecurity(API_KEY_SCHEME, { type: 'http', scheme: 'bearer', description: 'An API key: one of API_KEYS, sent as `Authorization: Bearer <key>`' })
       .build(),
   );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });

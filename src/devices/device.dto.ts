@@ -2,39 +2,39 @@ import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { DeviceView, InstanceView } from '../presence/presence.types';
 
 export class DeviceDto {
-  @ApiProperty() deviceId!: string;
-  @ApiProperty() userId!: string;
-  @ApiProperty() online!: boolean;
-  @ApiPropertyOptional() platform?: string;
-  @ApiPropertyOptional({ description: 'Instance holding the socket (online only)' }) instanceId?: string;
-  @ApiPropertyOptional({ description: 'epoch ms (online only)' }) connectedAt?: number;
-  @ApiPropertyOptional({ description: 'epoch ms' }) lastHeartbeatAt?: number;
-  @ApiPropertyOptional({ description: 'epoch ms when presence runs out without a heartbeat (online only)' }) expiresAt?: number;
-  @ApiPropertyOptional({ description: 'heartbeat interval in use, ms (online only)' }) interval?: number;
-  @ApiPropertyOptional({ description: 'epoch ms of the last sign of life' }) lastSeenAt?: number;
-  @ApiPropertyOptional({ enum: ['foreground', 'background'], description: 'as the last heartbeat said' }) appState?: string;
-  @ApiPropertyOptional({ description: 'network key the device announced' }) network?: string;
+  @ApiProperty({ example: 'phone-1' }) deviceId!: string;
+  @ApiProperty({ example: 'user-42' }) userId!: string;
+  @ApiProperty({ example: true }) online!: boolean;
+  @ApiPropertyOptional({ example: 'ios' }) platform?: string;
+  @ApiPropertyOptional({ description: 'Instance holding the socket (online only)', example: 'gw-1a2b3c4d' }) instanceId?: string;
+  @ApiPropertyOptional({ description: 'epoch ms (online only)', example: 1795306693338 }) connectedAt?: number;
+  @ApiPropertyOptional({ description: 'epoch ms', example: 1795306718338 }) lastHeartbeatAt?: number;
+  @ApiPropertyOptional({ description: 'epoch ms when presence runs out without a heartbeat (online only)', example: 1795306783838 }) expiresAt?: number;
+  @ApiPropertyOptional({ description: 'heartbeat interval in use, ms (online only)', example: 25000 }) interval?: number;
+  @ApiPropertyOptional({ description: 'epoch ms of the last sign of life', example: 1795306718338 }) lastSeenAt?: number;
+  @ApiPropertyOptional({ enum: ['foreground', 'background'], description: 'as the last heartbeat said', example: 'foreground' }) appState?: string;
+  @ApiPropertyOptional({ description: 'network key the device announced', example: 'wifi:home-5g' }) network?: string;
 }
 
 export class UserDevicesDto {
-  @ApiProperty() userId!: string;
+  @ApiProperty({ example: 'user-42' }) userId!: string;
   @ApiProperty({ type: [DeviceDto] }) devices!: DeviceDto[];
 }
 
 export class InstanceDto {
-  @ApiProperty() instanceId!: string;
-  @ApiProperty() online!: number;
-  @ApiProperty({ description: 'epoch ms' }) lastSeenAt!: number;
+  @ApiProperty({ example: 'gw-1a2b3c4d' }) instanceId!: string;
+  @ApiProperty({ example: 1250 }) online!: number;
+  @ApiProperty({ description: 'epoch ms', example: 1795306718338 }) lastSeenAt!: number;
 }
 
 export class NetworkDto {
-  @ApiProperty() network!: string;
-  @ApiProperty({ description: 'stable-interval samples (7 days)' }) samples!: number;
-  @ApiPropertyOptional({ description: 'starting interval new devices on this network get in ready (ms)' }) recommendedInterval?: number;
+  @ApiProperty({ example: 'wifi:home-5g' }) network!: string;
+  @ApiProperty({ description: 'stable-interval samples (7 days)', example: 12 }) samples!: number;
+  @ApiPropertyOptional({ description: 'starting interval new devices on this network get in ready (ms)', example: 45000 }) recommendedInterval?: number;
 }
 
 export class PresenceSummaryDto {
-  @ApiProperty() online!: number;
+  @ApiProperty({ example: 2480 }) online!: number;
   @ApiProperty({ type: [InstanceDto] }) instances!: InstanceView[];
   @ApiProperty({ type: [NetworkDto], description: 'what smart heartbeats learned, most recent networks first' }) networks!: NetworkDto[];
 }

@@ -1,6 +1,7 @@
 import { Controller, Delete, Get, HttpCode, NotFoundException, Param } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiAuth } from '../auth/api-auth.decorator';
+import { errorResponse } from '../common/error.dto';
 import { PatternPipe } from '../common/pattern.pipe';
 import { ID } from '../common/patterns';
 import { DeviceDto, PresenceSummaryDto, toDeviceDto, UserDevicesDto } from './device.dto';
@@ -15,7 +16,7 @@ export class DevicesController {
   @Get('devices/:deviceId')
   @ApiOperation({ summary: 'Presence of one device' })
   @ApiResponse({ status: 200, type: DeviceDto })
-  @ApiResponse({ status: 404, description: 'Device never seen, or forgotten after DEVICE_RETENTION_DAYS' })
+  @ApiResponse(errorResponse(404, 'Device never seen, or forgotten after DEVICE_RETENTION_DAYS', 'device phone-1 is not known'))
   async device(@Param('deviceId') deviceId: string): Promise<DeviceDto> {
     const view = await this.devices.device(deviceId);
     if (!view) throw new NotFoundException(ID.test(deviceId) ? `device ${deviceId} is not known` : 'device is not known');
@@ -25,7 +26,11 @@ export class DevicesController {
   @Get('users/:userId/devices')
   @ApiOperation({ summary: "A user's known devices, online or not" })
   @ApiResponse({ status: 200, type: UserDevicesDto })
-  @ApiResponse({ status: 400, description: 'userId is not an id' })
+  @ApiResponse(
+    errorResponse(400, 'userId is not an id', 'userId: userId must be an id of 1-128 characters [A-Za-z0-9._:@-]', {
+      fields: [{ field: 'userId', reasons: ['userId must be an id of 1-128 characters [A-Za-z0-9._:@-]'] }],
+    }),
+  )
   async userDevices(@Param('userId', new PatternPipe(ID, 'userId')) userId: string): Promise<UserDevicesDto> {
     const devices = await this.devices.userDevices(userId);
     return { userId, devices: devices.map(toDeviceDto) };
@@ -42,7 +47,7 @@ export class DevicesController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Disconnect a device (it is offline at once)' })
   @ApiResponse({ status: 204, description: 'Disconnected' })
-  @ApiResponse({ status: 404, description: 'Device not online' })
+  @ApiResponse(errorResponse(404, 'Device not online', 'device phone-1 is not online'))
   async disconnect(@Param('deviceId') deviceId: string): Promise<void> {
     if (!(await this.devices.kick(deviceId))) {
       throw new NotFoundException(ID.test(deviceId) ? `device ${deviceId} is not online` : 'device is not online');

@@ -1,4 +1,4 @@
-import { ApiProperty, type SchemaObject } from '@nestjs/swagger';
+import { ApiProperty, type ExamplesObject, type SchemaObject } from '@nestjs/swagger';
 import { ID, TOPIC } from '../common/patterns';
 
 /** FCM's longest time to live; longer would outlive every mobile push service's own queue. */
@@ -49,21 +49,41 @@ export const CREATE_NOTIFICATION_SCHEMA: SchemaObject = {
       description: `Any JSON object, nested at most ${MAX_DATA_DEPTH} levels (objects and arrays count), delivered exactly as posted (every key kept)`,
       example: { orderId: 17 },
     },
-    title: { type: 'string', minLength: 1, maxLength: 256 },
-    body: { type: 'string', minLength: 1, maxLength: 4096 },
+    title: { type: 'string', minLength: 1, maxLength: 256, example: 'Order shipped' },
+    body: { type: 'string', minLength: 1, maxLength: 4096, example: 'Arrives Tuesday' },
     ttl: {
       type: 'integer',
       minimum: 0,
       maximum: MAX_TTL_SECONDS,
       default: 0,
       description: 'Seconds to keep it for offline devices; 0 = online devices only',
+      example: 3600,
     },
-    collapseKey: { type: 'string', minLength: 1, maxLength: 64, description: 'A newer notification with the same key replaces a pending one' },
+    collapseKey: { type: 'string', minLength: 1, maxLength: 64, description: 'A newer notification with the same key replaces a pending one', example: 'order-17' },
+  },
+};
+
+/**
+ * Request examples for OpenAPI, the first one being what Swagger UI's "Try it out" starts from:
+ * valid as they stand (test/openapi.e2e-spec.ts posts each one), so any of them answers 202.
+ */
+export const CREATE_NOTIFICATION_EXAMPLES: ExamplesObject = {
+  device: {
+    summary: 'To one device, kept an hour for it if offline',
+    value: { deviceIds: ['phone-1'], title: 'Order shipped', body: 'Arrives Tuesday', data: { orderId: 17 }, ttl: 3600, collapseKey: 'order-17' },
+  },
+  user: {
+    summary: "To every device of a user, online ones only",
+    value: { userIds: ['user-42'], data: { kind: 'sync', since: 1795306693338 } },
+  },
+  topic: {
+    summary: 'To the sockets subscribed to a topic now',
+    value: { topic: 'sport.tennis', title: 'Match point', data: { matchId: 'wimbledon-final' } },
   },
 };
 
 export class NotificationAcceptedDto {
-  @ApiProperty() id!: string;
-  @ApiProperty({ description: 'Devices it was sent to now' }) online!: number;
-  @ApiProperty({ description: 'Devices it waits for (offline, ttl > 0)' }) queued!: number;
+  @ApiProperty({ format: 'uuid', example: '6f1c2a8e-3b4d-4c5e-9f60-718293a4b5c6' }) id!: string;
+  @ApiProperty({ description: 'Devices it was sent to now', example: 1 }) online!: number;
+  @ApiProperty({ description: 'Devices it waits for (offline, ttl > 0)', example: 0 }) queued!: number;
 }
