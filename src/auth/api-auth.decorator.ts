@@ -1,7 +1,7 @@
-import { applyDecorators, UseGuards } from '@nestjs/common';
+import { applyDecorators, SetMetadata, UseGuards } from '@nestjs/common';
 import { ApiBearerAuth, ApiResponse } from '@nestjs/swagger';
 import { errorResponse } from '../common/error.dto';
-import { ApiAuthGuard } from './api-auth.guard';
+import { ApiAuthGuard, OPS_TOKEN_READS } from './api-auth.guard';
 
 /**
  * The OpenAPI security scheme of `/v1`: `Authorization: Bearer <one of API_KEYS>`. An opaque key,
@@ -24,5 +24,16 @@ export function ApiAuth(): ClassDecorator & MethodDecorator {
       ),
     ),
     ApiResponse(errorResponse(503, 'Redis unavailable: the rate limit cannot be counted (Retry-After)', 'presence store unavailable, retry later')),
+  );
+}
+
+/**
+ * A read that an operator holding OPS_TOKEN may make as well as a backend with an API key (the
+ * ops console logs in with either). Writes never carry it: OPS_TOKEN does not send or disconnect.
+ */
+export function OpsTokenReads(): MethodDecorator {
+  return applyDecorators(
+    SetMetadata(OPS_TOKEN_READS, true),
+    ApiResponse(errorResponse(401, 'Missing or wrong API key (or OPS_TOKEN, which this read also accepts)', 'API key or OPS_TOKEN is not valid')),
   );
 }

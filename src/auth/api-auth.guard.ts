@@ -1,16 +1,22 @@
 import { CanActivate, ExecutionContext, HttpException, HttpStatus, Injectable, UnauthorizedException } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
 import type { Request, Response } from 'express';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { addressKey, clientAddress, TrustFn, trustFn } from '../http/client-address';
 import { MetricsService } from '../metrics/metrics.service';
-import { ApiKeys } from './api-keys';
+import { ApiKeys, KeyCheck } from './api-keys';
 import { RateDecision, RateLimiter, RateRule } from './rate-limiter';
 
 export interface ApiRequest extends Request {
   /** A short, non-secret id of the key used, for rate limiting, idempotency and logs. */
   apiKeyId?: string;
+  /** Which credential let the request in: an API key, or OPS_TOKEN on a route that takes it (OpsTokenReads). */
+  credential?: 'api_key' | 'ops_token';
 }
+
+/** Metadata key: the route also accepts OPS_TOKEN (read-only operator access, see OpsTokenReads). */
+export const OPS_TOKEN_READS = 'push-gateway:ops-token-reads';
 
 /** The window failed authentications are counted in, per client address. */
 export const AUTH_FAILURE_WINDOW_MS = 60_000;
@@ -28,6 +34,7 @@ export const AUTH_FAILURE_WINDOW_MS = 60_000;
 @Injectable()
 export class ApiAuthGuard implements CanActivate {
   private readonly keys: ApiKeys;
+  private readonly opsToken?: ApiKeys;
   private readonly perKey: RateRule;
   private readonly failures: RateRule;
   private readonly trust: TrustFn;
@@ -37,8 +44,10 @@ export class ApiAuthGuard implements CanActivate {
     private readonly limiter: RateLimiter,
     private readonly clock: Clock,
     private readonly metrics: MetricsService,
+    private readonly reflector: Reflector,
   ) {
     this.keys = new ApiKeys(config.apiKeys);
+    if (config.http.opsToken) this.opsToken = new ApiKeys([config.http.opsToken]);
     this.perKey = { name: 'api-key', limit: config.apiRateLimit, windowMs: config.apiRateWindowMs };
     this.failures = { name: 'auth-failures', limit: config.apiAuthFailuresPerMinute, windowMs: AUTH_FAILURE_WINDOW_MS };
     this.trust = trustFn(config.http.trustProxy);
@@ -55,7 +64,7 @@ export class ApiAuthGuard implements CanActivate {
 
     const block = await this.limiter.check(this.failures, address, now);
     if (!block.allowed) throw this.tooMany(response, block, 'client_address', this.failureMessage());
-    const key = this.keys.identify(request.headers.authorization);
+    const key = this.identify(context, request);
     if (!key.ok) {
       const counted = await this.limiter.hit(this.failures, address, now);
       // Racing requests from one address: never more than the limit of 401s per window.
@@ -69,6 +78,27 @@ export class ApiAuthGuard implements CanActivate {
       throw this.tooMany(response, decision, 'api_key', `rate limit of ${limit} requests per ${windowMs} ms for this API key exceeded`);
     }
     return true;
+  }
+
+  /**
+   * The API key, or on an OpsTokenReads route OPS_TOKEN (counted against the per-key limit as a
+   * key of its own). A wrong OPS_TOKEN is a failed authentication like a wrong key.
+   */
+  private identify(context: ExecutionContext, request: ApiRequest): KeyCheck {
+    const key = this.keys.identify(request.headers.authorization);
+    if (key.ok) {
+      request.credential = 'api_key';
+      return key;
+    }
+    const opsReads = this.reflector.getAllAndOverride<boolean>(OPS_TOKEN_READS, [context.getHandler(), context.getClass()]);
+    if (!opsReads || !this.opsToken) return key;
+    const ops = this.opsToken.identify(request.headers.authorization);
+    if (!ops.ok) {
+      const sent = /^Bearer\s+\S+$/i.test(request.headers.authorization ?? '');
+      return { ok: false, reason: sent ? 'API key or OPS_TOKEN is not valid' : 'Authorization: Bearer <api key or OPS_TOKEN> is required' };
+    }
+    request.credential = 'ops_token';
+    return { ok: true, keyId: `ops-${ops.keyId}` };
   }
 
   private failureMessage(): string {

@@ -10,6 +10,8 @@ export class DeviceDto {
   @ApiPropertyOptional({ description: 'epoch ms (online only)', example: 1795306693338 }) connectedAt?: number;
   @ApiPropertyOptional({ description: 'epoch ms', example: 1795306718338 }) lastHeartbeatAt?: number;
   @ApiPropertyOptional({ description: 'epoch ms when presence runs out without a heartbeat (online only)', example: 1795306783838 }) expiresAt?: number;
+  @ApiPropertyOptional({ description: 'ms of presence left without a heartbeat, as of this answer (online only; what `PTTL` on its Redis key shows)', example: 62500 })
+  ttl?: number;
   @ApiPropertyOptional({ description: 'heartbeat interval in use, ms (online only)', example: 25000 }) interval?: number;
   @ApiPropertyOptional({ description: 'epoch ms of the last sign of life', example: 1795306718338 }) lastSeenAt?: number;
   @ApiPropertyOptional({ enum: ['foreground', 'background'], description: 'as the last heartbeat said', example: 'foreground' }) appState?: string;
@@ -39,8 +41,9 @@ export class PresenceSummaryDto {
   @ApiProperty({ type: [NetworkDto], description: 'what smart heartbeats learned, most recent networks first' }) networks!: NetworkDto[];
 }
 
-/** The public shape: no session id (an internal handle), undefined fields dropped. */
-export function toDeviceDto(v: DeviceView): DeviceDto {
+/** The public shape: no session id (an internal handle), the TTL left at `now`, undefined fields dropped. */
+export function toDeviceDto(v: DeviceView, now: number): DeviceDto {
   const { sessionId: _session, ...rest } = v;
-  return Object.fromEntries(Object.entries(rest).filter(([, value]) => value !== undefined)) as unknown as DeviceDto;
+  const ttl = v.online && v.expiresAt !== undefined ? Math.max(0, v.expiresAt - now) : undefined;
+  return Object.fromEntries(Object.entries({ ...rest, ttl }).filter(([, value]) => value !== undefined)) as unknown as DeviceDto;
 }

@@ -1,6 +1,7 @@
 import { Controller, Delete, Get, HttpCode, NotFoundException, Param } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { ApiAuth } from '../auth/api-auth.decorator';
+import { ApiAuth, OpsTokenReads } from '../auth/api-auth.decorator';
+import { Clock } from '../common/clock';
 import { errorResponse } from '../common/error.dto';
 import { PatternPipe } from '../common/pattern.pipe';
 import { ID } from '../common/patterns';
@@ -11,19 +12,24 @@ import { DevicesService } from './devices.service';
 @ApiAuth()
 @Controller('v1')
 export class DevicesController {
-  constructor(private readonly devices: DevicesService) {}
+  constructor(
+    private readonly devices: DevicesService,
+    private readonly clock: Clock,
+  ) {}
 
   @Get('devices/:deviceId')
+  @OpsTokenReads()
   @ApiOperation({ summary: 'Presence of one device' })
   @ApiResponse({ status: 200, type: DeviceDto })
   @ApiResponse(errorResponse(404, 'Device never seen, or forgotten after DEVICE_RETENTION_DAYS', 'device phone-1 is not known'))
   async device(@Param('deviceId') deviceId: string): Promise<DeviceDto> {
     const view = await this.devices.device(deviceId);
     if (!view) throw new NotFoundException(ID.test(deviceId) ? `device ${deviceId} is not known` : 'device is not known');
-    return toDeviceDto(view);
+    return toDeviceDto(view, this.clock.now());
   }
 
   @Get('users/:userId/devices')
+  @OpsTokenReads()
   @ApiOperation({ summary: "A user's known devices, online or not" })
   @ApiResponse({ status: 200, type: UserDevicesDto })
   @ApiResponse(
@@ -33,10 +39,12 @@ export class DevicesController {
   )
   async userDevices(@Param('userId', new PatternPipe(ID, 'userId')) userId: string): Promise<UserDevicesDto> {
     const devices = await this.devices.userDevices(userId);
-    return { userId, devices: devices.map(toDeviceDto) };
+    const now = this.clock.now();
+    return { userId, devices: devices.map((d) => toDeviceDto(d, now)) };
   }
 
   @Get('presence')
+  @OpsTokenReads()
   @ApiOperation({ summary: 'Devices online in total and per gateway instance' })
   @ApiResponse({ status: 200, type: PresenceSummaryDto })
   async presence(): Promise<PresenceSummaryDto> {

@@ -1,7 +1,7 @@
 import { Controller, Get, Headers, HttpCode, NotFoundException, Param, Post, Req } from '@nestjs/common';
 import { ApiBody, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { errorResponse } from '../common/error.dto';
-import { ApiAuth } from '../auth/api-auth.decorator';
+import { ApiAuth, OpsTokenReads } from '../auth/api-auth.decorator';
 import type { ApiRequest } from '../auth/api-auth.guard';
 import { JsonBody } from '../common/json-body.decorator';
 import { IDEMPOTENCY_KEY, NOTIFICATION_ID } from '../common/patterns';
@@ -60,6 +60,7 @@ export class NotificationsController {
   }
 
   @Get(':id')
+  @OpsTokenReads()
   @ApiOperation({ summary: 'Per-device delivery status of a notification' })
   @ApiResponse({ status: 200, type: NotificationStatusDto, example: NOTIFICATION_STATUS_EXAMPLE })
   @ApiResponse(
