@@ -5,6 +5,7 @@ import { AuthModule } from './auth/auth.module';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { ConfigModule } from './config/config.module';
+import { ConsoleModule } from './console/console.module';
 import { DemoModule } from './demo/demo.module';
 import { AsyncApiController } from './docs/asyncapi.controller';
 import { DevicesModule } from './devices/devices.module';
@@ -40,6 +41,7 @@ export class AppModule {
         NotificationsModule,
         DevicesModule,
         HealthModule,
+        ConsoleModule,
         DemoModule.register(config.demo.enabled),
       ],
     };
