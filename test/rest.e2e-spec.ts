@@ -356,9 +356,16 @@ describe('REST API (real app, real Redis)', () => {
         connectedAt: expect.any(Number),
         lastHeartbeatAt: expect.any(Number),
         expiresAt: online.lastHeartbeatAt + 12_500,
+        ttl: expect.any(Number),
         interval: 5_000,
         lastSeenAt: expect.any(Number),
       });
+      // The TTL left, as the presence key in Redis counts it down (PX set a few ms after the
+      // gateway read its clock, read a few ms after the answer: close, not equal).
+      const pttl = await redis.pttl(`${prefix}presence:shown`);
+      expect(online.ttl).toBeLessThanOrEqual(12_500);
+      expect(pttl).toBeGreaterThan(0);
+      expect(Math.abs(online.ttl - pttl)).toBeLessThan(1_000);
       socket.disconnect();
       await waitFor(async () => ((await (await api(gw.url, '/v1/devices/shown')).json()) as Json).online === false);
       res = await api(gw.url, '/v1/devices/shown');
