@@ -75,6 +75,10 @@ describe('ops console (/console) in headless Chromium', () => {
     expect((await api(gw.url, '/v1/devices/phone-1/session', { method: 'DELETE', key: OPS_TOKEN })).status).toBe(401);
     const stats = (await (await api(gw.url, '/v1/ops/stats', { key: OPS_TOKEN })).json()) as { credential: string };
     expect(stats.credential).toBe('ops_token');
+    // The measured accuracy the console links to is repository documentation, not runtime data.
+    const doc = await fetch(`${gw.url}/console/presence-accuracy.md`);
+    expect(doc.headers.get('content-type')).toMatch(/^text\/plain/);
+    expect(await doc.text()).toMatch(/^# Presence accuracy on real networks/);
     // Documented in OpenAPI like the rest of the API.
     const openapi = (await (await api(gw.url, '/docs-json', { key: OPS_TOKEN })).json()) as any;
     expect(openapi.paths['/v1/ops/stats'].get.responses['200']).toBeDefined();

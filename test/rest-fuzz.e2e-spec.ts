@@ -48,8 +48,9 @@ const route = fc.oneof(
   segment.map((s) => ['GET', `/v1/users/${s}/devices`] as const),
   segment.map((s) => ['DELETE', `/v1/devices/${s}/session`] as const),
   fc.constant(['GET', '/v1/presence'] as const),
-  fc.tuple(fc.constantFrom('PUT', 'PATCH', 'OPTIONS', 'HEAD', 'POST', 'DELETE'), fc.constantFrom('/v1/notifications', '/v1/presence', '/v1/devices/x', '/v1/nope')),
-  fc.tuple(fc.constantFrom('GET', 'POST'), fc.constantFrom('/v1/presence', '/v1/notifications')).chain(([m, p]) =>
+  fc.constant(['GET', '/v1/ops/stats'] as const),
+  fc.tuple(fc.constantFrom('PUT', 'PATCH', 'OPTIONS', 'HEAD', 'POST', 'DELETE'), fc.constantFrom('/v1/notifications', '/v1/presence', '/v1/ops/stats', '/v1/devices/x', '/v1/nope')),
+  fc.tuple(fc.constantFrom('GET', 'POST'), fc.constantFrom('/v1/presence', '/v1/ops/stats', '/v1/notifications')).chain(([m, p]) =>
     fc.string({ unit: 'grapheme-ascii', maxLength: 30 }).map((q) => [m, `${p}?${encodeURI(q)}&__proto__[x]=1&a[b][c]=2`] as const),
   ),
 );
