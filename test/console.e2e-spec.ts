@@ -1,30 +1,13 @@
-import { execFileSync } from 'node:child_process';
 import { join } from 'node:path';
-import { Browser, chromium, Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import type { Socket } from 'socket.io-client';
 import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
+import { launchChromium, watchErrors } from './support/chromium';
 import { deviceToken, TEST_API_KEY } from './support/tokens';
-
-/** Debian's chromium (CHROMIUM_PATH to override); `.ci/run` installs it. */
-function chromiumPath(): string {
-  if (process.env.CHROMIUM_PATH) return process.env.CHROMIUM_PATH;
-  try {
-    return execFileSync('which', ['chromium'], { encoding: 'utf8' }).trim();
-  } catch {
-    throw new Error('The console test needs Chromium: apt-get install chromium (or set CHROMIUM_PATH).');
-  }
-}
 
 const OPS_TOKEN = 'ops-token-0123456789abcdef';
 const DOCS = join(__dirname, '..', 'docs');
 const NETWORK = 'wifi:console-lab';
-
-/** Script errors, CSP violations (console errors) and failed loads; 401s are expected only before log-in. */
-function watchErrors(page: Page, errors: string[]): void {
-  page.on('pageerror', (err) => errors.push(err.message));
-  page.on('console', (msg) => msg.type() === 'error' && !msg.text().startsWith('Failed to load resource') && errors.push(msg.text()));
-  page.on('response', (res) => res.status() >= 400 && !res.url().endsWith('/favicon.ico') && errors.push(`${res.status()} ${res.url()}`));
-}
 
 /** A real device (socket.io-client): beats at its interval until told to stop beating. */
 async function device(url: string, deviceId: string): Promise<{ socket: Socket; stopBeating: () => void; close: () => void }> {
@@ -51,11 +34,7 @@ describe('ops console (/console) in headless Chromium', () => {
     gw = await startTestApp({ HEARTBEAT_INTERVAL_MS: '1000', HEARTBEAT_MIN_MS: '500', SWEEP_INTERVAL_MS: '500', OPS_TOKEN,
       // The first test makes a dozen failed authentications on purpose.
       API_AUTH_FAILURES_PER_MINUTE: '100' });
-    browser = await chromium.launch({
-      executablePath: chromiumPath(),
-      headless: true,
-      args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
-    });
+    browser = await launchChromium();
   }, 30_000);
   afterAll(async () => {
     await browser?.close();
