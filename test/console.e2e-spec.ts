@@ -1,3 +1,5 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Browser, Page } from 'playwright-core';
 import type { Socket } from 'socket.io-client';
@@ -6,7 +8,12 @@ import { launchChromium, watchErrors } from './support/chromium';
 import { deviceToken, TEST_API_KEY } from './support/tokens';
 
 const OPS_TOKEN = 'ops-token-0123456789abcdef';
-const DOCS = join(__dirname, '..', 'docs');
+/**
+ * Where the screenshots go: docs/ (what the README shows) when SCREENSHOTS=docs, e.g.
+ * `SCREENSHOTS=docs npx jest test/console.e2e-spec.ts`; otherwise a temporary folder, so an
+ * ordinary test run takes them all the same but leaves the working tree clean.
+ */
+const DOCS = process.env.SCREENSHOTS === 'docs' ? join(__dirname, '..', 'docs') : mkdtempSync(join(tmpdir(), 'console-shots-'));
 const NETWORK = 'wifi:console-lab';
 
 /** A real device (socket.io-client): beats at its interval until told to stop beating. */
