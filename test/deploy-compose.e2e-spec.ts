@@ -18,7 +18,7 @@ const describeCompose = COMPOSE ? describe : describe.skip;
 function readmeVariables(): string[] {
   const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
   const table = readme.slice(readme.indexOf('\n## Configuration'), readme.indexOf('\n## ', readme.indexOf('\n## Configuration') + 1));
-  return [...table.matchAll(/^\| `([A-Z][A-Z0-9_]*)` \|/gm)].map((m) => m[1]);
+  return [...table.matchAll(/^\| `([A-Z][A-Z0-9_]*)` \|/gm)].map((m) => m[1]!);
 }
 
 /** What compose itself decides inside the container, and why (README says the same). */

@@ -52,7 +52,7 @@ describeNginx('deploy/nginx.conf in front of two gateway processes', () => {
     const seen = logLines(request).length;
     const res = await send();
     await waitFor(() => logLines(request).length > seen);
-    return [res, logLines(request)[seen]];
+    return [res, logLines(request)[seen]!];
   }
 
   beforeAll(async () => {
@@ -106,7 +106,7 @@ describeNginx('deploy/nginx.conf in front of two gateway processes', () => {
       expect(await res.json()).toMatchObject({ message: 'not routed by the load balancer' });
     }
     // The replicas do serve them (no OPS_TOKEN here): the 404 is the balancer's.
-    expect((await fetch(`${gateways[0].url}/metrics`)).status).toBe(200);
+    expect((await fetch(`${gateways[0]!.url}/metrics`)).status).toBe(200);
   });
 
   it('never sends a failed POST to a second replica, and takes a replica whose readiness fails out', async () => {
@@ -114,9 +114,9 @@ describeNginx('deploy/nginx.conf in front of two gateway processes', () => {
     const servedBy = /upstream=\[([^\]]+)\]/.exec(probe)![1];
     const x = gateways.findIndex((g) => hostPort(g) === servedBy);
     expect(x).toBeGreaterThanOrEqual(0);
-    const [sick, healthy] = [gateways[x], gateways[1 - x]];
+    const [sick, healthy] = [gateways[x]!, gateways[1 - x]!];
 
-    await links[x].stop(); // this replica's Redis is gone: its /health/ready turns 503
+    await links[x]!.stop(); // this replica's Redis is gone: its /health/ready turns 503
     await waitFor(async () => (await fetch(`${sick.url}/health/ready`)).status === 503, 10_000);
 
     const body = { deviceIds: ['nginx-nobody'], title: 'once', data: {} };
