@@ -20,6 +20,8 @@ COPY --from=build --chown=node:node /app/node_modules ./node_modules
 COPY --from=build --chown=node:node /app/dist ./dist
 COPY --from=build --chown=node:node /app/client/package.json ./client/package.json
 COPY --from=build --chown=node:node /app/client/dist ./client/dist
+# The console links the measured presence accuracy (served as text at /console/presence-accuracy.md).
+COPY --chown=node:node docs/presence-accuracy.md ./docs/presence-accuracy.md
 USER node
 EXPOSE 3000
 # Liveness only: readiness (/health/ready) is for the load balancer, which should stop routing to
