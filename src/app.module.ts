@@ -8,6 +8,7 @@ import { ConfigModule } from './config/config.module';
 import { DemoModule } from './demo/demo.module';
 import { AsyncApiController } from './docs/asyncapi.controller';
 import { DevicesModule } from './devices/devices.module';
+import { EventsModule } from './events/events.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { LoadModule } from './load/load.module';
@@ -39,6 +40,7 @@ export class AppModule {
         GatewayModule,
         NotificationsModule,
         DevicesModule,
+        EventsModule,
         HealthModule,
         DemoModule.register(config.demo.enabled),
       ],

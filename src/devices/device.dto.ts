@@ -14,6 +14,7 @@ export class DeviceDto {
   @ApiPropertyOptional({ description: 'epoch ms of the last sign of life' }) lastSeenAt?: number;
   @ApiPropertyOptional({ enum: ['foreground', 'background'], description: 'as the last heartbeat said' }) appState?: string;
   @ApiPropertyOptional({ description: 'network key the device announced' }) network?: string;
+  @ApiProperty({ description: 'seq of the last presence event of the device (0 before any): a receiver that has it is up to date' }) seq!: number;
 }
 
 export class UserDevicesDto {
