@@ -9,6 +9,7 @@ import { ConsoleModule } from './console/console.module';
 import { DemoModule } from './demo/demo.module';
 import { AsyncApiController } from './docs/asyncapi.controller';
 import { DevicesModule } from './devices/devices.module';
+import { EventsModule } from './events/events.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { LoadModule } from './load/load.module';
@@ -40,6 +41,7 @@ export class AppModule {
         GatewayModule,
         NotificationsModule,
         DevicesModule,
+        EventsModule,
         HealthModule,
         ConsoleModule,
         DemoModule.register(config.demo.enabled),

@@ -359,6 +359,7 @@ describe('REST API (real app, real Redis)', () => {
         ttl: expect.any(Number),
         interval: 5_000,
         lastSeenAt: expect.any(Number),
+        seq: 1,
       });
       // The TTL left, as the presence key in Redis counts it down (PX set a few ms after the
       // gateway read its clock, read a few ms after the answer: close, not equal).
@@ -369,7 +370,7 @@ describe('REST API (real app, real Redis)', () => {
       socket.disconnect();
       await waitFor(async () => ((await (await api(gw.url, '/v1/devices/shown')).json()) as Json).online === false);
       res = await api(gw.url, '/v1/devices/shown');
-      expect(await res.json()).toEqual({ deviceId: 'shown', userId: 'user-s', online: false, platform: 'ios', lastHeartbeatAt: expect.any(Number), lastSeenAt: expect.any(Number) });
+      expect(await res.json()).toEqual({ deviceId: 'shown', userId: 'user-s', online: false, platform: 'ios', lastHeartbeatAt: expect.any(Number), lastSeenAt: expect.any(Number), seq: 2 });
       res = await api(gw.url, '/v1/devices/never-seen');
       expect(res.status).toBe(404);
       expect(await res.json()).toMatchObject({ statusCode: 404, error: 'Not Found' });

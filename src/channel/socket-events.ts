@@ -1,5 +1,6 @@
 import type { Server, Socket } from 'socket.io';
 import type { SessionRef } from '../presence/presence.types';
+import type { OfflineReason } from '../events/event.types';
 
 /** The socket protocol in one place: every payload the gateway sends or accepts, by event name. */
 export interface HeartbeatSettingsPayload {
@@ -121,6 +122,12 @@ export const SERVER_EVENTS: Record<keyof ServerToClientEvents, true> = {
 
 /** Why the server closes a session: a `session_ended` reason, a takeover, or this instance's drain. */
 export type CloseReason = SessionEndReason | 'replaced' | 'server_shutdown';
+
+/** The `device.offline` reason of a session that ends with the server's close `reason` (none: the client left). */
+export function offlineReason(reason: CloseReason | undefined): OfflineReason {
+  if (reason === undefined) return 'client_close';
+  return reason === 'expired' ? 'heartbeat_timeout' : reason;
+}
 
 /** What one gateway instance tells the others through the Redis adapter. */
 export interface InterServerEvents {

@@ -52,7 +52,7 @@ export class DevicesService {
     const [view] = await this.store.getDevices([deviceId], now);
     if (!view?.online || !view.sessionId || !view.instanceId) return false;
     const session = { deviceId, sessionId: view.sessionId, userId: view.userId, instanceId: view.instanceId };
-    await this.store.disconnect([session], now);
+    await this.store.disconnect([session], now, 'kicked');
     this.channel.close([session], 'kicked');
     return true;
   }

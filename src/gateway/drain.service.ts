@@ -34,7 +34,7 @@ export class DrainService implements BeforeApplicationShutdown {
     const sessions = this.channel.drain();
     this.logger.log(`draining (${signal ?? 'close'}): ${sessions.length} sessions told to reconnect`);
     // Two independent steps: a failure of one must not skip the other.
-    const [presence, registry] = await Promise.allSettled([this.store.disconnect(sessions, this.clock.now()), this.instances.leave()]);
+    const [presence, registry] = await Promise.allSettled([this.store.disconnect(sessions, this.clock.now(), 'server_shutdown'), this.instances.leave()]);
     if (presence.status === 'rejected') {
       this.logger.warn(`presence not removed on drain, it will expire by TTL: ${(presence.reason as Error).message}`);
     }

@@ -8,7 +8,7 @@ import { PresenceStore } from '../presence/presence.store';
 import { bucketOf, isStableRun, recommendInterval } from '../presence/network-intervals';
 import { readClientPayload } from '../channel/client-events';
 import { DeviceChannel } from '../channel/device-channel';
-import { Ack, DeviceSession, errorAck, HeartbeatAck, ReadyPayload, sessionRef } from '../channel/socket-events';
+import { Ack, DeviceSession, errorAck, HeartbeatAck, offlineReason, ReadyPayload, sessionRef } from '../channel/socket-events';
 
 /** Session policy: what a connect, a heartbeat and a disconnect mean for presence. */
 @Injectable()
@@ -121,9 +121,13 @@ export class SessionService {
     session.beatsAtInterval = 0;
   }
 
-  /** A clean disconnect makes the device offline at once (unless a newer session already took over). */
+  /**
+   * A disconnect makes the device offline at once (unless a newer session already took over, or
+   * whoever closed it ended its presence first). The reason recorded is why the server closed it,
+   * if it did (`closing`), else the client left (`client_close`).
+   */
   async end(session: DeviceSession): Promise<void> {
-    await this.store.disconnect([sessionRef(session, this.config.instanceId)], this.clock.now());
+    await this.store.disconnect([sessionRef(session, this.config.instanceId)], this.clock.now(), offlineReason(session.closing));
   }
 }
 

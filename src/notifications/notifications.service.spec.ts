@@ -34,7 +34,7 @@ describe('NotificationsService', () => {
   };
   const offline = async (deviceId: string, userId = 'u1') => {
     channel.disconnect(await online(deviceId, userId));
-    await presence.disconnect([{ deviceId, userId, sessionId: `s-${deviceId}`, instanceId: 'gw-a' }], clock.now());
+    await presence.disconnect([{ deviceId, userId, sessionId: `s-${deviceId}`, instanceId: 'gw-a' }], clock.now(), 'client_close');
   };
   const pushedTo = () => channel.pushes.map((p) => p.deviceId).sort();
 

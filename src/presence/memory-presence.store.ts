@@ -1,4 +1,6 @@
 import { MinHeap } from '../common/min-heap';
+import { DEFAULT_EVENT_RETENTION_MS, OfflineReason } from '../events/event.types';
+import { MemoryEventLog } from '../events/memory-event-log';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
 import { DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
@@ -40,22 +42,40 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly forgetting = new MinHeap<Due>((d) => d.at);
   private readonly networksForgetting = new MinHeap<Due>((d) => d.at);
 
-  constructor(private readonly retentionMs: number) {
+  /** `events`: the event log this store appends to (GET /v1/events reads it). */
+  constructor(
+    private readonly retentionMs: number,
+    readonly events = new MemoryEventLog(DEFAULT_EVENT_RETENTION_MS),
+  ) {
     super();
   }
 
-  /** Entries held for devices, users, networks and instances (what tests bound). */
+  /** Entries held for devices, users, networks, instances and events (what tests bound). */
   get footprint(): number {
     let sampledBy = 0;
     for (const net of this.networks.values()) sampledBy += net.sampledBy.size;
-    return this.devices.size + this.users.size + this.networks.size + this.instances.size + sampledBy;
+    return this.devices.size + this.users.size + this.networks.size + this.instances.size + sampledBy + this.events.size;
   }
 
+  /** The same events, in the same order, as the Redis script CONNECT records. */
   async connect(s: SessionStart): Promise<SessionRef | null> {
     this.prune(s.now);
     const prev = this.devices.get(s.deviceId);
     const replaced = prev?.sessionId ? this.refOf(prev) : null;
-    if (prev && prev.userId !== s.userId) this.users.get(prev.userId)?.delete(s.deviceId);
+    const again = replaced?.sessionId === s.sessionId;
+    let seq = prev?.seq ?? 0;
+    if (prev && replaced && !again) {
+      const live = (prev.expiresAt ?? 0) > s.now;
+      const reason: OfflineReason = live ? 'replaced' : this.instanceAlive(replaced.instanceId, s.now) ? 'heartbeat_timeout' : 'instance_lost';
+      const lastSeenAt = live ? s.now : (prev.lastHeartbeatAt ?? s.now);
+      this.events.append('device.offline', s.now, { ...replaced, reason, lastSeenAt, seq: ++seq });
+    }
+    if (prev && prev.userId !== s.userId) {
+      const old = this.users.get(prev.userId);
+      old?.delete(s.deviceId);
+      if (replaced && !hasOnline(old)) this.events.append('user.offline', s.now, { userId: prev.userId });
+    }
+    const firstOfUser = !hasOnline(this.users.get(s.userId));
     const expiresAt = s.now + s.ttl;
     if (!replaced) this.sessions++;
     this.devices.set(s.deviceId, {
@@ -71,9 +91,15 @@ export class MemoryPresenceStore extends PresenceStore {
       interval: s.interval,
       lastSeenAt: s.now,
       network: s.network,
+      seq: again ? seq : seq + 1,
     });
     this.userIndex(s.userId).set(s.deviceId, Infinity);
     this.deadlinesOf(s.instanceId).push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
+    if (!again) {
+      const { deviceId, userId, sessionId, instanceId, platform, network } = s;
+      this.events.append('device.online', s.now, { deviceId, userId, sessionId, instanceId, platform, network, seq: seq + 1 });
+      if (firstOfUser) this.events.append('user.online', s.now, { userId });
+    }
     return replaced;
   }
 
@@ -91,12 +117,12 @@ export class MemoryPresenceStore extends PresenceStore {
     return true;
   }
 
-  async disconnect(sessions: readonly SessionRef[], now: number): Promise<number> {
+  async disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number> {
     let ended = 0;
     for (const s of sessions) {
       const d = this.devices.get(s.deviceId);
       if (d?.sessionId !== s.sessionId) continue;
-      this.endSession(d, now);
+      this.endSession(d, now, now, reason);
       ended++;
     }
     return ended;
@@ -106,6 +132,7 @@ export class MemoryPresenceStore extends PresenceStore {
     this.prune(now);
     const claimed: SessionRef[] = [];
     const deadlines = this.deadlines.get(owner);
+    const reason: OfflineReason = this.instanceAlive(owner, now) ? 'heartbeat_timeout' : 'instance_lost';
     while (deadlines && claimed.length < limit) {
       const top = deadlines.peek();
       if (!top || top.at > now) break;
@@ -114,14 +141,19 @@ export class MemoryPresenceStore extends PresenceStore {
       if (!this.isCurrent(top)) continue;
       const d = this.devices.get(top.deviceId)!;
       claimed.push(this.refOf(d));
-      this.endSession(d, d.lastHeartbeatAt ?? now);
+      this.endSession(d, d.lastHeartbeatAt ?? now, now, reason);
     }
     if (deadlines?.size === 0 && !this.instances.has(owner)) this.deadlines.delete(owner);
     return claimed;
   }
 
   async orphanedOwners(now: number): Promise<string[]> {
-    return [...this.deadlines.keys()].filter((id) => (this.instances.get(id)?.expiresAt ?? 0) <= now);
+    return [...this.deadlines.keys()].filter((id) => !this.instanceAlive(id, now));
+  }
+
+  /** Whether the instance still reports itself alive (as its key with a TTL in Redis). */
+  private instanceAlive(instanceId: string, now: number): boolean {
+    return (this.instances.get(instanceId)?.expiresAt ?? 0) > now;
   }
 
   async getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]> {
@@ -205,6 +237,7 @@ export class MemoryPresenceStore extends PresenceStore {
   }
 
   private prune(now: number): void {
+    this.events.prune(now);
     for (let due = this.forgetting.peek(); due && due.at <= now; due = this.forgetting.peek()) {
       this.forgetting.pop();
       const d = this.devices.get(due.key);
@@ -262,12 +295,17 @@ export class MemoryPresenceStore extends PresenceStore {
     return !!d && d.sessionId === e.sessionId && d.expiresAt === e.at;
   }
 
-  private endSession(d: DeviceView, lastSeenAt: number): void {
+  private endSession(d: DeviceView, lastSeenAt: number, now: number, reason: OfflineReason): void {
+    const { deviceId, userId, sessionId, instanceId } = this.refOf(d);
     this.sessions--;
     d.sessionId = d.instanceId = d.connectedAt = d.expiresAt = undefined;
     d.online = false;
     d.lastSeenAt = lastSeenAt;
-    this.userIndex(d.userId).set(d.deviceId, lastSeenAt);
+    d.seq++;
+    this.events.append('device.offline', now, { deviceId, userId, sessionId, instanceId, reason, lastSeenAt, seq: d.seq });
+    const index = this.userIndex(d.userId);
+    index.set(d.deviceId, lastSeenAt);
+    if (!hasOnline(index)) this.events.append('user.offline', now, { userId });
     this.forgetting.push({ at: lastSeenAt + this.retentionMs, key: d.deviceId });
   }
 
@@ -280,4 +318,10 @@ export class MemoryPresenceStore extends PresenceStore {
   private refOf(d: DeviceView): SessionRef {
     return { deviceId: d.deviceId, sessionId: d.sessionId!, userId: d.userId, instanceId: d.instanceId! };
   }
+}
+
+/** Whether a user index (deviceId -> lastSeenAt, Infinity while online) holds an online device. */
+function hasOnline(index: Map<string, number> | undefined): boolean {
+  if (index) for (const seen of index.values()) if (seen === Infinity) return true;
+  return false;
 }

@@ -1,6 +1,10 @@
 import Redis from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
 import { deleteKeys, keysWithoutTtl, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { EventLog } from '../events/event-log';
+import { EventEnvelope } from '../events/event.types';
+import { MemoryEventLog } from '../events/memory-event-log';
+import { RedisEventLog } from '../events/redis-event-log';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { MemoryPresenceStore } from './memory-presence.store';
 import { PresenceStore } from './presence.store';
@@ -10,6 +14,7 @@ import { RedisPresenceStore } from './redis-presence.store';
 const DAY = 86_400_000;
 const RETENTION = 30 * DAY;
 const TTL = 1_000;
+const EVENT_RETENTION = 3_600_000;
 
 /**
  * `unbounded` counts what the store would keep with no end in sight, once every retention has
@@ -19,12 +24,22 @@ const TTL = 1_000;
 interface Harness {
   make: () => PresenceStore;
   unbounded: (store: PresenceStore) => Promise<number>;
+  /** The event log `store` writes (EVENT_RETENTION). */
+  eventLog: (store: PresenceStore) => EventLog;
 }
 
 /** The same behaviour, case by case, for both implementations. */
-function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
+function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
   let store: PresenceStore;
   let clock: FakeClock;
+  /** Events recorded after the cursor `after`, as [type, data] (everything retained when absent). */
+  let seen: string | undefined;
+  const allEvents = async (): Promise<EventEnvelope[]> => eventLog(store).read(undefined, 1_000, clock.now());
+  const newEvents = async (): Promise<[string, Record<string, unknown>][]> => {
+    const events = await eventLog(store).read(seen, 1_000, clock.now());
+    if (events.length) seen = events[events.length - 1]!.id;
+    return events.map((e) => [e.type, e.data]);
+  };
   const start = (deviceId: string, sessionId: string, extra: Partial<SessionStart> = {}): SessionStart => ({
     deviceId,
     sessionId,
@@ -42,6 +57,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
   beforeEach(() => {
     store = makeStore();
     clock = new FakeClock();
+    seen = undefined;
   });
 
   it('records a session with everything the REST API shows', async () => {
@@ -92,7 +108,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
       instanceId: 'gw-1',
     });
     expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL })).toBe(false);
-    expect(await store.disconnect([ref('d1', 's1')], clock.now())).toBe(0);
+    expect(await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close')).toBe(0);
     const [view] = await store.getDevices(['d1'], clock.now());
     expect(view).toMatchObject({ online: true, sessionId: 's2', instanceId: 'gw-2' });
     expect(await store.countOnline(clock.now())).toBe(1);
@@ -101,7 +117,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
   it('takes a device offline at once on a clean disconnect, and keeps it known', async () => {
     await store.connect(start('d1', 's1'));
     clock.advance(50);
-    expect(await store.disconnect([ref('d1', 's1')], clock.now())).toBe(1);
+    expect(await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close')).toBe(1);
     const [view] = await store.getDevices(['d1'], clock.now());
     expect(view).toEqual({
       deviceId: 'd1',
@@ -110,6 +126,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
       platform: 'ios',
       lastHeartbeatAt: clock.now() - 50,
       lastSeenAt: clock.now(),
+      seq: 2,
     });
     expect(await store.countOnline(clock.now())).toBe(0);
     expect(await store.claimExpired('gw-1', clock.now() + TTL * 10, 100)).toEqual([]);
@@ -146,7 +163,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
   it("lists a user's devices, online and offline, and follows a device to a new user", async () => {
     await store.connect(start('d1', 's1'));
     await store.connect(start('d2', 's2'));
-    await store.disconnect([ref('d2', 's2')], clock.now());
+    await store.disconnect([ref('d2', 's2')], clock.now(), 'client_close');
     let devices = await store.listUserDevices('u1', clock.now());
     expect(devices.map((d) => [d.deviceId, d.online]).sort()).toEqual([
       ['d1', true],
@@ -162,7 +179,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
 
   it('forgets an offline device after the retention period, never an online one', async () => {
     await store.connect(start('gone', 's1'));
-    await store.disconnect([ref('gone', 's1')], clock.now());
+    await store.disconnect([ref('gone', 's1')], clock.now(), 'client_close');
     await store.connect(start('stays', 's2', { ttl: RETENTION * 2 }));
     clock.advance(RETENTION + 1);
     expect(await store.getDevices(['gone', 'stays'], clock.now())).toEqual([null, expect.objectContaining({ online: true })]);
@@ -171,7 +188,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
 
   it('ends many sessions at once (drain)', async () => {
     for (const id of ['a', 'b', 'c']) await store.connect(start(id, `s-${id}`));
-    expect(await store.disconnect([ref('a', 's-a'), ref('b', 's-b'), ref('c', 'stale')], clock.now())).toBe(2);
+    expect(await store.disconnect([ref('a', 's-a'), ref('b', 's-b'), ref('c', 'stale')], clock.now(), 'client_close')).toBe(2);
     expect(await store.countOnline(clock.now())).toBe(1);
   });
 
@@ -280,7 +297,7 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
       await store.heartbeat({ deviceId: id, sessionId: `s-${id}`, instanceId: 'gw-1', now: clock.now(), interval: 400, ttl: TTL, network: 'wifi:x', sampleBucket: 1_000 });
     }
     expect(await unbounded(store)).toBeGreaterThan(0); // online sessions are held until they end
-    await store.disconnect([ref('a', 's-a', 'u-a')], clock.now());
+    await store.disconnect([ref('a', 's-a', 'u-a')], clock.now(), 'client_close');
     clock.advance(TTL); // b goes silent and is swept
     expect(await store.claimExpired('gw-1', clock.now(), 10)).toHaveLength(1);
     clock.advance(Math.max(RETENTION, NETWORK_RETENTION_MS));
@@ -289,13 +306,133 @@ function presenceStoreCases({ make: makeStore, unbounded }: Harness) {
     expect(await store.getDevices(['a', 'b'], clock.now())).toEqual([null, null]);
   });
 
+  describe('events', () => {
+    const on = (deviceId: string, sessionId: string, seq: number, extra: object = {}) => [
+      'device.online',
+      { deviceId, userId: 'u1', sessionId, instanceId: 'gw-1', platform: 'ios', seq, ...extra },
+    ];
+    const off = (deviceId: string, sessionId: string, reason: string, lastSeenAt: number, seq: number, extra: object = {}) => [
+      'device.offline',
+      { deviceId, userId: 'u1', sessionId, instanceId: 'gw-1', reason, lastSeenAt, seq, ...extra },
+    ];
+
+    it('records device and user transitions with the change, user.* once per transition, seq per device', async () => {
+      await store.connect(start('d1', 's1'));
+      await store.connect(start('d2', 's2', { platform: undefined, network: 'wifi:home' }));
+      expect(await newEvents()).toEqual([on('d1', 's1', 1), ['user.online', { userId: 'u1' }], on('d2', 's2', 1, { platform: undefined, network: 'wifi:home' })]);
+      clock.advance(10);
+      expect(await store.disconnect([ref('d1', 's1')], clock.now(), 'kicked')).toBe(1);
+      expect(await newEvents()).toEqual([off('d1', 's1', 'kicked', clock.now(), 2)]);
+      expect(await store.disconnect([ref('d2', 's2')], clock.now(), 'server_shutdown')).toBe(1);
+      expect(await newEvents()).toEqual([off('d2', 's2', 'server_shutdown', clock.now(), 2), ['user.offline', { userId: 'u1' }]]);
+      await store.connect(start('d1', 's3'));
+      expect(await newEvents()).toEqual([on('d1', 's3', 3), ['user.online', { userId: 'u1' }]]);
+      const [d1, d2] = await store.getDevices(['d1', 'd2'], clock.now());
+      expect([d1?.seq, d2?.seq]).toEqual([3, 2]);
+    });
+
+    it('on a takeover records the old offline (replaced) before the new online; the old session ending later records nothing', async () => {
+      await store.connect(start('d1', 's1'));
+      await newEvents();
+      clock.advance(5);
+      await store.connect(start('d1', 's2', { instanceId: 'gw-2' }));
+      expect(await newEvents()).toEqual([off('d1', 's1', 'replaced', clock.now(), 2), on('d1', 's2', 3, { instanceId: 'gw-2' })]);
+      expect(await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close')).toBe(0);
+      expect(await store.claimExpired('gw-1', clock.now() + 10 * TTL, 10)).toEqual([]);
+      // The same session recorded again (a retried call) is no change either.
+      expect(await store.connect(start('d1', 's2', { instanceId: 'gw-2' }))).toMatchObject({ sessionId: 's2' });
+      // A heartbeat is never an event.
+      expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's2', instanceId: 'gw-2', now: clock.now(), interval: 400, ttl: TTL })).toBe(true);
+      expect(await newEvents()).toEqual([]);
+      expect((await store.getDevices(['d1'], clock.now()))[0]?.seq).toBe(3);
+    });
+
+    it('says heartbeat_timeout for a sweep of a live instance, instance_lost for one that stopped reporting, with the last heartbeat as lastSeenAt', async () => {
+      await store.touchInstance({ instanceId: 'gw-1', online: 1, lastSeenAt: clock.now() }, 100 * TTL);
+      await store.connect(start('mine', 's-mine'));
+      await store.connect(start('orphan', 's-orphan', { instanceId: 'gw-dead', userId: 'u2' }));
+      const connectedAt = clock.now();
+      await newEvents();
+      clock.advance(TTL);
+      expect(await store.claimExpired('gw-dead', clock.now(), 10)).toHaveLength(1);
+      expect(await store.claimExpired('gw-1', clock.now(), 10)).toHaveLength(1);
+      expect(await newEvents()).toEqual([
+        off('orphan', 's-orphan', 'instance_lost', connectedAt, 2, { instanceId: 'gw-dead', userId: 'u2' }),
+        ['user.offline', { userId: 'u2' }],
+        off('mine', 's-mine', 'heartbeat_timeout', connectedAt, 2),
+        ['user.offline', { userId: 'u1' }],
+      ]);
+    });
+
+    it('ends a run-out session that a new connect finds before any sweep with the timeout reason, not replaced', async () => {
+      await store.touchInstance({ instanceId: 'gw-1', online: 1, lastSeenAt: clock.now() }, 100 * TTL);
+      await store.connect(start('a', 'sa'));
+      await store.connect(start('b', 'sb', { instanceId: 'gw-dead' }));
+      const connectedAt = clock.now();
+      await newEvents();
+      clock.advance(TTL);
+      await store.connect(start('a', 'sa2'));
+      await store.connect(start('b', 'sb2'));
+      expect(await newEvents()).toEqual([
+        off('a', 'sa', 'heartbeat_timeout', connectedAt, 2),
+        on('a', 'sa2', 3),
+        off('b', 'sb', 'instance_lost', connectedAt, 2, { instanceId: 'gw-dead' }),
+        on('b', 'sb2', 3),
+      ]);
+    });
+
+    it('follows a device to another user: the old user goes offline, the new one online', async () => {
+      await store.connect(start('d1', 's1'));
+      await newEvents();
+      await store.connect(start('d1', 's2', { userId: 'u9' }));
+      expect(await newEvents()).toEqual([
+        off('d1', 's1', 'replaced', clock.now(), 2),
+        ['user.offline', { userId: 'u1' }],
+        on('d1', 's2', 3, { userId: 'u9' }),
+        ['user.online', { userId: 'u9' }],
+      ]);
+    });
+
+    it('gives unique, increasing ids even when the clock goes back, reads after a cursor, and keeps events EVENT_RETENTION', async () => {
+      await store.connect(start('d1', 's1'));
+      clock.advance(-5_000); // another instance's clock, behind
+      await store.connect(start('d2', 's2'));
+      const events = await allEvents();
+      expect(events.map((e) => e.type)).toEqual(['device.online', 'user.online', 'device.online']);
+      expect(new Set(events.map((e) => e.id)).size).toBe(3);
+      expect(events[2]!.timestamp).toBe(clock.now());
+      expect(await eventLog(store).read(events[0]!.id, 1, clock.now())).toEqual([events[1]]);
+      expect(await eventLog(store).read(events[2]!.id, 10, clock.now())).toEqual([]);
+      clock.advance(5_000 + EVENT_RETENTION - 1);
+      expect(await allEvents()).toHaveLength(3);
+      clock.advance(1);
+      expect(await allEvents()).toEqual([]);
+      await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close');
+      expect((await allEvents()).map((e) => e.data.seq)).toEqual([2]);
+    });
+
+    it('records user.online and user.offline once when two devices of a user race', async () => {
+      await Promise.all([store.connect(start('a', 'sa')), store.connect(start('b', 'sb', { instanceId: 'gw-2' }))]);
+      await Promise.all([store.disconnect([ref('a', 'sa')], clock.now(), 'client_close'), store.disconnect([ref('b', 'sb')], clock.now(), 'client_close')]);
+      const types = (await newEvents()).map(([type]) => type);
+      expect(types.filter((t) => t === 'user.online')).toHaveLength(1);
+      expect(types.filter((t) => t === 'user.offline')).toHaveLength(1);
+      expect(types.indexOf('user.online')).toBe(1); // right after the first device's online
+      expect(types[types.length - 1]).toBe('user.offline'); // after the last device's offline
+    });
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });
 }
 
 describe('MemoryPresenceStore', () => {
-  presenceStoreCases({ make: () => new MemoryPresenceStore(RETENTION), unbounded: async (store) => (store as MemoryPresenceStore).footprint });
+  presenceStoreCases({
+    make: () => new MemoryPresenceStore(RETENTION, new MemoryEventLog(EVENT_RETENTION)),
+    unbounded: async (store) => (store as MemoryPresenceStore).footprint,
+    eventLog: (store) => (store as MemoryPresenceStore).events,
+  });
 });
 
 describe('RedisPresenceStore (real Redis)', () => {
@@ -304,7 +441,11 @@ describe('RedisPresenceStore (real Redis)', () => {
   afterEach(() => deleteKeys(redis, prefix));
   afterAll(() => redis.quit());
 
-  presenceStoreCases({ make: () => new RedisPresenceStore(redis, prefix, RETENTION), unbounded: () => keysWithoutTtl(redis, prefix, ['networks']) });
+  presenceStoreCases({
+    make: () => new RedisPresenceStore(redis, prefix, RETENTION, { eventRetentionMs: EVENT_RETENTION }),
+    unbounded: () => keysWithoutTtl(redis, prefix, ['networks']),
+    eventLog: () => new RedisEventLog(redis, prefix, EVENT_RETENTION),
+  });
 
   it('keeps the documented key layout with a real TTL on the presence key', async () => {
     const store = new RedisPresenceStore(redis, prefix, RETENTION);
@@ -319,7 +460,7 @@ describe('RedisPresenceStore (real Redis)', () => {
     expect(await redis.zrange(`${prefix}user:u1:devices`, '0', '-1')).toEqual(['d1']);
     await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now, interval: 8_000, ttl: 20_000 });
     expect(await redis.pttl(`${prefix}presence:d1`)).toBeGreaterThan(19_000);
-    await store.disconnect([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1' }], now);
+    await store.disconnect([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1' }], now, 'client_close');
     expect(await redis.exists(`${prefix}presence:d1`)).toBe(0);
     expect(await redis.pttl(`${prefix}device:d1`)).toBeGreaterThan(RETENTION - 60_000);
   });
@@ -335,6 +476,68 @@ describe('RedisPresenceStore (real Redis)', () => {
     const ids = claimed.flat().map((r) => r.deviceId);
     expect(ids).toHaveLength(300);
     expect(new Set(ids).size).toBe(300);
+  });
+
+  it('lands each event in the same atomic step as its change (snapshots by MULTI on another connection)', async () => {
+    const store = new RedisPresenceStore(redis, prefix, RETENTION, { eventRetentionMs: EVENT_RETENTION });
+    const reader = redis.duplicate();
+    const now = Date.now();
+    let writing = true;
+    const writer = (async () => {
+      for (let i = 0; i < 150; i++) {
+        await store.connect({ deviceId: 'd1', sessionId: `s${i}`, userId: 'u1', instanceId: `gw-${i % 2}`, now, interval: 400, ttl: 10_000 });
+        if (i % 3 === 0) await store.disconnect([{ deviceId: 'd1', sessionId: `s${i}`, userId: 'u1', instanceId: `gw-${i % 2}` }], now, 'client_close');
+      }
+    })().finally(() => (writing = false));
+    let snapshots = 0;
+    while (writing || snapshots === 0) {
+      const replies = await reader.multi().hmget(`${prefix}device:d1`, 'sessionId', 'seq').xrevrange(`${prefix}events`, '+', '-', 'COUNT', 4).exec();
+      const [sessionId, seq] = replies![0]![1] as [string | null, string | null];
+      const tail = (replies![1]![1] as [string, string[]][]).map(([, f]) => ({ type: f[1], data: JSON.parse(f[5]!) as Record<string, unknown> }));
+      const last = tail.find((e) => e.type!.startsWith('device.'));
+      if (seq === null) {
+        expect(last).toBeUndefined();
+      } else {
+        // What the hash says is what the newest device event says: never one without the other.
+        expect(last?.data.seq).toBe(Number(seq));
+        expect(last?.type).toBe(sessionId ? 'device.online' : 'device.offline');
+        if (sessionId) expect(last?.data.sessionId).toBe(sessionId);
+        snapshots++;
+      }
+    }
+    await writer;
+    await reader.quit();
+    expect(snapshots).toBeGreaterThan(0);
+  });
+
+  it('records each transition once when two instances race (separate connections)', async () => {
+    const connections = [redis.duplicate(), redis.duplicate()];
+    const [a, b] = connections.map((c) => new RedisPresenceStore(c, prefix, RETENTION, { eventRetentionMs: EVENT_RETENTION })) as [RedisPresenceStore, RedisPresenceStore];
+    const log = new RedisEventLog(redis, prefix, EVENT_RETENTION);
+    const now = Date.now();
+    const start = (deviceId: string, sessionId: string, instanceId: string) => ({ deviceId, sessionId, userId: 'u1', instanceId, now, interval: 400, ttl: 10_000 });
+    for (let round = 0; round < 20; round++) {
+      // Two devices of one user coming online on two instances, and one device reconnecting on both.
+      await Promise.all([a.connect(start(`x${round}`, `xa${round}`, 'gw-a')), b.connect(start(`y${round}`, `yb${round}`, 'gw-b'))]);
+      await Promise.all([a.connect(start(`x${round}`, `xa2-${round}`, 'gw-a')), b.connect(start(`x${round}`, `xb2-${round}`, 'gw-b'))]);
+      const [x] = await a.getDevices([`x${round}`], now);
+      await Promise.all([
+        a.disconnect([{ deviceId: `x${round}`, sessionId: x!.sessionId!, userId: 'u1', instanceId: x!.instanceId! }], now, 'client_close'),
+        b.disconnect([{ deviceId: `y${round}`, sessionId: `yb${round}`, userId: 'u1', instanceId: 'gw-b' }], now, 'client_close'),
+      ]);
+    }
+    const events = await log.read(undefined, 1_000, now);
+    await Promise.all(connections.map((c) => c.quit()));
+    expect(events.filter((e) => e.type === 'user.online')).toHaveLength(20);
+    expect(events.filter((e) => e.type === 'user.offline')).toHaveLength(20);
+    // Per device, seq counts up by one in log order, across both instances.
+    const seqs = new Map<string, number[]>();
+    for (const e of events.filter((e) => e.type.startsWith('device.'))) {
+      const id = e.data.deviceId as string;
+      seqs.set(id, [...(seqs.get(id) ?? []), e.data.seq as number]);
+    }
+    for (const [id, list] of seqs) expect([id, list]).toEqual([id, list.map((_, i) => i + 1)]);
+    expect(seqs.get('x0')).toHaveLength(6); // online, replaced + online, replaced + online, offline
   });
 
   it('costs one round trip per heartbeat (one EVALSHA)', async () => {

@@ -1,5 +1,8 @@
 import { Module } from '@nestjs/common';
 import { AppConfig } from '../config/app-config';
+import { EventLog } from '../events/event-log';
+import { MemoryEventLog } from '../events/memory-event-log';
+import { RedisEventLog } from '../events/redis-event-log';
 import { RedisConnection } from '../redis/redis-connection';
 import { HeartbeatPolicy } from './heartbeat-policy';
 import { NetworkMetrics } from './network-metrics';
@@ -14,12 +17,22 @@ import { RedisPresenceStore } from './redis-presence.store';
       inject: [AppConfig, RedisConnection],
       useFactory: (config: AppConfig, redis: RedisConnection): PresenceStore =>
         redis.client
-          ? new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs, redis.beats ?? redis.client)
-          : new MemoryPresenceStore(config.deviceRetentionMs),
+          ? new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs, {
+              eventRetentionMs: config.eventRetentionMs,
+              beats: redis.beats ?? redis.client,
+            })
+          : new MemoryPresenceStore(config.deviceRetentionMs, new MemoryEventLog(config.eventRetentionMs)),
+    },
+    {
+      // The log the presence store writes in the same step as each change: read here, never written.
+      provide: EventLog,
+      inject: [PresenceStore, AppConfig, RedisConnection],
+      useFactory: (store: PresenceStore, config: AppConfig, redis: RedisConnection): EventLog =>
+        store instanceof MemoryPresenceStore ? store.events : new RedisEventLog(redis.client!, config.redisPrefix, config.eventRetentionMs),
     },
     { provide: HeartbeatPolicy, inject: [AppConfig], useFactory: (config: AppConfig) => new HeartbeatPolicy(config.heartbeat, config.heartbeatTtlSlackMs) },
     NetworkMetrics,
   ],
-  exports: [PresenceStore, HeartbeatPolicy],
+  exports: [PresenceStore, HeartbeatPolicy, EventLog],
 })
 export class PresenceModule {}

@@ -10,7 +10,7 @@ import { luaScript } from '../redis/lua-script';
  *   presence:<deviceId>       string, the current sessionId, PX = remaining presence lifetime
  *   device:<deviceId>         hash: userId platform sessionId instanceId connectedAt
  *                             lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                             appState network
+ *                             appState network seq
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
  *   presence:expiry:<inst>    zset deviceId -> expiresAt of the sessions held by instance <inst>:
  *                             what that instance's sweeper reads (another instance's sweeper
@@ -23,22 +23,68 @@ import { luaScript } from '../redis/lua-script';
  *   instance:<id>             string {"online":n,"lastSeenAt":t,"expiresAt":t}, PX = 3 reports
  *   instances                 set of instance ids (one leaves once its key is gone and it holds
  *                             no session any more)
+ *   events                    stream: the event log for backends (see EVENTS below); entry id =
+ *                             event id, fields type, ts, data (JSON); trimmed to EVENT_RETENTION
+ * The device hash also holds `seq`, the number of presence events the device has had.
  */
 
+/**
+ * The event log (PRODUCT.md "Events for backends"): every script that changes presence appends
+ * its events to the Stream `<prefix>events` in the same atomic step. Entry ids are `<ms>-*` with
+ * ms = the caller's clock, never below the stream's last id (so clock skew between instances
+ * cannot make an XADD fail, and log order is commit order). Each XADD trims by age (MINID ~, whole
+ * stream nodes: cheap), and the key expires EVENT_RETENTION after the last event, so a quiet log
+ * disappears too. seq: HINCRBY of the device hash's `seq` in the same script.
+ */
+const EVENTS = `
+local event_log = nil
+local function events_init(prefix, now, retention)
+  event_log = { key = prefix .. 'events', now = now, retention = retention }
+end
+local function emit(etype, data)
+  local log = event_log
+  if not log.ms then
+    local last = redis.call('XREVRANGE', log.key, '+', '-', 'COUNT', 1)[1]
+    local last_ms = last and tonumber(string.match(last[1], '^%d+')) or 0
+    log.ms = math.max(last_ms, log.now)
+  end
+  redis.call('XADD', log.key, 'MINID', '~', string.format('%.0f', math.max(0, log.now - log.retention + 1)),
+    string.format('%.0f', log.ms) .. '-*', 'type', etype, 'ts', string.format('%.0f', log.now), 'data', cjson.encode(data))
+  if not log.expiring then
+    redis.call('PEXPIRE', log.key, log.retention)
+    log.expiring = true
+  end
+end
+local function next_seq(dkey)
+  return redis.call('HINCRBY', dkey, 'seq', 1)
+end
+`;
+
 const END_SESSION = `
-local function end_session(prefix, id, dkey, user, instance, seen, retention)
+local function end_session(prefix, id, dkey, user, instance, session, seen, retention, reason)
   redis.call('DEL', prefix .. 'presence:' .. id)
   redis.call('ZREM', prefix .. 'presence:expiry:' .. instance, id)
   redis.call('HDEL', dkey, 'sessionId', 'instanceId', 'connectedAt', 'expiresAt')
   redis.call('HSET', dkey, 'lastSeenAt', seen)
   redis.call('PEXPIRE', dkey, retention)
+  emit('device.offline', { deviceId = id, userId = user, sessionId = session, instanceId = instance,
+    reason = reason, lastSeenAt = tonumber(seen), seq = next_seq(dkey) })
   local ukey = prefix .. 'user:' .. user .. ':devices'
   redis.call('ZADD', ukey, seen, id)
-  if redis.call('ZCOUNT', ukey, '+inf', '+inf') == 0 then redis.call('PEXPIRE', ukey, retention) end
+  if redis.call('ZCOUNT', ukey, '+inf', '+inf') == 0 then
+    redis.call('PEXPIRE', ukey, retention)
+    emit('user.offline', { userId = user })
+  end
 end
 `;
 
-/** Records a new session; returns the replaced session {sessionId, userId, instanceId} or nil. */
+/**
+ * Records a new session; returns the replaced session {sessionId, userId, instanceId} or nil.
+ * Events, in this order: the previous session's `device.offline` (`replaced` while it was live;
+ * `heartbeat_timeout` / `instance_lost` when it had run out unswept), `user.offline` of a previous
+ * owner left without devices, `device.online`, and `user.online` when no other device of the user
+ * was online. The same session recorded again (a retried call) records nothing.
+ */
 export const CONNECT = luaScript({
   name: 'pgConnect',
   keys: ['presence', 'device', 'expiry', 'user', 'instances'],
@@ -53,10 +99,31 @@ export const CONNECT = luaScript({
     interval: 'number',
     ttl: 'number',
     network: 'string?',
+    retention: 'number',
+    eventRetention: 'number',
   },
+  prelude: EVENTS,
   body: `
-local prev = redis.call('HMGET', deviceKey, 'sessionId', 'userId', 'instanceId')
-if prev[2] and prev[2] ~= userId then redis.call('ZREM', prefix .. 'user:' .. prev[2] .. ':devices', deviceId) end
+events_init(prefix, now, eventRetention)
+local prev = redis.call('HMGET', deviceKey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')
+local again = prev[1] == sessionId
+if prev[1] and not again then
+  local reason, seen = 'replaced', now
+  if (tonumber(prev[4]) or 0) <= now then
+    seen = tonumber(prev[5]) or now
+    reason = redis.call('EXISTS', prefix .. 'instance:' .. prev[3]) == 1 and 'heartbeat_timeout' or 'instance_lost'
+  end
+  emit('device.offline', { deviceId = deviceId, userId = prev[2], sessionId = prev[1], instanceId = prev[3],
+    reason = reason, lastSeenAt = seen, seq = next_seq(deviceKey) })
+end
+if prev[2] and prev[2] ~= userId then
+  local oldUserKey = prefix .. 'user:' .. prev[2] .. ':devices'
+  redis.call('ZREM', oldUserKey, deviceId)
+  if prev[1] and redis.call('ZCOUNT', oldUserKey, '+inf', '+inf') == 0 then
+    redis.call('PEXPIRE', oldUserKey, retention)
+    emit('user.offline', { userId = prev[2] })
+  end
+end
 if prev[1] and prev[3] and prev[3] ~= instanceId then redis.call('ZREM', prefix .. 'presence:expiry:' .. prev[3], deviceId) end
 redis.call('SADD', instancesKey, instanceId)
 local expires = now + ttl
@@ -69,8 +136,14 @@ redis.call('HDEL', deviceKey, 'appState')
 redis.call('HSETNX', deviceKey, 'firstSeenAt', now)
 redis.call('PERSIST', deviceKey)
 redis.call('ZADD', expiryKey, expires, deviceId)
+local firstOfUser = redis.call('ZCOUNT', userKey, '+inf', '+inf') == 0
 redis.call('ZADD', userKey, '+inf', deviceId)
 redis.call('PERSIST', userKey)
+if not again then
+  emit('device.online', { deviceId = deviceId, userId = userId, sessionId = sessionId, instanceId = instanceId,
+    platform = platform, network = network, seq = next_seq(deviceKey) })
+  if firstOfUser then emit('user.online', { userId = userId }) end
+end
 if prev[1] then return {prev[1], prev[2], prev[3]} end
 return false
 `,
@@ -135,21 +208,25 @@ return 1
 `,
 });
 
-/** Ends the named sessions (rest: deviceId sessionId userId, repeated); returns how many were current. */
+/**
+ * Ends the named sessions (rest: deviceId sessionId, repeated) with one `reason`; returns how many
+ * were current. A session already replaced or ended changes nothing and records nothing.
+ */
 export const DISCONNECT = luaScript({
   name: 'pgDisconnect',
   keys: [],
-  args: { prefix: 'string', now: 'number', retention: 'number' },
+  args: { prefix: 'string', now: 'number', retention: 'number', reason: 'string', eventRetention: 'number' },
   rest: true,
-  prelude: END_SESSION,
+  prelude: EVENTS + END_SESSION,
   body: `
+events_init(prefix, now, eventRetention)
 local ended = 0
-for i = 1, #rest, 3 do
-  local id, session, user = rest[i], rest[i + 1], rest[i + 2]
+for i = 1, #rest, 2 do
+  local id, session = rest[i], rest[i + 1]
   local dkey = prefix .. 'device:' .. id
-  local d = redis.call('HMGET', dkey, 'sessionId', 'instanceId')
+  local d = redis.call('HMGET', dkey, 'sessionId', 'instanceId', 'userId')
   if d[1] == session then
-    end_session(prefix, id, dkey, user, d[2], now, retention)
+    end_session(prefix, id, dkey, d[3], d[2], session, now, retention, reason)
     ended = ended + 1
   end
 end
@@ -159,24 +236,27 @@ return ended
 
 /**
  * Ends up to `limit` sessions of instance `owner` that expired at or before `now`; returns
- * {deviceId, sessionId, userId} for each. An owner that is gone (no instance key) and holds no
- * session any more leaves the instance set.
+ * {deviceId, sessionId, userId} for each. Their `device.offline` says `instance_lost` when the
+ * owner stopped reporting itself alive (its instance key is gone), `heartbeat_timeout` otherwise.
+ * An owner that is gone and holds no session any more leaves the instance set.
  */
 export const CLAIM_EXPIRED = luaScript({
   name: 'pgClaimExpired',
   keys: ['expiry', 'instance', 'instances'],
-  args: { prefix: 'string', owner: 'string', now: 'number', limit: 'number', retention: 'number' },
-  prelude: END_SESSION,
+  args: { prefix: 'string', owner: 'string', now: 'number', limit: 'number', retention: 'number', eventRetention: 'number' },
+  prelude: EVENTS + END_SESSION,
   body: `
+events_init(prefix, now, eventRetention)
 local ids = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', now, 'LIMIT', 0, limit)
 local claimed = {}
+local reason = redis.call('EXISTS', instanceKey) == 1 and 'heartbeat_timeout' or 'instance_lost'
 for _, id in ipairs(ids) do
   local dkey = prefix .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')
   if d[1] and d[3] == owner and tonumber(d[4]) and tonumber(d[4]) > now then
     redis.call('ZADD', expiryKey, d[4], id)
   elseif d[1] and d[3] == owner then
-    end_session(prefix, id, dkey, d[2], owner, d[5] or now, retention)
+    end_session(prefix, id, dkey, d[2], owner, d[1], d[5] or now, retention, reason)
     claimed[#claimed + 1] = {id, d[1], d[2]}
   else
     redis.call('ZREM', expiryKey, id)

@@ -1,3 +1,4 @@
+import { OfflineReason } from '../events/event.types';
 import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
 
 /**
@@ -11,6 +12,9 @@ import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } f
  *   that stopped reporting itself alive;
  * - `claimExpired` hands each expired session to exactly one caller, oldest first, and costs
  *   time in the number expired, not in the number online.
+ * - every change of presence appends its events (PRODUCT.md "Events for backends") to the event
+ *   log in the same atomic step, and only a change that happened records anything; a heartbeat
+ *   records nothing;
  * Implementations take `now` from the caller (the injected clock) and hold no policy.
  */
 export abstract class PresenceStore {
@@ -20,8 +24,8 @@ export abstract class PresenceStore {
   /** Extends a live session; false when that session is no longer the device's or has expired. */
   abstract heartbeat(update: HeartbeatUpdate): Promise<boolean>;
 
-  /** Ends the named sessions (clean disconnects, drain); returns how many were still current. */
-  abstract disconnect(sessions: readonly SessionRef[], now: number): Promise<number>;
+  /** Ends the named sessions (disconnects, kicks, drain) for `reason`; returns how many were still current. */
+  abstract disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number>;
 
   /** Removes up to `limit` sessions held by `owner` whose presence expired at or before `now`, and returns them. */
   abstract claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]>;

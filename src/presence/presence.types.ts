@@ -55,6 +55,8 @@ export interface DeviceView {
   lastSeenAt?: number;
   appState?: AppState;
   network?: string;
+  /** Presence events the device has had (its last event's `seq`); 0 before any. */
+  seq: number;
 }
 
 export interface InstanceView {
@@ -73,5 +75,6 @@ export function offlineView(d: DeviceView): DeviceView {
     lastHeartbeatAt: d.lastHeartbeatAt,
     lastSeenAt: d.lastSeenAt,
     network: d.network,
+    seq: d.seq,
   };
 }

@@ -2,6 +2,7 @@ import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
 import { asStoreError, redisCall } from '../redis/redis-errors';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
+import { DEFAULT_EVENT_RETENTION_MS, OfflineReason } from '../events/event.types';
 import { PresenceStore } from './presence.store';
 import { CLAIM_EXPIRED, CONNECT, COUNT_ONLINE, DISCONNECT, HEARTBEAT, NETWORK_HISTOGRAM, ORPHANED_OWNERS, USER_DEVICES } from './presence.scripts';
 import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
@@ -19,17 +20,21 @@ export class RedisPresenceStore extends PresenceStore {
     countOnline: BoundScript<typeof COUNT_ONLINE>;
   };
 
+  private readonly eventRetentionMs: number;
+
   /**
    * `beats` carries heartbeats and the sweeper's claims (see RedisConnection): one connection, so
-   * Redis applies a heartbeat before a claim sent after it.
+   * Redis applies a heartbeat before a claim sent after it. `eventRetentionMs`: EVENT_RETENTION_HOURS.
    */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly retentionMs: number,
-    beats: RedisClient = redis,
+    options: { eventRetentionMs?: number; beats?: RedisClient } = {},
   ) {
     super();
+    this.eventRetentionMs = options.eventRetentionMs ?? DEFAULT_EVENT_RETENTION_MS;
+    const beats = options.beats ?? redis;
     this.scripts = {
       connect: CONNECT.bind(redis),
       heartbeat: HEARTBEAT.bind(beats),
@@ -62,6 +67,8 @@ export class RedisPresenceStore extends PresenceStore {
         interval: s.interval,
         ttl: s.ttl,
         network: s.network,
+        retention: this.retentionMs,
+        eventRetention: this.eventRetentionMs,
       },
     })) as [string, string, string] | null;
     return prev ? { deviceId: s.deviceId, sessionId: prev[0], userId: prev[1], instanceId: prev[2] } : null;
@@ -95,19 +102,19 @@ export class RedisPresenceStore extends PresenceStore {
     return ok === 1;
   }
 
-  async disconnect(sessions: readonly SessionRef[], now: number): Promise<number> {
+  async disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number> {
     if (sessions.length === 0) return 0;
     return (await this.scripts.disconnect({
       keys: {},
-      args: { prefix: this.prefix, now, retention: this.retentionMs },
-      rest: sessions.flatMap((s) => [s.deviceId, s.sessionId, s.userId]),
+      args: { prefix: this.prefix, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs },
+      rest: sessions.flatMap((s) => [s.deviceId, s.sessionId]),
     })) as number;
   }
 
   async claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]> {
     const rows = (await this.scripts.claim({
       keys: { expiry: this.expiryKey(owner), instance: this.key('instance', owner), instances: this.key('instances') },
-      args: { prefix: this.prefix, owner, now, limit, retention: this.retentionMs },
+      args: { prefix: this.prefix, owner, now, limit, retention: this.retentionMs, eventRetention: this.eventRetentionMs },
     })) as [string, string, string][];
     return rows.map(([deviceId, sessionId, userId]) => ({ deviceId, sessionId, userId, instanceId: owner }));
   }
@@ -233,6 +240,7 @@ function toView(deviceId: string, h: Record<string, string>, now: number): Devic
     lastSeenAt: num(h.lastSeenAt),
     appState: h.appState as AppState | undefined,
     network: h.network,
+    seq: Number(h.seq ?? 0),
   };
   return view.online ? view : offlineView(view);
 }

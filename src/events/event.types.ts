@@ -1,0 +1,56 @@
+/**
+ * Events for backends (PRODUCT.md "Events for backends"): what the stores record in their event
+ * log in the same atomic step as the change, and what GET /v1/events hands out.
+ */
+
+/** Every event type of the contract; `notification.*` are named (a `types` filter may ask for them) but not recorded yet. */
+export const EVENT_TYPES = [
+  'device.online',
+  'device.offline',
+  'user.online',
+  'user.offline',
+  'notification.delivered',
+  'notification.expired',
+  'notification.unacked',
+] as const;
+export type EventType = (typeof EVENT_TYPES)[number];
+
+/** Why a device went offline, as `device.offline` says. */
+export const OFFLINE_REASONS = [
+  'client_close',
+  'heartbeat_timeout',
+  'instance_lost',
+  'replaced',
+  'kicked',
+  'token_expired',
+  'slow_consumer',
+  'rate_limited',
+  'server_shutdown',
+] as const;
+export type OfflineReason = (typeof OFFLINE_REASONS)[number];
+
+/** What a receiver gets, in the log, the pull API and (later) webhook bodies alike. */
+export interface EventEnvelope {
+  /** Unique per event and stable: the log entry's id (`<ms>-<n>`, ordered as the log is). */
+  id: string;
+  type: EventType;
+  /** epoch ms of the change, by the clock of the instance that made it */
+  timestamp: number;
+  data: Record<string, unknown>;
+}
+
+/** EVENT_RETENTION_HOURS' default. */
+export const DEFAULT_EVENT_RETENTION_MS = 24 * 3_600_000;
+
+/** Log ids: `<ms>-<n>`, compared as numbers, part by part (as Redis Stream ids). */
+export const EVENT_ID = /^\d{1,15}-\d{1,15}$/;
+
+export function compareEventIds(a: string, b: string): number {
+  const [am, an] = a.split('-').map(Number) as [number, number];
+  const [bm, bn] = b.split('-').map(Number) as [number, number];
+  return am - bm || an - bn;
+}
+
+export function eventIdTime(id: string): number {
+  return Number(id.slice(0, id.indexOf('-')));
+}

@@ -1,0 +1,72 @@
+import { EventLog } from './event-log';
+import { EventEnvelope, EventType, compareEventIds, eventIdTime } from './event.types';
+
+/** Most events the embedded log holds, whatever their age: a bound on memory for one process. */
+export const MEMORY_EVENT_LOG_MAX = 100_000;
+
+/**
+ * The embedded store's event log: ids like Redis Stream ids (`<ms>-<n>`, never going back even if
+ * the clock does), pruned by age on every append and read, and bounded in size.
+ */
+export class MemoryEventLog extends EventLog {
+  private readonly entries: EventEnvelope[] = [];
+  /** Index of the first live entry (entries before it are dropped in batches, not shifted one by one). */
+  private head = 0;
+  private lastMs = 0;
+  private lastN = -1;
+
+  constructor(
+    private readonly retentionMs: number,
+    private readonly maxEntries = MEMORY_EVENT_LOG_MAX,
+  ) {
+    super();
+  }
+
+  get size(): number {
+    return this.entries.length - this.head;
+  }
+
+  append(type: EventType, now: number, data: Record<string, unknown>): EventEnvelope {
+    this.prune(now);
+    if (now > this.lastMs) {
+      this.lastMs = now;
+      this.lastN = 0;
+    } else {
+      this.lastN++;
+    }
+    const event: EventEnvelope = { id: `${this.lastMs}-${this.lastN}`, type, timestamp: now, data };
+    this.entries.push(event);
+    if (this.size > this.maxEntries) this.head++;
+    this.compact();
+    return event;
+  }
+
+  async read(after: string | undefined, count: number, now: number): Promise<EventEnvelope[]> {
+    this.prune(now);
+    let lo = this.head;
+    let hi = this.entries.length;
+    if (after !== undefined) {
+      // First entry with an id greater than `after` (ids are increasing).
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (compareEventIds(this.entries[mid]!.id, after) <= 0) lo = mid + 1;
+        else hi = mid;
+      }
+    }
+    return this.entries.slice(lo, lo + count).map((e) => ({ ...e, data: { ...e.data } }));
+  }
+
+  /** Drops what is EVENT_RETENTION old on the log's own time (ids), as Redis trims by MINID. */
+  prune(now: number): void {
+    const cutoff = now - this.retentionMs;
+    while (this.head < this.entries.length && eventIdTime(this.entries[this.head]!.id) <= cutoff) this.head++;
+    this.compact();
+  }
+
+  private compact(): void {
+    if (this.head > 1024 && this.head * 2 > this.entries.length) {
+      this.entries.splice(0, this.head);
+      this.head = 0;
+    }
+  }
+}
