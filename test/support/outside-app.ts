@@ -49,15 +49,15 @@ export function start(cmd: string, args: string[], opts: { cwd: string; env?: No
   let err = '';
   const waiters = new Set<() => void>();
   const wake = () => waiters.forEach((w) => w());
-  child.stdout!.on('data', (d: Buffer) => ((out += d.toString()), wake()));
-  child.stderr!.on('data', (d: Buffer) => ((err += d.toString()), wake()));
+  child.stdout.on('data', (d: Buffer) => ((out += d.toString()), wake()));
+  child.stderr.on('data', (d: Buffer) => ((err += d.toString()), wake()));
   const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => (resolve(code), wake())));
   return {
     child,
     stdout: () => out,
     stderr: () => err,
     exited,
-    send: (line) => void child.stdin!.write(`${line}\n`),
+    send: (line) => void child.stdin.write(`${line}\n`),
     waitForLine(pattern, timeoutMs = 10_000) {
       return new Promise((resolve, reject) => {
         const check = () => {
