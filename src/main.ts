@@ -1,21 +1,12 @@
 import 'reflect-metadata';
-import jwt from 'jsonwebtoken';
+import { Logger } from '@nestjs/common';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { createApp } from './app.factory';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { startWarnings } from './config/start-warnings';
-
-function printDevSecrets(config: AppConfig): void {
-  if (Object.keys(config.generated).length === 0) return;
-  const lines = Object.entries(config.generated).map(([name, value]) => `  ${name}=${value}`);
-  if (config.jwt.kind === 'secret') {
-    const token = jwt.sign({ sub: 'demo-user', deviceId: 'demo-device', platform: 'web' }, config.jwt.secret, {
-      algorithm: 'HS256',
-      expiresIn: '24h',
-    });
-    lines.push(`  demo device token (sub=demo-user, deviceId=demo-device, 24 h):\n  ${token}`);
-  }
-  process.stdout.write(`\nDevelopment secrets, generated for this run only (set them to keep them):\n${lines.join('\n')}\n\n`);
-}
+import { RedisUnreachableError } from './redis/redis-connection';
+import { hasSomethingToTry, startBanner, startSummary } from './startup/start-banner';
 
 function printWarnings(config: AppConfig): void {
   for (const warning of startWarnings(config)) process.stderr.write(`\n*** WARNING: ${warning}\n`);
@@ -37,8 +28,6 @@ async function main(): Promise<void> {
     }
     throw err;
   }
-  printDevSecrets(config);
-  printWarnings(config);
   const app = await createApp(config);
   // The drain runs in the shutdown hooks (DrainService); the grace timer bounds it, so the process
   // is gone before an orchestrator's SIGKILL (Docker's default is 10 s after SIGTERM).
@@ -58,9 +47,16 @@ async function main(): Promise<void> {
     });
   }
   await app.listen(config.port, config.host);
+  // Last, so that nothing scrolls the address, the demo and the generated secrets away.
+  const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
+  printWarnings(config);
+  // JSON logs stay JSON lines (a shipper reads them); the block is for a person, or for secrets only printed here.
+  if (config.logFormat === 'json' && !hasSomethingToTry(config)) new Logger('Start').log(startSummary(config, port));
+  else process.stdout.write(startBanner(config, port));
 }
 
 main().catch((err: Error) => {
-  process.stderr.write(`push-gateway failed to start: ${err.stack ?? err.message}\n`);
+  const detail = err instanceof RedisUnreachableError ? err.message : (err.stack ?? err.message);
+  process.stderr.write(`push-gateway failed to start: ${detail}\n`);
   process.exit(1);
 });

@@ -48,6 +48,8 @@ export class AppConfig {
   readonly sweepIntervalMs!: number;
   readonly maxPayloadBytes!: number;
   readonly logLevel!: string;
+  /** `pretty`: one readable line per entry (development); `json`: pino's JSON lines (production, log shippers). */
+  readonly logFormat!: 'pretty' | 'json';
   readonly ackTimeoutMs!: number;
   readonly apiRateLimit!: number;
   readonly apiRateWindowMs!: number;
@@ -107,6 +109,8 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
 
   const logLevel = r.string('LOG_LEVEL') ?? 'info';
   if (!LOG_LEVELS.includes(logLevel)) r.fail('LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  const logFormat = r.string('LOG_FORMAT') ?? (production ? 'json' : 'pretty');
+  if (logFormat !== 'pretty' && logFormat !== 'json') r.fail('LOG_FORMAT', 'must be pretty or json');
 
   const redis = readRedis(r);
   const redisPrefix = r.string('REDIS_PREFIX') ?? (redis?.mode === 'cluster' ? '{push}:' : 'push:');
@@ -131,6 +135,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     sweepIntervalMs: r.int('SWEEP_INTERVAL_MS', 5_000, { min: 50 }),
     maxPayloadBytes: r.int('MAX_PAYLOAD_BYTES', 4_096, { min: 256, max: 1_048_576 }),
     logLevel,
+    logFormat: logFormat === 'json' ? 'json' : 'pretty',
     ackTimeoutMs: r.int('ACK_TIMEOUT_MS', 10_000, { min: 100 }),
     apiRateLimit: r.int('API_RATE_LIMIT', 6_000, { min: 1, max: 10_000_000 }),
     apiRateWindowMs: r.int('API_RATE_WINDOW_MS', 60_000, { min: 1_000 }),

@@ -16,6 +16,7 @@ export const DEMO_PAGE = `<!doctype html>
   .state { font-weight: 600; } .online { color: #0a7a2f; } .offline, .closed { color: #b3261e; } .connecting { color: #8a6d00; }
   form { display: grid; gap: .5rem; max-width: 30rem; } input, textarea { font: inherit; padding: .35rem; }
   ul { padding-left: 1.1rem; } li { margin: .3rem 0; } code { background: #f3f3f3; padding: 0 .2rem; }
+  .hint { color: #555; font-size: .9rem; } .meta { color: #666; font-family: ui-monospace, monospace; font-size: .85rem; }
 </style>
 </head>
 <body>
@@ -24,8 +25,13 @@ export const DEMO_PAGE = `<!doctype html>
   <span>Connection</span><span id="state" class="state connecting">connecting</span>
   <span>Device</span><span id="device">-</span>
   <span>Heartbeat interval</span><span id="interval">-</span>
+  <span>Next heartbeat</span><span id="nextBeat">-</span>
   <span>Heartbeats acked</span><span id="beats">0</span>
+  <span>Presence TTL</span><span id="ttl">-</span>
 </div>
+<p class="hint">The page beats at the gateway's minimum interval while it is visible (the SDK's foreground mode) and at
+the learned one when hidden; each acked beat renews presence for the TTL. Another tab or program connecting as the
+same device takes the session over (<code>/demo?device=demo-&lt;name&gt;</code> picks another device).</p>
 <h2>Send a notification to this page</h2>
 <form id="send">
   <input id="title" placeholder="Title" value="Hello from the demo">
@@ -43,9 +49,17 @@ export const DEMO_PAGE = `<!doctype html>
 </html>
 `;
 
+/**
+ * The schedule shown is the page's own reckoning: the SDK's next beat is due one `client.interval`
+ * after the last one (or after `ready`), and presence lives `ttl` after the last acked beat. The
+ * TTL for an interval is the gateway's rule (2.5 intervals + HEARTBEAT_TTL_SLACK_MS), with the
+ * slack read off `ready` (its ttl for its interval).
+ */
 export const DEMO_SCRIPT = `(async () => {
   const $ = (id) => document.getElementById(id);
-  const session = await (await fetch('/demo/session')).json();
+  const device = new URLSearchParams(location.search).get('device');
+  const res = await fetch('/demo/session' + (device ? '?device=' + encodeURIComponent(device) : ''));
+  const session = await res.json();
   if (!session.token) { $('state').textContent = session.message || 'demo unavailable'; return; }
   if (session.apiKey) $('apiKey').value = session.apiKey;
   $('device').textContent = session.deviceId;
@@ -55,21 +69,48 @@ export const DEMO_SCRIPT = `(async () => {
     network: 'web:demo',
     storage: PushGateway.localStorageStorage(),
   });
-  const setState = (s) => { $('state').textContent = s; $('state').className = 'state ' + s; };
+  const setState = (s, text) => { $('state').textContent = text || s; $('state').className = 'state ' + s; };
+  const visible = () => document.visibilityState === 'visible';
+  client.setForeground(visible());
   let beats = 0;
+  let lastBeatAt = 0;
+  let expiresAt = 0;
+  let slack = 0;
+  const ttlFor = (interval) => Math.round(2.5 * interval + slack);
+  const seconds = (ms) => (Math.max(0, ms) / 1000).toFixed(1) + ' s';
+  client.on('ready', (r) => {
+    slack = r.heartbeat.ttl - 2.5 * r.heartbeat.interval;
+    lastBeatAt = Date.now();
+    expiresAt = lastBeatAt + r.heartbeat.ttl;
+  });
   client.on('online', () => { setState('online'); $('interval').textContent = client.interval + ' ms'; });
-  client.on('offline', (why) => setState('offline'));
-  client.on('replaced', () => setState('closed'));
-  client.on('error', (e) => { if (e.terminal) setState('closed'); });
-  client.on('heartbeat', (b) => { if (b.ok) $('beats').textContent = ++beats; $('interval').textContent = client.interval + ' ms'; });
+  client.on('offline', (why) => setState('offline', 'offline (' + why + '), reconnecting'));
+  client.on('replaced', () => setState('closed', 'replaced: another connection took over ' + session.deviceId + ' (reload to take it back)'));
+  client.on('error', (e) => { if (e.terminal) setState('closed', 'closed: ' + e.code); });
+  client.on('heartbeat', (b) => {
+    lastBeatAt = Date.now();
+    if (b.ok) { $('beats').textContent = ++beats; expiresAt = lastBeatAt + ttlFor(b.interval); }
+    $('interval').textContent = client.interval + ' ms';
+  });
+  setInterval(() => {
+    if (client.state !== 'online') { $('nextBeat').textContent = '-'; $('ttl').textContent = '-'; return; }
+    $('nextBeat').textContent = 'in ' + seconds(lastBeatAt + client.interval - Date.now()) + ' (every ' + seconds(client.interval) + ')';
+    $('ttl').textContent = seconds(expiresAt - Date.now()) + ' left (renewed by each acked beat)';
+  }, 200);
   client.on('notification', (n) => {
     const li = document.createElement('li');
     li.className = 'notification';
     li.dataset.id = n.id;
-    li.textContent = (n.title ? n.title + ': ' : '') + (n.body || '') + ' ' + JSON.stringify(n.data);
+    const text = document.createElement('div');
+    text.textContent = (n.title ? n.title + ': ' : '') + (n.body || '') + ' ' + JSON.stringify(n.data);
+    const meta = document.createElement('div');
+    meta.className = 'meta';
+    const at = (ms) => new Date(ms).toLocaleTimeString();
+    meta.textContent = 'id ' + n.id + ' · sent ' + at(n.createdAt) + ' · received ' + at(Date.now());
+    li.append(text, meta);
     $('notifications').prepend(li);
   });
-  document.addEventListener('visibilitychange', () => client.setForeground(document.visibilityState === 'visible'));
+  document.addEventListener('visibilitychange', () => client.setForeground(visible()));
   $('send').addEventListener('submit', async (ev) => {
     ev.preventDefault();
     let data;

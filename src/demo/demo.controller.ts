@@ -1,11 +1,18 @@
-import { Controller, Get, Header, NotFoundException, NotImplementedException, StreamableFile } from '@nestjs/common';
+import { BadRequestException, Controller, Get, Header, NotFoundException, NotImplementedException, Query, StreamableFile } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import jwt from 'jsonwebtoken';
 import { createReadStream, existsSync } from 'node:fs';
-import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
+import { ID } from '../common/patterns';
 import { AppConfig } from '../config/app-config';
 import { DEMO_PAGE, DEMO_SCRIPT } from './demo-page';
+
+/**
+ * The device the demo page connects as unless its URL names another (`/demo?device=demo-2`): a
+ * fixed id, so the curl that `npm start` prints and the README's reach the page a newcomer has open.
+ */
+export const DEMO_DEVICE_ID = 'demo-device';
+export const DEMO_USER_ID = 'demo-user';
 
 /** The SDK's browser bundle, built by `npm run build` (client/dist). */
 const BUNDLE = join(__dirname, '..', '..', 'client', 'dist', 'push-client.browser.js');
@@ -41,12 +48,13 @@ export class DemoController {
   }
 
   @Get('session')
-  session(): { deviceId: string; userId: string; token: string; apiKey?: string } {
+  session(@Query('device') device?: string): { deviceId: string; userId: string; token: string; apiKey?: string } {
     if (this.config.jwt.kind !== 'secret') {
       throw new NotImplementedException('the demo mints HS256 tokens; with DEVICE_JWT_PUBLIC_KEY it cannot');
     }
-    const deviceId = `demo-${randomBytes(4).toString('hex')}`;
-    const userId = 'demo-user';
+    const deviceId: unknown = device ?? DEMO_DEVICE_ID; // a repeated ?device= arrives as an array
+    if (typeof deviceId !== 'string' || !deviceId.startsWith('demo-') || !ID.test(deviceId)) throw new BadRequestException(`device must start with demo- and be ${ID.describe}`);
+    const userId = DEMO_USER_ID;
     const token = jwt.sign({ sub: userId, deviceId, platform: 'web', topics: ['demo.*'] }, this.config.jwt.secret, {
       algorithm: 'HS256',
       expiresIn: '1h',

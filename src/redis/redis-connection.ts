@@ -22,12 +22,18 @@ export class RedisConnection implements OnApplicationShutdown {
   readonly pub: RedisClient | null;
   readonly sub: RedisClient | null;
 
-  constructor(config: AppConfig) {
+  /** The latest error each client reported: ioredis rejects a failed connect() with only "Connection is closed.". */
+  private readonly lastError = new Map<RedisClient, Error>();
+
+  constructor(private readonly config: AppConfig) {
     const target = config.redis;
     const make = (role: string, autoPipelining: boolean, timeoutMs = config.redisCommandTimeoutMs) => {
       if (!target) return null;
       const c = createClient(target, timeoutMs, autoPipelining);
-      c.on('error', (err: Error) => this.logger.warn(`Redis (${role}): ${err.message}`));
+      c.on('error', (err: Error) => {
+        this.lastError.set(c, err);
+        this.logger.warn(`Redis (${role}): ${err.message}`);
+      });
       return c;
     };
     this.client = make('commands', true);
@@ -42,7 +48,17 @@ export class RedisConnection implements OnApplicationShutdown {
 
   /** Waits for every connection so the app does not start on a Redis it cannot reach. */
   async connect(): Promise<void> {
-    await Promise.all(this.all.filter((c) => c.status === 'wait').map((c) => c.connect()));
+    const target = this.config.redis;
+    await Promise.all(
+      this.all
+        .filter((c) => c.status === 'wait')
+        .map((c) =>
+          c.connect().catch((err: Error) => {
+            const cause = this.lastError.get(c) ?? err;
+            throw new RedisUnreachableError(`cannot reach Redis at ${target ? describeRedisTarget(target) : '?'}: ${cause.message}`, { cause });
+          }),
+        ),
+    );
   }
 
   /** Set once the app shuts the connections down: from then on none is brought back. */
@@ -51,6 +67,27 @@ export class RedisConnection implements OnApplicationShutdown {
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
     await Promise.all(this.all.filter((c) => c.status !== 'end').map((c) => c.quit().catch(() => c.disconnect())));
+  }
+}
+
+/** The start failed on Redis: the message says where it was looked for and why it failed; no stack needed. */
+export class RedisUnreachableError extends Error {
+  override readonly name = 'RedisUnreachableError';
+}
+
+/** Where Redis was looked for, as the operator configured it (passwords left out). */
+export function describeRedisTarget(target: RedisTarget): string {
+  const hosts = (list: { host: string; port: number }[]) => list.map((h) => `${h.host}:${h.port}`).join(',');
+  switch (target.mode) {
+    case 'url': {
+      const url = new URL(target.url);
+      if (url.password) url.password = '***';
+      return `${url.toString()} (REDIS_URL)`;
+    }
+    case 'sentinel':
+      return `${hosts(target.sentinels)} (REDIS_SENTINELS, master ${target.name})`;
+    case 'cluster':
+      return `${hosts(target.nodes)} (REDIS_CLUSTER_NODES)`;
   }
 }
 
