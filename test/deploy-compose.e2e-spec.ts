@@ -84,11 +84,12 @@ describeCompose('docker-compose.yml', () => {
     const variables = readmeVariables();
     expect(variables.length).toBeGreaterThan(40);
     const mine = Object.fromEntries(variables.map((name) => [name, `value-of-${name}`]));
-    const { services } = resolved({ ...mine, HTTP_PORT: '9999' });
+    const { services } = resolved({ ...mine, HTTP_PORT: '9999', OPS_HTTP_PORT: '9998' });
     const env = services.gateway.environment as Record<string, string>;
     const wrong = variables.filter((name) => (name in FIXED ? env[name] !== FIXED[name] : env[name] !== mine[name]));
     expect(wrong).toEqual([]);
-    expect(services.lb.ports.map((p: any) => p.published)).toEqual([9999]); // PORT was set too
+    // docker-compose v1 prints a short port spec with a host address as a string.
+    expect(services.lb.ports).toEqual([{ published: 9999, target: 80 }, '127.0.0.1:9998:81/tcp']); // PORT was set too; operators: loopback only
     expect(services.prometheus.environment.OPS_TOKEN).toBe('value-of-OPS_TOKEN');
     // `config` prints the file's $$ escape back; the container's shell sees "$OPS_TOKEN".
     expect(services.prometheus.entrypoint.join(' ')).toMatch(/"\$\$?OPS_TOKEN" > \/prometheus\/ops_token/);

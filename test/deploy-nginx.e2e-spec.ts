@@ -19,7 +19,7 @@ const NGINX = ['/usr/sbin/nginx', '/usr/bin/nginx'].find((p) => spawnSync(p, ['-
 if (!NGINX) console.warn('deploy-nginx: skipped: no nginx binary (apt-get install nginx)');
 const describeNginx = NGINX ? describe : describe.skip;
 
-function nginxConfigFor(replicas: string[], port: number, dir: string): string {
+function nginxConfigFor(replicas: string[], port: number, opsPort: number, dir: string): string {
   let conf = readFileSync(join(__dirname, '..', 'deploy', 'nginx.conf'), 'utf8');
   const replace = (from: string, to: string) => {
     if (!conf.includes(from)) throw new Error(`deploy/nginx.conf no longer contains "${from}": update this test`);
@@ -27,6 +27,7 @@ function nginxConfigFor(replicas: string[], port: number, dir: string): string {
   };
   replace('server gateway:3000 max_fails=1 fail_timeout=10s;', replicas.map((r) => `server ${r} max_fails=1 fail_timeout=10s;`).join('\n    '));
   replace('listen 80;', `listen 127.0.0.1:${port};`);
+  replace('listen 81;', `listen 127.0.0.1:${opsPort};`);
   replace('access_log /var/log/nginx/access.log upstreams;', [
     `access_log ${dir}/access.log upstreams;`,
     ...['client_body', 'proxy', 'fastcgi', 'uwsgi', 'scgi'].map((t) => `${t}_temp_path ${dir}/${t};`),
@@ -42,6 +43,7 @@ describeNginx('deploy/nginx.conf in front of two gateway processes', () => {
   const gateways: RunningGateway[] = [];
   let nginx: ChildProcess;
   let lb = '';
+  let ops = '';
 
   const accessLog = () => readFileSync(join(dir, 'access.log'), 'utf8');
   const errorLog = () => readFileSync(join(dir, 'error.log'), 'utf8');
@@ -65,9 +67,11 @@ describeNginx('deploy/nginx.conf in front of two gateway processes', () => {
       TRUST_PROXY: '1',
     })))));
     const port = await freePort();
+    const opsPort = await freePort();
     lb = `http://127.0.0.1:${port}`;
+    ops = `http://127.0.0.1:${opsPort}`;
     const conf = join(dir, 'nginx.conf');
-    writeFileSync(conf, nginxConfigFor(gateways.map(hostPort), port, dir));
+    writeFileSync(conf, nginxConfigFor(gateways.map(hostPort), port, opsPort, dir));
     const args = ['-p', dir, '-c', conf, '-e', join(dir, 'error.log'), '-g', `daemon off; pid ${dir}/nginx.pid; error_log ${dir}/error.log warn;`];
     const check = spawnSync(NGINX!, ['-t', ...args], { encoding: 'utf8' });
     if (check.status !== 0) throw new Error(`nginx -t refused deploy/nginx.conf:\n${check.stderr}`);
@@ -107,6 +111,12 @@ describeNginx('deploy/nginx.conf in front of two gateway processes', () => {
     }
     // The replicas do serve them (no OPS_TOKEN here): the 404 is the balancer's.
     expect((await fetch(`${gateways[0]!.url}/metrics`)).status).toBe(200);
+  });
+
+  it('routes everything on the operators\' listener: the console, /docs and /metrics (each guarded by the gateway)', async () => {
+    for (const path of ['/console', '/docs', '/metrics']) expect([path, (await fetch(`${ops}${path}`)).status]).toEqual([path, 200]);
+    expect((await fetch(`${ops}/v1/ops/stats`)).status).toBe(401); // the console's data needs a key
+    expect((await api(ops, '/v1/ops/stats')).status).toBe(200);
   });
 
   it('never sends a failed POST to a second replica, and takes a replica whose readiness fails out', async () => {
