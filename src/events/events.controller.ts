@@ -1,6 +1,7 @@
 import { Controller, Get, Query } from '@nestjs/common';
 import { ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { ApiAuth } from '../auth/api-auth.decorator';
+import { errorResponse } from '../common/error.dto';
 import { EventsPageDto } from './event.dto';
 import { EVENT_TYPES } from './event.types';
 import { DEFAULT_EVENTS_PAGE, EventsService, MAX_EVENTS_PAGE } from './events.service';
@@ -20,7 +21,11 @@ export class EventsController {
   @ApiQuery({ name: 'limit', required: false, description: `1 to ${MAX_EVENTS_PAGE} (default ${DEFAULT_EVENTS_PAGE})` })
   @ApiQuery({ name: 'types', required: false, description: `Comma-separated: ${EVENT_TYPES.join(', ')}, or patterns such as device.*` })
   @ApiResponse({ status: 200, type: EventsPageDto })
-  @ApiResponse({ status: 400, description: 'Bad after, limit or types (the `fields` list names them)' })
+  @ApiResponse(
+    errorResponse(400, 'Bad after, limit or types (the `fields` list names them)', 'limit: limit must be an integer from 1 to 1000', {
+      fields: [{ field: 'limit', reasons: ['limit must be an integer from 1 to 1000'] }],
+    }),
+  )
   page(@Query('after') after?: unknown, @Query('limit') limit?: unknown, @Query('types') types?: unknown): Promise<EventsPageDto> {
     return this.events.page({ after, limit, types });
   }
