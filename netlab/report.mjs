@@ -21,9 +21,9 @@ export function deathRows(results) {
   for (const kind of ['blackhole', 'hung']) {
     const r = results[kind];
     if (!r) continue;
-    const bound = r.ttl + r.sweep;
+    const bounds = r.perDevice.map((d) => d.ttlMs + r.sweep);
     rows.push(
-      `| ${kind === 'blackhole' ? 'link blackholed (no FIN, no RST, no ICMP)' : 'app hung (SIGSTOP)'} | ${r.devices} | ${range(r.perDevice.map((d) => d.offlineAfterLastBeatMs))} | ${s(bound)} | ${range(r.perDevice.map((d) => d.tcpGoneAfterLastBeatMs))} | ${s(bound + 1_000)} | ${kind === 'blackhole' ? range(r.perDevice.map((d) => d.sdkNoticedMs)) : `new session ${range(r.perDevice.map((d) => d.newSessionAfterResumeMs))} after SIGCONT`} | ${kind === 'blackhole' ? s(r.interval + 2_000) : ''} |`,
+      `| ${kind === 'blackhole' ? 'link blackholed (no FIN, no RST, no ICMP)' : 'app hung (SIGSTOP)'} | ${r.devices} | ${range(r.perDevice.map((d) => d.offlineAfterLastBeatMs))} | ${range(bounds)} | ${range(r.perDevice.map((d) => d.tcpGoneAfterLastBeatMs))} | ${range(bounds.map((b) => b + 1_000))} | ${kind === 'blackhole' ? range(r.perDevice.map((d) => d.sdkNoticedMs)) : `new session ${range(r.perDevice.map((d) => d.newSessionAfterResumeMs))} after SIGCONT`} | ${kind === 'blackhole' ? s(r.interval + 2_000) : ''} |`,
     );
   }
   const nat = results.nat;
@@ -46,12 +46,14 @@ export function writeDocs(dir, output) {
   lines.push('(`netlab/lab.mjs`); drops are silent, delay and loss are applied per packet both ways by an NFQUEUE');
   lines.push('program (`netlab/nfq-impair.c`, this kernel has no `sch_netem`), NAT is MASQUERADE with a conntrack');
   lines.push('timeout and INVALID packets dropped. The gateway is `dist/main.js` with its default TTL slack');
-  lines.push('(`HEARTBEAT_TTL_SLACK_MS` = 3 s), on its own Redis; offline is timed from Redis keyspace events, the');
+  lines.push('(`HEARTBEAT_TTL_SLACK_MS` = 3 s, plus 8 round trips as the SDK reports them), on its own Redis; offline is timed from Redis keyspace events, the');
   lines.push("gateway's TCP connections from `ss`. `test/netlab-presence.e2e-spec.ts` asserts the same bounds in CI.");
   lines.push('');
   const any = results.blackhole ?? results.hung ?? results.nat;
   if (any) {
-    lines.push(`## Deaths (interval ${s(any.interval)}, sweep ${s(any.sweep)}, ttl ${s(any.ttl)})`);
+    lines.push(`## Deaths (interval ${s(any.interval)}, sweep ${s(any.sweep)}, ttl ${s(any.ttl)} + 8 × the round trip each SDK reported)`);
+    lines.push('');
+    lines.push("Each device's bound is the ttl its last heartbeat was granted, plus one sweep.");
     lines.push('');
     lines.push('| case | devices | offline after the last heartbeat | bound (ttl + sweep) | gateway TCP connection gone after the last heartbeat | bound (+1 s) | SDK noticed after the cut | bound (interval + 2 s) |');
     lines.push('|---|---|---|---|---|---|---|---|');
@@ -77,14 +79,16 @@ export function writeDocs(dir, output) {
       );
     }
     lines.push('');
-    lines.push('Worst-case detection that results, per interval (`2.5 × interval + 3 s + SWEEP_INTERVAL_MS` after the');
-    lines.push('last heartbeat; the SDK: `interval + its ack timeout`, at least 1.5 s):');
+    lines.push('Worst-case detection that results, per interval and round trip (`2.5 × interval + 3 s + min(8 × rtt, 12 s)');
+    lines.push('+ SWEEP_INTERVAL_MS` after the last heartbeat, `rtt` as the device reports it; the SDK: `interval + its ack');
+    lines.push('timeout`, at least 1.5 s):');
     lines.push('');
-    lines.push('| interval | ttl | server: offline at most after the last heartbeat (sweep 500 ms / 5 s) |');
-    lines.push('|---|---|---|');
+    lines.push('| interval | ttl on a fast link / at a 600 ms round trip | server: offline at most after the last heartbeat, sweep 500 ms (fast / 600 ms) | the same, sweep 5 s (the default) |');
+    lines.push('|---|---|---|---|');
     for (const interval of [2_000, 5_000, 25_000, 60_000, 300_000]) {
       const ttl = Math.ceil(interval * 2.5) + 3_000;
-      lines.push(`| ${s(interval)} | ${s(ttl)} | ${s(ttl + 500)} / ${s(ttl + 5_000)} |`);
+      const slow = ttl + 4_800;
+      lines.push(`| ${s(interval)} | ${s(ttl)} / ${s(slow)} | ${s(ttl + 500)} / ${s(slow + 500)} | ${s(ttl + 5_000)} / ${s(slow + 5_000)} |`);
     }
     lines.push('');
   }

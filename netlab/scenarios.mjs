@@ -208,12 +208,6 @@ export function watchConnections(gatewayPort, peerIp) {
   };
 }
 
-/** The gateway's record of a device's last heartbeat (gateway clock = machine clock). */
-async function lastHeartbeatAt(redis, prefix, deviceId) {
-  const v = await redis.hget(`${prefix}device:${deviceId}`, 'lastHeartbeatAt');
-  return v ? Number(v) : NaN;
-}
-
 async function waitUntil(check, timeoutMs, stepMs = 50) {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
@@ -274,15 +268,25 @@ export async function deathScenario({ lab, redis, kind, devices = 5, interval = 
         });
       }
     } else {
-      await waitUntil(() => ids.every((d) => watch.offlines(d.deviceId, cutAt).length > 0), ttl + sweep * 2 + 5_000);
+      // What the gateway granted with each device's last heartbeat (a beat in flight at the cut has
+      // landed a second later; presence lives far longer than that). The ttl of a beat includes the
+      // slack for the round trip the SDK reported, so it is read, not assumed.
+      await sleep(1_000);
+      const granted = new Map();
+      for (const d of ids) {
+        const [last, expires] = await redis.client.hmget(`${gateway.prefix}device:${d.deviceId}`, 'lastHeartbeatAt', 'expiresAt');
+        granted.set(d.deviceId, { last: Number(last), ttl: Number(expires) - Number(last) });
+      }
+      await waitUntil(() => ids.every((d) => watch.offlines(d.deviceId, cutAt).length > 0), ttl + 12_000 + sweep * 2 + 5_000);
       await connections.until([...peers.values()], 10_000);
       for (const d of ids) {
         const gone = connections.goneAt(peers.get(d.deviceId));
-        const last = await lastHeartbeatAt(redis.client, gateway.prefix, d.deviceId);
+        const { last, ttl: grantedTtl } = granted.get(d.deviceId);
         const offlineAt = watch.offlines(d.deviceId, cutAt)[0] ?? NaN;
         const noticed = fleet.of(d.deviceId, 'offline').find((r) => r.t > cutAt);
         perDevice.push({
           deviceId: d.deviceId,
+          ttlMs: grantedTtl,
           offlineAfterLastBeatMs: offlineAt - last,
           tcpGoneAfterLastBeatMs: gone - last,
           tcpGoneAfterOfflineMs: gone - offlineAt,
@@ -341,6 +345,16 @@ export async function lossyScenario({ lab, redis, name, devices, interval, delay
       durationMs: to - from,
       ttl: fleet.of(ids[0].deviceId, 'ready')[0]?.heartbeat?.ttl,
       falseOfflineDevices: falseOffline.map((d) => d.deviceId),
+      // What happened around each false offline: the presence key's changes and the device's own reports.
+      falseOfflineDetail: falseOffline.map((d) => {
+        const at = watch.offlines(d.deviceId, from)[0];
+        const near = (t) => Math.abs(t - at) <= 20_000;
+        return {
+          deviceId: d.deviceId,
+          presence: (watch.events.get(d.deviceId) ?? []).filter((e) => near(e.t)).map((e) => ({ ms: e.t - at, op: e.op })),
+          reports: (fleet.reports.get(d.deviceId) ?? []).filter((r) => near(r.t)).map(({ t, e, ...rest }) => ({ ms: t - at, e, ...rest })),
+        };
+      }),
       offlineEvents: ids.reduce((n, d) => n + watch.offlines(d.deviceId, from).filter((t) => t <= to).length, 0),
       sweptByGateway: (await gateway.metric('push_gateway_presence_expired_total')) - expiredBefore,
       heartbeats: beats.length,

@@ -63,8 +63,11 @@ suite('presence on real networks (netlab)', () => {
     const r = result(kind);
     expect(r.perDevice).toHaveLength(r.devices);
     for (const d of r.perDevice) {
-      expect(d.offlineAfterLastBeatMs).toBeLessThanOrEqual(r.ttl + r.sweep + TOLERANCE);
-      expect(d.tcpGoneAfterLastBeatMs).toBeLessThanOrEqual(r.ttl + r.sweep + 1_000 + TOLERANCE);
+      // The ttl its last heartbeat was granted: 2.5 intervals + 3 s + 8 x the round trip the SDK reported.
+      expect(d.ttlMs).toBeGreaterThanOrEqual(r.ttl);
+      expect(d.ttlMs).toBeLessThanOrEqual(r.ttl + 12_000);
+      expect(d.offlineAfterLastBeatMs).toBeLessThanOrEqual(d.ttlMs + r.sweep + TOLERANCE);
+      expect(d.tcpGoneAfterLastBeatMs).toBeLessThanOrEqual(d.ttlMs + r.sweep + 1_000 + TOLERANCE);
     }
   });
 
@@ -99,7 +102,7 @@ suite('presence on real networks (netlab)', () => {
     // Each beat goes out an interval after the previous ack: a period of interval + round trip (~0.6 s).
     expect(r.heartbeats).toBeGreaterThan(0.8 * r.devices * (r.durationMs / (r.interval + 1_000)));
     expect(r.impairment.up.dropped).toBeGreaterThan(0); // the link really lost packets
-    expect(r.falseOfflineDevices).toEqual([]);
+    expect(r.falseOfflineDetail ?? r.falseOfflineDevices).toEqual([]); // on failure: what the key and the device saw around it
   });
 
   it('NAT learning: the first device settles at 70-100 % of the NAT timeout, losing at most 3 links, each noticed within interval + 2 s', () => {

@@ -336,7 +336,14 @@ export class PushClient extends Emitter<PushClientEvents> {
     const interval = this.tuner.interval;
     const idleMs = this.gap?.idleMs() ?? 0; // before this beat's own packet
     const idle = idleMs >= IDLE_SHARE * interval;
-    const payload = { interval, ...(this.network ? { network: this.network } : {}), appState: this.foreground ? 'foreground' : 'background' };
+    const srtt = this.rtt.srtt;
+    // The measured round trip lets the gateway keep room for TCP retransmissions on a slow link.
+    const payload = {
+      interval,
+      ...(this.network ? { network: this.network } : {}),
+      appState: this.foreground ? 'foreground' : 'background',
+      ...(srtt === undefined ? {} : { rtt: Math.round(srtt) }),
+    };
     const sentAt = Date.now();
     socket.timeout(this.ackTimeoutMs).emit('heartbeat', payload, (err: Error | null, reply?: HeartbeatReply) => {
       if (socket !== this.socket) return;

@@ -12,6 +12,8 @@ export interface HeartbeatRequest {
   interval?: number;
   network?: string;
   appState?: AppState;
+  /** The round trip the device measures for heartbeat acks, ms: widens the TTL's slack on slow links. */
+  rtt?: number;
 }
 
 export interface TopicsRequest {
@@ -37,6 +39,7 @@ export const CLIENT_EVENT_SCHEMAS = {
       interval: { type: 'number', exclusiveMinimum: 0, description: 'ms until the next beat' },
       network: named(NETWORK_KEY),
       appState: { enum: ['foreground', 'background'] },
+      rtt: { type: 'number', minimum: 0, maximum: 600_000, description: 'the smoothed round trip of heartbeat acks the device measures, ms (optional): presence keeps room for TCP retransmissions on a slow link' },
     },
   },
   subscribe: topicsRequest,

@@ -101,6 +101,16 @@ describe('SessionService', () => {
     expect(await sessions.heartbeat(s, undefined)).toMatchObject({ ok: true, interval: 8_000, ttl: 23_000 });
   });
 
+  it('keeps more presence for a device on a slow link (the round trip it reports), and refuses a negative one', async () => {
+    const s = session('s1');
+    await sessions.start(s);
+    const slack = config.heartbeatTtlSlackMs;
+    expect(await sessions.heartbeat(s, { interval: 8_000, rtt: 600 })).toMatchObject({ ok: true, ttl: 20_000 + slack + 4_800 });
+    expect(await device()).toMatchObject({ expiresAt: clock.now() + 20_000 + slack + 4_800 });
+    expect(await sessions.heartbeat(s, { interval: 8_000 })).toMatchObject({ ok: true, ttl: 20_000 + slack });
+    expect(await sessions.heartbeat(s, { interval: 8_000, rtt: -1 })).toMatchObject({ ok: false, error: { code: 'invalid_payload' } });
+  });
+
   it('answers invalid_payload and leaves presence alone', async () => {
     const s = session('s1');
     await sessions.start(s);

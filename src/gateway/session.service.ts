@@ -67,7 +67,7 @@ export class SessionService {
     }
     // Without a wish the device keeps the interval it has, not the server default.
     const interval = this.policy.clamp(requested.interval ?? session.interval);
-    const ttl = this.policy.ttlFor(interval);
+    const ttl = this.policy.ttlFor(interval, requested.rtt);
     const now = this.clock.now();
     if (requested.network) session.network = requested.network;
     session.beatsAtInterval = interval === session.interval ? session.beatsAtInterval + 1 : 1;

@@ -1,4 +1,4 @@
-import { DEFAULT_TTL_SLACK_MS, HeartbeatPolicy, TTL_FACTOR } from './heartbeat-policy';
+import { DEFAULT_TTL_SLACK_MS, HeartbeatPolicy, MAX_RTT_SLACK_MS, RTT_SLACK_FACTOR, TTL_FACTOR } from './heartbeat-policy';
 
 describe('HeartbeatPolicy', () => {
   const policy = new HeartbeatPolicy({ interval: 25_000, min: 5_000, max: 300_000 });
@@ -16,6 +16,14 @@ describe('HeartbeatPolicy', () => {
     expect(policy.ttlFor(25_000)).toBe(65_500);
     expect(policy.ttlFor(2_000)).toBe(8_000);
     expect(policy.initial()).toEqual({ interval: 25_000, min: 5_000, max: 300_000, ttl: 65_500 });
+  });
+
+  it('widens the slack by the round trip the device reports, up to a bound', () => {
+    expect(RTT_SLACK_FACTOR).toBe(8);
+    expect(policy.ttlFor(2_000, 600)).toBe(5_000 + 3_000 + 4_800); // a 600 ms link: four retransmissions fit
+    expect(policy.ttlFor(2_000, 20)).toBe(8_160);
+    expect(policy.ttlFor(2_000, 0)).toBe(8_000);
+    expect(policy.ttlFor(2_000, 500_000)).toBe(8_000 + MAX_RTT_SLACK_MS); // a claim buys no more than the bound
   });
 
   it('takes its slack from the configuration (HEARTBEAT_TTL_SLACK_MS)', () => {

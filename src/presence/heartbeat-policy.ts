@@ -12,11 +12,19 @@ import { HeartbeatSettings } from '../config/app-config';
  *   lab (test/netlab-presence.e2e-spec.ts): with 2.5 intervals alone, 1 of 100 devices at 2 %
  *   loss and 300±100 ms each way went falsely offline within a minute at a 2 s interval.
  *
+ * - On a slow link the slack grows with the round trip the device reports (`rtt` in its
+ *   heartbeat, the SDK's smoothed ack round trip): RTT_SLACK_FACTOR round trips on top, which
+ *   covers a tail-loss probe and three doubling RTOs of one segment (each about a round trip plus
+ *   its variance). At a 600 ms round trip the slack is 3 + 4.8 s. A device cannot buy itself more
+ *   than MAX_RTT_SLACK_MS by claiming a huge round trip.
+ *
  * So a device that died is offline at most 2.5 × interval + slack + SWEEP_INTERVAL_MS after its
  * last heartbeat reached the gateway (docs/presence-accuracy.md has the measured figures).
  */
 export const TTL_FACTOR = 2.5;
 export const DEFAULT_TTL_SLACK_MS = 3_000;
+export const RTT_SLACK_FACTOR = 8;
+export const MAX_RTT_SLACK_MS = 12_000;
 
 export class HeartbeatPolicy {
   constructor(
@@ -30,8 +38,10 @@ export class HeartbeatPolicy {
     return Math.min(this.settings.max, Math.max(this.settings.min, Math.round(requested)));
   }
 
-  ttlFor(interval: number): number {
-    return Math.ceil(interval * TTL_FACTOR) + this.ttlSlackMs;
+  /** Presence lifetime for a beat at `interval` from a device that measured `rttMs` (if it says). */
+  ttlFor(interval: number, rttMs?: number): number {
+    const rttSlack = rttMs === undefined ? 0 : Math.min(MAX_RTT_SLACK_MS, Math.ceil(rttMs * RTT_SLACK_FACTOR));
+    return Math.ceil(interval * TTL_FACTOR) + this.ttlSlackMs + rttSlack;
   }
 
   /** What `ready` tells a fresh session. */
