@@ -2,6 +2,7 @@ import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import { EventEnvelope } from '../src/events/event.types';
 import { api, connectDevice, nextEvent, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
+import { getJson } from './support/gateways';
 import { FakeClock } from './support/fake-clock';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
@@ -9,10 +10,14 @@ import { deviceToken } from './support/tokens';
 type Json = Record<string, any>;
 
 /**
- * notification.* events for real: the app on real Redis, real sockets, REST publishes, and the
- * events read back through GET /v1/events. The ack timeout is Socket.IO's real timer (500 ms).
+ * notification.* events for real: the app on real Redis and on the embedded store, real sockets,
+ * REST publishes, and the events read back through GET /v1/events. The ack timeout is the real
+ * timer (500 ms).
  */
-describe('events for backends: notification.* (real app, real Redis, real sockets)', () => {
+describe.each([
+  ['Redis', true],
+  ['the embedded store', false],
+])('events for backends: notification.* (real app on %s, real sockets)', (_store, withRedis) => {
   const prefix = uniquePrefix('notif-events');
   const redis = new Redis(testRedisUrl());
   const clock = new FakeClock(Date.now());
@@ -57,11 +62,13 @@ describe('events for backends: notification.* (real app, real Redis, real socket
   const offlineDevice = async (deviceId: string) => {
     const { socket } = await device(deviceId);
     socket.disconnect();
-    await waitFor(async () => (await redis.get(`${prefix}presence:${deviceId}`)) === null);
+    await waitFor(async () => (await getJson<{ online: boolean }>(gw.url, `/v1/devices/${deviceId}`)).online === false);
   };
 
   beforeAll(async () => {
-    gw = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, ACK_TIMEOUT_MS: '500', INBOX_MAX_SIZE: '2' }, clock);
+    const store = withRedis ? { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix } : { REDIS_URL: undefined };
+    gw = await startTestApp({ ...store, ACK_TIMEOUT_MS: '500', INBOX_MAX_SIZE: '2' }, clock);
+    expect(gw.config.redis?.mode).toBe(withRedis ? 'url' : undefined);
   });
   afterEach(() => sockets.splice(0).forEach((s) => s.disconnect()));
   afterAll(async () => {
