@@ -238,15 +238,16 @@ export class DeviceChannel {
     this.serverSideEmit(RECHECK_EVENT, deviceIds);
   }
 
-  /** Emits one notification on a given socket (redelivery after connect); resolves on its ack or the timeout. */
-  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number): Promise<PushOutcome> {
-    const started = performance.now();
+  /**
+   * Emits one notification on a given socket; resolves on its ack or once `timeoutMs` passed
+   * without one. An ack that comes later is still a receipt: it runs `onLateAck` (Socket.IO keeps
+   * that callback, small and holding no payload, until the ack or the socket's end).
+   */
+  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number, onLateAck?: () => void): Promise<PushOutcome> {
     this.acksOwed.set(socket, (this.acksOwed.get(socket) ?? 0) + 1);
-    return new Promise((resolve) => {
-      socket.timeout(timeoutMs).emit('notification', payload, (err: Error | null) => {
-        resolve(err ? { acked: false } : { acked: true, latencyMs: performance.now() - started });
-      });
-    });
+    const { callback, outcome } = awaitAck(timeoutMs, onLateAck);
+    socket.emit('notification', payload, callback);
+    return outcome;
   }
 
   /** The devices whose sockets are subscribed to a topic now, on every instance. */
@@ -267,4 +268,22 @@ export class DeviceChannel {
     if (!this.server) throw new Error('Socket.IO server is not attached yet');
     return this.server;
   }
+}
+
+/** One push's ack callback, made outside pushTo so that it keeps no reference to the payload. */
+function awaitAck(timeoutMs: number, onLateAck?: () => void): { callback: () => void; outcome: Promise<PushOutcome> } {
+  const started = performance.now();
+  let settle!: (outcome: PushOutcome) => void;
+  const outcome = new Promise<PushOutcome>((resolve) => (settle = resolve));
+  let onTime = true;
+  const timer = setTimeout(() => {
+    onTime = false;
+    settle({ acked: false });
+  }, timeoutMs);
+  const callback = () => {
+    if (!onTime) return onLateAck?.();
+    clearTimeout(timer);
+    settle({ acked: true, latencyMs: performance.now() - started });
+  };
+  return { callback, outcome };
 }

@@ -33,6 +33,8 @@ export interface RecordedPush {
   ack(latencyMs?: number): Promise<void>;
   /** The ack timeout passed without a receipt; resolves like ack(). */
   noAck(): Promise<void>;
+  /** The device acked after noAck(): runs pushTo's onLateAck; resolves like ack(). */
+  lateAck(): Promise<void>;
 }
 
 /**
@@ -170,8 +172,8 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
     this.recheckListener?.(deviceIds);
   }
 
-  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number): Promise<PushOutcome> {
-    return this.record(socket.data.session.deviceId, payload, timeoutMs, socket);
+  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number, onLateAck?: () => void): Promise<PushOutcome> {
+    return this.record(socket.data.session.deviceId, payload, timeoutMs, socket, onLateAck);
   }
 
   async topicDevices(topic: string): Promise<string[]> {
@@ -191,7 +193,7 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
     return new Promise((resolve) => setImmediate(resolve));
   }
 
-  private record(deviceId: string, payload: NotificationPayload, timeoutMs: number, socket: DeviceSocket): Promise<PushOutcome> {
+  private record(deviceId: string, payload: NotificationPayload, timeoutMs: number, socket: DeviceSocket, onLateAck?: () => void): Promise<PushOutcome> {
     return new Promise((resolve) => {
       this.pushes.push({
         deviceId,
@@ -204,6 +206,10 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
         },
         noAck: () => {
           resolve({ acked: false });
+          return this.idle();
+        },
+        lateAck: () => {
+          onLateAck?.();
           return this.idle();
         },
       });

@@ -10,7 +10,10 @@ export class EventEnvelopeDto {
       'device.online { deviceId, userId, sessionId, instanceId, platform?, network?, seq }; ' +
       'device.offline { deviceId, userId, sessionId, instanceId, reason, lastSeenAt, seq } with reason one of client_close, ' +
       'heartbeat_timeout, instance_lost, replaced, kicked, token_expired, slow_consumer, rate_limited, server_shutdown; ' +
-      'user.online / user.offline { userId }. seq grows with every presence change of the device: keep the highest seen.',
+      'user.online / user.offline { userId }. seq grows with every presence change of the device: keep the highest seen. ' +
+      'notification.delivered / notification.unacked { notificationId, deviceId, userId }; ' +
+      'notification.expired { notificationId, deviceId, userId, reason } with reason inbox_full or offline. ' +
+      'userId is null for a device never seen (or forgotten).',
     type: 'object',
     additionalProperties: true,
   })

@@ -115,6 +115,27 @@ describe('DeliveryService', () => {
     expect(await statusOf(unrecorded)).toMatchObject({ status: 'pending' });
   });
 
+  it('records notification.unacked at the ack timeout, once, and notification.delivered for a late ack', async () => {
+    await ready();
+    const n = await stored();
+    const events = async () => (await presence.events.read(undefined, 100, clock.now())).filter((e) => e.type.startsWith('notification.'));
+    delivery.dispatch(n, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    await push(0).noAck();
+    expect(await statusOf(n)).toMatchObject({ status: 'pending' });
+    // Sent again (another instance asked for a recheck: the inbox is read again) and unacked again: still one event.
+    channel.receiveRecheck(['d1']);
+    await channel.idle();
+    await push(1).noAck();
+    clock.advance(10);
+    await push(0).lateAck();
+    expect(await statusOf(n)).toEqual({ deviceId: 'd1', status: 'delivered', updatedAt: clock.now() });
+    await push(1).lateAck(); // the second copy's late ack changes nothing
+    expect((await events()).map((e) => [e.type, e.data])).toEqual([
+      ['notification.unacked', { notificationId: n.payload.id, deviceId: 'd1', userId: 'u1' }],
+      ['notification.delivered', { notificationId: n.payload.id, deviceId: 'd1', userId: 'u1' }],
+    ]);
+  });
+
   it('sends nothing to a session whose token ran out past the grace, not even before the sweeper ends it', async () => {
     await ready({ expiresAt: clock.now() + 1_000, deadline: clock.now() + 31_000 });
     const inGrace = await stored();

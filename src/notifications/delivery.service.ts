@@ -1,6 +1,6 @@
 import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DeviceChannel, InboundDelivery, PushOutcome } from '../channel/device-channel';
-import { DeviceSocket, tokenRanOut } from '../channel/socket-events';
+import { DeviceSocket, NotificationPayload, tokenRanOut } from '../channel/socket-events';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -41,7 +41,7 @@ export class DeliveryService implements OnModuleInit {
       emit: (socket, n, fromInbox) => {
         this.metrics.pushesSent.inc();
         if (fromInbox) this.metrics.pushesRedelivered.inc();
-        return this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs);
+        return this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs, this.lateAck(socket.data.session.deviceId, n.payload));
       },
       readPending: (deviceId, limit) => this.store.pending(deviceId, this.clock.now(), limit),
       settled: (deviceId, n, outcome) => void this.settled(deviceId, n, outcome),
@@ -114,15 +114,26 @@ export class DeliveryService implements OnModuleInit {
   private async settled(deviceId: string, n: Deliverable, outcome: PushOutcome): Promise<void> {
     if (!outcome.acked) {
       this.metrics.pushesUnacked.inc();
+      // The hook for a fallback channel: recorded once per target, unless it was delivered meanwhile.
+      await this.record('unacked', n.payload.id, deviceId, () => this.store.unacked(n.payload.id, deviceId, this.clock.now()));
       return;
     }
     this.metrics.pushesAcked.inc();
     this.metrics.ackLatency.observe(outcome.latencyMs / 1000);
+    await this.record('ack', n.payload.id, deviceId, () => this.store.ack(n.payload, deviceId, this.clock.now()));
+  }
+
+  /** An ack after the timeout is still a receipt. The callback keeps only ids: Socket.IO may hold it as long as the socket lives. */
+  private lateAck(deviceId: string, { id, collapseKey }: NotificationPayload): () => void {
+    return () => void this.record('ack', id, deviceId, () => this.store.ack({ id, collapseKey }, deviceId, this.clock.now()));
+  }
+
+  private async record(what: string, id: string, deviceId: string, write: () => Promise<boolean>): Promise<void> {
     try {
-      await this.store.ack(n.payload, deviceId, this.clock.now());
+      await write();
     } catch (err) {
       // The receipt is lost, not the notification: it stays pending and is sent again (same id).
-      this.logger.warn(`ack of ${n.payload.id} by ${deviceId} not recorded: ${(err as Error).message}`);
+      this.logger.warn(`${what} of ${id} by ${deviceId} not recorded: ${(err as Error).message}`);
     }
   }
 }

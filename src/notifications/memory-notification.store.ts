@@ -1,8 +1,9 @@
 import { NotificationPayload } from '../channel/socket-events';
 import { MinHeap } from '../common/min-heap';
+import { EventType } from '../events/event.types';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { NotificationStore, readTarget } from './notification.store';
-import { Deliverable, NotificationStatus, OnlineTarget, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
+import { Deliverable, ExpiryReason, NotificationStatus, OnlineTarget, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
 
 interface Stored {
   payload: NotificationPayload;
@@ -10,6 +11,8 @@ interface Stored {
   expiresAt: number;
   forgetAt: number;
   targets: Map<string, string>;
+  /** Targets reported unacked (each once). */
+  unacked: Set<string>;
 }
 
 interface Inbox {
@@ -28,6 +31,7 @@ interface Due {
  * drops by TTL is dropped here by time too: every call first prunes what fell due (notifications
  * leave inboxes at their expiry and are forgotten after retention; idempotency records end with
  * their window), popping only due entries off min-heaps, so memory follows live data.
+ * `notification.*` events go to the presence store's event log, in the same call as the change.
  */
 export class MemoryNotificationStore extends NotificationStore {
   private readonly notifications = new Map<string, Stored>();
@@ -56,7 +60,7 @@ export class MemoryNotificationStore extends NotificationStore {
       }
     }
     const { id, collapseKey } = r.payload;
-    const stored: Stored = { payload: r.payload, bytes: Buffer.byteLength(r.payloadJson), expiresAt: r.effectiveExpiresAt, forgetAt: r.effectiveExpiresAt + r.retentionMs, targets: new Map() };
+    const stored: Stored = { payload: r.payload, bytes: Buffer.byteLength(r.payloadJson), expiresAt: r.effectiveExpiresAt, forgetAt: r.effectiveExpiresAt + r.retentionMs, targets: new Map(), unacked: new Set() };
     this.notifications.set(id, stored);
     this.expiring.push({ at: stored.expiresAt, key: id });
     this.forgetting.push({ at: stored.forgetAt, key: id });
@@ -67,6 +71,7 @@ export class MemoryNotificationStore extends NotificationStore {
       const instanceId = this.presence.onlineInstance(deviceId, r.now);
       if (!instanceId && !r.keepOffline) {
         stored.targets.set(deviceId, `expired:${r.now}:offline`);
+        this.record('notification.expired', r.now, id, deviceId, 'offline');
         continue;
       }
       const inbox = this.inbox(deviceId);
@@ -80,6 +85,7 @@ export class MemoryNotificationStore extends NotificationStore {
         if (inbox.ids.size <= r.maxInbox) break;
         inbox.ids.delete(oldest);
         this.setTarget(oldest, deviceId, `expired:${r.now}:inbox_full`);
+        this.record('notification.expired', r.now, oldest, deviceId, 'inbox_full');
         evicted++;
       }
       stored.targets.set(deviceId, `pending:${r.now}`);
@@ -115,12 +121,24 @@ export class MemoryNotificationStore extends NotificationStore {
     return out;
   }
 
-  async ack(payload: NotificationPayload, deviceId: string, now: number): Promise<boolean> {
+  async ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean> {
     this.prune(now);
     this.leaveInbox(deviceId, payload.id, payload.collapseKey);
     const target = this.notifications.get(payload.id)?.targets.get(deviceId);
     if (!target || target.startsWith('delivered:')) return false;
     this.setTarget(payload.id, deviceId, `delivered:${now}`);
+    this.record('notification.delivered', now, payload.id, deviceId);
+    return true;
+  }
+
+  async unacked(id: string, deviceId: string, now: number): Promise<boolean> {
+    this.prune(now);
+    const n = this.notifications.get(id);
+    const target = n?.targets.get(deviceId);
+    // Still waiting for delivery: pending, or expired by its ttl alone (as the Redis script UNACKED decides).
+    if (!n || !target || !/^(pending:|expired:\d+$)/.test(target) || n.unacked.has(deviceId)) return false;
+    n.unacked.add(deviceId);
+    this.record('notification.unacked', now, id, deviceId);
     return true;
   }
 
@@ -167,6 +185,11 @@ export class MemoryNotificationStore extends NotificationStore {
     inbox.ids.delete(id);
     if (collapseKey && inbox.collapse.get(collapseKey) === id) inbox.collapse.delete(collapseKey);
     if (inbox.ids.size === 0 && inbox.collapse.size === 0) this.inboxes.delete(deviceId);
+  }
+
+  private record(type: EventType, now: number, notificationId: string, deviceId: string, reason?: ExpiryReason): void {
+    const userId = this.presence.userOf(deviceId) ?? null;
+    this.presence.events.append(type, now, { notificationId, deviceId, userId, ...(reason ? { reason } : {}) });
   }
 
   private setTarget(id: string, deviceId: string, raw: string): void {

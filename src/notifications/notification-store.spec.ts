@@ -2,6 +2,8 @@ import Redis from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
 import { deleteKeys, keysWithoutTtl, testRedisUrl, uniquePrefix } from '../../test/support/redis';
 import { NotificationPayload } from '../channel/socket-events';
+import { EventLog } from '../events/event-log';
+import { RedisEventLog } from '../events/redis-event-log';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { PresenceStore } from '../presence/presence.store';
 import { RedisPresenceStore } from '../presence/redis-presence.store';
@@ -18,11 +20,19 @@ const RETENTION = DAY;
  * on the test's clock: entries still held by the embedded store, keys without a TTL in Redis.
  */
 function notificationStoreCases(
-  make: () => { presence: PresenceStore; store: NotificationStore },
+  make: () => { presence: PresenceStore; store: NotificationStore; events: EventLog },
   unbounded: (store: NotificationStore) => Promise<number>,
 ) {
   let presence: PresenceStore;
   let store: NotificationStore;
+  let events: EventLog;
+  /** notification.* events recorded since the last call, as [type, data]. */
+  let seen: string | undefined;
+  const newEvents = async (): Promise<[string, Record<string, unknown>][]> => {
+    const batch = await events.read(seen, 1_000, clock.now());
+    if (batch.length) seen = batch[batch.length - 1]!.id;
+    return batch.filter((e) => e.type.startsWith('notification.')).map((e) => [e.type, e.data]);
+  };
   let clock: FakeClock;
   let n = 0;
 
@@ -50,8 +60,9 @@ function notificationStoreCases(
   const statusOf = async (id: string, deviceId: string) => (await store.status(id, clock.now()))?.targets.find((t) => t.deviceId === deviceId);
 
   beforeEach(() => {
-    ({ presence, store } = make());
+    ({ presence, store, events } = make());
     clock = new FakeClock();
+    seen = undefined;
   });
 
   it('sends to online devices, queues for offline ones, and records a pending target for each', async () => {
@@ -167,6 +178,92 @@ function notificationStoreCases(
     expect(await unbounded(store)).toBe(0);
   });
 
+  describe('notification events, recorded with the change', () => {
+    const ev = (type: string, notificationId: string, deviceId: string, userId: string | null, reason?: string) =>
+      [`notification.${type}`, { notificationId, deviceId, userId, ...(reason ? { reason } : {}) }] as [string, Record<string, unknown>];
+
+    it('delivered: once per target, on the ack that changed its status; userId null for a device never seen', async () => {
+      await online('on');
+      const p = payload();
+      await publish(['on', 'off'], p);
+      await newEvents();
+      expect(await store.ack(p, 'on', clock.now())).toBe(true);
+      expect(await store.ack(p, 'on', clock.now())).toBe(false);
+      expect(await store.ack(p, 'stranger', clock.now())).toBe(false);
+      expect(await store.ack(p, 'off', clock.now())).toBe(true);
+      expect(await store.ack(payload(), 'on', clock.now())).toBe(false); // never published
+      expect(await newEvents()).toEqual([ev('delivered', p.id, 'on', 'u'), ev('delivered', p.id, 'off', null)]);
+    });
+
+    it('expired offline: each target offline at a ttl-0 publish, none for an online one, none on a replay', async () => {
+      await online('on');
+      await online('gone');
+      await presence.disconnect([{ deviceId: 'gone', sessionId: 's-gone', userId: 'u', instanceId: 'gw' }], clock.now(), 'client_close');
+      await newEvents();
+      const p = payload();
+      const idempotency = { key: 'k:offline', fingerprint: 'f', windowMs: 300_000 };
+      await publish(['on', 'gone', 'never'], p, { keepOffline: false, idempotency });
+      expect((await publish(['on', 'gone', 'never'], p, { keepOffline: false, idempotency })).kind).toBe('replay');
+      expect(await newEvents()).toEqual([ev('expired', p.id, 'gone', 'u', 'offline'), ev('expired', p.id, 'never', null, 'offline')]);
+      expect(await publish(['gone'], payload())).toMatchObject({ answer: { queued: 1 } }); // kept for it (ttl > 0): no event
+      expect(await newEvents()).toEqual([]);
+    });
+
+    it('expired inbox_full: each live notification evicted from a full inbox, none for one already past its ttl', async () => {
+      await online('on');
+      const [a, b, c] = [payload(), payload(), payload()] as [NotificationPayload, NotificationPayload, NotificationPayload];
+      await publish(['on'], a, { maxInbox: 2 });
+      await publish(['on'], b, { maxInbox: 2 });
+      expect(await newEvents()).toEqual([]);
+      await publish(['on'], c, { maxInbox: 2 });
+      expect(await newEvents()).toEqual([ev('expired', a.id, 'on', 'u', 'inbox_full')]);
+      // One past its ttl was not evicted by the next publish: it had expired already.
+      const shortLived = payload();
+      await store.ack(b, 'on', clock.now());
+      await store.ack(c, 'on', clock.now());
+      await publish(['on'], shortLived, { maxInbox: 2, effectiveExpiresAt: clock.now() + 100 });
+      await publish(['on'], payload(), { maxInbox: 2 });
+      clock.advance(100);
+      await newEvents();
+      expect(await publish(['on'], payload(), { maxInbox: 2 })).toMatchObject({ evicted: 0 });
+      expect(await newEvents()).toEqual([]);
+      expect(await statusOf(shortLived.id, 'on')).toEqual({ deviceId: 'on', status: 'expired', updatedAt: clock.now() });
+    });
+
+    it('unacked: once per target while it waits for delivery (ttl-0 ones past their ack window too), never after delivered, replaced or evicted', async () => {
+      await online('on');
+      const p = payload();
+      await publish(['on'], p);
+      await newEvents();
+      expect(await store.unacked(p.id, 'on', clock.now())).toBe(true);
+      expect(await store.unacked(p.id, 'on', clock.now())).toBe(false);
+      clock.advance(5);
+      expect(await store.ack(p, 'on', clock.now())).toBe(true); // a late ack
+      expect(await newEvents()).toEqual([ev('unacked', p.id, 'on', 'u'), ev('delivered', p.id, 'on', 'u')]);
+
+      const delivered = payload();
+      await publish(['on'], delivered);
+      await store.ack(delivered, 'on', clock.now());
+      const replaced = payload({ collapseKey: 'k' });
+      await publish(['on'], replaced);
+      await publish(['on'], payload({ collapseKey: 'k' }));
+      const evicted = payload();
+      await publish(['on'], evicted);
+      await publish(['on'], payload(), { maxInbox: 1 });
+      await newEvents();
+      for (const x of [delivered, replaced, evicted]) expect(await store.unacked(x.id, 'on', clock.now())).toBe(false);
+      expect(await store.unacked(p.id, 'stranger', clock.now())).toBe(false);
+      expect(await store.unacked('never-published', 'on', clock.now())).toBe(false);
+      expect(await newEvents()).toEqual([]);
+
+      const ttl0 = payload();
+      await publish(['on'], ttl0, { keepOffline: false, effectiveExpiresAt: clock.now() + 100 });
+      clock.advance(100); // its ack window (its effective expiry) ended: it reads expired, and is unacked
+      expect(await store.unacked(ttl0.id, 'on', clock.now())).toBe(true);
+      expect(await newEvents()).toEqual([ev('unacked', ttl0.id, 'on', 'u')]);
+    });
+  });
+
   it('forgets a notification once its retention after expiry has passed', async () => {
     const p = payload();
     await publish(['d'], p);
@@ -182,7 +279,7 @@ describe('MemoryNotificationStore', () => {
   notificationStoreCases(
     () => {
       const presence = new MemoryPresenceStore(30 * DAY);
-      return { presence, store: new MemoryNotificationStore(presence) };
+      return { presence, store: new MemoryNotificationStore(presence), events: presence.events };
     },
     async (store) => (store as MemoryNotificationStore).footprint,
   );
@@ -195,10 +292,45 @@ describe('RedisNotificationStore (real Redis)', () => {
   afterAll(() => redis.quit());
 
   notificationStoreCases(
-    () => ({ presence: new RedisPresenceStore(redis, prefix, 30 * DAY), store: new RedisNotificationStore(redis, prefix) }),
+    () => ({
+      presence: new RedisPresenceStore(redis, prefix, 30 * DAY),
+      store: new RedisNotificationStore(redis, prefix, DAY),
+      events: new RedisEventLog(redis, prefix, DAY),
+    }),
     // Presence keys of the online device are the presence store's; notif:seq is one counter.
     () => keysWithoutTtl(redis, prefix, ['notif:seq', 'device:on', 'user:u:devices', 'presence:expiry:gw', 'instances']),
   );
+
+  it('lands each notification event in the same atomic step as its status change (snapshots by MULTI on another connection)', async () => {
+    const store = new RedisNotificationStore(redis, prefix, DAY);
+    const reader = redis.duplicate();
+    const now = Date.now();
+    const p: NotificationPayload = { id: 'atomic-1', data: 1, createdAt: now };
+    const devices = Array.from({ length: 150 }, (_, i) => `a${i}`);
+    await store.publish({ payload: p, payloadJson: JSON.stringify(p), deviceIds: devices, effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now });
+    let writing = true;
+    const writer = (async () => {
+      for (const d of devices) {
+        await store.ack(p, d, now);
+        await store.unacked(p.id, d, now); // delivered already: records nothing
+      }
+    })().finally(() => (writing = false));
+    let snapshots = 0;
+    while (writing || snapshots === 0) {
+      const replies = await reader.multi().hgetall(`${prefix}notif:atomic-1`).xrange(`${prefix}events`, '-', '+').exec();
+      const hash = replies![0]![1] as Record<string, string>;
+      const entries = replies![1]![1] as [string, string[]][];
+      const delivered = Object.entries(hash).filter(([f, v]) => f.startsWith('t:') && v.startsWith('delivered:')).map(([f]) => f.slice(2));
+      const recorded = entries.map(([, f]) => ({ type: f[1], data: JSON.parse(f[5]!) as { deviceId: string } }));
+      // What the hash says is what the log says: never a status change without its event, or the reverse.
+      expect(recorded.map((e) => e.type).filter((t) => t !== 'notification.delivered')).toEqual([]);
+      expect(recorded.map((e) => e.data.deviceId).sort()).toEqual(delivered.sort());
+      snapshots++;
+    }
+    await writer;
+    await reader.quit();
+    expect(snapshots).toBeGreaterThan(1);
+  });
 
   it('writes inboxes and receipts with TTLs, so nothing outlives its notification', async () => {
     const store = new RedisNotificationStore(redis, prefix);

@@ -1,3 +1,4 @@
+import { EVENT_LOG_LUA } from '../events/event-log.script';
 import { luaScript } from '../redis/lua-script';
 
 /**
@@ -13,8 +14,19 @@ import { luaScript } from '../redis/lua-script';
  *   inbox:<deviceId>          zset notificationId -> seq, the device's pending notifications
  *   inbox:<deviceId>:collapse hash collapseKey -> notificationId pending with that key
  *   idem:<apiKey>:<key>       string: {"fingerprint":..,"answer":..}, PX = IDEMPOTENCY window
- * Presence (device:<deviceId>) is read to decide who is online at the instant of the write.
+ *   notif:<id> `u:<deviceId>` the time the target was reported unacked (once per target)
+ * Presence (device:<deviceId>) is read to decide who is online at the instant of the write, and
+ * for the userId of `notification.*` events, which each script appends to the event log
+ * (`<prefix>events`, see EVENT_LOG_LUA) in the same step as the status change they report.
  */
+
+/** `notification.*` events: userId is the device's (null for a device never seen or forgotten). */
+const EVENTS = `${EVENT_LOG_LUA}
+local function emit_target(etype, prefix, id, device, user, reason)
+  if user == nil then user = redis.call('HGET', prefix .. 'device:' .. device, 'userId') end
+  emit(etype, { notificationId = id, deviceId = device, userId = user or cjson.null, reason = reason })
+end
+`;
 
 /**
  * Stores a notification for every target (rest: the device ids), decides who is online from
@@ -25,6 +37,9 @@ import { luaScript } from '../redis/lua-script';
  *       | {'replay', answer, payload, onlineIds, onlineInstances}: the first answer, and the
  *         targets still pending that are online now (payload false when the notification is gone)
  *       | {'ok', answer, onlineIds, onlineInstances, evictedIds}.
+ * Events: `notification.expired` `inbox_full` for each notification evicted from a full inbox
+ * (only a live one: one already past its ttl keeps reading as expired by ttl), `offline` for each
+ * target offline when keepOffline is 0. A replay records nothing.
  */
 export const PUBLISH = luaScript({
   name: 'pgPublish',
@@ -42,9 +57,12 @@ export const PUBLISH = luaScript({
     now: 'number',
     fingerprint: 'string?',
     idempotencyPx: 'number',
+    eventRetention: 'number',
   },
   rest: true,
+  prelude: EVENTS,
   body: `
+events_init(prefix, now, eventRetention)
 if fingerprint then
   local prev = redis.call('GET', idempotencyKey)
   local record = prev and cjson.decode(prev)
@@ -76,7 +94,7 @@ redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expire
 local online, queued, onlineIds, onlineInstances, evicted = 0, 0, {}, {}, {}
 local inboxPx = expiresAt - now
 for _, device in ipairs(rest) do
-  local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
+  local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId', 'userId')
   local isOnline = state[1] and tonumber(state[2]) > now
   if isOnline or keepOffline == 1 then
     local inbox = prefix .. 'inbox:' .. device
@@ -94,8 +112,13 @@ for _, device in ipairs(rest) do
     if over > 0 then
       local popped = redis.call('ZPOPMIN', inbox, over)
       for j = 1, #popped, 2 do
-        redis.call('HSET', prefix .. 'notif:' .. popped[j], 't:' .. device, 'expired:' .. now .. ':inbox_full')
-        evicted[#evicted + 1] = popped[j]
+        local old = prefix .. 'notif:' .. popped[j]
+        -- A forgotten notification is not recreated, and one past its ttl was not evicted: it had expired.
+        if (tonumber(redis.call('HGET', old, 'expiresAt')) or 0) > now then
+          redis.call('HSET', old, 't:' .. device, 'expired:' .. now .. ':inbox_full')
+          emit_target('notification.expired', prefix, popped[j], device, state[4], 'inbox_full')
+          evicted[#evicted + 1] = popped[j]
+        end
       end
     end
     if redis.call('PTTL', inbox) < inboxPx then redis.call('PEXPIRE', inbox, inboxPx) end
@@ -109,6 +132,7 @@ for _, device in ipairs(rest) do
     end
   else
     redis.call('HSET', notifKey, 't:' .. device, 'expired:' .. now .. ':offline')
+    emit_target('notification.expired', prefix, id, device, state[4], 'offline')
   end
 end
 redis.call('PEXPIRE', notifKey, notifPx)
@@ -142,21 +166,46 @@ return out
 });
 
 /**
- * Marks the target delivered (an ack is proof of receipt, even for one replaced or evicted
- * meanwhile); returns 1 if this ack changed its status, 0 if it was delivered already.
+ * Marks the target delivered (an ack is proof of receipt, even for one replaced, evicted or
+ * reported unacked meanwhile) and records `notification.delivered`; returns 1 if this ack changed
+ * its status, 0 (and records nothing) if it was delivered already.
  */
 export const ACK = luaScript({
   name: 'pgAck',
   keys: ['inbox', 'notif', 'collapseIndex'],
-  args: { id: 'string', deviceId: 'string', now: 'number', collapseKey: 'string?' },
+  args: { prefix: 'string', id: 'string', deviceId: 'string', now: 'number', collapseKey: 'string?', eventRetention: 'number' },
+  prelude: EVENTS,
   body: `
+events_init(prefix, now, eventRetention)
 redis.call('ZREM', inboxKey, id)
 if collapseKey and redis.call('HGET', collapseIndexKey, collapseKey) == id then redis.call('HDEL', collapseIndexKey, collapseKey) end
 local status = redis.call('HGET', notifKey, 't:' .. deviceId)
 if status and string.sub(status, 1, 10) ~= 'delivered:' then
   redis.call('HSET', notifKey, 't:' .. deviceId, 'delivered:' .. now)
+  emit_target('notification.delivered', prefix, id, deviceId)
   return 1
 end
 return 0
+`,
+});
+
+/**
+ * The device was sent the notification and did not ack within ACK_TIMEOUT_MS: records
+ * `notification.unacked` once per target (the `u:<deviceId>` field), and only while the target
+ * still waits for delivery: pending, or expired by its ttl alone (a ttl-0 notification expires
+ * with its ack window). Returns 1 if it recorded the event, else 0.
+ */
+export const UNACKED = luaScript({
+  name: 'pgUnacked',
+  keys: ['notif'],
+  args: { prefix: 'string', id: 'string', deviceId: 'string', now: 'number', eventRetention: 'number' },
+  prelude: EVENTS,
+  body: `
+events_init(prefix, now, eventRetention)
+local status = redis.call('HGET', notifKey, 't:' .. deviceId)
+if not status or not (string.match(status, '^pending:') or string.match(status, '^expired:%d+$')) then return 0 end
+if redis.call('HSETNX', notifKey, 'u:' .. deviceId, now) == 0 then return 0 end
+emit_target('notification.unacked', prefix, id, deviceId)
+return 1
 `,
 });

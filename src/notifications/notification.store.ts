@@ -10,7 +10,10 @@ import { Deliverable, NotificationStatus, PublishRequest, PublishResult } from '
  *   is evicted, status `expired`, reason `inbox_full`); a newer one with the same collapse key
  *   replaces a pending one (status `replaced`);
  * - a notification is pending until acked (`delivered`) or past its effective expiry (`expired`,
- *   never handed out again).
+ *   never handed out again);
+ * - each of these changes that happened, and nothing else, is recorded as a `notification.*`
+ *   event in the event log in the same atomic step (`delivered` on ack, `expired` for `offline`
+ *   and `inbox_full` at publish, `unacked` once per target).
  */
 export abstract class NotificationStore {
   abstract publish(request: PublishRequest): Promise<PublishResult>;
@@ -19,7 +22,14 @@ export abstract class NotificationStore {
   abstract pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]>;
 
   /** Records a device's ack; true if it changed the target's status. */
-  abstract ack(payload: NotificationPayload, deviceId: string, now: number): Promise<boolean>;
+  abstract ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean>;
+
+  /**
+   * The device was sent `id` and did not ack it within ACK_TIMEOUT_MS: records
+   * `notification.unacked`, once per target and only while it is not delivered, replaced or
+   * evicted; true if it did.
+   */
+  abstract unacked(id: string, deviceId: string, now: number): Promise<boolean>;
 
   abstract status(id: string, now: number): Promise<NotificationStatus | null>;
 }

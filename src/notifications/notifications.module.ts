@@ -20,7 +20,7 @@ import { RedisNotificationStore } from './redis-notification.store';
       provide: NotificationStore,
       inject: [AppConfig, RedisConnection, PresenceStore],
       useFactory: (config: AppConfig, redis: RedisConnection, presence: PresenceStore): NotificationStore => {
-        if (redis.client) return new RedisNotificationStore(redis.client, config.redisPrefix);
+        if (redis.client) return new RedisNotificationStore(redis.client, config.redisPrefix, config.eventRetentionMs);
         // Embedded mode: who is online is decided in the same process step as the inbox write.
         if (presence instanceof MemoryPresenceStore) return new MemoryNotificationStore(presence);
         throw new Error('the embedded notification store needs the embedded presence store');

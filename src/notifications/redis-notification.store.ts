@@ -3,7 +3,8 @@ import { BoundScript } from '../redis/lua-script';
 import { redisCall } from '../redis/redis-errors';
 import { NotificationPayload } from '../channel/socket-events';
 import { NotificationStore, readTarget } from './notification.store';
-import { ACK, PENDING, PUBLISH } from './notification.scripts';
+import { DEFAULT_EVENT_RETENTION_MS } from '../events/event.types';
+import { ACK, PENDING, PUBLISH, UNACKED } from './notification.scripts';
 import { Deliverable, NotificationStatus, OnlineTarget, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
 
 /** Inboxes and receipts in Redis; the layout is described in notification.scripts.ts. */
@@ -12,14 +13,17 @@ export class RedisNotificationStore extends NotificationStore {
     publish: BoundScript<typeof PUBLISH>;
     pending: BoundScript<typeof PENDING>;
     ack: BoundScript<typeof ACK>;
+    unacked: BoundScript<typeof UNACKED>;
   };
 
+  /** `eventRetentionMs`: EVENT_RETENTION_HOURS, for the event log the scripts append to. */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
+    private readonly eventRetentionMs = DEFAULT_EVENT_RETENTION_MS,
   ) {
     super();
-    this.scripts = { publish: PUBLISH.bind(redis), pending: PENDING.bind(redis), ack: ACK.bind(redis) };
+    this.scripts = { publish: PUBLISH.bind(redis), pending: PENDING.bind(redis), ack: ACK.bind(redis), unacked: UNACKED.bind(redis) };
   }
 
   async publish(r: PublishRequest): Promise<PublishResult> {
@@ -39,6 +43,7 @@ export class RedisNotificationStore extends NotificationStore {
         now: r.now,
         fingerprint: r.idempotency?.fingerprint,
         idempotencyPx: r.idempotency?.windowMs ?? 0,
+        eventRetention: this.eventRetentionMs,
       },
       rest: r.deviceIds,
     })) as PublishReply;
@@ -66,13 +71,21 @@ export class RedisNotificationStore extends NotificationStore {
     return rows.map(deliverable);
   }
 
-  async ack(payload: NotificationPayload, deviceId: string, now: number): Promise<boolean> {
+  async ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean> {
     const inbox = this.key('inbox', deviceId);
     const changed = await this.scripts.ack({
       keys: { inbox, notif: this.key('notif', payload.id), collapseIndex: `${inbox}:collapse` },
-      args: { id: payload.id, deviceId, now, collapseKey: payload.collapseKey },
+      args: { prefix: this.prefix, id: payload.id, deviceId, now, collapseKey: payload.collapseKey, eventRetention: this.eventRetentionMs },
     });
     return changed === 1;
+  }
+
+  async unacked(id: string, deviceId: string, now: number): Promise<boolean> {
+    const recorded = await this.scripts.unacked({
+      keys: { notif: this.key('notif', id) },
+      args: { prefix: this.prefix, id, deviceId, now, eventRetention: this.eventRetentionMs },
+    });
+    return recorded === 1;
   }
 
   async status(id: string, now: number): Promise<NotificationStatus | null> {

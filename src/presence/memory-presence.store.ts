@@ -227,6 +227,11 @@ export class MemoryPresenceStore extends PresenceStore {
     return d?.sessionId && (d.expiresAt ?? 0) > now ? d.instanceId : undefined;
   }
 
+  /** The user of a known device (for the notification events the in-process notification store records). */
+  userOf(deviceId: string): string | undefined {
+    return this.devices.get(deviceId)?.userId;
+  }
+
   private view(deviceId: string, now: number): DeviceView | null {
     const d = this.devices.get(deviceId);
     if (!d) return null;
