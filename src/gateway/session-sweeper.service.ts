@@ -97,7 +97,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
   private async claim(owner: string, expiredBefore: () => number): Promise<number> {
     let retired = 0;
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
-      const expired = await this.store.claimExpired(owner, expiredBefore(), SWEEP_BATCH);
+      const expired = await this.store.claimExpired(owner, expiredBefore(), SWEEP_BATCH, this.config.instanceId);
       this.channel.close(expired, 'expired');
       retired += expired.length;
       if (expired.length < SWEEP_BATCH) break;

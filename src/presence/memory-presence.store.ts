@@ -128,11 +128,12 @@ export class MemoryPresenceStore extends PresenceStore {
     return ended;
   }
 
-  async claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]> {
+  async claimExpired(owner: string, now: number, limit: number, claimant?: string): Promise<SessionRef[]> {
     this.prune(now);
     const claimed: SessionRef[] = [];
     const deadlines = this.deadlines.get(owner);
-    const reason: OfflineReason = this.instanceAlive(owner, now) ? 'heartbeat_timeout' : 'instance_lost';
+    // An owner sweeping its own sessions is alive, even if a stall let its liveness record lapse.
+    const reason: OfflineReason = claimant === owner || this.instanceAlive(owner, now) ? 'heartbeat_timeout' : 'instance_lost';
     while (deadlines && claimed.length < limit) {
       const top = deadlines.peek();
       if (!top || top.at > now) break;

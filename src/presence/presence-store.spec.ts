@@ -364,6 +364,22 @@ function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
       ]);
     });
 
+    it('says heartbeat_timeout when an instance sweeps its own sessions, even after its liveness record lapsed (a stall)', async () => {
+      await store.connect(start('mine', 's-mine')); // gw-1 never reported itself (or its record ran out)
+      await store.connect(start('theirs', 's-theirs', { userId: 'u2' }));
+      const connectedAt = clock.now();
+      await newEvents();
+      clock.advance(TTL);
+      expect(await store.claimExpired('gw-1', clock.now(), 1, 'gw-1')).toHaveLength(1);
+      expect(await store.claimExpired('gw-1', clock.now(), 1, 'gw-2')).toHaveLength(1); // another instance: the owner looks dead
+      expect(await newEvents()).toEqual([
+        off('mine', 's-mine', 'heartbeat_timeout', connectedAt, 2),
+        ['user.offline', { userId: 'u1' }],
+        off('theirs', 's-theirs', 'instance_lost', connectedAt, 2, { userId: 'u2' }),
+        ['user.offline', { userId: 'u2' }],
+      ]);
+    });
+
     it('ends a run-out session that a new connect finds before any sweep with the timeout reason, not replaced', async () => {
       await store.touchInstance({ instanceId: 'gw-1', online: 1, lastSeenAt: clock.now() }, 100 * TTL);
       await store.connect(start('a', 'sa'));

@@ -213,19 +213,21 @@ return ended
 /**
  * Ends up to `limit` sessions of instance `owner` that expired at or before `now`; returns
  * {deviceId, sessionId, userId} for each. Their `device.offline` says `instance_lost` when the
- * owner stopped reporting itself alive (its instance key is gone), `heartbeat_timeout` otherwise.
+ * owner stopped reporting itself alive (its instance key is gone) and someone else sweeps,
+ * `heartbeat_timeout` otherwise.
  * An owner that is gone and holds no session any more leaves the instance set.
  */
 export const CLAIM_EXPIRED = luaScript({
   name: 'pgClaimExpired',
   keys: ['expiry', 'instance', 'instances'],
-  args: { prefix: 'string', owner: 'string', now: 'number', limit: 'number', retention: 'number', eventRetention: 'number' },
+  args: { prefix: 'string', owner: 'string', now: 'number', limit: 'number', retention: 'number', eventRetention: 'number', own: 'string' },
   prelude: EVENTS + END_SESSION,
   body: `
 events_init(prefix, now, eventRetention)
 local ids = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', now, 'LIMIT', 0, limit)
 local claimed = {}
-local reason = redis.call('EXISTS', instanceKey) == 1 and 'heartbeat_timeout' or 'instance_lost'
+-- An owner sweeping its own sessions is alive, even if a stall let its liveness key lapse.
+local reason = (own == '1' or redis.call('EXISTS', instanceKey) == 1) and 'heartbeat_timeout' or 'instance_lost'
 for _, id in ipairs(ids) do
   local dkey = prefix .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')

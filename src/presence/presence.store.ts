@@ -27,8 +27,12 @@ export abstract class PresenceStore {
   /** Ends the named sessions (disconnects, kicks, drain) for `reason`; returns how many were still current. */
   abstract disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number>;
 
-  /** Removes up to `limit` sessions held by `owner` whose presence expired at or before `now`, and returns them. */
-  abstract claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]>;
+  /**
+   * Removes up to `limit` sessions held by `owner` whose presence expired at or before `now`, and
+   * returns them. `claimant` is the instance sweeping: an owner sweeping its own sessions is alive
+   * by definition (`heartbeat_timeout`), whatever its liveness record says after a stall.
+   */
+  abstract claimExpired(owner: string, now: number, limit: number, claimant?: string): Promise<SessionRef[]>;
 
   /** Instances that still hold sessions in the store but stopped reporting themselves alive. */
   abstract orphanedOwners(now: number): Promise<string[]>;

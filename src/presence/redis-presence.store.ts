@@ -111,10 +111,10 @@ export class RedisPresenceStore extends PresenceStore {
     })) as number;
   }
 
-  async claimExpired(owner: string, now: number, limit: number): Promise<SessionRef[]> {
+  async claimExpired(owner: string, now: number, limit: number, claimant?: string): Promise<SessionRef[]> {
     const rows = (await this.scripts.claim({
       keys: { expiry: this.expiryKey(owner), instance: this.key('instance', owner), instances: this.key('instances') },
-      args: { prefix: this.prefix, owner, now, limit, retention: this.retentionMs, eventRetention: this.eventRetentionMs },
+      args: { prefix: this.prefix, owner, now, limit, retention: this.retentionMs, eventRetention: this.eventRetentionMs, own: claimant === owner ? '1' : '0' },
     })) as [string, string, string][];
     return rows.map(([deviceId, sessionId, userId]) => ({ deviceId, sessionId, userId, instanceId: owner }));
   }
