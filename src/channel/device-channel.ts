@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { SessionRef } from '../presence/presence.types';
 import { CloseReason, DeviceServer, DeviceSocket, InterServerEvents, NotificationPayload, ReadyPayload, RECONNECT_AFTER, sessionRef } from './socket-events';
-import { bufferedBytes, ClientPacketKind, onClientPackets, onOtherTraffic, pauseReading, release, stopReading, tcpConnections } from './wire';
+import { boundPendingAcks, bufferedBytes, ClientPacketKind, onClientPackets, onOtherTraffic, pauseReading, release, stopReading, tcpConnections } from './wire';
 
 export const rooms = {
   device: (deviceId: string) => `device:${deviceId}`,
@@ -34,6 +34,9 @@ export interface InboundDelivery {
  * connection.
  */
 export const CLOSE_GRACE_MS = 500;
+
+/** Ack callbacks kept per socket, late ones included (see boundPendingAcks in wire.ts). */
+export const MAX_PENDING_ACKS = 1_000;
 
 export type PushOutcome = { acked: true; latencyMs: number } | { acked: false };
 
@@ -247,6 +250,7 @@ export class DeviceChannel {
     this.acksOwed.set(socket, (this.acksOwed.get(socket) ?? 0) + 1);
     const { callback, outcome } = awaitAck(timeoutMs, onLateAck);
     socket.emit('notification', payload, callback);
+    boundPendingAcks(socket, MAX_PENDING_ACKS);
     return outcome;
   }
 

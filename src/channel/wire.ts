@@ -192,3 +192,19 @@ function isHeartbeat(data: unknown): boolean {
   while (i < data.length && data.charCodeAt(i) >= 48 && data.charCodeAt(i) <= 57) i++;
   return data.startsWith(HEARTBEAT_EVENT, i);
 }
+
+/**
+ * Socket.IO keeps an emit's ack callback until the ack comes or the socket closes. The gateway
+ * keeps callbacks past the ack timeout (a late ack still counts as delivered), so a client that
+ * never acks would make that map grow with every push: at most `max` are kept per socket, and the
+ * oldest (long timed out, as a rule) are forgotten first; an ack for one of those is ignored and
+ * the notification stays in the inbox to be sent again.
+ */
+export function boundPendingAcks(socket: DeviceSocket, max: number): void {
+  const acks = (socket as unknown as { acks?: Map<number, unknown> }).acks;
+  if (!(acks instanceof Map)) return;
+  for (const id of acks.keys()) {
+    if (acks.size <= max) break;
+    acks.delete(id);
+  }
+}
