@@ -19,12 +19,6 @@ const FLEET = join(ROOT, 'netlab/fleet.mjs');
 /** The gateway settings of the measurements in the issue: a 2 s interval, a 500 ms sweep. */
 export const FAST = { interval: 2_000, sweep: 500 };
 
-export const percentile = (values, p) => {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)];
-};
-
 /** A Redis for the lab's gateways, with keyspace events on so presence changes can be timed. */
 export async function startLabRedis() {
   const redis = await startRedis();

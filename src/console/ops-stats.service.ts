@@ -72,6 +72,11 @@ export class OpsStatsService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private async read(): Promise<CounterReading> {
+    return (await this.readWithSweeps()).reading;
+  }
+
+  /** One reading of the counters, with the sweep histogram it was taken from (its buckets too). */
+  private async readWithSweeps(): Promise<{ reading: CounterReading; sweep: { buckets: SweepBucketDto[] } }> {
     const m = this.metrics;
     const [heartbeats, pushesSent, pushesAcked, presenceExpired, sweep, connected] = await Promise.all([
       total(m.heartbeats),
@@ -82,11 +87,11 @@ export class OpsStatsService implements OnApplicationBootstrap, OnApplicationShu
       total(m.connectedDevices),
     ]);
     const at = this.clock.now();
-    return { at, heartbeats, pushesSent, pushesAcked, presenceExpired, sweeps: sweep.count, sweepSeconds: sweep.sum, connected };
+    return { reading: { at, heartbeats, pushesSent, pushesAcked, presenceExpired, sweeps: sweep.count, sweepSeconds: sweep.sum, connected }, sweep };
   }
 
   async stats(): Promise<Omit<OpsStatsDto, 'credential'>> {
-    const [now, unacked, sweep] = await Promise.all([this.read(), total(this.metrics.pushesUnacked), histogramOf(this.metrics.sweepDuration)]);
+    const [{ reading: now, sweep }, unacked] = await Promise.all([this.readWithSweeps(), total(this.metrics.pushesUnacked)]);
     const interval = this.config.heartbeat.interval;
     const ttl = this.policy.ttlFor(interval);
     return {
