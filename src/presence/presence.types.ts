@@ -57,6 +57,8 @@ export interface DeviceView {
   network?: string;
   /** Presence events the device has had (its last event's `seq`); 0 before any. */
   seq: number;
+  /** Where else the device can be reached (register_push); never the token itself. */
+  push?: { provider: string };
 }
 
 export interface InstanceView {
@@ -76,5 +78,6 @@ export function offlineView(d: DeviceView): DeviceView {
     lastSeenAt: d.lastSeenAt,
     network: d.network,
     seq: d.seq,
+    push: d.push,
   };
 }

@@ -241,6 +241,8 @@ function toView(deviceId: string, h: Record<string, string>, now: number): Devic
     appState: h.appState as AppState | undefined,
     network: h.network,
     seq: Number(h.seq ?? 0),
+    // Written by the push registration store (src/push) into the same device hash.
+    push: h.pushProvider ? { provider: h.pushProvider } : undefined,
   };
   return view.online ? view : offlineView(view);
 }
