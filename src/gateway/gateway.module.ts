@@ -8,9 +8,10 @@ import { InstanceRegistry } from './instance-registry.service';
 import { SessionSweeper } from './session-sweeper.service';
 import { SessionService } from './session.service';
 import { TokenExpiry } from './token-expiry.service';
+import { PushModule } from '../push/push.module';
 
 @Module({
-  imports: [PresenceModule, ChannelModule],
+  imports: [PresenceModule, ChannelModule, PushModule],
   providers: [DeviceGateway, DeviceTokenVerifier, SessionService, SessionSweeper, InstanceRegistry, DrainService, TokenExpiry],
   exports: [SessionSweeper],
 })

@@ -1,4 +1,5 @@
 import { isIP } from 'node:net';
+import type { EnvReader } from '../config/env-reader';
 
 /**
  * The push services' host names a Web Push subscription may name (WEBPUSH_ENDPOINT_HOSTS), so no
@@ -46,4 +47,14 @@ function unbracket(host: string): string {
 
 function isHostName(host: string): boolean {
   return host.length <= 253 && host.split('.').every((label) => /^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$/.test(label));
+}
+
+/** WEBPUSH_ENDPOINT_HOSTS, validated at start (the browsers' push services by default). */
+export function readWebPushEndpointHosts(r: EnvReader): HostRule[] {
+  const rules = parseEndpointHosts(r.list('WEBPUSH_ENDPOINT_HOSTS') ?? DEFAULT_WEBPUSH_ENDPOINT_HOSTS);
+  if (typeof rules === 'string') {
+    r.fail('WEBPUSH_ENDPOINT_HOSTS', rules);
+    return [];
+  }
+  return rules;
 }
