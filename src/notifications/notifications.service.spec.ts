@@ -11,7 +11,7 @@ import { DeliveryService } from './delivery.service';
 import { MemoryNotificationStore } from './memory-notification.store';
 import { NotificationsService } from './notifications.service';
 import { FallbackService } from '../push/fallback.service';
-import { UnconfiguredPushSender } from '../push/unconfigured-push-sender';
+import { createPushSender } from '../push/providers/create-push-sender';
 
 const config = loadConfig({ MAX_PAYLOAD_BYTES: '512', ACK_TIMEOUT_MS: '3000', INSTANCE_ID: 'gw-a' });
 
@@ -49,7 +49,7 @@ describe('NotificationsService', () => {
     const asChannel = channel as unknown as DeviceChannel;
     delivery = new DeliveryService(store, asChannel, clock, config, metrics);
     delivery.onModuleInit();
-    const fallback = new FallbackService(store, new UnconfiguredPushSender(), clock, metrics);
+    const fallback = new FallbackService(store, createPushSender(config.pushProviders, metrics, { now: () => clock.now() }), clock, metrics);
     service = new NotificationsService(store, presence, delivery, asChannel, clock, config, metrics, fallback);
   });
 

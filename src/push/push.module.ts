@@ -5,12 +5,11 @@ import { PresenceModule } from '../presence/presence.module';
 import { PresenceStore } from '../presence/presence.store';
 import { RedisConnection } from '../redis/redis-connection';
 import { MemoryPushRegistrationStore, PushRegistrationStore, RedisPushRegistrationStore } from './push-registration.store';
-import { PushSender } from './push.types';
-import { UnconfiguredPushSender } from './unconfigured-push-sender';
+import { PushProvidersModule } from './providers/push-providers.module';
 
 /** Native push: where devices registered (PushRegistrationStore) and how to reach them (PushSender). */
 @Module({
-  imports: [PresenceModule],
+  imports: [PresenceModule, PushProvidersModule],
   providers: [
     {
       provide: PushRegistrationStore,
@@ -21,8 +20,7 @@ import { UnconfiguredPushSender } from './unconfigured-push-sender';
         throw new Error('the embedded push registration store needs the embedded presence store');
       },
     },
-    { provide: PushSender, useClass: UnconfiguredPushSender },
   ],
-  exports: [PushRegistrationStore, PushSender],
+  exports: [PushRegistrationStore, PushProvidersModule],
 })
 export class PushModule {}
