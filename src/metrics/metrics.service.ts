@@ -70,6 +70,11 @@ export class MetricsService {
     labelNames: ['trigger', 'provider', 'status', 'reason'] as const,
     registers: [this.registry],
   });
+  readonly deadlineSweeps = new Counter({
+    name: 'push_gateway_notification_deadline_sweeps_total',
+    help: 'Claims of due notification deadlines (ack, ttl, native push leases) this instance ran',
+    registers: [this.registry],
+  });
   readonly dueClaimed = new Counter({
     name: 'push_gateway_notification_deadlines_total',
     help: 'Deadlines of the due-time index fired by this instance, by kind (unacked: notification.unacked recorded; expired: notification.expired ttl recorded)',

@@ -68,6 +68,7 @@ export class DeadlineSweeper implements OnApplicationBootstrap, OnApplicationShu
       this.fallback.send(claim.jobs);
       if (claim.claimed < DEADLINE_CLAIM_LIMIT) break;
     }
+    this.metrics.deadlineSweeps.inc();
     return claimed;
   }
 }
