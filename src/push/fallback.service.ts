@@ -7,6 +7,8 @@ import { PushRegistration, PushSender } from './push.types';
 
 /** A claimed batch of native pushes is this instance's for this long, renewed while it works on it. */
 export const FALLBACK_LEASE_MS = 15_000;
+/** How long a stopping instance waits for its pushes in flight. */
+const SHUTDOWN_WAIT_MS = 2_000;
 /** Attempts to record a job's outcomes (Redis may be briefly away) before its lease is left to run out. */
 const RECORD_ATTEMPTS = 3;
 
@@ -44,8 +46,9 @@ export class FallbackService implements OnApplicationShutdown {
   }
 
   async onApplicationShutdown(): Promise<void> {
-    // Pushes in flight finish (bounded by the providers' own timeouts); what is not recorded goes to another instance.
-    await this.idle();
+    // Pushes in flight get a moment to finish and be recorded; what is not recorded by then goes
+    // to another instance once its lease runs out (a provider retrying for a minute must not hold the drain).
+    await Promise.race([this.idle(), new Promise((r) => setTimeout(r, SHUTDOWN_WAIT_MS).unref())]);
   }
 
   private async run(job: FallbackJob): Promise<void> {
