@@ -1,10 +1,10 @@
-import * as tls from 'node:tls';
 import { BrowserContext } from 'playwright-core';
 import * as webpush from 'web-push';
 import { api, startTestApp, TestApp, waitFor } from './support/app';
+import { trustTestCa } from './support/trust-test-ca';
 import { launchChromiumProfile, watchErrors } from './support/chromium';
 import { getJson } from './support/gateways';
-import { testTls, WebPushTestServer } from './support/push';
+import { WebPushTestServer } from './support/push';
 
 type Json = Record<string, any>;
 
@@ -26,8 +26,7 @@ describe('web demo: native push registration in headless Chromium', () => {
 
   beforeAll(async () => {
     service = await WebPushTestServer.start();
-    const certs = tls as unknown as { getCACertificates(kind: string): string[]; setDefaultCACertificates(certs: string[]): void };
-    certs.setDefaultCACertificates([...certs.getCACertificates('default'), testTls().cert]);
+    trustTestCa();
     const vapid = webpush.generateVAPIDKeys();
     vapidPublicKey = vapid.publicKey;
     gw = await startTestApp({

@@ -1,4 +1,3 @@
-import * as tls from 'node:tls';
 import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import * as webpush from 'web-push';
@@ -6,7 +5,8 @@ import { FALLBACK_LEASE_MS } from '../src/push/fallback.service';
 import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
-import { testTls, WebPushTestServer } from './support/push';
+import { WebPushTestServer } from './support/push';
+import { trustTestCa } from './support/trust-test-ca';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
@@ -29,8 +29,7 @@ describe('native push fallback survives the publishing instance (kill -9 of a ga
 
   beforeAll(async () => {
     service = await WebPushTestServer.start();
-    const certs = tls as unknown as { getCACertificates(kind: string): string[]; setDefaultCACertificates(certs: string[]): void };
-    certs.setDefaultCACertificates([...certs.getCACertificates('default'), testTls().cert]);
+    trustTestCa();
     const vapid = webpush.generateVAPIDKeys();
     const env = {
       REDIS_URL: testRedisUrl(),

@@ -1,4 +1,3 @@
-import * as tls from 'node:tls';
 import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import * as webpush from 'web-push';
@@ -6,7 +5,8 @@ import { EventEnvelope } from '../src/events/event.types';
 import { api, connectDevice, metric, nextEvent, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
 import { getJson } from './support/gateways';
-import { testTls, TestSubscription, WebPushTestServer } from './support/push';
+import { TestSubscription, WebPushTestServer } from './support/push';
+import { trustTestCa } from './support/trust-test-ca';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
@@ -93,9 +93,7 @@ describe.each([
   beforeAll(async () => {
     service = await WebPushTestServer.start();
     // In-process gateways trust the local service's certificate as NODE_EXTRA_CA_CERTS would make a process do.
-    // (Node >= 22.15 has these; @types/node here predates them.)
-    const certs = tls as unknown as { getCACertificates(kind: string): string[]; setDefaultCACertificates(certs: string[]): void };
-    certs.setDefaultCACertificates([...certs.getCACertificates('default'), testTls().cert]);
+    trustTestCa();
     const vapid = webpush.generateVAPIDKeys();
     const env = {
       ...(withRedis ? { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix } : { REDIS_URL: undefined }),
@@ -142,6 +140,8 @@ describe.each([
     await waitFor(() => again.received.length === 1);
     expect(again.received[0]!.id).toBe(answer.id);
     expect(pushesTo(sub)).toHaveLength(1);
+    // The registration outlives the sessions: it is the device's.
+    expect(await getJson<Json>(b.url, '/v1/devices/fb-off')).toMatchObject({ online: true, push: { provider: 'webpush' } });
   });
 
   it('unacked: a device that does not ack within ACK_TIMEOUT_MS is pushed natively once, by whichever instance claims the deadline; one unacked event', async () => {
