@@ -55,6 +55,11 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly heldDue = new MinHeap<Due>((d) => d.at);
   /** userId -> its devices whose offline is held. */
   private readonly heldByUser = new Map<string, Set<string>>();
+  /**
+   * deviceId -> the seq of its last recorded event, what views show (a device's own `seq` counts
+   * every presence change, recorded or held or suppressed), as `eventSeq` in Redis.
+   */
+  private readonly recordedSeq = new Map<string, number>();
 
   /**
    * `events`: the event log this store appends to (GET /v1/events reads it). `eventGraceMs`:
@@ -72,7 +77,7 @@ export class MemoryPresenceStore extends PresenceStore {
   get footprint(): number {
     let sampledBy = 0;
     for (const net of this.networks.values()) sampledBy += net.sampledBy.size;
-    return this.devices.size + this.users.size + this.networks.size + this.instances.size + sampledBy + this.events.size + this.held.size;
+    return this.devices.size + this.users.size + this.networks.size + this.instances.size + sampledBy + this.events.size + this.held.size + this.recordedSeq.size;
   }
 
   /** The same events, in the same order, as the Redis script CONNECT records. */
@@ -98,7 +103,7 @@ export class MemoryPresenceStore extends PresenceStore {
       if (!live && this.eventGraceMs > 0 && prev.userId === s.userId && endedAt + this.eventGraceMs > s.now) {
         flap = true;
       } else {
-        this.events.append('device.offline', s.now, data);
+        this.recordDevice('device.offline', s.now, data);
         if (!live) {
           // Run out unswept: the user's index still counts it online.
           this.users.get(prev.userId)?.set(s.deviceId, lastSeenAt);
@@ -132,7 +137,7 @@ export class MemoryPresenceStore extends PresenceStore {
     this.deadlinesOf(s.instanceId).push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
     if (!again && !flap) {
       const { deviceId, userId, sessionId, instanceId, platform, network } = s;
-      this.events.append('device.online', s.now, { deviceId, userId, sessionId, instanceId, platform, network, seq: seq + 1 });
+      this.recordDevice('device.online', s.now, { deviceId, userId, sessionId, instanceId, platform, network, seq: seq + 1 });
       if (firstOfUser) this.events.append('user.online', s.now, { userId });
     }
     return replaced;
@@ -286,7 +291,8 @@ export class MemoryPresenceStore extends PresenceStore {
     const online = !!d.sessionId && (d.expiresAt ?? 0) > now;
     // Forgotten by the caller's clock even before a prune removed it.
     if (!online && (d.lastSeenAt ?? 0) + this.retentionMs <= now) return null;
-    return online ? { ...d, online } : offlineView(d);
+    const shown = { ...d, online, seq: this.recordedSeq.get(deviceId) ?? 0 };
+    return online ? shown : offlineView(shown);
   }
 
   private prune(now: number): void {
@@ -296,6 +302,7 @@ export class MemoryPresenceStore extends PresenceStore {
       const d = this.devices.get(due.key);
       if (!d || d.sessionId || (d.lastSeenAt ?? 0) + this.retentionMs > now) continue;
       this.devices.delete(due.key);
+      this.recordedSeq.delete(due.key);
       const index = this.users.get(d.userId);
       index?.delete(due.key);
       if (index?.size === 0) this.users.delete(d.userId);
@@ -361,10 +368,15 @@ export class MemoryPresenceStore extends PresenceStore {
     if (this.eventGraceMs > 0 && HELD_OFFLINE_REASONS.includes(reason) && endedAt + this.eventGraceMs > now) {
       this.hold({ userId, due: endedAt + this.eventGraceMs, at: now, data });
     } else {
-      this.events.append('device.offline', now, data);
+      this.recordDevice('device.offline', now, data);
       if (!this.announced(userId)) this.events.append('user.offline', now, { userId });
     }
     this.forgetting.push({ at: lastSeenAt + this.retentionMs, key: d.deviceId });
+  }
+
+  private recordDevice(type: 'device.online' | 'device.offline', now: number, data: Record<string, unknown>, timestamp = now): void {
+    this.events.append(type, now, data, timestamp);
+    if (this.devices.has(data.deviceId as string)) this.recordedSeq.set(data.deviceId as string, data.seq as number);
   }
 
   /** Whether receivers last heard the user as online: a device online, or one whose offline is held. */
@@ -393,7 +405,7 @@ export class MemoryPresenceStore extends PresenceStore {
 
   /** Records a taken held offline with its original data and time, and user.offline if it was the user's last. */
   private recordHeld(h: HeldOffline, now: number): void {
-    this.events.append('device.offline', now, h.data, h.at);
+    this.recordDevice('device.offline', now, h.data, h.at);
     if (!this.announced(h.userId)) this.events.append('user.offline', now, { userId: h.userId }, h.at);
   }
 

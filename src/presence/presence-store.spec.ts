@@ -464,7 +464,8 @@ function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
       const endedAt = clock.now();
       expect(await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close')).toBe(1);
       expect(await newEvents()).toEqual([]);
-      expect((await store.getDevices(['d1'], clock.now()))[0]).toMatchObject({ online: false, lastSeenAt: endedAt, seq: 2 });
+      // Offline at once; the seq shown is that of its last recorded event until the offline is.
+      expect((await store.getDevices(['d1'], clock.now()))[0]).toMatchObject({ online: false, lastSeenAt: endedAt, seq: 1 });
       expect(await store.countOnline(clock.now())).toBe(0);
       clock.advance(GRACE - 1);
       expect(await release()).toBe(0);
@@ -472,6 +473,7 @@ function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
       clock.advance(1);
       expect(await release()).toBe(1);
       expect(await newEvents()).toEqual([off('d1', 's1', 'client_close', endedAt, 2), userOff()]);
+      expect(await seqOf('d1')).toBe(2);
       // Its place in the log is now; its timestamp is when the session ended.
       expect((await allEvents()).slice(-2).map((e) => e.timestamp)).toEqual([endedAt, endedAt]);
       expect(await release()).toBe(0);
@@ -485,7 +487,7 @@ function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
       clock.advance(GRACE - 1);
       expect(await store.connect(start('d1', 's2', { instanceId: 'gw-2' }))).toBeNull();
       expect(await online('d1')).toBe(true);
-      expect(await seqOf('d1')).toBe(3);
+      expect(await seqOf('d1')).toBe(1); // a receiver that has seq 1 is up to date
       clock.advance(10 * GRACE);
       expect(await release()).toBe(0);
       expect(await newEvents()).toEqual([]);
@@ -495,6 +497,7 @@ function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
       clock.advance(GRACE);
       expect(await release()).toBe(1);
       expect(await newEvents()).toEqual([off('d1', 's2', 'server_shutdown', endedAt, 4, { instanceId: 'gw-2' }), userOff()]);
+      expect(await seqOf('d1')).toBe(4);
     });
 
     it('a reconnect once the grace ended, before any release, records the held offline first, then the online', async () => {
@@ -548,7 +551,7 @@ function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
       clock.advance(TTL + GRACE - 1);
       await store.connect(start('a', 'sa2'));
       expect(await newEvents()).toEqual([]);
-      expect(await seqOf('a')).toBe(3);
+      expect(await seqOf('a')).toBe(1);
       clock.advance(1);
       await store.connect(start('b', 'sb2', { userId: 'u2' }));
       expect(await newEvents()).toEqual([
@@ -803,7 +806,9 @@ describe('RedisPresenceStore (real Redis)', () => {
     expect(Number(await redis.zscore(`${prefix}heldoff:due`, 'd1'))).toBe(now + 5_010);
     expect(await redis.smembers(`${prefix}user:u1:held`)).toEqual(['d1']);
     expect(await redis.pttl(`${prefix}user:u1:held`)).toBeGreaterThan(RETENTION - 60_000);
+    expect(await redis.hmget(`${prefix}device:d1`, 'seq', 'eventSeq')).toEqual(['2', '1']);
     expect(await store.releaseHeldOfflines(now + 5_010, 10)).toBe(1);
+    expect(await redis.hget(`${prefix}device:d1`, 'eventSeq')).toBe('2');
     expect(await redis.exists(`${prefix}heldoff:d1`, `${prefix}heldoff:due`, `${prefix}user:u1:held`)).toBe(0);
   });
 

@@ -12,7 +12,7 @@ import { luaScript } from '../redis/lua-script';
  *   presence:<deviceId>       string, the current sessionId, PX = remaining presence lifetime
  *   device:<deviceId>         hash: userId platform sessionId instanceId connectedAt
  *                             lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                             appState network seq
+ *                             appState network seq eventSeq
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
  *   presence:expiry:<inst>    zset deviceId -> expiresAt of the sessions held by instance <inst>:
  *                             what that instance's sweeper reads (another instance's sweeper
@@ -30,13 +30,23 @@ import { luaScript } from '../redis/lua-script';
  *   heldoff:<deviceId>        hash userId due ts data: a device.offline held by the grace (see HOLD)
  *   heldoff:due               zset deviceId -> when its held offline is due
  *   user:<userId>:held        set of the user's devices whose offline is held
- * The device hash also holds `seq`, the number of presence events the device has had.
+ * The device hash also holds `seq`, the number of presence changes the device has had, and
+ * `eventSeq`, the seq of its last recorded event (see EVENTS).
  */
 
-/** The event log's emit (see EVENT_LOG_LUA), and seq: HINCRBY of the device hash's `seq` in the same script. */
+/**
+ * The event log's emit (see EVENT_LOG_LUA), and seq: HINCRBY of the device hash's `seq` (every
+ * presence change) in the same script. `emit_device` also keeps `eventSeq`, the seq of the
+ * device's last recorded event (what GET /v1/devices shows): behind `seq` while an offline is held
+ * or after a suppressed flap.
+ */
 const EVENTS = `${EVENT_LOG_LUA}
 local function next_seq(dkey)
   return redis.call('HINCRBY', dkey, 'seq', 1)
+end
+local function emit_device(dkey, etype, data, ts)
+  emit(etype, data, ts)
+  if redis.call('EXISTS', dkey) == 1 then redis.call('HSET', dkey, 'eventSeq', data.seq) end
 end
 `;
 
@@ -83,7 +93,8 @@ end
 -- user's last device receivers knew as online.
 local function release_held(prefix, h)
   local ts = tonumber(h[3])
-  emit('device.offline', cjson.decode(h[4]), ts)
+  local data = cjson.decode(h[4])
+  emit_device(prefix .. 'device:' .. data.deviceId, 'device.offline', data, ts)
   if not user_announced(prefix, h[1]) then emit('user.offline', { userId = h[1] }, ts) end
 end
 `;
@@ -107,7 +118,7 @@ local function end_session(prefix, id, dkey, user, instance, session, seen, rete
   if grace > 0 and HELD_REASONS[reason] and at + grace > event_log.now then
     hold_offline(prefix, id, user, data, at + grace, retention)
   else
-    emit('device.offline', data)
+    emit_device(dkey, 'device.offline', data)
     if not user_announced(prefix, user) then emit('user.offline', { userId = user }) end
   end
 end
@@ -163,7 +174,7 @@ if prev[1] and not again then
   if reason ~= 'replaced' and eventGrace > 0 and prev[2] == userId and at + eventGrace > now then
     flap = true
   else
-    emit('device.offline', data)
+    emit_device(deviceKey, 'device.offline', data)
     if reason ~= 'replaced' then
       -- Run out unswept: the user's index still counts it online.
       redis.call('ZADD', prefix .. 'user:' .. prev[2] .. ':devices', seen, deviceId)
@@ -197,7 +208,7 @@ redis.call('PERSIST', userKey)
 if not again then
   local seq = next_seq(deviceKey)
   if not flap then
-    emit('device.online', { deviceId = deviceId, userId = userId, sessionId = sessionId, instanceId = instanceId,
+    emit_device(deviceKey, 'device.online', { deviceId = deviceId, userId = userId, sessionId = sessionId, instanceId = instanceId,
       platform = platform, network = network, seq = seq })
     if firstOfUser then emit('user.online', { userId = userId }) end
   end

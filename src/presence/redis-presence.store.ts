@@ -262,7 +262,8 @@ function toView(deviceId: string, h: Record<string, string>, now: number): Devic
     lastSeenAt: num(h.lastSeenAt),
     appState: h.appState as AppState | undefined,
     network: h.network,
-    seq: Number(h.seq ?? 0),
+    // The seq of its last recorded event (a hash from before the grace has only `seq`).
+    seq: Number(h.eventSeq ?? h.seq ?? 0),
   };
   return view.online ? view : offlineView(view);
 }
