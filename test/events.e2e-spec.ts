@@ -210,15 +210,21 @@ describe('events for backends: instance_lost (kill -9 of a gateway process), wit
     await redis.quit();
   });
 
-  it("another instance ends the dead instance's sessions with instance_lost after ttl + grace; a device back within the grace records nothing", async () => {
+  it("another instance ends the dead instance's sessions with instance_lost after ttl + grace, and records the offlines it held; a device back within the grace records nothing", async () => {
     const [survivor, doomed] = await Promise.all([startGateway('gw-survivor', env), startGateway('gw-doomed', env)]);
     gateways.push(survivor, doomed);
-    for (const n of [1, 2]) {
+    for (const n of [1, 2, 3]) {
       const socket = connectDevice(doomed.url, deviceToken({ sub: `lost-user-${n}`, deviceId: `lost-${n}` }));
       sockets.push(socket);
       await nextEvent(socket, 'ready');
     }
+    // They beat until the crash, so none of them runs out on the doomed instance before it.
+    const onDoomed = setInterval(() => sockets.forEach((s) => s.connected && s.emit('heartbeat', {}, () => {})), 200);
+    // lost-3 leaves cleanly just before the crash: the doomed instance held its offline (in Redis).
+    sockets[2]!.disconnect();
+    await waitFor(async () => (await redis.zscore(`${prefix}heldoff:due`, 'lost-3')) !== null);
     doomed.process.child.kill('SIGKILL');
+    clearInterval(onDoomed);
     // lost-2 comes back on the survivor once its presence ran out (never delayed), within the grace.
     await waitFor(async () => (await getJson<{ online: boolean }>(survivor.url, '/v1/devices/lost-2')).online === false, 10_000);
     const back = connectDevice(survivor.url, deviceToken({ sub: 'lost-user-2', deviceId: 'lost-2' }));
@@ -233,6 +239,11 @@ describe('events for backends: instance_lost (kill -9 of a gateway process), wit
     expect(eventIdTime(offline!.id)).toBeGreaterThanOrEqual((offline!.data.lastSeenAt as number) + TTL + GRACE);
     expect(offline!.timestamp).toBeLessThan(eventIdTime(offline!.id)); // the time of the change, not of the release
     expect(await userEvents(survivor.url, 'lost-user-1')).toEqual(['user.online', 'user.offline']);
+    // The offline the dead instance held is recorded by the survivor.
+    expect(await deviceEvents(survivor.url, 'lost-3')).toEqual([
+      ['device.online', undefined, 1],
+      ['device.offline', 'client_close', 2],
+    ]);
 
     // Nothing is held any more: lost-2's offline was dropped with its online, which is not recorded either.
     await waitFor(async () => (await redis.zcard(`${prefix}heldoff:due`)) === 0, 10_000);
