@@ -170,3 +170,21 @@ describe('APNs provider against a local HTTP/2 APNs', () => {
     await push.onApplicationShutdown();
   });
 });
+
+describe('APNs provider when nothing listens', () => {
+  it('retries refused connections, then answers unavailable', async () => {
+    const { privateKey } = generateKeyPairSync('ec', { namedCurve: 'P-256' });
+    const p8 = privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+    const identity = { keyId: 'ABC123DEFG', teamId: 'TEAM123456', topic: 'com.example.chat' };
+    const gone = await ApnsTestServer.start({ key: p8, ...identity });
+    const url = gone.url;
+    await gone.close();
+    const timing = recordingTiming();
+    const push = createPushSender({ apns: { key: p8, ...identity, url }, delivery: testDelivery({ maxAttempts: 3 }) }, new MetricsService(), { now: Date.now, timing, ca: gone.caPem });
+    const outcome = await push.send({ provider: 'apns', token: 'ab'.repeat(32) }, { notification: notification(), ttlSeconds: 60 });
+    expect(outcome).toMatchObject({ status: 'failed', provider: 'apns', reason: 'unavailable' });
+    expect(outcome.status === 'failed' && outcome.detail).toMatch(/ECONNREFUSED/);
+    expect(timing.sleeps).toEqual([75, 150]);
+    await push.onApplicationShutdown();
+  });
+});

@@ -26,6 +26,7 @@ const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 export class ApnsProvider implements PushProvider<ApnsRegistration> {
   readonly name = 'apns' as const;
   private session?: ClientHttp2Session;
+  private readonly active = new WeakMap<ClientHttp2Session, number>();
   private readonly token: ApnsProviderToken;
 
   constructor(
@@ -84,8 +85,17 @@ export class ApnsProvider implements PushProvider<ApnsRegistration> {
       : { 'content-available': 1 };
     const body = JSON.stringify({ aps, id: notification.id, data: notification.data });
 
-    return new Promise((resolve, reject) => {
-      const req = this.connection().request(headers);
+    const session = this.connection();
+    // Referenced only while a request is on it: an idle session never holds the process open.
+    this.active.set(session, (this.active.get(session) ?? 0) + 1);
+    session.ref();
+    const settle = (): void => {
+      const left = (this.active.get(session) ?? 1) - 1;
+      this.active.set(session, left);
+      if (left === 0 && !session.destroyed) session.unref();
+    };
+    return new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
+      const req = session.request(headers);
       req.setTimeout(this.options.requestTimeoutMs, () => {
         req.close(constants.NGHTTP2_CANCEL);
         reject(Object.assign(new Error('APNs request timed out'), { code: 'ETIMEDOUT' }));
@@ -107,7 +117,7 @@ export class ApnsProvider implements PushProvider<ApnsRegistration> {
         if (!status) reject(Object.assign(new Error('APNs closed the stream without an answer'), { code: 'ECONNRESET' }));
       });
       req.end(body);
-    });
+    }).finally(settle);
   }
 
   private connection(): ClientHttp2Session {
@@ -121,7 +131,6 @@ export class ApnsProvider implements PushProvider<ApnsRegistration> {
     session.on('error', forget);
     session.on('close', forget);
     session.on('goaway', forget);
-    session.unref();
     this.session = session;
     return session;
   }

@@ -50,7 +50,8 @@ export class FcmAccessToken {
     const assertion = jwt.sign(
       { iss: this.account.clientEmail, scope: FCM_SCOPE, aud: this.account.tokenUri, iat, exp: iat + 3600 },
       this.account.privateKey,
-      { algorithm: 'RS256', keyid: this.account.privateKeyId },
+      // jsonwebtoken refuses `keyid: undefined`; an account JSON without private_key_id gets no `kid`.
+      { algorithm: 'RS256', ...(this.account.privateKeyId ? { keyid: this.account.privateKeyId } : {}) },
     );
     const body = new URLSearchParams({ grant_type: 'urn:ietf:params:oauth:grant-type:jwt-bearer', assertion }).toString();
     const res = await httpsRequest(this.agent, this.account.tokenUri, {

@@ -151,4 +151,32 @@ describe('FCM provider against a local OAuth endpoint and FCM v1', () => {
     expect(await counter(metrics, 'push_gateway_native_pushes_total', { provider: 'fcm', result: 'unavailable' })).toBe(1);
     await push.onApplicationShutdown();
   });
+
+  it('signs the assertion without a kid when the account JSON has no private_key_id', async () => {
+    const metrics = new MetricsService();
+    const account = { ...settings.serviceAccount, privateKeyId: undefined };
+    const push = createPushSender({ fcm: { ...settings, serviceAccount: account }, delivery: testDelivery() }, metrics, { now: Date.now, timing: recordingTiming(), ca: server.caPem });
+    const tokensBefore = server.tokenRequests.length;
+    const outcome = await push.send({ provider: 'fcm', token: deviceToken }, { notification: notification(), ttlSeconds: 60 });
+    expect(outcome).toEqual({ status: 'sent', provider: 'fcm' });
+    const [req] = server.tokenRequests.slice(tokensBefore);
+    expect(req?.kid).toBeUndefined();
+    expect(req?.problems).toEqual([]);
+    await push.onApplicationShutdown();
+  });
+
+  it('retries when the token endpoint cannot be reached, then answers unavailable', async () => {
+    const closed = await FcmTestServer.start();
+    const json = closed.serviceAccount();
+    const url = closed.url;
+    await closed.close();
+    const timing = recordingTiming();
+    const account = { projectId: json.project_id ?? '', clientEmail: json.client_email ?? '', privateKey: json.private_key ?? '', tokenUri: json.token_uri ?? '' };
+    const push = createPushSender({ fcm: { url, serviceAccount: account }, delivery: testDelivery({ maxAttempts: 2 }) }, new MetricsService(), { now: Date.now, timing, ca: server.caPem });
+    const outcome = await push.send({ provider: 'fcm', token: deviceToken }, { notification: notification(), ttlSeconds: 60 });
+    expect(outcome).toMatchObject({ status: 'failed', reason: 'unavailable' });
+    expect(outcome.status === 'failed' && outcome.detail).toMatch(/ECONNREFUSED/);
+    expect(timing.sleeps).toEqual([75]);
+    await push.onApplicationShutdown();
+  });
 });
