@@ -34,7 +34,8 @@ export interface ReceivedWebPush {
  * (RFC 8292: ES256 JWT verified against `k`, `aud` = this origin, `exp` within 24 h, `sub`
  * mailto:/https:) and decrypts the `aes128gcm` body (RFC 8291) with the subscription's private key.
  * Right requests get 201; wrong ones 400/401 with the problems recorded. `script` overrides replies.
- * Unknown subscriptions get 410 (as a real service does for an expired one).
+ * Unknown subscriptions get 410 (as a real service does for an expired one), bodies over 4096
+ * bytes 413.
  */
 export class WebPushTestServer {
   readonly received: ReceivedWebPush[] = [];
@@ -145,6 +146,8 @@ export class WebPushTestServer {
     const sub = this.subscriptions.get(record.subscriptionId);
     if (req.method !== 'POST' || !match) record.problems.push(`unexpected ${req.method} ${req.url}`);
     else if (!sub) return void send(res, record, scripted ?? { status: 410, body: 'push subscription has unsubscribed or expired' });
+    // RFC 8030 7.2: services must take 4096 bytes of body and may refuse more (the major ones do).
+    else if (body.length > 4096) return void send(res, record, scripted ?? { status: 413, body: `payload of ${body.length} bytes is over 4096` });
     else this.check(body, sub, record);
     const reply = scripted ?? (record.problems.length ? { status: record.vapid ? 400 : 401, body: record.problems.join('; ') } : { status: 201 });
     send(res, record, reply);
