@@ -1,6 +1,6 @@
 import { generateKeyPairSync } from 'node:crypto';
 import { counter, notification, recordingTiming, testDelivery } from '../../../test/support/push/kit';
-import { ApnsTestServer } from '../../../test/support/push';
+import { ApnsTestServer, waitForCount } from '../../../test/support/push';
 import { ApnsSettings } from '../../config/push-provider-settings';
 import { MetricsService } from '../../metrics/metrics.service';
 import { APNS_TOKEN_REFRESH_MS } from './apns-token';
@@ -87,7 +87,10 @@ describe('APNs provider against a local HTTP/2 APNs', () => {
     expect((got[4]?.providerToken?.iat ?? 0) - (got[0]?.providerToken?.iat ?? 0)).toBeGreaterThanOrEqual(APNS_TOKEN_REFRESH_MS / 1000);
     expect(new Set(got.map((r) => r.session)).size).toBe(1);
     expect(server.sessionCount).toBe(sessionsBefore + 1);
+    expect(server.openSessionCount).toBeGreaterThanOrEqual(1);
     await push.onApplicationShutdown();
+    // Shutdown closes the session: the server sees every connection go.
+    await waitForCount(() => (server.openSessionCount === 0 ? 1 : 0), 1, 'closed APNs connections');
   });
 
   it('answers gone for 410 Unregistered and 400 BadDeviceToken, without retrying', async () => {

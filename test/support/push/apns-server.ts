@@ -78,6 +78,11 @@ export class ApnsTestServer {
     return this.sessions;
   }
 
+  /** HTTP/2 connections open now. */
+  get openSessionCount(): number {
+    return this.openSessions.size;
+  }
+
   unregister(deviceToken: string): void {
     this.unregistered.add(deviceToken.toLowerCase());
   }
