@@ -162,6 +162,22 @@ describe('APNs provider against a local HTTP/2 APNs', () => {
     await push.onApplicationShutdown();
   });
 
+  it('drops a connection that stops answering, and retries on a new one', async () => {
+    const { push } = sender(testDelivery({ requestTimeoutMs: 300, maxAttempts: 2 }));
+    const before = server.received.length;
+    server.script.hold();
+    const sending = push.send({ provider: 'apns', token: deviceToken }, { notification: notification(), ttlSeconds: 60 });
+    try {
+      await server.waitForRequests(before + 2);
+    } finally {
+      server.script.release();
+    }
+    expect(await sending).toEqual({ status: 'sent', provider: 'apns' });
+    const [first, second] = server.received.slice(before);
+    expect(second?.session).not.toBe(first?.session);
+    await push.onApplicationShutdown();
+  });
+
   it('opens a new connection when APNs closes the old one', async () => {
     const { push } = sender();
     const sessionsBefore = server.sessionCount;

@@ -97,8 +97,12 @@ export class ApnsProvider implements PushProvider<ApnsRegistration> {
     return new Promise<{ status: number; headers: IncomingHttpHeaders; body: string }>((resolve, reject) => {
       const req = session.request(headers);
       req.setTimeout(this.options.requestTimeoutMs, () => {
-        req.close(constants.NGHTTP2_CANCEL);
         reject(Object.assign(new Error('APNs request timed out'), { code: 'ETIMEDOUT' }));
+        req.close(constants.NGHTTP2_CANCEL);
+        // No answer in time usually means a connection that died without a FIN or RST: drop it, so
+        // the retry (and every push after it) gets a new one instead of waiting on the dead one.
+        if (this.session === session) this.session = undefined;
+        session.destroy();
       });
       let status = 0;
       let responseHeaders: IncomingHttpHeaders = {};
@@ -108,13 +112,15 @@ export class ApnsProvider implements PushProvider<ApnsRegistration> {
         responseHeaders = h;
       });
       req.on('data', (c: Buffer) => chunks.push(c));
+      let ended = false;
       req.on('end', () => {
+        ended = true;
         if (status) resolve({ status, headers: responseHeaders, body: Buffer.concat(chunks).toString('utf8') });
       });
       req.on('error', reject);
-      // A session torn down under the stream can close it without an error or an answer.
+      // A session torn down under the stream can close it without an error or a whole answer.
       req.on('close', () => {
-        if (!status) reject(Object.assign(new Error('APNs closed the stream without an answer'), { code: 'ECONNRESET' }));
+        if (!ended || !status) reject(Object.assign(new Error('APNs closed the stream without an answer'), { code: 'ECONNRESET' }));
       });
       req.end(body);
     }).finally(settle);

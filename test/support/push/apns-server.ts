@@ -106,10 +106,14 @@ export class ApnsTestServer {
   private handle(req: Http2ServerRequest, res: Http2ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void this.script.gate().then(() => this.respond(req, res, Buffer.concat(chunks))));
+    // Recorded on arrival; a held script only delays the answer.
+    req.on('end', () => {
+      const record = this.record(req);
+      void this.script.gate().then(() => this.respond(req, res, Buffer.concat(chunks), record));
+    });
   }
 
-  private respond(req: Http2ServerRequest, res: Http2ServerResponse, raw: Buffer): void {
+  private record(req: Http2ServerRequest): ReceivedApns {
     const match = /^\/3\/device\/([0-9a-fA-F]+)$/.exec(req.url);
     const h = (name: string): string | undefined => {
       const v = req.headers[name];
@@ -125,13 +129,20 @@ export class ApnsTestServer {
       session: this.sessionIds.get(req.stream.session as ServerHttp2Session) ?? 0,
     };
     this.received.push(record);
+    return record;
+  }
+
+  private respond(req: Http2ServerRequest, res: Http2ServerResponse, raw: Buffer, record: ReceivedApns): void {
+    // The client may have given up on this stream while the script held it.
+    if (req.stream.destroyed || req.stream.closed) return void (record.status = -1);
     const scripted = this.script.next();
     if (scripted && 'drop' in scripted) {
       record.status = -1;
       req.stream.session?.destroy();
       return;
     }
-    const error = this.check(req.method, match !== null, h('authorization'), record, raw);
+    const authorization = req.headers.authorization;
+    const error = this.check(req.method, /^\/3\/device\/[0-9a-fA-F]+$/.test(req.url), Array.isArray(authorization) ? authorization.join(',') : authorization, record, raw);
     const reply: { status: number; headers?: Record<string, string>; body?: unknown } = scripted ?? error ?? (this.unregistered.has(record.deviceToken.toLowerCase()) ? { status: 410, body: { reason: 'Unregistered', timestamp: Date.now() } } : { status: 200 });
     record.status = reply.status;
     res.writeHead(reply.status, { 'apns-id': record.headers['apns-id'] ?? '00000000-0000-4000-8000-000000000000', ...(reply.headers ?? {}) });

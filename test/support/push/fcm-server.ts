@@ -125,21 +125,27 @@ export class FcmTestServer {
   private handle(req: IncomingMessage, res: ServerResponse): void {
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void this.script.gate().then(() => this.route(req, res, Buffer.concat(chunks).toString('utf8'))));
+    // Recorded and checked on arrival; a held script only delays the answer.
+    req.on('end', () => {
+      const handled = this.route(req, Buffer.concat(chunks).toString('utf8'));
+      void this.script.gate().then(() => {
+        const scripted = handled.script?.next();
+        if (!scripted) handled.onDefault?.();
+        handled.record.status = reply(res, scripted ?? handled.reply, req);
+      });
+    });
   }
 
-  private route(req: IncomingMessage, res: ServerResponse, body: string): void {
-    if (req.method === 'POST' && req.url === '/token') return this.token(req, res, body);
+  private route(req: IncomingMessage, body: string): Handled {
+    if (req.method === 'POST' && req.url === '/token') return this.token(body);
     const m = /^\/v1\/projects\/([^/]+)\/messages:send$/.exec(req.url ?? '');
-    if (req.method === 'POST' && m) return this.send(req, res, decodeURIComponent(m[1] ?? ''), body);
-    reply(res, { status: 404, body: { error: { code: 404, status: 'NOT_FOUND', message: `no route ${req.method} ${req.url}` } } });
+    if (req.method === 'POST' && m) return this.send(req, decodeURIComponent(m[1] ?? ''), body);
+    return { record: { status: 0 }, reply: googleError(404, 'NOT_FOUND', `no route ${req.method} ${req.url}`) };
   }
 
-  private token(req: IncomingMessage, res: ServerResponse, body: string): void {
+  private token(body: string): Handled {
     const record: ReceivedTokenRequest = { problems: [], status: 0 };
     this.tokenRequests.push(record);
-    const scripted = this.tokenScript.next();
-    if (scripted) return void (record.status = reply(res, scripted, req));
     const form = new URLSearchParams(body);
     record.grantType = form.get('grant_type') ?? undefined;
     if (record.grantType !== 'urn:ietf:params:oauth:grant-type:jwt-bearer') record.problems.push(`grant_type ${record.grantType}`);
@@ -157,27 +163,31 @@ export class FcmTestServer {
       record.problems.push(`assertion did not verify: ${(error as Error).message}`);
     }
     if (record.problems.length) {
-      record.status = reply(res, { status: 400, body: { error: 'invalid_grant', error_description: record.problems.join('; ') } });
-      return;
+      return { record, script: this.tokenScript, reply: { status: 400, body: { error: 'invalid_grant', error_description: record.problems.join('; ') } } };
     }
     const lifetime = this.options.tokenLifetimeSeconds ?? 3599;
     const token = `ya29.test-${randomBytes(12).toString('base64url')}`;
-    this.tokens.set(token, Date.now() + lifetime * 1000);
-    record.issued = token;
-    record.status = reply(res, { status: 200, body: { access_token: token, expires_in: lifetime, token_type: 'Bearer' } });
+    return {
+      record,
+      script: this.tokenScript,
+      reply: { status: 200, body: { access_token: token, expires_in: lifetime, token_type: 'Bearer' } },
+      // Issued only when this answer is the one sent (a scripted reply replaces it).
+      onDefault: () => {
+        this.tokens.set(token, Date.now() + lifetime * 1000);
+        record.issued = token;
+      },
+    };
   }
 
-  private send(req: IncomingMessage, res: ServerResponse, projectId: string, body: string): void {
+  private send(req: IncomingMessage, projectId: string, body: string): Handled {
     const bearer = /^Bearer (.+)$/.exec(req.headers.authorization ?? '')?.[1];
     const record: ReceivedFcm = { projectId, bearer, problems: [], status: 0 };
     this.received.push(record);
-    const scripted = this.script.next();
-    if (scripted) return void (record.status = reply(res, scripted, req));
+    const handled = (r: ScriptedReply): Handled => ({ record, script: this.script, reply: r });
     const expiry = bearer ? this.tokens.get(bearer) : undefined;
     if (expiry === undefined || expiry < Date.now()) {
       record.problems.push('bearer token unknown or expired');
-      record.status = reply(res, googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.'));
-      return;
+      return handled(googleError(401, 'UNAUTHENTICATED', 'Request had invalid authentication credentials.'));
     }
     if (projectId !== this.projectId) record.problems.push(`project ${projectId}`);
     try {
@@ -187,16 +197,18 @@ export class FcmTestServer {
     } catch {
       record.problems.push('body is not JSON');
     }
-    if (record.problems.length) {
-      record.status = reply(res, googleError(400, 'INVALID_ARGUMENT', record.problems.join('; '), 'INVALID_ARGUMENT'));
-      return;
-    }
-    if (this.unregistered.has(String(record.message?.token))) {
-      record.status = reply(res, googleError(404, 'NOT_FOUND', 'Requested entity was not found.', 'UNREGISTERED'));
-      return;
-    }
-    record.status = reply(res, { status: 200, body: { name: `projects/${projectId}/messages/0:${Date.now()}%${randomBytes(4).toString('hex')}` } });
+    if (record.problems.length) return handled(googleError(400, 'INVALID_ARGUMENT', record.problems.join('; '), 'INVALID_ARGUMENT'));
+    if (this.unregistered.has(String(record.message?.token))) return handled(googleError(404, 'NOT_FOUND', 'Requested entity was not found.', 'UNREGISTERED'));
+    return handled({ status: 200, body: { name: `projects/${projectId}/messages/0:${Date.now()}%${randomBytes(4).toString('hex')}` } });
   }
+}
+
+/** A request looked at on arrival: its record, the answer a right server gives, and which script may replace it. */
+interface Handled {
+  record: { status: number };
+  reply: ScriptedReply;
+  script?: ReplyScript;
+  onDefault?: () => void;
 }
 
 /** FCM v1's rules for a `Message` to one device token, as far as the gateway uses them. */
