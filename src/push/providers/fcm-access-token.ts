@@ -21,7 +21,10 @@ export class FcmTokenError extends Error {
 /**
  * The service account's OAuth 2.0 access token (RFC 7523 JWT bearer grant at its `token_uri`, an
  * RS256 assertion signed with `jsonwebtoken`), fetched once and shared by every push until shortly
- * before it expires. Concurrent callers share one fetch.
+ * before it expires. Concurrent callers share one fetch. Not Google's auth library: its JWT client
+ * (google-auth-library 11.3.4, checked) posts to a fixed https://oauth2.googleapis.com/token with
+ * that as `aud`, ignoring the account's `token_uri`, which the contract says decides where tokens
+ * come from (and which the local tests point at their own endpoint).
  */
 export class FcmAccessToken {
   private current?: { token: string; refreshAt: number };
