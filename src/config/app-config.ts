@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError, EnvReader } from './env-reader';
 import { HttpSettings, readHttpSettings } from './http-settings';
+import { PushProviderSettings, readPushProviderSettings } from './push-provider-settings';
 
 export type JwtVerification =
   | { kind: 'secret'; secret: string; algorithms: ['HS256'] }
@@ -71,6 +72,8 @@ export class AppConfig {
   readonly shutdownGraceMs!: number;
   readonly demo!: DemoSettings;
   readonly http!: HttpSettings;
+  /** Native push providers (Web Push, APNs, FCM) and how they retry; a provider without settings is off. */
+  readonly pushProviders!: PushProviderSettings;
   readonly instanceId!: string;
   /** Keys and secrets generated because none were given (development only), to print once. */
   readonly generated!: Readonly<Record<string, string>>;
@@ -157,6 +160,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     shutdownGraceMs: r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
     demo: readDemo(r, production, host, generated),
     http: readHttpSettings(r, production),
+    pushProviders: readPushProviderSettings(r),
     instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,
   });
