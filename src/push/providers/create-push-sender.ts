@@ -4,6 +4,8 @@ import { PushProviderName } from '../push.types';
 import { DeliveryTiming, ProviderDelivery, realTiming } from './provider-delivery';
 import { ProviderPushSender } from './provider-push-sender';
 import { PushProvider } from './push-provider';
+import { ApnsProvider } from './apns.provider';
+import { FcmProvider } from './fcm.provider';
 import { WebPushProvider } from './web-push.provider';
 
 export interface CreatePushSenderOptions {
@@ -24,6 +26,8 @@ export function createPushSender(
   const http = { requestTimeoutMs: delivery.requestTimeoutMs, maxSockets: delivery.concurrency, ca: options.ca };
   const providers: PushProvider[] = [];
   if (settings.webpush) providers.push(new WebPushProvider(settings.webpush, http));
+  if (settings.apns) providers.push(new ApnsProvider(settings.apns, { ...http, now: options.now }));
+  if (settings.fcm) providers.push(new FcmProvider(settings.fcm, { ...http, now: options.now }));
   const timing = options.timing ?? realTiming(options.now);
   const deliveries: Partial<Record<PushProviderName, ProviderDelivery>> = {};
   for (const provider of providers) deliveries[provider.name] = new ProviderDelivery(provider, delivery, timing, metrics);

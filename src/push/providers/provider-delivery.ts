@@ -87,7 +87,8 @@ export class ProviderDelivery {
       const delay = result.retryAfterMs ?? backoffMs(attempt, retryBaseMs, this.timing.random);
       const retryAt = this.timing.now() - start + delay;
       if (retryAt > retryBudgetMs) return giveUp(`a retry in ${delay} ms would pass the retry budget`);
-      if (retryAt > message.ttlSeconds * 1000) return giveUp(`the notification expires before a retry in ${delay} ms`);
+      // An immediate retry (a renewed credential) is still "now", even for a ttl-0 notification.
+      if (delay > 0 && retryAt > message.ttlSeconds * 1000) return giveUp(`the notification expires before a retry in ${delay} ms`);
       await this.timing.sleep(delay);
     }
   }

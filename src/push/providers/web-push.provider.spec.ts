@@ -88,6 +88,21 @@ describe('Web Push provider against a local push service', () => {
     await push.onApplicationShutdown();
   });
 
+  it('fits a notification of up to 3993 bytes of JSON into the 4096-byte body; a larger one is rejected (413), not retried', async () => {
+    const { push } = sender();
+    const sub = server.subscribe();
+    const sized = (bytes: number) => {
+      const n = notification({ data: '' });
+      return notification({ data: 'x'.repeat(bytes - Buffer.byteLength(JSON.stringify(n))) });
+    };
+    const fits = await push.send({ provider: 'webpush', subscription: sub.json }, { notification: sized(3993), ttlSeconds: 60 });
+    const tooBig = await push.send({ provider: 'webpush', subscription: sub.json }, { notification: sized(3994), ttlSeconds: 60 });
+    expect(fits).toEqual({ status: 'sent', provider: 'webpush' });
+    expect(tooBig).toMatchObject({ status: 'failed', reason: 'rejected', detail: expect.stringMatching(/^push service answered 413/) });
+    expect(server.receivedFor(sub.id).map((r) => r.status)).toEqual([201, 413]);
+    await push.onApplicationShutdown();
+  });
+
   it('waits as long as a 429 Retry-After says, then sends', async () => {
     const { push, timing } = sender();
     const sub = server.subscribe();

@@ -11,3 +11,5 @@
 export { ReplyScript, ScriptedReply, waitForCount } from './replies';
 export { testTls, TestTls } from './tls';
 export { ReceivedWebPush, TestSubscription, WebPushTestServer } from './web-push-server';
+export { ApnsServerOptions, ApnsTestServer, ReceivedApns } from './apns-server';
+export { FcmServerOptions, FcmTestServer, ReceivedFcm, ReceivedTokenRequest } from './fcm-server';

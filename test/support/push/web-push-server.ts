@@ -34,7 +34,8 @@ export interface ReceivedWebPush {
  * (RFC 8292: ES256 JWT verified against `k`, `aud` = this origin, `exp` within 24 h, `sub`
  * mailto:/https:) and decrypts the `aes128gcm` body (RFC 8291) with the subscription's private key.
  * Right requests get 201; wrong ones 400/401 with the problems recorded. `script` overrides replies.
- * Unknown subscriptions get 410 (as a real service does for an expired one).
+ * Unknown subscriptions get 410 (as a real service does for an expired one), bodies over 4096
+ * bytes 413.
  */
 export class WebPushTestServer {
   readonly received: ReceivedWebPush[] = [];
@@ -118,10 +119,14 @@ export class WebPushTestServer {
     res.on('close', done);
     const chunks: Buffer[] = [];
     req.on('data', (c: Buffer) => chunks.push(c));
-    req.on('end', () => void this.script.gate().then(() => this.respond(req, res, Buffer.concat(chunks))));
+    // Recorded and checked on arrival; a held script only delays the answer.
+    req.on('end', () => {
+      const { record, reply } = this.inspect(req, Buffer.concat(chunks));
+      void this.script.gate().then(() => this.answer(req, res, record, reply));
+    });
   }
 
-  private respond(req: IncomingMessage, res: ServerResponse, body: Buffer): void {
+  private inspect(req: IncomingMessage, body: Buffer): { record: ReceivedWebPush; reply: { status: number; body?: unknown } } {
     const match = /^\/push\/([0-9a-f-]+)$/.exec(req.url ?? '');
     const record: ReceivedWebPush = {
       subscriptionId: match?.[1] ?? '',
@@ -136,18 +141,24 @@ export class WebPushTestServer {
       status: 0,
     };
     this.received.push(record);
+    const sub = this.subscriptions.get(record.subscriptionId);
+    if (req.method !== 'POST' || !match) record.problems.push(`unexpected ${req.method} ${req.url}`);
+    else if (!sub) return { record, reply: { status: 410, body: 'push subscription has unsubscribed or expired' } };
+    // RFC 8030 7.2: services must take 4096 bytes of body and may refuse more (the major ones do).
+    else if (body.length > 4096) return { record, reply: { status: 413, body: `payload of ${body.length} bytes is over 4096` } };
+    else this.check(body, sub, record);
+    const reply = record.problems.length ? { status: record.vapid ? 400 : 401, body: record.problems.join('; ') } : { status: 201 };
+    return { record, reply };
+  }
+
+  private answer(req: IncomingMessage, res: ServerResponse, record: ReceivedWebPush, reply: { status: number; body?: unknown }): void {
     const scripted = this.script.next();
     if (scripted && 'drop' in scripted) {
       record.status = -1;
       req.socket.destroy();
       return;
     }
-    const sub = this.subscriptions.get(record.subscriptionId);
-    if (req.method !== 'POST' || !match) record.problems.push(`unexpected ${req.method} ${req.url}`);
-    else if (!sub) return void send(res, record, scripted ?? { status: 410, body: 'push subscription has unsubscribed or expired' });
-    else this.check(body, sub, record);
-    const reply = scripted ?? (record.problems.length ? { status: record.vapid ? 400 : 401, body: record.problems.join('; ') } : { status: 201 });
-    send(res, record, reply);
+    send(res, record, scripted ?? reply);
   }
 
   private check(body: Buffer, sub: TestSubscription, record: ReceivedWebPush): void {
