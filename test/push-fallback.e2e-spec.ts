@@ -5,7 +5,8 @@ import { EventEnvelope } from '../src/events/event.types';
 import { api, connectDevice, metric, nextEvent, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
 import { getJson } from './support/gateways';
-import { TestSubscription, WebPushTestServer } from './support/push';
+import { generateKeyPairSync } from 'node:crypto';
+import { ApnsTestServer, FcmTestServer, TestSubscription, WebPushTestServer } from './support/push';
 import { trustTestCa } from './support/trust-test-ca';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
@@ -22,12 +23,16 @@ const ACK_MS = 1_000;
 describe.each([
   ['two instances on Redis', true],
   ['one instance on the embedded store', false],
-])('native push fallback (%s, real sockets, a local Web Push service)', (_name, withRedis) => {
+])('native push fallback (%s, real sockets, local Web Push, APNs and FCM services)', (_name, withRedis) => {
   const prefix = uniquePrefix('fallback');
   const redis = new Redis(testRedisUrl());
   const clock = new FakeClock(Date.now());
   const sockets: Socket[] = [];
   let service: WebPushTestServer;
+  let apns: ApnsTestServer;
+  let fcm: FcmTestServer;
+  const apnsKey = generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ type: 'pkcs8', format: 'pem' }).toString();
+  const apnsIdentity = { keyId: 'KEY1234567', teamId: 'TEAM765432', topic: 'com.example.fallback' };
   let a: TestApp;
   let b: TestApp;
 
@@ -91,7 +96,7 @@ describe.each([
   const pushesTo = (sub: TestSubscription) => service.receivedFor(sub.id);
 
   beforeAll(async () => {
-    service = await WebPushTestServer.start();
+    [service, apns, fcm] = await Promise.all([WebPushTestServer.start(), ApnsTestServer.start({ key: apnsKey, ...apnsIdentity }), FcmTestServer.start()]);
     // In-process gateways trust the local service's certificate as NODE_EXTRA_CA_CERTS would make a process do.
     trustTestCa();
     const vapid = webpush.generateVAPIDKeys();
@@ -103,6 +108,13 @@ describe.each([
       WEBPUSH_VAPID_PRIVATE_KEY: vapid.privateKey,
       WEBPUSH_SUBJECT: 'mailto:ops@example.com',
       WEBPUSH_ENDPOINT_HOSTS: '127.0.0.1',
+      APNS_KEY: apnsKey,
+      APNS_KEY_ID: apnsIdentity.keyId,
+      APNS_TEAM_ID: apnsIdentity.teamId,
+      APNS_TOPIC: apnsIdentity.topic,
+      APNS_URL: apns.url,
+      FCM_SERVICE_ACCOUNT: JSON.stringify(fcm.serviceAccount()),
+      FCM_URL: fcm.url,
       PUSH_MAX_ATTEMPTS: '3',
       PUSH_RETRY_BASE_MS: '50',
     };
@@ -117,7 +129,7 @@ describe.each([
   afterAll(async () => {
     await Promise.all(apps().map((app) => app && pushesSettled(app.url).catch(() => undefined)));
     for (const app of apps()) await app?.close();
-    await service?.close();
+    await Promise.all([service?.close(), apns?.close(), fcm?.close()]);
     await deleteKeys(redis, prefix);
     await redis.quit();
   });
@@ -234,6 +246,34 @@ describe.each([
     expect(await fallbackOf(answer.id, 'fb-down')).toMatchObject({ provider: 'webpush', status: 'failed', reason: 'unavailable' });
     expect(pushesTo(sub)).toHaveLength(3); // PUSH_MAX_ATTEMPTS
     expect(await getJson<Json>(a.url, '/v1/devices/fb-down')).toMatchObject({ push: { provider: 'webpush' } });
+  });
+
+  it('APNs and FCM: the same fallback through the other providers (checked by their local servers); an FCM UNREGISTERED token is gone', async () => {
+    const phone = await device('fb-ios');
+    const android = await device('fb-android');
+    const gone = await device('fb-android-gone');
+    const apnsToken = 'c0ffee'.repeat(10) + 'abcd';
+    const fcmToken = `fcm:${'a'.repeat(150)}`;
+    const goneToken = `fcm:${'b'.repeat(150)}`;
+    expect(await register(phone.socket, { provider: 'apns', token: apnsToken })).toEqual({ ok: true });
+    expect(await register(android.socket, { provider: 'fcm', token: fcmToken })).toEqual({ ok: true });
+    expect(await register(gone.socket, { provider: 'fcm', token: goneToken })).toEqual({ ok: true });
+    fcm.unregister(goneToken);
+    for (const [d, id] of [[phone, 'fb-ios'], [android, 'fb-android'], [gone, 'fb-android-gone']] as const) await offline(d.socket, id);
+    const answer = await publish({ deviceIds: ['fb-ios', 'fb-android', 'fb-android-gone'], title: 'Native', body: 'both', data: { n: 9 }, ttl: 60, fallback: 'offline' });
+    expect(await fallbackOf(answer.id, 'fb-ios')).toEqual({ provider: 'apns', status: 'sent', at: clock.now() });
+    expect(await fallbackOf(answer.id, 'fb-android')).toEqual({ provider: 'fcm', status: 'sent', at: clock.now() });
+    expect(await fallbackOf(answer.id, 'fb-android-gone')).toEqual({ provider: 'fcm', status: 'failed', reason: 'gone', at: clock.now() });
+    const toPhone = apns.received.filter((r) => r.deviceToken === apnsToken);
+    expect(toPhone).toHaveLength(1);
+    expect(toPhone[0]!.problems).toEqual([]);
+    expect(JSON.stringify(toPhone[0]!.body)).toContain(answer.id);
+    const toAndroid = fcm.received.filter((r) => (r.message as { token?: string } | undefined)?.token === fcmToken);
+    expect(toAndroid).toHaveLength(1);
+    expect(toAndroid[0]!.problems).toEqual([]);
+    expect(JSON.stringify(toAndroid[0]!.message)).toContain(answer.id);
+    expect(await getJson<Json>(a.url, '/v1/devices/fb-ios')).toMatchObject({ push: { provider: 'apns' } });
+    expect(await getJson<Json>(a.url, '/v1/devices/fb-android-gone')).not.toHaveProperty('push');
   });
 
   it('register_push: refuses what is not a reachable push target (invalid_push_target); shows only the provider; unregister_push deletes it', async () => {
