@@ -195,10 +195,10 @@ export class MemoryNotificationStore extends NotificationStore {
     for (const t of targets) this.addDue(dueMember.redelivered(t.id, t.deviceId), deadline, true);
   }
 
-  /** The same steps, in the same order, as the Redis script CLAIM_DUE. */
+  /** The same steps, in the same order and with the same bound on work, as the Redis script CLAIM_DUE. */
   async claimDue(now: number, limit: number, leaseMs: number): Promise<DueClaim> {
     this.prune(now);
-    const claim: DueClaim = { claimed: 0, unacked: 0, expired: 0, jobs: [] };
+    const claim: DueClaim = { claimed: 0, unacked: 0, expired: 0, jobs: [], more: false };
     const taken = new Set<string>();
     for (let top = this.dueHeap.peek(); top && top.at <= now && taken.size < limit; top = this.dueHeap.peek()) {
       this.dueHeap.pop();
@@ -206,18 +206,27 @@ export class MemoryNotificationStore extends NotificationStore {
     }
     // Ties in the order Redis gives them (score, then member).
     const due = [...taken].sort((a, b) => this.dueAt.get(a)! - this.dueAt.get(b)! || (a < b ? -1 : a > b ? 1 : 0));
+    let work = 0;
     for (const member of due) {
+      if (work >= limit) {
+        // Not worked on: back into the heap, as due as it was.
+        this.dueHeap.push({ at: this.dueAt.get(member)!, key: member });
+        continue;
+      }
       claim.claimed++;
+      work++;
       const [kind, id = '', ref = ''] = member.split('|');
       if (kind === 'p') {
         const job = this.leaseJob(member, now, leaseMs);
         if (job) claim.jobs.push(job);
+        work += job?.targets.length ?? 0;
         continue;
       }
       this.dueAt.delete(member);
       const n = this.notifications.get(id);
       if (!n) continue;
       const devices = kind === 'r' ? [ref] : (n.batches[Number(ref) - 1] ?? []);
+      work += devices.length;
       if (kind === 'x') {
         for (const deviceId of devices) claim.expired += this.expireTarget(id, deviceId, now) ? 1 : 0;
         continue;
@@ -238,6 +247,7 @@ export class MemoryNotificationStore extends NotificationStore {
         if (job) claim.jobs.push(job);
       }
     }
+    claim.more = claim.claimed < due.length || due.length === limit;
     return claim;
   }
 

@@ -8,7 +8,7 @@ import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { PresenceStore } from '../presence/presence.store';
 import { RedisPresenceStore } from '../presence/redis-presence.store';
 import { MemoryNotificationStore } from './memory-notification.store';
-import { NotificationStore } from './notification.store';
+import { DUE_BATCH, NotificationStore } from './notification.store';
 import { PublishRequest } from './notification.types';
 import { RedisNotificationStore } from './redis-notification.store';
 import { RedisPushRegistrationStore } from '../push/push-registration.store';
@@ -246,7 +246,7 @@ function notificationStoreCases(
       await publish(['on'], p);
       await newEvents();
       clock.advance(ACK_MS - 1);
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toEqual({ claimed: 0, unacked: 0, expired: 0, jobs: [] });
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toEqual({ claimed: 0, unacked: 0, expired: 0, jobs: [], more: false });
       clock.advance(1);
       expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 1, jobs: [] });
       // Sent again from the inbox: a deadline of its own, but the target was reported already.
@@ -317,7 +317,7 @@ function notificationStoreCases(
       expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 0 });
     });
 
-    it('takes at most `limit` due entries per claim, oldest first, and each one once across racing claimants', async () => {
+    it('bounds the work of one claim (an entry counts 1 plus its targets), oldest first, and hands each entry to one of racing claimants', async () => {
       for (let i = 0; i < 12; i++) await online(`d${i}`);
       const ids = [];
       for (let i = 0; i < 12; i++) {
@@ -328,11 +328,25 @@ function notificationStoreCases(
       }
       await newEvents();
       clock.advance(ACK_MS);
-      const claims = await Promise.all([0, 1, 2, 3].map(() => store.claimDue(clock.now(), 5, LEASE_MS)));
-      expect(claims.map((c) => c.claimed).sort()).toEqual([0, 2, 5, 5]);
+      // Each ack deadline here is one target: 2 units, so a limit of 6 takes 3 entries.
+      const claims = await Promise.all([0, 1, 2, 3, 4].map(() => store.claimDue(clock.now(), 6, LEASE_MS)));
+      // (The store runs them one after another, in the order they were called.)
+      expect(claims.map((c) => [c.claimed, c.more])).toEqual([[3, true], [3, true], [3, true], [3, false], [0, false]]);
       const unacked = (await newEvents()).filter(([t]) => t === 'notification.unacked').map(([, d]) => d.notificationId);
       expect(unacked).toEqual(ids);
     });
+  });
+
+  it('keeps one due entry per batch of DUE_BATCH targets, and a claim stops at its work limit with more to come', async () => {
+    const devices = Array.from({ length: DUE_BATCH * 2 + 200 }, (_, i) => `big-${i}`);
+    await Promise.all(devices.map((d) => online(d)));
+    const p = payload();
+    await publish(devices, p, { effectiveExpiresAt: clock.now() + 60_000 });
+    clock.advance(ACK_MS);
+    const first = await store.claimDue(clock.now(), 1_000, LEASE_MS);
+    expect(first).toMatchObject({ claimed: 2, unacked: DUE_BATCH * 2, more: true });
+    expect(await store.claimDue(clock.now(), 1_000, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 200, more: false });
+    expect(await store.claimDue(clock.now(), 1_000, LEASE_MS)).toMatchObject({ claimed: 0, more: false });
   });
 
   describe('native push fallback', () => {

@@ -310,15 +310,16 @@ return 0
 });
 
 /**
- * Takes up to \`limit\` due entries of the index (see the layout above), oldest first, and does what
- * each stands for, all in this one step:
+ * Takes due entries of the index (see the layout above), oldest first, until about \`limit\` targets
+ * were worked on (at least one entry; each entry counts its targets, at least 1), so one call
+ * keeps Redis busy for a bounded time, and does what each stands for, all in this one step:
  * - an ack deadline (\`a\`, \`r\`): \`notification.unacked\` once per target (the \`u:<deviceId>\` field)
  *   while it still waits for delivery: pending, or expired by its ttl alone (a ttl-0 notification
  *   expires with its ack window). Under fallback \`unacked\` those targets become a new push batch,
  *   leased to the caller at once;
  * - a ttl expiry (\`x\`): each target still pending expires (EXPIRE_TARGET);
  * - a push batch (\`p\`) whose lease ran out (its claimant died): leased to the caller.
- * Returns {claimed, unacked, expired, jobs} (jobs as lease_job gives them).
+ * Returns {claimed, unacked, expired, jobs (as lease_job gives them), more (1: more may be due now)}.
  */
 export const CLAIM_DUE = luaScript({
   name: 'pgClaimDue',
@@ -328,13 +329,19 @@ export const CLAIM_DUE = luaScript({
   body: `
 events_init(prefix, now, eventRetention)
 local due = redis.call('ZRANGEBYSCORE', dueKey, '-inf', now, 'LIMIT', 0, limit)
-local unacked, expired, jobs = 0, 0, {}
+local unacked, expired, jobs, work, claimed = 0, 0, {}, 0, 0
 for _, member in ipairs(due) do
+  if work >= limit then break end
+  claimed = claimed + 1
+  work = work + 1
   local kind, id, rest1, trigger = string.match(member, '^(%a)|([^|]+)|([^|]+)|?(%a?)$')
   local nkey = prefix .. 'notif:' .. (id or '')
   if kind == 'p' then
     local job = lease_job(dueKey, prefix, member, id, rest1, now, leaseMs)
-    if job then jobs[#jobs + 1] = job end
+    if job then
+      jobs[#jobs + 1] = job
+      work = work + (#job - 2) / 2
+    end
   else
     redis.call('ZREM', dueKey, member)
     local devices = {}
@@ -343,6 +350,7 @@ for _, member in ipairs(due) do
     elseif kind then
       for device in string.gmatch(redis.call('HGET', nkey, 'l:' .. rest1) or '', '[^,]+') do devices[#devices + 1] = device end
     end
+    work = work + #devices
     if kind == 'x' then
       local n = redis.call('HMGET', nkey, 'expiresAt', 'ck')
       for _, device in ipairs(devices) do expired = expired + expire_target(prefix, id, device, n[1], n[2]) end
@@ -365,7 +373,8 @@ for _, member in ipairs(due) do
     end
   end
 end
-return {#due, unacked, expired, jobs}
+local more = (claimed < #due or #due == limit) and 1 or 0
+return {claimed, unacked, expired, jobs, more}
 `,
 });
 

@@ -40,7 +40,8 @@ export abstract class NotificationStore {
   abstract armAckDeadlines(targets: readonly { id: string; deviceId: string }[], deadline: number, now: number): Promise<void>;
 
   /**
-   * Takes up to `limit` due entries of the index: ack deadlines (`notification.unacked` once per
+   * Takes due entries of the index, oldest first, until about `limit` targets were worked on (at
+   * least one entry; `more` says whether more may be due): ack deadlines (`notification.unacked` once per
    * target still waiting for delivery; a native push for it when the policy is `unacked`), ttl
    * expiries (`notification.expired` `ttl` once per target still pending; it leaves the inbox), and
    * native pushes whose lease ran out (leased to the caller until now + leaseMs).

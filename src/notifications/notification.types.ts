@@ -83,8 +83,10 @@ export interface FallbackResult extends TargetFallback {
 
 /** What one claim of due deadlines did: events recorded, and native pushes now this instance's to send. */
 export interface DueClaim {
-  /** Due entries taken from the index (deadlines and leased pushes): the sweeper claims again while this is the limit. */
+  /** Due entries taken from the index (deadlines and leased pushes). */
   claimed: number;
+  /** More may be due now: the call stopped at its limit of work. */
+  more: boolean;
   unacked: number;
   expired: number;
   jobs: FallbackJob[];

@@ -117,11 +117,11 @@ export class RedisNotificationStore extends NotificationStore {
   }
 
   async claimDue(now: number, limit: number, leaseMs: number): Promise<DueClaim> {
-    const [claimed, unacked, expired, jobs] = (await this.scripts.claimDue({
+    const [claimed, unacked, expired, jobs, more] = (await this.scripts.claimDue({
       keys: { due: this.dueKey },
       args: { prefix: this.prefix, now, limit, leaseMs, eventRetention: this.eventRetentionMs },
-    })) as [number, number, number, RawJob[]];
-    return { claimed, unacked, expired, jobs: jobs.map(readJob) };
+    })) as [number, number, number, RawJob[], number];
+    return { claimed, unacked, expired, jobs: jobs.map(readJob), more: more === 1 };
   }
 
   async renewFallback(keys: readonly string[], until: number): Promise<void> {
