@@ -7,6 +7,11 @@ import { PushRegistration, PushSender } from './push.types';
 
 /** A claimed batch of native pushes is this instance's for this long, renewed while it works on it. */
 export const FALLBACK_LEASE_MS = 15_000;
+/**
+ * Pushes of one job (up to DUE_BATCH targets) handed to the providers at once: a 10k fan-out is a
+ * few dozen jobs, so the providers' waiting lines (bounded, then `unavailable`) never overflow.
+ */
+const PUSHES_IN_FLIGHT_PER_JOB = 32;
 /** How long a stopping instance waits for its pushes in flight. */
 const SHUTDOWN_WAIT_MS = 2_000;
 /** Attempts to record a job's outcomes (Redis may be briefly away) before its lease is left to run out. */
@@ -57,7 +62,7 @@ export class FallbackService implements OnApplicationShutdown {
     }, FALLBACK_LEASE_MS / 3);
     renew.unref();
     try {
-      const results = await Promise.all(job.targets.map((t) => this.pushOne(job, t)));
+      const results = await mapLimit(job.targets, PUSHES_IN_FLIGHT_PER_JOB, (t) => this.pushOne(job, t));
       await this.record(job, results);
     } finally {
       clearInterval(renew);
@@ -112,4 +117,18 @@ function parse(json: string | undefined): PushRegistration | undefined {
   } catch {
     return undefined;
   }
+}
+
+/** `fn` over `items` with at most `limit` running at once; results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return results;
 }
