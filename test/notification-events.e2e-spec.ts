@@ -11,8 +11,8 @@ type Json = Record<string, any>;
 
 /**
  * notification.* events for real: the app on real Redis and on the embedded store, real sockets,
- * REST publishes, and the events read back through GET /v1/events. The ack timeout is the real
- * timer (500 ms).
+ * REST publishes, and the events read back through GET /v1/events. The ack deadline (500 ms) is
+ * on the injected clock: it lives in the store's due-time index, not in a timer.
  */
 describe.each([
   ['Redis', true],
@@ -90,11 +90,18 @@ describe.each([
     const id = await publish({ deviceIds: ['nev-late'], data: { n: 2 } });
     await waitFor(() => received.length === 1);
     const who = { notificationId: id, deviceId: 'nev-late', userId: 'nev-user' };
-    // No ack within ACK_TIMEOUT_MS: the unacked event appears (waited for, with a deadline).
-    expect(await typesOf(id, 1)).toEqual([['notification.unacked', who]]);
-    received[0]!.ack();
+    // No ack within ACK_TIMEOUT_MS (on the gateway's clock): the durable deadline fires and the
+    // unacked event appears (waited for, with a deadline).
+    // A ttl-0 notification stays pending for that same window: its expiry (reason ttl) follows.
+    clock.advance(500);
     expect(await typesOf(id, 2)).toEqual([
       ['notification.unacked', who],
+      ['notification.expired', { ...who, reason: 'ttl' }],
+    ]);
+    received[0]!.ack();
+    expect(await typesOf(id, 3)).toEqual([
+      ['notification.unacked', who],
+      ['notification.expired', { ...who, reason: 'ttl' }],
       ['notification.delivered', who],
     ]);
     const status = (await (await api(gw.url, `/v1/notifications/${id}`)).json()) as Json;

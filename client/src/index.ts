@@ -8,4 +8,4 @@ export { Backoff, RECONNECT_BASE_MS, RECONNECT_MAX_MS } from './backoff';
 export { DedupeWindow } from './dedupe';
 export { memoryStorage, localStorageStorage } from './storage';
 export type { IntervalStorage } from './storage';
-export type { ReadyPayload, Notification, HeartbeatReply, TopicsReply, AuthReply, SessionEnded, SessionEndReason } from './protocol';
+export type { ReadyPayload, Notification, HeartbeatReply, TopicsReply, AuthReply, OkReply, SessionEnded, SessionEndReason, PushTarget, WebPushSubscriptionJson } from './protocol';

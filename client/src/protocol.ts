@@ -27,6 +27,23 @@ export interface ErrorReply {
 
 export type HeartbeatReply = { ok: true; interval: number; ttl: number; serverTime: number } | ErrorReply;
 export type TopicsReply = { ok: true; topics: string[] } | ErrorReply;
+export type OkReply = { ok: true } | ErrorReply;
+
+/** A browser `PushSubscription` as its `toJSON()` gives it. */
+export interface WebPushSubscriptionJson {
+  endpoint: string;
+  expirationTime?: number | null;
+  keys: { p256dh: string; auth: string };
+}
+
+/**
+ * Where else the device can be reached when its socket cannot deliver (`register_push`): a Web Push
+ * subscription (a `PushSubscription` or its JSON), or an APNs / FCM token.
+ */
+export type PushTarget =
+  | { provider: 'webpush'; subscription: WebPushSubscriptionJson | { toJSON(): unknown } }
+  | { provider: 'apns' | 'fcm'; token: string };
+
 export type AuthReply = { ok: true; tokenExpiresAt: number; topics: string[] } | ErrorReply;
 
 /** Why the server ended a session (`session_ended`). */

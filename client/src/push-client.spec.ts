@@ -41,6 +41,9 @@ class FakeSocket extends FakeEmitter {
     const timer = setTimeout(() => ack(new Error('operation has timed out')), this.pendingTimeout);
     entry.ack = (err, reply) => (clearTimeout(timer), this.packet('packet'), ack(err, reply));
   }
+  emitWithAck(event: string, payload: unknown) {
+    return new Promise((resolve, reject) => this.emit(event, payload, (err, reply) => (err ? reject(err) : resolve(reply))));
+  }
   /** An Engine.IO packet crossing the link: `packet` received, `packetCreate` sent. */
   packet(direction: 'packet' | 'packetCreate', type = 'message') {
     this.io.engine.fire(direction, { type });
@@ -536,6 +539,65 @@ describe('PushClient network changes (fake timers)', () => {
     client.setNetwork('wifi:a');
     await flush();
     expect(client.interval).toBe(20_000);
+    client.close();
+  });
+});
+
+describe('PushClient native push registration and shown ids (fake timers)', () => {
+  beforeEach(() => {
+    jest.useFakeTimers();
+    sockets.length = 0;
+    log.length = 0;
+    onSocket = undefined;
+  });
+  afterEach(() => jest.useRealTimers());
+
+  const subscription = { endpoint: 'https://fcm.googleapis.com/fcm/send/abc', expirationTime: null, keys: { p256dh: 'BP', auth: 'au' } };
+
+  it('registers at the next session start when offline, with a PushSubscription as its JSON; rejects with the gateway error', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    let done = false;
+    const registered = client.registerPush({ provider: 'webpush', subscription: { toJSON: () => subscription } }).then(() => (done = true));
+    await flush();
+    expect(nth(0).sent).toEqual([]);
+    nth(0).ready(10_000);
+    await flush();
+    const request = nth(0).sent.find((e) => e.event === 'register_push')!;
+    expect(request.payload).toEqual({ provider: 'webpush', subscription });
+    expect(done).toBe(false);
+    request.ack(null, { ok: true });
+    await registered;
+    const refused = client.registerPush({ provider: 'apns', token: 'zz' });
+    await flush();
+    nth(0).sent.find((e) => e.event === 'register_push' && e.payload.provider === 'apns')!.ack(null, { ok: false, error: { code: 'invalid_push_target', message: 'apns takes a token' } });
+    await expect(refused).rejects.toMatchObject({ code: 'invalid_push_target', message: 'apns takes a token' });
+    const unregistered = client.unregisterPush();
+    await flush();
+    nth(0).sent.find((e) => e.event === 'unregister_push')!.ack(null, { ok: true });
+    await unregistered;
+    client.close();
+  });
+
+  it('rejects a registration still waiting for a session when the client is closed', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    const waiting = client.registerPush({ provider: 'fcm', token: 'f'.repeat(40) });
+    client.close();
+    await expect(waiting).rejects.toThrow('client closed');
+    await expect(client.registerPush({ provider: 'fcm', token: 'f'.repeat(40) })).rejects.toThrow('client closed');
+  });
+
+  it('drops (but acks) a socket copy of a notification the app already showed from a native push', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    const seen: string[] = [];
+    client.on('notification', (n) => void seen.push(n.id));
+    nth(0).ready(10_000);
+    await flush();
+    client.markShown('n-shown');
+    const acks: string[] = [];
+    for (const id of ['n-shown', 'n-new']) nth(0).fire('notification', { id, data: {}, createdAt: 0 }, () => acks.push(id));
+    await flush();
+    expect(seen).toEqual(['n-new']);
+    expect(acks).toEqual(['n-shown', 'n-new']);
     client.close();
   });
 });

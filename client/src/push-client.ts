@@ -4,7 +4,7 @@ import { DedupeWindow } from './dedupe';
 import { Emitter } from './emitter';
 import { HeartbeatTuner } from './heartbeat-tuner';
 import { IDLE_SHARE, IdleGap } from './idle-gap';
-import { AuthReply, HeartbeatReply, Notification, ReadyPayload, SessionEnded, TopicsReply } from './protocol';
+import { AuthReply, HeartbeatReply, Notification, OkReply, PushTarget, ReadyPayload, SessionEnded, TopicsReply } from './protocol';
 import { RttEstimator } from './rtt-estimator';
 import { IntervalStorage, memoryStorage } from './storage';
 
@@ -130,6 +130,8 @@ export class PushClient extends Emitter<PushClientEvents> {
   private ending?: 'closed' | 'replaced' | 'draining' | 'ended';
   private ended?: SessionEnded;
   private ready?: ReadyPayload;
+  /** Requests waiting for a session (registerPush while offline). */
+  private readonly sessionWaiters: { resolve: () => void; reject: (err: Error) => void }[] = [];
   state: ClientState = 'idle';
 
   constructor(private readonly options: PushClientOptions) {
@@ -196,6 +198,7 @@ export class PushClient extends Emitter<PushClientEvents> {
     this.socket = undefined;
     socket?.disconnect();
     this.state = 'closed';
+    for (const waiter of this.sessionWaiters.splice(0)) waiter.reject(new Error('client closed'));
   }
 
   async subscribe(topics: string[]): Promise<string[]> {
@@ -204,6 +207,33 @@ export class PushClient extends Emitter<PushClientEvents> {
 
   async unsubscribe(topics: string[]): Promise<string[]> {
     return this.topicRequest('unsubscribe', topics);
+  }
+
+  /**
+   * Registers where else this device can be reached (native push, used by a publish's `fallback`):
+   * one registration per device, kept by the gateway with the device (a new one replaces it).
+   * Sent now, or at the next session start when not connected; rejects with the gateway's error
+   * (`code` `invalid_push_target` and why) or when the client is closed first.
+   */
+  async registerPush(target: PushTarget): Promise<void> {
+    const payload =
+      target.provider === 'webpush'
+        ? { provider: 'webpush', subscription: 'toJSON' in target.subscription ? target.subscription.toJSON() : target.subscription }
+        : { provider: target.provider, token: target.token };
+    await this.okRequest('register_push', payload);
+  }
+
+  /** Deletes this device's native push registration. */
+  async unregisterPush(): Promise<void> {
+    await this.okRequest('unregister_push', {});
+  }
+
+  /**
+   * The app already showed this notification (from a native push, say a service worker's): a copy
+   * arriving on the socket later is acked but not emitted. Ids are kept like received ones (`dedupeSize`).
+   */
+  markShown(id: string): void {
+    this.dedupe.firstTime(id);
   }
 
   /** The app moved to another network: learning switches to that network's values. */
@@ -245,6 +275,7 @@ export class PushClient extends Emitter<PushClientEvents> {
     await this.tuner.start(this.network, ready.heartbeat);
     this.state = 'online';
     this.emit('ready', ready);
+    for (const waiter of this.sessionWaiters.splice(0)) waiter.resolve();
     this.emit('online');
     this.scheduleBeat(this.tuner.interval);
   }
@@ -473,6 +504,18 @@ export class PushClient extends Emitter<PushClientEvents> {
   private scheduleReconnect(delay: number): void {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = setTimeout(() => this.connect(), delay);
+  }
+
+  private async okRequest(event: 'register_push' | 'unregister_push', payload: unknown): Promise<void> {
+    if (!this.socket?.connected || !this.ready) await this.nextSession();
+    const reply = (await this.socket!.timeout(10_000).emitWithAck(event, payload)) as OkReply;
+    if (!reply.ok) throw Object.assign(new Error(reply.error.message), reply.error);
+  }
+
+  /** Resolves at the next `ready`; rejects if the client is closed first. */
+  private nextSession(): Promise<void> {
+    if (this.state === 'closed') return Promise.reject(new Error('client closed'));
+    return new Promise((resolve, reject) => this.sessionWaiters.push({ resolve, reject }));
   }
 
   private async topicRequest(event: 'subscribe' | 'unsubscribe', topics: string[]): Promise<string[]> {

@@ -2,6 +2,7 @@ import type { ValidateFunction } from 'ajv';
 import { compileBodySchema, schemaFieldErrors } from '../common/json-schema';
 import { NETWORK_KEY, NamePattern, MAX_TOPICS_PER_SESSION, TOPIC } from '../common/patterns';
 import type { AppState } from '../presence/presence.types';
+import { REGISTER_PUSH_SCHEMA, RegisterPushRequest } from '../push/push-target';
 
 /**
  * What devices may send, as JSON Schema: the same objects validate live payloads here and are
@@ -49,6 +50,8 @@ export const CLIENT_EVENT_SCHEMAS = {
     required: ['token'],
     properties: { token: { type: 'string', minLength: 1, description: 'a fresh device JWT with the same sub and deviceId' } },
   },
+  register_push: REGISTER_PUSH_SCHEMA,
+  unregister_push: { type: ['object', 'null'], description: 'no fields' },
 } as const;
 
 /** Client events the gateway knows; anything else is answered `unknown_event`. */
@@ -60,6 +63,8 @@ interface ClientPayloads {
   subscribe: TopicsRequest;
   unsubscribe: TopicsRequest;
   auth: AuthRequest;
+  register_push: RegisterPushRequest;
+  unregister_push: Record<string, never>;
 }
 
 const validators = Object.fromEntries(
@@ -68,7 +73,7 @@ const validators = Object.fromEntries(
 
 /** The payload as its type, or a sentence saying what is wrong with it. */
 export function readClientPayload<E extends ClientEventName>(event: E, payload: unknown): ClientPayloads[E] | string {
-  const value = payload === undefined && event === 'heartbeat' ? null : payload;
+  const value = payload === undefined && (event === 'heartbeat' || event === 'unregister_push') ? null : payload;
   const validate = validators[event];
   if (validate(value)) return (value ?? {}) as ClientPayloads[E];
   // The error ack carries one sentence: the first field's first reason (REST lists them all).

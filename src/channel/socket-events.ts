@@ -43,7 +43,8 @@ export type ErrorCode =
   | 'unavailable'
   | 'invalid_token'
   | 'token_expired'
-  | 'identity_mismatch';
+  | 'identity_mismatch'
+  | 'invalid_push_target';
 
 export const ERROR_CODES: Record<ErrorCode, true> = {
   unknown_event: true,
@@ -56,6 +57,7 @@ export const ERROR_CODES: Record<ErrorCode, true> = {
   invalid_token: true,
   token_expired: true,
   identity_mismatch: true,
+  invalid_push_target: true,
 };
 
 export interface ErrorAck {
@@ -82,6 +84,11 @@ export interface AuthAck {
   tokenExpiresAt: number;
   /** The topics the session holds: those the new token no longer grants were left. */
   topics: string[];
+}
+
+/** A request that needs no answer but that it was done. */
+export interface OkAck {
+  ok: true;
 }
 
 export type Ack<T> = T | ErrorAck;

@@ -30,6 +30,22 @@ describe('loadConfig', () => {
     expect(c.jwt).toEqual({ kind: 'secret', secret: SECRET, algorithms: ['HS256'] });
   });
 
+  it('reads WEBPUSH_ENDPOINT_HOSTS (the browsers push services by default) and refuses a bad entry', () => {
+    expect(loadConfig({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET }).webPushEndpointHosts).toEqual([
+      { exact: 'fcm.googleapis.com' },
+      { exact: 'updates.push.services.mozilla.com' },
+      { suffix: 'push.apple.com' },
+      { suffix: 'notify.windows.com' },
+    ]);
+    expect(loadConfig({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET, WEBPUSH_ENDPOINT_HOSTS: '127.0.0.1, push.example.com' }).webPushEndpointHosts).toEqual([
+      { exact: '127.0.0.1' },
+      { exact: 'push.example.com' },
+    ]);
+    expect(problems({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET, WEBPUSH_ENDPOINT_HOSTS: 'https://x.example.com' })).toEqual([
+      expect.stringMatching(/^WEBPUSH_ENDPOINT_HOSTS .*is not a host name/),
+    ]);
+  });
+
   it('names every bad variable and why', () => {
     const found = problems({
       PORT: 'eighty',

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError, EnvReader } from './env-reader';
 import { HttpSettings, readHttpSettings } from './http-settings';
+import { HostRule, readWebPushEndpointHosts } from '../push/endpoint-hosts';
 import { PushProviderSettings, readPushProviderSettings } from './push-provider-settings';
 
 export type JwtVerification =
@@ -72,6 +73,8 @@ export class AppConfig {
   readonly shutdownGraceMs!: number;
   readonly demo!: DemoSettings;
   readonly http!: HttpSettings;
+  /** Hosts a Web Push subscription's endpoint may name (WEBPUSH_ENDPOINT_HOSTS). */
+  readonly webPushEndpointHosts!: readonly HostRule[];
   /** Native push providers (Web Push, APNs, FCM) and how they retry; a provider without settings is off. */
   readonly pushProviders!: PushProviderSettings;
   readonly instanceId!: string;
@@ -160,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     shutdownGraceMs: r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
     demo: readDemo(r, production, host, generated),
     http: readHttpSettings(r, production),
+    webPushEndpointHosts: readWebPushEndpointHosts(r),
     pushProviders: readPushProviderSettings(r),
     instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,

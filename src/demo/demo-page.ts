@@ -32,12 +32,17 @@ export const DEMO_PAGE = `<!doctype html>
 <p class="hint">The page beats at the gateway's minimum interval while it is visible (the SDK's foreground mode) and at
 the learned one when hidden; each acked beat renews presence for the TTL. Another tab or program connecting as the
 same device takes the session over (<code>/demo?device=demo-&lt;name&gt;</code> picks another device).</p>
+<h2>Native push (Web Push)</h2>
+<p class="hint">Registers this browser's push subscription with the gateway (<code>register_push</code>), so a
+notification sent with a <code>fallback</code> reaches it natively when the page is closed or does not ack in time.</p>
+<button id="enablePush" type="button">Enable native push</button> <span id="pushState">-</span>
 <h2>Send a notification to this page</h2>
 <form id="send">
   <input id="title" placeholder="Title" value="Hello from the demo">
   <input id="body" placeholder="Body" value="Sent through POST /v1/notifications">
   <textarea id="data" rows="2">{"demo": true}</textarea>
   <input id="apiKey" placeholder="API key (Bearer)">
+  <label>Fallback <select id="fallback"><option>none</option><option>offline</option><option>unacked</option></select></label>
   <button type="submit">Send</button>
   <span id="sendResult"></span>
 </form>
@@ -97,19 +102,55 @@ export const DEMO_SCRIPT = `(async () => {
     $('nextBeat').textContent = 'in ' + seconds(lastBeatAt + client.interval - Date.now()) + ' (every ' + seconds(client.interval) + ')';
     $('ttl').textContent = seconds(expiresAt - Date.now()) + ' left (renewed by each acked beat)';
   }, 200);
-  client.on('notification', (n) => {
+  const show = (n, via) => {
     const li = document.createElement('li');
-    li.className = 'notification';
+    li.className = 'notification ' + via;
     li.dataset.id = n.id;
     const text = document.createElement('div');
     text.textContent = (n.title ? n.title + ': ' : '') + (n.body || '') + ' ' + JSON.stringify(n.data);
     const meta = document.createElement('div');
     meta.className = 'meta';
     const at = (ms) => new Date(ms).toLocaleTimeString();
-    meta.textContent = 'id ' + n.id + ' · sent ' + at(n.createdAt) + ' · received ' + at(Date.now());
+    meta.textContent = 'id ' + n.id + ' · sent ' + at(n.createdAt) + ' · received ' + at(Date.now()) + ' · ' + via;
     li.append(text, meta);
     $('notifications').prepend(li);
+  };
+  client.on('notification', (n) => show(n, 'socket'));
+  // The service worker shows a native push and tells every demo page: the SDK then drops (and acks)
+  // the socket copy of the same id, and the page lists it once.
+  if ('BroadcastChannel' in window) {
+    new BroadcastChannel('push-gateway-demo').onmessage = (ev) => {
+      if (!ev.data || ev.data.type !== 'shown') return;
+      client.markShown(ev.data.notification.id);
+      show(ev.data.notification, 'native');
+    };
+  }
+  const pushState = (text) => { $('pushState').textContent = text; };
+  $('enablePush').addEventListener('click', async () => {
+    if (!session.vapidPublicKey) return pushState('Web Push is off on this gateway (set WEBPUSH_VAPID_PUBLIC_KEY, WEBPUSH_VAPID_PRIVATE_KEY, WEBPUSH_SUBJECT)');
+    if (!('serviceWorker' in navigator) || !('PushManager' in window)) return pushState('this browser has no Web Push');
+    try {
+      pushState('subscribing');
+      if ('Notification' in window && Notification.permission === 'default') await Notification.requestPermission();
+      const registration = await navigator.serviceWorker.register('/demo/push-sw.js');
+      // Subscribing needs an active worker (serviceWorker.ready would wait for one controlling
+      // this page, which the /demo/ scope does not cover).
+      const worker = registration.installing || registration.waiting || registration.active;
+      if (worker && worker.state !== 'activated') {
+        await new Promise((resolve) => worker.addEventListener('statechange', () => worker.state === 'activated' && resolve()));
+      }
+      // A browser whose push service cannot be reached may never answer: give up after 10 s.
+      const giveUp = new Promise((_, reject) => setTimeout(() => reject(new Error("the browser's push service did not answer within 10 s")), 10000));
+      const subscription = (await registration.pushManager.getSubscription()) ||
+        (await Promise.race([registration.pushManager.subscribe({ userVisibleOnly: true, applicationServerKey: session.vapidPublicKey }), giveUp]));
+      await client.registerPush({ provider: 'webpush', subscription });
+      pushState('registered: ' + new URL(subscription.endpoint).host);
+    } catch (err) {
+      pushState('failed: ' + (err && err.message ? err.message : String(err)));
+    }
   });
+  // For tests and the curious (devtools): the SDK client of this page.
+  window.pushDemo = client;
   document.addEventListener('visibilitychange', () => client.setForeground(visible()));
   $('send').addEventListener('submit', async (ev) => {
     ev.preventDefault();
@@ -118,9 +159,29 @@ export const DEMO_SCRIPT = `(async () => {
     const res = await fetch('/v1/notifications', {
       method: 'POST',
       headers: { 'content-type': 'application/json', authorization: 'Bearer ' + $('apiKey').value },
-      body: JSON.stringify({ deviceIds: [session.deviceId], title: $('title').value || undefined, body: $('body').value || undefined, data, ttl: 60 }),
+      body: JSON.stringify({ deviceIds: [session.deviceId], title: $('title').value || undefined, body: $('body').value || undefined, data, ttl: 60, fallback: $('fallback').value }),
     });
     $('sendResult').textContent = res.status + ' ' + (await res.text());
   });
 })();
+`;
+
+/**
+ * The demo's service worker: a Web Push message carries the notification exactly as the socket's
+ * `notification` event does (JSON). It is shown as a system notification and announced to the
+ * demo pages (BroadcastChannel), which mark the id shown so the SDK drops the socket copy.
+ */
+export const DEMO_SERVICE_WORKER = `self.addEventListener('install', () => self.skipWaiting());
+self.addEventListener('activate', (event) => event.waitUntil(self.clients.claim()));
+self.addEventListener('push', (event) => {
+  let n;
+  try { n = event.data ? event.data.json() : null; } catch { n = null; }
+  if (!n || typeof n.id !== 'string') return;
+  new BroadcastChannel('push-gateway-demo').postMessage({ type: 'shown', notification: n });
+  event.waitUntil(self.registration.showNotification(n.title || 'push-gateway', { body: n.body || JSON.stringify(n.data), tag: n.id, data: n }));
+});
+self.addEventListener('notificationclick', (event) => {
+  event.notification.close();
+  event.waitUntil(self.clients.openWindow('/demo'));
+});
 `;

@@ -5,7 +5,7 @@ import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { ID } from '../common/patterns';
 import { AppConfig } from '../config/app-config';
-import { DEMO_PAGE, DEMO_SCRIPT } from './demo-page';
+import { DEMO_PAGE, DEMO_SCRIPT, DEMO_SERVICE_WORKER } from './demo-page';
 
 /**
  * The device the demo page connects as unless its URL names another (`/demo?device=demo-2`): a
@@ -19,7 +19,8 @@ const BUNDLE = join(__dirname, '..', '..', 'client', 'dist', 'push-client.browse
 
 /**
  * /demo: a page that connects as a device with the SDK's browser bundle, shows its connection and
- * heartbeat, lists what arrives, and sends notifications through the REST API. Registered only
+ * heartbeat, lists what arrives (on the socket, or natively through its Web Push service worker),
+ * and sends notifications through the REST API. Registered only
  * when DemoSettings.enabled (see there for the rule). The session endpoint mints a one-hour device
  * token and, only when DemoSettings.shareApiKey, hands the page the first API key.
  */
@@ -40,6 +41,13 @@ export class DemoController {
     return DEMO_SCRIPT;
   }
 
+  /** The service worker that subscribes to Web Push and shows what arrives natively (scope /demo/). */
+  @Get('push-sw.js')
+  @Header('Content-Type', 'text/javascript; charset=utf-8')
+  serviceWorker(): string {
+    return DEMO_SERVICE_WORKER;
+  }
+
   @Get('push-client.js')
   @Header('Content-Type', 'text/javascript; charset=utf-8')
   bundle(): StreamableFile {
@@ -48,7 +56,7 @@ export class DemoController {
   }
 
   @Get('session')
-  session(@Query('device') device?: string): { deviceId: string; userId: string; token: string; apiKey?: string } {
+  session(@Query('device') device?: string): { deviceId: string; userId: string; token: string; apiKey?: string; vapidPublicKey?: string } {
     if (this.config.jwt.kind !== 'secret') {
       throw new NotImplementedException('the demo mints HS256 tokens; with DEVICE_JWT_PUBLIC_KEY it cannot');
     }
@@ -59,6 +67,8 @@ export class DemoController {
       algorithm: 'HS256',
       expiresIn: '1h',
     });
-    return { deviceId, userId, token, apiKey: this.config.demo.shareApiKey ? this.config.apiKeys[0] : undefined };
+    // The VAPID public key is public by design (browsers hand it to their push service); the page subscribes with it.
+    const vapidPublicKey = this.config.pushProviders.webpush?.publicKey;
+    return { deviceId, userId, token, apiKey: this.config.demo.shareApiKey ? this.config.apiKeys[0] : undefined, vapidPublicKey };
   }
 }

@@ -1,6 +1,10 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { DeviceView, InstanceView } from '../presence/presence.types';
 
+export class DevicePushDto {
+  @ApiProperty({ enum: ['webpush', 'apns', 'fcm'], example: 'fcm' }) provider!: string;
+}
+
 export class DeviceDto {
   @ApiProperty({ example: 'phone-1' }) deviceId!: string;
   @ApiProperty({ example: 'user-42' }) userId!: string;
@@ -17,6 +21,8 @@ export class DeviceDto {
   @ApiPropertyOptional({ enum: ['foreground', 'background'], description: 'as the last heartbeat said', example: 'foreground' }) appState?: string;
   @ApiPropertyOptional({ description: 'network key the device announced', example: 'wifi:home-5g' }) network?: string;
   @ApiProperty({ description: 'seq of the last recorded presence event of the device (0 before any): a receiver that has it is up to date (an offline held by PRESENCE_EVENT_GRACE_MS is not recorded yet)', example: 7 }) seq!: number;
+  @ApiPropertyOptional({ type: DevicePushDto, description: 'The native push target the device registered (register_push), without its token' })
+  push?: DevicePushDto;
 }
 
 export class UserDevicesDto {

@@ -36,6 +36,10 @@ const topicsAck = {
   ],
 };
 
+const okAck = {
+  oneOf: [{ type: 'object', required: ['ok'], additionalProperties: false, properties: { ok: { const: true } } }, errorAck],
+};
+
 export const ASYNCAPI = {
   asyncapi: '2.6.0',
   info: {
@@ -98,6 +102,19 @@ export const ASYNCAPI = {
         },
       },
       unsubscribe: { name: 'unsubscribe', summary: 'Leave topics', payload: CLIENT_EVENT_SCHEMAS.unsubscribe, 'x-ack': topicsAck },
+      register_push: {
+        name: 'register_push',
+        summary:
+          'Registers where else the device can be reached when the socket cannot deliver (fallback of POST /v1/notifications): a Web Push subscription (https endpoint on a WEBPUSH_ENDPOINT_HOSTS host, P-256 p256dh and 16-byte auth), or an APNs / FCM token. One per device: a new one replaces it. Refused with invalid_push_target',
+        payload: CLIENT_EVENT_SCHEMAS.register_push,
+        'x-ack': okAck,
+      },
+      unregister_push: {
+        name: 'unregister_push',
+        summary: "Deletes the device's push registration",
+        payload: CLIENT_EVENT_SCHEMAS.unregister_push,
+        'x-ack': okAck,
+      },
       ready: {
         name: 'ready',
         summary: 'Presence is recorded; the session can beat and receive',

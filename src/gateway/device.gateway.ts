@@ -15,7 +15,9 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { readClientPayload } from '../channel/client-events';
 import { DeviceChannel, joinedTopics, rooms } from '../channel/device-channel';
-import { Ack, AuthAck, DeviceServer, DeviceSocket, errorAck, HeartbeatAck, TopicsAck } from '../channel/socket-events';
+import { Ack, AuthAck, DeviceServer, DeviceSocket, errorAck, HeartbeatAck, OkAck, TopicsAck } from '../channel/socket-events';
+import { PushRegistrationStore } from '../push/push-registration.store';
+import { readPushTarget } from '../push/push-target';
 import { NETWORK_KEY } from '../common/patterns';
 import { guardPackets } from './packet-guard';
 import { SessionService } from './session.service';
@@ -34,6 +36,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     private readonly clock: Clock,
     private readonly metrics: MetricsService,
     private readonly tokens: TokenExpiry,
+    private readonly pushTargets: PushRegistrationStore,
   ) {}
 
   /** Authenticates in a Socket.IO middleware (guards do not run for handshakes) so refusals reach the client as connect_error. */
@@ -162,6 +165,45 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     this.metrics.tokenRefreshes.inc({ result: 'ok' });
     return { ok: true, tokenExpiresAt: claims.expiresAt, topics: joinedTopics(socket) };
   }
+
+  @SubscribeMessage('register_push')
+  registerPush(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<OkAck>> {
+    return registerPush(socket, payload, { store: this.pushTargets, config: this.config, clock: this.clock, logger: this.logger });
+  }
+
+  @SubscribeMessage('unregister_push')
+  async unregisterPush(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<OkAck>> {
+    const request = readClientPayload('unregister_push', payload);
+    if (typeof request === 'string') return errorAck('invalid_payload', request);
+    if (!(await socket.data.session.ready)) return errorAck('unavailable', 'session not started');
+    try {
+      await this.pushTargets.unregister(socket.data.session.deviceId);
+    } catch {
+      return errorAck('unavailable', 'the store did not answer; retry');
+    }
+    return { ok: true };
+  }
+}
+
+/** Where else the device can be reached (native push): one registration per device, a new one replaces it. */
+async function registerPush(
+  socket: DeviceSocket,
+  payload: unknown,
+  deps: { store: PushRegistrationStore; config: AppConfig; clock: Clock; logger: Logger },
+): Promise<Ack<OkAck>> {
+  const session = socket.data.session;
+  const request = readClientPayload('register_push', payload);
+  if (typeof request === 'string') return errorAck('invalid_push_target', request);
+  const registration = readPushTarget(request, deps.config.webPushEndpointHosts);
+  if (typeof registration === 'string') return errorAck('invalid_push_target', registration);
+  if (!(await session.ready)) return errorAck('unavailable', 'session not started');
+  try {
+    if (!(await deps.store.register(session.deviceId, registration, deps.clock.now()))) return errorAck('unavailable', 'the device record is gone; reconnect');
+  } catch (err) {
+    deps.logger.warn(`push registration of ${session.deviceId} not stored: ${(err as Error).message}`);
+    return errorAck('unavailable', 'the store did not answer; retry');
+  }
+  return { ok: true };
 }
 
 /** `auth.network` is a hint for smart heartbeats; an unusable value is ignored, not refused. */

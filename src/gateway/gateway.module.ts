@@ -9,9 +9,10 @@ import { OfflineGraceService } from './offline-grace.service';
 import { SessionSweeper } from './session-sweeper.service';
 import { SessionService } from './session.service';
 import { TokenExpiry } from './token-expiry.service';
+import { PushModule } from '../push/push.module';
 
 @Module({
-  imports: [PresenceModule, ChannelModule],
+  imports: [PresenceModule, ChannelModule, PushModule],
   providers: [DeviceGateway, DeviceTokenVerifier, SessionService, SessionSweeper, InstanceRegistry, DrainService, TokenExpiry, OfflineGraceService],
   exports: [SessionSweeper],
 })

@@ -64,6 +64,23 @@ export class MetricsService {
     help: 'Notifications not acknowledged within ACK_TIMEOUT_MS',
     registers: [this.registry],
   });
+  readonly pushFallbacks = new Counter({
+    name: 'push_gateway_push_fallbacks_total',
+    help: 'Native pushes of the fallback policy by trigger (offline, unacked), provider (none without a registration), status (sent, failed, no_target) and reason (gone, rejected, unavailable, not_configured; none otherwise)',
+    labelNames: ['trigger', 'provider', 'status', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly deadlineSweeps = new Counter({
+    name: 'push_gateway_notification_deadline_sweeps_total',
+    help: 'Claims of due notification deadlines (ack, ttl, native push leases) this instance ran',
+    registers: [this.registry],
+  });
+  readonly dueClaimed = new Counter({
+    name: 'push_gateway_notification_deadlines_total',
+    help: 'Deadlines of the due-time index fired by this instance, by kind (unacked: notification.unacked recorded; expired: notification.expired ttl recorded)',
+    labelNames: ['kind'] as const,
+    registers: [this.registry],
+  });
   readonly pushesRedelivered = new Counter({
     name: 'push_gateway_pushes_redelivered_total',
     help: 'Notifications sent from a device inbox: pending ones when it connected, or held back while its socket was full',

@@ -1,5 +1,6 @@
 import { ApiProperty, type ExamplesObject, type SchemaObject } from '@nestjs/swagger';
 import { ID, TOPIC } from '../common/patterns';
+import { FALLBACK_POLICIES, FallbackPolicy } from './notification.types';
 
 /** FCM's longest time to live; longer would outlive every mobile push service's own queue. */
 export const MAX_TTL_SECONDS = 2_419_200;
@@ -18,6 +19,7 @@ export interface CreateNotificationRequest {
   body?: string;
   ttl?: number;
   collapseKey?: string;
+  fallback?: FallbackPolicy;
 }
 
 const ids = (example: string): SchemaObject => ({
@@ -60,6 +62,15 @@ export const CREATE_NOTIFICATION_SCHEMA: SchemaObject = {
       example: 3600,
     },
     collapseKey: { type: 'string', minLength: 1, maxLength: 64, description: 'A newer notification with the same key replaces a pending one', example: 'order-17' },
+    fallback: {
+      type: 'string',
+      enum: [...FALLBACK_POLICIES],
+      default: 'none',
+      description:
+        'Native push (Web Push, APNs, FCM) for targets the socket cannot reach: "offline" pushes the targets offline at publish at once; ' +
+        '"unacked" also pushes targets that were sent it and did not ack within ACK_TIMEOUT_MS. Outcomes in each target\'s fallback.',
+      example: 'unacked',
+    },
   },
 };
 
@@ -71,6 +82,10 @@ export const CREATE_NOTIFICATION_EXAMPLES: ExamplesObject = {
   device: {
     summary: 'To one device, kept an hour for it if offline',
     value: { deviceIds: ['phone-1'], title: 'Order shipped', body: 'Arrives Tuesday', data: { orderId: 17 }, ttl: 3600, collapseKey: 'order-17' },
+  },
+  fallback: {
+    summary: 'To every device of a user, natively pushed where the socket cannot deliver it',
+    value: { userIds: ['user-42'], title: 'New message', body: 'Anna: are you coming?', data: { chatId: 9 }, ttl: 600, fallback: 'unacked' },
   },
   user: {
     summary: "To every device of a user, online ones only",

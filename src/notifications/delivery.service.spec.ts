@@ -37,6 +37,9 @@ describe('DeliveryService', () => {
       maxInbox: 100,
       retentionMs: 86_400_000,
       now: clock.now(),
+      ackDeadlineAt: clock.now() + config.ackTimeoutMs,
+      fallback: 'none',
+      leaseMs: 15_000,
     });
     return { payload, bytes: Buffer.byteLength(payloadJson) };
   };
@@ -115,17 +118,23 @@ describe('DeliveryService', () => {
     expect(await statusOf(unrecorded)).toMatchObject({ status: 'pending' });
   });
 
-  it('records notification.unacked at the ack timeout, once, and notification.delivered for a late ack', async () => {
+  it('leaves notification.unacked to the durable deadline (once, also for a redelivered copy), and records delivered for a late ack', async () => {
     await ready();
     const n = await stored();
     const events = async () => (await presence.events.read(undefined, 100, clock.now())).filter((e) => e.type.startsWith('notification.'));
     delivery.dispatch(n, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
     await push(0).noAck();
     expect(await statusOf(n)).toMatchObject({ status: 'pending' });
-    // Sent again (another instance asked for a recheck: the inbox is read again) and unacked again: still one event.
+    expect(await events()).toEqual([]); // the socket's own timeout only paces it
+    // Sent again (another instance asked for a recheck: the inbox is read again): that copy gets its own deadline.
+    const arm = jest.spyOn(store, 'armAckDeadlines');
     channel.receiveRecheck(['d1']);
     await channel.idle();
+    await new Promise((r) => setImmediate(r));
+    expect(arm).toHaveBeenCalledWith([{ id: n.payload.id, deviceId: 'd1' }], clock.now() + config.ackTimeoutMs, clock.now());
     await push(1).noAck();
+    clock.advance(config.ackTimeoutMs);
+    expect(await store.claimDue(clock.now(), 10, 15_000)).toMatchObject({ unacked: 1, jobs: [] });
     clock.advance(10);
     await push(0).lateAck();
     expect(await statusOf(n)).toEqual({ deviceId: 'd1', status: 'delivered', updatedAt: clock.now() });

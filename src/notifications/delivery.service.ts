@@ -23,6 +23,7 @@ export class DeliveryService implements OnModuleInit {
   private readonly logger = new Logger(DeliveryService.name);
   private readonly outboxes = new WeakMap<DeviceSocket, Outbox>();
   private readonly port: OutboxPort;
+  private readonly arming: { id: string; deviceId: string }[] = [];
 
   constructor(
     private readonly store: NotificationStore,
@@ -40,7 +41,10 @@ export class DeliveryService implements OnModuleInit {
       isOpen: (socket) => this.channel.isOpen(socket) && !tokenRanOut(socket.data.session, this.clock.now()),
       emit: (socket, n, fromInbox) => {
         this.metrics.pushesSent.inc();
-        if (fromInbox) this.metrics.pushesRedelivered.inc();
+        if (fromInbox) {
+          this.metrics.pushesRedelivered.inc();
+          this.armDeadline(n.payload.id, socket.data.session.deviceId);
+        }
         return this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs, this.lateAck(socket.data.session.deviceId, n.payload));
       },
       readPending: (deviceId, limit) => this.store.pending(deviceId, this.clock.now(), limit),
@@ -111,11 +115,28 @@ export class DeliveryService implements OnModuleInit {
     return socket && this.outboxes.get(socket);
   }
 
+  /**
+   * A notification sent again from the inbox gets a durable ack deadline (one sent live got its
+   * deadline with the publish). Deadlines of one tick go to the store in one call.
+   */
+  private armDeadline(id: string, deviceId: string): void {
+    this.arming.push({ id, deviceId });
+    if (this.arming.length > 1) return;
+    setImmediate(() => {
+      const targets = this.arming.splice(0);
+      const now = this.clock.now();
+      this.store.armAckDeadlines(targets, now + this.config.ackTimeoutMs, now).catch((err: Error) => {
+        // Unacked goes unreported for these; the notifications themselves stay pending and come again.
+        this.logger.warn(`ack deadlines of ${targets.length} redelivered notifications not recorded: ${err.message}`);
+      });
+    });
+  }
+
   private async settled(deviceId: string, n: Deliverable, outcome: PushOutcome): Promise<void> {
     if (!outcome.acked) {
+      // Only the socket's pacing ends here: notification.unacked (and a fallback) come from the
+      // store's durable deadline (DeadlineSweeper), fired by whichever instance claims it.
       this.metrics.pushesUnacked.inc();
-      // The hook for a fallback channel: recorded once per target, unless it was delivered meanwhile.
-      await this.record('unacked', n.payload.id, deviceId, () => this.store.unacked(n.payload.id, deviceId, this.clock.now()));
       return;
     }
     this.metrics.pushesAcked.inc();

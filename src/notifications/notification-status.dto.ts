@@ -1,11 +1,24 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 
+export class TargetFallbackDto {
+  @ApiPropertyOptional({ enum: ['webpush', 'apns', 'fcm'], description: 'the provider tried (absent for no_target)' }) provider?: string;
+  @ApiProperty({ enum: ['sent', 'failed', 'no_target'], description: 'no_target: the device has no push registration' }) status!: string;
+  @ApiPropertyOptional({
+    enum: ['gone', 'rejected', 'unavailable', 'not_configured'],
+    description: 'why it failed: gone (the provider says the token no longer exists; the registration was deleted), rejected, unavailable (after retries), not_configured',
+  })
+  reason?: string;
+  @ApiProperty({ description: 'epoch ms of the outcome' }) at!: number;
+}
+
 export class TargetStatusDto {
   @ApiProperty({ example: 'phone-1' }) deviceId!: string;
   @ApiProperty({ enum: ['pending', 'delivered', 'expired', 'replaced'], example: 'delivered' }) status!: string;
   @ApiProperty({ description: 'epoch ms of the last status change' }) updatedAt!: number;
   @ApiPropertyOptional({ enum: ['offline', 'inbox_full'], description: 'Why it expired undelivered, when not its ttl' })
   reason?: string;
+  @ApiPropertyOptional({ type: TargetFallbackDto, description: 'The native push of the fallback policy, once it was decided for this target' })
+  fallback?: TargetFallbackDto;
 }
 
 export class NotificationStatusDto {
@@ -21,6 +34,6 @@ export const NOTIFICATION_STATUS_EXAMPLE: NotificationStatusDto = {
   expiresAt: 1795310293338,
   targets: [
     { deviceId: 'phone-1', status: 'delivered', updatedAt: 1795306693412 },
-    { deviceId: 'tablet-2', status: 'expired', updatedAt: 1795306693338, reason: 'offline' },
+    { deviceId: 'tablet-2', status: 'expired', updatedAt: 1795306693338, reason: 'offline', fallback: { provider: 'fcm', status: 'sent', at: 1795306693401 } },
   ],
 };

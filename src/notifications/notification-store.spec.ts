@@ -8,12 +8,18 @@ import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { PresenceStore } from '../presence/presence.store';
 import { RedisPresenceStore } from '../presence/redis-presence.store';
 import { MemoryNotificationStore } from './memory-notification.store';
-import { NotificationStore } from './notification.store';
+import { DUE_BATCH, NotificationStore } from './notification.store';
 import { PublishRequest } from './notification.types';
 import { RedisNotificationStore } from './redis-notification.store';
+import { RedisPushRegistrationStore } from '../push/push-registration.store';
+
+let redisClient: Redis;
+const prefixOf = (store: RedisNotificationStore) => (store as unknown as { prefix: string }).prefix;
 
 const DAY = 86_400_000;
 const RETENTION = DAY;
+const ACK_MS = 3_000;
+const LEASE_MS = 15_000;
 
 /**
  * `unbounded` counts what the store would keep with no end in sight once every window has passed
@@ -54,6 +60,9 @@ function notificationStoreCases(
       maxInbox: 1_000,
       retentionMs: RETENTION,
       now: clock.now(),
+      ackDeadlineAt: clock.now() + ACK_MS,
+      fallback: 'none',
+      leaseMs: LEASE_MS,
       ...extra,
     });
   const pendingIds = async (deviceId: string) => (await store.pending(deviceId, clock.now(), 100)).map((x) => x.payload.id);
@@ -69,7 +78,7 @@ function notificationStoreCases(
     await online('on');
     const p = payload();
     const result = await publish(['on', 'off'], p);
-    expect(result).toEqual({ kind: 'accepted', answer: { id: p.id, online: 1, queued: 1 }, online: [{ deviceId: 'on', instanceId: 'gw' }], evicted: 0 });
+    expect(result).toEqual({ kind: 'accepted', answer: { id: p.id, online: 1, queued: 1 }, online: [{ deviceId: 'on', instanceId: 'gw' }], evicted: 0, fallback: [] });
     expect(await store.status(p.id, clock.now())).toEqual({
       id: p.id,
       createdAt: p.createdAt,
@@ -175,6 +184,7 @@ function notificationStoreCases(
     await publish(['off'], payload());
     clock.advance(Math.max(10_000 + RETENTION, idempotency.windowMs));
     expect(await store.pending('off', clock.now(), 100)).toEqual([]);
+    await store.claimDue(clock.now(), 100, LEASE_MS); // deadlines leave the index when they fire
     expect(await unbounded(store)).toBe(0);
   });
 
@@ -230,13 +240,19 @@ function notificationStoreCases(
       expect(await statusOf(shortLived.id, 'on')).toEqual({ deviceId: 'on', status: 'expired', updatedAt: clock.now() });
     });
 
-    it('unacked: once per target while it waits for delivery (ttl-0 ones past their ack window too), never after delivered, replaced or evicted', async () => {
+    it('unacked: fired by the ack deadline, once per target while it waits for delivery (ttl-0 ones past their ack window too), never after delivered, replaced or evicted', async () => {
       await online('on');
       const p = payload();
       await publish(['on'], p);
       await newEvents();
-      expect(await store.unacked(p.id, 'on', clock.now())).toBe(true);
-      expect(await store.unacked(p.id, 'on', clock.now())).toBe(false);
+      clock.advance(ACK_MS - 1);
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toEqual({ claimed: 0, unacked: 0, expired: 0, jobs: [], more: false });
+      clock.advance(1);
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 1, jobs: [] });
+      // Sent again from the inbox: a deadline of its own, but the target was reported already.
+      await store.armAckDeadlines([{ id: p.id, deviceId: 'on' }], clock.now() + ACK_MS, clock.now());
+      clock.advance(ACK_MS);
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 0 });
       clock.advance(5);
       expect(await store.ack(p, 'on', clock.now())).toBe(true); // a late ack
       expect(await newEvents()).toEqual([ev('unacked', p.id, 'on', 'u'), ev('delivered', p.id, 'on', 'u')]);
@@ -249,18 +265,166 @@ function notificationStoreCases(
       await publish(['on'], payload({ collapseKey: 'k' }));
       const evicted = payload();
       await publish(['on'], evicted);
-      await publish(['on'], payload(), { maxInbox: 1 });
+      const last = payload();
+      await publish(['on'], last, { maxInbox: 1 });
+      await store.ack(last, 'on', clock.now());
       await newEvents();
-      for (const x of [delivered, replaced, evicted]) expect(await store.unacked(x.id, 'on', clock.now())).toBe(false);
-      expect(await store.unacked(p.id, 'stranger', clock.now())).toBe(false);
-      expect(await store.unacked('never-published', 'on', clock.now())).toBe(false);
+      clock.advance(ACK_MS);
+      // The replacing notification is the only one still waiting.
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 5, unacked: 0 });
       expect(await newEvents()).toEqual([]);
 
       const ttl0 = payload();
-      await publish(['on'], ttl0, { keepOffline: false, effectiveExpiresAt: clock.now() + 100 });
-      clock.advance(100); // its ack window (its effective expiry) ended: it reads expired, and is unacked
-      expect(await store.unacked(ttl0.id, 'on', clock.now())).toBe(true);
-      expect(await newEvents()).toEqual([ev('unacked', ttl0.id, 'on', 'u')]);
+      await publish(['on'], ttl0, { keepOffline: false, effectiveExpiresAt: clock.now() + ACK_MS });
+      clock.advance(ACK_MS); // its ack window (its effective expiry) ended: it reads expired, and is unacked
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ unacked: 1, expired: 1 });
+      expect(await newEvents()).toEqual([ev('unacked', ttl0.id, 'on', 'u'), ev('expired', ttl0.id, 'on', 'u', 'ttl')]);
+    });
+
+    it('an ack before the deadline cancels it: no unacked, for the publish deadline and for a redelivery', async () => {
+      await online('on');
+      const p = payload();
+      await publish(['on'], p);
+      await store.armAckDeadlines([{ id: p.id, deviceId: 'on' }], clock.now() + ACK_MS, clock.now());
+      clock.advance(ACK_MS - 1);
+      await store.ack(p, 'on', clock.now());
+      await newEvents();
+      clock.advance(1);
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 0 }); // the redelivery's deadline left with the ack
+      expect(await newEvents()).toEqual([]);
+    });
+
+    it('expired ttl: once per target still pending when its ttl ran out, from the index or from an inbox read, and it leaves the inbox', async () => {
+      await online('on');
+      const [a, b] = [payload({ collapseKey: 'c' }), payload()];
+      await publish(['on', 'off', 'done'], a, { effectiveExpiresAt: clock.now() + 10_000 });
+      await publish(['off'], b, { effectiveExpiresAt: clock.now() + 10_000 });
+      await store.ack(a, 'done', clock.now());
+      await newEvents();
+      clock.advance(10_000);
+      // 'off' reads the first of its inbox: a expires there (its event once), b is left to the index.
+      expect(await store.pending('off', clock.now(), 1)).toEqual([]);
+      expect(await newEvents()).toEqual([ev('expired', a.id, 'off', null, 'ttl')]);
+      const claim = await store.claimDue(clock.now(), 100, LEASE_MS);
+      expect(claim).toMatchObject({ unacked: 1, expired: 2 });
+      expect((await newEvents()).filter(([t]) => t === 'notification.expired')).toEqual([
+        ev('expired', a.id, 'on', 'u', 'ttl'),
+        ev('expired', b.id, 'off', null, 'ttl'),
+      ]);
+      expect(await store.pending('on', clock.now(), 100)).toEqual([]);
+      expect(await statusOf(a.id, 'on')).toEqual({ deviceId: 'on', status: 'expired', updatedAt: clock.now() });
+      expect(await statusOf(a.id, 'done')).toMatchObject({ status: 'delivered' });
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 0 });
+    });
+
+    it('bounds the work of one claim (an entry counts 1 plus its targets), oldest first, and hands each entry to one of racing claimants', async () => {
+      for (let i = 0; i < 12; i++) await online(`d${i}`);
+      const ids = [];
+      for (let i = 0; i < 12; i++) {
+        const p = payload();
+        ids.push(p.id);
+        await publish([`d${i}`], p, { effectiveExpiresAt: clock.now() + 60_000 });
+        clock.advance(1);
+      }
+      await newEvents();
+      clock.advance(ACK_MS);
+      // Each ack deadline here is one target: 2 units, so a limit of 6 takes 3 entries.
+      const claims = await Promise.all([0, 1, 2, 3, 4].map(() => store.claimDue(clock.now(), 6, LEASE_MS)));
+      // (The store runs them one after another, in the order they were called.)
+      expect(claims.map((c) => [c.claimed, c.more])).toEqual([[3, true], [3, true], [3, true], [3, false], [0, false]]);
+      const unacked = (await newEvents()).filter(([t]) => t === 'notification.unacked').map(([, d]) => d.notificationId);
+      expect(unacked).toEqual(ids);
+    });
+  });
+
+  it('keeps one due entry per batch of DUE_BATCH targets, and a claim stops at its work limit with more to come', async () => {
+    const devices = Array.from({ length: DUE_BATCH * 2 + 200 }, (_, i) => `big-${i}`);
+    await Promise.all(devices.map((d) => online(d)));
+    const p = payload();
+    await publish(devices, p, { effectiveExpiresAt: clock.now() + 60_000 });
+    clock.advance(ACK_MS);
+    const first = await store.claimDue(clock.now(), 1_000, LEASE_MS);
+    expect(first).toMatchObject({ claimed: 2, unacked: DUE_BATCH * 2, more: true });
+    expect(await store.claimDue(clock.now(), 1_000, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 200, more: false });
+    expect(await store.claimDue(clock.now(), 1_000, LEASE_MS)).toMatchObject({ claimed: 0, more: false });
+  });
+
+  describe('native push fallback', () => {
+    const reg = (deviceId: string) => JSON.stringify({ provider: 'fcm', token: `token-of-${deviceId}-${'x'.repeat(32)}` });
+    const register = async (deviceId: string) => {
+      const registration = reg(deviceId);
+      if (store instanceof RedisNotificationStore) await new RedisPushRegistrationStore(redisClient, prefixOf(store)).register(deviceId, JSON.parse(registration), clock.now());
+      else (presence as MemoryPresenceStore).setPushRegistration(deviceId, registration, clock.now());
+    };
+
+    it('offline: leases the offline targets to the publisher at once (ttl 0 and ttl > 0), with their registrations', async () => {
+      await online('on');
+      await online('gone');
+      await presence.disconnect([{ deviceId: 'gone', sessionId: 's-gone', userId: 'u', instanceId: 'gw' }], clock.now(), 'client_close');
+      await register('gone');
+      const p = payload();
+      const result = await publish(['on', 'gone', 'never'], p, { fallback: 'offline' });
+      expect(result).toMatchObject({ kind: 'accepted', answer: { online: 1, queued: 2 } });
+      const jobs = result.kind === 'accepted' ? result.fallback : [];
+      expect(jobs).toEqual([
+        { key: `p|${p.id}|2|o`, trigger: 'offline', notification: { payload: p, bytes: Buffer.byteLength(JSON.stringify(p)) }, targets: [{ deviceId: 'gone', registration: reg('gone') }, { deviceId: 'never' }] },
+      ]);
+      const ttl0 = payload();
+      const dropped = await publish(['gone'], ttl0, { fallback: 'unacked', keepOffline: false });
+      expect(dropped.kind === 'accepted' && dropped.fallback.map((j) => j.targets)).toEqual([[{ deviceId: 'gone', registration: reg('gone') }]]);
+      // Leased: nobody else gets them before the lease ends, or at all once recorded.
+      expect((await store.claimDue(clock.now(), 100, LEASE_MS)).jobs).toEqual([]);
+      const at = clock.now();
+      await store.recordFallback(jobs[0]!.key, [{ deviceId: 'gone', status: 'sent', provider: 'fcm', at, registration: reg('gone') }, { deviceId: 'never', status: 'no_target', at }], true);
+      expect(await statusOf(p.id, 'gone')).toEqual({ deviceId: 'gone', status: 'pending', updatedAt: at, fallback: { status: 'sent', provider: 'fcm', at } });
+      expect(await statusOf(p.id, 'never')).toMatchObject({ fallback: { status: 'no_target', at } });
+      expect(await statusOf(p.id, 'on')).not.toHaveProperty('fallback');
+      clock.advance(LEASE_MS);
+      expect((await store.claimDue(clock.now(), 100, LEASE_MS)).jobs.map((j) => j.key)).toEqual([`p|${ttl0.id}|1|o`]); // its claimant never recorded it
+    });
+
+    it('unacked: the ack deadline turns the unacked targets into one leased job; an ack before it cancels; one outcome per target', async () => {
+      for (const d of ['a', 'b', 'c']) {
+        await online(d);
+        await register(d);
+      }
+      const p = payload();
+      const result = await publish(['a', 'b', 'c'], p, { fallback: 'unacked' });
+      expect(result.kind === 'accepted' && result.fallback).toEqual([]);
+      await store.ack(p, 'b', clock.now());
+      clock.advance(ACK_MS);
+      const claims = await Promise.all([store.claimDue(clock.now(), 100, LEASE_MS), store.claimDue(clock.now(), 100, LEASE_MS)]);
+      const jobs = claims.flatMap((c) => c.jobs);
+      expect(jobs).toEqual([
+        { key: `p|${p.id}|2|u`, trigger: 'unacked', notification: expect.anything(), targets: [{ deviceId: 'a', registration: reg('a') }, { deviceId: 'c', registration: reg('c') }] },
+      ]);
+      // a's outcome is recorded by a claimant that then died; after the lease only c is left.
+      await store.recordFallback(jobs[0]!.key, [{ deviceId: 'a', status: 'failed', provider: 'fcm', reason: 'gone', at: clock.now(), registration: reg('a') }], false);
+      clock.advance(LEASE_MS);
+      const again = await store.claimDue(clock.now(), 100, LEASE_MS);
+      expect(again.jobs.map((j) => j.targets)).toEqual([[{ deviceId: 'c', registration: reg('c') }]]);
+      await store.recordFallback(again.jobs[0]!.key, [{ deviceId: 'c', status: 'sent', provider: 'fcm', at: clock.now() }, { deviceId: 'a', status: 'sent', provider: 'fcm', at: clock.now() }], true);
+      expect(await statusOf(p.id, 'a')).toMatchObject({ fallback: { status: 'failed', reason: 'gone' } }); // the first outcome stays
+      expect(await statusOf(p.id, 'b')).not.toHaveProperty('fallback');
+      clock.advance(LEASE_MS);
+      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ jobs: [] });
+      // gone deleted a's registration (it was still the one used); c's stays.
+      const devices = await presence.getDevices(['a', 'c'], clock.now());
+      expect(devices.map((d) => d?.push)).toEqual([undefined, { provider: 'fcm' }]);
+    });
+
+    it('keeps a registration that replaced the one a provider reported gone', async () => {
+      await online('d');
+      await register('d');
+      const p = payload();
+      await presence.disconnect([{ deviceId: 'd', sessionId: 's-d', userId: 'u', instanceId: 'gw' }], clock.now(), 'client_close');
+      const result = await publish(['d'], p, { fallback: 'offline' });
+      const job = result.kind === 'accepted' ? result.fallback[0]! : undefined;
+      const fresh = JSON.stringify({ provider: 'apns', token: 'ab'.repeat(32) });
+      if (store instanceof RedisNotificationStore) await new RedisPushRegistrationStore(redisClient, prefixOf(store)).register('d', JSON.parse(fresh), clock.now());
+      else (presence as MemoryPresenceStore).setPushRegistration('d', fresh, clock.now());
+      await store.recordFallback(job!.key, [{ deviceId: 'd', status: 'failed', provider: 'fcm', reason: 'gone', at: clock.now(), registration: reg('d') }], true);
+      expect((await presence.getDevices(['d'], clock.now()))[0]?.push).toEqual({ provider: 'apns' });
     });
   });
 
@@ -287,6 +451,7 @@ describe('MemoryNotificationStore', () => {
 
 describe('RedisNotificationStore (real Redis)', () => {
   const redis = new Redis(testRedisUrl());
+  redisClient = redis;
   const prefix = uniquePrefix('notify');
   afterEach(() => deleteKeys(redis, prefix));
   afterAll(() => redis.quit());
@@ -307,12 +472,12 @@ describe('RedisNotificationStore (real Redis)', () => {
     const now = Date.now();
     const p: NotificationPayload = { id: 'atomic-1', data: 1, createdAt: now };
     const devices = Array.from({ length: 150 }, (_, i) => `a${i}`);
-    await store.publish({ payload: p, payloadJson: JSON.stringify(p), deviceIds: devices, effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now });
+    await store.publish({ payload: p, payloadJson: JSON.stringify(p), deviceIds: devices, effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now, ackDeadlineAt: now, fallback: 'none', leaseMs: 1 });
     let writing = true;
     const writer = (async () => {
       for (const d of devices) {
         await store.ack(p, d, now);
-        await store.unacked(p.id, d, now); // delivered already: records nothing
+        await store.claimDue(now, 1, 15_000); // an ack deadline of a delivered batch: records nothing
       }
     })().finally(() => (writing = false));
     let snapshots = 0;
@@ -336,7 +501,7 @@ describe('RedisNotificationStore (real Redis)', () => {
     const store = new RedisNotificationStore(redis, prefix);
     const now = Date.now();
     const p: NotificationPayload = { id: 'ttl-1', data: 1, createdAt: now, collapseKey: 'c' };
-    await store.publish({ payload: p, payloadJson: JSON.stringify(p), deviceIds: ['d'], effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now });
+    await store.publish({ payload: p, payloadJson: JSON.stringify(p), deviceIds: ['d'], effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now, ackDeadlineAt: now, fallback: 'none', leaseMs: 1 });
     expect(await redis.zrange(`${prefix}inbox:d`, '0', '-1')).toEqual(['ttl-1']);
     expect(await redis.pttl(`${prefix}inbox:d`)).toBeGreaterThan(59_000);
     expect(await redis.pttl(`${prefix}inbox:d:collapse`)).toBeGreaterThan(59_000);

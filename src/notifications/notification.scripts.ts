@@ -15,6 +15,16 @@ import { luaScript } from '../redis/lua-script';
  *   inbox:<deviceId>:collapse hash collapseKey -> notificationId pending with that key
  *   idem:<apiKey>:<key>       string: {"fingerprint":..,"answer":..}, PX = IDEMPOTENCY window
  *   notif:<id> `u:<deviceId>` the time the target was reported unacked (once per target)
+ *   notif:<id> `f:<deviceId>` the target's native push outcome "status:at[:provider[:reason]]"
+ *   notif:<id> `l:<n>`        batch n of target device ids (comma-separated, DUE_BATCH at most),
+ *                             `ln` the number of batches, `fb` the fallback policy, `ck` the collapse key
+ *   notif:due                 zset, the due-time index (score = due time, ms): members
+ *                             `a|<id>|<n>` ack deadline of batch n (targets online at publish),
+ *                             `r|<id>|<deviceId>` ack deadline of a redelivery from the inbox,
+ *                             `x|<id>|<n>` ttl expiry of batch n,
+ *                             `p|<id>|<n>|<o|u>` native pushes for batch n (trigger offline/unacked),
+ *                             scored by the end of their claimant's lease once claimed;
+ *                             PX = a day past its latest entry, so an index nobody sweeps ends too
  * Presence (device:<deviceId>) is read to decide who is online at the instant of the write, and
  * for the userId of `notification.*` events, which each script appends to the event log
  * (`<prefix>events`, see EVENT_LOG_LUA) in the same step as the status change they report.
@@ -25,6 +35,46 @@ const EVENTS = `${EVENT_LOG_LUA}
 local function emit_target(etype, prefix, id, device, user, reason)
   if user == nil then user = redis.call('HGET', prefix .. 'device:' .. device, 'userId') end
   emit(etype, { notificationId = id, deviceId = device, userId = user or cjson.null, reason = reason })
+end
+`;
+
+/**
+ * The due-time index's Lua side. \`keep_due\` keeps the index's key a day past its latest entry.
+ * \`lease_job\` leases push job \`member\` (batch \`batch\` of notification \`id\`) to the caller and
+ * returns it as {member, payload, deviceId, registration or '', ...} for the targets without an
+ * outcome yet, or nil (and drops the entry) when nothing is left to send.
+ */
+const DUE = `
+local DUE_SLACK = 86400000
+local function keep_due(dueKey, now, last)
+  local want = math.floor(last - now + DUE_SLACK)
+  if redis.call('PTTL', dueKey) < want then redis.call('PEXPIRE', dueKey, want) end
+end
+local function lease_job(dueKey, prefix, member, id, batch, now, leaseMs)
+  local nkey = prefix .. 'notif:' .. id
+  local n = redis.call('HMGET', nkey, 'payload', 'l:' .. batch)
+  local job = { member, n[1] }
+  if n[1] and n[2] then
+    for device in string.gmatch(n[2], '[^,]+') do
+      if redis.call('HEXISTS', nkey, 'f:' .. device) == 0 then
+        job[#job + 1] = device
+        job[#job + 1] = redis.call('HGET', prefix .. 'device:' .. device, 'push') or ''
+      end
+    end
+  end
+  if #job == 2 then
+    redis.call('ZREM', dueKey, member)
+    return nil
+  end
+  redis.call('ZADD', dueKey, now + leaseMs, member)
+  keep_due(dueKey, now, now + leaseMs)
+  return job
+end
+-- Adds batch \`devices\` to notification \`id\` as a new list field; returns its number.
+local function add_batch(nkey, devices)
+  local n = redis.call('HINCRBY', nkey, 'ln', 1)
+  redis.call('HSET', nkey, 'l:' .. n, table.concat(devices, ','))
+  return n
 end
 `;
 
@@ -43,7 +93,7 @@ end
  */
 export const PUBLISH = luaScript({
   name: 'pgPublish',
-  keys: ['notif', 'seq', 'idempotency'],
+  keys: ['notif', 'seq', 'idempotency', 'due'],
   args: {
     prefix: 'string',
     id: 'string',
@@ -58,9 +108,13 @@ export const PUBLISH = luaScript({
     fingerprint: 'string?',
     idempotencyPx: 'number',
     eventRetention: 'number',
+    ackDeadline: 'number',
+    fallback: 'string',
+    leaseMs: 'number',
+    batchSize: 'number',
   },
   rest: true,
-  prelude: EVENTS,
+  prelude: EVENTS + DUE,
   body: `
 events_init(prefix, now, eventRetention)
 if fingerprint then
@@ -81,18 +135,41 @@ if fingerprint then
           if state[1] and tonumber(state[2]) > now then
             ids[#ids + 1] = device
             instances[#instances + 1] = state[3]
+            -- Sent again now: it gets an ack deadline unless it has one.
+            redis.call('ZADD', dueKey, 'NX', ackDeadline, 'r|' .. cjson.decode(record.answer).id .. '|' .. device)
           end
         end
       end
     end
+    if #ids > 0 then keep_due(dueKey, now, ackDeadline) end
     return {'replay', record.answer, n[1] or false, ids, instances}
   end
 end
 
 local seq = redis.call('INCR', seqKey)
 redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', now + notifPx)
+if fallback ~= 'none' then redis.call('HSET', notifKey, 'fb', fallback) end
+if collapseKey then redis.call('HSET', notifKey, 'ck', collapseKey) end
 local online, queued, onlineIds, onlineInstances, evicted = 0, 0, {}, {}, {}
 local inboxPx = expiresAt - now
+-- Batches for the due-time index: sent now (ack deadline + expiry), kept for later (expiry), and
+-- offline ones to push natively; jobs: the pushes this publish leases to its caller at once.
+local sent, kept, missed, jobs = {}, {}, {}, {}
+local function flush(batch, kind)
+  if #batch == 0 then return end
+  local n = add_batch(notifKey, batch)
+  if kind ~= 'missed' then redis.call('ZADD', dueKey, expiresAt, 'x|' .. id .. '|' .. n) end
+  if kind == 'sent' then redis.call('ZADD', dueKey, ackDeadline, 'a|' .. id .. '|' .. n) end
+  if kind ~= 'sent' and fallback ~= 'none' then
+    local job = lease_job(dueKey, prefix, 'p|' .. id .. '|' .. n .. '|o', id, n, now, leaseMs)
+    if job then jobs[#jobs + 1] = job end
+  end
+  for i = #batch, 1, -1 do batch[i] = nil end
+end
+local function add(batch, kind, device)
+  batch[#batch + 1] = device
+  if #batch >= batchSize then flush(batch, kind) end
+end
 for _, device in ipairs(rest) do
   local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId', 'userId')
   local isOnline = state[1] and tonumber(state[2]) > now
@@ -127,38 +204,66 @@ for _, device in ipairs(rest) do
       online = online + 1
       onlineIds[#onlineIds + 1] = device
       onlineInstances[#onlineInstances + 1] = state[3]
+      add(sent, 'sent', device)
     else
       queued = queued + 1
+      add(kept, 'kept', device)
     end
   else
     redis.call('HSET', notifKey, 't:' .. device, 'expired:' .. now .. ':offline')
     emit_target('notification.expired', prefix, id, device, state[4], 'offline')
+    if fallback ~= 'none' then add(missed, 'missed', device) end
   end
 end
+flush(sent, 'sent')
+flush(kept, 'kept')
+flush(missed, 'missed')
+if #rest > 0 then keep_due(dueKey, now, math.max(expiresAt, ackDeadline)) end
 redis.call('PEXPIRE', notifKey, notifPx)
 local answer = cjson.encode({id = id, online = online, queued = queued})
 if fingerprint then
   redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, answer = answer, expiresAt = now + idempotencyPx}), 'PX', idempotencyPx)
 end
-return {'ok', answer, onlineIds, onlineInstances, evicted}
+return {'ok', answer, onlineIds, onlineInstances, evicted, jobs}
 `,
 });
 
 /** The payloads of the device's pending, unexpired notifications, oldest first; drops expired ones. */
+/**
+ * A target found past its ttl (here or by the index) leaves the inbox, and is recorded expired
+ * (at its expiry) with its `notification.expired` `ttl` once: only a pending one changes.
+ */
+const EXPIRE_TARGET = `
+local function expire_target(prefix, id, device, expiresAt, collapseKey)
+  local nkey = prefix .. 'notif:' .. id
+  local inbox = prefix .. 'inbox:' .. device
+  redis.call('ZREM', inbox, id)
+  if collapseKey and redis.call('HGET', inbox .. ':collapse', collapseKey) == id then redis.call('HDEL', inbox .. ':collapse', collapseKey) end
+  local status = redis.call('HGET', nkey, 't:' .. device)
+  if not status or string.sub(status, 1, 8) ~= 'pending:' then return 0 end
+  redis.call('HSET', nkey, 't:' .. device, 'expired:' .. expiresAt)
+  emit_target('notification.expired', prefix, id, device, nil, 'ttl')
+  return 1
+end
+`;
+
 export const PENDING = luaScript({
   name: 'pgPending',
   keys: ['inbox'],
-  args: { prefix: 'string', deviceId: 'string', now: 'number', limit: 'number' },
+  args: { prefix: 'string', deviceId: 'string', now: 'number', limit: 'number', eventRetention: 'number' },
+  prelude: EVENTS + EXPIRE_TARGET,
   body: `
+events_init(prefix, now, eventRetention)
 local ids = redis.call('ZRANGE', inboxKey, 0, limit - 1)
 local out = {}
 for _, id in ipairs(ids) do
-  local n = redis.call('HMGET', prefix .. 'notif:' .. id, 'payload', 'expiresAt')
+  local n = redis.call('HMGET', prefix .. 'notif:' .. id, 'payload', 'expiresAt', 'ck')
   if n[1] and tonumber(n[2]) > now then
     out[#out + 1] = n[1]
+  elseif n[1] then
+    expire_target(prefix, id, deviceId, n[2], n[3])
   else
     redis.call('ZREM', inboxKey, id)
-    if n[1] then redis.call('HSET', prefix .. 'notif:' .. id, 't:' .. deviceId, 'expired:' .. now) end
   end
 end
 return out
@@ -172,12 +277,13 @@ return out
  */
 export const ACK = luaScript({
   name: 'pgAck',
-  keys: ['inbox', 'notif', 'collapseIndex'],
+  keys: ['inbox', 'notif', 'collapseIndex', 'due'],
   args: { prefix: 'string', id: 'string', deviceId: 'string', now: 'number', collapseKey: 'string?', eventRetention: 'number' },
   prelude: EVENTS,
   body: `
 events_init(prefix, now, eventRetention)
 redis.call('ZREM', inboxKey, id)
+redis.call('ZREM', dueKey, 'r|' .. id .. '|' .. deviceId)
 if collapseKey and redis.call('HGET', collapseIndexKey, collapseKey) == id then redis.call('HDEL', collapseIndexKey, collapseKey) end
 local status = redis.call('HGET', notifKey, 't:' .. deviceId)
 if status and string.sub(status, 1, 10) ~= 'delivered:' then
@@ -189,23 +295,122 @@ return 0
 `,
 });
 
+/** Ack deadlines of targets just sent from their inboxes (rest: member, member, ...); an existing deadline stays. */
+export const ARM = luaScript({
+  name: 'pgArmDeadlines',
+  keys: ['due'],
+  args: { deadline: 'number', now: 'number' },
+  rest: true,
+  prelude: DUE,
+  body: `
+for _, member in ipairs(rest) do redis.call('ZADD', dueKey, 'NX', deadline, member) end
+keep_due(dueKey, now, deadline)
+return 0
+`,
+});
+
 /**
- * The device was sent the notification and did not ack within ACK_TIMEOUT_MS: records
- * `notification.unacked` once per target (the `u:<deviceId>` field), and only while the target
- * still waits for delivery: pending, or expired by its ttl alone (a ttl-0 notification expires
- * with its ack window). Returns 1 if it recorded the event, else 0.
+ * Takes due entries of the index (see the layout above), oldest first, until about \`limit\` targets
+ * were worked on (at least one entry; each entry counts its targets, at least 1), so one call
+ * keeps Redis busy for a bounded time, and does what each stands for, all in this one step:
+ * - an ack deadline (\`a\`, \`r\`): \`notification.unacked\` once per target (the \`u:<deviceId>\` field)
+ *   while it still waits for delivery: pending, or expired by its ttl alone (a ttl-0 notification
+ *   expires with its ack window). Under fallback \`unacked\` those targets become a new push batch,
+ *   leased to the caller at once;
+ * - a ttl expiry (\`x\`): each target still pending expires (EXPIRE_TARGET);
+ * - a push batch (\`p\`) whose lease ran out (its claimant died): leased to the caller.
+ * Returns {claimed, unacked, expired, jobs (as lease_job gives them), more (1: more may be due now)}.
  */
-export const UNACKED = luaScript({
-  name: 'pgUnacked',
-  keys: ['notif'],
-  args: { prefix: 'string', id: 'string', deviceId: 'string', now: 'number', eventRetention: 'number' },
-  prelude: EVENTS,
+export const CLAIM_DUE = luaScript({
+  name: 'pgClaimDue',
+  keys: ['due'],
+  args: { prefix: 'string', now: 'number', limit: 'number', leaseMs: 'number', eventRetention: 'number' },
+  prelude: EVENTS + DUE + EXPIRE_TARGET,
   body: `
 events_init(prefix, now, eventRetention)
-local status = redis.call('HGET', notifKey, 't:' .. deviceId)
-if not status or not (string.match(status, '^pending:') or string.match(status, '^expired:%d+$')) then return 0 end
-if redis.call('HSETNX', notifKey, 'u:' .. deviceId, now) == 0 then return 0 end
-emit_target('notification.unacked', prefix, id, deviceId)
-return 1
+local due = redis.call('ZRANGEBYSCORE', dueKey, '-inf', now, 'LIMIT', 0, limit)
+local unacked, expired, jobs, work, claimed = 0, 0, {}, 0, 0
+for _, member in ipairs(due) do
+  if work >= limit then break end
+  claimed = claimed + 1
+  work = work + 1
+  local kind, id, rest1, trigger = string.match(member, '^(%a)|([^|]+)|([^|]+)|?(%a?)$')
+  local nkey = prefix .. 'notif:' .. (id or '')
+  if kind == 'p' then
+    local job = lease_job(dueKey, prefix, member, id, rest1, now, leaseMs)
+    if job then
+      jobs[#jobs + 1] = job
+      work = work + (#job - 2) / 2
+    end
+  else
+    redis.call('ZREM', dueKey, member)
+    local devices = {}
+    if kind == 'r' then
+      devices[1] = rest1
+    elseif kind then
+      for device in string.gmatch(redis.call('HGET', nkey, 'l:' .. rest1) or '', '[^,]+') do devices[#devices + 1] = device end
+    end
+    work = work + #devices
+    if kind == 'x' then
+      local n = redis.call('HMGET', nkey, 'expiresAt', 'ck')
+      for _, device in ipairs(devices) do expired = expired + expire_target(prefix, id, device, n[1], n[2]) end
+    elseif kind == 'a' or kind == 'r' then
+      local fresh = {}
+      for _, device in ipairs(devices) do
+        local status = redis.call('HGET', nkey, 't:' .. device)
+        if status and (string.match(status, '^pending:') or string.match(status, '^expired:%d+$'))
+          and redis.call('HSETNX', nkey, 'u:' .. device, now) == 1 then
+          emit_target('notification.unacked', prefix, id, device)
+          unacked = unacked + 1
+          fresh[#fresh + 1] = device
+        end
+      end
+      if #fresh > 0 and redis.call('HGET', nkey, 'fb') == 'unacked' then
+        local n = add_batch(nkey, fresh)
+        local job = lease_job(dueKey, prefix, 'p|' .. id .. '|' .. n .. '|u', id, n, now, leaseMs)
+        if job then jobs[#jobs + 1] = job end
+      end
+    end
+  end
+end
+local more = (claimed < #due or #due == limit) and 1 or 0
+return {claimed, unacked, expired, jobs, more}
+`,
+});
+
+/** Extends the lease of push jobs still being sent (rest: members); a job already released stays released. */
+export const RENEW = luaScript({
+  name: 'pgRenewFallback',
+  keys: ['due'],
+  args: { untilAt: 'number' },
+  rest: true,
+  body: `
+for _, member in ipairs(rest) do redis.call('ZADD', dueKey, 'XX', untilAt, member) end
+return 0
+`,
+});
+
+/**
+ * Records native push outcomes of one job (rest: deviceId, outcome, registration used or '', ...):
+ * the first outcome per target wins. \`gone\` deletes the device's registration if it is still the
+ * one that was used. \`done\` = 1 releases the job.
+ */
+export const RECORD_FALLBACK = luaScript({
+  name: 'pgRecordFallback',
+  keys: ['notif', 'due'],
+  args: { prefix: 'string', member: 'string', done: 'number' },
+  rest: true,
+  body: `
+local exists = redis.call('EXISTS', notifKey) == 1
+for i = 1, #rest, 3 do
+  local device, outcome, used = rest[i], rest[i + 1], rest[i + 2]
+  if exists then redis.call('HSETNX', notifKey, 'f:' .. device, outcome) end
+  if used ~= '' and string.match(outcome, ':gone$') then
+    local dkey = prefix .. 'device:' .. device
+    if redis.call('HGET', dkey, 'push') == used then redis.call('HDEL', dkey, 'push', 'pushProvider') end
+  end
+end
+if done == 1 then redis.call('ZREM', dueKey, member) end
+return 0
 `,
 });

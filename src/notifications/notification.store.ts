@@ -1,5 +1,9 @@
 import { NotificationPayload } from '../channel/socket-events';
-import { Deliverable, NotificationStatus, PublishRequest, PublishResult } from './notification.types';
+import type { PushFailureReason, PushProviderName } from '../push/push.types';
+import { Deliverable, DueClaim, FallbackResult, NotificationStatus, PublishRequest, PublishResult, TargetFallback, TargetState } from './notification.types';
+
+/** Targets per batch in the due-time index: one entry stands for up to this many targets of one notification. */
+export const DUE_BATCH = 500;
 
 /**
  * Per-device inboxes and per-target receipts, in Redis or in process memory; both keep the same
@@ -13,7 +17,13 @@ import { Deliverable, NotificationStatus, PublishRequest, PublishResult } from '
  *   never handed out again);
  * - each of these changes that happened, and nothing else, is recorded as a `notification.*`
  *   event in the event log in the same atomic step (`delivered` on ack, `expired` for `offline`
- *   and `inbox_full` at publish, `unacked` once per target).
+ *   and `inbox_full` at publish, `expired` `ttl` and `unacked` once per target from the index);
+ * - deadlines live in a due-time index in the store, not in a timer of one process: the ack
+ *   deadline of targets sent a notification (at publish, per batch of DUE_BATCH targets; after a
+ *   redelivery from the inbox, per target), each notification's ttl expiry (per batch), and native
+ *   pushes to send (per batch). `claimDue` takes what is due atomically, so whichever instance
+ *   claims fires each deadline once; pushes are leased, so a claimant that dies leaves them to
+ *   the next claim after the lease.
  */
 export abstract class NotificationStore {
   abstract publish(request: PublishRequest): Promise<PublishResult>;
@@ -24,26 +34,65 @@ export abstract class NotificationStore {
   /** Records a device's ack; true if it changed the target's status. */
   abstract ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean>;
 
-  /**
-   * The device was sent `id` and did not ack it within ACK_TIMEOUT_MS: records
-   * `notification.unacked`, once per target and only while it is not delivered, replaced or
-   * evicted; true if it did.
-   */
-  abstract unacked(id: string, deviceId: string, now: number): Promise<boolean>;
-
   abstract status(id: string, now: number): Promise<NotificationStatus | null>;
+
+  /** These devices were just sent these notifications from their inboxes: each target's ack deadline (kept if one is set already). */
+  abstract armAckDeadlines(targets: readonly { id: string; deviceId: string }[], deadline: number, now: number): Promise<void>;
+
+  /**
+   * Takes due entries of the index, oldest first, until about `limit` targets were worked on (at
+   * least one entry; `more` says whether more may be due): ack deadlines (`notification.unacked` once per
+   * target still waiting for delivery; a native push for it when the policy is `unacked`), ttl
+   * expiries (`notification.expired` `ttl` once per target still pending; it leaves the inbox), and
+   * native pushes whose lease ran out (leased to the caller until now + leaseMs).
+   */
+  abstract claimDue(now: number, limit: number, leaseMs: number): Promise<DueClaim>;
+
+  /** The claimant is still sending these pushes: keeps them its own until `until`. */
+  abstract renewFallback(keys: readonly string[], until: number): Promise<void>;
+
+  /**
+   * Records native push outcomes (the first per target wins) and, with `done`, releases the job.
+   * A `gone` result deletes the device's registration if it is still the one that was used.
+   */
+  abstract recordFallback(key: string, results: readonly FallbackResult[], done: boolean): Promise<void>;
 }
 
+/** "status:at[:provider[:reason]]", how both stores keep a target's native push outcome. */
+export function writeFallback(r: TargetFallback): string {
+  return [r.status, r.at, r.provider ?? '', r.reason ?? ''].join(':').replace(/:+$/, '');
+}
+
+export function readFallback(raw: string): TargetFallback {
+  const [status, at, provider, reason] = raw.split(':');
+  return {
+    status: status as TargetFallback['status'],
+    at: Number(at),
+    ...(provider ? { provider: provider as PushProviderName } : {}),
+    ...(reason ? { reason: reason as PushFailureReason } : {}),
+  };
+}
+
+/** The due-time index's members: `<kind>|<notificationId>|<batch or deviceId>[|<trigger>]`. */
+export const dueMember = {
+  ack: (id: string, batch: number) => `a|${id}|${batch}`,
+  redelivered: (id: string, deviceId: string) => `r|${id}|${deviceId}`,
+  expiry: (id: string, batch: number) => `x|${id}|${batch}`,
+  push: (id: string, batch: number, trigger: 'offline' | 'unacked') => `p|${id}|${batch}|${trigger === 'offline' ? 'o' : 'u'}`,
+};
+
 /** Parses "status:updatedAt[:reason]" and applies expiry on read, so no sweep is needed for it. */
-export function readTarget(deviceId: string, raw: string, expiresAt: number, now: number) {
+export function readTarget(deviceId: string, raw: string, expiresAt: number, now: number, fallback?: string): TargetState {
   const [status, updatedAt, reason] = raw.split(':');
+  const extra = fallback ? { fallback: readFallback(fallback) } : {};
   if (status === 'pending' && expiresAt <= now) {
-    return { deviceId, status: 'expired' as const, updatedAt: expiresAt };
+    return { deviceId, status: 'expired' as const, updatedAt: expiresAt, ...extra };
   }
   return {
     deviceId,
     status: status as 'pending' | 'delivered' | 'expired' | 'replaced',
     updatedAt: Number(updatedAt),
     ...(reason ? { reason: reason as 'offline' | 'inbox_full' } : {}),
+    ...extra,
   };
 }

@@ -1,15 +1,32 @@
 import { NotificationPayload } from '../channel/socket-events';
+import type { PushFailureReason, PushProviderName } from '../push/push.types';
 
 export type TargetStatus = 'pending' | 'delivered' | 'expired' | 'replaced';
 
 /** Why a target expired without delivery, when it is not simply its ttl running out. */
 export type ExpiryReason = 'offline' | 'inbox_full';
 
+/** `POST /v1/notifications` `fallback`: which targets get a native push (PRODUCT.md "Native push"). */
+export const FALLBACK_POLICIES = ['none', 'offline', 'unacked'] as const;
+export type FallbackPolicy = (typeof FALLBACK_POLICIES)[number];
+
+/** What triggered a native push: the target was offline at publish, or did not ack in time. */
+export type FallbackTrigger = 'offline' | 'unacked';
+
+/** A target's native push, once it was decided (at most one per target). */
+export interface TargetFallback {
+  provider?: PushProviderName;
+  status: 'sent' | 'failed' | 'no_target';
+  reason?: PushFailureReason;
+  at: number;
+}
+
 export interface TargetState {
   deviceId: string;
   status: TargetStatus;
   updatedAt: number;
   reason?: ExpiryReason;
+  fallback?: TargetFallback;
 }
 
 export interface NotificationStatus {
@@ -39,6 +56,40 @@ export interface PublishRequest {
   retentionMs: number;
   now: number;
   idempotency?: { key: string; fingerprint: string; windowMs: number };
+  /** When targets online now are reported unacked (and pushed natively for `unacked`) without an ack: now + ACK_TIMEOUT_MS. */
+  ackDeadlineAt: number;
+  fallback: FallbackPolicy;
+  /** How long the publishing instance holds the native pushes it claims at once before another instance may take them over. */
+  leaseMs: number;
+}
+
+/**
+ * Native pushes to send for one batch of targets of one notification, claimed by one instance
+ * until `leaseMs` from its claim (renewable); the key names it in the store's due-time index.
+ */
+export interface FallbackJob {
+  key: string;
+  notification: Deliverable;
+  trigger: FallbackTrigger;
+  /** The targets still without a fallback outcome, each with its registration (JSON) if it has one. */
+  targets: { deviceId: string; registration?: string }[];
+}
+
+/** One target's native push as it ended; `registration`: the one used (deleted if the provider said `gone`). */
+export interface FallbackResult extends TargetFallback {
+  deviceId: string;
+  registration?: string;
+}
+
+/** What one claim of due deadlines did: events recorded, and native pushes now this instance's to send. */
+export interface DueClaim {
+  /** Due entries taken from the index (deadlines and leased pushes). */
+  claimed: number;
+  /** More may be due now: the call stopped at its limit of work. */
+  more: boolean;
+  unacked: number;
+  expired: number;
+  jobs: FallbackJob[];
 }
 
 /** A device that was online when the store decided, and the instance holding its socket. */
@@ -54,7 +105,7 @@ export interface Deliverable {
 }
 
 export type PublishResult =
-  | { kind: 'accepted'; answer: PublishAnswer; online: OnlineTarget[]; evicted: number }
+  | { kind: 'accepted'; answer: PublishAnswer; online: OnlineTarget[]; evicted: number; fallback: FallbackJob[] }
   /**
    * The first answer for this Idempotency-Key, plus what still has to reach devices online now:
    * the notification and its targets still pending (a first attempt may have been stored without

@@ -11,9 +11,12 @@ import { NotificationStore } from './notification.store';
 import { NotificationsController } from './notifications.controller';
 import { NotificationsService } from './notifications.service';
 import { RedisNotificationStore } from './redis-notification.store';
+import { PushModule } from '../push/push.module';
+import { FallbackService } from '../push/fallback.service';
+import { DeadlineSweeper } from './deadline-sweeper.service';
 
 @Module({
-  imports: [PresenceModule, ChannelModule],
+  imports: [PresenceModule, ChannelModule, PushModule],
   controllers: [NotificationsController],
   providers: [
     {
@@ -28,7 +31,9 @@ import { RedisNotificationStore } from './redis-notification.store';
     },
     NotificationsService,
     DeliveryService,
+    FallbackService,
+    DeadlineSweeper,
   ],
-  exports: [DeliveryService],
+  exports: [DeliveryService, DeadlineSweeper, FallbackService],
 })
 export class NotificationsModule {}

@@ -10,6 +10,8 @@ import { CreateNotificationRequest } from './create-notification.dto';
 import { DeliveryService } from './delivery.service';
 import { MemoryNotificationStore } from './memory-notification.store';
 import { NotificationsService } from './notifications.service';
+import { FallbackService } from '../push/fallback.service';
+import { createPushSender } from '../push/providers/create-push-sender';
 
 const config = loadConfig({ MAX_PAYLOAD_BYTES: '512', ACK_TIMEOUT_MS: '3000', INSTANCE_ID: 'gw-a' });
 
@@ -47,7 +49,8 @@ describe('NotificationsService', () => {
     const asChannel = channel as unknown as DeviceChannel;
     delivery = new DeliveryService(store, asChannel, clock, config, metrics);
     delivery.onModuleInit();
-    service = new NotificationsService(store, presence, delivery, asChannel, clock, config, metrics);
+    const fallback = new FallbackService(store, createPushSender(config.pushProviders, metrics, { now: () => clock.now() }), clock, metrics);
+    service = new NotificationsService(store, presence, delivery, asChannel, clock, config, metrics, fallback);
   });
 
   // Body rules (a target required, data an object of bounded depth) are the pipe's: create-notification.pipe.spec.ts.

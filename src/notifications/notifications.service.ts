@@ -13,6 +13,7 @@ import { CreateNotificationRequest, NotificationAcceptedDto } from './create-not
 import { DeliveryService } from './delivery.service';
 import { NotificationStore } from './notification.store';
 import { NotificationStatus } from './notification.types';
+import { FALLBACK_LEASE_MS, FallbackService } from '../push/fallback.service';
 
 export interface PublishContext {
   apiKeyId: string;
@@ -30,6 +31,7 @@ export class NotificationsService {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
+    private readonly fallback: FallbackService,
   ) {}
 
   /** `dto` passed CreateNotificationPipe: at least one target, `data` an object of bounded depth. */
@@ -68,6 +70,9 @@ export class NotificationsService {
       maxInbox: this.config.inboxMaxSize,
       retentionMs: this.config.notificationRetentionMs,
       now,
+      ackDeadlineAt: now + this.config.ackTimeoutMs,
+      fallback: dto.fallback ?? 'none',
+      leaseMs: FALLBACK_LEASE_MS,
       idempotency: ctx.idempotencyKey
         ? { key: `${ctx.apiKeyId}:${ctx.idempotencyKey}`, fingerprint: fingerprint(dto), windowMs: this.config.idempotencyWindowMs }
         : undefined,
@@ -90,6 +95,8 @@ export class NotificationsService {
     this.metrics.queued.inc(result.answer.queued);
     this.metrics.inboxEvicted.inc(result.evicted);
     this.delivery.dispatch(notification, result.online);
+    // Targets offline now get their native push at once; the store leased these jobs to this instance.
+    this.fallback.send(result.fallback);
     return result.answer;
   }
 

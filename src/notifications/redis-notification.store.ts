@@ -2,10 +2,20 @@ import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
 import { redisCall } from '../redis/redis-errors';
 import { NotificationPayload } from '../channel/socket-events';
-import { NotificationStore, readTarget } from './notification.store';
+import { DUE_BATCH, dueMember, NotificationStore, readTarget, writeFallback } from './notification.store';
 import { DEFAULT_EVENT_RETENTION_MS } from '../events/event.types';
-import { ACK, PENDING, PUBLISH, UNACKED } from './notification.scripts';
-import { Deliverable, NotificationStatus, OnlineTarget, PublishAnswer, PublishRequest, PublishResult } from './notification.types';
+import { ACK, ARM, CLAIM_DUE, PENDING, PUBLISH, RECORD_FALLBACK, RENEW } from './notification.scripts';
+import {
+  Deliverable,
+  DueClaim,
+  FallbackJob,
+  FallbackResult,
+  NotificationStatus,
+  OnlineTarget,
+  PublishAnswer,
+  PublishRequest,
+  PublishResult,
+} from './notification.types';
 
 /** Inboxes and receipts in Redis; the layout is described in notification.scripts.ts. */
 export class RedisNotificationStore extends NotificationStore {
@@ -13,7 +23,10 @@ export class RedisNotificationStore extends NotificationStore {
     publish: BoundScript<typeof PUBLISH>;
     pending: BoundScript<typeof PENDING>;
     ack: BoundScript<typeof ACK>;
-    unacked: BoundScript<typeof UNACKED>;
+    arm: BoundScript<typeof ARM>;
+    claimDue: BoundScript<typeof CLAIM_DUE>;
+    renew: BoundScript<typeof RENEW>;
+    recordFallback: BoundScript<typeof RECORD_FALLBACK>;
   };
 
   /** `eventRetentionMs`: EVENT_RETENTION_HOURS, for the event log the scripts append to. */
@@ -23,13 +36,21 @@ export class RedisNotificationStore extends NotificationStore {
     private readonly eventRetentionMs = DEFAULT_EVENT_RETENTION_MS,
   ) {
     super();
-    this.scripts = { publish: PUBLISH.bind(redis), pending: PENDING.bind(redis), ack: ACK.bind(redis), unacked: UNACKED.bind(redis) };
+    this.scripts = {
+      publish: PUBLISH.bind(redis),
+      pending: PENDING.bind(redis),
+      ack: ACK.bind(redis),
+      arm: ARM.bind(redis),
+      claimDue: CLAIM_DUE.bind(redis),
+      renew: RENEW.bind(redis),
+      recordFallback: RECORD_FALLBACK.bind(redis),
+    };
   }
 
   async publish(r: PublishRequest): Promise<PublishResult> {
     const p = r.payload;
     const reply = (await this.scripts.publish({
-      keys: { notif: this.key('notif', p.id), seq: this.key('notif', 'seq'), idempotency: this.key('idem', r.idempotency?.key ?? '') },
+      keys: { notif: this.key('notif', p.id), seq: this.key('notif', 'seq'), idempotency: this.key('idem', r.idempotency?.key ?? ''), due: this.dueKey },
       args: {
         prefix: this.prefix,
         id: p.id,
@@ -44,6 +65,10 @@ export class RedisNotificationStore extends NotificationStore {
         fingerprint: r.idempotency?.fingerprint,
         idempotencyPx: r.idempotency?.windowMs ?? 0,
         eventRetention: this.eventRetentionMs,
+        ackDeadline: r.ackDeadlineAt,
+        fallback: r.fallback,
+        leaseMs: r.leaseMs,
+        batchSize: DUE_BATCH,
       },
       rest: r.deviceIds,
     })) as PublishReply;
@@ -57,8 +82,14 @@ export class RedisNotificationStore extends NotificationStore {
         return { kind: 'replay', answer: JSON.parse(answer) as PublishAnswer, pending: notification && online.length ? { notification, online } : undefined };
       }
       case 'ok': {
-        const [, answer, ids, instances, evicted] = reply;
-        return { kind: 'accepted', answer: JSON.parse(answer) as PublishAnswer, online: targets(ids, instances), evicted: evicted.length };
+        const [, answer, ids, instances, evicted, jobs] = reply;
+        return {
+          kind: 'accepted',
+          answer: JSON.parse(answer) as PublishAnswer,
+          online: targets(ids, instances),
+          evicted: evicted.length,
+          fallback: jobs.map(readJob),
+        };
       }
     }
   }
@@ -66,7 +97,7 @@ export class RedisNotificationStore extends NotificationStore {
   async pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]> {
     const rows = (await this.scripts.pending({
       keys: { inbox: this.key('inbox', deviceId) },
-      args: { prefix: this.prefix, deviceId, now, limit },
+      args: { prefix: this.prefix, deviceId, now, limit, eventRetention: this.eventRetentionMs },
     })) as string[];
     return rows.map(deliverable);
   }
@@ -74,18 +105,36 @@ export class RedisNotificationStore extends NotificationStore {
   async ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean> {
     const inbox = this.key('inbox', deviceId);
     const changed = await this.scripts.ack({
-      keys: { inbox, notif: this.key('notif', payload.id), collapseIndex: `${inbox}:collapse` },
+      keys: { inbox, notif: this.key('notif', payload.id), collapseIndex: `${inbox}:collapse`, due: this.dueKey },
       args: { prefix: this.prefix, id: payload.id, deviceId, now, collapseKey: payload.collapseKey, eventRetention: this.eventRetentionMs },
     });
     return changed === 1;
   }
 
-  async unacked(id: string, deviceId: string, now: number): Promise<boolean> {
-    const recorded = await this.scripts.unacked({
-      keys: { notif: this.key('notif', id) },
-      args: { prefix: this.prefix, id, deviceId, now, eventRetention: this.eventRetentionMs },
+  async armAckDeadlines(targets: readonly { id: string; deviceId: string }[], deadline: number, now: number): Promise<void> {
+    if (!targets.length) return;
+    await this.scripts.arm({ keys: { due: this.dueKey }, args: { deadline, now }, rest: targets.map((t) => dueMember.redelivered(t.id, t.deviceId)) });
+  }
+
+  async claimDue(now: number, limit: number, leaseMs: number): Promise<DueClaim> {
+    const [claimed, unacked, expired, jobs, more] = (await this.scripts.claimDue({
+      keys: { due: this.dueKey },
+      args: { prefix: this.prefix, now, limit, leaseMs, eventRetention: this.eventRetentionMs },
+    })) as [number, number, number, RawJob[], number];
+    return { claimed, unacked, expired, jobs: jobs.map(readJob), more: more === 1 };
+  }
+
+  async renewFallback(keys: readonly string[], until: number): Promise<void> {
+    if (keys.length) await this.scripts.renew({ keys: { due: this.dueKey }, args: { untilAt: until }, rest: keys });
+  }
+
+  async recordFallback(key: string, results: readonly FallbackResult[], done: boolean): Promise<void> {
+    const id = key.split('|')[1] ?? '';
+    await this.scripts.recordFallback({
+      keys: { notif: this.key('notif', id), due: this.dueKey },
+      args: { prefix: this.prefix, member: key, done: done ? 1 : 0 },
+      rest: results.flatMap((r) => [r.deviceId, writeFallback(r), r.registration ?? '']),
     });
-    return recorded === 1;
   }
 
   async status(id: string, now: number): Promise<NotificationStatus | null> {
@@ -96,7 +145,7 @@ export class RedisNotificationStore extends NotificationStore {
     const expiresAt = Number(hash.expiresAt);
     const targets = Object.entries(hash)
       .filter(([field]) => field.startsWith('t:'))
-      .map(([field, raw]) => readTarget(field.slice(2), raw, expiresAt, now))
+      .map(([field, raw]) => readTarget(field.slice(2), raw, expiresAt, now, hash[`f:${field.slice(2)}`]))
       .sort((a, b) => a.deviceId.localeCompare(b.deviceId));
     return { id, createdAt: payload.createdAt, expiresAt: payload.expiresAt, targets };
   }
@@ -104,12 +153,25 @@ export class RedisNotificationStore extends NotificationStore {
   private key(...parts: string[]): string {
     return this.prefix + parts.join(':');
   }
+
+  private get dueKey(): string {
+    return this.key('notif', 'due');
+  }
+}
+
+/** [member, payload JSON or false, deviceId, registration JSON or '', ...] as lease_job returns it. */
+type RawJob = [string, string | null, ...string[]];
+
+function readJob([key, json, ...flat]: RawJob): FallbackJob {
+  const targets: FallbackJob['targets'] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) targets.push({ deviceId: flat[i]!, ...(flat[i + 1] ? { registration: flat[i + 1] } : {}) });
+  return { key, notification: deliverable(json ?? 'null'), trigger: key.endsWith('|u') ? 'unacked' : 'offline', targets };
 }
 
 type PublishReply =
   | ['conflict']
   | ['replay', string, string | null, string[], string[]]
-  | ['ok', string, string[], string[], string[]];
+  | ['ok', string, string[], string[], string[], RawJob[]];
 
 function targets(deviceIds: string[], instanceIds: string[]): OnlineTarget[] {
   return deviceIds.map((deviceId, i) => ({ deviceId, instanceId: instanceIds[i] ?? '' }));

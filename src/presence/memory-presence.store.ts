@@ -50,6 +50,8 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly networks = new Map<string, NetworkSamples>();
   private readonly forgetting = new MinHeap<Due>((d) => d.at);
   private readonly networksForgetting = new MinHeap<Due>((d) => d.at);
+  /** deviceId -> its native push registration (JSON), kept as long as the device is known. */
+  private readonly pushRegistrations = new Map<string, string>();
   /** deviceId -> its held offline; the heap orders them by due time (stale entries skipped). */
   private readonly held = new Map<string, HeldOffline>();
   private readonly heldDue = new MinHeap<Due>((d) => d.at);
@@ -280,6 +282,23 @@ export class MemoryPresenceStore extends PresenceStore {
     return d?.sessionId && (d.expiresAt ?? 0) > now ? d.instanceId : undefined;
   }
 
+  /** Stores the device's push registration (JSON, `provider` inside); false for a device not known. */
+  setPushRegistration(deviceId: string, registration: string, now: number): boolean {
+    this.prune(now);
+    if (!this.devices.has(deviceId)) return false;
+    this.pushRegistrations.set(deviceId, registration);
+    return true;
+  }
+
+  pushRegistrationOf(deviceId: string): string | undefined {
+    return this.pushRegistrations.get(deviceId);
+  }
+
+  /** Deletes the registration; with `ifEquals`, only if it is still that one. */
+  deletePushRegistration(deviceId: string, ifEquals?: string): void {
+    if (ifEquals === undefined || this.pushRegistrations.get(deviceId) === ifEquals) this.pushRegistrations.delete(deviceId);
+  }
+
   /** The user of a known device (for the notification events the in-process notification store records). */
   userOf(deviceId: string): string | undefined {
     return this.devices.get(deviceId)?.userId;
@@ -291,7 +310,9 @@ export class MemoryPresenceStore extends PresenceStore {
     const online = !!d.sessionId && (d.expiresAt ?? 0) > now;
     // Forgotten by the caller's clock even before a prune removed it.
     if (!online && (d.lastSeenAt ?? 0) + this.retentionMs <= now) return null;
-    const shown = { ...d, online, seq: this.recordedSeq.get(deviceId) ?? 0 };
+    const registration = this.pushRegistrations.get(deviceId);
+    const push = registration ? { provider: (JSON.parse(registration) as { provider: string }).provider } : undefined;
+    const shown = { ...d, online, seq: this.recordedSeq.get(deviceId) ?? 0, push };
     return online ? shown : offlineView(shown);
   }
 
@@ -302,6 +323,7 @@ export class MemoryPresenceStore extends PresenceStore {
       const d = this.devices.get(due.key);
       if (!d || d.sessionId || (d.lastSeenAt ?? 0) + this.retentionMs > now) continue;
       this.devices.delete(due.key);
+      this.pushRegistrations.delete(due.key);
       this.recordedSeq.delete(due.key);
       const index = this.users.get(d.userId);
       index?.delete(due.key);

@@ -60,6 +60,8 @@ export interface DeviceView {
    * count of changes while its offline is held by the grace, or after a suppressed flap.
    */
   seq: number;
+  /** Where else the device can be reached (register_push); never the token itself. */
+  push?: { provider: string };
 }
 
 export interface InstanceView {
@@ -79,5 +81,6 @@ export function offlineView(d: DeviceView): DeviceView {
     lastSeenAt: d.lastSeenAt,
     network: d.network,
     seq: d.seq,
+    push: d.push,
   };
 }

@@ -264,6 +264,8 @@ function toView(deviceId: string, h: Record<string, string>, now: number): Devic
     network: h.network,
     // The seq of its last recorded event (a hash from before the grace has only `seq`).
     seq: Number(h.eventSeq ?? h.seq ?? 0),
+    // Written by the push registration store (src/push) into the same device hash.
+    push: h.pushProvider ? { provider: h.pushProvider } : undefined,
   };
   return view.online ? view : offlineView(view);
 }

@@ -1,5 +1,8 @@
 import { execFileSync } from 'node:child_process';
-import { Browser, chromium, Page } from 'playwright-core';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Browser, BrowserContext, chromium, Page } from 'playwright-core';
 
 /** Debian's chromium (CHROMIUM_PATH to override); `.ci/run` installs it. */
 export function chromiumPath(): string {
@@ -17,6 +20,18 @@ export function launchChromium(): Promise<Browser> {
     executablePath: chromiumPath(),
     headless: true,
     args: ['--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+}
+
+/**
+ * The same browser with a profile of its own (a temporary directory): a plain context is
+ * incognito-like, where Chromium refuses the Push API outright; a profile lets a page really try.
+ */
+export function launchChromiumProfile(): Promise<BrowserContext> {
+  return chromium.launchPersistentContext(mkdtempSync(join(tmpdir(), 'push-chromium-')), {
+    executablePath: chromiumPath(),
+    headless: true,
+    args: ['--no-sandbox', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
   });
 }
 

@@ -1,0 +1,77 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+import { MetricsService } from '../metrics/metrics.service';
+import { FALLBACK_LEASE_MS, FallbackService } from '../push/fallback.service';
+import { NotificationStore } from './notification.store';
+
+/**
+ * Targets worked on per store call: in Redis one call of about 1000 targets takes some 30 ms
+ * (each unacked or expired target appends an event), so heartbeats never wait longer than that.
+ */
+export const DEADLINE_CLAIM_TARGETS = 1_000;
+/** Bounds one tick's work so a backlog drains over a few ticks. */
+export const DEADLINE_MAX_CLAIMS = 50;
+/** Most time between two claims: fallbacks go out within 2 s of their deadline, ttl events within 10 s. */
+export const DEADLINE_TICK_MAX_MS = 500;
+
+/**
+ * Fires the deadlines of the notification store's due-time index: ack deadlines
+ * (`notification.unacked`, and the `unacked` fallback), ttl expiries (`notification.expired`
+ * `ttl`), and native pushes left by an instance that died. Every instance claims what is due every
+ * min(SWEEP_INTERVAL_MS, 500 ms); the store hands each entry to one of them, so each deadline
+ * fires once wherever it was set, and nothing waits for a timer in the process that set it.
+ */
+@Injectable()
+export class DeadlineSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(DeadlineSweeper.name);
+  private running?: Promise<number>;
+
+  constructor(
+    private readonly store: NotificationStore,
+    private readonly fallback: FallbackService,
+    private readonly clock: Clock,
+    private readonly config: AppConfig,
+    private readonly metrics: MetricsService,
+    private readonly scheduler: SchedulerRegistry,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    const timer = setInterval(() => void this.tick(), Math.min(this.config.sweepIntervalMs, DEADLINE_TICK_MAX_MS));
+    this.scheduler.addInterval('notification-deadlines', timer);
+  }
+
+  onApplicationShutdown(): void {
+    if (this.scheduler.doesExist('interval', 'notification-deadlines')) this.scheduler.deleteInterval('notification-deadlines');
+  }
+
+  /** Claims what is due now, or joins the claim already running; resolves with the entries claimed. */
+  sweep(): Promise<number> {
+    this.running ??= this.run().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      await this.sweep();
+    } catch (err) {
+      this.logger.warn(`deadline sweep failed: ${(err as Error).message}`);
+    }
+  }
+
+  private async run(): Promise<number> {
+    let claimed = 0;
+    for (let i = 0; i < DEADLINE_MAX_CLAIMS; i++) {
+      const now = this.clock.now();
+      const claim = await this.store.claimDue(now, DEADLINE_CLAIM_TARGETS, FALLBACK_LEASE_MS);
+      claimed += claim.claimed;
+      if (claim.unacked) this.metrics.dueClaimed.inc({ kind: 'unacked' }, claim.unacked);
+      if (claim.expired) this.metrics.dueClaimed.inc({ kind: 'expired' }, claim.expired);
+      this.fallback.send(claim.jobs);
+      if (!claim.more) break;
+    }
+    this.metrics.deadlineSweeps.inc();
+    return claimed;
+  }
+}
