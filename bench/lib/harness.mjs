@@ -44,10 +44,11 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
     HEARTBEAT_MAX_MS: String(HEARTBEAT.max),
     ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
     BENCH_PROBE_FILE: probeFile,
+    // Both servers verify the device JWT at the handshake.
+    DEVICE_JWT_SECRET: secrets.jwtSecret,
     ...(kind === 'gateway'
       ? {
           API_KEYS: secrets.apiKey,
-          DEVICE_JWT_SECRET: secrets.jwtSecret,
           LOG_LEVEL: 'warn',
           API_RATE_LIMIT: '100000',
           SOCKET_EVENTS_PER_SECOND: '1000',
