@@ -2,7 +2,6 @@ import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { API_KEY_SCHEME } from './auth/api-auth.decorator';
 import { Clock, SystemClock } from './common/clock';
@@ -14,6 +13,8 @@ import { AppConfig } from './config/app-config';
 import { DeviceChannel } from './channel/device-channel';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
 import { LoadMonitor } from './load/load-monitor';
+import { AppLogger, createPino } from './logging/app-logger';
+import { requestLog } from './logging/request-log';
 import { trustFn } from './http/client-address';
 import { applyServerLimits } from './http/http-server';
 import { opsAuth } from './http/ops-auth';
@@ -27,15 +28,17 @@ const BODY_LIMIT_BYTES = 256 * 1024;
 
 /** Builds the whole application (used by main.ts and by the e2e tests) without listening. */
 export async function createApp(config: AppConfig, clock: Clock = new SystemClock()): Promise<INestApplication> {
+  const logger = createPino(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, clock), {
-    bufferLogs: true,
+    logger: new AppLogger(logger),
     bodyParser: false,
   });
-  app.useLogger(app.get(Logger));
   applyServerLimits(app.getHttpServer(), config.http, () => app.get(MetricsService).httpConnectionsDropped.inc());
   // The same rule for req.ip (REST) as for socket handshakes; off unless TRUST_PROXY says otherwise.
   app.set('trust proxy', trustFn(config.http.trustProxy));
   app.disable('x-powered-by');
+  const logRequests = requestLog(logger);
+  if (logRequests) app.use(logRequests);
   app.use(securityHeaders());
   app.enableCors(restCors(config.http.corsOrigins));
   // While draining, new requests are turned away (in-flight ones finish) and the connection is
