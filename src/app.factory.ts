@@ -8,7 +8,6 @@ import { Clock, SystemClock } from './common/clock';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { answerClientErrors, lastResortErrorHandler } from './common/last-resort';
 import { sendUnavailable } from './common/unavailable';
-import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { DeviceChannel } from './channel/device-channel';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
@@ -60,23 +59,26 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   // Before Swagger's routes, which are registered on the HTTP adapter where Nest guards do not run.
   if (config.http.opsToken) app.use(opsAuth(config.http.opsToken));
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
-  app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter());
   await app.get(RedisConnection).connect();
   app.useWebSocketAdapter(new GatewayIoAdapter(app));
 
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('push-gateway')
-      .setDescription(
-        'REST API for backend services. The device socket protocol: docs/protocol.md (wire level) and /asyncapi.json (payloads).',
-      )
-      .setVersion('1')
-      // An opaque API key, not a JWT: addBearerAuth would add `bearerFormat: JWT` by default.
-      .addSecurity(API_KEY_SCHEME, { type: 'http', scheme: 'bearer', description: 'An API key: one of API_KEYS, sent as `Authorization: Bearer <key>`' })
-      .build(),
-  );
+  // Built on the first request for /docs or /docs-json, not at start: building it allocates several
+  // megabytes of short-lived objects, and the young generation that grew to hold them stayed
+  // grown (resident) in a process that may never serve the page.
+  const document = () =>
+    SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('push-gateway')
+        .setDescription(
+          'REST API for backend services. The device socket protocol: docs/protocol.md (wire level) and /asyncapi.json (payloads).',
+        )
+        .setVersion('1')
+        // An opaque API key, not a JWT: addBearerAuth would add `bearerFormat: JWT` by default.
+        .addSecurity(API_KEY_SCHEME, { type: 'http', scheme: 'bearer', description: 'An API key: one of API_KEYS, sent as `Authorization: Bearer <key>`' })
+        .build(),
+    );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 
   // Nest mounts its routes and its exception layer at init; what is added after them catches what
