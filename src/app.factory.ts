@@ -12,6 +12,7 @@ import { AppConfig } from './config/app-config';
 import { DeviceChannel } from './channel/device-channel';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
 import { LoadMonitor } from './load/load-monitor';
+import { RestAdmission } from './load/rest-admission';
 import { AppLogger, createPino } from './logging/app-logger';
 import { requestLog } from './logging/request-log';
 import { trustFn } from './http/client-address';
@@ -49,12 +50,21 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   });
   // Shedding: when this process falls behind on what devices send (LoadMonitor), backend requests
   // are turned away before their bodies are even parsed, so heartbeats keep their CPU and Redis.
+  // And while /v1 requests stand in a queue (RestAdmission), new ones are turned away rather than
+  // made to wait for seconds.
   const load = app.get(LoadMonitor);
+  const admission = app.get(RestAdmission);
   const metrics = app.get(MetricsService);
   app.use('/v1', (_req: unknown, res: import('express').Response, next: () => void) => {
-    if (!load.overloaded) return next();
+    const arrived = performance.now();
+    const queued = admission.shedding(arrived);
+    if (!load.overloaded && queued === undefined) {
+      res.once('finish', () => admission.record(performance.now() - arrived, performance.now()));
+      return next();
+    }
     metrics.restShed.inc();
-    sendUnavailable(res, `instance overloaded (${load.delay} ms behind), retry later`);
+    const why = load.overloaded ? `${load.delay} ms behind` : `requests took at least ${queued} ms`;
+    sendUnavailable(res, `instance overloaded (${why}), retry later`);
   });
   // Before Swagger's routes, which are registered on the HTTP adapter where Nest guards do not run.
   if (config.http.opsToken) app.use(opsAuth(config.http.opsToken));
