@@ -1,17 +1,20 @@
 // The benchmark's baseline: what one would write by hand instead of the gateway, in the simplest
-// correct way. A bare Socket.IO 4.8 server with ioredis, no NestJS, no auth (the device says who it
-// is in `handshake.auth`), presence as `SET presence:<id> <sid> PX <ttl>` per heartbeat, DEL on
-// disconnect, `subscribe { topics }` joining `topic:<name>` rooms, and a tiny `POST /push`
-// (`deviceIds`, `userIds`, `topic`) that emits `notification` with an ack to the target rooms.
+// correct way. A bare Socket.IO 4.8 server with ioredis, no NestJS: it verifies the device JWT
+// (HS256, `sub` = user, `deviceId`) at the handshake as the gateway does, keeps presence as
+// `SET presence:<id> <sid> PX <ttl>` per heartbeat, DEL on disconnect, `subscribe { topics }`
+// joining `topic:<name>` rooms, and a tiny `POST /push` (`deviceIds`, `userIds`, `topic`) that emits
+// `notification` to every target socket with its own ack (a receipt per device, as the gateway
+// counts them; a room broadcast would only report how many answered).
 //
 // It uses the same Socket.IO engine options as the gateway where they change the cost of a
 // connection (websocket accepted, ping stretched to HEARTBEAT_MAX_MS, 64 KiB frames) and the same
 // ioredis auto-pipelining, so the comparison is about what the gateway adds, not about tuning.
 //
 // Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, HEARTBEAT_INTERVAL_MS, HEARTBEAT_MIN_MS,
-// HEARTBEAT_MAX_MS, ACK_TIMEOUT_MS.
-import { randomUUID } from 'node:crypto';
+// HEARTBEAT_MAX_MS, ACK_TIMEOUT_MS, DEVICE_JWT_SECRET.
+import { createSecretKey, randomUUID } from 'node:crypto';
 import http from 'node:http';
+import jwt from 'jsonwebtoken';
 import Redis from 'ioredis';
 import { Server } from 'socket.io';
 
@@ -24,6 +27,9 @@ const minInterval = Number(env.HEARTBEAT_MIN_MS ?? Math.min(5_000, defaultInterv
 const maxInterval = Number(env.HEARTBEAT_MAX_MS ?? Math.max(300_000, defaultInterval));
 const ackTimeoutMs = Number(env.ACK_TIMEOUT_MS ?? 10_000);
 const BODY_LIMIT = 256 * 1024;
+if (!env.DEVICE_JWT_SECRET) throw new Error('DEVICE_JWT_SECRET is required');
+// A KeyObject made once, as the gateway does: given a string, jsonwebtoken parses it on every verify.
+const jwtKey = createSecretKey(Buffer.from(env.DEVICE_JWT_SECRET));
 
 const clamp = (ms) => Math.min(maxInterval, Math.max(minInterval, ms));
 const ttlFor = (interval) => Math.round(interval * 2.5);
@@ -49,12 +55,19 @@ const io = new Server(httpServer, {
   maxHttpBufferSize: 64 * 1024,
 });
 
-io.on('connection', (socket) => {
-  const { deviceId, userId } = socket.handshake.auth ?? {};
-  if (typeof deviceId !== 'string' || typeof userId !== 'string') {
-    socket.disconnect(true);
-    return;
+io.use((socket, next) => {
+  try {
+    const claims = jwt.verify(socket.handshake.auth?.token, jwtKey, { algorithms: ['HS256'] });
+    if (typeof claims.sub !== 'string' || typeof claims.deviceId !== 'string') throw new Error('sub and deviceId claims are required');
+    socket.data = { deviceId: claims.deviceId, userId: claims.sub };
+    next();
+  } catch (err) {
+    next(new Error(`invalid token: ${err.message}`));
   }
+});
+
+io.on('connection', (socket) => {
+  const { deviceId, userId } = socket.data;
   const key = presenceKey(deviceId);
   let interval = defaultInterval;
   socket.join([`device:${deviceId}`, `user:${userId}`]);
@@ -82,7 +95,7 @@ io.on('connection', (socket) => {
     );
   });
 
-  // Topics: join a room per topic (no per-device permission check: the baseline has no auth).
+  // Topics: join a room per topic (no check against the token's topic grants: the simplest server would not).
   socket.on('subscribe', (payload, ack) => {
     const topics = Array.isArray(payload?.topics) ? payload.topics.filter((t) => typeof t === 'string' && t.length > 0) : [];
     if (topics.length === 0) return ack?.({ ok: false, error: { code: 'invalid_payload', message: 'topics' } });
@@ -113,25 +126,25 @@ async function handleHttp(req, res) {
     return reply(res, 400, { error: 'deviceIds / userIds: 1-1000 ids, or a topic' });
   }
   const rooms = [...deviceIds.map((id) => `device:${id}`), ...userIds.map((id) => `user:${id}`), ...(topic ? [`topic:${topic}`] : [])];
-  const online = countSockets(rooms);
+  const targets = targetSockets(rooms);
   const payload = { id: randomUUID(), data: body.data, createdAt: Date.now() };
-  if (online > 0) {
-    counters.pushesSent += online;
-    io.to(rooms)
-      .timeout(ackTimeoutMs)
-      .emit('notification', payload, (_err, receipts) => {
-        const acked = receipts?.length ?? 0;
-        counters.pushesAcked += acked;
-        counters.pushesUnacked += online - acked;
+  for (const id of targets) {
+    counters.pushesSent++;
+    io.sockets.sockets
+      .get(id)
+      ?.timeout(ackTimeoutMs)
+      .emit('notification', payload, (err) => {
+        if (err) counters.pushesUnacked++;
+        else counters.pushesAcked++;
       });
   }
-  return reply(res, 202, { id: payload.id, online, queued: 0 });
+  return reply(res, 202, { id: payload.id, online: targets.size, queued: 0 });
 }
 
-function countSockets(rooms) {
+function targetSockets(rooms) {
   const ids = new Set();
   for (const room of rooms) for (const id of io.sockets.adapter.rooms.get(room) ?? []) ids.add(id);
-  return ids.size;
+  return ids;
 }
 
 function readJson(req) {

@@ -37,15 +37,13 @@ function onNotification(payload, ack) {
 }
 
 const keys = new Map();
-function authFor(kind, secret, deviceId, userId) {
-  if (kind === 'gateway') {
-    const exp = Math.floor(Date.now() / 1000) + 3600;
-    // A KeyObject made once: given a string, jsonwebtoken parses the key material on every call.
-    if (!keys.has(secret)) keys.set(secret, createSecretKey(Buffer.from(secret)));
-    // topics: what the fan-out scenario subscribes to (`bench.fanout`).
-    return { token: jwt.sign({ sub: userId, deviceId, exp, topics: ['bench.*'] }, keys.get(secret), { algorithm: 'HS256' }) };
-  }
-  return { deviceId, userId };
+/** The same token for both servers: each verifies it at the handshake. */
+function authFor(_kind, secret, deviceId, userId) {
+  const exp = Math.floor(Date.now() / 1000) + 3600;
+  // A KeyObject made once: given a string, jsonwebtoken parses the key material on every call.
+  if (!keys.has(secret)) keys.set(secret, createSecretKey(Buffer.from(secret)));
+  // topics: what the fan-out scenario subscribes to (`bench.fanout`).
+  return { token: jwt.sign({ sub: userId, deviceId, exp, topics: ['bench.*'] }, keys.get(secret), { algorithm: 'HS256' }) };
 }
 
 function connectOne(url, auth, deviceId, userId, timeoutMs) {

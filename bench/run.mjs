@@ -1,4 +1,5 @@
 // npm run bench [-- --quick] [--only=connections,push] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots]
+//   (BENCH_GATEWAY_DIST=<dir> runs another build of the gateway, e.g. main's, against the same baseline)
 //                [--report <results.json>]
 //
 // Benchmarks the built gateway (dist/main.js) against a bare Socket.IO + ioredis baseline

@@ -2,18 +2,19 @@ import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { API_KEY_SCHEME } from './auth/api-auth.decorator';
 import { Clock, SystemClock } from './common/clock';
 import { HttpExceptionFilter } from './common/http-exception.filter';
 import { answerClientErrors, lastResortErrorHandler } from './common/last-resort';
 import { sendUnavailable } from './common/unavailable';
-import { createValidationPipe } from './common/validation';
 import { AppConfig } from './config/app-config';
 import { DeviceChannel } from './channel/device-channel';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
 import { LoadMonitor } from './load/load-monitor';
+import { RestAdmission } from './load/rest-admission';
+import { AppLogger, createPino } from './logging/app-logger';
+import { requestLog } from './logging/request-log';
 import { trustFn } from './http/client-address';
 import { applyServerLimits } from './http/http-server';
 import { opsAuth } from './http/ops-auth';
@@ -27,15 +28,17 @@ const BODY_LIMIT_BYTES = 256 * 1024;
 
 /** Builds the whole application (used by main.ts and by the e2e tests) without listening. */
 export async function createApp(config: AppConfig, clock: Clock = new SystemClock()): Promise<INestApplication> {
+  const logger = createPino(config);
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, clock), {
-    bufferLogs: true,
+    logger: new AppLogger(logger),
     bodyParser: false,
   });
-  app.useLogger(app.get(Logger));
   applyServerLimits(app.getHttpServer(), config.http, () => app.get(MetricsService).httpConnectionsDropped.inc());
   // The same rule for req.ip (REST) as for socket handshakes; off unless TRUST_PROXY says otherwise.
   app.set('trust proxy', trustFn(config.http.trustProxy));
   app.disable('x-powered-by');
+  const logRequests = requestLog(logger);
+  if (logRequests) app.use(logRequests);
   app.use(securityHeaders());
   app.enableCors(restCors(config.http.corsOrigins));
   // While draining, new requests are turned away (in-flight ones finish) and the connection is
@@ -47,33 +50,45 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   });
   // Shedding: when this process falls behind on what devices send (LoadMonitor), backend requests
   // are turned away before their bodies are even parsed, so heartbeats keep their CPU and Redis.
+  // And while /v1 requests stand in a queue (RestAdmission), new ones are turned away rather than
+  // made to wait for seconds.
   const load = app.get(LoadMonitor);
+  const admission = app.get(RestAdmission);
   const metrics = app.get(MetricsService);
   app.use('/v1', (_req: unknown, res: import('express').Response, next: () => void) => {
-    if (!load.overloaded) return next();
+    const arrived = performance.now();
+    const queued = admission.shedding(arrived);
+    if (!load.overloaded && queued === undefined) {
+      res.once('finish', () => admission.record(performance.now() - arrived, performance.now()));
+      return next();
+    }
     metrics.restShed.inc();
-    sendUnavailable(res, `instance overloaded (${load.delay} ms behind), retry later`);
+    const why = load.overloaded ? `${load.delay} ms behind` : `requests took at least ${queued} ms`;
+    sendUnavailable(res, `instance overloaded (${why}), retry later`);
   });
   // Before Swagger's routes, which are registered on the HTTP adapter where Nest guards do not run.
   if (config.http.opsToken) app.use(opsAuth(config.http.opsToken));
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
-  app.useGlobalPipes(createValidationPipe());
   app.useGlobalFilters(new HttpExceptionFilter());
   await app.get(RedisConnection).connect();
   app.useWebSocketAdapter(new GatewayIoAdapter(app));
 
-  const document = SwaggerModule.createDocument(
-    app,
-    new DocumentBuilder()
-      .setTitle('push-gateway')
-      .setDescription(
-        'REST API for backend services. The device socket protocol: docs/protocol.md (wire level) and /asyncapi.json (payloads).',
-      )
-      .setVersion('1')
-      // An opaque API key, not a JWT: addBearerAuth would add `bearerFormat: JWT` by default.
-      .addSecurity(API_KEY_SCHEME, { type: 'http', scheme: 'bearer', description: 'An API key: one of API_KEYS, sent as `Authorization: Bearer <key>`' })
-      .build(),
-  );
+  // Built on the first request for /docs or /docs-json, not at start: building it allocates several
+  // megabytes of short-lived objects, and the young generation that grew to hold them stayed
+  // grown (resident) in a process that may never serve the page.
+  const document = () =>
+    SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('push-gateway')
+        .setDescription(
+          'REST API for backend services. The device socket protocol: docs/protocol.md (wire level) and /asyncapi.json (payloads).',
+        )
+        .setVersion('1')
+        // An opaque API key, not a JWT: addBearerAuth would add `bearerFormat: JWT` by default.
+        .addSecurity(API_KEY_SCHEME, { type: 'http', scheme: 'bearer', description: 'An API key: one of API_KEYS, sent as `Authorization: Bearer <key>`' })
+        .build(),
+    );
   SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
 
   // Nest mounts its routes and its exception layer at init; what is added after them catches what

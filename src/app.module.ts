@@ -1,6 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
-import { LoggerModule, Params } from 'nestjs-pino';
 import { AuthModule } from './auth/auth.module';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
@@ -12,22 +11,10 @@ import { DevicesModule } from './devices/devices.module';
 import { EventsModule } from './events/events.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
-import { prettyLogStream } from './logging/pretty-log-stream';
 import { LoadModule } from './load/load.module';
 import { MetricsModule } from './metrics/metrics.module';
 import { NotificationsModule } from './notifications/notifications.module';
 import { RedisModule } from './redis/redis.module';
-
-function loggerOptions(config: AppConfig): Params['pinoHttp'] {
-  const options = {
-    level: config.logLevel,
-    redact: ['req.headers.authorization'],
-    autoLogging: { ignore: (req: { url?: string }) => /^\/(health|metrics)/.test(req.url ?? '') },
-    base: { instanceId: config.instanceId },
-  };
-  if (config.logFormat === 'json') return options;
-  return [options, prettyLogStream(config.logLevel === 'debug' || config.logLevel === 'trace')];
-}
 
 @Module({})
 export class AppModule {
@@ -37,7 +24,6 @@ export class AppModule {
       controllers: [AsyncApiController],
       imports: [
         ConfigModule.forRoot(config, clock),
-        LoggerModule.forRoot({ pinoHttp: loggerOptions(config) }),
         ScheduleModule.forRoot(),
         RedisModule,
         AuthModule,

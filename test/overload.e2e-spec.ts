@@ -69,3 +69,47 @@ describe('a gateway that falls behind (frozen with SIGSTOP) expires nobody who k
     }
   }, 30_000);
 });
+
+/**
+ * Past the rate one process serves, REST requests stand in a queue: a backend is told to retry
+ * (503 + Retry-After) rather than kept waiting. A real queue, made small: REST_QUEUE_TARGET_MS=1,
+ * so bursts of concurrent POSTs (each answered after Redis round trips, behind the others) stand
+ * "too long" within a few windows, whatever the machine.
+ */
+describe('REST requests that stand in a queue are shed, not kept waiting', () => {
+  const prefix = uniquePrefix('rest-queue');
+  const redis = new Redis(testRedisUrl());
+  let gw: RunningGateway;
+
+  beforeAll(async () => {
+    gw = await startGateway('rest-queue-gw', { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, REST_QUEUE_TARGET_MS: '1', API_RATE_LIMIT: '100000' });
+  });
+  afterAll(async () => {
+    gw.process.child.kill('SIGKILL');
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('answers 503 with Retry-After while the queue stands, and takes requests again once it is gone', async () => {
+    const post = () => api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['queue-dev'], data: { n: 1 } } });
+    let shed: Response | undefined;
+    const statuses = new Set<number>();
+    const deadline = Date.now() + 20_000;
+    while (!shed && Date.now() < deadline) {
+      const burst = await Promise.all(Array.from({ length: 60 }, post));
+      for (const res of burst) statuses.add(res.status);
+      shed = burst.find((res) => res.status === 503);
+      await Promise.all(burst.filter((res) => res !== shed).map((res) => res.arrayBuffer()));
+    }
+    expect(shed).toBeDefined();
+    expect([...statuses].sort()).toEqual([202, 503]);
+    expect(shed!.headers.get('retry-after')).toBe('1');
+    expect(await shed!.json()).toEqual({ statusCode: 503, error: 'Service Unavailable', message: expect.stringMatching(/^instance overloaded \(requests took at least \d+ ms\), retry later$/) });
+    const metrics = await (await fetch(`${gw.url}/metrics`)).text();
+    expect(Number(/^push_gateway_rest_shed_total (\d+)/m.exec(metrics)?.[1])).toBeGreaterThanOrEqual(1);
+    // One request at a time is no queue: within a window or two it is accepted again.
+    let status = 0;
+    await waitFor(async () => (status = (await post()).status) === 202, 5_000, 100);
+    expect(status).toBe(202);
+  }, 40_000);
+});

@@ -2,7 +2,7 @@
 // load-generator processes and a few measurement snapshots.
 import { randomBytes } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { join, resolve } from 'node:path';
 import {
   cpuMs, fdLimit, forkTracked, freePort, machineTicks, openFds, rssKb, sleep, spawnTracked, stopChild, waitHttpOk,
 } from './procs.mjs';
@@ -44,10 +44,11 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
     HEARTBEAT_MAX_MS: String(HEARTBEAT.max),
     ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
     BENCH_PROBE_FILE: probeFile,
+    // Both servers verify the device JWT at the handshake.
+    DEVICE_JWT_SECRET: secrets.jwtSecret,
     ...(kind === 'gateway'
       ? {
           API_KEYS: secrets.apiKey,
-          DEVICE_JWT_SECRET: secrets.jwtSecret,
           LOG_LEVEL: 'warn',
           API_RATE_LIMIT: '100000',
           SOCKET_EVENTS_PER_SECOND: '1000',
@@ -56,7 +57,9 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
       : {}),
     ...extraEnv,
   };
-  const script = kind === 'gateway' ? join(ROOT, 'dist/main.js') : join(ROOT, 'bench/baseline-server.mjs');
+  // BENCH_GATEWAY_DIST: another build of the gateway (e.g. main's, for a before/after in one sitting).
+  const gatewayDist = process.env.BENCH_GATEWAY_DIST ? resolve(ROOT, process.env.BENCH_GATEWAY_DIST) : join(ROOT, 'dist');
+  const script = kind === 'gateway' ? join(gatewayDist, 'main.js') : join(ROOT, 'bench/baseline-server.mjs');
   const child = spawnTracked(kind, process.execPath, ['--expose-gc', '--require', PROBE, ...nodeArgs, script], { env, cwd: ROOT });
   const url = `http://127.0.0.1:${port}`;
   await waitHttpOk(`${url}/health/ready`, child, 30_000);

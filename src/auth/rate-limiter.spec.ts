@@ -56,6 +56,22 @@ function rateLimiterCases(make: () => RateLimiter) {
     expect((await limiter.hit(rule, 'k1', clock.now())).allowed).toBe(true);
   });
 
+  it('admits: reads the gate without counting it, then counts the other rule; a gate refusal counts nothing', async () => {
+    const gate: RateRule = { name: 'auth-failures', limit: 3, windowMs: MINUTE };
+    for (let i = 0; i < 9; i++) expect(await limiter.admit(gate, 'addr', rule, 'k1', clock.now())).toEqual({ allowed: true, retryAfterMs: 0 });
+    // The gate was only read: its budget is whole.
+    expect(await hits(3, 'addr', gate)).toEqual([true, true, true]);
+    // Now the gate refuses, with its own retry time, and the key's 10th hit is not spent.
+    clock.advance(MINUTE / 2);
+    const blocked = await limiter.admit(gate, 'addr', rule, 'k1', clock.now());
+    expect(blocked).toEqual({ allowed: false, retryAfterMs: expect.any(Number), refusedBy: 'gate' });
+    expect(blocked.retryAfterMs).toBe((await limiter.check(gate, 'addr', clock.now())).retryAfterMs);
+    expect(await limiter.admit(gate, 'other-addr', rule, 'k1', clock.now())).toEqual({ allowed: true, retryAfterMs: 0 });
+    const counted = await limiter.admit(gate, 'other-addr', rule, 'k1', clock.now());
+    expect(counted).toEqual({ allowed: false, retryAfterMs: expect.any(Number), refusedBy: 'counted' });
+    expect(counted.retryAfterMs).toBe((await limiter.check(rule, 'k1', clock.now())).retryAfterMs);
+  });
+
   it('says when the next hit fits while the previous window still weighs', async () => {
     await hits(10);
     clock.advance(MINUTE + MINUTE / 2);

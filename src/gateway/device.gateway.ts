@@ -78,6 +78,16 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
       end: () => void this.tokens.end(socket),
     });
     this.channel.register(socket);
+    // The busiest event skips Nest's per-message pipeline (execution context, parameter pipes,
+    // exception zone, and the garbage they make): a plain listener with the adapter's payload and
+    // ack mapping. The packet guard (socket.use) still runs first, as for every event.
+    socket.on('heartbeat', (...args: unknown[]) => {
+      const ack = typeof args.at(-1) === 'function' ? (args.pop() as (reply: unknown) => void) : undefined;
+      this.heartbeat(socket, args.length > 1 ? args : args[0]).then(
+        (reply) => ack?.(reply),
+        (err: Error) => this.logger.error(err.stack ?? err.message),
+      );
+    });
     this.channel.onOtherTraffic(socket, () => this.sessions.otherTraffic(session));
     this.tokens.track(session);
     session.ready = this.sessions.start(session).then(
@@ -110,8 +120,8 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     });
   }
 
-  @SubscribeMessage('heartbeat')
-  async heartbeat(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<HeartbeatAck>> {
+  /** Bound in handleConnection (see there), not with @SubscribeMessage. */
+  async heartbeat(socket: DeviceSocket, payload: unknown): Promise<Ack<HeartbeatAck>> {
     const session = socket.data.session;
     if (!(await session.ready)) return errorAck('unavailable', 'session not started');
     return this.sessions.heartbeat(session, payload);

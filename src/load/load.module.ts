@@ -1,6 +1,7 @@
 import { Global, Module } from '@nestjs/common';
 import { LoadMonitor } from './load-monitor';
+import { RestAdmission } from './rest-admission';
 
 @Global()
-@Module({ providers: [LoadMonitor], exports: [LoadMonitor] })
+@Module({ providers: [LoadMonitor, RestAdmission], exports: [LoadMonitor, RestAdmission] })
 export class LoadModule {}
