@@ -114,10 +114,12 @@ async function readMaster({ name, client }) {
     calls += n;
   }
   const db0 = /keys=(\d+)/.exec(info.db0 ?? '')?.[1];
+  const stats = memoryStats(await client.call('MEMORY', 'STATS'));
   return {
     name,
     keys: Number(db0 ?? 0),
     usedMemory: Number(info.used_memory),
+    ...stats,
     cpuMs: (Number(info.used_cpu_sys) + Number(info.used_cpu_user)) * 1000,
     calls,
     commands,
@@ -133,6 +135,24 @@ export async function snapshot(masters) {
   return Promise.all(masters.map(readMaster));
 }
 
+/**
+ * MEMORY STATS, reduced to what per-device figures need: the dataset (allocated memory less
+ * Redis's own overhead: clients' buffers, script caches, the keyspace's hash tables) and the hash
+ * tables' size. The tables grow by doubling, so a used_memory difference jumps by megabytes when
+ * one doubles; the dataset difference plus an average table cost per key does not.
+ */
+function memoryStats(reply) {
+  const flat = {};
+  for (let i = 0; i + 1 < reply.length; i += 2) flat[reply[i]] = reply[i + 1];
+  const db = {};
+  const dbReply = flat['db.0'] ?? [];
+  for (let i = 0; i + 1 < dbReply.length; i += 2) db[dbReply[i]] = Number(dbReply[i + 1]);
+  return {
+    datasetBytes: Number(flat['dataset.bytes'] ?? 0),
+    tableBytes: (db['overhead.hashtable.main'] ?? 0) + (db['overhead.hashtable.expires'] ?? 0) + (db['overhead.hashtable.slot-to-keys'] ?? 0),
+  };
+}
+
 /** What happened between two snapshots, per master and in total. */
 export function diff(a, b) {
   const per = b.map((m, i) => {
@@ -144,6 +164,8 @@ export function diff(a, b) {
       keys: m.keys,
       keysDelta: m.keys - p.keys,
       memoryDelta: m.usedMemory - p.usedMemory,
+      datasetDelta: m.datasetBytes - p.datasetBytes,
+      tableBytes: m.tableBytes,
       usedMemory: m.usedMemory,
       cpuMs: m.cpuMs - p.cpuMs,
       calls: m.calls - p.calls,
@@ -160,6 +182,10 @@ export function diff(a, b) {
     per,
     keys: sum('keys'),
     memoryDelta: sum('memoryDelta'),
+    datasetDelta: sum('datasetDelta'),
+    keysDelta: sum('keysDelta'),
+    // The keyspace's hash tables per key as they stand (dict entries, key objects, bucket slots).
+    tableBytesPerKey: sum('tableBytes') / Math.max(1, sum('keys')),
     usedMemory: sum('usedMemory'),
     cpuMs: sum('cpuMs'),
     calls: sum('calls'),

@@ -128,7 +128,7 @@ export function sizing(single, perf, A = ASSUMPTIONS) {
     const perCoreByMemory = (big.memoryGiB * GiB * 0.7) / big.cores / (perf.rssPerConnectionKb * 1024 + big.kernelBytesPerSocket);
     const perBigProcess = Math.min(perCoreByCpu, perCoreByMemory, big.fdLimit * 0.9);
     const bigHosts = Math.ceil(online / (perBigProcess * big.cores));
-    const ratios = { 'Redis CPU (one master)': need.cpu, 'Redis memory (one master)': need.memory, 'Redis network (one master)': need.network };
+    const ratios = { CPU: need.cpu, memory: need.memory, network: need.network };
     const [firstName, firstRatio] = Object.entries(ratios).sort((x, y) => y[1] - x[1])[0];
     return {
       devices,
@@ -144,6 +144,8 @@ export function sizing(single, perf, A = ASSUMPTIONS) {
       mastersNeeded,
       partitionedMasters: mastersNeeded === 1 ? 1 : Math.ceil(mastersNeeded * 1.1),
       eventLogPerSecond: cyclesPerSecond * eventsPerCycle,
+      // The event log is one stream (one key, so one master) in any layout that does not split it.
+      eventLogMasterShare: memory.eventLog / (A.masterMemoryGiB * GiB),
       gateway: { perProcess, processes, gwCores, thisHosts, perBigProcess: Math.floor(perBigProcess), bigHosts, bigLimitedBy: perCoreByCpu < perCoreByMemory ? 'CPU' : 'memory' },
       first: { name: firstName, ratio: firstRatio },
     };
@@ -256,7 +258,7 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('presence, inboxes and indexes live on **one master**: a Cluster adds failover, not capacity (measured below:');
   L.push(`${C ? `${Math.round(Math.max(...C.phases.throughput.perMaster.map((m) => m.callShare)) * 100)} % of the commands on one of ${C.phases.throughput.perMaster.length} masters` : 'no Cluster run in these results'}).`);
   const limitRow = rows.find((r) => r.mastersNeeded > 1);
-  L.push(`${limitRow ? `The model says one master is enough up to about ${size(rows[rows.indexOf(limitRow) - 1]?.devices ?? limitRow.devices)} devices and is not at ${size(limitRow.devices)} (${limitRow.first.name} at ${n0(limitRow.first.ratio * 100)} % of what one master offers).` : 'One master is enough at every size in the table.'}`);
+  L.push(`${limitRow ? `The model says one master is enough ${rows.indexOf(limitRow) > 0 ? `at ${size(rows[rows.indexOf(limitRow) - 1].devices)} devices` : 'at none of the sizes'} and not at ${size(limitRow.devices)}: its ${limitRow.first.name} is what runs out (${n0(limitRow.first.ratio * 100)} % of the plan for one master).` : 'One master is enough at every size in the table.'}`);
   L.push('Past that, the key partitioning of issue 14 (items 1-4) is required; the partitioned figures below are');
   L.push('**predictions** from the per-operation costs measured here, not measurements of a partitioned layout.');
   L.push('');
@@ -298,9 +300,8 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('');
   t('what', 'bytes', 'how');
   t('---', '---', '---');
-  t('online device', n0(p.fill.bytesPerOnlineDevice), `\`used_memory\` growth over the fill / ${n0(S.options.devices)}, event log and sweep probes left out`);
-  t('online device, without network samples', n0(p.offline.bytesPerOnlineDevice), `the cohort of ${n0(p.offline.devices)}, measured right after connecting`);
-  t('offline but known device', n0(p.offline.bytesPerOfflineKnownDevice), `the same cohort after disconnecting (kept ${S.config.deviceRetentionMs / 86_400_000} days)`);
+  t('online device', n0(p.fill.bytesPerOnlineDevice), `dataset growth over the fill / ${n0(S.options.devices)} plus the keyspace tables' share (${p.fill.keysPerOnlineDevice} keys per device); event log and sweep probes left out`);
+  t('offline but known device', n0(p.offline.bytesPerOfflineKnownDevice), `the online figure plus the change when a cohort of ${n0(p.offline.devices)} disconnects (${p.offline.keysPerOfflineKnownDevice} keys; kept ${S.config.deviceRetentionMs / 86_400_000} days)`);
   t('event log entry', n0(p.fill.eventLog.bytesPerEvent), `${n0(p.fill.eventLog.entries)} events in ${bytes(p.fill.eventLog.bytes)} (kept ${S.config.eventRetentionMs / 3_600_000} h); ${p.offline.eventsPerConnect} per connect, ${p.offline.eventsPerDisconnect} per disconnect`);
   t('publish (kept for GET /v1/notifications/:id)', n0(p.publish.retainedBytesPerPublish), `${p.publish.targetsPerPublish} targets each, inbox entries included; kept ttl + ${S.config.notificationRetentionMs / 3_600_000} h`);
   L.push('');
@@ -323,9 +324,9 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('');
   L.push('### Sweep time among N online');
   L.push('');
-  t('devices online', 'expired', 'sweep (ms)', 'claim calls');
-  t('---', '---', '---', '---');
-  for (const x of p.sweep.probes) t(n0(x.online), n0(x.expired), x.ms, x.calls);
+  t('devices online', 'expired', 'sweep (ms)', 'claim calls', 'runs (ms)');
+  t('---', '---', '---', '---', '---');
+  for (const x of p.sweep.probes) t(n0(x.online), n0(x.expired), x.ms, x.calls, (x.runsMs ?? [x.ms]).join(', '));
   L.push('');
   L.push('The sweep costs time in the number expired, not in the number online: the expiry index is a sorted set read');
   L.push('from its expired end (`ZRANGEBYSCORE ... LIMIT`), so 1,000 expired take about as long among 1 % of the devices');
@@ -411,9 +412,9 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   t('gateway ↔ Redis traffic', ...rows.map((r) => bits(r.redisBitsPerSecond)));
   t('device ↔ gateway heartbeat traffic', ...rows.map((r) => bits(r.deviceBitsPerSecond)));
   t('Redis masters needed', ...rows.map((r) => `**${r.mastersNeeded}**`));
-  t('today\u2019s layout (one master)', ...rows.map((r) => (r.mastersNeeded <= 1 ? `fits (${r.first.name.replace(' (one master)', '')} at ${n0(r.first.ratio * 100)} %)` : `**does not fit**: ${r.first.name} at ${n0(r.first.ratio * 100)} %`)));
+  t('today\u2019s layout (one master)', ...rows.map((r) => (r.mastersNeeded <= 1 ? `fits (${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan)` : `**does not fit**: ${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan`)));
   t('partitioned (prediction): masters', ...rows.map((r) => n0(r.partitionedMasters)));
-  t('gateway processes, this machine', ...rows.map((r) => `${n0(r.gateway.processes)} on ${n0(r.gateway.thisHosts)} hosts`));
+  t('gateway processes, this machine', ...rows.map((r) => `${n0(r.gateway.processes)} on ${n0(r.gateway.thisHosts)} host${r.gateway.thisHosts > 1 ? 's' : ''}`));
   t('gateway CPU, all processes (cores)', ...rows.map((r) => n1(r.gateway.gwCores)));
   t('bigger host: devices per process, hosts', ...rows.map((r) => `${n0(r.gateway.perBigProcess)} (${r.gateway.bigLimitedBy}), ${n0(r.gateway.bigHosts)}`));
   L.push('');
@@ -423,10 +424,12 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('');
   for (const r of rows) {
     const d = size(r.devices);
+    const plan = `CPU ${n0(r.need.cpu * 100)} %, memory ${n0(r.need.memory * 100)} %, network ${n0(r.need.network * 100)} % of the plan for one master`;
+    const events = `The event log stays one stream, so on one master: ${bytes(r.memory.eventLog)} kept, ${n0(r.eventLogPerSecond)} appends/s${r.eventLogMasterShare > 1 ? ` (**more than one master holds**: it must be split or its retention cut)` : ''}.`;
     if (r.mastersNeeded <= 1) {
-      L.push(`- **${d}**: nothing on the Redis side; the nearest limit is ${r.first.name} at ${n0(r.first.ratio * 100)} %. The gateways need ${n0(r.gateway.processes)} processes at this machine's descriptor limit (${n0(r.gateway.bigHosts)} bigger host${r.gateway.bigHosts > 1 ? 's' : ''}).`);
+      L.push(`- **${d}**: nothing on the Redis side (${plan}). The gateways need ${n0(r.gateway.processes)} processes at this machine's descriptor limit, or ${n0(r.gateway.bigHosts)} bigger host${r.gateway.bigHosts > 1 ? 's' : ''}.`);
     } else {
-      L.push(`- **${d}**: ${r.first.name}, at ${n0(r.first.ratio * 100)} % of what one master offers (CPU ${n0(r.need.cpu * 100)} %, memory ${n0(r.need.memory * 100)} %, network ${n0(r.need.network * 100)} %). Today's layout cannot use a second master, so this size does not run on it. Partitioned (prediction): ${n0(r.partitionedMasters)} masters at an even spread plus 10 %; then the single keys every operation of a kind still shares become the limit: the event log stream (${n0(r.eventLogPerSecond)} appends/s, ${bytes(r.memory.eventLog)} kept) and the notification sequence counter, unless they are split too.`);
+      L.push(`- **${d}**: one master's ${r.first.name} (${plan}; ${n2(r.cpuCores)} cores of a master's single command thread). Today's layout cannot use a second master, so this size does not run on it. Partitioned (prediction): ${n0(r.partitionedMasters)} masters, an even spread plus 10 %. ${events} Gateways: ${n0(r.gateway.processes)} processes at this machine's descriptor limit, or ${n0(r.gateway.bigHosts)} bigger hosts.`);
     }
   }
   L.push('');
@@ -441,7 +444,12 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('- Per-operation CPU depends on pipelining: at low rates each command pays more of the network round trip (the');
   L.push('  heartbeat row at the scheduled rate against the maximum-throughput row).');
   L.push('- The online-device figure includes the network-interval samples only of devices that made three stable beats during');
-  L.push('  the run (one vote per device, network and hour: "Smart heartbeat" in the README); the cohort row is without them.');
+  L.push('  the run (one vote per device, network and hour: "Smart heartbeat" in the README): on the stretched schedule, few.');
+  L.push('- Memory per device is an average over the fill: `used_memory` jumps by megabytes whenever a hash table doubles (the');
+  L.push('  keyspace\'s, or inside a big value such as the one expiry index), so per-device figures use `MEMORY STATS`: the');
+  L.push('  dataset\'s growth plus the keyspace tables\' average cost per key.');
+  L.push('- The heartbeat round trips in the mix are the simulation process\'s own: one Node process sends everything and its');
+  L.push('  event loop, on a shared machine, adds most of that time.');
   L.push('- The API rate limiter (one script per REST request) and the Socket.IO adapter\'s pub/sub are not in these figures.');
   L.push('- The sizing is a model: it multiplies measured costs by assumed rates. The partitioned rows are predictions until');
   L.push('  the partitioned layout lands; then `npm run simulate -- --cluster` measures it with no change to the tool.');
