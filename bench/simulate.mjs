@@ -186,16 +186,17 @@ try {
   const config = loadConfig(env);
   results.prefix = config.redisPrefix;
   redis = new RedisConnection(config);
-  await redis.connect();
+  await Promise.race([redis.connect(), sleep(30_000).then(() => Promise.reject(new Error('the Redis connections were not ready within 30 s')))]);
   masters = await masterClients(target);
   if (target.own) await resetStats(masters);
   log(`Redis: ${target.kind} (${masters.map((m) => m.name).join('; ')}), prefix ${config.redisPrefix}, ${opts.devices} devices`);
+  if (!target.own) log('an existing Redis: its INFO counts whatever else it serves too, so memory, CPU and command figures include that');
 
   const presence = createRedisPresenceStore(config, redis);
   const notifications = createRedisNotificationStore(config, redis);
   const policy = new HeartbeatPolicy(config.heartbeat, config.heartbeatTtlSlackMs);
   const cohortSize = Math.max(1_000, Math.round(opts.devices * 0.05));
-  const pop = new Population({ devices: opts.devices + cohortSize, tag, intervals: opts.scheduledIntervals, networks: opts.networks, instances: opts.instances, policy });
+  const pop = new Population({ devices: opts.devices + cohortSize, cohortFrom: opts.devices, tag, intervals: opts.scheduledIntervals, networks: opts.networks, instances: opts.instances, policy });
   const counters = newCounters();
   const sessions = new Sessions(pop, presence, counters);
   const beats = new Beats(pop, presence, sessions, counters, { maxInFlight: opts.concurrency });
@@ -345,11 +346,10 @@ try {
     const disconnect = diff(s1, sd);
     results.phases.offline = {
       devices: cohortSize,
-      // Going offline, measured as a change from online: the cohort's own connect can land on a
-      // doubling of a value's internal table (one expiry index holds every session), which the
-      // fill's average over all devices amortizes and a small cohort would not.
-      bytesPerOfflineKnownDevice:
-        results.phases.fill.bytesPerOnlineDevice + perDevice(diff(s1, s2).datasetDelta - (st2.bytes - st1.bytes), diff(s1, s2).keysDelta, connect.tableBytesPerKey, cohortSize),
+      // The cohort's sessions sit on an instance of their own, so its expiry index starts empty and
+      // is gone again once they are offline: the big index's internal table, which doubles at
+      // powers of two, is not touched by the cohort.
+      bytesPerOfflineKnownDevice: perDevice(diff(s0, s2).datasetDelta - (st2.bytes - st0.bytes), diff(s0, s2).keysDelta, diff(s0, s2).tableBytesPerKey, cohortSize),
       cohortBytesPerOnlineDevice: perDevice(connect.datasetDelta - (st1.bytes - st0.bytes), connect.keysDelta, connect.tableBytesPerKey, cohortSize),
       keysPerOfflineKnownDevice: r2(diff(s0, s2).keysDelta / cohortSize),
       usedMemoryPerOnlineDevice: Math.round((connect.memoryDelta - (st1.bytes - st0.bytes)) / cohortSize),
@@ -406,7 +406,7 @@ try {
       jobs.map((j) =>
         runWorker({
           env,
-          population: { devices: pop.size, tag, intervals: opts.scheduledIntervals, networks: opts.networks, instances: opts.instances },
+          population: { devices: pop.size, cohortFrom: opts.devices, tag, intervals: opts.scheduledIntervals, networks: opts.networks, instances: opts.instances },
           gens: pop.gen,
           from: j.from,
           to: j.to,
@@ -536,6 +536,7 @@ try {
     offlineKnown: pop.count(3),
   };
   results.counters = { ...counters, errors: counters.errors, lastError: counters.lastError };
+  if (Object.keys(counters.errors).length) log(`store calls that failed: ${JSON.stringify(counters.errors)}; the last: ${counters.lastError}`);
   for (const m of results.final.perMaster) log(`keys: ${m.name}: ${m.keys} keys, ${Math.round(m.usedMemory / 2 ** 20)} MiB`);
 } catch (err) {
   failed = err;

@@ -18,8 +18,9 @@ const { isStableRun, bucketOf } = dist('presence/network-intervals.js');
  * network keys; each network has a learned interval, drawn from `intervals` in turn.
  */
 export class Population {
-  constructor({ devices, tag, intervals, networks, instances, policy }) {
+  constructor({ devices, tag, intervals, networks, instances, policy, cohortFrom = devices }) {
     this.size = devices;
+    this.cohortFrom = cohortFrom;
     this.tag = tag;
     this.intervals = intervals;
     this.networks = networks;
@@ -58,8 +59,9 @@ export class Population {
     return this.intervals[(i % this.networks) % this.intervals.length];
   }
 
+  /** Devices past `cohortFrom` (the offline cohort) sit on an instance of their own (see simulate.mjs). */
   instanceId(i) {
-    return `sim-gw-${i % this.instances}`;
+    return i >= this.cohortFrom ? 'sim-gw-cohort' : `sim-gw-${i % this.instances}`;
   }
 
   platform(i) {

@@ -11,7 +11,7 @@ import { freePort, sleep, spawnTracked, stopChild } from './procs.mjs';
 import { parseInfo } from './redis.mjs';
 
 /** Commands the simulation's own bookkeeping sends; left out of per-operation counts. */
-const ADMIN = new Set(['info', 'config|resetstat', 'config', 'cluster', 'cluster|nodes', 'cluster|info', 'cluster|shards', 'cluster|slots', 'ping', 'dbsize', 'memory', 'memory|usage', 'scan', 'type', 'xlen', 'unlink', 'command', 'command|docs', 'client', 'client|setname', 'client|setinfo', 'select', 'hello', 'readonly']);
+const ADMIN = new Set(['info', 'config|resetstat', 'config', 'cluster', 'cluster|nodes', 'cluster|info', 'cluster|shards', 'cluster|slots', 'ping', 'dbsize', 'memory', 'memory|usage', 'memory|stats', 'scan', 'type', 'xlen', 'unlink', 'command', 'command|docs', 'client', 'client|setname', 'client|setinfo', 'select', 'hello', 'readonly']);
 
 async function spawnRedis(extra = []) {
   const port = await freePort();
@@ -48,14 +48,20 @@ export async function startCluster(masters = 3) {
   }
   const nodes = started.map((s) => `127.0.0.1:${s.port}`);
   execFileSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
-  const probe = new Redis({ port: started[0].port, host: '127.0.0.1', lazyConnect: true });
-  probe.on('error', () => {});
-  await probe.connect();
-  for (let i = 0; i < 300; i++) {
-    if (/cluster_state:ok/.test(await probe.call('CLUSTER', 'INFO'))) break;
-    await sleep(100);
+  // Every node must see the whole cluster before a client asks any of them for the slot map.
+  for (const s of started) {
+    const probe = new Redis({ port: s.port, host: '127.0.0.1', lazyConnect: true });
+    probe.on('error', () => {});
+    await probe.connect();
+    let ok = false;
+    for (let i = 0; i < 300 && !ok; i++) {
+      const info = String(await probe.call('CLUSTER', 'INFO'));
+      ok = /cluster_state:ok/.test(info) && new RegExp(`cluster_known_nodes:${masters}\\b`).test(info);
+      if (!ok) await sleep(100);
+    }
+    probe.disconnect();
+    if (!ok) throw new Error(`the cluster node on ${s.port} did not report cluster_state:ok with ${masters} nodes within 30 s`);
   }
-  probe.disconnect();
   return {
     kind: 'cluster',
     own: true,
@@ -108,13 +114,16 @@ async function readMaster({ name, client }) {
   for (const [k, v] of Object.entries(info)) {
     if (!k.startsWith('cmdstat_')) continue;
     const cmd = k.slice(8);
-    const n = Number(/calls=(\d+)/.exec(v)?.[1] ?? 0);
+    // Calls answered with an error (a NOSCRIPT before ioredis falls back to EVAL) did no work.
+    const field = (name) => Number(new RegExp(`(?:^|,)${name}=(\\d+)`).exec(v)?.[1] ?? 0);
+    const n = field('calls') - field('failed_calls') - field('rejected_calls');
     if (ADMIN.has(cmd)) continue;
     commands[cmd] = n;
     calls += n;
   }
   const db0 = /keys=(\d+)/.exec(info.db0 ?? '')?.[1];
-  const stats = memoryStats(await client.call('MEMORY', 'STATS'));
+  const statsReply = await client.call('MEMORY', 'STATS');
+  const stats = memoryStats(statsReply);
   return {
     name,
     keys: Number(db0 ?? 0),
@@ -126,13 +135,21 @@ async function readMaster({ name, client }) {
     netIn: Number(info.total_net_input_bytes),
     netOut: Number(info.total_net_output_bytes),
     // This INFO reply is counted in the next snapshot's output bytes: left out of the difference.
-    infoBytes: Buffer.byteLength(text) + 16,
+    infoBytes: Buffer.byteLength(text) + 16 + respBytes(statsReply),
     at: performance.now(),
   };
 }
 
 export async function snapshot(masters) {
   return Promise.all(masters.map(readMaster));
+}
+
+/** The size of a reply as RESP2 puts it on the wire (integers, bulk strings, arrays). */
+function respBytes(v) {
+  if (Array.isArray(v)) return `*${v.length}\r\n`.length + v.reduce((sum, x) => sum + respBytes(x), 0);
+  if (typeof v === 'number') return `:${v}\r\n`.length;
+  const len = Buffer.byteLength(String(v));
+  return `$${len}\r\n`.length + len + 2;
 }
 
 /**

@@ -301,7 +301,8 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   t('what', 'bytes', 'how');
   t('---', '---', '---');
   t('online device', n0(p.fill.bytesPerOnlineDevice), `dataset growth over the fill / ${n0(S.options.devices)} plus the keyspace tables' share (${p.fill.keysPerOnlineDevice} keys per device); event log and sweep probes left out`);
-  t('offline but known device', n0(p.offline.bytesPerOfflineKnownDevice), `the online figure plus the change when a cohort of ${n0(p.offline.devices)} disconnects (${p.offline.keysPerOfflineKnownDevice} keys; kept ${S.config.deviceRetentionMs / 86_400_000} days)`);
+  t('online device (a cohort on an instance of its own)', n0(p.offline.cohortBytesPerOnlineDevice), `${n0(p.offline.devices)} more devices, right after connecting (no heartbeats yet)`);
+  t('offline but known device', n0(p.offline.bytesPerOfflineKnownDevice), `the same cohort after disconnecting, held offline events released (${p.offline.keysPerOfflineKnownDevice} keys per device; kept ${S.config.deviceRetentionMs / 86_400_000} days)`);
   t('event log entry', n0(p.fill.eventLog.bytesPerEvent), `${n0(p.fill.eventLog.entries)} events in ${bytes(p.fill.eventLog.bytes)} (kept ${S.config.eventRetentionMs / 3_600_000} h); ${p.offline.eventsPerConnect} per connect, ${p.offline.eventsPerDisconnect} per disconnect`);
   t('publish (kept for GET /v1/notifications/:id)', n0(p.publish.retainedBytesPerPublish), `${p.publish.targetsPerPublish} targets each, inbox entries included; kept ttl + ${S.config.notificationRetentionMs / 3_600_000} h`);
   L.push('');
@@ -350,11 +351,12 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('spread evenly it would be the masters\' sum; with all keys on one master, one master\'s.');
   if (C) {
     const ct = C.phases.throughput;
-    const gain = ct.ceilingEstimate / th.ceilingEstimate;
+    const gain = 1 / ct.hottestMasterCallShare;
     L.push('');
-    L.push(`**1 → ${ct.perMaster.length} masters: ×${n2(gain)}** (the Cluster's ceiling against one Redis's).`);
-    L.push(`On today's layout that is about ×1: one master holds every key and does ${Math.round(ct.hottestMasterCallShare * 100)} % of the work; the others idle.`);
-    L.push('The same table from a partitioned layout will show the gain: each master a third of the keys and of the commands.');
+    L.push(`**1 → ${ct.perMaster.length} masters: ×${n2(gain)}.** A deployment's ceiling is its hottest master's: here that master does`);
+    L.push(`${Math.round(ct.hottestMasterCallShare * 100)} % of the work, so the Cluster goes ${n2(gain)} times as far as one master of the same speed, and the others idle.`);
+    L.push(`The two ceilings above (${n0(th.ceilingEstimate)} and ${n0(ct.ceilingEstimate)} heartbeats/s) differ by the size of the runs and by noise, not by the layout.`);
+    L.push(`A partitioned layout shows its gain in the same figures: each master about 1/${ct.perMaster.length} of the keys and commands, ×${ct.perMaster.length} at an even spread.`);
     L.push('');
     L.push('Keys and commands per master in the Cluster run:');
     L.push('');
@@ -387,6 +389,11 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('');
   void mx;
 
+  const failures = [S, C].filter((r) => r && Object.keys(r.counters?.errors ?? {}).length);
+  if (failures.length) {
+    L.push(`**Store calls failed during ${failures.map((r) => `the ${r.redis.kind} run (${JSON.stringify(r.counters.errors)}; the last: ${r.counters.lastError})`).join(' and ')}.**`);
+    L.push('');
+  }
   L.push('## Sizing (a model, from the measured costs)');
   L.push('');
   L.push('Assumptions, beyond the measurements above:');
