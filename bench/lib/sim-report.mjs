@@ -3,7 +3,7 @@
 // The sizing model is here, in one place, with every assumption named: the page prints them.
 import { readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { basename, dirname, join, relative } from 'node:path';
-import { barChart, lineChart } from './svg.mjs';
+import { barChart } from './svg.mjs';
 
 /** What the model assumes beyond what was measured; printed on the page. */
 export const ASSUMPTIONS = {
@@ -17,6 +17,8 @@ export const ASSUMPTIONS = {
   nicGbit: 10,
   gatewayCoreUtilization: 0.7,
   thisHost: { cores: 2, processShareOfMeasuredMax: 0.9 },
+  // The planned partitioned layout (docs/design/sharding.md): 1024 partitions, one slot each.
+  partitions: 1024,
   bigHost: { cores: 32, memoryGiB: 128, fdLimit: 1_048_576, kernelBytesPerSocket: 10_240 },
 };
 
@@ -142,7 +144,7 @@ export function sizing(single, perf, A = ASSUMPTIONS) {
       deviceBitsPerSecond,
       need,
       mastersNeeded,
-      partitionedMasters: mastersNeeded === 1 ? 1 : Math.ceil(mastersNeeded * 1.1),
+      partitionedMasters: partitionedMasters(Math.max(need.cpu, need.memory, need.network), A.partitions),
       eventLogPerSecond: cyclesPerSecond * eventsPerCycle,
       // The event log is one stream (one key, so one master) in any layout that does not split it.
       eventLogMasterShare: memory.eventLog / (A.masterMemoryGiB * GiB),
@@ -150,6 +152,15 @@ export function sizing(single, perf, A = ASSUMPTIONS) {
       first: { name: firstName, ratio: firstRatio },
     };
   });
+}
+
+/**
+ * Masters for `load` (in masters' worth) over `partitions` equal partitions: with m masters the
+ * busiest holds ceil(P/m) of them, ceil(P/m) / (P/m) times the mean, and must stay within one.
+ */
+function partitionedMasters(load, partitions) {
+  for (let m = 1; m <= partitions; m++) if ((load / m) * (Math.ceil(partitions / m) / (partitions / m)) <= 1) return m;
+  return Infinity;
 }
 
 const n0 = (x) => Math.round(x).toLocaleString('en-US');
@@ -176,19 +187,21 @@ export function writeCapacityDoc(resultsDir, docPath) {
   const S = single.r;
   const p = S.phases;
 
+  const onlineLevels = [...new Set(p.sweep.probes.map((x) => x.online))];
   written.push(
     chart(
       'sweep',
-      lineChart({
+      barChart({
         title: 'Sweep time vs devices online (one expiry index)',
-        xLabel: 'devices online',
         yLabel: 'ms to claim the expired sessions',
-        caption: `claimExpired in batches of ${p.sweep.batch}, heartbeats paused; ${S.command}`,
+        caption: `claimExpired in batches of ${p.sweep.batch} until a short one, heartbeats paused; median of 3 for ${n0(S.options.sweepExpired)}`,
+        categories: onlineLevels.map((o) => `${n0(o)} online`),
         series: [...new Set(p.sweep.probes.map((x) => x.expired))].map((e, i) => ({
           name: `${n0(e)} expired`,
           color: ['#2a6fdb', '#e67e22'][i % 2],
-          points: p.sweep.probes.filter((x) => x.expired === e).map((x) => [x.online, x.ms]),
+          values: onlineLevels.map((o) => p.sweep.probes.find((x) => x.online === o && x.expired === e)?.ms ?? NaN),
         })),
+        format: (v) => `${n1(v)} ms`,
       }),
     ),
   );
@@ -226,6 +239,7 @@ export function writeCapacityDoc(resultsDir, docPath) {
         ],
         limit: { value: 1, label: 'today: one master' },
         format: (v) => n1(v),
+        log: true,
       }),
     ),
   );
@@ -406,7 +420,7 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push(`- a Redis master: its command thread planned at ${A.redisCoreUtilization * 100} % of a core, ${A.masterMemoryGiB} GiB usable memory, a ${A.nicGbit} Gbit/s link;`);
   L.push(`- heartbeat CPU per operation as measured at maximum throughput (${th.cpuUs} µs), idle cost proportional to the devices online;`);
   L.push(`- gateways on **this machine**: ${n0(Math.floor(perf.devicesPerProcess * A.thisHost.processShareOfMeasuredMax))} devices per process (90 % of the ${n0(perf.devicesPerProcess)} one process held, at its file-descriptor limit of ${n0(perf.fdLimit)}),`);
-  L.push(`  ${perf.cpuMsPerHeartbeat} ms CPU per heartbeat, ${perf.cpuMsPerConnect} ms per connect, ${perf.cpuMsPerPost} ms per publish; hosts of ${A.thisHost.cores} cores at ${A.gatewayCoreUtilization * 100} %;`);
+  L.push(`  ${+perf.cpuMsPerHeartbeat.toFixed(3)} ms CPU per heartbeat, ${+perf.cpuMsPerConnect.toFixed(3)} ms per connect, ${+perf.cpuMsPerPost.toFixed(3)} ms per publish; hosts of ${A.thisHost.cores} cores at ${A.gatewayCoreUtilization * 100} %;`);
   L.push(`- gateways on **a bigger host** (an assumption, not measured): ${A.bigHost.cores} cores, ${A.bigHost.memoryGiB} GiB, descriptor limit ${n0(A.bigHost.fdLimit)}, one process per core at ${A.gatewayCoreUtilization * 100} %,`);
   L.push(`  ${perf.rssPerConnectionKb} KB of process memory plus ${A.bigHost.kernelBytesPerSocket / 1024} KiB of kernel socket buffers per connection, memory used to 70 %;`);
   L.push(`- device ↔ gateway bytes per heartbeat computed, not measured: ${link.heartbeat} B (the two Socket.IO frames of docs/protocol.md, ${link.beatFrame} + ${link.ackFrame} B, with WebSocket framing, TLS 1.3 records and one TCP/IPv4 segment each way; delayed ACKs not counted).`);
@@ -423,7 +437,7 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   t('device ↔ gateway heartbeat traffic', ...rows.map((r) => bits(r.deviceBitsPerSecond)));
   t('Redis masters needed', ...rows.map((r) => `**${r.mastersNeeded}**`));
   t('today\u2019s layout (one master)', ...rows.map((r) => (r.mastersNeeded <= 1 ? `fits (${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan)` : `**does not fit**: ${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan`)));
-  t('partitioned (prediction): masters', ...rows.map((r) => n0(r.partitionedMasters)));
+  t(`partitioned (prediction, ${A.partitions} partitions): masters`, ...rows.map((r) => n0(r.partitionedMasters)));
   t('gateway processes, this machine', ...rows.map((r) => `${n0(r.gateway.processes)} on ${n0(r.gateway.thisHosts)} host${r.gateway.thisHosts > 1 ? 's' : ''}`));
   t('gateway CPU, all processes (cores)', ...rows.map((r) => n1(r.gateway.gwCores)));
   t('bigger host: devices per process, hosts', ...rows.map((r) => `${n0(r.gateway.perBigProcess)} (${r.gateway.bigLimitedBy}), ${n0(r.gateway.bigHosts)}`));
@@ -435,11 +449,11 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   for (const r of rows) {
     const d = size(r.devices);
     const plan = `CPU ${n0(r.need.cpu * 100)} %, memory ${n0(r.need.memory * 100)} %, network ${n0(r.need.network * 100)} % of the plan for one master`;
-    const events = `The event log stays one stream, so on one master: ${bytes(r.memory.eventLog)} kept, ${n0(r.eventLogPerSecond)} appends/s${r.eventLogMasterShare > 1 ? ` (**more than one master holds**: it must be split or its retention cut)` : ''}.`;
+    const events = `The event log (${bytes(r.memory.eventLog)} kept, ${n0(r.eventLogPerSecond)} appends/s) is ${r.eventLogMasterShare > 1 ? '**more than one master holds**' : 'within one master'} as one stream; the planned layout keeps a stream per partition, so it spreads with the rest.`;
     if (r.mastersNeeded <= 1) {
       L.push(`- **${d}**: nothing on the Redis side (${plan}). The gateways need ${n0(r.gateway.processes)} processes at this machine's descriptor limit, or ${n0(r.gateway.bigHosts)} bigger host${r.gateway.bigHosts > 1 ? 's' : ''}.`);
     } else {
-      L.push(`- **${d}**: one master's ${r.first.name} (${plan}; ${n2(r.cpuCores)} cores of a master's single command thread). Today's layout cannot use a second master, so this size does not run on it. Partitioned (prediction): ${n0(r.partitionedMasters)} masters, an even spread plus 10 %. ${events} Gateways: ${n0(r.gateway.processes)} processes at this machine's descriptor limit, or ${n0(r.gateway.bigHosts)} bigger host${r.gateway.bigHosts > 1 ? 's' : ''}.`);
+      L.push(`- **${d}**: one master's ${r.first.name} (${plan}; ${n2(r.cpuCores)} cores of a master's single command thread). Today's layout cannot use a second master, so this size does not run on it. Partitioned (prediction): ${n0(r.partitionedMasters)} masters (of ${A.partitions} partitions the busiest master holds ${Math.ceil(A.partitions / r.partitionedMasters)}, ${n1((Math.ceil(A.partitions / r.partitionedMasters) / (A.partitions / r.partitionedMasters) - 1) * 100)} % over the mean). ${events} Gateways: ${n0(r.gateway.processes)} processes at this machine's descriptor limit, or ${n0(r.gateway.bigHosts)} bigger host${r.gateway.bigHosts > 1 ? 's' : ''}.`);
     }
   }
   L.push('');
@@ -472,6 +486,9 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('- In the mix, the ttls of devices that die silently are stretched with their intervals and mostly outlast it, so its');
   L.push('  sweeps find little to claim: the sweep probes above are the sweep\'s measurement.');
   L.push('- The API rate limiter (one script per REST request) and the Socket.IO adapter\'s pub/sub are not in these figures.');
+  L.push('- The partitioned rows assume the layout of docs/design/sharding.md (every key of a device, its inbox, its events and the');
+  L.push('  notification sequence in one of 1024 partitions): per-operation costs as today, spread by partition; its fixed');
+  L.push('  per-partition work (leases, ticks) and a payload stored once per target partition are not in the model.');
   L.push('- The sizing is a model: it multiplies measured costs by assumed rates. The partitioned rows are predictions until');
   L.push('  the partitioned layout lands; then `npm run simulate -- --cluster` measures it with no change to the tool.');
   L.push('');
