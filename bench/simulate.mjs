@@ -16,7 +16,7 @@ import { parseArgs } from 'node:util';
 import { ROOT } from './lib/harness.mjs';
 import { installExitHandlers, killAll, sleep } from './lib/procs.mjs';
 import { redisVersion } from './lib/redis.mjs';
-import { Beats, dist, newCounters, pool, Population, Publisher, Sessions, Sweeper } from './lib/sim-load.mjs';
+import { Beats, Deadlines, dist, newCounters, pool, Population, Publisher, Sessions, Sweeper } from './lib/sim-load.mjs';
 import { closeMasters, diff, existing, masterClients, removePrefix, resetStats, snapshot, startCluster, startSingle, streams } from './lib/sim-redis.mjs';
 import { writeCapacityDoc } from './lib/sim-report.mjs';
 
@@ -202,6 +202,7 @@ try {
   const beats = new Beats(pop, presence, sessions, counters, { maxInFlight: opts.concurrency });
   const sweeper = new Sweeper(pop, presence, sessions, counters, { batch: SWEEP_BATCH, maxBatches: SWEEP_MAX_BATCHES, graceMs: config.presenceEventGraceMs });
   const publisher = new Publisher(pop, presence, notifications, counters, { ...config, ackDelayMs: 20 });
+  const deadlines = new Deadlines(notifications, counters);
   results.config = {
     heartbeatDefaultMs: config.heartbeat.interval,
     ttlSlackMs: config.heartbeatTtlSlackMs,
@@ -469,6 +470,12 @@ try {
         await sweeper.sweepOnce().catch((err) => (counters.errors.sweep = (counters.errors.sweep ?? 0) + 1, (counters.lastError = err.message)));
       }
     })();
+    const deadlineLoop = (async () => {
+      while (deadlines.present && performance.now() < end) {
+        await sleep(Math.min(500, config.sweepIntervalMs, end - performance.now()));
+        await deadlines.sweepOnce().catch((err) => (counters.errors.deadlines = (counters.errors.deadlines ?? 0) + 1, (counters.lastError = err.message)));
+      }
+    })();
     const publishLoop = opts.mixPublishRate > 0 ? publisher.run(opts.mixPublishRate, opts.seconds * 1000) : Promise.resolve(0);
     let last = s0;
     let lastBeats = counters.heartbeats;
@@ -501,7 +508,7 @@ try {
         lastMark = performance.now();
       }
     }
-    await Promise.all([sweepLoop, publishLoop]);
+    await Promise.all([sweepLoop, deadlineLoop, publishLoop]);
     const s1 = await snap();
     for (const t of timers) clearTimeout(t);
     const d = diff(s0, s1);
@@ -521,6 +528,7 @@ try {
       expiredBeats: delta('expiredBeats'),
       falselyExpired: delta('falselyExpired'),
       sweepMs: sweeper.durations.summary(),
+      ...(deadlines.present ? { deadlineSweepMs: deadlines.durations.summary(), deadlinesClaimed: delta('deadlinesClaimed') } : {}),
       heartbeatLatencyMs: beats.latency.summary(),
       heartbeatLateMs: beats.lag.summary(),
       ...costs(d, delta('heartbeats')),
