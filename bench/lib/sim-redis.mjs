@@ -3,7 +3,7 @@
 // knows the key layout: keys, memory, commands, CPU and network are counted per master, so the
 // same figures show today's single hash tag and a partitioned layout alike.
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
@@ -42,8 +42,10 @@ export async function startSingle() {
 /** Three masters, no replicas, created with redis-cli --cluster create (as test/support/redis-servers.ts does). */
 export async function startCluster(masters = 3) {
   const started = [];
+  const dirs = [];
   for (let i = 0; i < masters; i++) {
     const dir = mkdtempSync(join(tmpdir(), 'pg-sim-cluster-'));
+    dirs.push(dir);
     started.push(await spawnRedis(['--cluster-enabled', 'yes', '--cluster-node-timeout', '5000', '--dir', dir]));
   }
   const nodes = started.map((s) => `127.0.0.1:${s.port}`);
@@ -67,7 +69,10 @@ export async function startCluster(masters = 3) {
     own: true,
     env: { REDIS_CLUSTER_NODES: nodes.join(',') },
     nodes,
-    stop: () => Promise.all(started.map((s) => stopChild(s.child, 2_000))),
+    stop: async () => {
+      await Promise.all(started.map((s) => stopChild(s.child, 2_000)));
+      for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
+    },
   };
 }
 
