@@ -15,6 +15,12 @@ import { PushModule } from '../push/push.module';
 import { FallbackService } from '../push/fallback.service';
 import { DeadlineSweeper } from './deadline-sweeper.service';
 
+/** The Redis notification store as the app builds it; the capacity simulation (bench/simulate.mjs) builds it here too. */
+export function createRedisNotificationStore(config: AppConfig, redis: RedisConnection): RedisNotificationStore {
+  if (!redis.client) throw new Error('the Redis notification store needs a Redis connection');
+  return new RedisNotificationStore(redis.client, config.redisPrefix, config.eventRetentionMs);
+}
+
 @Module({
   imports: [PresenceModule, ChannelModule, PushModule],
   controllers: [NotificationsController],
@@ -23,7 +29,7 @@ import { DeadlineSweeper } from './deadline-sweeper.service';
       provide: NotificationStore,
       inject: [AppConfig, RedisConnection, PresenceStore],
       useFactory: (config: AppConfig, redis: RedisConnection, presence: PresenceStore): NotificationStore => {
-        if (redis.client) return new RedisNotificationStore(redis.client, config.redisPrefix, config.eventRetentionMs);
+        if (redis.client) return createRedisNotificationStore(config, redis);
         // Embedded mode: who is online is decided in the same process step as the inbox write.
         if (presence instanceof MemoryPresenceStore) return new MemoryNotificationStore(presence);
         throw new Error('the embedded notification store needs the embedded presence store');

@@ -10,6 +10,16 @@ import { MemoryPresenceStore } from './memory-presence.store';
 import { PresenceStore } from './presence.store';
 import { RedisPresenceStore } from './redis-presence.store';
 
+/** The Redis presence store as the app builds it; the capacity simulation (bench/simulate.mjs) builds it here too. */
+export function createRedisPresenceStore(config: AppConfig, redis: RedisConnection): RedisPresenceStore {
+  if (!redis.client) throw new Error('the Redis presence store needs a Redis connection');
+  return new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs, {
+    eventRetentionMs: config.eventRetentionMs,
+    eventGraceMs: config.presenceEventGraceMs,
+    beats: redis.beats ?? redis.client,
+  });
+}
+
 @Module({
   providers: [
     {
@@ -17,11 +27,7 @@ import { RedisPresenceStore } from './redis-presence.store';
       inject: [AppConfig, RedisConnection],
       useFactory: (config: AppConfig, redis: RedisConnection): PresenceStore =>
         redis.client
-          ? new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs, {
-              eventRetentionMs: config.eventRetentionMs,
-              eventGraceMs: config.presenceEventGraceMs,
-              beats: redis.beats ?? redis.client,
-            })
+          ? createRedisPresenceStore(config, redis)
           : new MemoryPresenceStore(config.deviceRetentionMs, new MemoryEventLog(config.eventRetentionMs), config.presenceEventGraceMs),
     },
     {

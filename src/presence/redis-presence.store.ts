@@ -111,7 +111,7 @@ export class RedisPresenceStore extends PresenceStore {
   async disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number> {
     if (sessions.length === 0) return 0;
     return (await this.scripts.disconnect({
-      keys: {},
+      keys: { route: this.key('instances') },
       args: { prefix: this.prefix, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs, eventGrace: this.eventGraceMs },
       rest: sessions.flatMap((s) => [s.deviceId, s.sessionId]),
     })) as number;
