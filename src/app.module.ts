@@ -10,6 +10,7 @@ import { DemoModule } from './demo/demo.module';
 import { AsyncApiController } from './docs/asyncapi.controller';
 import { DevicesModule } from './devices/devices.module';
 import { EventsModule } from './events/events.module';
+import { WebhooksModule } from './events/webhooks/webhooks.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { prettyLogStream } from './logging/pretty-log-stream';
@@ -47,6 +48,7 @@ export class AppModule {
         NotificationsModule,
         DevicesModule,
         EventsModule,
+        WebhooksModule,
         HealthModule,
         ConsoleModule,
         DemoModule.register(config.demo.enabled),

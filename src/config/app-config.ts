@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { ConfigError, EnvReader } from './env-reader';
 import { HttpSettings, readHttpSettings } from './http-settings';
+import { WebhookSettings, readWebhookSettings } from './webhook-settings';
 
 export type JwtVerification =
   | { kind: 'secret'; secret: string; algorithms: ['HS256'] }
@@ -69,6 +70,7 @@ export class AppConfig {
   readonly shutdownGraceMs!: number;
   readonly demo!: DemoSettings;
   readonly http!: HttpSettings;
+  readonly webhooks!: WebhookSettings;
   readonly instanceId!: string;
   /** Keys and secrets generated because none were given (development only), to print once. */
   readonly generated!: Readonly<Record<string, string>>;
@@ -154,6 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     shutdownGraceMs: r.int('SHUTDOWN_GRACE_MS', 8_000, { min: 0 }),
     demo: readDemo(r, production, host, generated),
     http: readHttpSettings(r, production),
+    webhooks: readWebhookSettings(r, production, generated),
     instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,
   });
