@@ -29,14 +29,20 @@ export class RedisEventTail extends EventTail {
   }
 
   async last(): Promise<string> {
+    await this.connected();
     const [entry] = await redisCall(this.redis.xrevrange(this.key, '+', '-', 'COUNT', 1));
     return entry?.[0] ?? '0-0';
   }
 
   async next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]> {
-    if (this.redis.status === 'wait') await this.redis.connect();
+    await this.connected();
     const reply: XReadReply = await redisCall(this.redis.xread('COUNT', count, 'BLOCK', waitMs, 'STREAMS', this.key, after));
     return (reply?.[0]?.[1] ?? []).map(([id, fields]) => toEnvelope(id, fields));
+  }
+
+  /** Connects the first time (the connection is lazy and queues nothing while down). */
+  private async connected(): Promise<void> {
+    if (this.redis.status === 'wait') await redisCall(this.redis.connect());
   }
 
   async close(): Promise<void> {

@@ -1,0 +1,238 @@
+import Redis from 'ioredis';
+import { Socket } from 'socket.io-client';
+import { EventEnvelope } from '../src/events/event.types';
+import { api, connectDevice, metric, metricReaches, nextEvent, waitFor } from './support/app';
+import { RunningGateway, startGateway } from './support/gateways';
+import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deviceToken } from './support/tokens';
+import { WebhookReceiver } from './support/webhook-receiver';
+
+const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
+const DELIVERED = (url: string) => `push_gateway_webhook_delivered_total{url="${url}"}`;
+const DISABLED = (url: string) => `push_gateway_webhook_disabled{url="${url}"}`;
+
+/** Publishes to devices that are offline with ttl 0: one `notification.expired` event per device, in publish order. */
+async function expire(gw: RunningGateway, deviceIds: string[]): Promise<void> {
+  const res = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds, data: { n: 1 }, ttl: 0 } });
+  expect(res.status).toBe(202);
+}
+
+/** The recorded `notification.expired` events of `deviceIds` in log order, read through GET /v1/events. */
+async function recorded(gw: RunningGateway, deviceIds: string[]): Promise<EventEnvelope[]> {
+  const events: EventEnvelope[] = [];
+  let after = '';
+  for (;;) {
+    const page = (await (await api(gw.url, `/v1/events?limit=1000&types=notification.expired${after}`)).json()) as { events: EventEnvelope[]; next: string };
+    if (page.events.length === 0) return events.filter((e) => deviceIds.includes(e.data.deviceId as string));
+    events.push(...page.events);
+    after = `&after=${page.next}`;
+  }
+}
+
+/** Waits until the receiver accepted every one of `ids`. */
+async function receives(receiver: WebhookReceiver, ids: string[], timeoutMs = 60_000): Promise<void> {
+  await waitFor(() => {
+    const got = new Set(receiver.acceptedIds());
+    return ids.every((id) => got.has(id));
+  }, timeoutMs, 50).catch(() => {
+    const got = new Set(receiver.acceptedIds());
+    throw new Error(`receiver lacks ${ids.filter((id) => !got.has(id)).length} of ${ids.length} events`);
+  });
+}
+
+/** Per device, the order in which the receiver first accepted each event equals log order. */
+function expectLogOrderPerDevice(receiver: WebhookReceiver, log: EventEnvelope[]): void {
+  const devices = [...new Set(log.map((e) => e.data.deviceId as string))];
+  for (const d of devices) {
+    const expected = log.filter((e) => e.data.deviceId === d).map((e) => e.id);
+    expect([d, receiver.acceptedIds((e) => e.data.deviceId === d && e.type === 'notification.expired')]).toEqual([d, expected]);
+  }
+}
+
+/**
+ * Webhook delivery with real gateway processes on real Redis and real HTTP receivers on loopback
+ * that verify every request with the Standard Webhooks library.
+ */
+describe('webhooks (Redis, separate gateway processes)', () => {
+  const redis = new Redis(testRedisUrl());
+  const prefixes: string[] = [];
+  const gateways: RunningGateway[] = [];
+  const receivers: WebhookReceiver[] = [];
+  const sockets: Socket[] = [];
+
+  const receiver = async () => {
+    const r = await new WebhookReceiver(SECRET).start();
+    receivers.push(r);
+    return r;
+  };
+  const gateway = async (id: string, prefix: string, urls: string[], env: Record<string, string> = {}) => {
+    const gw = await startGateway(id, {
+      REDIS_URL: testRedisUrl(),
+      REDIS_PREFIX: prefix,
+      WEBHOOK_URL: urls.join(','),
+      WEBHOOK_SECRET: SECRET,
+      PRESENCE_EVENT_GRACE_MS: '0',
+      ...env,
+    });
+    gateways.push(gw);
+    return gw;
+  };
+  const kill9 = async (gw: RunningGateway) => {
+    gw.process.child.kill('SIGKILL');
+    await gw.process.exited;
+  };
+
+  afterEach(async () => {
+    sockets.splice(0).forEach((s) => s.disconnect());
+    for (const gw of gateways.splice(0)) {
+      if (gw.process.child.exitCode === null) gw.process.child.kill('SIGKILL');
+      await gw.process.exited;
+    }
+    await Promise.all(receivers.splice(0).map((r) => r.stop()));
+  });
+  afterAll(async () => {
+    for (const p of prefixes) await deleteKeys(redis, p);
+    redis.disconnect();
+  });
+  const newPrefix = (name: string) => {
+    const p = uniquePrefix(`webhooks-${name}`);
+    prefixes.push(p);
+    return p;
+  };
+
+  it('signs every POST, keeps order per device through failures, timeouts and 429s across two instances, and filters by WEBHOOK_EVENTS', async () => {
+    const prefix = newPrefix('order');
+    const r = await receiver();
+    // Deterministic trouble: by the event id's last digit, a first attempt fails, times out, or is throttled.
+    r.answer = (event, attempt) => {
+      const digit = Number(event.id.slice(-1)) + Number(event.id.split('-')[0]!.slice(-1));
+      if (attempt === 1 && digit % 5 === 1) return { status: 500 };
+      if (attempt === 1 && digit % 5 === 2) return 'hang';
+      if (attempt === 1 && digit % 5 === 3) return { status: 429, headers: { 'retry-after': '1' } };
+      return { status: 204 };
+    };
+    const env = { WEBHOOK_EVENTS: 'notification.*', WEBHOOK_TIMEOUT_MS: '1000' };
+    const [a, b] = await Promise.all([gateway('wh-a', prefix, [r.url], env), gateway('wh-b', prefix, [r.url], env)]);
+    // A device that connects records device.online and user.online: filtered out.
+    const socket = connectDevice(a.url, deviceToken({ sub: 'wh-user', deviceId: 'wh-live' }));
+    sockets.push(socket);
+    await nextEvent(socket, 'ready');
+    const devices = Array.from({ length: 8 }, (_, i) => `wh-d${i}`);
+    for (let round = 0; round < 12; round++) await expire(round % 2 ? b : a, devices);
+    const log = await recorded(a, devices);
+    expect(log).toHaveLength(96);
+    await receives(r, log.map((e) => e.id));
+    expectLogOrderPerDevice(r, log);
+    expect(r.unverified).toEqual([]);
+    for (const req of r.requests) {
+      expect(req.headers['webhook-id']).toBe(req.event.id);
+      expect(req.headers['content-type']).toBe('application/json');
+      expect(Math.abs(Number(req.headers['webhook-timestamp']) * 1000 - req.at)).toBeLessThan(60_000);
+      expect(Object.keys(req.event).sort()).toEqual(['data', 'id', 'timestamp', 'type']);
+    }
+    // Everything failed once before it went through, and each kind of failure was counted.
+    const failures = async (reason: string) => (await metric(a.url, `push_gateway_webhook_failed_attempts_total{url="${r.url}",reason="${reason}"}`)) + (await metric(b.url, `push_gateway_webhook_failed_attempts_total{url="${r.url}",reason="${reason}"}`));
+    expect(await failures('500')).toBeGreaterThan(0);
+    expect(await failures('timeout')).toBeGreaterThan(0);
+    expect(await failures('429')).toBeGreaterThan(0);
+    // Both instances delivered.
+    expect(await metric(a.url, DELIVERED(r.url))).toBeGreaterThan(0);
+    expect(await metric(b.url, DELIVERED(r.url))).toBeGreaterThan(0);
+    // The device events recorded before all of these never went to this URL.
+    expect(r.requests.filter((q) => !q.event.type.startsWith('notification.'))).toEqual([]);
+  }, 120_000);
+
+  it('a dead URL and a 410 do not hold up a healthy one; the 410 stops the URL on every instance until a start; nothing is lost across kill -9 of both', async () => {
+    const prefix = newPrefix('dead');
+    const healthy = await receiver();
+    const gone = await receiver();
+    const down = await receiver();
+    await down.stop(); // its port now refuses connections
+    gone.answer = () => ({ status: 410 });
+    const urls = [healthy.url, gone.url, down.url];
+    const [a, b] = await Promise.all([gateway('wh-dead-a', prefix, urls), gateway('wh-dead-b', prefix, urls)]);
+
+    await expire(a, ['wh-x']);
+    await waitFor(() => gone.requests.length > 0, 15_000);
+    await metricReaches(a.url, DISABLED(gone.url), 1, 15_000);
+    await metricReaches(b.url, DISABLED(gone.url), 1, 15_000);
+    for (let i = 0; i < 5; i++) await expire(i % 2 ? a : b, ['wh-x', 'wh-y']);
+    const log = await recorded(a, ['wh-x', 'wh-y']);
+    expect(log).toHaveLength(11);
+    // The healthy receiver gets everything, in order, while the other two fail.
+    await receives(healthy, log.map((e) => e.id), 30_000);
+    expectLogOrderPerDevice(healthy, log);
+    expect(gone.requests).toHaveLength(1);
+    expect((await metric(a.url, `push_gateway_webhook_failed_attempts_total{url="${down.url}",reason="error"}`)) + (await metric(b.url, `push_gateway_webhook_failed_attempts_total{url="${down.url}",reason="error"}`))).toBeGreaterThan(0);
+
+    // Both instances die hard while `down` is down and `gone` is disabled; then a new one starts.
+    await Promise.all([kill9(a), kill9(b)]);
+    gone.answer = () => ({ status: 200 });
+    await down.start();
+    const c = await gateway('wh-dead-c', prefix, urls);
+    await expire(c, ['wh-x']);
+    const all = await recorded(c, ['wh-x', 'wh-y']);
+    expect(all).toHaveLength(12);
+    await receives(down, all.map((e) => e.id));
+    await receives(gone, all.map((e) => e.id));
+    expectLogOrderPerDevice(down, all);
+    expectLogOrderPerDevice(gone, all);
+    expect(await metric(c.url, DISABLED(gone.url))).toBe(0);
+    expect([healthy.unverified, gone.unverified, down.unverified]).toEqual([[], [], []]);
+  }, 150_000);
+
+  it("takes over the events of an instance killed mid-delivery, and its intake, and keeps the device's order", async () => {
+    const prefix = newPrefix('takeover');
+    const r = await receiver();
+    r.answer = () => 'hang';
+    const a = await gateway('wh-take-a', prefix, [r.url], { WEBHOOK_TIMEOUT_MS: '60000' });
+    await expire(a, ['wh-t']);
+    await waitFor(() => r.requests.length === 1, 15_000); // a holds the only claim, waiting for an answer
+    const b = await gateway('wh-take-b', prefix, [r.url], { WEBHOOK_TIMEOUT_MS: '60000' });
+    await expire(b, ['wh-t']);
+    await kill9(a);
+    r.answer = () => ({ status: 204 });
+    await expire(b, ['wh-t']);
+    const log = await recorded(b, ['wh-t']);
+    expect(log).toHaveLength(3);
+    await receives(r, log.map((e) => e.id), 30_000);
+    expectLogOrderPerDevice(r, log);
+  }, 90_000);
+});
+
+describe('webhooks (embedded store)', () => {
+  let gw: RunningGateway | undefined;
+  let r: WebhookReceiver | undefined;
+  afterEach(async () => {
+    if (gw && gw.process.child.exitCode === null) gw.process.child.kill('SIGKILL');
+    await gw?.process.exited;
+    await r?.stop();
+  });
+
+  it('delivers signed, in order per device, through failures; a 410 disables the URL', async () => {
+    r = await new WebhookReceiver(SECRET).start();
+    const gone = await new WebhookReceiver(SECRET).start();
+    gone.answer = () => ({ status: 410 });
+    r.answer = (event, attempt) => (attempt === 1 && Number(event.id.slice(-1)) % 3 === 0 ? { status: 503, headers: { 'retry-after': '1' } } : { status: 200 });
+    gw = await startGateway('wh-embedded', { WEBHOOK_URL: `${r.url},${gone.url}`, WEBHOOK_SECRET: SECRET, WEBHOOK_EVENTS: 'notification.expired,device.*', PRESENCE_EVENT_GRACE_MS: '0' });
+    const socket = connectDevice(gw.url, deviceToken({ sub: 'wh-e-user', deviceId: 'wh-e-live' }));
+    await nextEvent(socket, 'ready');
+    socket.disconnect();
+    const devices = ['wh-e1', 'wh-e2', 'wh-e3'];
+    for (let i = 0; i < 6; i++) await expire(gw, devices);
+    const log = await recorded(gw, devices);
+    expect(log).toHaveLength(18);
+    await receives(r, log.map((e) => e.id), 60_000);
+    expectLogOrderPerDevice(r, log);
+    await waitFor(() => r!.acceptedIds((e) => e.type === 'device.offline' && e.data.deviceId === 'wh-e-live').length === 1, 15_000);
+    expect(r.requests.filter((q) => q.event.type.startsWith('user.'))).toEqual([]);
+    expect(r.unverified).toEqual([]);
+    await metricReaches(gw.url, DISABLED(gone.url), 1, 15_000);
+    // What was in flight together with the 410 reached it; nothing after: a later round reaches r only.
+    const before = gone.requests.length;
+    await expire(gw, devices);
+    await receives(r, (await recorded(gw, devices)).map((e) => e.id), 30_000);
+    expect(gone.requests).toHaveLength(before);
+    await gone.stop();
+  }, 90_000);
+});
