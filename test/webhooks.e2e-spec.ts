@@ -1,8 +1,12 @@
 import Redis from 'ioredis';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { Socket } from 'socket.io-client';
 import { EventEnvelope } from '../src/events/event.types';
 import { api, connectDevice, metric, metricReaches, nextEvent, waitFor } from './support/app';
+import { freePort } from './support/find-redis';
 import { RunningGateway, startGateway } from './support/gateways';
+import { REPO, start } from './support/outside-app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 import { WebhookReceiver } from './support/webhook-receiver';
@@ -235,4 +239,33 @@ describe('webhooks (embedded store)', () => {
     expect(gone.requests).toHaveLength(before);
     await gone.stop();
   }, 90_000);
+});
+
+describe("the README's webhook receiver", () => {
+  it('verifies what the gateway sends, refuses a forged request, and applies each event once', async () => {
+    const readme = readFileSync(join(REPO, 'README.md'), 'utf8');
+    const block = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((m) => m[1]!).find((b) => b.startsWith('// receiver.mjs:'));
+    expect(block).toBeDefined();
+    const port = await freePort();
+    // Run from the repository so that `standardwebhooks` resolves as it would after `npm install standardwebhooks`.
+    const receiver = start(process.execPath, ['--input-type=module', '-e', block!], { cwd: REPO, env: { ...process.env, WEBHOOK_SECRET: SECRET, PORT: String(port) } });
+    const url = `http://127.0.0.1:${port}/`;
+    let gw: RunningGateway | undefined;
+    try {
+      await waitFor(async () => (await fetch(url, { method: 'POST', body: '{}' }).catch(() => null))?.status === 400, 15_000);
+      gw = await startGateway('wh-readme', { WEBHOOK_URL: url, WEBHOOK_SECRET: SECRET, PRESENCE_EVENT_GRACE_MS: '0' });
+      await expire(gw, ['wh-readme-1']);
+      await receiver.waitForLine(/^notification\.expired \{.*"deviceId":"wh-readme-1"/m, 15_000);
+      // A copy signed with another secret is refused.
+      const forged = await fetch(url, { method: 'POST', headers: { 'webhook-id': '1-0', 'webhook-timestamp': String(Math.floor(Date.now() / 1000)), 'webhook-signature': 'v1,AAAA' }, body: '{}' });
+      expect(forged.status).toBe(400);
+      expect(receiver.stderr()).toBe('');
+    } finally {
+      if (gw) {
+        gw.process.child.kill('SIGKILL');
+        await gw.process.exited;
+      }
+      receiver.child.kill();
+    }
+  }, 60_000);
 });
