@@ -1,7 +1,9 @@
+import Ajv from 'ajv';
 import Redis from 'ioredis';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Socket } from 'socket.io-client';
+import { ASYNCAPI } from '../src/docs/asyncapi';
 import { EventEnvelope } from '../src/events/event.types';
 import { api, connectDevice, metric, metricReaches, nextEvent, waitFor } from './support/app';
 import { freePort } from './support/find-redis';
@@ -42,6 +44,18 @@ async function receives(receiver: WebhookReceiver, ids: string[], timeoutMs = 60
     const got = new Set(receiver.acceptedIds());
     throw new Error(`receiver lacks ${ids.filter((id) => !got.has(id)).length} of ${ids.length} events`);
   });
+}
+
+const ajv = new Ajv({ strict: false, allErrors: true });
+/** Every body the receiver got matches its type's message in /asyncapi.json (channel `webhook`). */
+function expectDescribed(receiver: WebhookReceiver): void {
+  const messages = ASYNCAPI.components.messages as unknown as Record<string, { payload: object }>;
+  for (const { event } of receiver.requests) {
+    const message = messages[event.type];
+    expect([event.type, message !== undefined]).toEqual([event.type, true]);
+    const validate = ajv.compile(message!.payload);
+    expect({ event, valid: validate(event), errors: validate.errors ?? [] }).toEqual({ event, valid: true, errors: [] });
+  }
 }
 
 /** Per device, the order in which the receiver first accepted each event equals log order. */
@@ -128,6 +142,7 @@ describe('webhooks (Redis, separate gateway processes)', () => {
     await receives(r, log.map((e) => e.id));
     expectLogOrderPerDevice(r, log);
     expect(r.unverified).toEqual([]);
+    expectDescribed(r);
     for (const req of r.requests) {
       expect(req.headers['webhook-id']).toBe(req.event.id);
       expect(req.headers['content-type']).toBe('application/json');
@@ -231,6 +246,7 @@ describe('webhooks (embedded store)', () => {
     await waitFor(() => r!.acceptedIds((e) => e.type === 'device.offline' && e.data.deviceId === 'wh-e-live').length === 1, 15_000);
     expect(r.requests.filter((q) => q.event.type.startsWith('user.'))).toEqual([]);
     expect(r.unverified).toEqual([]);
+    expectDescribed(r);
     await metricReaches(gw.url, DISABLED(gone.url), 1, 15_000);
     // What was in flight together with the 410 reached it; nothing after: a later round reaches r only.
     const before = gone.requests.length;
