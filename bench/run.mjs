@@ -26,6 +26,7 @@ import * as instances from './scenarios/instances.mjs';
 import * as overload from './scenarios/overload.mjs';
 import * as push from './scenarios/push.mjs';
 import * as sweep from './scenarios/sweep.mjs';
+import * as webhooks from './scenarios/webhooks.mjs';
 
 /** Full run: under 15 minutes on 2 cores. Client sockets are spread so no generator holds > 5,000. */
 const FULL = {
@@ -38,6 +39,7 @@ const FULL = {
   instances: { devices: 10_000, rates: [1_000, 5_000], warmupMs: 2_000, durationMs: 8_000, drainMs: 10_000, concurrency: 40 },
   overload: { devices: 10_000, rampFrom: 1_000, rampMax: 60_000, rampMs: 3_000, warmupMs: 1_000, durationMs: 20_000, drainMs: 2_000, concurrency: 40 },
   flood: { devices: 1_000, rate: 500, warmupMs: 2_000, controlMs: 5_000, floodMs: 10_000, healthEveryMs: 250, concurrency: 40 },
+  webhooks: { backlog: 20_000, drainTimeoutMs: 120_000, latencyRate: 200, tickMs: 50, latencyMs: 10_000 },
 };
 
 /** Quick run (CI smoke): every scenario for both servers with small counts; about 2 minutes on 2 quiet cores. */
@@ -51,9 +53,10 @@ const QUICK = {
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, concurrency: 25 },
   overload: { devices: 1_000, rampFrom: 500, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 3_000, drainMs: 1_000, concurrency: 25 },
   flood: { devices: 200, rate: 200, warmupMs: 300, controlMs: 1_000, floodMs: 5_500, healthEveryMs: 250, concurrency: 25 },
+  webhooks: { backlog: 5_000, drainTimeoutMs: 60_000, latencyRate: 200, tickMs: 50, latencyMs: 2_000 },
 };
 
-const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, overload, flood];
+const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, overload, flood, webhooks];
 
 const { values: args } = parseArgs({
   options: {
@@ -229,7 +232,7 @@ function applySetting(params, setting) {
 
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,overload,flood] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,overload,flood,webhooks] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
     return 0;
   }
   if (args.report) {

@@ -182,6 +182,9 @@ describe('webhooks (Redis, separate gateway processes)', () => {
     await receives(healthy, log.map((e) => e.id), 30_000);
     expectLogOrderPerDevice(healthy, log);
     expect(gone.requests).toHaveLength(1);
+    // The dead URL's backlog ages (measured every 5 s by each instance).
+    await waitFor(async () => (await metric(a.url, `push_gateway_webhook_backlog_age_seconds{url="${down.url}"}`)) > 0, 15_000);
+    expect(await metric(a.url, `push_gateway_webhook_backlog_age_seconds{url="${healthy.url}"}`)).toBe(0);
     expect((await metric(a.url, `push_gateway_webhook_failed_attempts_total{url="${down.url}",reason="error"}`)) + (await metric(b.url, `push_gateway_webhook_failed_attempts_total{url="${down.url}",reason="error"}`))).toBeGreaterThan(0);
 
     // Both instances die hard while `down` is down and `gone` is disabled; then a new one starts.
@@ -199,6 +202,27 @@ describe('webhooks (Redis, separate gateway processes)', () => {
     expect(await metric(c.url, DISABLED(gone.url))).toBe(0);
     expect([healthy.unverified, gone.unverified, down.unverified]).toEqual([[], [], []]);
   }, 150_000);
+
+  it('drops an event after WEBHOOK_RETRY_HOURS of failures, counts it, and lets the next event of its device go', async () => {
+    const prefix = newPrefix('drop');
+    const r = await receiver();
+    let doomed: string | undefined;
+    r.answer = (event) => {
+      doomed ??= event.id; // the device's first event is refused every time
+      return event.id === doomed ? { status: 500 } : { status: 204 };
+    };
+    // 0.001 h = 3.6 s: a few attempts 1 to 2 s apart, then the drop.
+    const gw = await gateway('wh-drop', prefix, [r.url], { WEBHOOK_RETRY_HOURS: '0.001' });
+    await expire(gw, ['wh-drop-1']);
+    await expire(gw, ['wh-drop-1']);
+    const log = await recorded(gw, ['wh-drop-1']);
+    expect(log).toHaveLength(2);
+    await receives(r, [log[1]!.id], 30_000);
+    expect(doomed).toBe(log[0]!.id);
+    expect(r.requests.filter((q) => q.event.id === doomed).length).toBeGreaterThanOrEqual(2);
+    expect(r.acceptedIds()).toEqual([log[1]!.id]);
+    expect(await metric(gw.url, `push_gateway_webhook_dropped_total{url="${r.url}"}`)).toBe(1);
+  }, 60_000);
 
   it("takes over the events of an instance killed mid-delivery, and its intake, and keeps the device's order", async () => {
     const prefix = newPrefix('takeover');

@@ -13,7 +13,7 @@ import { WebhookDispatcher } from './webhook-dispatcher';
 import { WebhookSender } from './webhook-sender';
 
 /** Events in flight to one URL from one instance at most, each of a different device. */
-export const WEBHOOK_CONCURRENCY = 64;
+export const WEBHOOK_CONCURRENCY = 128;
 /** How long a stopping instance waits for its attempts in flight; the rest are resent by others. */
 const STOP_GRACE_MS = 2_000;
 
