@@ -63,6 +63,7 @@ export class WebhookDispatcher {
   private readonly inflight = new Map<string, Claim>();
   private settling: Settlement[] = [];
   private settleQueued = false;
+  private flushing = 0;
   private woken = false;
   private wakeUp?: () => void;
   private readonly sleepers = new Set<() => void>();
@@ -102,6 +103,11 @@ export class WebhookDispatcher {
     const deadline = Date.now() + graceMs;
     while (this.inflight.size > 0 && Date.now() < deadline) await sleep(20);
     await this.flushSettles();
+  }
+
+  /** No attempt in flight and no outcome waiting to be stored (tests wait for it before moving their clock). */
+  get idle(): boolean {
+    return this.inflight.size === 0 && this.settling.length === 0 && this.flushing === 0;
   }
 
   /** Resolves when the loops have ended (the intake's blocked read ends when its tail is closed). */
@@ -256,12 +262,15 @@ export class WebhookDispatcher {
     const batch = this.settling;
     this.settling = [];
     if (batch.length === 0) return;
+    this.flushing++;
     try {
       await this.queue.settle(batch, this.clock.now());
       this.wake();
     } catch (err) {
       // Unsettled claims run out and are attempted again: a resend, never a loss.
       this.warn(`settle: ${(err as Error).message}`);
+    } finally {
+      this.flushing--;
     }
   }
 
