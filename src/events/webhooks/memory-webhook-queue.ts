@@ -1,5 +1,6 @@
 import { eventIdTime } from '../event.types';
-import { Claim, ClaimResult, QueuedEvent, Settlement, WebhookQueue } from './webhook-queue';
+import { MEMORY_EVENT_LOG_MAX } from '../memory-event-log';
+import { Claim, ClaimResult, EnqueueResult, QueuedEvent, Settlement, WebhookQueue } from './webhook-queue';
 
 interface KeyState {
   events: QueuedEvent[];
@@ -8,9 +9,19 @@ interface KeyState {
   token?: string;
 }
 
-/** The embedded store's webhook queue: the same rules as Redis's, in this process (the only instance). */
+/**
+ * The embedded store's webhook queue: the same rules as Redis's, in this process (the only
+ * instance). It holds at most `maxQueued` events (as many as the embedded log): past that, new
+ * events are refused (and counted as dropped) rather than growing the process without bound.
+ */
 export class MemoryWebhookQueue extends WebhookQueue {
   private readonly keys = new Map<string, KeyState>();
+  private queued = 0;
+
+  constructor(private readonly maxQueued = MEMORY_EVENT_LOG_MAX) {
+    super();
+  }
+
   private position: string | undefined;
   private disabled = false;
 
@@ -23,8 +34,14 @@ export class MemoryWebhookQueue extends WebhookQueue {
     return this.position;
   }
 
-  async enqueue(_owner: string, cursor: string, events: readonly QueuedEvent[], now: number): Promise<boolean> {
+  async enqueue(_owner: string, cursor: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult> {
+    let refused = 0;
     for (const e of events) {
+      if (this.queued >= this.maxQueued) {
+        refused++;
+        continue;
+      }
+      this.queued++;
       let state = this.keys.get(e.key);
       if (!state) {
         state = { events: [], due: now, attempts: 0 };
@@ -33,7 +50,7 @@ export class MemoryWebhookQueue extends WebhookQueue {
       state.events.push(e);
     }
     this.position = cursor;
-    return true;
+    return { held: true, refused };
   }
 
   async claim(tokenBase: string, now: number, max: number, leaseUntil: number): Promise<ClaimResult> {
@@ -76,6 +93,7 @@ export class MemoryWebhookQueue extends WebhookQueue {
         continue;
       }
       state.events.shift();
+      this.queued--;
       state.attempts = 0;
       state.due = now;
       if (state.events.length === 0) this.keys.delete(s.key);

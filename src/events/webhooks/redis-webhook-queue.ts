@@ -2,7 +2,7 @@ import type { RedisClient } from '../../redis/redis-connection';
 import { BoundScript } from '../../redis/lua-script';
 import { redisCall } from '../../redis/redis-errors';
 import { eventIdTime } from '../event.types';
-import { Claim, ClaimResult, QueuedEvent, Settlement, WebhookQueue } from './webhook-queue';
+import { Claim, ClaimResult, EnqueueResult, QueuedEvent, Settlement, WebhookQueue } from './webhook-queue';
 import { CLAIM, ENQUEUE, HOLD_INTAKE, RENEW, SETTLE } from './webhook.scripts';
 
 type ClaimReply = [number, string[], string | null];
@@ -42,7 +42,8 @@ export class RedisWebhookQueue extends WebhookQueue {
     return previous ?? start;
   }
 
-  async enqueue(owner: string, position: string, events: readonly QueuedEvent[], now: number): Promise<boolean> {
+  /** Never refuses: the queue is bounded by time (see webhook.scripts.ts), like the event log. */
+  async enqueue(owner: string, position: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult> {
     const rest: (string | number)[] = [];
     for (const e of events) rest.push(e.key, eventIdTime(e.id), `${e.id} ${e.body}`);
     const reply = await this.scripts.enqueue({
@@ -50,7 +51,7 @@ export class RedisWebhookQueue extends WebhookQueue {
       args: { owner, position, now, ttl: this.ttlMs, qbase: this.qbase },
       rest,
     });
-    return reply === 1;
+    return reply === 1 ? { held: true, refused: 0 } : { held: false };
   }
 
   async claim(tokenBase: string, now: number, max: number, leaseUntil: number): Promise<ClaimResult> {

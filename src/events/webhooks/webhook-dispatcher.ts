@@ -141,11 +141,16 @@ export class WebhookDispatcher {
         if (events.length === 0 || !this.running) continue;
         const last = events[events.length - 1]!.id;
         const queued = events.filter((e) => this.options.matches(e.type)).map((e) => ({ key: orderKey(e), id: e.id, body: JSON.stringify(e) }));
-        if (!(await this.queue.enqueue(owner, last, queued, this.clock.now()))) {
+        const result = await this.queue.enqueue(owner, last, queued, this.clock.now());
+        if (!result.held) {
           cursor = undefined;
           continue;
         }
         cursor = last;
+        if (result.refused > 0) {
+          this.metrics.webhooksDropped.inc({ url: this.options.label }, result.refused);
+          this.noteDrop(`${result.refused} new events`, result.refused, 'because the queue is full');
+        }
         if (queued.length > 0) this.wake();
       } catch (err) {
         if (!this.running) break;
@@ -237,7 +242,7 @@ export class WebhookDispatcher {
         this.settle(claim, { kind: 'retry', at: next.at, attempts });
       } else {
         this.metrics.webhooksDropped.inc({ url: label });
-        this.noteDrop(claim.id, attempts);
+        this.noteDrop(`event ${claim.id}`, 1, `after ${attempts} attempts`);
         this.settle(claim, { kind: 'done' });
       }
     } catch (err) {
@@ -282,11 +287,11 @@ export class WebhookDispatcher {
     this.metrics.webhookDisabled.set({ url: this.options.label }, disabled ? 1 : 0);
   }
 
-  private noteDrop(id: string, attempts: number): void {
-    this.drops.count++;
+  private noteDrop(what: string, count: number, why: string): void {
+    this.drops.count += count;
     const now = this.clock.now();
     if (now - this.drops.loggedAt < 60_000) return;
-    this.logger.warn(`webhook ${this.options.label}: dropped event ${id} after ${attempts} attempts (${this.drops.count} dropped since the last such line)`);
+    this.logger.warn(`webhook ${this.options.label}: dropped ${what} ${why} (${this.drops.count} dropped since the last such line)`);
     this.drops = { count: 0, loggedAt: now };
   }
 

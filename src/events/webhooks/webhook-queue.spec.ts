@@ -117,7 +117,7 @@ describe('RedisWebhookQueue', () => {
     expect(await q.holdIntake('a', T0, 300)).toBe(true);
     await new Promise((r) => setTimeout(r, 400));
     expect(await q.holdIntake('b', T0, 5_000)).toBe(true);
-    expect(await q.enqueue('a', '9-0', [ev('d:a', T0)], T0)).toBe(false);
+    expect(await q.enqueue('a', '9-0', [ev('d:a', T0)], T0)).toEqual({ held: false });
     expect(await q.cursor('1-0')).toBe('1-0');
     expect((await q.claim('x:1', T0, 10, T0 + LEASE)).claims).toEqual([]);
   });
@@ -133,5 +133,16 @@ describe('RedisWebhookQueue', () => {
     await q.renew([b!], T0 + LEASE);
     await q.setDisabled(true);
     expect(await keysWithoutTtl(redis, base, ['disabled'])).toBe(0);
+  });
+});
+
+describe('MemoryWebhookQueue bound', () => {
+  it('refuses events past its bound, and has room again once events leave', async () => {
+    const q = new MemoryWebhookQueue(2);
+    expect(await q.enqueue('me', '3-0', [ev('d:a', T0, 0), ev('d:b', T0, 1), ev('d:c', T0, 2)], T0)).toEqual({ held: true, refused: 1 });
+    const [a] = (await q.claim('me:1', T0, 1, T0 + LEASE)).claims;
+    await q.settle([{ key: a!.key, token: a!.token, id: a!.id, outcome: { kind: 'done' } }], T0);
+    expect(await q.enqueue('me', '4-0', [ev('d:c', T0, 3)], T0)).toEqual({ held: true, refused: 0 });
+    expect(await q.backlog()).toEqual({ oldest: T0, keys: 2 });
   });
 });

@@ -26,6 +26,9 @@ export interface Settlement {
   outcome: Outcome;
 }
 
+/** `held: false`: the caller lost the intake lease and nothing was written; `refused`: events left out for lack of room. */
+export type EnqueueResult = { held: false } | { held: true; refused: number };
+
 export interface ClaimResult {
   claims: Claim[];
   /** A 410 stopped this URL (on any instance) since the gateway was started. */
@@ -47,8 +50,8 @@ export abstract class WebhookQueue {
   abstract holdIntake(owner: string, now: number, leaseMs: number): Promise<boolean>;
   /** The log position up to which events were queued; `start` is stored first when there is none. */
   abstract cursor(start: string): Promise<string>;
-  /** Appends events (in log order) and moves the cursor; false (nothing written) when `owner` lost the lease. */
-  abstract enqueue(owner: string, cursor: string, events: readonly QueuedEvent[], now: number): Promise<boolean>;
+  /** Appends events (in log order) and moves the cursor, if `owner` still holds the intake lease. */
+  abstract enqueue(owner: string, cursor: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult>;
   /** Takes up to `max` due keys until `leaseUntil`. */
   abstract claim(tokenBase: string, now: number, max: number, leaseUntil: number): Promise<ClaimResult>;
   /** Extends the leases of claims still held. */
