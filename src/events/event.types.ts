@@ -29,7 +29,7 @@ export const OFFLINE_REASONS = [
 ] as const;
 export type OfflineReason = (typeof OFFLINE_REASONS)[number];
 
-/** What a receiver gets, in the log, the pull API and (later) webhook bodies alike. */
+/** What a receiver gets, in the log, the pull API and webhook bodies alike. */
 export interface EventEnvelope {
   /** Unique per event and stable: the log entry's id (`<ms>-<n>`, ordered as the log is). */
   id: string;

@@ -36,7 +36,15 @@ export class RedisEventTail extends EventTail {
 
   async next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]> {
     await this.connected();
-    const reply: XReadReply = await redisCall(this.redis.xread('COUNT', count, 'BLOCK', waitMs, 'STREAMS', this.key, after));
+    let reply: XReadReply;
+    try {
+      reply = await redisCall(this.redis.xread('COUNT', count, 'BLOCK', waitMs, 'STREAMS', this.key, after));
+    } catch (err) {
+      // A blocked read that outlived its timeout means a link that stopped answering (frozen, half
+      // open): rebuild it rather than wait for TCP to notice. No watchdog probes this connection.
+      if (this.redis.status === 'ready' && /did not answer/.test((err as Error).message)) this.redis.disconnect(true);
+      throw err;
+    }
     return (reply?.[0]?.[1] ?? []).map(([id, fields]) => toEnvelope(id, fields));
   }
 
