@@ -19,6 +19,7 @@ import { installExitHandlers, killAll } from './lib/procs.mjs';
 import { redisVersion, startRedis } from './lib/redis.mjs';
 import { charts, consoleTable, evaluateTargets, reportMarkdown, resultsMarkdown, machineLines } from './lib/report.mjs';
 import * as connections from './scenarios/connections.mjs';
+import * as crash from './scenarios/crash.mjs';
 import * as fanout from './scenarios/fanout.mjs';
 import * as flood from './scenarios/flood.mjs';
 import * as heartbeats from './scenarios/heartbeats.mjs';
@@ -39,6 +40,8 @@ const FULL = {
   instances: { devices: 10_000, rates: [1_000, 5_000], warmupMs: 2_000, durationMs: 8_000, drainMs: 10_000, concurrency: 40 },
   overload: { devices: 10_000, rampFrom: 1_000, rampMax: 60_000, rampMs: 3_000, warmupMs: 1_000, durationMs: 20_000, drainMs: 2_000, concurrency: 40 },
   flood: { devices: 1_000, rate: 500, warmupMs: 2_000, controlMs: 5_000, floodMs: 10_000, healthEveryMs: 250, concurrency: 40 },
+  // interval 20 s: a 53 s ttl, long enough to connect every device before the kill.
+  crash: { devices: 10_000, intervalMs: 20_000, graceMs: 5_000, beatMs: 3_000, concurrency: 40 },
   webhooks: { backlog: 20_000, drainTimeoutMs: 120_000, latencyRate: 200, tickMs: 50, latencyMs: 10_000 },
 };
 
@@ -53,10 +56,11 @@ const QUICK = {
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, concurrency: 25 },
   overload: { devices: 1_000, rampFrom: 500, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 3_000, drainMs: 1_000, concurrency: 25 },
   flood: { devices: 200, rate: 200, warmupMs: 300, controlMs: 1_000, floodMs: 5_500, healthEveryMs: 250, concurrency: 25 },
+  crash: { devices: 1_000, intervalMs: 4_000, graceMs: 5_000, beatMs: 1_000, concurrency: 25 },
   webhooks: { backlog: 5_000, drainTimeoutMs: 60_000, latencyRate: 200, tickMs: 50, latencyMs: 2_000 },
 };
 
-const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, overload, flood, webhooks];
+const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, overload, flood, crash, webhooks];
 
 const { values: args } = parseArgs({
   options: {
@@ -232,7 +236,7 @@ function applySetting(params, setting) {
 
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,overload,flood,webhooks] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,overload,flood,crash,webhooks] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
     return 0;
   }
   if (args.report) {

@@ -1,8 +1,8 @@
 import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import { RedisEventLog } from '../src/events/redis-event-log';
-import { EventEnvelope } from '../src/events/event.types';
-import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
+import { EventEnvelope, eventIdTime } from '../src/events/event.types';
+import { api, connectDevice, firstEvent, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
 import { RawDevice } from './support/raw-device';
@@ -41,9 +41,18 @@ async function offlineEvent(url: string, deviceId: string, timeoutMs = 5_000): P
   return found!.data;
 }
 
+/** A device's events in log order, as [type, reason, seq]. */
+async function deviceEvents(url: string, deviceId: string): Promise<[string, unknown, unknown][]> {
+  return (await allEvents(url, '&types=device.*')).filter((e) => e.data.deviceId === deviceId).map((e) => [e.type, e.data.reason, e.data.seq]);
+}
+
+async function userEvents(url: string, userId: string): Promise<string[]> {
+  return (await allEvents(url, '&types=user.*')).filter((e) => e.data.userId === userId).map((e) => e.type);
+}
+
 /**
  * Each device.offline reason produced for real: real sockets against the real app on Redis, time
- * moved by a FakeClock where the cause is time.
+ * moved by a FakeClock where the cause is time. Recorded at once: the grace has its own tests below.
  */
 describe('events for backends: every offline reason, for real', () => {
   const prefix = uniquePrefix('events');
@@ -70,6 +79,7 @@ describe('events for backends: every offline reason, for real', () => {
         SOCKET_EVENTS_PER_SECOND: '5',
         SOCKET_MAX_BUFFERED_BYTES: '16384',
         SLOW_CONSUMER_GRACE_MS: '1000',
+        PRESENCE_EVENT_GRACE_MS: '0',
       },
       clock,
     );
@@ -182,31 +192,158 @@ describe('events for backends: every offline reason, for real', () => {
   });
 });
 
-describe('events for backends: instance_lost (kill -9 of a gateway process)', () => {
+describe('events for backends: instance_lost (kill -9 of a gateway process), with the default grace', () => {
   const prefix = uniquePrefix('events-lost');
   const redis = new Redis(testRedisUrl());
   const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix };
   const gateways: RunningGateway[] = [];
-  let socket: Socket | undefined;
+  const sockets: Socket[] = [];
+  const GRACE = 5_000; // PRESENCE_EVENT_GRACE_MS' default
+  const TTL = 1_000; // 2.5 x the 400 ms interval of the test gateways
+  let beating: NodeJS.Timeout | undefined;
 
   afterAll(async () => {
-    socket?.disconnect();
+    clearInterval(beating);
+    sockets.forEach((s) => s.disconnect());
     for (const g of gateways) if (g.process.child.exitCode === null) g.process.child.kill('SIGKILL');
     await deleteKeys(redis, prefix);
     await redis.quit();
   });
 
-  it("another instance's sweeper ends the dead instance's sessions with instance_lost", async () => {
+  it("another instance ends the dead instance's sessions with instance_lost after ttl + grace, and records the offlines it held; a device back within the grace records nothing", async () => {
     const [survivor, doomed] = await Promise.all([startGateway('gw-survivor', env), startGateway('gw-doomed', env)]);
     gateways.push(survivor, doomed);
-    socket = connectDevice(doomed.url, deviceToken({ sub: 'lost-user', deviceId: 'lost-1' }));
-    await nextEvent(socket, 'ready');
+    for (const n of [1, 2, 3]) {
+      const socket = connectDevice(doomed.url, deviceToken({ sub: `lost-user-${n}`, deviceId: `lost-${n}` }));
+      sockets.push(socket);
+      await nextEvent(socket, 'ready');
+    }
+    // They beat until the crash, so none of them runs out on the doomed instance before it.
+    const onDoomed = setInterval(() => sockets.forEach((s) => s.connected && s.emit('heartbeat', {}, () => {})), 200);
+    // lost-3 leaves cleanly just before the crash: the doomed instance held its offline (in Redis).
+    sockets[2]!.disconnect();
+    await waitFor(async () => (await redis.zscore(`${prefix}heldoff:due`, 'lost-3')) !== null);
     doomed.process.child.kill('SIGKILL');
-    const offline = await offlineEvent(survivor.url, 'lost-1', 15_000);
-    expect(offline).toMatchObject({ reason: 'instance_lost', instanceId: 'gw-doomed', userId: 'lost-user', seq: 2 });
-    const userEvents = (await allEvents(survivor.url, '&types=user.*')).filter((e) => e.data.userId === 'lost-user');
-    expect(userEvents.map((e) => e.type)).toEqual(['user.online', 'user.offline']);
+    clearInterval(onDoomed);
+    // lost-2 comes back on the survivor once its presence ran out (never delayed), within the grace.
+    await waitFor(async () => (await getJson<{ online: boolean }>(survivor.url, '/v1/devices/lost-2')).online === false, 10_000);
+    const back = connectDevice(survivor.url, deviceToken({ sub: 'lost-user-2', deviceId: 'lost-2' }));
+    sockets.push(back);
+    await nextEvent(back, 'ready');
+    beating = setInterval(() => back.emit('heartbeat', {}, () => {}), 200); // it stays online from here on
+
+    // Within ttl + sweep + grace + 10 s, and not before the grace after the expiry ended.
+    let offline: EventEnvelope | undefined;
+    await waitFor(async () => !!(offline = (await allEvents(survivor.url, '&types=device.offline')).find((e) => e.data.deviceId === 'lost-1')), TTL + GRACE + 10_000);
+    expect(offline!.data).toMatchObject({ reason: 'instance_lost', instanceId: 'gw-doomed', userId: 'lost-user-1', seq: 2 });
+    expect(eventIdTime(offline!.id)).toBeGreaterThanOrEqual((offline!.data.lastSeenAt as number) + TTL + GRACE);
+    expect(offline!.timestamp).toBeLessThan(eventIdTime(offline!.id)); // the time of the change, not of the release
+    expect(await userEvents(survivor.url, 'lost-user-1')).toEqual(['user.online', 'user.offline']);
+    // The offline the dead instance held is recorded by the survivor.
+    expect(await deviceEvents(survivor.url, 'lost-3')).toEqual([
+      ['device.online', undefined, 1],
+      ['device.offline', 'client_close', 2],
+    ]);
+
+    // Nothing is held any more: lost-2's offline was dropped with its online, which is not recorded either.
+    await waitFor(async () => (await redis.zcard(`${prefix}heldoff:due`)) === 0, 10_000);
+    expect(await deviceEvents(survivor.url, 'lost-2')).toEqual([['device.online', undefined, 1]]);
+    expect(await userEvents(survivor.url, 'lost-user-2')).toEqual(['user.online']);
+    expect(await getJson(survivor.url, '/v1/devices/lost-2')).toMatchObject({ online: true, instanceId: 'gw-survivor', seq: 1 }); // its last recorded event
+  }, 60_000);
+});
+
+describe('events for backends: flap suppression across two gateway processes on one Redis', () => {
+  const prefix = uniquePrefix('events-grace');
+  const redis = new Redis(testRedisUrl());
+  const GRACE = 3_000;
+  // Devices here do not beat: a 25 s TTL keeps them online through each test.
+  const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, PRESENCE_EVENT_GRACE_MS: String(GRACE), HEARTBEAT_INTERVAL_MS: '10000' };
+  const sockets: Socket[] = [];
+  let gw1: RunningGateway;
+  let gw2: RunningGateway;
+
+  const device = async (url: string, deviceId: string) => {
+    const socket = connectDevice(url, deviceToken({ sub: `u-${deviceId}`, deviceId }));
+    sockets.push(socket);
+    await nextEvent(socket, 'ready');
+    return socket;
+  };
+  /** Waits for the device's events to be `expected` (a later one proves nothing else came before). */
+  const eventsBecome = async (url: string, deviceId: string, expected: unknown[], timeoutMs = GRACE + 10_000) => {
+    await waitFor(async () => (await deviceEvents(url, deviceId)).length >= expected.length, timeoutMs).catch(() => {});
+    expect(await deviceEvents(url, deviceId)).toEqual(expected);
+  };
+
+  beforeAll(async () => {
+    [gw1, gw2] = await Promise.all([startGateway('gw-grace-1', env), startGateway('gw-grace-2', env)]);
   });
+  afterAll(async () => {
+    sockets.forEach((s) => s.disconnect());
+    for (const g of [gw1, gw2]) if (g && g.process.child.exitCode === null) g.process.child.kill('SIGKILL');
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('a reconnect within the grace on the other instance records neither the offline nor the online', async () => {
+    const first = await device(gw1.url, 'flap');
+    first.disconnect();
+    await waitFor(async () => (await getJson<{ online: boolean }>(gw2.url, '/v1/devices/flap')).online === false); // presence at once
+    const second = await device(gw2.url, 'flap');
+    // Presence moved at once; the seq shown is the last recorded event's: a receiver with seq 1 is up to date.
+    expect(await getJson(gw1.url, '/v1/devices/flap')).toMatchObject({ online: true, instanceId: 'gw-grace-2', seq: 1 });
+    // The next offline (seq 4, after its own grace) is the proof: nothing came between.
+    second.disconnect();
+    await eventsBecome(gw1.url, 'flap', [
+      ['device.online', undefined, 1],
+      ['device.offline', 'client_close', 4],
+    ]);
+    expect(await userEvents(gw1.url, 'u-flap')).toEqual(['user.online', 'user.offline']);
+  }, 60_000);
+
+  it('a reconnect after the grace gives the offline (recorded once the grace ended), then the online', async () => {
+    const first = await device(gw1.url, 'slow-back');
+    first.disconnect();
+    await eventsBecome(gw2.url, 'slow-back', [
+      ['device.online', undefined, 1],
+      ['device.offline', 'client_close', 2],
+    ]);
+    const offline = (await allEvents(gw2.url, '&types=device.offline')).find((e) => e.data.deviceId === 'slow-back')!;
+    expect(eventIdTime(offline.id) - offline.timestamp).toBeGreaterThanOrEqual(GRACE);
+    await device(gw2.url, 'slow-back');
+    await eventsBecome(gw1.url, 'slow-back', [
+      ['device.online', undefined, 1],
+      ['device.offline', 'client_close', 2],
+      ['device.online', undefined, 3],
+    ]);
+    expect(await userEvents(gw1.url, 'u-slow-back')).toEqual(['user.online', 'user.offline', 'user.online']);
+  }, 60_000);
+
+  it('two instances racing on one reconnect within the grace: seq grows, the loser is replaced before the winner comes online, user.* once', async () => {
+    const first = await device(gw1.url, 'race');
+    first.disconnect();
+    await waitFor(async () => (await getJson<{ online: boolean }>(gw1.url, '/v1/devices/race')).online === false);
+    const [a, b] = [gw1, gw2].map((g) => connectDevice(g.url, deviceToken({ sub: 'u-race', deviceId: 'race' })));
+    sockets.push(a!, b!);
+    await Promise.all([a, b].map((s) => firstEvent(s!, ['ready', 'session_replaced'])));
+    // One of them is replaced by the other (it may have been ready first): a replaced offline, at once.
+    await eventsBecome(gw2.url, 'race', [
+      ['device.online', undefined, 1],
+      ['device.offline', 'replaced', 4],
+      ['device.online', undefined, 5],
+    ]);
+    const winner = (await getJson<{ instanceId: string }>(gw1.url, '/v1/devices/race')).instanceId;
+    [a, b].forEach((s) => s!.disconnect());
+    await eventsBecome(gw1.url, 'race', [
+      ['device.online', undefined, 1],
+      ['device.offline', 'replaced', 4],
+      ['device.online', undefined, 5],
+      ['device.offline', 'client_close', 6],
+    ]);
+    const events = (await allEvents(gw1.url, '&types=device.*')).filter((e) => e.data.deviceId === 'race');
+    expect(events[3]!.data.instanceId).toBe(winner);
+    expect(await userEvents(gw1.url, 'u-race')).toEqual(['user.online', 'user.offline']);
+  }, 60_000);
 });
 
 describe('GET /v1/events (embedded store)', () => {
@@ -214,14 +351,15 @@ describe('GET /v1/events (embedded store)', () => {
   const sockets: Socket[] = [];
 
   beforeAll(async () => {
-    gw = await startTestApp({});
+    // The grace runs in process here (the embedded store holds the offlines), on the real clock.
+    gw = await startTestApp({ PRESENCE_EVENT_GRACE_MS: '500' });
     for (const id of ['p1', 'p2', 'p3']) {
       const socket = connectDevice(gw.url, deviceToken({ sub: `pull-${id}`, deviceId: id }));
       sockets.push(socket);
       await nextEvent(socket, 'ready');
     }
     for (const s of sockets) s.disconnect();
-    await waitFor(async () => (await page(gw.url, '?types=device.offline')).events.length === 3);
+    await waitFor(async () => (await page(gw.url, '?types=device.offline')).events.length === 3, 15_000);
   });
   afterAll(() => gw.close());
 

@@ -96,6 +96,18 @@ export function evaluateTargets(results) {
     );
   } else add('flood', floodTarget, '–', null);
 
+  const cr = s.crash?.gateway;
+  const crashTarget = 'a crash of an instance holding 10k devices yields 10k device.offline {instance_lost} within ttl + sweep + grace + 10 s';
+  if (cr?.boundMs) {
+    add(
+      'crash',
+      crashTarget,
+      `${cr.instanceLost} of ${cr.devices} instance_lost, ${cr.withinBound} within ${cr.boundMs / 1000} s of their last heartbeat ` +
+        `(max ${fmt(cr.lastSeenToRecordedMs.max / 1000)} s); all read by GET /v1/events ${fmt(cr.killToLastReadByPullMs / 1000)} s after the kill`,
+      cr.devices >= 10_000 && cr.instanceLost === cr.devices && cr.withinBound === cr.devices,
+    );
+  } else add('crash', crashTarget, cr?.error ?? '–', null);
+
   const whTarget = 'one process delivers at least 2,000 webhook events/s to a local receiver';
   const wht = s.webhooks?.gateway?.throughput;
   if (wht) add('webhooks', whTarget, `${wht.deliveredPerSecond}/s (${wht.outOfOrder} out of order)`, wht.deliveredPerSecond >= 2_000 && wht.outOfOrder === 0);
@@ -242,6 +254,19 @@ export function rows(results) {
   } else if (inst?.reason) out.push(['several instances', inst.reason, 'n/a', 'n/a', '']);
   else if (ig?.error) out.push(['several instances', 'error', ig.error, 'n/a', '']);
 
+  const cr = s.crash?.gateway;
+  if (cr?.boundMs) {
+    const na = (metric, v, digits = 2) => out.push([`crash (kill -9 of 1 of 2 processes, ${cr.devices} devices)`, metric, fmt(v, digits), 'n/a', '']);
+    na('device.offline {instance_lost} recorded / devices', `${cr.instanceLost} / ${cr.devices}`);
+    na('other offline reasons', Object.entries(cr.offlineReasons).filter(([k]) => k !== 'instance_lost').map(([k, v]) => `${v} ${k}`).join(', ') || 'none');
+    na('user.offline recorded', cr.userOffline, 0);
+    na('bound: ttl + sweep + grace + 10 s (s)', `${cr.ttlMs / 1000} + ${cr.sweepMs / 1000} + ${cr.graceMs / 1000} + 10 = ${cr.boundMs / 1000}`);
+    na('last heartbeat -> offline recorded, min / p50 / max (s)', `${fmt(cr.lastSeenToRecordedMs.min / 1000)} / ${fmt(cr.lastSeenToRecordedMs.p50 / 1000)} / ${fmt(cr.lastSeenToRecordedMs.max / 1000)}`);
+    na('offlines within the bound', `${cr.withinBound} / ${cr.devices}`);
+    na('kill -> first / last offline recorded (s)', `${fmt(cr.killToFirstRecordedMs / 1000)} / ${fmt(cr.killToLastRecordedMs / 1000)}`);
+    na('kill -> last offline read by GET /v1/events (s)', cr.killToLastReadByPullMs / 1000);
+  } else if (s.crash?.reason) out.push(['crash', s.crash.reason, 'n/a', 'n/a', '']);
+  else if (cr?.error) out.push(['crash', 'error', cr.error, 'n/a', '']);
   const wh = s.webhooks?.gateway;
   if (wh?.throughput) {
     const na = (metric, v, digits = 2) => out.push([`webhooks (1 process, local receiver)`, metric, fmt(v, digits), 'n/a', '']);
@@ -329,6 +354,7 @@ export function reportMarkdown(results) {
     '- Sweep: store level, median of repeated sweeps; gateway = `RedisPresenceStore.claimExpired` as the sweeper calls it, baseline = `EXISTS` on every known device.',
     '- Overload: devices announce a 2 s interval (5 s TTL, swept every 500 ms); the sustained rate is what one gateway process acks per second while sent well above it; then heartbeats go at twice that, every device still beating within its interval. Gateway only: the baseline has no presence grace to test.',
     '- Flood: one socket on a load generator of its own sends unknown events, malformed heartbeats and stray acks as fast as its connection takes them, reconnecting whenever it is ended; the other devices heartbeat at a fixed rate; gateway at the default SOCKET_EVENTS_PER_SECOND (10), the baseline has no event budget.',
+    '- Crash: 2 gateway processes on one Redis, the devices on one of them beat once and it is killed (SIGKILL); the devices do not reconnect. Each `device.offline {instance_lost}` is read back through `GET /v1/events` from the survivor; its record time is its log id\'s time, its last heartbeat its `lastSeenAt`. Gateway only.',
     '- Webhooks: one gateway process with WEBHOOK_URL = an HTTP receiver in the bench process (answers 204, verifies every 50th signature); events are `notification.expired` recorded by POSTs with ttl 0 to offline devices. Rate: a backlog recorded at once, from the first POST to the last event received; latency: from the event `timestamp` to the receiver, at a steady rate.',
     `- Several instances: ${results.scenarios.instances?.reason ?? 'the same devices and heartbeat rates against 1 gateway process, then 2 on the same Redis (devices split half and half); CPU is both processes summed. Baseline "n/a": there is no multi-instance baseline'}.`,
   ];

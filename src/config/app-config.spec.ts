@@ -25,6 +25,7 @@ describe('loadConfig', () => {
     expect(c.maxPayloadBytes).toBe(4_096);
     expect(c.apiRateLimit).toBe(6_000);
     expect(c.apiAuthFailuresPerMinute).toBe(20);
+    expect(c.presenceEventGraceMs).toBe(5_000);
     expect(c.generated).toEqual({});
     expect(c.jwt).toEqual({ kind: 'secret', secret: SECRET, algorithms: ['HS256'] });
   });
@@ -38,6 +39,7 @@ describe('loadConfig', () => {
       REDIS_URL: 'http://x',
       DEVICE_JWT_SECRET: 'short',
       API_AUTH_FAILURES_PER_MINUTE: '0',
+      PRESENCE_EVENT_GRACE_MS: '600001',
     });
     expect(found).toEqual(
       expect.arrayContaining([
@@ -47,8 +49,11 @@ describe('loadConfig', () => {
         expect.stringMatching(/^REDIS_URL must start with redis:\/\//),
         expect.stringMatching(/^DEVICE_JWT_SECRET must be at least 32 bytes/),
         expect.stringMatching(/^API_AUTH_FAILURES_PER_MINUTE must be >= 1/),
+        expect.stringMatching(/^PRESENCE_EVENT_GRACE_MS must be <= 600000/),
       ]),
     );
+    expect(loadConfig({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET, PRESENCE_EVENT_GRACE_MS: '0' }).presenceEventGraceMs).toBe(0);
+    expect(problems({ PRESENCE_EVENT_GRACE_MS: '5s' })).toEqual([expect.stringMatching(/^PRESENCE_EVENT_GRACE_MS must be a whole number/)]);
   });
 
   it('generates development keys once and refuses to start without them in production', () => {

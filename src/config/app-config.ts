@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError, EnvReader } from './env-reader';
 import { HttpSettings, readHttpSettings } from './http-settings';
 import { WebhookSettings, readWebhookSettings } from './webhook-settings';
+import { PushProviderSettings, readPushProviderSettings } from './push-provider-settings';
 
 export type JwtVerification =
   | { kind: 'secret'; secret: string; algorithms: ['HS256'] }
@@ -64,6 +65,8 @@ export class AppConfig {
   readonly notificationRetentionMs!: number;
   /** How long events for backends stay in the event log (GET /v1/events). */
   readonly eventRetentionMs!: number;
+  /** How long a device.offline (client_close, heartbeat_timeout, instance_lost, server_shutdown) is held for flap suppression; 0: off. */
+  readonly presenceEventGraceMs!: number;
   readonly idempotencyWindowMs!: number;
   readonly redisCommandTimeoutMs!: number;
   readonly redisProbeIntervalMs!: number;
@@ -71,6 +74,8 @@ export class AppConfig {
   readonly demo!: DemoSettings;
   readonly http!: HttpSettings;
   readonly webhooks!: WebhookSettings;
+  /** Native push providers (Web Push, APNs, FCM) and how they retry; a provider without settings is off. */
+  readonly pushProviders!: PushProviderSettings;
   readonly instanceId!: string;
   /** Keys and secrets generated because none were given (development only), to print once. */
   readonly generated!: Readonly<Record<string, string>>;
@@ -150,6 +155,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     inboxMaxSize: r.int('INBOX_MAX_SIZE', 1_000, { min: 1, max: 100_000 }),
     notificationRetentionMs: r.int('NOTIFICATION_RETENTION_HOURS', 24, { min: 1, max: 24 * 90 }) * 3_600_000,
     eventRetentionMs: r.int('EVENT_RETENTION_HOURS', 24, { min: 1, max: 24 * 30 }) * 3_600_000,
+    presenceEventGraceMs: r.int('PRESENCE_EVENT_GRACE_MS', 5_000, { min: 0, max: 600_000 }),
     idempotencyWindowMs: r.int('IDEMPOTENCY_WINDOW_SECONDS', 86_400, { min: 300, max: 7 * 86_400 }) * 1000,
     redisCommandTimeoutMs: r.int('REDIS_COMMAND_TIMEOUT_MS', 1_000, { min: 50 }),
     redisProbeIntervalMs: r.int('REDIS_PROBE_INTERVAL_MS', 5_000, { min: 50 }),
@@ -157,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     demo: readDemo(r, production, host, generated),
     http: readHttpSettings(r, production),
     webhooks: readWebhookSettings(r, production, generated),
+    pushProviders: readPushProviderSettings(r),
     instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,
   });

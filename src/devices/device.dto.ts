@@ -16,7 +16,7 @@ export class DeviceDto {
   @ApiPropertyOptional({ description: 'epoch ms of the last sign of life', example: 1795306718338 }) lastSeenAt?: number;
   @ApiPropertyOptional({ enum: ['foreground', 'background'], description: 'as the last heartbeat said', example: 'foreground' }) appState?: string;
   @ApiPropertyOptional({ description: 'network key the device announced', example: 'wifi:home-5g' }) network?: string;
-  @ApiProperty({ description: 'seq of the last presence event of the device (0 before any): a receiver that has it is up to date', example: 7 }) seq!: number;
+  @ApiProperty({ description: 'seq of the last recorded presence event of the device (0 before any): a receiver that has it is up to date (an offline held by PRESENCE_EVENT_GRACE_MS is not recorded yet)', example: 7 }) seq!: number;
 }
 
 export class UserDevicesDto {

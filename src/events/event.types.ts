@@ -29,6 +29,12 @@ export const OFFLINE_REASONS = [
 ] as const;
 export type OfflineReason = (typeof OFFLINE_REASONS)[number];
 
+/**
+ * Offline reasons whose event waits PRESENCE_EVENT_GRACE_MS (flap suppression): the device may be
+ * back at once. A takeover (`replaced`) and the server's own decisions are recorded at once.
+ */
+export const HELD_OFFLINE_REASONS: readonly OfflineReason[] = ['client_close', 'heartbeat_timeout', 'instance_lost', 'server_shutdown'];
+
 /** What a receiver gets, in the log, the pull API and webhook bodies alike. */
 export interface EventEnvelope {
   /** Unique per event and stable: the log entry's id (`<ms>-<n>`, ordered as the log is). */

@@ -28,7 +28,8 @@ export class MemoryEventLog extends EventLog {
     return this.entries.length - this.head;
   }
 
-  append(type: EventType, now: number, data: Record<string, unknown>): EventEnvelope {
+  /** `timestamp`: when the change happened, if before `now` (an offline held by the grace). */
+  append(type: EventType, now: number, data: Record<string, unknown>, timestamp = now): EventEnvelope {
     this.prune(now);
     if (now > this.lastMs) {
       this.lastMs = now;
@@ -36,7 +37,7 @@ export class MemoryEventLog extends EventLog {
     } else {
       this.lastN++;
     }
-    const event: EventEnvelope = { id: `${this.lastMs}-${this.lastN}`, type, timestamp: now, data };
+    const event: EventEnvelope = { id: `${this.lastMs}-${this.lastN}`, type, timestamp, data };
     this.entries.push(event);
     if (this.size > this.maxEntries) this.head++;
     this.compact();

@@ -160,6 +160,19 @@ export class MetricsService {
     registers: [this.registry],
   });
 
+  readonly nativePushes = new Counter({
+    name: 'push_gateway_native_pushes_total',
+    help: 'Native pushes (Web Push, APNs, FCM) by provider and final result (sent, gone, rejected, unavailable, not_configured)',
+    labelNames: ['provider', 'result'] as const,
+    registers: [this.registry],
+  });
+  readonly nativePushAttempts = new Counter({
+    name: 'push_gateway_native_push_attempts_total',
+    help: 'Requests to a native push provider by provider and result (sent, gone, rejected, retry)',
+    labelNames: ['provider', 'result'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'push_gateway_' });
   }

@@ -1,5 +1,5 @@
 import { MinHeap } from '../common/min-heap';
-import { DEFAULT_EVENT_RETENTION_MS, OfflineReason } from '../events/event.types';
+import { DEFAULT_EVENT_RETENTION_MS, HELD_OFFLINE_REASONS, OfflineReason } from '../events/event.types';
 import { MemoryEventLog } from '../events/memory-event-log';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { PresenceStore } from './presence.store';
@@ -23,6 +23,15 @@ interface Due {
   key: string;
 }
 
+/** A device.offline held by the event grace (as `heldoff:<deviceId>` in Redis). */
+interface HeldOffline {
+  userId: string;
+  due: number;
+  /** When the session ended: the event's timestamp once recorded. */
+  at: number;
+  data: Record<string, unknown>;
+}
+
 /**
  * The embedded store for one instance without Redis. Expiries sit in a heap with lazy deletion:
  * a heartbeat pushes a new deadline and the stale one is skipped when it surfaces, so a sweep pops
@@ -41,11 +50,25 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly networks = new Map<string, NetworkSamples>();
   private readonly forgetting = new MinHeap<Due>((d) => d.at);
   private readonly networksForgetting = new MinHeap<Due>((d) => d.at);
+  /** deviceId -> its held offline; the heap orders them by due time (stale entries skipped). */
+  private readonly held = new Map<string, HeldOffline>();
+  private readonly heldDue = new MinHeap<Due>((d) => d.at);
+  /** userId -> its devices whose offline is held. */
+  private readonly heldByUser = new Map<string, Set<string>>();
+  /**
+   * deviceId -> the seq of its last recorded event, what views show (a device's own `seq` counts
+   * every presence change, recorded or held or suppressed), as `eventSeq` in Redis.
+   */
+  private readonly recordedSeq = new Map<string, number>();
 
-  /** `events`: the event log this store appends to (GET /v1/events reads it). */
+  /**
+   * `events`: the event log this store appends to (GET /v1/events reads it). `eventGraceMs`:
+   * PRESENCE_EVENT_GRACE_MS (0, the default here: every offline recorded at once).
+   */
   constructor(
     private readonly retentionMs: number,
     readonly events = new MemoryEventLog(DEFAULT_EVENT_RETENTION_MS),
+    private readonly eventGraceMs = 0,
   ) {
     super();
   }
@@ -54,7 +77,7 @@ export class MemoryPresenceStore extends PresenceStore {
   get footprint(): number {
     let sampledBy = 0;
     for (const net of this.networks.values()) sampledBy += net.sampledBy.size;
-    return this.devices.size + this.users.size + this.networks.size + this.instances.size + sampledBy + this.events.size;
+    return this.devices.size + this.users.size + this.networks.size + this.instances.size + sampledBy + this.events.size + this.held.size + this.recordedSeq.size;
   }
 
   /** The same events, in the same order, as the Redis script CONNECT records. */
@@ -64,18 +87,35 @@ export class MemoryPresenceStore extends PresenceStore {
     const replaced = prev?.sessionId ? this.refOf(prev) : null;
     const again = replaced?.sessionId === s.sessionId;
     let seq = prev?.seq ?? 0;
+    // A flap: the same user back within the grace of a held (or run-out) offline records neither.
+    let flap = false;
+    const held = this.takeHeld(s.deviceId);
+    if (held) {
+      if (held.userId === s.userId && held.due > s.now) flap = true;
+      else this.recordHeld(held, s.now);
+    }
     if (prev && replaced && !again) {
       const live = (prev.expiresAt ?? 0) > s.now;
       const reason: OfflineReason = live ? 'replaced' : this.instanceAlive(replaced.instanceId, s.now) ? 'heartbeat_timeout' : 'instance_lost';
       const lastSeenAt = live ? s.now : (prev.lastHeartbeatAt ?? s.now);
-      this.events.append('device.offline', s.now, { ...replaced, reason, lastSeenAt, seq: ++seq });
+      const endedAt = live ? s.now : (prev.expiresAt ?? s.now);
+      const data = { ...replaced, reason, lastSeenAt, seq: ++seq };
+      if (!live && this.eventGraceMs > 0 && prev.userId === s.userId && endedAt + this.eventGraceMs > s.now) {
+        flap = true;
+      } else {
+        this.recordDevice('device.offline', s.now, data);
+        if (!live) {
+          // Run out unswept: the user's index still counts it online.
+          this.users.get(prev.userId)?.set(s.deviceId, lastSeenAt);
+          if (prev.userId === s.userId && !this.announced(s.userId)) this.events.append('user.offline', s.now, { userId: s.userId });
+        }
+      }
     }
     if (prev && prev.userId !== s.userId) {
-      const old = this.users.get(prev.userId);
-      old?.delete(s.deviceId);
-      if (replaced && !hasOnline(old)) this.events.append('user.offline', s.now, { userId: prev.userId });
+      this.users.get(prev.userId)?.delete(s.deviceId);
+      if (replaced && !this.announced(prev.userId)) this.events.append('user.offline', s.now, { userId: prev.userId });
     }
-    const firstOfUser = !hasOnline(this.users.get(s.userId));
+    const firstOfUser = !this.announced(s.userId);
     const expiresAt = s.now + s.ttl;
     if (!replaced) this.sessions++;
     this.devices.set(s.deviceId, {
@@ -95,9 +135,9 @@ export class MemoryPresenceStore extends PresenceStore {
     });
     this.userIndex(s.userId).set(s.deviceId, Infinity);
     this.deadlinesOf(s.instanceId).push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
-    if (!again) {
+    if (!again && !flap) {
       const { deviceId, userId, sessionId, instanceId, platform, network } = s;
-      this.events.append('device.online', s.now, { deviceId, userId, sessionId, instanceId, platform, network, seq: seq + 1 });
+      this.recordDevice('device.online', s.now, { deviceId, userId, sessionId, instanceId, platform, network, seq: seq + 1 });
       if (firstOfUser) this.events.append('user.online', s.now, { userId });
     }
     return replaced;
@@ -122,7 +162,7 @@ export class MemoryPresenceStore extends PresenceStore {
     for (const s of sessions) {
       const d = this.devices.get(s.deviceId);
       if (d?.sessionId !== s.sessionId) continue;
-      this.endSession(d, now, now, reason);
+      this.endSession(d, now, now, reason, now);
       ended++;
     }
     return ended;
@@ -142,10 +182,22 @@ export class MemoryPresenceStore extends PresenceStore {
       if (!this.isCurrent(top)) continue;
       const d = this.devices.get(top.deviceId)!;
       claimed.push(this.refOf(d));
-      this.endSession(d, d.lastHeartbeatAt ?? now, now, reason);
+      this.endSession(d, d.lastHeartbeatAt ?? now, now, reason, top.at);
     }
     if (deadlines?.size === 0 && !this.instances.has(owner)) this.deadlines.delete(owner);
     return claimed;
+  }
+
+  async releaseHeldOfflines(now: number, limit: number): Promise<number> {
+    let released = 0;
+    for (let due = this.heldDue.peek(); due && due.at <= now && released < limit; due = this.heldDue.peek()) {
+      this.heldDue.pop();
+      // Stale: taken by a reconnect since (and maybe held again, with another due time).
+      if (this.held.get(due.key)?.due !== due.at) continue;
+      this.recordHeld(this.takeHeld(due.key)!, now);
+      released++;
+    }
+    return released;
   }
 
   async orphanedOwners(now: number): Promise<string[]> {
@@ -239,7 +291,8 @@ export class MemoryPresenceStore extends PresenceStore {
     const online = !!d.sessionId && (d.expiresAt ?? 0) > now;
     // Forgotten by the caller's clock even before a prune removed it.
     if (!online && (d.lastSeenAt ?? 0) + this.retentionMs <= now) return null;
-    return online ? { ...d, online } : offlineView(d);
+    const shown = { ...d, online, seq: this.recordedSeq.get(deviceId) ?? 0 };
+    return online ? shown : offlineView(shown);
   }
 
   private prune(now: number): void {
@@ -249,6 +302,7 @@ export class MemoryPresenceStore extends PresenceStore {
       const d = this.devices.get(due.key);
       if (!d || d.sessionId || (d.lastSeenAt ?? 0) + this.retentionMs > now) continue;
       this.devices.delete(due.key);
+      this.recordedSeq.delete(due.key);
       const index = this.users.get(d.userId);
       index?.delete(due.key);
       if (index?.size === 0) this.users.delete(d.userId);
@@ -301,18 +355,58 @@ export class MemoryPresenceStore extends PresenceStore {
     return !!d && d.sessionId === e.sessionId && d.expiresAt === e.at;
   }
 
-  private endSession(d: DeviceView, lastSeenAt: number, now: number, reason: OfflineReason): void {
+  /** `endedAt`: when presence ended (now, or the expiry of a run-out session): the grace counts from it. */
+  private endSession(d: DeviceView, lastSeenAt: number, now: number, reason: OfflineReason, endedAt: number): void {
     const { deviceId, userId, sessionId, instanceId } = this.refOf(d);
     this.sessions--;
     d.sessionId = d.instanceId = d.connectedAt = d.expiresAt = undefined;
     d.online = false;
     d.lastSeenAt = lastSeenAt;
     d.seq++;
-    this.events.append('device.offline', now, { deviceId, userId, sessionId, instanceId, reason, lastSeenAt, seq: d.seq });
-    const index = this.userIndex(d.userId);
-    index.set(d.deviceId, lastSeenAt);
-    if (!hasOnline(index)) this.events.append('user.offline', now, { userId });
+    const data = { deviceId, userId, sessionId, instanceId, reason, lastSeenAt, seq: d.seq };
+    this.userIndex(d.userId).set(d.deviceId, lastSeenAt);
+    if (this.eventGraceMs > 0 && HELD_OFFLINE_REASONS.includes(reason) && endedAt + this.eventGraceMs > now) {
+      this.hold({ userId, due: endedAt + this.eventGraceMs, at: now, data });
+    } else {
+      this.recordDevice('device.offline', now, data);
+      if (!this.announced(userId)) this.events.append('user.offline', now, { userId });
+    }
     this.forgetting.push({ at: lastSeenAt + this.retentionMs, key: d.deviceId });
+  }
+
+  private recordDevice(type: 'device.online' | 'device.offline', now: number, data: Record<string, unknown>, timestamp = now): void {
+    this.events.append(type, now, data, timestamp);
+    if (this.devices.has(data.deviceId as string)) this.recordedSeq.set(data.deviceId as string, data.seq as number);
+  }
+
+  /** Whether receivers last heard the user as online: a device online, or one whose offline is held. */
+  private announced(userId: string): boolean {
+    return hasOnline(this.users.get(userId)) || (this.heldByUser.get(userId)?.size ?? 0) > 0;
+  }
+
+  private hold(h: HeldOffline): void {
+    const deviceId = h.data.deviceId as string;
+    this.held.set(deviceId, h);
+    this.heldDue.push({ at: h.due, key: deviceId });
+    let devices = this.heldByUser.get(h.userId);
+    if (!devices) this.heldByUser.set(h.userId, (devices = new Set()));
+    devices.add(deviceId);
+  }
+
+  private takeHeld(deviceId: string): HeldOffline | undefined {
+    const h = this.held.get(deviceId);
+    if (!h) return undefined;
+    this.held.delete(deviceId);
+    const devices = this.heldByUser.get(h.userId);
+    devices?.delete(deviceId);
+    if (devices?.size === 0) this.heldByUser.delete(h.userId);
+    return h;
+  }
+
+  /** Records a taken held offline with its original data and time, and user.offline if it was the user's last. */
+  private recordHeld(h: HeldOffline, now: number): void {
+    this.recordDevice('device.offline', now, h.data, h.at);
+    if (!this.announced(h.userId)) this.events.append('user.offline', now, { userId: h.userId }, h.at);
   }
 
   private userIndex(userId: string): Map<string, number> {

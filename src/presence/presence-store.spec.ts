@@ -22,7 +22,7 @@ const EVENT_RETENTION = 3_600_000;
  * run on its own clock) the keys without a TTL, bounded indexes aside.
  */
 interface Harness {
-  make: () => PresenceStore;
+  make: (options?: { eventGraceMs?: number }) => PresenceStore;
   unbounded: (store: PresenceStore) => Promise<number>;
   /** The event log `store` writes (EVENT_RETENTION). */
   eventLog: (store: PresenceStore) => EventLog;
@@ -438,6 +438,243 @@ function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
     });
   });
 
+  describe('events with a grace (PRESENCE_EVENT_GRACE_MS: flap suppression)', () => {
+    const GRACE = 5_000;
+    const on = (deviceId: string, sessionId: string, seq: number, extra: object = {}) => [
+      'device.online',
+      { deviceId, userId: 'u1', sessionId, instanceId: 'gw-1', platform: 'ios', seq, ...extra },
+    ];
+    const off = (deviceId: string, sessionId: string, reason: string, lastSeenAt: number, seq: number, extra: object = {}) => [
+      'device.offline',
+      { deviceId, userId: 'u1', sessionId, instanceId: 'gw-1', reason, lastSeenAt, seq, ...extra },
+    ];
+    const userOn = (userId = 'u1') => ['user.online', { userId }];
+    const userOff = (userId = 'u1') => ['user.offline', { userId }];
+    const release = () => store.releaseHeldOfflines(clock.now(), 100);
+    const seqOf = async (id: string) => (await store.getDevices([id], clock.now()))[0]?.seq;
+
+    beforeEach(() => {
+      store = makeStore({ eventGraceMs: GRACE });
+    });
+
+    it('holds a client_close offline for the grace (presence is offline at once), then records it with its original data and time', async () => {
+      await store.connect(start('d1', 's1'));
+      expect(await newEvents()).toEqual([on('d1', 's1', 1), userOn()]);
+      clock.advance(50);
+      const endedAt = clock.now();
+      expect(await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close')).toBe(1);
+      expect(await newEvents()).toEqual([]);
+      // Offline at once; the seq shown is that of its last recorded event until the offline is.
+      expect((await store.getDevices(['d1'], clock.now()))[0]).toMatchObject({ online: false, lastSeenAt: endedAt, seq: 1 });
+      expect(await store.countOnline(clock.now())).toBe(0);
+      clock.advance(GRACE - 1);
+      expect(await release()).toBe(0);
+      expect(await newEvents()).toEqual([]);
+      clock.advance(1);
+      expect(await release()).toBe(1);
+      expect(await newEvents()).toEqual([off('d1', 's1', 'client_close', endedAt, 2), userOff()]);
+      expect(await seqOf('d1')).toBe(2);
+      // Its place in the log is now; its timestamp is when the session ended.
+      expect((await allEvents()).slice(-2).map((e) => e.timestamp)).toEqual([endedAt, endedAt]);
+      expect(await release()).toBe(0);
+      expect(await newEvents()).toEqual([]);
+    });
+
+    it('a reconnect within the grace (on another instance) records neither the offline nor the online; seq counts both, leaving a gap', async () => {
+      await store.connect(start('d1', 's1'));
+      await newEvents();
+      await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close');
+      clock.advance(GRACE - 1);
+      expect(await store.connect(start('d1', 's2', { instanceId: 'gw-2' }))).toBeNull();
+      expect(await online('d1')).toBe(true);
+      expect(await seqOf('d1')).toBe(1); // a receiver that has seq 1 is up to date
+      clock.advance(10 * GRACE);
+      expect(await release()).toBe(0);
+      expect(await newEvents()).toEqual([]);
+      // The next offline carries the seq after the gap, and the session that was live.
+      await store.disconnect([{ ...ref('d1', 's2'), instanceId: 'gw-2' }], clock.now(), 'server_shutdown');
+      const endedAt = clock.now();
+      clock.advance(GRACE);
+      expect(await release()).toBe(1);
+      expect(await newEvents()).toEqual([off('d1', 's2', 'server_shutdown', endedAt, 4, { instanceId: 'gw-2' }), userOff()]);
+      expect(await seqOf('d1')).toBe(4);
+    });
+
+    it('a reconnect once the grace ended, before any release, records the held offline first, then the online', async () => {
+      await store.connect(start('d1', 's1'));
+      await newEvents();
+      const endedAt = clock.now();
+      await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close');
+      clock.advance(GRACE);
+      await store.connect(start('d1', 's2'));
+      expect(await newEvents()).toEqual([off('d1', 's1', 'client_close', endedAt, 2), userOff(), on('d1', 's2', 3), userOn()]);
+      expect(await release()).toBe(0);
+      expect(await newEvents()).toEqual([]);
+    });
+
+    it('holds swept heartbeat_timeout and instance_lost offlines until their expiry + grace; one swept later than that is recorded at once', async () => {
+      await store.touchInstance({ instanceId: 'gw-1', online: 1, lastSeenAt: clock.now() }, 100 * GRACE);
+      await store.connect(start('orphan', 's-orphan', { instanceId: 'gw-dead', userId: 'u2' }));
+      const orphanAt = clock.now();
+      clock.advance(10);
+      await store.connect(start('mine', 's-mine'));
+      const mineAt = clock.now();
+      await newEvents();
+      clock.advance(TTL + 100); // swept 100 ms after the expiry
+      expect(await store.claimExpired('gw-dead', clock.now(), 10)).toHaveLength(1);
+      expect(await store.claimExpired('gw-1', clock.now(), 10)).toHaveLength(1);
+      expect(await online('mine')).toBe(false);
+      expect(await newEvents()).toEqual([]);
+      clock.advance(GRACE - 110 - 1);
+      expect(await release()).toBe(0);
+      clock.advance(1); // orphan's expiry + grace
+      expect(await release()).toBe(1);
+      expect(await newEvents()).toEqual([off('orphan', 's-orphan', 'instance_lost', orphanAt, 2, { instanceId: 'gw-dead', userId: 'u2' }), userOff('u2')]);
+      clock.advance(10);
+      expect(await release()).toBe(1);
+      expect(await newEvents()).toEqual([off('mine', 's-mine', 'heartbeat_timeout', mineAt, 2), userOff()]);
+      // A sweep later than expiry + grace has nothing left to wait for.
+      await store.connect(start('late', 's-late'));
+      const lateAt = clock.now();
+      await newEvents();
+      clock.advance(TTL + GRACE);
+      expect(await store.claimExpired('gw-1', clock.now(), 10)).toHaveLength(1);
+      expect(await newEvents()).toEqual([off('late', 's-late', 'heartbeat_timeout', lateAt, 2), userOff()]);
+    });
+
+    it('a run-out session found by a reconnect within its expiry + grace is a flap; after that its offline and user.offline come first', async () => {
+      await store.touchInstance({ instanceId: 'gw-1', online: 1, lastSeenAt: clock.now() }, 100 * GRACE);
+      await store.connect(start('a', 'sa'));
+      await store.connect(start('b', 'sb', { userId: 'u2' }));
+      const connectedAt = clock.now();
+      await newEvents();
+      clock.advance(TTL + GRACE - 1);
+      await store.connect(start('a', 'sa2'));
+      expect(await newEvents()).toEqual([]);
+      expect(await seqOf('a')).toBe(1);
+      clock.advance(1);
+      await store.connect(start('b', 'sb2', { userId: 'u2' }));
+      expect(await newEvents()).toEqual([
+        off('b', 'sb', 'heartbeat_timeout', connectedAt, 2, { userId: 'u2' }),
+        userOff('u2'),
+        on('b', 'sb2', 3, { userId: 'u2' }),
+        userOn('u2'),
+      ]);
+    });
+
+    it.each(['replaced', 'kicked', 'token_expired', 'slow_consumer', 'rate_limited'] as const)('records %s at once', async (reason) => {
+      await store.connect(start('d1', 's1'));
+      await newEvents();
+      if (reason === 'replaced') {
+        await store.connect(start('d1', 's2', { instanceId: 'gw-2' }));
+        expect(await newEvents()).toEqual([off('d1', 's1', 'replaced', clock.now(), 2), on('d1', 's2', 3, { instanceId: 'gw-2' })]);
+      } else {
+        await store.disconnect([ref('d1', 's1')], clock.now(), reason);
+        expect(await newEvents()).toEqual([off('d1', 's1', reason, clock.now(), 2), userOff()]);
+      }
+    });
+
+    it('device A held, device B of the same user comes online, A released: no user.* in between', async () => {
+      await store.connect(start('a', 'sa'));
+      await newEvents();
+      const endedAt = clock.now();
+      await store.disconnect([ref('a', 'sa')], clock.now(), 'client_close');
+      clock.advance(100);
+      await store.connect(start('b', 'sb'));
+      expect(await newEvents()).toEqual([on('b', 'sb', 1)]); // receivers still know the user online (a)
+      clock.advance(GRACE);
+      await release();
+      expect(await newEvents()).toEqual([off('a', 'sa', 'client_close', endedAt, 2)]); // b is online
+      await store.disconnect([ref('b', 'sb')], clock.now(), 'client_close');
+      clock.advance(GRACE);
+      await release();
+      expect(await newEvents()).toEqual([off('b', 'sb', 'client_close', clock.now() - GRACE, 2), userOff()]);
+    });
+
+    it('two devices held: one back in time keeps the user online; both released give user.offline once, after the last', async () => {
+      await store.connect(start('a', 'sa'));
+      await store.connect(start('b', 'sb'));
+      await newEvents();
+      await store.disconnect([ref('a', 'sa'), ref('b', 'sb')], clock.now(), 'client_close');
+      const endedAt = clock.now();
+      clock.advance(GRACE / 2);
+      await store.connect(start('a', 'sa2'));
+      clock.advance(GRACE / 2);
+      expect(await release()).toBe(1);
+      expect(await newEvents()).toEqual([off('b', 'sb', 'client_close', endedAt, 2)]);
+      // Both held, released in one pass and in two.
+      await store.connect(start('b', 'sb2'));
+      expect(await newEvents()).toEqual([on('b', 'sb2', 3)]);
+      await store.disconnect([ref('a', 'sa2')], clock.now(), 'heartbeat_timeout');
+      clock.advance(1);
+      await store.disconnect([ref('b', 'sb2')], clock.now(), 'client_close');
+      clock.advance(GRACE);
+      expect(await store.releaseHeldOfflines(clock.now(), 1)).toBe(1);
+      expect(await newEvents()).toEqual([off('a', 'sa2', 'heartbeat_timeout', clock.now() - GRACE - 1, 4)]);
+      expect(await release()).toBe(1);
+      expect(await newEvents()).toEqual([off('b', 'sb2', 'client_close', clock.now() - GRACE, 4), userOff()]);
+    });
+
+    it('a device moving to another user within the grace records its held offline at once, with the old user going offline', async () => {
+      await store.connect(start('d1', 's1'));
+      await newEvents();
+      const endedAt = clock.now();
+      await store.disconnect([ref('d1', 's1')], clock.now(), 'client_close');
+      clock.advance(10);
+      await store.connect(start('d1', 's2', { userId: 'u9' }));
+      expect(await newEvents()).toEqual([off('d1', 's1', 'client_close', endedAt, 2), userOff(), on('d1', 's2', 3, { userId: 'u9' }), userOn('u9')]);
+      expect(await release()).toBe(0);
+    });
+
+    it('user.online and user.offline alternate once per transition through any mix of flaps, takeovers and releases', async () => {
+      // A seeded walk over two devices of one user: the user.* receivers see must alternate, start
+      // with online, and agree with whether a device was last announced online.
+      let x = 7;
+      const rand = (n: number) => ((x = (x * 1_103_515_245 + 12_345) % 2 ** 31), Math.floor(x / 65_536) % n);
+      const sessions: Record<string, string | undefined> = {};
+      let n = 0;
+      for (let step = 0; step < 300; step++) {
+        const id = rand(2) === 0 ? 'a' : 'b';
+        const action = rand(4);
+        if (action === 0) await store.connect(start(id, (sessions[id] = `s${n++}`), { instanceId: rand(2) ? 'gw-1' : 'gw-2' }));
+        else if (action === 1 && sessions[id]) await store.disconnect([ref(id, sessions[id])], clock.now(), rand(2) ? 'client_close' : 'kicked');
+        else if (action === 2) await release();
+        clock.advance(rand(3) * 2_000);
+      }
+      clock.advance(GRACE);
+      await release();
+      const events = await allEvents();
+      const users = events.filter((e) => e.type.startsWith('user.')).map((e) => e.type);
+      users.forEach((t, i) => expect([i, t]).toEqual([i, i % 2 === 0 ? 'user.online' : 'user.offline']));
+      // Per device: online and offline alternate and seq only grows.
+      for (const id of ['a', 'b']) {
+        const mine = events.filter((e) => e.data.deviceId === id);
+        mine.forEach((e, i) => expect([id, i, e.type]).toEqual([id, i, i % 2 === 0 ? 'device.online' : 'device.offline']));
+        const seqs = mine.map((e) => e.data.seq as number);
+        expect(seqs).toEqual([...seqs].sort((p, q) => p - q));
+      }
+      // The user is announced online exactly when a device is.
+      const lastOf = (id: string) => events.filter((e) => e.data.deviceId === id).at(-1)?.type;
+      const anyOnline = ['a', 'b'].some((id) => lastOf(id) === 'device.online');
+      expect(users.at(-1) === 'user.online').toBe(anyOnline);
+      expect(users.length).toBeGreaterThan(4);
+    });
+
+    it('holds nothing without an end once held offlines are released and retention passes', async () => {
+      await store.connect(start('a', 's-a', { userId: 'u-a' }));
+      await store.disconnect([ref('a', 's-a', 'u-a')], clock.now(), 'client_close');
+      await store.connect(start('b', 's-b', { userId: 'u-b' }));
+      await store.disconnect([ref('b', 's-b', 'u-b')], clock.now(), 'client_close');
+      await store.connect(start('b', 's-b2', { userId: 'u-b' }));
+      await store.disconnect([ref('b', 's-b2', 'u-b')], clock.now(), 'client_close');
+      clock.advance(GRACE);
+      expect(await release()).toBe(2);
+      clock.advance(RETENTION);
+      await store.claimExpired('gw-1', clock.now(), 10);
+      expect(await unbounded(store)).toBe(0);
+    });
+  });
+
   it('answers ping', async () => {
     await expect(store.ping()).resolves.toBeUndefined();
   });
@@ -445,7 +682,7 @@ function presenceStoreCases({ make: makeStore, unbounded, eventLog }: Harness) {
 
 describe('MemoryPresenceStore', () => {
   presenceStoreCases({
-    make: () => new MemoryPresenceStore(RETENTION, new MemoryEventLog(EVENT_RETENTION)),
+    make: (o) => new MemoryPresenceStore(RETENTION, new MemoryEventLog(EVENT_RETENTION), o?.eventGraceMs),
     unbounded: async (store) => (store as MemoryPresenceStore).footprint,
     eventLog: (store) => (store as MemoryPresenceStore).events,
   });
@@ -458,7 +695,7 @@ describe('RedisPresenceStore (real Redis)', () => {
   afterAll(() => redis.quit());
 
   presenceStoreCases({
-    make: () => new RedisPresenceStore(redis, prefix, RETENTION, { eventRetentionMs: EVENT_RETENTION }),
+    make: (o) => new RedisPresenceStore(redis, prefix, RETENTION, { eventRetentionMs: EVENT_RETENTION, eventGraceMs: o?.eventGraceMs }),
     unbounded: () => keysWithoutTtl(redis, prefix, ['networks']),
     eventLog: () => new RedisEventLog(redis, prefix, EVENT_RETENTION),
   });
@@ -554,6 +791,90 @@ describe('RedisPresenceStore (real Redis)', () => {
     }
     for (const [id, list] of seqs) expect([id, list]).toEqual([id, list.map((_, i) => i + 1)]);
     expect(seqs.get('x0')).toHaveLength(6); // online, replaced + online, replaced + online, offline
+  });
+
+  it('holds an offline in the documented keys (each with a TTL), taken and recorded in one step', async () => {
+    const store = new RedisPresenceStore(redis, prefix, RETENTION, { eventGraceMs: 5_000 });
+    const now = Date.now();
+    await store.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 4_000, ttl: 10_000 });
+    await store.disconnect([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1' }], now + 10, 'client_close');
+    expect(await redis.exists(`${prefix}presence:d1`)).toBe(0); // presence is not delayed
+    const held = await redis.hgetall(`${prefix}heldoff:d1`);
+    expect(held).toMatchObject({ userId: 'u1', due: String(now + 5_010), ts: String(now + 10) });
+    expect(JSON.parse(held.data!)).toMatchObject({ deviceId: 'd1', reason: 'client_close', seq: 2, lastSeenAt: now + 10 });
+    expect(await redis.pttl(`${prefix}heldoff:d1`)).toBeGreaterThan(RETENTION - 60_000);
+    expect(Number(await redis.zscore(`${prefix}heldoff:due`, 'd1'))).toBe(now + 5_010);
+    expect(await redis.smembers(`${prefix}user:u1:held`)).toEqual(['d1']);
+    expect(await redis.pttl(`${prefix}user:u1:held`)).toBeGreaterThan(RETENTION - 60_000);
+    expect(await redis.hmget(`${prefix}device:d1`, 'seq', 'eventSeq')).toEqual(['2', '1']);
+    expect(await store.releaseHeldOfflines(now + 5_010, 10)).toBe(1);
+    expect(await redis.hget(`${prefix}device:d1`, 'eventSeq')).toBe('2');
+    expect(await redis.exists(`${prefix}heldoff:d1`, `${prefix}heldoff:due`, `${prefix}user:u1:held`)).toBe(0);
+  });
+
+  it('records each held offline once when several instances release at once (separate connections)', async () => {
+    const connections = [0, 1, 2].map(() => redis.duplicate());
+    const stores = connections.map((c) => new RedisPresenceStore(c, prefix, RETENTION, { eventRetentionMs: EVENT_RETENTION, eventGraceMs: 1_000 }));
+    const now = Date.now();
+    const refs = [];
+    for (let i = 0; i < 300; i++) {
+      const s = { deviceId: `d${i}`, sessionId: `s${i}`, userId: `u${i % 30}`, instanceId: 'gw-dead' };
+      await stores[0]!.connect({ ...s, now, interval: 400, ttl: 10_000 });
+      refs.push(s);
+    }
+    await stores[0]!.disconnect(refs, now, 'server_shutdown');
+    const released = await Promise.all(stores.flatMap((s) => [s.releaseHeldOfflines(now + 1_000, 50), s.releaseHeldOfflines(now + 1_000, 200)]));
+    const more = await stores[1]!.releaseHeldOfflines(now + 1_000, 1_000);
+    await Promise.all(connections.map((c) => c.quit()));
+    expect(released.reduce((a, b) => a + b, 0) + more).toBe(300);
+    const events = (await new RedisEventLog(redis, prefix, EVENT_RETENTION).read(undefined, 1_000, now)).filter((e) => e.type.endsWith('offline'));
+    expect(events.filter((e) => e.type === 'device.offline').map((e) => e.data.deviceId as string).sort()).toEqual(refs.map((r) => r.deviceId).sort());
+    expect(new Set(events.filter((e) => e.type === 'user.offline').map((e) => e.data.userId)).size).toBe(30);
+    expect(events.filter((e) => e.type === 'user.offline')).toHaveLength(30);
+    // Each user.offline comes after all of that user's device offlines.
+    for (const u of events.filter((e) => e.type === 'user.offline')) {
+      const at = events.indexOf(u);
+      expect(events.slice(at + 1).some((e) => e.data.userId === u.data.userId)).toBe(false);
+    }
+  });
+
+  it('two instances racing on the reconnect of a device whose offline is held record consistent events', async () => {
+    const connections = [redis.duplicate(), redis.duplicate()];
+    const [a, b] = connections.map((c) => new RedisPresenceStore(c, prefix, RETENTION, { eventRetentionMs: EVENT_RETENTION, eventGraceMs: 5_000 })) as [RedisPresenceStore, RedisPresenceStore];
+    const log = new RedisEventLog(redis, prefix, EVENT_RETENTION);
+    const now = Date.now();
+    const start = (deviceId: string, sessionId: string, instanceId: string, at: number) => ({ deviceId, sessionId, userId: `u-${deviceId}`, instanceId, now: at, interval: 400, ttl: 10_000 });
+    for (let round = 0; round < 20; round++) {
+      const id = `x${round}`;
+      await a.connect(start(id, `s0-${round}`, 'gw-a', now));
+      await a.disconnect([{ deviceId: id, sessionId: `s0-${round}`, userId: `u-${id}`, instanceId: 'gw-a' }], now, 'client_close');
+      // Within the grace on even rounds, after it on odd ones; both instances at once.
+      const at = now + (round % 2 === 0 ? 1_000 : 6_000);
+      await Promise.all([a.connect(start(id, `sa-${round}`, 'gw-a', at)), b.connect(start(id, `sb-${round}`, 'gw-b', at))]);
+      await Promise.all([a.releaseHeldOfflines(at, 10), b.releaseHeldOfflines(at, 10)]);
+    }
+    const events = await log.read(undefined, 1_000, now);
+    await Promise.all(connections.map((c) => c.quit()));
+    for (let round = 0; round < 20; round++) {
+      const mine = events.filter((e) => e.data.deviceId === `x${round}`).map((e) => [e.type, e.data.reason, e.data.seq]);
+      // One reconnect wins the race, the other takes it over (replaced): seq 3 and 4 are the racing
+      // sessions, seq 2 the held offline, dropped with the first online within the grace.
+      if (round % 2 === 0) {
+        expect(mine).toEqual([['device.online', undefined, 1], ['device.offline', 'replaced', 4], ['device.online', undefined, 5]]);
+      } else {
+        expect(mine).toEqual([
+          ['device.online', undefined, 1],
+          ['device.offline', 'client_close', 2],
+          ['device.online', undefined, 3],
+          ['device.offline', 'replaced', 4],
+          ['device.online', undefined, 5],
+        ]);
+      }
+      // Its user was online throughout within the grace; offline, then online again after it.
+      const users = events.filter((e) => e.data.userId === `u-x${round}` && e.type.startsWith('user.')).map((e) => e.type);
+      expect(users).toEqual(round % 2 === 0 ? ['user.online'] : ['user.online', 'user.offline', 'user.online']);
+    }
+
   });
 
   it('costs one round trip per heartbeat (one EVALSHA)', async () => {

@@ -19,9 +19,10 @@ import { RedisPresenceStore } from './redis-presence.store';
         redis.client
           ? new RedisPresenceStore(redis.client, config.redisPrefix, config.deviceRetentionMs, {
               eventRetentionMs: config.eventRetentionMs,
+              eventGraceMs: config.presenceEventGraceMs,
               beats: redis.beats ?? redis.client,
             })
-          : new MemoryPresenceStore(config.deviceRetentionMs, new MemoryEventLog(config.eventRetentionMs)),
+          : new MemoryPresenceStore(config.deviceRetentionMs, new MemoryEventLog(config.eventRetentionMs), config.presenceEventGraceMs),
     },
     {
       // The log the presence store writes in the same step as each change: read here, never written.

@@ -1,4 +1,5 @@
 import { EVENT_LOG_LUA } from '../events/event-log.script';
+import { HELD_OFFLINE_REASONS } from '../events/event.types';
 import { luaScript } from '../redis/lua-script';
 
 /**
@@ -11,7 +12,7 @@ import { luaScript } from '../redis/lua-script';
  *   presence:<deviceId>       string, the current sessionId, PX = remaining presence lifetime
  *   device:<deviceId>         hash: userId platform sessionId instanceId connectedAt
  *                             lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                             appState network seq
+ *                             appState network seq eventSeq
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
  *   presence:expiry:<inst>    zset deviceId -> expiresAt of the sessions held by instance <inst>:
  *                             what that instance's sweeper reads (another instance's sweeper
@@ -26,40 +27,112 @@ import { luaScript } from '../redis/lua-script';
  *                             no session any more)
  *   events                    stream: the event log for backends (see EVENTS below); entry id =
  *                             event id, fields type, ts, data (JSON); trimmed to EVENT_RETENTION
- * The device hash also holds `seq`, the number of presence events the device has had.
+ *   heldoff:<deviceId>        hash userId due ts data: a device.offline held by the grace (see HOLD)
+ *   heldoff:due               zset deviceId -> when its held offline is due
+ *   user:<userId>:held        set of the user's devices whose offline is held
+ * The device hash also holds `seq`, the number of presence changes the device has had, and
+ * `eventSeq`, the seq of its last recorded event (see EVENTS).
  */
 
-/** The event log's emit (see EVENT_LOG_LUA), and seq: HINCRBY of the device hash's `seq` in the same script. */
+/**
+ * The event log's emit (see EVENT_LOG_LUA), and seq: HINCRBY of the device hash's `seq` (every
+ * presence change) in the same script. `emit_device` also keeps `eventSeq`, the seq of the
+ * device's last recorded event (what GET /v1/devices shows): behind `seq` while an offline is held
+ * or after a suppressed flap.
+ */
 const EVENTS = `${EVENT_LOG_LUA}
 local function next_seq(dkey)
   return redis.call('HINCRBY', dkey, 'seq', 1)
 end
+local function emit_device(dkey, etype, data, ts)
+  emit(etype, data, ts)
+  if redis.call('EXISTS', dkey) == 1 then redis.call('HSET', dkey, 'eventSeq', data.seq) end
+end
 `;
 
+/**
+ * Flap suppression (PRESENCE_EVENT_GRACE_MS): a `device.offline` for a reason in HELD_REASONS is
+ * not appended at once. The script that ends the session holds it in Redis instead (never in one
+ * process's timer): `heldoff:<deviceId>` keeps the event's data and time, `heldoff:due` indexes it
+ * by due time (the end of the grace) for whichever instance releases it, and
+ * `user:<userId>:held` lists the user's devices whose offline is held. A connect of the same user
+ * before it is due drops it and records no online either (a flap); at or after it is due (or for
+ * another user) the offline is recorded first. Receivers last heard a user as online while one of
+ * its devices is online or has its offline held (user_announced): user.* follow that, so they
+ * alternate once per transition as receivers see it.
+ */
+const HOLD = `
+local HELD_REASONS = { ${HELD_OFFLINE_REASONS.map((r) => `${r} = true`).join(', ')} }
+local function user_held_key(prefix, user)
+  return prefix .. 'user:' .. user .. ':held'
+end
+local function user_announced(prefix, user)
+  return redis.call('ZCOUNT', prefix .. 'user:' .. user .. ':devices', '+inf', '+inf') > 0
+    or redis.call('SCARD', user_held_key(prefix, user)) > 0
+end
+local function hold_offline(prefix, id, user, data, due, retention)
+  local key = prefix .. 'heldoff:' .. id
+  redis.call('HSET', key, 'userId', user, 'due', string.format('%.0f', due),
+    'ts', string.format('%.0f', event_log.now), 'data', cjson.encode(data))
+  redis.call('PEXPIRE', key, retention)
+  redis.call('ZADD', prefix .. 'heldoff:due', string.format('%.0f', due), id)
+  redis.call('SADD', user_held_key(prefix, user), id)
+  redis.call('PEXPIRE', user_held_key(prefix, user), retention)
+end
+-- Removes a device's held offline; returns {userId, due, ts, data} or nil.
+local function take_held(prefix, id)
+  local key = prefix .. 'heldoff:' .. id
+  local h = redis.call('HMGET', key, 'userId', 'due', 'ts', 'data')
+  redis.call('ZREM', prefix .. 'heldoff:due', id)
+  if not h[1] then return nil end
+  redis.call('DEL', key)
+  redis.call('SREM', user_held_key(prefix, h[1]), id)
+  return h
+end
+-- Records a taken held offline with its original data and time, and user.offline if that was the
+-- user's last device receivers knew as online.
+local function release_held(prefix, h)
+  local ts = tonumber(h[3])
+  local data = cjson.decode(h[4])
+  emit_device(prefix .. 'device:' .. data.deviceId, 'device.offline', data, ts)
+  if not user_announced(prefix, h[1]) then emit('user.offline', { userId = h[1] }, ts) end
+end
+`;
+
+/**
+ * `at`: when presence ended (now for a disconnect, expiresAt for a run-out session); a held
+ * reason's offline is held until at + grace when that is still ahead.
+ */
 const END_SESSION = `
-local function end_session(prefix, id, dkey, user, instance, session, seen, retention, reason)
+local function end_session(prefix, id, dkey, user, instance, session, seen, retention, reason, at, grace)
   redis.call('DEL', prefix .. 'presence:' .. id)
   redis.call('ZREM', prefix .. 'presence:expiry:' .. instance, id)
   redis.call('HDEL', dkey, 'sessionId', 'instanceId', 'connectedAt', 'expiresAt')
   redis.call('HSET', dkey, 'lastSeenAt', seen)
   redis.call('PEXPIRE', dkey, retention)
-  emit('device.offline', { deviceId = id, userId = user, sessionId = session, instanceId = instance,
-    reason = reason, lastSeenAt = tonumber(seen), seq = next_seq(dkey) })
+  local data = { deviceId = id, userId = user, sessionId = session, instanceId = instance,
+    reason = reason, lastSeenAt = tonumber(seen), seq = next_seq(dkey) }
   local ukey = prefix .. 'user:' .. user .. ':devices'
   redis.call('ZADD', ukey, seen, id)
-  if redis.call('ZCOUNT', ukey, '+inf', '+inf') == 0 then
-    redis.call('PEXPIRE', ukey, retention)
-    emit('user.offline', { userId = user })
+  if redis.call('ZCOUNT', ukey, '+inf', '+inf') == 0 then redis.call('PEXPIRE', ukey, retention) end
+  if grace > 0 and HELD_REASONS[reason] and at + grace > event_log.now then
+    hold_offline(prefix, id, user, data, at + grace, retention)
+  else
+    emit_device(dkey, 'device.offline', data)
+    if not user_announced(prefix, user) then emit('user.offline', { userId = user }) end
   end
 end
 `;
 
 /**
  * Records a new session; returns the replaced session {sessionId, userId, instanceId} or nil.
- * Events, in this order: the previous session's `device.offline` (`replaced` while it was live;
- * `heartbeat_timeout` / `instance_lost` when it had run out unswept), `user.offline` of a previous
- * owner left without devices, `device.online`, and `user.online` when no other device of the user
- * was online. The same session recorded again (a retried call) records nothing.
+ * Events, in this order: the device's held offline if it is due or was another user's, the
+ * previous session's `device.offline` (`replaced` while it was live; `heartbeat_timeout` /
+ * `instance_lost` when it had run out unswept), `user.offline` of a user left without devices,
+ * `device.online`, and `user.online` when no other device of the user was online (as receivers
+ * know it). A flap (the same user back within the grace of a held or run-out offline) records
+ * neither that offline nor this online, but both still count in `seq`. The same session recorded
+ * again (a retried call) records nothing.
  */
 export const CONNECT = luaScript({
   name: 'pgConnect',
@@ -77,27 +150,44 @@ export const CONNECT = luaScript({
     network: 'string?',
     retention: 'number',
     eventRetention: 'number',
+    eventGrace: 'number',
   },
-  prelude: EVENTS,
+  prelude: EVENTS + HOLD,
   body: `
 events_init(prefix, now, eventRetention)
 local prev = redis.call('HMGET', deviceKey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')
 local again = prev[1] == sessionId
+local flap = false
+local held = take_held(prefix, deviceId)
+if held then
+  if held[1] == userId and tonumber(held[2]) > now then flap = true else release_held(prefix, held) end
+end
 if prev[1] and not again then
-  local reason, seen = 'replaced', now
+  local reason, seen, at = 'replaced', now, now
   if (tonumber(prev[4]) or 0) <= now then
     seen = tonumber(prev[5]) or now
+    at = tonumber(prev[4]) or now
     reason = redis.call('EXISTS', prefix .. 'instance:' .. prev[3]) == 1 and 'heartbeat_timeout' or 'instance_lost'
   end
-  emit('device.offline', { deviceId = deviceId, userId = prev[2], sessionId = prev[1], instanceId = prev[3],
-    reason = reason, lastSeenAt = seen, seq = next_seq(deviceKey) })
+  local data = { deviceId = deviceId, userId = prev[2], sessionId = prev[1], instanceId = prev[3],
+    reason = reason, lastSeenAt = seen, seq = next_seq(deviceKey) }
+  if reason ~= 'replaced' and eventGrace > 0 and prev[2] == userId and at + eventGrace > now then
+    flap = true
+  else
+    emit_device(deviceKey, 'device.offline', data)
+    if reason ~= 'replaced' then
+      -- Run out unswept: the user's index still counts it online.
+      redis.call('ZADD', prefix .. 'user:' .. prev[2] .. ':devices', seen, deviceId)
+      if prev[2] == userId and not user_announced(prefix, userId) then emit('user.offline', { userId = userId }) end
+    end
+  end
 end
 if prev[2] and prev[2] ~= userId then
   local oldUserKey = prefix .. 'user:' .. prev[2] .. ':devices'
   redis.call('ZREM', oldUserKey, deviceId)
-  if prev[1] and redis.call('ZCOUNT', oldUserKey, '+inf', '+inf') == 0 then
-    redis.call('PEXPIRE', oldUserKey, retention)
-    emit('user.offline', { userId = prev[2] })
+  if prev[1] then
+    if redis.call('ZCOUNT', oldUserKey, '+inf', '+inf') == 0 then redis.call('PEXPIRE', oldUserKey, retention) end
+    if not user_announced(prefix, prev[2]) then emit('user.offline', { userId = prev[2] }) end
   end
 end
 if prev[1] and prev[3] and prev[3] ~= instanceId then redis.call('ZREM', prefix .. 'presence:expiry:' .. prev[3], deviceId) end
@@ -112,13 +202,16 @@ redis.call('HDEL', deviceKey, 'appState')
 redis.call('HSETNX', deviceKey, 'firstSeenAt', now)
 redis.call('PERSIST', deviceKey)
 redis.call('ZADD', expiryKey, expires, deviceId)
-local firstOfUser = redis.call('ZCOUNT', userKey, '+inf', '+inf') == 0
+local firstOfUser = not user_announced(prefix, userId)
 redis.call('ZADD', userKey, '+inf', deviceId)
 redis.call('PERSIST', userKey)
 if not again then
-  emit('device.online', { deviceId = deviceId, userId = userId, sessionId = sessionId, instanceId = instanceId,
-    platform = platform, network = network, seq = next_seq(deviceKey) })
-  if firstOfUser then emit('user.online', { userId = userId }) end
+  local seq = next_seq(deviceKey)
+  if not flap then
+    emit_device(deviceKey, 'device.online', { deviceId = deviceId, userId = userId, sessionId = sessionId, instanceId = instanceId,
+      platform = platform, network = network, seq = seq })
+    if firstOfUser then emit('user.online', { userId = userId }) end
+  end
 end
 if prev[1] then return {prev[1], prev[2], prev[3]} end
 return false
@@ -191,9 +284,9 @@ return 1
 export const DISCONNECT = luaScript({
   name: 'pgDisconnect',
   keys: [],
-  args: { prefix: 'string', now: 'number', retention: 'number', reason: 'string', eventRetention: 'number' },
+  args: { prefix: 'string', now: 'number', retention: 'number', reason: 'string', eventRetention: 'number', eventGrace: 'number' },
   rest: true,
-  prelude: EVENTS + END_SESSION,
+  prelude: EVENTS + HOLD + END_SESSION,
   body: `
 events_init(prefix, now, eventRetention)
 local ended = 0
@@ -202,7 +295,7 @@ for i = 1, #rest, 2 do
   local dkey = prefix .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'instanceId', 'userId')
   if d[1] == session then
-    end_session(prefix, id, dkey, d[3], d[2], session, now, retention, reason)
+    end_session(prefix, id, dkey, d[3], d[2], session, now, retention, reason, now, eventGrace)
     ended = ended + 1
   end
 end
@@ -220,8 +313,17 @@ return ended
 export const CLAIM_EXPIRED = luaScript({
   name: 'pgClaimExpired',
   keys: ['expiry', 'instance', 'instances'],
-  args: { prefix: 'string', owner: 'string', now: 'number', limit: 'number', retention: 'number', eventRetention: 'number', own: 'string' },
-  prelude: EVENTS + END_SESSION,
+  args: {
+    prefix: 'string',
+    owner: 'string',
+    now: 'number',
+    limit: 'number',
+    retention: 'number',
+    eventRetention: 'number',
+    own: 'string',
+    eventGrace: 'number',
+  },
+  prelude: EVENTS + HOLD + END_SESSION,
   body: `
 events_init(prefix, now, eventRetention)
 local ids = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', now, 'LIMIT', 0, limit)
@@ -234,7 +336,7 @@ for _, id in ipairs(ids) do
   if d[1] and d[3] == owner and tonumber(d[4]) and tonumber(d[4]) > now then
     redis.call('ZADD', expiryKey, d[4], id)
   elseif d[1] and d[3] == owner then
-    end_session(prefix, id, dkey, d[2], owner, d[1], d[5] or now, retention, reason)
+    end_session(prefix, id, dkey, d[2], owner, d[1], d[5] or now, retention, reason, tonumber(d[4]), eventGrace)
     claimed[#claimed + 1] = {id, d[1], d[2]}
   else
     redis.call('ZREM', expiryKey, id)
@@ -244,6 +346,27 @@ if redis.call('EXISTS', instanceKey) == 0 and redis.call('ZCARD', expiryKey) == 
   redis.call('SREM', instancesKey, owner)
 end
 return claimed
+`,
+});
+
+/**
+ * Records up to `limit` held offlines whose grace ended at or before `now` (any instance may: the
+ * held events of a dead one are released by the others); returns how many it took. Each is taken
+ * and recorded in one step, so racing instances record it once. Costs time in the number due.
+ */
+export const RELEASE_HELD = luaScript({
+  name: 'pgReleaseHeld',
+  keys: ['due'],
+  args: { prefix: 'string', now: 'number', limit: 'number', eventRetention: 'number' },
+  prelude: EVENTS + HOLD,
+  body: `
+events_init(prefix, now, eventRetention)
+local ids = redis.call('ZRANGEBYSCORE', dueKey, '-inf', now, 'LIMIT', 0, limit)
+for _, id in ipairs(ids) do
+  local held = take_held(prefix, id)
+  if held then release_held(prefix, held) end
+end
+return #ids
 `,
 });
 

@@ -15,6 +15,9 @@ import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } f
  * - every change of presence appends its events (PRODUCT.md "Events for backends") to the event
  *   log in the same atomic step, and only a change that happened records anything; a heartbeat
  *   records nothing;
+ * - with an event grace (PRESENCE_EVENT_GRACE_MS), the offline of a session that ended for a held
+ *   reason is kept in the store, not recorded, until the grace ends: a reconnect of the device
+ *   before then drops it and records no online either; presence itself changes at once.
  * Implementations take `now` from the caller (the injected clock) and hold no policy.
  */
 export abstract class PresenceStore {
@@ -33,6 +36,13 @@ export abstract class PresenceStore {
    * by definition (`heartbeat_timeout`), whatever its liveness record says after a stall.
    */
   abstract claimExpired(owner: string, now: number, limit: number, claimant?: string): Promise<SessionRef[]>;
+
+  /**
+   * Records up to `limit` `device.offline` events held by PRESENCE_EVENT_GRACE_MS whose grace
+   * ended at or before `now` (with the `user.offline` each makes), whoever held them; returns how
+   * many it took. Each held event is recorded by exactly one caller.
+   */
+  abstract releaseHeldOfflines(now: number, limit: number): Promise<number>;
 
   /** Instances that still hold sessions in the store but stopped reporting themselves alive. */
   abstract orphanedOwners(now: number): Promise<string[]>;

@@ -55,7 +55,10 @@ export interface DeviceView {
   lastSeenAt?: number;
   appState?: AppState;
   network?: string;
-  /** Presence events the device has had (its last event's `seq`); 0 before any. */
+  /**
+   * The `seq` of the device's last recorded presence event; 0 before any. Behind the device's
+   * count of changes while its offline is held by the grace, or after a suppressed flap.
+   */
   seq: number;
 }
 

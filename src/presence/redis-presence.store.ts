@@ -4,7 +4,7 @@ import { asStoreError, redisCall } from '../redis/redis-errors';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { DEFAULT_EVENT_RETENTION_MS, OfflineReason } from '../events/event.types';
 import { PresenceStore } from './presence.store';
-import { CLAIM_EXPIRED, CONNECT, COUNT_ONLINE, DISCONNECT, HEARTBEAT, NETWORK_HISTOGRAM, ORPHANED_OWNERS, USER_DEVICES } from './presence.scripts';
+import { CLAIM_EXPIRED, CONNECT, COUNT_ONLINE, DISCONNECT, HEARTBEAT, NETWORK_HISTOGRAM, ORPHANED_OWNERS, RELEASE_HELD, USER_DEVICES } from './presence.scripts';
 import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
 
 /** Presence in Redis; the layout is described in presence.scripts.ts. */
@@ -18,22 +18,26 @@ export class RedisPresenceStore extends PresenceStore {
     networkHistogram: BoundScript<typeof NETWORK_HISTOGRAM>;
     orphanedOwners: BoundScript<typeof ORPHANED_OWNERS>;
     countOnline: BoundScript<typeof COUNT_ONLINE>;
+    releaseHeld: BoundScript<typeof RELEASE_HELD>;
   };
 
   private readonly eventRetentionMs: number;
+  private readonly eventGraceMs: number;
 
   /**
    * `beats` carries heartbeats and the sweeper's claims (see RedisConnection): one connection, so
    * Redis applies a heartbeat before a claim sent after it. `eventRetentionMs`: EVENT_RETENTION_HOURS.
+   * `eventGraceMs`: PRESENCE_EVENT_GRACE_MS (0, the default here: every offline recorded at once).
    */
   constructor(
     private readonly redis: RedisClient,
     private readonly prefix: string,
     private readonly retentionMs: number,
-    options: { eventRetentionMs?: number; beats?: RedisClient } = {},
+    options: { eventRetentionMs?: number; eventGraceMs?: number; beats?: RedisClient } = {},
   ) {
     super();
     this.eventRetentionMs = options.eventRetentionMs ?? DEFAULT_EVENT_RETENTION_MS;
+    this.eventGraceMs = options.eventGraceMs ?? 0;
     const beats = options.beats ?? redis;
     this.scripts = {
       connect: CONNECT.bind(redis),
@@ -44,6 +48,7 @@ export class RedisPresenceStore extends PresenceStore {
       networkHistogram: NETWORK_HISTOGRAM.bind(redis),
       orphanedOwners: ORPHANED_OWNERS.bind(redis),
       countOnline: COUNT_ONLINE.bind(redis),
+      releaseHeld: RELEASE_HELD.bind(redis),
     };
   }
 
@@ -69,6 +74,7 @@ export class RedisPresenceStore extends PresenceStore {
         network: s.network,
         retention: this.retentionMs,
         eventRetention: this.eventRetentionMs,
+        eventGrace: this.eventGraceMs,
       },
     })) as [string, string, string] | null;
     return prev ? { deviceId: s.deviceId, sessionId: prev[0], userId: prev[1], instanceId: prev[2] } : null;
@@ -106,7 +112,7 @@ export class RedisPresenceStore extends PresenceStore {
     if (sessions.length === 0) return 0;
     return (await this.scripts.disconnect({
       keys: {},
-      args: { prefix: this.prefix, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs },
+      args: { prefix: this.prefix, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs, eventGrace: this.eventGraceMs },
       rest: sessions.flatMap((s) => [s.deviceId, s.sessionId]),
     })) as number;
   }
@@ -114,9 +120,25 @@ export class RedisPresenceStore extends PresenceStore {
   async claimExpired(owner: string, now: number, limit: number, claimant?: string): Promise<SessionRef[]> {
     const rows = (await this.scripts.claim({
       keys: { expiry: this.expiryKey(owner), instance: this.key('instance', owner), instances: this.key('instances') },
-      args: { prefix: this.prefix, owner, now, limit, retention: this.retentionMs, eventRetention: this.eventRetentionMs, own: claimant === owner ? '1' : '0' },
+      args: {
+        prefix: this.prefix,
+        owner,
+        now,
+        limit,
+        retention: this.retentionMs,
+        eventRetention: this.eventRetentionMs,
+        own: claimant === owner ? '1' : '0',
+        eventGrace: this.eventGraceMs,
+      },
     })) as [string, string, string][];
     return rows.map(([deviceId, sessionId, userId]) => ({ deviceId, sessionId, userId, instanceId: owner }));
+  }
+
+  async releaseHeldOfflines(now: number, limit: number): Promise<number> {
+    return (await this.scripts.releaseHeld({
+      keys: { due: this.key('heldoff', 'due') },
+      args: { prefix: this.prefix, now, limit, eventRetention: this.eventRetentionMs },
+    })) as number;
   }
 
   async orphanedOwners(): Promise<string[]> {
@@ -240,7 +262,8 @@ function toView(deviceId: string, h: Record<string, string>, now: number): Devic
     lastSeenAt: num(h.lastSeenAt),
     appState: h.appState as AppState | undefined,
     network: h.network,
-    seq: Number(h.seq ?? 0),
+    // The seq of its last recorded event (a hash from before the grace has only `seq`).
+    seq: Number(h.eventSeq ?? h.seq ?? 0),
   };
   return view.online ? view : offlineView(view);
 }

@@ -1,0 +1,73 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { SchedulerRegistry } from '@nestjs/schedule';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+import { PresenceStore } from '../presence/presence.store';
+
+/** Held offlines recorded per store call; one pass keeps going until less than a batch is left. */
+export const RELEASE_BATCH = 500;
+/** Bounds one pass, so a backlog (all instances were down) drains over a few passes. */
+export const RELEASE_MAX_BATCHES = 20;
+
+/**
+ * How often held offlines are looked for: every second, or every sweep when sweeps are more
+ * frequent, so an event is recorded within about a second after its grace ends (a 5 s sweep
+ * would make it up to 5 s late).
+ */
+export function releasePeriod(sweepIntervalMs: number): number {
+  return Math.min(1_000, sweepIntervalMs);
+}
+
+/**
+ * Records the `device.offline` events that PRESENCE_EVENT_GRACE_MS held once their grace ends
+ * (flap suppression; the store holds them, see PresenceStore). Every instance runs it and any of
+ * them records a held event, exactly once, so the offlines of a dead instance's devices are
+ * recorded by the others. A pass reads only the due end of the store's index: its cost grows with
+ * the number due, never with the number of devices. Off when the grace is 0.
+ */
+@Injectable()
+export class OfflineGraceService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(OfflineGraceService.name);
+  private running?: Promise<number>;
+
+  constructor(
+    private readonly store: PresenceStore,
+    private readonly clock: Clock,
+    private readonly config: AppConfig,
+    private readonly scheduler: SchedulerRegistry,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (this.config.presenceEventGraceMs === 0) return;
+    const timer = setInterval(() => void this.tick(), releasePeriod(this.config.sweepIntervalMs));
+    this.scheduler.addInterval('offline-grace', timer);
+  }
+
+  onApplicationShutdown(): void {
+    if (this.scheduler.doesExist('interval', 'offline-grace')) this.scheduler.deleteInterval('offline-grace');
+  }
+
+  /** Records the held offlines due now, or joins the pass already running; returns how many. */
+  release(): Promise<number> {
+    this.running ??= this.run().finally(() => (this.running = undefined));
+    return this.running;
+  }
+
+  private async tick(): Promise<void> {
+    try {
+      await this.release();
+    } catch (err) {
+      this.logger.warn(`held offline events not recorded yet: ${(err as Error).message}`);
+    }
+  }
+
+  private async run(): Promise<number> {
+    let released = 0;
+    for (let batch = 0; batch < RELEASE_MAX_BATCHES; batch++) {
+      const n = await this.store.releaseHeldOfflines(this.clock.now(), RELEASE_BATCH);
+      released += n;
+      if (n < RELEASE_BATCH) break;
+    }
+    return released;
+  }
+}
