@@ -4,7 +4,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Socket } from 'socket.io-client';
 import { ASYNCAPI } from '../src/docs/asyncapi';
-import { EventEnvelope } from '../src/events/event.types';
+import { EVENT_TYPES, EventEnvelope } from '../src/events/event.types';
 import { api, connectDevice, metric, metricReaches, nextEvent, waitFor } from './support/app';
 import { freePort } from './support/find-redis';
 import { RunningGateway, startGateway } from './support/gateways';
@@ -202,6 +202,73 @@ describe('webhooks (Redis, separate gateway processes)', () => {
     expect(await metric(c.url, DISABLED(gone.url))).toBe(0);
     expect([healthy.unverified, gone.unverified, down.unverified]).toEqual([[], [], []]);
   }, 150_000);
+
+  it('delivers every event type, and offline reasons produced for real across three processes, exactly as the pull API records them', async () => {
+    const prefix = newPrefix('all');
+    const r = await receiver();
+    const socket = (gw: RunningGateway, deviceId: string, sub = 'wh-all-user') => {
+      const s = connectDevice(gw.url, deviceToken({ sub, deviceId }));
+      sockets.push(s);
+      return s;
+    };
+    const beat = (s: Socket) => {
+      const timer = setInterval(() => s.connected && s.emit('heartbeat', {}, () => {}), 150);
+      s.on('disconnect', () => clearInterval(timer));
+      return timer;
+    };
+    const timers: NodeJS.Timeout[] = [];
+    try {
+      // a: devices that never beat stay online (10 s interval); b and c: a 400 ms interval (1 s ttl).
+      const [a, b, c] = await Promise.all([
+        gateway('wh-all-a', prefix, [r.url], { HEARTBEAT_INTERVAL_MS: '10000', ACK_TIMEOUT_MS: '500' }),
+        gateway('wh-all-b', prefix, [r.url]),
+        gateway('wh-all-c', prefix, [r.url]),
+      ]);
+      const acking = socket(a, 'wh-all-ack');
+      acking.on('notification', (_payload: unknown, ack: () => void) => ack());
+      await nextEvent(acking, 'ready');
+      const silent = socket(a, 'wh-all-silent');
+      await nextEvent(silent, 'ready');
+      expect((await api(a.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['wh-all-ack', 'wh-all-silent'], data: { n: 1 } } })).status).toBe(202);
+      await waitFor(() => r.acceptedIds((e) => e.type === 'notification.unacked').length === 1, 15_000);
+      const again = socket(a, 'wh-all-silent'); // replaced
+      await nextEvent(again, 'ready');
+      expect((await api(a.url, '/v1/devices/wh-all-ack/session', { method: 'DELETE' })).status).toBe(204); // kicked
+      again.disconnect(); // client_close, and the user's last device: user.offline
+      await expire(a, ['wh-all-never-seen']);
+      const timingOut = socket(b, 'wh-all-timeout', 'wh-all-b'); // never beats: heartbeat_timeout
+      await nextEvent(timingOut, 'ready');
+      const drained = socket(b, 'wh-all-drained', 'wh-all-b');
+      timers.push(beat(drained));
+      await nextEvent(drained, 'ready');
+      const lost = socket(c, 'wh-all-lost', 'wh-all-c');
+      timers.push(beat(lost));
+      await nextEvent(lost, 'ready');
+      await waitFor(() => r.acceptedIds((e) => e.data.reason === 'heartbeat_timeout').length === 1, 15_000);
+      b.process.child.kill('SIGTERM'); // server_shutdown
+      await b.process.exited;
+      await kill9(c); // instance_lost, found by a
+      await waitFor(() => r.acceptedIds((e) => e.data.reason === 'instance_lost').length === 1, 30_000);
+
+      const log: EventEnvelope[] = [];
+      for (let after = '', page: { events: EventEnvelope[]; next: string }; ; after = `&after=${page.next}`) {
+        page = (await (await api(a.url, `/v1/events?limit=1000${after}`)).json()) as { events: EventEnvelope[]; next: string };
+        if (page.events.length === 0) break;
+        log.push(...page.events);
+      }
+      await receives(r, log.map((e) => e.id));
+      expect(new Set(r.accepted.map((q) => q.event.type))).toEqual(new Set(EVENT_TYPES));
+      const reasons = new Set(r.accepted.filter((q) => q.event.type === 'device.offline').map((q) => q.event.data.reason));
+      expect([...reasons].sort()).toEqual(['client_close', 'heartbeat_timeout', 'instance_lost', 'kicked', 'replaced', 'server_shutdown']);
+      // Byte for byte the pull API's envelopes, and each matches its AsyncAPI message.
+      const byId = new Map(log.map((e) => [e.id, e]));
+      for (const q of r.accepted) expect(q.event).toEqual(byId.get(q.event.id));
+      expectDescribed(r);
+      expect(r.unverified).toEqual([]);
+    } finally {
+      timers.forEach(clearInterval);
+    }
+  }, 120_000);
 
   it('drops an event after WEBHOOK_RETRY_HOURS of failures, counts it, and lets the next event of its device go', async () => {
     const prefix = newPrefix('drop');
