@@ -10,6 +10,7 @@ import { freePort } from './support/find-redis';
 import { RunningGateway, startGateway } from './support/gateways';
 import { REPO, start } from './support/outside-app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { startRedisCluster } from './support/redis-servers';
 import { deviceToken } from './support/tokens';
 import { WebhookReceiver } from './support/webhook-receiver';
 
@@ -375,4 +376,29 @@ describe("the README's webhook receiver", () => {
       receiver.child.kill();
     }
   }, 60_000);
+});
+
+describe('webhooks on a Redis Cluster', () => {
+  it('delivers in order from a gateway process on a real three-master cluster (every webhook key in the prefix hash slot)', async () => {
+    const cluster = await startRedisCluster();
+    const r = await new WebhookReceiver(SECRET).start();
+    let gw: RunningGateway | undefined;
+    try {
+      gw = await startGateway('wh-cluster', { REDIS_CLUSTER_NODES: cluster.spec, WEBHOOK_URL: r.url, WEBHOOK_SECRET: SECRET, PRESENCE_EVENT_GRACE_MS: '0' });
+      r.answer = (event, attempt) => (attempt === 1 && event.id.endsWith('1') ? { status: 500 } : { status: 204 });
+      for (let i = 0; i < 4; i++) await expire(gw, ['wh-cl-1', 'wh-cl-2']);
+      const log = await recorded(gw, ['wh-cl-1', 'wh-cl-2']);
+      expect(log).toHaveLength(8);
+      await receives(r, log.map((e) => e.id), 60_000);
+      expectLogOrderPerDevice(r, log);
+      expect(r.unverified).toEqual([]);
+    } finally {
+      if (gw) {
+        gw.process.child.kill('SIGKILL');
+        await gw.process.exited;
+      }
+      await r.stop();
+      cluster.kill();
+    }
+  }, 90_000);
 });
