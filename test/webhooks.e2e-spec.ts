@@ -389,7 +389,9 @@ describe('webhooks on a Redis Cluster', () => {
       for (let i = 0; i < 4; i++) await expire(gw, ['wh-cl-1', 'wh-cl-2']);
       const log = await recorded(gw, ['wh-cl-1', 'wh-cl-2']);
       expect(log).toHaveLength(8);
-      await receives(r, log.map((e) => e.id), 60_000);
+      await receives(r, log.map((e) => e.id), 60_000).catch((err: Error) => {
+        throw new Error(`${err.message}\n${gw!.process.output()}`);
+      });
       expectLogOrderPerDevice(r, log);
       expect(r.unverified).toEqual([]);
     } finally {

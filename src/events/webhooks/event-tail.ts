@@ -14,48 +14,68 @@ export abstract class EventTail {
   abstract close(): Promise<void>;
 }
 
+/** How long the intake waits for its own connection before it tries again. */
+const CONNECT_TIMEOUT_MS = 5_000;
+
 type XReadReply = [string, [string, string[]][]][] | null;
 
 /**
  * XREAD BLOCK on a connection of its own: a blocked read would stall every command queued behind
- * it on a shared connection. Its command timeout is longer than the block.
+ * it on a shared connection. Its command timeout is longer than the block. A read that fails on a
+ * connection that is not ready, or that outlives its timeout (a frozen or half-open link), drops
+ * the connection and the next read makes a new one: no watchdog probes this connection, and a
+ * Cluster client that could not read its slots may never become ready by itself.
  */
 export class RedisEventTail extends EventTail {
+  private client?: RedisClient;
+  private closed = false;
+
   constructor(
-    private readonly redis: RedisClient,
+    private readonly connect: () => RedisClient,
     private readonly key: string,
   ) {
     super();
   }
 
   async last(): Promise<string> {
-    await this.connected();
-    const [entry] = await redisCall(this.redis.xrevrange(this.key, '+', '-', 'COUNT', 1));
+    const [entry] = await this.use((redis) => redis.xrevrange(this.key, '+', '-', 'COUNT', 1));
     return entry?.[0] ?? '0-0';
   }
 
   async next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]> {
-    await this.connected();
-    let reply: XReadReply;
-    try {
-      reply = await redisCall(this.redis.xread('COUNT', count, 'BLOCK', waitMs, 'STREAMS', this.key, after));
-    } catch (err) {
-      // A blocked read that outlived its timeout means a link that stopped answering (frozen, half
-      // open): rebuild it rather than wait for TCP to notice. No watchdog probes this connection.
-      if (this.redis.status === 'ready' && /did not answer/.test((err as Error).message)) this.redis.disconnect(true);
-      throw err;
-    }
+    const reply: XReadReply = await this.use((redis) => redis.xread('COUNT', count, 'BLOCK', waitMs, 'STREAMS', this.key, after));
     return (reply?.[0]?.[1] ?? []).map(([id, fields]) => toEnvelope(id, fields));
   }
 
-  /** Connects the first time (the connection is lazy and queues nothing while down). */
-  private async connected(): Promise<void> {
-    if (this.redis.status === 'wait') await redisCall(this.redis.connect());
+  async close(): Promise<void> {
+    this.closed = true;
+    const client = this.client;
+    this.client = undefined;
+    await client?.quit().catch(() => client.disconnect());
   }
 
-  async close(): Promise<void> {
-    await this.redis.quit().catch(() => this.redis.disconnect());
+  private async use<T>(command: (redis: RedisClient) => Promise<T>): Promise<T> {
+    if (this.closed) throw new Error('the event tail is closed');
+    const redis = (this.client ??= this.connect());
+    try {
+      if (redis.status === 'wait') await withTimeout(redisCall(redis.connect()), CONNECT_TIMEOUT_MS, 'no connection to Redis');
+      return await redisCall(command(redis));
+    } catch (err) {
+      if (redis.status !== 'ready' || /did not answer/.test((err as Error).message)) {
+        if (this.client === redis) this.client = undefined;
+        redis.disconnect();
+      }
+      throw err;
+    }
   }
+}
+
+function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /** The embedded log: read, or wait for the next append. */

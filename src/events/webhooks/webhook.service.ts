@@ -87,8 +87,12 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
     const prefix = this.config.redisPrefix;
     // Bookkeeping outlives neither the events it refers to nor their retry window.
     const queue = new RedisWebhookQueue(client, `${prefix}wh:${hash}:`, this.config.webhooks.retryMs + this.config.eventRetentionMs);
-    const blocking = createClient(this.config.redis!, this.config.redisCommandTimeoutMs + 5_000, false);
-    blocking.on('error', () => undefined); // reported by the intake's own warning when a read fails
+    const target = this.config.redis!;
+    const blocking = () => {
+      const client = createClient(target, this.config.redisCommandTimeoutMs + 5_000, false);
+      client.on('error', () => undefined); // reported by the intake's own warning when a read fails
+      return client;
+    };
     return { queue, tail: new RedisEventTail(blocking, `${prefix}events`) };
   }
 }
