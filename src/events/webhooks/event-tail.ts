@@ -7,8 +7,6 @@ import { toEnvelope } from '../redis-event-log';
 
 /** Follows the event log: the webhook intake reads on as soon as something is appended, without polling. */
 export abstract class EventTail {
-  /** The newest event's id (`0-0` for an empty log): where a URL seen for the first time starts. */
-  abstract last(): Promise<string>;
   /** Events after `after`, oldest first; waits up to `waitMs` when there are none yet. */
   abstract next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]>;
   abstract close(): Promise<void>;
@@ -35,11 +33,6 @@ export class RedisEventTail extends EventTail {
     private readonly key: string,
   ) {
     super();
-  }
-
-  async last(): Promise<string> {
-    const [entry] = await this.use((redis) => redis.xrevrange(this.key, '+', '-', 'COUNT', 1));
-    return entry?.[0] ?? '0-0';
   }
 
   async next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]> {
@@ -85,10 +78,6 @@ export class MemoryEventTail extends EventTail {
     private readonly now: () => number,
   ) {
     super();
-  }
-
-  async last(): Promise<string> {
-    return this.log.lastId();
   }
 
   async next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]> {

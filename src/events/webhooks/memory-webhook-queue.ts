@@ -18,7 +18,11 @@ export class MemoryWebhookQueue extends WebhookQueue {
   private readonly keys = new Map<string, KeyState>();
   private queued = 0;
 
-  constructor(private readonly maxQueued = MEMORY_EVENT_LOG_MAX) {
+  /** `lastId`: the log's newest id, where a URL starts. */
+  constructor(
+    private readonly lastId: () => string = () => '0-0',
+    private readonly maxQueued = MEMORY_EVENT_LOG_MAX,
+  ) {
     super();
   }
 
@@ -29,8 +33,8 @@ export class MemoryWebhookQueue extends WebhookQueue {
     return true;
   }
 
-  async cursor(start: string): Promise<string> {
-    this.position ??= start;
+  async cursor(): Promise<string> {
+    this.position ??= this.lastId();
     return this.position;
   }
 

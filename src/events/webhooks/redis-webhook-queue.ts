@@ -3,7 +3,7 @@ import { BoundScript } from '../../redis/lua-script';
 import { redisCall } from '../../redis/redis-errors';
 import { eventIdTime } from '../event.types';
 import { Claim, ClaimResult, EnqueueResult, QueuedEvent, Settlement, WebhookQueue } from './webhook-queue';
-import { CLAIM, ENQUEUE, HOLD_INTAKE, RENEW, SETTLE } from './webhook.scripts';
+import { CLAIM, CURSOR, ENQUEUE, HOLD_INTAKE, RENEW, SETTLE } from './webhook.scripts';
 
 type ClaimReply = [number, string[], string | null];
 
@@ -15,18 +15,20 @@ export class RedisWebhookQueue extends WebhookQueue {
     claim: BoundScript<typeof CLAIM>;
     renew: BoundScript<typeof RENEW>;
     settle: BoundScript<typeof SETTLE>;
+    cursor: BoundScript<typeof CURSOR>;
   };
   private readonly k: Record<'lease' | 'cursor' | 'ready' | 'heads' | 'claims' | 'tries' | 'disabled', string>;
   private readonly qbase: string;
 
-  /** `base`: `<prefix>wh:<url hash>:`; `ttlMs`: how long untouched bookkeeping lives. */
+  /** `base`: `<prefix>wh:<url hash>:`; `eventsKey`: the event log (`<prefix>events`); `ttlMs`: how long untouched bookkeeping lives. */
   constructor(
     private readonly redis: RedisClient,
     base: string,
+    private readonly eventsKey: string,
     private readonly ttlMs: number,
   ) {
     super();
-    this.scripts = { enqueue: ENQUEUE.bind(redis), holdIntake: HOLD_INTAKE.bind(redis), claim: CLAIM.bind(redis), renew: RENEW.bind(redis), settle: SETTLE.bind(redis) };
+    this.scripts = { enqueue: ENQUEUE.bind(redis), holdIntake: HOLD_INTAKE.bind(redis), claim: CLAIM.bind(redis), renew: RENEW.bind(redis), settle: SETTLE.bind(redis), cursor: CURSOR.bind(redis) };
     const key = (name: string) => `${base}${name}`;
     this.k = { lease: key('lease'), cursor: key('cursor'), ready: key('ready'), heads: key('heads'), claims: key('claims'), tries: key('tries'), disabled: key('disabled') };
     this.qbase = key('q:');
@@ -36,13 +38,10 @@ export class RedisWebhookQueue extends WebhookQueue {
     return (await this.scripts.holdIntake({ keys: { lease: this.k.lease }, args: { owner, leaseMs } })) === 1;
   }
 
-  async cursor(start: string): Promise<string> {
-    // SET NX GET: the stored position, or `start` stored and returned when there was none.
-    const previous = (await redisCall(this.redis.call('SET', this.k.cursor, start, 'PX', this.ttlMs, 'NX', 'GET'))) as string | null;
-    return previous ?? start;
+  async cursor(): Promise<string> {
+    return (await this.scripts.cursor({ keys: { cursor: this.k.cursor, events: this.eventsKey }, args: { ttl: this.ttlMs } })) as string;
   }
 
-  /** Never refuses: the queue is bounded by time (see webhook.scripts.ts), like the event log. */
   async enqueue(owner: string, position: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult> {
     const rest: (string | number)[] = [];
     for (const e of events) rest.push(e.key, eventIdTime(e.id), `${e.id} ${e.body}`);

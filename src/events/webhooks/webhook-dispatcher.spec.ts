@@ -76,7 +76,7 @@ describe('WebhookDispatcher', () => {
     clock = new FakeClock();
     log = new MemoryEventLog(24 * HOUR);
     metrics = new MetricsService();
-    queue = new MemoryWebhookQueue();
+    queue = new MemoryWebhookQueue(() => log.lastId());
   });
   afterEach(async () => {
     await dispatcher?.stop(100);

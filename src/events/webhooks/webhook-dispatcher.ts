@@ -92,6 +92,8 @@ export class WebhookDispatcher {
   /** Re-enables the URL (a start clears a 410 everywhere), then runs the loops. */
   async start(): Promise<void> {
     await this.queue.setDisabled(false);
+    // Before the app serves anything: a URL seen for the first time gets every event from here on.
+    await this.queue.cursor().catch((err: Error) => this.warn(`cursor: ${err.message} (the intake sets it when it starts)`));
     this.running = true;
     this.loops = [this.intakeLoop(), this.deliveryLoop(), this.leaseLoop()];
   }
@@ -135,7 +137,7 @@ export class WebhookDispatcher {
             continue;
           }
           heldAt = now;
-          cursor ??= await this.queue.cursor(await this.tail.last());
+          cursor ??= await this.queue.cursor();
         }
         const events = await this.tail.next(cursor, 1_000, Math.max(100, this.timings.intakeLeaseMs / 5));
         if (events.length === 0 || !this.running) continue;

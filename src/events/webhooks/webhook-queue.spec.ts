@@ -76,11 +76,11 @@ function queueCases(make: () => WebhookQueue) {
   });
 
   it('keeps the cursor, and reports the backlog: the oldest queued event and the keys waiting', async () => {
-    expect(await q.cursor('5-0')).toBe('5-0');
-    expect(await q.cursor('9-0')).toBe('5-0');
+    expect(await q.cursor()).toBe('0-0'); // an empty log
+    expect(await q.cursor()).toBe('0-0');
     expect(await q.backlog()).toEqual({ oldest: undefined, keys: 0 });
     await q.enqueue('me', '7-0', [ev('d:a', T0 + 5), ev('d:b', T0 + 9)], T0 + 10);
-    expect(await q.cursor('9-0')).toBe('7-0');
+    expect(await q.cursor()).toBe('7-0');
     expect(await q.backlog()).toEqual({ oldest: T0 + 5, keys: 2 });
     const a = (await claimAll(T0 + 10)).find((c) => c.key === 'd:a')!;
     await q.settle([done(a)], T0 + 11);
@@ -108,25 +108,35 @@ describe('RedisWebhookQueue', () => {
     await deleteKeys(redis, prefix);
     redis.disconnect();
   });
-  queueCases(() => new RedisWebhookQueue(redis, `${prefix}${++n}:`, 3_600_000));
+  queueCases(() => new RedisWebhookQueue(redis, `${prefix}${++n}:`, `${prefix}${n}:events`, 3_600_000));
 
   it('one intake at a time: a second instance gets the lease only after it ran out, and a fenced-off holder writes nothing', async () => {
-    const q = new RedisWebhookQueue(redis, `${prefix}lease:`, 3_600_000);
+    const q = new RedisWebhookQueue(redis, `${prefix}lease:`, `${prefix}lease:events`, 3_600_000);
     expect(await q.holdIntake('a', T0, 300)).toBe(true);
     expect(await q.holdIntake('b', T0, 300)).toBe(false);
     expect(await q.holdIntake('a', T0, 300)).toBe(true);
     await new Promise((r) => setTimeout(r, 400));
     expect(await q.holdIntake('b', T0, 5_000)).toBe(true);
     expect(await q.enqueue('a', '9-0', [ev('d:a', T0)], T0)).toEqual({ held: false });
-    expect(await q.cursor('1-0')).toBe('1-0');
+    expect(await q.cursor()).toBe('0-0');
     expect((await q.claim('x:1', T0, 10, T0 + LEASE)).claims).toEqual([]);
+  });
+
+  it("starts a URL's cursor at the log's newest event, atomically", async () => {
+    const events = `${prefix}start:events`;
+    await redis.xadd(events, '5-1', 'type', 'x');
+    await redis.xadd(events, '9-3', 'type', 'x');
+    const q = new RedisWebhookQueue(redis, `${prefix}start:`, events, 3_600_000);
+    expect(await q.cursor()).toBe('9-3');
+    await redis.xadd(events, '12-0', 'type', 'x');
+    expect(await q.cursor()).toBe('9-3'); // kept: the event after it is still to be queued
   });
 
   it('leaves no key without a TTL but the one that marks a 410 until the next start', async () => {
     const base = `${prefix}ttl:`;
-    const q = new RedisWebhookQueue(redis, base, 3_600_000);
+    const q = new RedisWebhookQueue(redis, base, `${base}events`, 3_600_000);
     await q.holdIntake('me', T0, 5_000);
-    await q.cursor('0-0');
+    await q.cursor();
     await q.enqueue('me', '2-0', [ev('d:a', T0), ev('d:b', T0, 1)], T0);
     const [a, b] = (await q.claim('me:1', T0, 10, T0 + LEASE)).claims;
     await q.settle([{ key: a!.key, token: a!.token, id: a!.id, outcome: { kind: 'retry', at: T0 + 1, attempts: 1 } }], T0);
@@ -138,7 +148,7 @@ describe('RedisWebhookQueue', () => {
 
 describe('MemoryWebhookQueue bound', () => {
   it('refuses events past its bound, and has room again once events leave', async () => {
-    const q = new MemoryWebhookQueue(2);
+    const q = new MemoryWebhookQueue(() => '0-0', 2);
     expect(await q.enqueue('me', '3-0', [ev('d:a', T0, 0), ev('d:b', T0, 1), ev('d:c', T0, 2)], T0)).toEqual({ held: true, refused: 1 });
     const [a] = (await q.claim('me:1', T0, 1, T0 + LEASE)).claims;
     await q.settle([{ key: a!.key, token: a!.token, id: a!.id, outcome: { kind: 'done' } }], T0);

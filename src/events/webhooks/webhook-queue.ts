@@ -48,8 +48,12 @@ export interface ClaimResult {
 export abstract class WebhookQueue {
   /** Takes the intake lease, or keeps it when `owner` holds it; true while `owner` holds it. */
   abstract holdIntake(owner: string, now: number, leaseMs: number): Promise<boolean>;
-  /** The log position up to which events were queued; `start` is stored first when there is none. */
-  abstract cursor(start: string): Promise<string>;
+  /**
+   * The log position up to which events were queued. When there is none (a URL seen for the first
+   * time), the log's newest id is stored first, in one atomic step with reading it: the URL gets
+   * every event recorded after that.
+   */
+  abstract cursor(): Promise<string>;
   /** Appends events (in log order) and moves the cursor, if `owner` still holds the intake lease. */
   abstract enqueue(owner: string, cursor: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult>;
   /** Takes up to `max` due keys until `leaseUntil`. */

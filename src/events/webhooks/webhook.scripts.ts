@@ -150,3 +150,18 @@ end
 return 1
 `,
 });
+
+/** The cursor, stored first as the log's newest id (or 0-0) when there is none. */
+export const CURSOR = luaScript({
+  name: 'whCursor',
+  keys: ['cursor', 'events'],
+  args: { ttl: 'number' },
+  body: `
+local position = redis.call('GET', cursorKey)
+if position then return position end
+local newest = redis.call('XREVRANGE', eventsKey, '+', '-', 'COUNT', 1)[1]
+position = newest and newest[1] or '0-0'
+redis.call('SET', cursorKey, position, 'PX', ttl)
+return position
+`,
+});

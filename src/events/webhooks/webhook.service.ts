@@ -82,11 +82,12 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
   }
 
   private storage(hash: string): { queue: MemoryWebhookQueue | RedisWebhookQueue; tail: EventTail } {
-    if (isMemoryLog(this.log)) return { queue: new MemoryWebhookQueue(), tail: new MemoryEventTail(this.log, () => this.clock.now()) };
+    const log = this.log;
+    if (isMemoryLog(log)) return { queue: new MemoryWebhookQueue(() => log.lastId()), tail: new MemoryEventTail(log, () => this.clock.now()) };
     const client = this.redis.client!;
     const prefix = this.config.redisPrefix;
     // Bookkeeping outlives neither the events it refers to nor their retry window.
-    const queue = new RedisWebhookQueue(client, `${prefix}wh:${hash}:`, this.config.webhooks.retryMs + this.config.eventRetentionMs);
+    const queue = new RedisWebhookQueue(client, `${prefix}wh:${hash}:`, `${prefix}events`, this.config.webhooks.retryMs + this.config.eventRetentionMs);
     const target = this.config.redis!;
     const blocking = () => {
       const client = createClient(target, this.config.redisCommandTimeoutMs + 5_000, false);
