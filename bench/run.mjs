@@ -28,6 +28,7 @@ import * as instances from './scenarios/instances.mjs';
 import * as overload from './scenarios/overload.mjs';
 import * as push from './scenarios/push.mjs';
 import * as sweep from './scenarios/sweep.mjs';
+import * as webhooks from './scenarios/webhooks.mjs';
 
 /** Full run: under 15 minutes on 2 cores. Client sockets are spread so no generator holds > 5,000. */
 const FULL = {
@@ -42,6 +43,7 @@ const FULL = {
   flood: { devices: 1_000, rate: 500, warmupMs: 2_000, controlMs: 5_000, floodMs: 10_000, healthEveryMs: 250, concurrency: 40 },
   // interval 20 s: a 53 s ttl, long enough to connect every device before the kill.
   crash: { devices: 10_000, intervalMs: 20_000, graceMs: 5_000, beatMs: 3_000, concurrency: 40 },
+  webhooks: { backlog: 20_000, drainTimeoutMs: 120_000, latencyRate: 200, tickMs: 50, latencyMs: 10_000 },
 };
 
 /** Quick run (CI smoke): every scenario for both servers with small counts; about 2 minutes on 2 quiet cores. */
@@ -56,9 +58,10 @@ const QUICK = {
   overload: { devices: 1_000, rampFrom: 500, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 3_000, drainMs: 1_000, concurrency: 25 },
   flood: { devices: 200, rate: 200, warmupMs: 300, controlMs: 1_000, floodMs: 5_500, healthEveryMs: 250, concurrency: 25 },
   crash: { devices: 1_000, intervalMs: 4_000, graceMs: 5_000, beatMs: 1_000, concurrency: 25 },
+  webhooks: { backlog: 5_000, drainTimeoutMs: 60_000, latencyRate: 200, tickMs: 50, latencyMs: 2_000 },
 };
 
-const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, overload, flood, crash];
+const SCENARIOS = [connections, heartbeats, push, fanout, sweep, instances, overload, flood, crash, webhooks];
 
 const { values: args } = parseArgs({
   options: {
@@ -234,7 +237,7 @@ function applySetting(params, setting) {
 
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,overload,flood,crash] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,overload,flood,crash,webhooks] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
     return 0;
   }
   if (args.report) {

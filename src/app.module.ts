@@ -9,6 +9,7 @@ import { DemoModule } from './demo/demo.module';
 import { AsyncApiController } from './docs/asyncapi.controller';
 import { DevicesModule } from './devices/devices.module';
 import { EventsModule } from './events/events.module';
+import { WebhooksModule } from './events/webhooks/webhooks.module';
 import { GatewayModule } from './gateway/gateway.module';
 import { HealthModule } from './health/health.module';
 import { LoadModule } from './load/load.module';
@@ -33,6 +34,7 @@ export class AppModule {
         NotificationsModule,
         DevicesModule,
         EventsModule,
+        WebhooksModule,
         HealthModule,
         ConsoleModule,
         DemoModule.register(config.demo.enabled),

@@ -2,6 +2,7 @@ import Ajv from 'ajv';
 import { ASYNCAPI } from '../src/docs/asyncapi';
 import type { AuthReply, Notification as ClientNotification, ReadyPayload as ClientReady, SessionEnded as ClientSessionEnded } from '../client/src';
 import { CLIENT_EVENTS } from '../src/channel/client-events';
+import { EVENT_TYPES } from '../src/events/event.types';
 import { AuthAck, NotificationPayload, ReadyPayload, SERVER_EVENTS, SessionEndedPayload } from '../src/channel/socket-events';
 import { api, connectDevice, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
@@ -70,7 +71,9 @@ describe('AsyncAPI description of the socket protocol', () => {
     expect(listed('publish')).toEqual(clientEvents);
     expect(listed('subscribe')).toEqual(serverEvents);
     // No message is described without being listed on a channel, and each one carries its own name.
-    expect(Object.keys(messages).sort()).toEqual([...clientEvents, ...serverEvents].sort());
+    const webhookEvents = ASYNCAPI.channels.webhook.subscribe.message.oneOf.map((m) => m.$ref.replace('#/components/messages/', ''));
+    expect(webhookEvents.sort()).toEqual([...EVENT_TYPES].sort());
+    expect(Object.keys(messages).sort()).toEqual([...clientEvents, ...serverEvents, ...webhookEvents].sort());
     for (const [key, message] of Object.entries(messages)) expect({ key, name: message.name }).toEqual({ key, name: key });
   });
 

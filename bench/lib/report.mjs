@@ -108,6 +108,11 @@ export function evaluateTargets(results) {
     );
   } else add('crash', crashTarget, cr?.error ?? '–', null);
 
+  const whTarget = 'one process delivers at least 2,000 webhook events/s to a local receiver';
+  const wht = s.webhooks?.gateway?.throughput;
+  if (wht) add('webhooks', whTarget, `${wht.deliveredPerSecond}/s (${wht.outOfOrder} out of order)`, wht.deliveredPerSecond >= 2_000 && wht.outOfOrder === 0);
+  else add('webhooks', whTarget, '–', null);
+
   const max = conn?.gateway?.max;
   if (max) add('max-devices', 'one process holds at least 19k devices', `${max.held} devices (${max.stoppedBecause})`, max.held >= 19_000);
   else add('max-devices', 'one process holds at least 19k devices', results.meta.mode === 'quick' ? 'not probed in --quick mode' : '–', null);
@@ -262,6 +267,14 @@ export function rows(results) {
     na('kill -> last offline read by GET /v1/events (s)', cr.killToLastReadByPullMs / 1000);
   } else if (s.crash?.reason) out.push(['crash', s.crash.reason, 'n/a', 'n/a', '']);
   else if (cr?.error) out.push(['crash', 'error', cr.error, 'n/a', '']);
+  const wh = s.webhooks?.gateway;
+  if (wh?.throughput) {
+    const na = (metric, v, digits = 2) => out.push([`webhooks (1 process, local receiver)`, metric, fmt(v, digits), 'n/a', '']);
+    na(`events delivered per second (${wh.throughput.events} recorded at once)`, wh.throughput.deliveredPerSecond, 0);
+    na('server CPU while delivering (% of one core)', wh.throughput.serverCpuPct, 1);
+    na('events out of order per device', wh.throughput.outOfOrder, 0);
+    na(`change to receiver at ${wh.latency.ratePerSecond}/s: p50 / p99 (ms)`, `${fmt(wh.latency.ms.p50)} / ${fmt(wh.latency.ms.p99)}`);
+  } else if (wh?.error) out.push(['webhooks', 'error', wh.error, 'n/a', '']);
 
   const ov = s.overload?.gateway;
   if (ov?.sustainedPerSecond) {
@@ -342,6 +355,7 @@ export function reportMarkdown(results) {
     '- Overload: devices announce a 2 s interval (5 s TTL, swept every 500 ms); the sustained rate is what one gateway process acks per second while sent well above it; then heartbeats go at twice that, every device still beating within its interval. Gateway only: the baseline has no presence grace to test.',
     '- Flood: one socket on a load generator of its own sends unknown events, malformed heartbeats and stray acks as fast as its connection takes them, reconnecting whenever it is ended; the other devices heartbeat at a fixed rate; gateway at the default SOCKET_EVENTS_PER_SECOND (10), the baseline has no event budget.',
     '- Crash: 2 gateway processes on one Redis, the devices on one of them beat once and it is killed (SIGKILL); the devices do not reconnect. Each `device.offline {instance_lost}` is read back through `GET /v1/events` from the survivor; its record time is its log id\'s time, its last heartbeat its `lastSeenAt`. Gateway only.',
+    '- Webhooks: one gateway process with WEBHOOK_URL = an HTTP receiver in the bench process (answers 204, verifies every 50th signature); events are `notification.expired` recorded by POSTs with ttl 0 to offline devices. Rate: a backlog recorded at once, from the first POST to the last event received; latency: from the event `timestamp` to the receiver, at a steady rate.',
     `- Several instances: ${results.scenarios.instances?.reason ?? 'the same devices and heartbeat rates against 1 gateway process, then 2 on the same Redis (devices split half and half); CPU is both processes summed. Baseline "n/a": there is no multi-instance baseline'}.`,
   ];
   if (results.errors?.length) lines.push('', '## Errors', ...results.errors.map((e) => `- ${e}`));

@@ -83,6 +83,39 @@ describe('loadConfig', () => {
     ]);
   });
 
+  it('reads the webhook settings: a secret required with a URL in production, generated outside it', () => {
+    const none = loadConfig({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET });
+    expect(none.webhooks).toEqual({ urls: [], secret: '', events: undefined, retryMs: 24 * 3_600_000, timeoutMs: 10_000 });
+    expect(none.generated).toEqual({});
+    const dev = loadConfig({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET, WEBHOOK_URL: 'http://a.test/hook, https://b.test/x?k=1', WEBHOOK_EVENTS: 'device.*,user.online', WEBHOOK_RETRY_HOURS: '0.5' });
+    expect(dev.webhooks).toMatchObject({ urls: ['http://a.test/hook', 'https://b.test/x?k=1'], events: ['device.*', 'user.online'], retryMs: 1_800_000 });
+    expect(dev.generated.WEBHOOK_SECRET).toBe(dev.webhooks.secret);
+    expect(Buffer.from(dev.webhooks.secret.replace(/^whsec_/, ''), 'base64')).toHaveLength(32);
+    const secret = `whsec_${Buffer.alloc(32, 1).toString('base64')}`;
+    expect(loadConfig({ API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET, WEBHOOK_URL: 'http://a.test/', WEBHOOK_SECRET: secret }).webhooks.secret).toBe(secret);
+    expect(problems({ NODE_ENV: 'production', API_KEYS: KEY, DEVICE_JWT_SECRET: SECRET, WEBHOOK_URL: 'https://a.test/' })).toEqual([
+      'WEBHOOK_SECRET is required with WEBHOOK_URL when NODE_ENV=production',
+    ]);
+    expect(
+      problems({
+        WEBHOOK_URL: 'ftp://a.test/,not a url',
+        WEBHOOK_SECRET: 'whsec_c2hvcnQ=',
+        WEBHOOK_EVENTS: 'device.online,devices.*,push.sent',
+        WEBHOOK_RETRY_HOURS: '0',
+        WEBHOOK_TIMEOUT_MS: '10',
+      }),
+    ).toEqual(
+      expect.arrayContaining([
+        'WEBHOOK_URL must be comma-separated http:// or https:// URLs, got "ftp://a.test/"',
+        'WEBHOOK_URL must be comma-separated http:// or https:// URLs, got "not a url"',
+        'WEBHOOK_SECRET must be whsec_ followed by 24 to 64 bytes in base64 (Standard Webhooks)',
+        expect.stringMatching(/^WEBHOOK_EVENTS has unknown "devices\.\*", "push\.sent": use device\.online, /),
+        'WEBHOOK_RETRY_HOURS must be a number of hours from 0.001 to 720, got "0"',
+        'WEBHOOK_TIMEOUT_MS must be >= 100, got 10',
+      ]),
+    );
+  });
+
   it('pins the algorithm to the kind of public key', () => {
     const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 }).publicKey.export({ type: 'spki', format: 'pem' }).toString();
     const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' }).publicKey.export({ type: 'spki', format: 'pem' }).toString();

@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { ConfigError, EnvReader } from './env-reader';
 import { HttpSettings, readHttpSettings } from './http-settings';
 import { HostRule, readWebPushEndpointHosts } from '../push/endpoint-hosts';
+import { WebhookSettings, readWebhookSettings } from './webhook-settings';
 import { PushProviderSettings, readPushProviderSettings } from './push-provider-settings';
 
 export type JwtVerification =
@@ -77,6 +78,7 @@ export class AppConfig {
   readonly http!: HttpSettings;
   /** Hosts a Web Push subscription's endpoint may name (WEBPUSH_ENDPOINT_HOSTS). */
   readonly webPushEndpointHosts!: readonly HostRule[];
+  readonly webhooks!: WebhookSettings;
   /** Native push providers (Web Push, APNs, FCM) and how they retry; a provider without settings is off. */
   readonly pushProviders!: PushProviderSettings;
   readonly instanceId!: string;
@@ -167,6 +169,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     demo: readDemo(r, production, host, generated),
     http: readHttpSettings(r, production),
     webPushEndpointHosts: readWebPushEndpointHosts(r),
+    webhooks: readWebhookSettings(r, production, generated),
     pushProviders: readPushProviderSettings(r),
     instanceId: r.string('INSTANCE_ID') ?? `gw-${randomBytes(4).toString('hex')}`,
     generated,

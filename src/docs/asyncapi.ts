@@ -1,12 +1,16 @@
 import { CLIENT_EVENT_SCHEMAS, CLIENT_EVENTS } from '../channel/client-events';
 import { ERROR_CODES, RECONNECT_AFTER, SERVER_EVENTS } from '../channel/socket-events';
 import { ID } from '../common/patterns';
+import { EVENT_ENVELOPE_SCHEMAS } from '../events/event-schemas';
+import { EVENT_TYPES } from '../events/event.types';
 
 /**
  * The device socket protocol as AsyncAPI 2.6, served at /asyncapi.json. Acks are described with
  * the `x-ack` extension (Socket.IO acknowledgements have no AsyncAPI 2 keyword). Client payloads
  * are the very schemas the gateway validates with (channel/client-events.ts); the e2e test
  * validates live server payloads against these schemas and checks that every event is here.
+ * The channel `webhook` describes what the gateway POSTs to WEBHOOK_URL (the same envelopes as
+ * GET /v1/events), one message per event type (events/event-schemas.ts).
  */
 const id = { type: 'string', pattern: ID.pattern };
 const ref = (name: string) => ({ $ref: `#/components/messages/${name}` });
@@ -60,9 +64,35 @@ export const ASYNCAPI = {
         message: { oneOf: Object.keys(SERVER_EVENTS).map(ref) },
       },
     },
+    webhook: {
+      description:
+        'Events for backends, POSTed to each WEBHOOK_URL (content-type application/json, the envelope as body), signed as Standard Webhooks: ' +
+        'webhook-id = the event id, webhook-timestamp (seconds, per attempt), webhook-signature v1,<base64 HMAC-SHA256> with WEBHOOK_SECRET. ' +
+        'At least once: deduplicate by id; per device, order by data.seq. Any 2xx is success; other answers are retried with backoff; 410 stops the URL until the gateway is next started.',
+      subscribe: {
+        summary: 'Gateway to backend: one event per request',
+        bindings: { http: { type: 'request', method: 'POST', bindingVersion: '0.1.0' } },
+        message: { oneOf: EVENT_TYPES.map(ref) },
+      },
+    },
   },
   components: {
     messages: {
+      ...Object.fromEntries(
+        EVENT_TYPES.map((type) => [
+          type,
+          {
+            name: type,
+            summary: `Webhook body (and GET /v1/events item) of a ${type} event`,
+            headers: {
+              type: 'object',
+              required: ['webhook-id', 'webhook-timestamp', 'webhook-signature'],
+              properties: { 'webhook-id': { type: 'string' }, 'webhook-timestamp': { type: 'string' }, 'webhook-signature': { type: 'string' } },
+            },
+            payload: EVENT_ENVELOPE_SCHEMAS[type],
+          },
+        ]),
+      ),
       heartbeat: {
         name: 'heartbeat',
         summary: 'Refreshes presence; the interval is clamped to [min, max]',

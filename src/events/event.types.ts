@@ -35,7 +35,7 @@ export type OfflineReason = (typeof OFFLINE_REASONS)[number];
  */
 export const HELD_OFFLINE_REASONS: readonly OfflineReason[] = ['client_close', 'heartbeat_timeout', 'instance_lost', 'server_shutdown'];
 
-/** What a receiver gets, in the log, the pull API and (later) webhook bodies alike. */
+/** What a receiver gets, in the log, the pull API and webhook bodies alike. */
 export interface EventEnvelope {
   /** Unique per event and stable: the log entry's id (`<ms>-<n>`, ordered as the log is). */
   id: string;
@@ -59,4 +59,17 @@ export function compareEventIds(a: string, b: string): number {
 
 export function eventIdTime(id: string): number {
   return Number(id.slice(0, id.indexOf('-')));
+}
+
+/** The `<prefix>.*` patterns that `types` (GET /v1/events) and WEBHOOK_EVENTS accept, one per type family. */
+export const EVENT_TYPE_PREFIXES = [...new Set(EVENT_TYPES.map((t) => t.slice(0, t.indexOf('.'))))];
+
+/** The patterns of a list that are neither an event type nor a `<prefix>.*` pattern. */
+export function unknownTypePatterns(patterns: readonly string[]): string[] {
+  return patterns.filter((p) => !(EVENT_TYPES as readonly string[]).includes(p) && !EVENT_TYPE_PREFIXES.some((prefix) => p === `${prefix}.*`));
+}
+
+/** Whether a type matches one of the (valid) patterns: an exact name or `<prefix>.*`. */
+export function typeMatcher(patterns: readonly string[]): (type: string) => boolean {
+  return (type) => patterns.some((p) => p === type || (p.endsWith('.*') && type.startsWith(p.slice(0, -1))));
 }

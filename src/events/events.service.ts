@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { FieldError, invalidFields } from '../common/field-errors';
 import { EventLog } from './event-log';
-import { EVENT_ID, EVENT_TYPES, EventEnvelope } from './event.types';
+import { EVENT_ID, EVENT_TYPE_PREFIXES, EVENT_TYPES, EventEnvelope, typeMatcher, unknownTypePatterns } from './event.types';
 
 export const MAX_EVENTS_PAGE = 1_000;
 export const DEFAULT_EVENTS_PAGE = 100;
@@ -10,8 +10,6 @@ export const DEFAULT_EVENTS_PAGE = 100;
 export const MAX_EVENTS_SCANNED = 10_000;
 /** The cursor of an empty log: "from the oldest retained event". */
 const START = '0-0';
-
-const PREFIXES = [...new Set(EVENT_TYPES.map((t) => t.slice(0, t.indexOf('.'))))];
 
 export interface EventsQuery {
   after?: unknown;
@@ -76,14 +74,14 @@ function parseQuery(query: EventsQuery): { after?: string; limit: number; matche
   let matches: ((type: string) => boolean) | undefined;
   if (rawTypes !== undefined) {
     const patterns = rawTypes.split(',').map((t) => t.trim());
-    const bad = patterns.filter((p) => !(EVENT_TYPES as readonly string[]).includes(p) && !PREFIXES.some((prefix) => p === `${prefix}.*`));
+    const bad = unknownTypePatterns(patterns);
     if (bad.length) {
       errors.push({
         field: 'types',
-        reasons: [`unknown event type or pattern ${bad.map((b) => JSON.stringify(b)).join(', ')}: use ${EVENT_TYPES.join(', ')} or ${PREFIXES.map((p) => `${p}.*`).join(', ')}`],
+        reasons: [`unknown event type or pattern ${bad.map((b) => JSON.stringify(b)).join(', ')}: use ${EVENT_TYPES.join(', ')} or ${EVENT_TYPE_PREFIXES.map((p) => `${p}.*`).join(', ')}`],
       });
     }
-    matches = (type) => patterns.some((p) => p === type || (p.endsWith('.*') && type.startsWith(p.slice(0, -1))));
+    matches = typeMatcher(patterns);
   }
   if (errors.length) throw invalidFields(errors);
   return { after, limit, matches };

@@ -14,6 +14,8 @@ export class MemoryEventLog extends EventLog {
   private head = 0;
   private lastMs = 0;
   private lastN = -1;
+  /** Called after each append (the webhook intake waits on it instead of polling). */
+  private readonly appended = new Set<() => void>();
 
   constructor(
     private readonly retentionMs: number,
@@ -39,7 +41,19 @@ export class MemoryEventLog extends EventLog {
     this.entries.push(event);
     if (this.size > this.maxEntries) this.head++;
     this.compact();
+    for (const listener of this.appended) listener();
     return event;
+  }
+
+  /** Calls `listener` after every append until the returned function is called. */
+  onAppend(listener: () => void): () => void {
+    this.appended.add(listener);
+    return () => this.appended.delete(listener);
+  }
+
+  /** The newest event's id, or `0-0` when the log is empty. */
+  lastId(): string {
+    return this.size > 0 ? this.entries[this.entries.length - 1]!.id : '0-0';
   }
 
   async read(after: string | undefined, count: number, now: number): Promise<EventEnvelope[]> {

@@ -26,7 +26,8 @@ export class RedisEventLog extends EventLog {
   }
 }
 
-function toEnvelope(id: string, fields: string[]): EventEnvelope {
+/** An envelope from a Stream entry's id and fields. */
+export function toEnvelope(id: string, fields: string[]): EventEnvelope {
   const f: Record<string, string> = {};
   for (let i = 0; i + 1 < fields.length; i += 2) f[fields[i]!] = fields[i + 1]!;
   return { id, type: f.type as EventType, timestamp: Number(f.ts), data: JSON.parse(f.data ?? '{}') as Record<string, unknown> };

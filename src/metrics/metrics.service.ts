@@ -134,6 +134,36 @@ export class MetricsService {
     labelNames: ['role'] as const,
     registers: [this.registry],
   });
+  readonly webhooksDelivered = new Counter({
+    name: 'push_gateway_webhook_delivered_total',
+    help: 'Events a webhook URL answered with a 2xx',
+    labelNames: ['url'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookFailures = new Counter({
+    name: 'push_gateway_webhook_failed_attempts_total',
+    help: 'Webhook attempts that failed, by reason (the status code, timeout, or error for no answer)',
+    labelNames: ['url', 'reason'] as const,
+    registers: [this.registry],
+  });
+  readonly webhooksDropped = new Counter({
+    name: 'push_gateway_webhook_dropped_total',
+    help: 'Events given up after WEBHOOK_RETRY_HOURS of failed attempts',
+    labelNames: ['url'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookBacklogAge = new Gauge({
+    name: 'push_gateway_webhook_backlog_age_seconds',
+    help: 'Age of the oldest event not yet delivered to a webhook URL (0 when none waits)',
+    labelNames: ['url'] as const,
+    registers: [this.registry],
+  });
+  readonly webhookDisabled = new Gauge({
+    name: 'push_gateway_webhook_disabled',
+    help: '1 while a webhook URL is disabled because it answered 410 (until the gateway is next started)',
+    labelNames: ['url'] as const,
+    registers: [this.registry],
+  });
   readonly ackLatency = new Histogram({
     name: 'push_gateway_push_ack_seconds',
     help: 'Time from emitting a notification to its ack',

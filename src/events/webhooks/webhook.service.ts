@@ -1,0 +1,99 @@
+import { BeforeApplicationShutdown, Injectable, OnApplicationBootstrap } from '@nestjs/common';
+import { createHash, randomBytes } from 'node:crypto';
+import { Clock } from '../../common/clock';
+import { AppConfig } from '../../config/app-config';
+import { MetricsService } from '../../metrics/metrics.service';
+import { createClient, RedisConnection } from '../../redis/redis-connection';
+import { EventLog } from '../event-log';
+import { typeMatcher } from '../event.types';
+import { EventTail, isMemoryLog, MemoryEventTail, RedisEventTail } from './event-tail';
+import { MemoryWebhookQueue } from './memory-webhook-queue';
+import { RedisWebhookQueue } from './redis-webhook-queue';
+import { WebhookDispatcher } from './webhook-dispatcher';
+import { WebhookSender } from './webhook-sender';
+
+/** Events in flight to one URL from one instance at most, each of a different device. */
+export const WEBHOOK_CONCURRENCY = 128;
+/** How long a stopping instance waits for its attempts in flight; the rest are resent by others. */
+const STOP_GRACE_MS = 2_000;
+
+/** The URL as logs and metrics show it: credentials and query left out (they may hold secrets). */
+export function webhookLabel(url: string): string {
+  const u = new URL(url);
+  return `${u.origin}${u.pathname}`;
+}
+
+/**
+ * Runs a WebhookDispatcher per WEBHOOK_URL on this instance (every instance takes part). Each
+ * URL has its own queue, loops and connections, so a slow or dead receiver holds up only itself.
+ * Starting clears a 410 stop of the configured URLs on every instance: "disabled until the
+ * gateway is next started" means until any instance (re)starts, a deploy or restart being how an
+ * operator says the receiver is back.
+ */
+@Injectable()
+export class WebhookService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly dispatchers: WebhookDispatcher[] = [];
+  private readonly tails: EventTail[] = [];
+  private readonly sender = new WebhookSender(WEBHOOK_CONCURRENCY);
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly log: EventLog,
+    private readonly redis: RedisConnection,
+    private readonly metrics: MetricsService,
+    private readonly clock: Clock,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const settings = this.config.webhooks;
+    const owner = `${this.config.instanceId}:${randomBytes(4).toString('hex')}`;
+    const matches = settings.events ? typeMatcher(settings.events) : () => true;
+    for (const url of settings.urls) {
+      const hash = createHash('sha256').update(url).digest('hex').slice(0, 16);
+      const { queue, tail } = this.storage(hash);
+      this.tails.push(tail);
+      const dispatcher = new WebhookDispatcher(
+        {
+          url,
+          label: webhookLabel(url),
+          owner,
+          secret: settings.secret,
+          matches,
+          retryWindowMs: settings.retryMs,
+          timeoutMs: settings.timeoutMs,
+          concurrency: WEBHOOK_CONCURRENCY,
+        },
+        queue,
+        tail,
+        this.sender,
+        this.metrics,
+        this.clock,
+      );
+      await dispatcher.start();
+      this.dispatchers.push(dispatcher);
+    }
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await Promise.all(this.dispatchers.map((d) => d.stop(STOP_GRACE_MS)));
+    await Promise.all(this.tails.map((t) => t.close()));
+    await Promise.all(this.dispatchers.map((d) => d.stopped()));
+    this.sender.close();
+  }
+
+  private storage(hash: string): { queue: MemoryWebhookQueue | RedisWebhookQueue; tail: EventTail } {
+    const log = this.log;
+    if (isMemoryLog(log)) return { queue: new MemoryWebhookQueue(() => log.lastId()), tail: new MemoryEventTail(log, () => this.clock.now()) };
+    const client = this.redis.client!;
+    const prefix = this.config.redisPrefix;
+    // Bookkeeping outlives neither the events it refers to nor their retry window.
+    const queue = new RedisWebhookQueue(client, `${prefix}wh:${hash}:`, `${prefix}events`, this.config.webhooks.retryMs + this.config.eventRetentionMs);
+    const target = this.config.redis!;
+    const blocking = () => {
+      const client = createClient(target, this.config.redisCommandTimeoutMs + 5_000, false);
+      client.on('error', () => undefined); // reported by the intake's own warning when a read fails
+      return client;
+    };
+    return { queue, tail: new RedisEventTail(blocking, `${prefix}events`) };
+  }
+}
