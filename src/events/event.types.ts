@@ -3,7 +3,7 @@
  * log in the same atomic step as the change, and what GET /v1/events hands out.
  */
 
-/** Every event type of the contract (`notification.expired` with reason `ttl` is not recorded yet: see README). */
+/** Every event type of the contract. */
 export const EVENT_TYPES = [
   'device.online',
   'device.offline',
