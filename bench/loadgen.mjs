@@ -209,10 +209,22 @@ const handlers = {
    * answered 503 (shed) is counted and not retried (open loop); receipts are expected for the 202s
    * only. `maxSockets` bounds the connections the poster opens (a few backends, or thousands).
    */
-  async push({ url, path, headers, target, rate, durationMs, expectedOnline, maxInFlight = 256, maxSockets = 64, drainMs = 5_000 }) {
+  async push({ url, path, headers, target, rate, durationMs, expectedOnline, maxInFlight = 256, maxSockets = 64, prime = false, drainMs = 5_000 }) {
     receipts = newReceipts();
-    const agent = new http.Agent({ keepAlive: true, maxSockets });
+    const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
     const { hostname, port } = new URL(url);
+    // prime: open every connection first (maxSockets GET /health/live at once, before the window),
+    // so the window measures a sustained rate and not a storm of new connections (which overflows
+    // the listen backlog while the server is busy; the kernel retries a dropped SYN after 1 s, 3 s).
+    if (prime) {
+      const get = () =>
+        new Promise((resolve) => {
+          const req = http.request({ agent, hostname, port, path: '/health/live', method: 'GET' }, (res) => res.resume().on('end', resolve));
+          req.on('error', resolve);
+          req.end();
+        });
+      await Promise.all(Array.from({ length: maxSockets }, get));
+    }
     const rtts = [];
     const shedRtts = [];
     const lags = [];

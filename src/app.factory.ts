@@ -57,9 +57,13 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   const metrics = app.get(MetricsService);
   app.use('/v1', (_req: unknown, res: import('express').Response, next: () => void) => {
     const arrived = performance.now();
-    const queued = admission.shedding(arrived);
+    const queued = load.overloaded ? undefined : admission.admit(arrived);
     if (!load.overloaded && queued === undefined) {
-      res.once('finish', () => admission.record(performance.now() - arrived, performance.now()));
+      // 'close' follows 'finish' on an answered request and also ends one whose client went away.
+      res.once('close', () => {
+        const now = performance.now();
+        admission.done(now, res.writableFinished ? now - arrived : undefined);
+      });
       return next();
     }
     metrics.restShed.inc();

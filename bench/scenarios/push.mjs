@@ -6,7 +6,7 @@
 //
 // The cost curve: one device at each of `extraRates` too (CPU per POST and p99 against the rate).
 // Past saturation (`overloadRate`, from `overloadSockets` connections, like many backends at once,
-// no warm-up): how many POSTs are shed (503 + Retry-After) and the p99 of the accepted ones, per
+// connections opened before the window, no warm-up, at most one POST in flight on each): how many POSTs are shed (503 + Retry-After) and the p99 of the accepted ones, per
 // second of the window, so a queue that builds for seconds shows.
 import { delta, disconnectAll, profiled, snapshot } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
@@ -44,7 +44,8 @@ export async function run(h, server, p) {
             durationMs: p.overloadDurationMs,
             warmupMs: 0,
             maxSockets: p.overloadSockets,
-            maxInFlight: 2 * p.overloadSockets,
+            maxInFlight: p.overloadSockets,
+            prime: true,
           },
         ]
       : []),
@@ -58,7 +59,7 @@ export async function run(h, server, p) {
       target: c.target,
       rate: c.rate,
       expectedOnline: c.expectedOnline,
-      ...(c.maxSockets ? { maxSockets: c.maxSockets, maxInFlight: c.maxInFlight } : {}),
+      ...(c.maxSockets ? { maxSockets: c.maxSockets, maxInFlight: c.maxInFlight, prime: c.prime } : {}),
     };
     const warmupMs = c.warmupMs ?? p.warmupMs;
     const durationMs = c.durationMs ?? p.durationMs;
