@@ -16,6 +16,7 @@ import { RestAdmission } from './load/rest-admission';
 import { AppLogger, createPino } from './logging/app-logger';
 import { requestLog } from './logging/request-log';
 import { trustFn } from './http/client-address';
+import { fastPublishRoute } from './http/fast-publish';
 import { applyServerLimits } from './http/http-server';
 import { opsAuth } from './http/ops-auth';
 import { restCors } from './http/origins';
@@ -74,6 +75,8 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   if (config.http.opsToken) app.use(opsAuth(config.http.opsToken));
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalFilters(new HttpExceptionFilter());
+  // The hot route in front of Nest's router: same guard, pipe, service and filter (src/http/fast-publish.ts).
+  app.use(fastPublishRoute(app, config, clock));
   await app.get(RedisConnection).connect();
   app.useWebSocketAdapter(new GatewayIoAdapter(app));
 
