@@ -230,6 +230,7 @@ const handlers = {
     const lags = [];
     const status = {};
     const retryAfter = {};
+    const shedBy = {};
     let onlineMismatch = 0;
     let inFlight = 0;
     let skipped = 0;
@@ -257,6 +258,15 @@ const handlers = {
               shedRtts.push(performance.now() - sentAt);
               const ra = res.headers['retry-after'] ?? 'none';
               retryAfter[ra] = (retryAfter[ra] ?? 0) + 1;
+              // Which signal shed it, from the gateway's message ("... ms behind" or "requests took ...").
+              let why = 'other';
+              try {
+                const message = String(JSON.parse(Buffer.concat(chunks).toString()).message);
+                why = /behind/.test(message) ? 'event loop behind' : /took/.test(message) ? 'standing queue' : 'other';
+              } catch {
+                // not the JSON error shape
+              }
+              shedBy[why] = (shedBy[why] ?? 0) + 1;
               return;
             }
             rtts.push(performance.now() - sentAt);
@@ -297,6 +307,7 @@ const handlers = {
       unanswered: inFlight,
       status,
       retryAfter,
+      shedBy,
       onlineMismatch,
       receipts: receipts.count,
       expectedReceipts,

@@ -83,6 +83,7 @@ export async function run(h, server, p) {
       unanswered: r.unanswered,
       statuses: r.status,
       retryAfter: r.retryAfter,
+      shedBy: r.shedBy,
       onlineMismatches: r.onlineMismatch,
       receipts: r.receipts,
       expectedReceipts: r.expectedReceipts,
