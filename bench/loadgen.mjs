@@ -23,7 +23,7 @@ const dropped = {};
 let receipts = newReceipts();
 
 function newReceipts() {
-  return { count: 0, first: Infinity, last: -Infinity, latencies: [] };
+  return { count: 0, first: Infinity, last: -Infinity, latencies: [], sentAts: [] };
 }
 
 function onNotification(payload, ack) {
@@ -33,7 +33,10 @@ function onNotification(payload, ack) {
   if (at < receipts.first) receipts.first = at;
   if (at > receipts.last) receipts.last = at;
   const sentAt = payload?.data?.t;
-  if (typeof sentAt === 'number') receipts.latencies.push(at - sentAt);
+  if (typeof sentAt === 'number') {
+    receipts.latencies.push(at - sentAt);
+    receipts.sentAts.push(sentAt);
+  }
 }
 
 const keys = new Map();
@@ -202,19 +205,37 @@ const handlers = {
 
   /**
    * POSTs `rate` notifications per second for durationMs, each to the target this process holds,
-   * with `data.t` = send time, and measures POST-sent -> device-receipt on the same clock.
+   * with `data.t` = send time, and measures POST-sent -> device-receipt on the same clock. A POST
+   * answered 503 (shed) is counted and not retried (open loop); receipts are expected for the 202s
+   * only. `maxSockets` bounds the connections the poster opens (a few backends, or thousands).
    */
-  async push({ url, path, headers, target, rate, durationMs, expectedOnline, maxInFlight = 256, drainMs = 5_000 }) {
+  async push({ url, path, headers, target, rate, durationMs, expectedOnline, maxInFlight = 256, maxSockets = 64, prime = false, drainMs = 5_000 }) {
     receipts = newReceipts();
-    const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+    const agent = new http.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets });
     const { hostname, port } = new URL(url);
+    // prime: open every connection first (maxSockets GET /health/live at once, before the window),
+    // so the window measures a sustained rate and not a storm of new connections (which overflows
+    // the listen backlog while the server is busy; the kernel retries a dropped SYN after 1 s, 3 s).
+    if (prime) {
+      const get = () =>
+        new Promise((resolve) => {
+          const req = http.request({ agent, hostname, port, path: '/health/live', method: 'GET' }, (res) => res.resume().on('end', resolve));
+          req.on('error', resolve);
+          req.end();
+        });
+      await Promise.all(Array.from({ length: maxSockets }, get));
+    }
     const rtts = [];
+    const shedRtts = [];
     const lags = [];
     const status = {};
+    const retryAfter = {};
+    const shedBy = {};
     let onlineMismatch = 0;
     let inFlight = 0;
     let skipped = 0;
     let issued = 0;
+    let accepted = 0;
     const post = (scheduledAt) => {
       if (inFlight >= maxInFlight) {
         skipped++;
@@ -232,8 +253,24 @@ const handlers = {
           res.on('data', (c) => chunks.push(c));
           res.on('end', () => {
             inFlight--;
-            rtts.push(performance.now() - sentAt);
             status[res.statusCode] = (status[res.statusCode] ?? 0) + 1;
+            if (res.statusCode === 503) {
+              shedRtts.push(performance.now() - sentAt);
+              const ra = res.headers['retry-after'] ?? 'none';
+              retryAfter[ra] = (retryAfter[ra] ?? 0) + 1;
+              // Which signal shed it, from the gateway's message ("... ms behind" or "requests took ...").
+              let why = 'other';
+              try {
+                const message = String(JSON.parse(Buffer.concat(chunks).toString()).message);
+                why = /behind/.test(message) ? 'event loop behind' : /took/.test(message) ? 'standing queue' : 'other';
+              } catch {
+                // not the JSON error shape
+              }
+              shedBy[why] = (shedBy[why] ?? 0) + 1;
+              return;
+            }
+            rtts.push(performance.now() - sentAt);
+            if (res.statusCode === 202) accepted++;
             try {
               if (JSON.parse(Buffer.concat(chunks).toString()).online !== expectedOnline) onlineMismatch++;
             } catch {
@@ -258,19 +295,26 @@ const handlers = {
       issued += Math.max(due, 0);
       await sleep(1);
     }
-    const expectedReceipts = (issued - skipped) * expectedOnline;
     const drainUntil = performance.now() + drainMs;
-    while ((inFlight > 0 || receipts.count < expectedReceipts) && performance.now() < drainUntil) await sleep(10);
+    while (inFlight > 0 && performance.now() < drainUntil) await sleep(10);
+    const expectedReceipts = accepted * expectedOnline;
+    while (receipts.count < expectedReceipts && performance.now() < drainUntil) await sleep(10);
     agent.destroy();
     return {
       issued,
       skipped,
+      accepted,
+      unanswered: inFlight,
       status,
+      retryAfter,
+      shedBy,
       onlineMismatch,
       receipts: receipts.count,
       expectedReceipts,
       latencies: Float64Array.from(receipts.latencies),
+      sentAts: Float64Array.from(receipts.sentAts),
       rtts: Float64Array.from(rtts),
+      shedRtts: Float64Array.from(shedRtts),
       lags: Float64Array.from(lags),
     };
   },

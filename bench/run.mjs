@@ -34,9 +34,11 @@ import * as webhooks from './scenarios/webhooks.mjs';
 const FULL = {
   loadgens: 5,
   connections: { levels: [1_000, 5_000, 10_000], maxProbe: 20_400, settleMs: 3_000, concurrency: 40 },
-  heartbeats: { devices: 10_000, rates: [1_000, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, drainMs: 15_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40 },
-  push: { rate: 1_000, extraRates: [250], warmupMs: 2_000, durationMs: 10_000 },
-  fanout: { devices: 10_000, warmupRounds: 1, rounds: 5, pauseMs: 1_000, concurrency: 40 },
+  heartbeats: { devices: 10_000, rates: [1_000, 2_500, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, drainMs: 15_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40 },
+  // extraRates: the cost curve (one device); overloadRate: past saturation, from overloadSockets connections.
+  push: { rate: 1_000, extraRates: [250, 500, 2_000], extraDurationMs: 5_000, warmupMs: 2_000, durationMs: 10_000, overloadRate: 4_000, overloadSockets: 2_000, overloadDurationMs: 8_000 },
+  // audiences: the fan-out cost curve (devices join in steps); the headline is at `devices`.
+  fanout: { devices: 10_000, audiences: [1_000, 5_000, 10_000, 19_000], curveRounds: 2, warmupRounds: 1, rounds: 5, pauseMs: 1_000, concurrency: 40 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 7 },
   instances: { devices: 10_000, rates: [1_000, 5_000], warmupMs: 2_000, durationMs: 8_000, drainMs: 10_000, concurrency: 40 },
   overload: { devices: 10_000, rampFrom: 1_000, rampMax: 60_000, rampMs: 3_000, warmupMs: 1_000, durationMs: 20_000, drainMs: 2_000, concurrency: 40 },
@@ -51,8 +53,8 @@ const QUICK = {
   loadgens: 2,
   connections: { levels: [200, 500, 1_000], maxProbe: 0, settleMs: 500, concurrency: 25 },
   heartbeats: { devices: 1_000, rates: [500, 1_000], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, monitorRate: 500, monitorMs: 1_000, concurrency: 25 },
-  push: { rate: 1_000, warmupMs: 500, durationMs: 1_500 },
-  fanout: { devices: 1_000, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
+  push: { rate: 1_000, extraRates: [250, 2_000], extraDurationMs: 1_000, warmupMs: 500, durationMs: 1_500, overloadRate: 3_000, overloadSockets: 500, overloadDurationMs: 3_000 },
+  fanout: { devices: 1_000, audiences: [200, 500, 1_000], curveRounds: 2, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 5_000, concurrency: 25 },
   overload: { devices: 1_000, rampFrom: 500, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 3_000, drainMs: 1_000, concurrency: 25 },
@@ -194,9 +196,12 @@ function writeOutputs(results, fromFile) {
   // docs/ shows a full run: the one just made, or a <date>.json given to --report --write.
   const official = meta.mode === 'full' && !meta.partial && (fromFile ? /^\d{4}-\d{2}-\d{2}\.json$/.test(basename(fromFile)) : !args.only && !args.set);
   const chartBase = official ? join(ROOT, 'docs/performance') : base;
-  if (svgs.rss) writeFileSync(`${chartBase}-rss.svg`, svgs.rss);
-  if (svgs.cpu) writeFileSync(`${chartBase}-cpu.svg`, svgs.cpu);
-  const written = [...(fromFile ? [] : [`${base}.json`]), `${base}.md`];
+  const chartFiles = Object.entries(svgs).map(([name, svg]) => {
+    const file = `${chartBase}-${name.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}.svg`;
+    writeFileSync(file, svg);
+    return file;
+  });
+  const written = [...(fromFile ? [] : [`${base}.json`]), `${base}.md`, ...chartFiles];
   if (official) written.push(...updateDocs(results));
   return written.map((f) => f.replace(`${ROOT}/`, ''));
 }

@@ -16,6 +16,7 @@ import { RestAdmission } from './load/rest-admission';
 import { AppLogger, createPino } from './logging/app-logger';
 import { requestLog } from './logging/request-log';
 import { trustFn } from './http/client-address';
+import { fastPublishRoute } from './http/fast-publish';
 import { applyServerLimits } from './http/http-server';
 import { opsAuth } from './http/ops-auth';
 import { restCors } from './http/origins';
@@ -57,9 +58,13 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   const metrics = app.get(MetricsService);
   app.use('/v1', (_req: unknown, res: import('express').Response, next: () => void) => {
     const arrived = performance.now();
-    const queued = admission.shedding(arrived);
+    const queued = load.overloaded ? undefined : admission.admit(arrived);
     if (!load.overloaded && queued === undefined) {
-      res.once('finish', () => admission.record(performance.now() - arrived, performance.now()));
+      // 'close' follows 'finish' on an answered request and also ends one whose client went away.
+      res.once('close', () => {
+        const now = performance.now();
+        admission.done(now, res.writableFinished ? now - arrived : undefined);
+      });
       return next();
     }
     metrics.restShed.inc();
@@ -70,6 +75,8 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   if (config.http.opsToken) app.use(opsAuth(config.http.opsToken));
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalFilters(new HttpExceptionFilter());
+  // The hot route in front of Nest's router: same guard, pipe, service and filter (src/http/fast-publish.ts).
+  app.use(fastPublishRoute(app, config, clock));
   await app.get(RedisConnection).connect();
   app.useWebSocketAdapter(new GatewayIoAdapter(app));
 

@@ -4,7 +4,9 @@
 import { ratio, round } from './stats.mjs';
 import { lineChart } from './svg.mjs';
 
-const COLORS = { gateway: '#1f6feb', baseline: '#e36209' };
+const COLORS = { gateway: '#1f6feb', baseline: '#e36209', target: '#2da44e', gatewayLight: '#79b8ff', baselineLight: '#ffab70' };
+/** Issue 11's targets, as the charts mark them. */
+export const TARGETS = { postCpuRatio: 1.5, pushP99Ms: 10, fanoutRatio: 0.8, fanoutFirstMs: 20, heartbeatCpuRatio: 1.25 };
 const fmt = (v, digits = 2) => (v === undefined || v === null || Number.isNaN(v) ? '–' : typeof v === 'number' ? String(round(v, digits)) : String(v));
 
 /** A heartbeat level the server could not keep up with: rate not reached, or acks failed or missing. */
@@ -39,14 +41,14 @@ export function evaluateTargets(results) {
         met = false;
         parts.push(`at ${g.targetPerSecond}/s the gateway saturated at ${g.achievedPerSecond}/s (baseline ${b.achievedPerSecond}/s)`);
       } else {
-        if (!(r <= 1.3)) met = false;
+        if (!(r <= TARGETS.heartbeatCpuRatio)) met = false;
         parts.push(`${r}x at ${g.targetPerSecond}/s`);
       }
     });
     const rt = hb.gateway.roundTrips?.roundTripsPerHeartbeat;
     if (!(rt <= 1.01)) met = false;
-    add('heartbeat-cpu', 'heartbeat CPU within 1.3x of the baseline, at most one Redis round trip per heartbeat', `${parts.join(', ')}; ${rt} round trips per heartbeat`, met);
-  } else add('heartbeat-cpu', 'heartbeat CPU within 1.3x of the baseline, at most one Redis round trip per heartbeat', '–', null);
+    add('heartbeat-cpu', `heartbeat CPU within ${TARGETS.heartbeatCpuRatio}x of the baseline, at most one Redis round trip per heartbeat`, `${parts.join(', ')}; ${rt} round trips per heartbeat`, met);
+  } else add('heartbeat-cpu', `heartbeat CPU within ${TARGETS.heartbeatCpuRatio}x of the baseline, at most one Redis round trip per heartbeat`, '–', null);
 
   const push = s.push?.gateway;
   if (push?.oneDevice) {
@@ -176,15 +178,16 @@ export function rows(results) {
     for (const key of keys) {
       const g = p.gateway[key];
       const b = p.baseline[key];
-      const label = key === 'userWith3Devices' ? 'user with 3 devices' : 'one device';
+      const label = key === 'userWith3Devices' ? 'user with 3 devices' : key === 'overload' ? `one device, from ${g.connections} connections (past saturation)` : 'one device';
       const sec = `push ${g.ratePerSecond ?? p.gateway.ratePerSecond}/s, ${label}`;
+      if (key === 'overload') row(sec, 'POSTs shed, 503 + Retry-After (%)', g.shedPct, b.shedPct, 1, false);
       row(sec, 'POST sent -> receipt p50 (ms)', g.latencyMs.p50, b.latencyMs.p50);
       row(sec, 'POST sent -> receipt p99 (ms)', g.latencyMs.p99, b.latencyMs.p99);
       row(sec, 'POST sent -> receipt max (ms)', g.latencyMs.max, b.latencyMs.max);
       row(sec, 'POST round trip p99 (ms)', g.postRoundTripMs.p99, b.postRoundTripMs.p99);
       row(sec, 'received / expected', `${g.receipts}/${g.expectedReceipts}`, `${b.receipts}/${b.expectedReceipts}`, 0, false);
       if (g.skippedAtInFlightCap || b.skippedAtInFlightCap) {
-        row(sec, 'POSTs not sent (256 already in flight)', g.skippedAtInFlightCap, b.skippedAtInFlightCap, 0, false);
+        row(sec, `POSTs not sent (${key === 'overload' ? g.connections : 256} already in flight)`, g.skippedAtInFlightCap, b.skippedAtInFlightCap, 0, false);
       }
       row(sec, 'server CPU per POST (ms)', g.cpuMsPerPost, b.cpuMsPerPost, 3);
       row(sec, 'server CPU (% of one core)', g.serverCpuPct, b.serverCpuPct, 1);
@@ -203,6 +206,13 @@ export function rows(results) {
       row(u, 'time to last receipt (ms)', f.gateway.user.timeToLastMs, f.baseline.user.timeToLastMs, 1);
       row(u, 'messages/s', f.gateway.user.messagesPerSecond, f.baseline.user.messagesPerSecond, 0);
       row(u, 'POST round trip (ms)', f.gateway.user.postRoundTripMs, f.baseline.user.postRoundTripMs, 1);
+    }
+    for (const g of f.gateway.curve ?? []) {
+      const b = f.baseline.curve?.find((c) => c.devices === g.devices);
+      if (g.devices === f.gateway.devices) continue;
+      const c = `fan-out to topic, ${g.devices} subscribers`;
+      row(c, 'time to first / last receipt (ms)', `${fmt(g.timeToFirstMs, 1)} / ${fmt(g.timeToLastMs, 1)}`, b ? `${fmt(b.timeToFirstMs, 1)} / ${fmt(b.timeToLastMs, 1)}` : '–', 1, false);
+      row(c, 'messages/s', g.messagesPerSecond, b?.messagesPerSecond, 0);
     }
   } else if (f) out.push(['fan-out', 'error', f.gateway?.error ?? '', f.baseline?.error ?? '', '']);
 
@@ -381,16 +391,116 @@ export function charts(results) {
       title: `Server CPU vs heartbeat rate (${h.gateway.devices} devices connected)`,
       xLabel: 'heartbeats per second (achieved)',
       yLabel: 'server CPU (% of one core)',
-      caption: `${results.meta.date}, ${results.meta.mode} run; points in order of the target rate; Redis CPU not included`,
-      series: ['gateway', 'baseline'].map((k) => ({
-        name: k,
-        color: COLORS[k],
-        ordered: true,
-        points: h[k].levels.map((l) =>
-          saturated(l) ? [l.achievedPerSecond, l.serverCpuPct, `saturated: ${l.targetPerSecond / 1000}k/s sent`] : [l.achievedPerSecond, l.serverCpuPct],
-        ),
-      })),
+      caption: `${results.meta.date}, ${results.meta.mode} run; points in order of the target rate; Redis CPU not included; target: ${TARGETS.heartbeatCpuRatio}x the baseline`,
+      series: [
+        ...['gateway', 'baseline'].map((k) => ({
+          name: k,
+          color: COLORS[k],
+          ordered: true,
+          points: h[k].levels.map((l) =>
+            saturated(l) ? [l.achievedPerSecond, l.serverCpuPct, `saturated: ${l.targetPerSecond / 1000}k/s sent`] : [l.achievedPerSecond, l.serverCpuPct],
+          ),
+        })),
+        {
+          name: `target: ${TARGETS.heartbeatCpuRatio}x the baseline`,
+          color: COLORS.target,
+          dashed: true,
+          ordered: true,
+          points: h.baseline.levels.filter((l) => !saturated(l)).map((l) => [l.achievedPerSecond, l.serverCpuPct * TARGETS.heartbeatCpuRatio]),
+        },
+      ],
     });
   }
+  Object.assign(out, pushCharts(results), fanoutChart(results));
   return out;
+}
+
+/** The push cost curve of one server: [{ rate, point }] for one device, ascending; the overload point apart. */
+function pushCurve(p) {
+  const curve = Object.entries(p)
+    .filter(([k, v]) => (k === 'oneDevice' || k.startsWith('oneDeviceAt')) && v?.latencyMs)
+    .map(([, v]) => v)
+    .sort((a, b) => a.ratePerSecond - b.ratePerSecond);
+  return { curve, overload: p.overload?.latencyMs ? p.overload : undefined };
+}
+
+const overloadNote = (o) => `${o.ratePerSecond / 1000}k/s from ${o.connections} connections: ${o.shedPct} % shed`;
+
+/** CPU per POST and push p99 against the POST rate (one device), gateway vs baseline, with the targets. */
+function pushCharts(results) {
+  const p = results.scenarios.push;
+  if (!p?.gateway?.oneDevice || !p?.baseline?.oneDevice) return {};
+  const g = pushCurve(p.gateway);
+  const b = pushCurve(p.baseline);
+  const when = `${results.meta.date}, ${results.meta.mode} run`;
+  const series = (pick, withOverload) =>
+    [
+      ['gateway', g],
+      ['baseline', b],
+    ].map(([k, c]) => ({
+      name: k,
+      color: COLORS[k],
+      points: [
+        ...c.curve.map((v) => [v.ratePerSecond, pick(v)]),
+        ...(withOverload && c.overload ? [[c.overload.ratePerSecond, pick(c.overload), overloadNote(c.overload)]] : []),
+      ],
+    }));
+  const rates = [...g.curve, ...(g.overload ? [g.overload] : [])].map((v) => v.ratePerSecond);
+  const xMax = Math.max(...rates);
+  return {
+    postCpu: lineChart({
+      title: 'Server CPU per POST vs POST rate (one device)',
+      xLabel: 'POSTs per second sent',
+      yLabel: 'server CPU per POST (ms)',
+      caption: `${when}; hollow point: past saturation (CPU per POST sent, shed ones included); target: ${TARGETS.postCpuRatio}x the baseline`,
+      series: [
+        ...series((v) => v.cpuMsPerPost, true),
+        {
+          name: `target: ${TARGETS.postCpuRatio}x the baseline`,
+          color: COLORS.target,
+          dashed: true,
+          points: b.curve.map((v) => [v.ratePerSecond, v.cpuMsPerPost * TARGETS.postCpuRatio]),
+        },
+      ],
+    }),
+    postP99: lineChart({
+      title: 'Push p99, POST sent -> device receipt, vs POST rate (one device)',
+      xLabel: 'POSTs per second sent',
+      yLabel: 'p99 of accepted POSTs (ms, log scale)',
+      yLog: true,
+      caption: `${when}; hollow point: past saturation, p99 of the POSTs answered 202; target: p99 under ${TARGETS.pushP99Ms} ms`,
+      series: [
+        ...series((v) => v.latencyMs.p99, true),
+        { name: `target: ${TARGETS.pushP99Ms} ms`, color: COLORS.target, dashed: true, points: [[0, TARGETS.pushP99Ms], [xMax, TARGETS.pushP99Ms]] },
+      ],
+    }),
+  };
+}
+
+/** Fan-out time (first and last receipt) against the audience, gateway vs baseline, with the targets. */
+function fanoutChart(results) {
+  const f = results.scenarios.fanout;
+  if (!f?.gateway?.curve || !f?.baseline?.curve) return {};
+  const xMax = Math.max(...f.gateway.curve.map((c) => c.devices));
+  return {
+    fanout: lineChart({
+      title: 'Fan-out time vs audience (one POST to a topic)',
+      xLabel: 'subscribed devices',
+      yLabel: 'ms from the POST',
+      caption: `${results.meta.date}, ${results.meta.mode} run; median of the rounds; targets: ${TARGETS.fanoutRatio}x the baseline's messages/s, first receipt within ${TARGETS.fanoutFirstMs} ms`,
+      series: [
+        { name: 'gateway: last receipt', color: COLORS.gateway, points: f.gateway.curve.map((c) => [c.devices, c.timeToLastMs]) },
+        { name: 'baseline: last receipt', color: COLORS.baseline, points: f.baseline.curve.map((c) => [c.devices, c.timeToLastMs]) },
+        {
+          name: `target for the last: baseline / ${TARGETS.fanoutRatio}`,
+          color: COLORS.target,
+          dashed: true,
+          points: f.baseline.curve.map((c) => [c.devices, c.timeToLastMs / TARGETS.fanoutRatio]),
+        },
+        { name: 'gateway: first receipt', color: COLORS.gatewayLight, points: f.gateway.curve.map((c) => [c.devices, c.timeToFirstMs]) },
+        { name: 'baseline: first receipt', color: COLORS.baselineLight, points: f.baseline.curve.map((c) => [c.devices, c.timeToFirstMs]) },
+        { name: `target for the first: ${TARGETS.fanoutFirstMs} ms`, color: '#8c959f', dashed: true, points: [[0, TARGETS.fanoutFirstMs], [xMax, TARGETS.fanoutFirstMs]] },
+      ],
+    }),
+  };
 }

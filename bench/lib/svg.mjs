@@ -1,5 +1,6 @@
-// A hand-written SVG line chart (no chart library): linear axes with rounded ticks, one polyline
-// with point markers per series, a legend and a caption.
+// A hand-written SVG line chart (no chart library): linear axes with rounded ticks (or a log y
+// axis with a tick per power of ten), one polyline with point markers per series, dashed lines
+// without markers for targets, a legend and a caption.
 
 const esc = (s) => String(s).replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;');
 
@@ -15,29 +16,43 @@ const fmt = (v) => (Math.abs(v) >= 1000 ? `${+(v / 1000).toFixed(1)}k` : `${+v.t
 
 /**
  * Points are [x, y] or [x, y, note]: a point with a note is drawn hollow and labelled (e.g. a
- * saturated measurement). Points are joined in x order unless the series says `ordered: true`.
- * @param {{ title: string, xLabel: string, yLabel: string, caption?: string,
- *   series: { name: string, color: string, ordered?: boolean, points: (number | string)[][] }[] }} spec
+ * saturated measurement). Points are joined in x order unless the series says `ordered: true`. A
+ * `dashed` series (a target) is drawn as a dashed line without markers. `yLog` draws the y axis in
+ * powers of ten (for latencies that span milliseconds to seconds); values <= 0 are left out there.
+ * @param {{ title: string, xLabel: string, yLabel: string, caption?: string, yLog?: boolean,
+ *   series: { name: string, color: string, ordered?: boolean, dashed?: boolean, points: (number | string)[][] }[] }} spec
  */
-export function lineChart({ title, xLabel, yLabel, caption, series }, width = 640, height = 380) {
+export function lineChart({ title, xLabel, yLabel, caption, series, yLog = false }, width = 640, height = 380) {
   const pad = { left: 70, right: 20, top: 40, bottom: caption ? 78 : 58 };
   const plotW = width - pad.left - pad.right;
   const plotH = height - pad.top - pad.bottom;
-  const all = series.flatMap((s) => s.points).filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+  const usable = ([x, y]) => Number.isFinite(x) && Number.isFinite(y) && (!yLog || y > 0);
+  const all = series.flatMap((s) => s.points).filter(usable);
   const xMaxRaw = Math.max(1, ...all.map(([x]) => x));
   const yMaxRaw = Math.max(1e-9, ...all.map(([, y]) => y));
   const xStep = niceStep(xMaxRaw);
-  const yStep = niceStep(yMaxRaw);
   const xMax = Math.ceil(xMaxRaw / xStep) * xStep;
-  const yMax = Math.ceil((yMaxRaw * 1.05) / yStep) * yStep;
   const sx = (x) => pad.left + (x / xMax) * plotW;
-  const sy = (y) => pad.top + plotH - (y / yMax) * plotH;
+  let sy;
+  let yTicks;
+  if (yLog) {
+    const lo = Math.floor(Math.log10(Math.min(...all.map(([, y]) => y), yMaxRaw)));
+    const hi = Math.max(lo + 1, Math.ceil(Math.log10(yMaxRaw * 1.05)));
+    sy = (y) => pad.top + plotH - ((Math.log10(y) - lo) / (hi - lo)) * plotH;
+    yTicks = Array.from({ length: hi - lo + 1 }, (_, i) => 10 ** (lo + i));
+  } else {
+    const yStep = niceStep(yMaxRaw);
+    const yMax = Math.ceil((yMaxRaw * 1.05) / yStep) * yStep;
+    sy = (y) => pad.top + plotH - (y / yMax) * plotH;
+    yTicks = [];
+    for (let y = 0; y <= yMax + 1e-9; y += yStep) yTicks.push(y);
+  }
 
   const parts = [];
   parts.push(`<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="sans-serif" font-size="12">`);
   parts.push(`<rect width="${width}" height="${height}" fill="#fff"/>`);
   parts.push(`<text x="${width / 2}" y="22" text-anchor="middle" font-size="15" font-weight="bold">${esc(title)}</text>`);
-  for (let y = 0; y <= yMax + 1e-9; y += yStep) {
+  for (const y of yTicks) {
     parts.push(`<line x1="${pad.left}" x2="${pad.left + plotW}" y1="${sy(y)}" y2="${sy(y)}" stroke="#e5e5e5"/>`);
     parts.push(`<text x="${pad.left - 6}" y="${sy(y) + 4}" text-anchor="end" fill="#444">${fmt(y)}</text>`);
   }
@@ -51,20 +66,26 @@ export function lineChart({ title, xLabel, yLabel, caption, series }, width = 64
   parts.push(`<text transform="translate(18 ${pad.top + plotH / 2}) rotate(-90)" text-anchor="middle">${esc(yLabel)}</text>`);
 
   series.forEach((s, i) => {
-    const pts = s.points.filter(([x, y]) => Number.isFinite(x) && Number.isFinite(y));
+    const pts = s.points.filter(usable);
     if (!s.ordered) pts.sort((a, b) => a[0] - b[0]);
     if (pts.length) {
       const d = pts.map(([x, y]) => `${sx(x).toFixed(1)},${sy(y).toFixed(1)}`).join(' ');
-      parts.push(`<polyline points="${d}" fill="none" stroke="${s.color}" stroke-width="2"/>`);
-      for (const [x, y, note] of pts) {
+      parts.push(`<polyline points="${d}" fill="none" stroke="${s.color}" stroke-width="2"${s.dashed ? ' stroke-dasharray="6 4"' : ''}/>`);
+      for (const [x, y, note] of s.dashed ? [] : pts) {
         const fill = note ? '#fff' : s.color;
         parts.push(`<circle cx="${sx(x).toFixed(1)}" cy="${sy(y).toFixed(1)}" r="4" fill="${fill}" stroke="${s.color}" stroke-width="2"><title>${esc(s.name)}: ${fmt(x)}, ${fmt(y)}${note ? ` (${esc(note)})` : ''}</title></circle>`);
-        if (note) parts.push(`<text x="${(sx(x) + 8).toFixed(1)}" y="${(sy(y) - 8).toFixed(1)}" fill="${s.color}" font-size="11">${esc(note)}</text>`);
+        // A note near the right edge reads leftwards, so it stays inside the picture.
+        const right = sx(x) > pad.left + plotW * 0.6;
+        if (note) parts.push(`<text x="${(sx(x) + (right ? -8 : 8)).toFixed(1)}" y="${(sy(y) - 8).toFixed(1)}" fill="${s.color}" font-size="11"${right ? ' text-anchor="end"' : ''}>${esc(note)}</text>`);
       }
     }
     const lx = pad.left + 12;
     const ly = pad.top + 10 + i * 18;
-    parts.push(`<rect x="${lx}" y="${ly - 9}" width="14" height="4" fill="${s.color}"/>`);
+    parts.push(
+      s.dashed
+        ? `<line x1="${lx}" x2="${lx + 14}" y1="${ly - 7}" y2="${ly - 7}" stroke="${s.color}" stroke-width="2" stroke-dasharray="4 2"/>`
+        : `<rect x="${lx}" y="${ly - 9}" width="14" height="4" fill="${s.color}"/>`,
+    );
     parts.push(`<text x="${lx + 20}" y="${ly - 3}">${esc(s.name)}</text>`);
   });
   if (caption) parts.push(`<text x="${width / 2}" y="${height - 10}" text-anchor="middle" fill="#666" font-size="11">${esc(caption)}</text>`);

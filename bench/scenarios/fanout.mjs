@@ -4,6 +4,10 @@
 // one `POST { userIds: [thatUser] }` (the `user` variant). Measured from just before the POST is
 // written (bench process) to the last device receipt (load generators; all clocks are the host's,
 // read with sub-millisecond resolution).
+//
+// The cost curve: with `audiences` set, the devices connect in steps (e.g. 1k, 5k, 10k, 19k: more
+// devices join the same user and topic at each step) and each step gets `curveRounds` topic rounds;
+// the headline (and the user variant) are measured at `devices`, which must be one of the steps.
 import { connectDevices, disconnectAll, epoch, profiled } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
 import { median, round } from '../lib/stats.mjs';
@@ -13,38 +17,56 @@ const USER = 'fan-user';
 export const TOPIC = 'bench.fanout';
 
 export async function run(h, server, p) {
-  const conn = await connectDevices(h, server, { total: p.devices, idPrefix: 'f', userId: USER, concurrency: p.concurrency });
-  if (conn.ok < p.devices) throw new Error(`${server.kind}: only ${conn.ok} of ${p.devices} devices connected: ${JSON.stringify(conn.errors)}`);
-  h.log(`  ${server.kind}: ${conn.ok} devices of one user connected in ${Math.round(conn.ms)} ms`);
-  const subs = await Promise.all(h.loadgens.map((lg) => lg.call('subscribe', { topics: [TOPIC], concurrency: p.concurrency })));
-  const subscribed = subs.reduce((n, s) => n + s.ok, 0);
-  if (subscribed < p.devices) throw new Error(`${server.kind}: only ${subscribed} of ${p.devices} devices subscribed: ${JSON.stringify(subs.map((s) => s.errors))}`);
-  h.log(`  ${server.kind}: ${subscribed} devices subscribed to ${TOPIC}`);
-  await sleep(1_000);
-
-  const variant = async (label, target) => {
-    const rounds = [];
-    const round_ = async (r) => {
-      const res = await oneRound(h, server, p.devices, r, target);
-      h.log(`  ${server.kind}: ${label} round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${p.devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s)`);
-      await sleep(p.pauseMs);
-      return res;
-    };
-    for (let r = 0; r < p.warmupRounds; r++) await round_(r);
-    await profiled(h, server, `fanout-${label}`, async () => {
-      for (let r = p.warmupRounds; r < p.warmupRounds + p.rounds; r++) rounds.push(await round_(r));
-    });
-    return summary(rounds, p.devices);
-  };
-  const topic = await variant('topic', { topic: TOPIC });
-  const user = await variant('user', { userIds: [USER] });
+  const steps = [...new Set([...(p.audiences ?? []), p.devices])].sort((a, b) => a - b);
+  const offsets = h.loadgens.map(() => 0);
+  let connected = 0;
+  let headline;
+  const curve = [];
+  for (const devices of steps) {
+    const conn = await connectDevices(h, server, { total: devices - connected, idPrefix: 'f', userId: USER, concurrency: p.concurrency, offsets });
+    connected += conn.ok;
+    if (connected < devices) throw new Error(`${server.kind}: only ${connected} of ${devices} devices connected: ${JSON.stringify(conn.errors)}`);
+    h.log(`  ${server.kind}: ${connected} devices of one user connected (${conn.ok} more in ${Math.round(conn.ms)} ms)`);
+    // Every held socket subscribes again: the ones already subscribed get the same ack.
+    const subs = await Promise.all(h.loadgens.map((lg) => lg.call('subscribe', { topics: [TOPIC], concurrency: p.concurrency })));
+    const subscribed = subs.reduce((n, s) => n + s.ok, 0);
+    if (subscribed < devices) throw new Error(`${server.kind}: only ${subscribed} of ${devices} devices subscribed: ${JSON.stringify(subs.map((s) => s.errors))}`);
+    h.log(`  ${server.kind}: ${subscribed} devices subscribed to ${TOPIC}`);
+    await sleep(1_000);
+    if (devices === p.devices) {
+      const topic = await variant(h, server, p, devices, 'topic', { topic: TOPIC }, p.rounds);
+      const user = await variant(h, server, p, devices, 'user', { userIds: [USER] }, p.rounds);
+      headline = { topic, user };
+      curve.push(point(devices, topic));
+    } else {
+      curve.push(point(devices, await variant(h, server, p, devices, `topic-${devices}`, { topic: TOPIC }, p.curveRounds ?? p.rounds)));
+    }
+  }
   await disconnectAll(h);
   return {
     devices: p.devices,
     how: `one POST with topic: '${TOPIC}' (N subscribed devices); second row: one POST with userIds: [a user with the same N devices]`,
-    ...topic,
-    user,
+    ...headline.topic,
+    user: headline.user,
+    curve,
   };
+}
+
+const point = (devices, v) => ({ devices, timeToFirstMs: v.timeToFirstMs, timeToLastMs: v.timeToLastMs, messagesPerSecond: v.messagesPerSecond, allReceived: v.allReceived });
+
+async function variant(h, server, p, devices, label, target, rounds) {
+  const done = [];
+  const round_ = async (r) => {
+    const res = await oneRound(h, server, devices, r, target);
+    h.log(`  ${server.kind}: ${label} round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s)`);
+    await sleep(p.pauseMs);
+    return res;
+  };
+  for (let r = 0; r < p.warmupRounds; r++) await round_(r);
+  await profiled(h, server, `fanout-${label}`, async () => {
+    for (let r = p.warmupRounds; r < p.warmupRounds + rounds; r++) done.push(await round_(r));
+  });
+  return summary(done, devices);
 }
 
 function summary(rounds, devices) {
@@ -60,14 +82,26 @@ function summary(rounds, devices) {
 
 async function oneRound(h, server, devices, round_, target) {
   await Promise.all(h.loadgens.map((lg) => lg.call('resetReceipts')));
-  const body = JSON.stringify({ ...target, data: { round: round_, t: epoch() } });
-  const t0 = epoch();
-  const res = await fetch(`${server.url}${server.push.path}`, {
-    method: 'POST',
-    headers: { ...server.push.headers, 'content-type': 'application/json' },
-    body,
-  });
-  const answer = await res.json();
+  // A 503 (the gateway sheds while its event loop is over LOAD_SHED_DELAY_MS behind, which the
+  // previous round of a large fan-out can cause on a busy machine) is retried after Retry-After,
+  // as a backend would; the round is timed from the POST that was accepted.
+  let res;
+  let answer;
+  let t0;
+  let shedRetries = 0;
+  for (;;) {
+    const body = JSON.stringify({ ...target, data: { round: round_, t: epoch() } });
+    t0 = epoch();
+    res = await fetch(`${server.url}${server.push.path}`, {
+      method: 'POST',
+      headers: { ...server.push.headers, 'content-type': 'application/json' },
+      body,
+    });
+    answer = await res.json();
+    if (res.status !== 503 || shedRetries >= 10) break;
+    shedRetries++;
+    await sleep(1000 * Number(res.headers.get('retry-after') ?? 1));
+  }
   const postRoundTripMs = epoch() - t0;
   if (res.status !== 202) throw new Error(`${server.kind}: fan-out POST answered ${res.status}: ${JSON.stringify(answer)}`);
   const deadline = Date.now() + 30_000;
@@ -88,5 +122,6 @@ async function oneRound(h, server, devices, round_, target) {
     timeToLastMs: round(timeToLastMs, 1),
     messagesPerSecond: round((received / timeToLastMs) * 1000, 0),
     postRoundTripMs: round(postRoundTripMs, 1),
+    ...(shedRetries ? { shedRetries } : {}),
   };
 }

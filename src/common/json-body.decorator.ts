@@ -2,7 +2,7 @@ import { createParamDecorator, ExecutionContext, UnsupportedMediaTypeException }
 import type { Request } from 'express';
 
 /** Whether the request carries a body at all (as body-parser decides it). */
-function hasBody(req: Request): boolean {
+export function hasBody(req: Request): boolean {
   const length = req.headers['content-length'];
   return req.headers['transfer-encoding'] !== undefined || (length !== undefined && length !== '0');
 }

@@ -156,7 +156,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
     socketMaxBufferedBytes: r.int('SOCKET_MAX_BUFFERED_BYTES', 1_048_576, { min: 16_384 }),
     slowConsumerGraceMs: r.int('SLOW_CONSUMER_GRACE_MS', 5_000, { min: 100 }),
     loadShedDelayMs: r.int('LOAD_SHED_DELAY_MS', 1_000, { min: 0 }),
-    restQueueTargetMs: r.int('REST_QUEUE_TARGET_MS', 500, { min: 0 }),
+    restQueueTargetMs: r.int('REST_QUEUE_TARGET_MS', 100, { min: 0 }),
     deviceRetentionMs: r.int('DEVICE_RETENTION_DAYS', 30, { min: 1, max: 3650 }) * 86_400_000,
     inboxMaxSize: r.int('INBOX_MAX_SIZE', 1_000, { min: 1, max: 100_000 }),
     notificationRetentionMs: r.int('NOTIFICATION_RETENTION_HOURS', 24, { min: 1, max: 24 * 90 }) * 3_600_000,
