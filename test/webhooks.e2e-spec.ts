@@ -4,11 +4,12 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Socket } from 'socket.io-client';
 import { ASYNCAPI } from '../src/docs/asyncapi';
-import { EVENT_TYPES, EventEnvelope } from '../src/events/event.types';
+import { EVENT_TYPES, EventEnvelope, OFFLINE_REASONS } from '../src/events/event.types';
 import { api, connectDevice, metric, metricReaches, nextEvent, waitFor } from './support/app';
 import { freePort } from './support/find-redis';
 import { RunningGateway, startGateway } from './support/gateways';
 import { REPO, start } from './support/outside-app';
+import { RawDevice } from './support/raw-device';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { startRedisCluster } from './support/redis-servers';
 import { deviceToken } from './support/tokens';
@@ -17,6 +18,10 @@ import { WebhookReceiver } from './support/webhook-receiver';
 const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 const DELIVERED = (url: string) => `push_gateway_webhook_delivered_total{url="${url}"}`;
 const DISABLED = (url: string) => `push_gateway_webhook_disabled{url="${url}"}`;
+/** The offline reasons that closes, takeovers, kicks, sweeps and instances cause: the 'every event type' test produces them. */
+const SESSION_REASONS = ['client_close', 'heartbeat_timeout', 'instance_lost', 'kicked', 'replaced', 'server_shutdown'];
+/** The offline reasons a device's own conduct causes: the sibling test produces them. Together: every reason. */
+const CONDUCT_REASONS = ['rate_limited', 'slow_consumer', 'token_expired'];
 
 /** Publishes to devices that are offline with ttl 0: one `notification.expired` event per device, in publish order. */
 async function expire(gw: RunningGateway, deviceIds: string[]): Promise<void> {
@@ -33,6 +38,16 @@ async function recorded(gw: RunningGateway, deviceIds: string[]): Promise<EventE
     if (page.events.length === 0) return events.filter((e) => deviceIds.includes(e.data.deviceId as string));
     events.push(...page.events);
     after = `&after=${page.next}`;
+  }
+}
+
+/** Every event in the log, oldest first, read through GET /v1/events. */
+async function everything(gw: RunningGateway): Promise<EventEnvelope[]> {
+  const events: EventEnvelope[] = [];
+  for (let after = '', page: { events: EventEnvelope[]; next: string }; ; after = `&after=${page.next}`) {
+    page = (await (await api(gw.url, `/v1/events?limit=1000${after}`)).json()) as { events: EventEnvelope[]; next: string };
+    if (page.events.length === 0) return events;
+    events.push(...page.events);
   }
 }
 
@@ -251,16 +266,11 @@ describe('webhooks (Redis, separate gateway processes)', () => {
       await kill9(c); // instance_lost, found by a
       await waitFor(() => r.acceptedIds((e) => e.data.reason === 'instance_lost').length === 1, 30_000);
 
-      const log: EventEnvelope[] = [];
-      for (let after = '', page: { events: EventEnvelope[]; next: string }; ; after = `&after=${page.next}`) {
-        page = (await (await api(a.url, `/v1/events?limit=1000${after}`)).json()) as { events: EventEnvelope[]; next: string };
-        if (page.events.length === 0) break;
-        log.push(...page.events);
-      }
+      const log = await everything(a);
       await receives(r, log.map((e) => e.id));
       expect(new Set(r.accepted.map((q) => q.event.type))).toEqual(new Set(EVENT_TYPES));
       const reasons = new Set(r.accepted.filter((q) => q.event.type === 'device.offline').map((q) => q.event.data.reason));
-      expect([...reasons].sort()).toEqual(['client_close', 'heartbeat_timeout', 'instance_lost', 'kicked', 'replaced', 'server_shutdown']);
+      expect([...reasons].sort()).toEqual(SESSION_REASONS);
       // Byte for byte the pull API's envelopes, and each matches its AsyncAPI message.
       const byId = new Map(log.map((e) => [e.id, e]));
       for (const q of r.accepted) expect(q.event).toEqual(byId.get(q.event.id));
@@ -268,6 +278,81 @@ describe('webhooks (Redis, separate gateway processes)', () => {
       expect(r.unverified).toEqual([]);
     } finally {
       timers.forEach(clearInterval);
+    }
+  }, 120_000);
+
+  it("delivers the offline reasons a device's own conduct causes (token_expired, slow_consumer, rate_limited), produced for real, as the pull API records them, in order per device", async () => {
+    // With the test above, every offline reason of the contract reaches a receiver.
+    expect([...SESSION_REASONS, ...CONDUCT_REASONS].sort()).toEqual([...OFFLINE_REASONS].sort());
+    const prefix = newPrefix('conduct');
+    const r = await receiver();
+    // Nobody beats here (a 10 s interval): only its own conduct ends a session.
+    const gw = await gateway('wh-conduct', prefix, [r.url], {
+      HEARTBEAT_INTERVAL_MS: '10000',
+      TOKEN_EXPIRY_GRACE_MS: '0',
+      SOCKET_EVENTS_PER_SECOND: '5',
+      SOCKET_MAX_BUFFERED_BYTES: '16384',
+      SLOW_CONSUMER_GRACE_MS: '1000',
+    });
+    const offlines = () => r.accepted.filter((q) => q.event.type === 'device.offline');
+    const raws: RawDevice[] = [];
+    let flooding: NodeJS.Timeout | undefined;
+    try {
+      // token_expired: a token that runs out 8 s from now, no grace; the sweep ends the session.
+      const expiring = connectDevice(gw.url, deviceToken({ sub: 'wh-conduct-token', deviceId: 'wh-c-token', exp: Math.floor(Date.now() / 1000) + 8 }, {}));
+      sockets.push(expiring);
+      await nextEvent(expiring, 'ready');
+      const expired = nextEvent(expiring, 'session_ended', 60_000);
+
+      // rate_limited: a socket far over its budget (200 packets a second against 5) until it is ended.
+      const flooder = await RawDevice.connect(gw.url, { token: deviceToken({ sub: 'wh-conduct-flood', deviceId: 'wh-c-flood' }) });
+      raws.push(flooder);
+      const limited = flooder.next('session_ended', 60_000);
+      flooding = setInterval(() => {
+        for (let i = 0; i < 20 && flooder.ws.readyState === flooder.ws.OPEN; i++) flooder.send('42["launch_missiles"]');
+      }, 100);
+
+      // slow_consumer: a device that stops reading while 40 pushes of 3 KB come for it (a 16 KB budget).
+      const stuck = await RawDevice.connect(gw.url, { token: deviceToken({ sub: 'wh-conduct-slow', deviceId: 'wh-c-slow' }) });
+      raws.push(stuck);
+      stuck.pause();
+      const pad = 'x'.repeat(3_000);
+      for (let i = 0; i < 40; i++) {
+        const res = await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['wh-c-slow'], data: { i, pad }, ttl: 600 } });
+        expect(res.status).toBe(202);
+      }
+
+      expect(await expired).toMatchObject({ reason: 'token_expired' });
+      expect((await limited).payload).toMatchObject({ reason: 'rate_limited' });
+      await waitFor(() => offlines().length === 3, 60_000).catch(() => {
+        throw new Error(`offlines received: ${JSON.stringify(offlines().map((q) => q.event.data))}\n${gw.process.output()}`);
+      });
+    } finally {
+      clearInterval(flooding);
+      raws.forEach((d) => d.close());
+    }
+    expect(Object.fromEntries(offlines().map((q) => [q.event.data.deviceId, q.event.data.reason]))).toEqual({
+      'wh-c-token': 'token_expired',
+      'wh-c-flood': 'rate_limited',
+      'wh-c-slow': 'slow_consumer',
+    });
+
+    // Everything the log holds so far reaches the receiver (the stuck device's pushes may still add unacked events).
+    await receives(r, (await everything(gw)).map((e) => e.id));
+    const accepted = [...r.accepted];
+    const log = await everything(gw); // read after: it holds everything the receiver had
+    const byId = new Map(log.map((e) => [e.id, e]));
+    // Each body is the pull API's envelope, verified with the secret, and matches its AsyncAPI message.
+    for (const q of accepted) expect(q.event).toEqual(byId.get(q.event.id));
+    expect(r.unverified).toEqual([]);
+    expectDescribed(r);
+    // Per device, what the receiver accepted first is the device's log, in log order, from its start.
+    for (const d of ['wh-c-token', 'wh-c-flood', 'wh-c-slow']) {
+      const got = [...new Set(accepted.filter((q) => q.event.data.deviceId === d).map((q) => q.event.id))];
+      const inLog = log.filter((e) => e.data.deviceId === d).map((e) => e.id);
+      expect([d, got]).toEqual([d, inLog.slice(0, got.length)]);
+      const presence = got.map((id) => byId.get(id)!).filter((e) => e.type.startsWith('device.'));
+      expect([d, presence.map((e) => [e.type, e.data.seq])]).toEqual([d, [['device.online', 1], ['device.offline', 2]]]);
     }
   }, 120_000);
 
