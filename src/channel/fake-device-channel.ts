@@ -187,10 +187,11 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
 
   /**
    * Resolves once the microtasks queued so far have run: with in-memory stores, once the services
-   * did all they can without a new ack. It waits for no timer, so it is not a sleep.
+   * did all they can without a new ack, acks they record at the end of the turn included (two
+   * turns). It waits for no timer, so it is not a sleep.
    */
   idle(): Promise<void> {
-    return new Promise((resolve) => setImmediate(resolve));
+    return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
   }
 
   private record(deviceId: string, payload: NotificationPayload, timeoutMs: number, socket: DeviceSocket, onLateAck?: () => void): Promise<PushOutcome> {
