@@ -52,12 +52,18 @@ export class DeviceChannel {
   /** deviceId -> its socket here, for emits that need no other instance. */
   private readonly localDevices = new Map<string, DeviceSocket>();
   private readonly readyListeners: ((socket: DeviceSocket) => void)[] = [];
+  private readonly startingListeners: ((socket: DeviceSocket) => void)[] = [];
   private deliverListener?: (delivery: InboundDelivery) => void;
   private recheckListener?: (deviceIds: string[]) => void;
   private draining = false;
   private instanceId = '';
-  /** Each notification's Socket.IO packet, encoded once however many sockets it goes to (see pushTo). */
-  private readonly encodedPushes = new WeakMap<NotificationPayload, { id: number; packets: unknown[] }>();
+  /**
+   * Each notification's Socket.IO packet, encoded once however many sockets it goes to (see
+   * pushTo), kept only until the current run of synchronous pushes ends: a fan-out pushes to all
+   * its local sockets in one loop, and a packet kept longer would double what an unacked push
+   * holds (the transport lets go of its copy once written).
+   */
+  private readonly encodedPushes = new Map<NotificationPayload, { id: number; packets: unknown[] }>();
   /** Acks each socket may still send for the notifications emitted to it, on time or late. */
   private readonly acksOwed = new WeakMap<DeviceSocket, number>();
 
@@ -100,6 +106,19 @@ export class DeviceChannel {
   /** Runs `listener` for every session that became ready here (pending delivery hooks in here). */
   onSessionReady(listener: (socket: DeviceSocket) => void): void {
     this.readyListeners.push(listener);
+  }
+
+  /**
+   * Runs `listener` as a session's presence write has just been issued, in the same event-loop
+   * turn, before it is answered: what the listener asks of the same Redis connection goes out in
+   * the same write and runs right after it (the delivery's first inbox read).
+   */
+  onSessionStarting(listener: (socket: DeviceSocket) => void): void {
+    this.startingListeners.push(listener);
+  }
+
+  starting(socket: DeviceSocket): void {
+    for (const listener of this.startingListeners) listener(socket);
   }
 
   /** Tells the device its session is live, then lets the listeners act on it. */
@@ -248,8 +267,8 @@ export class DeviceChannel {
    * without one. An ack that comes later is still a receipt: it runs `onLateAck` (Socket.IO keeps
    * that callback, small and holding no payload, until the ack or the socket's end).
    *
-   * A notification is encoded once, not once per socket: the first push of a payload object makes
-   * its Socket.IO packet (an EVENT with an ack id from the namespace's counter, as `emit` would
+   * A notification is encoded once, not once per socket: the first push of a payload object (in a
+   * run of synchronous pushes, as a fan-out's) makes its Socket.IO packet (an EVENT with an ack id from the namespace's counter, as `emit` would
    * take), and every socket it goes to gets those same bytes, with the ack callback registered
    * under that id in the socket's own ack map (ack ids are per socket, so one id serves them all:
    * how Socket.IO's own broadcast with acks works). A fan-out to 10k sockets encodes one packet.
@@ -262,6 +281,7 @@ export class DeviceChannel {
     if (!encoded) {
       const id = internals.nsp._ids++;
       encoded = { id, packets: internals.client.encoder.encode({ type: EVENT_PACKET, nsp: socket.nsp.name, id, data: ['notification', payload] }) };
+      if (this.encodedPushes.size === 0) queueMicrotask(() => this.encodedPushes.clear());
       this.encodedPushes.set(payload, encoded);
     }
     internals.acks.set(encoded.id, callback);

@@ -16,6 +16,8 @@ type ChannelSurface =
   | 'recheckRemote'
   | 'ready'
   | 'onSessionReady'
+  | 'onSessionStarting'
+  | 'starting'
   | 'topicDevices'
   | 'drain'
   | 'localSessions'
@@ -57,6 +59,7 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
   private readonly local = new Map<string, SessionRef>();
   private readonly sockets = new Map<string, DeviceSocket>();
   private readonly readyListeners: ((socket: DeviceSocket) => void)[] = [];
+  private readonly startingListeners: ((socket: DeviceSocket) => void)[] = [];
   private deliverListener?: (delivery: InboundDelivery) => void;
   private recheckListener?: (deviceIds: string[]) => void;
   private draining = false;
@@ -113,6 +116,14 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
 
   onSessionReady(listener: (socket: DeviceSocket) => void): void {
     this.readyListeners.push(listener);
+  }
+
+  onSessionStarting(listener: (socket: DeviceSocket) => void): void {
+    this.startingListeners.push(listener);
+  }
+
+  starting(socket: DeviceSocket): void {
+    for (const listener of this.startingListeners) listener(socket);
   }
 
   ready(socket: DeviceSocket, payload: ReadyPayload): void {

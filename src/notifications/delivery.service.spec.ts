@@ -91,6 +91,22 @@ describe('DeliveryService', () => {
     expect(await counter(metrics.pushesRedelivered)).toBe(3);
   });
 
+  it('reads the inbox while the session is being recorded, sends nothing before ready, and reads again for what came meanwhile', async () => {
+    const before = await stored();
+    const pending = jest.spyOn(store, 'pending');
+    const socket = channel.connect(device);
+    channel.starting(socket); // the presence write was just issued
+    expect(pending).toHaveBeenCalledTimes(1);
+    await channel.idle();
+    const meanwhile = await stored();
+    delivery.dispatch(meanwhile, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    expect(channel.pushes).toEqual([]);
+    channel.ready(socket, { ...device, heartbeat: { ...config.heartbeat, ttl: 50_000 }, serverTime: clock.now(), tokenExpiresAt: 0 });
+    await channel.idle();
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([before.payload.id, meanwhile.payload.id]);
+    expect(pending).toHaveBeenCalledTimes(2);
+  });
+
   it('marks the target delivered when the device acks a live push', async () => {
     await ready();
     const n = await stored();

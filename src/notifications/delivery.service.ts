@@ -70,7 +70,8 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
   }
 
   onModuleInit(): void {
-    this.channel.onSessionReady((socket) => this.attach(socket));
+    this.channel.onSessionStarting((socket) => this.attach(socket).prefetch());
+    this.channel.onSessionReady((socket) => (this.outboxes.get(socket) ?? this.attach(socket)).start());
     this.channel.onDeliver((delivery) => this.deliverLocal(delivery));
     this.channel.onRecheck((deviceIds) => this.recheckLocal(deviceIds));
   }
@@ -113,11 +114,16 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
     return this.outboxOf(deviceId)?.held;
   }
 
-  private attach(socket: DeviceSocket): void {
+  /**
+   * A session being recorded gets its outbox at once: its first inbox read goes out right behind
+   * the presence write (one round trip for both), and whatever is published for the device
+   * meanwhile marks the outbox to read again. It sends nothing before the session is ready.
+   */
+  private attach(socket: DeviceSocket): Outbox {
     const outbox = new Outbox(socket, socket.data.session.deviceId, this.port);
     this.outboxes.set(socket, outbox);
     socket.once('disconnect', () => outbox.close());
-    outbox.start();
+    return outbox;
   }
 
   private deliverLocal({ payload, bytes, deviceIds }: InboundDelivery): void {
