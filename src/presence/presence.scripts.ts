@@ -12,7 +12,8 @@ import { luaScript } from '../redis/lua-script';
  *   presence:<deviceId>       string, the current sessionId, PX = remaining presence lifetime
  *   device:<deviceId>         hash: userId platform sessionId instanceId connectedAt
  *                             lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                             appState network seq eventSeq
+ *                             appState network seq eventSeq (lastSeenAt is written when a
+ *                             session ends; while one lives it is lastHeartbeatAt)
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
  *   presence:expiry:<inst>    zset deviceId -> expiresAt of the sessions held by instance <inst>:
  *                             what that instance's sweeper reads (another instance's sweeper
