@@ -57,13 +57,8 @@ export class DeviceChannel {
   private recheckListener?: (deviceIds: string[]) => void;
   private draining = false;
   private instanceId = '';
-  /**
-   * Each notification's Socket.IO packet, encoded once however many sockets it goes to (see
-   * pushTo), kept only until the current run of synchronous pushes ends: a fan-out pushes to all
-   * its local sockets in one loop, and a packet kept longer would double what an unacked push
-   * holds (the transport lets go of its copy once written).
-   */
-  private readonly encodedPushes = new Map<NotificationPayload, { id: number; packets: unknown[] }>();
+  /** The notification being pushed to many sockets in one run, encoded once (see withSharedEncoding). */
+  private shared?: { payload: NotificationPayload; encoded?: { id: number; packets: unknown[] } };
   /** Acks each socket may still send for the notifications emitted to it, on time or late. */
   private readonly acksOwed = new WeakMap<DeviceSocket, number>();
 
@@ -267,8 +262,8 @@ export class DeviceChannel {
    * without one. An ack that comes later is still a receipt: it runs `onLateAck` (Socket.IO keeps
    * that callback, small and holding no payload, until the ack or the socket's end).
    *
-   * A notification is encoded once, not once per socket: the first push of a payload object (in a
-   * run of synchronous pushes, as a fan-out's) makes its Socket.IO packet (an EVENT with an ack id from the namespace's counter, as `emit` would
+   * Inside withSharedEncoding a notification is encoded once, not once per socket: the first push
+   * of the payload makes its Socket.IO packet (an EVENT with an ack id from the namespace's counter, as `emit` would
    * take), and every socket it goes to gets those same bytes, with the ack callback registered
    * under that id in the socket's own ack map (ack ids are per socket, so one id serves them all:
    * how Socket.IO's own broadcast with acks works). A fan-out to 10k sockets encodes one packet.
@@ -277,18 +272,32 @@ export class DeviceChannel {
     this.acksOwed.set(socket, (this.acksOwed.get(socket) ?? 0) + 1);
     const { callback, outcome } = awaitAck(timeoutMs, onLateAck);
     const internals = socket as unknown as SocketInternals;
-    let encoded = this.encodedPushes.get(payload);
+    const shared = this.shared?.payload === payload ? this.shared : undefined;
+    let encoded = shared?.encoded;
     if (!encoded) {
       const id = internals.nsp._ids++;
       encoded = { id, packets: internals.client.encoder.encode({ type: EVENT_PACKET, nsp: socket.nsp.name, id, data: ['notification', payload] }) };
-      if (this.encodedPushes.size === 0) queueMicrotask(() => this.encodedPushes.clear());
-      this.encodedPushes.set(payload, encoded);
+      if (shared) shared.encoded = encoded;
     }
     internals.acks.set(encoded.id, callback);
     // What socket.emit ends in (Socket.packet): a closed connection takes nothing.
     internals.client._packet(encoded.packets, { preEncoded: true, compress: true });
     boundPendingAcks(socket, MAX_PENDING_ACKS);
     return outcome;
+  }
+
+  /**
+   * Runs `send`, synchronous pushes of one notification to many sockets here (a fan-out), with the
+   * notification encoded once for all of them (see pushTo). The packet is let go when `send`
+   * returns: kept as long as the payload lives, it would double what an unacked push holds.
+   */
+  withSharedEncoding(payload: NotificationPayload, send: () => void): void {
+    this.shared = { payload };
+    try {
+      send();
+    } finally {
+      this.shared = undefined;
+    }
   }
 
   /** The devices whose sockets are subscribed to a topic now, on every instance. */

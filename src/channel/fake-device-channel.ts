@@ -17,6 +17,7 @@ type ChannelSurface =
   | 'ready'
   | 'onSessionReady'
   | 'onSessionStarting'
+  | 'withSharedEncoding'
   | 'starting'
   | 'topicDevices'
   | 'drain'
@@ -124,6 +125,11 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
 
   starting(socket: DeviceSocket): void {
     for (const listener of this.startingListeners) listener(socket);
+  }
+
+  /** Encoding is the real channel's concern: here the pushes simply run. */
+  withSharedEncoding(_payload: NotificationPayload, send: () => void): void {
+    send();
   }
 
   ready(socket: DeviceSocket, payload: ReadyPayload): void {

@@ -127,7 +127,9 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
   }
 
   private deliverLocal({ payload, bytes, deviceIds }: InboundDelivery): void {
-    for (const deviceId of deviceIds) this.outboxOf(deviceId)?.offer({ payload, bytes });
+    const notification = { payload, bytes };
+    if (deviceIds.length === 1) this.outboxOf(deviceIds[0]!)?.offer(notification);
+    else this.channel.withSharedEncoding(payload, () => deviceIds.forEach((deviceId) => this.outboxOf(deviceId)?.offer(notification)));
   }
 
   private recheckLocal(deviceIds: readonly string[]): void {
