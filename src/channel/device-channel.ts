@@ -52,10 +52,13 @@ export class DeviceChannel {
   /** deviceId -> its socket here, for emits that need no other instance. */
   private readonly localDevices = new Map<string, DeviceSocket>();
   private readonly readyListeners: ((socket: DeviceSocket) => void)[] = [];
+  private readonly startingListeners: ((socket: DeviceSocket) => void)[] = [];
   private deliverListener?: (delivery: InboundDelivery) => void;
   private recheckListener?: (deviceIds: string[]) => void;
   private draining = false;
   private instanceId = '';
+  /** The notification being pushed to many sockets in one run, encoded once (see withSharedEncoding). */
+  private shared?: { payload: NotificationPayload; encoded?: { id: number; packets: unknown[] } };
   /** Acks each socket may still send for the notifications emitted to it, on time or late. */
   private readonly acksOwed = new WeakMap<DeviceSocket, number>();
 
@@ -98,6 +101,19 @@ export class DeviceChannel {
   /** Runs `listener` for every session that became ready here (pending delivery hooks in here). */
   onSessionReady(listener: (socket: DeviceSocket) => void): void {
     this.readyListeners.push(listener);
+  }
+
+  /**
+   * Runs `listener` as a session's presence write has just been issued, in the same event-loop
+   * turn, before it is answered: what the listener asks of the same Redis connection goes out in
+   * the same write and runs right after it (the delivery's first inbox read).
+   */
+  onSessionStarting(listener: (socket: DeviceSocket) => void): void {
+    this.startingListeners.push(listener);
+  }
+
+  starting(socket: DeviceSocket): void {
+    for (const listener of this.startingListeners) listener(socket);
   }
 
   /** Tells the device its session is live, then lets the listeners act on it. */
@@ -245,13 +261,43 @@ export class DeviceChannel {
    * Emits one notification on a given socket; resolves on its ack or once `timeoutMs` passed
    * without one. An ack that comes later is still a receipt: it runs `onLateAck` (Socket.IO keeps
    * that callback, small and holding no payload, until the ack or the socket's end).
+   *
+   * Inside withSharedEncoding a notification is encoded once, not once per socket: the first push
+   * of the payload makes its Socket.IO packet (an EVENT with an ack id from the namespace's counter, as `emit` would
+   * take), and every socket it goes to gets those same bytes, with the ack callback registered
+   * under that id in the socket's own ack map (ack ids are per socket, so one id serves them all:
+   * how Socket.IO's own broadcast with acks works). A fan-out to 10k sockets encodes one packet.
    */
   pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number, onLateAck?: () => void): Promise<PushOutcome> {
     this.acksOwed.set(socket, (this.acksOwed.get(socket) ?? 0) + 1);
     const { callback, outcome } = awaitAck(timeoutMs, onLateAck);
-    socket.emit('notification', payload, callback);
+    const internals = socket as unknown as SocketInternals;
+    const shared = this.shared?.payload === payload ? this.shared : undefined;
+    let encoded = shared?.encoded;
+    if (!encoded) {
+      const id = internals.nsp._ids++;
+      encoded = { id, packets: internals.client.encoder.encode({ type: EVENT_PACKET, nsp: socket.nsp.name, id, data: ['notification', payload] }) };
+      if (shared) shared.encoded = encoded;
+    }
+    internals.acks.set(encoded.id, callback);
+    // What socket.emit ends in (Socket.packet): a closed connection takes nothing.
+    internals.client._packet(encoded.packets, { preEncoded: true, compress: true });
     boundPendingAcks(socket, MAX_PENDING_ACKS);
     return outcome;
+  }
+
+  /**
+   * Runs `send`, synchronous pushes of one notification to many sockets here (a fan-out), with the
+   * notification encoded once for all of them (see pushTo). The packet is let go when `send`
+   * returns: kept as long as the payload lives, it would double what an unacked push holds.
+   */
+  withSharedEncoding(payload: NotificationPayload, send: () => void): void {
+    this.shared = { payload };
+    try {
+      send();
+    } finally {
+      this.shared = undefined;
+    }
   }
 
   /** The devices whose sockets are subscribed to a topic now, on every instance. */
@@ -272,6 +318,22 @@ export class DeviceChannel {
     if (!this.server) throw new Error('Socket.IO server is not attached yet');
     return this.server;
   }
+}
+
+/** socket.io-parser's PacketType.EVENT. */
+const EVENT_PACKET = 2;
+
+/**
+ * The parts of Socket.IO 4.8's Socket that pushTo uses to write one encoded packet to many
+ * sockets, as its broadcast does (not in its public types); the channel e2e specs cover them.
+ */
+interface SocketInternals {
+  nsp: { _ids: number };
+  acks: Map<number, (...args: unknown[]) => void>;
+  client: {
+    encoder: { encode(packet: { type: number; nsp: string; id: number; data: unknown[] }): unknown[] };
+    _packet(packets: unknown[], opts: { preEncoded: boolean; compress: boolean }): void;
+  };
 }
 
 /** One push's ack callback, made outside pushTo so that it keeps no reference to the payload. */

@@ -16,6 +16,9 @@ type ChannelSurface =
   | 'recheckRemote'
   | 'ready'
   | 'onSessionReady'
+  | 'onSessionStarting'
+  | 'withSharedEncoding'
+  | 'starting'
   | 'topicDevices'
   | 'drain'
   | 'localSessions'
@@ -57,6 +60,7 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
   private readonly local = new Map<string, SessionRef>();
   private readonly sockets = new Map<string, DeviceSocket>();
   private readonly readyListeners: ((socket: DeviceSocket) => void)[] = [];
+  private readonly startingListeners: ((socket: DeviceSocket) => void)[] = [];
   private deliverListener?: (delivery: InboundDelivery) => void;
   private recheckListener?: (deviceIds: string[]) => void;
   private draining = false;
@@ -113,6 +117,19 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
 
   onSessionReady(listener: (socket: DeviceSocket) => void): void {
     this.readyListeners.push(listener);
+  }
+
+  onSessionStarting(listener: (socket: DeviceSocket) => void): void {
+    this.startingListeners.push(listener);
+  }
+
+  starting(socket: DeviceSocket): void {
+    for (const listener of this.startingListeners) listener(socket);
+  }
+
+  /** Encoding is the real channel's concern: here the pushes simply run. */
+  withSharedEncoding(_payload: NotificationPayload, send: () => void): void {
+    send();
   }
 
   ready(socket: DeviceSocket, payload: ReadyPayload): void {
@@ -187,10 +204,11 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
 
   /**
    * Resolves once the microtasks queued so far have run: with in-memory stores, once the services
-   * did all they can without a new ack. It waits for no timer, so it is not a sleep.
+   * did all they can without a new ack, acks they record at the end of the turn included (two
+   * turns). It waits for no timer, so it is not a sleep.
    */
   idle(): Promise<void> {
-    return new Promise((resolve) => setImmediate(resolve));
+    return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
   }
 
   private record(deviceId: string, payload: NotificationPayload, timeoutMs: number, socket: DeviceSocket, onLateAck?: () => void): Promise<PushOutcome> {

@@ -90,7 +90,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     });
     this.channel.onOtherTraffic(socket, () => this.sessions.otherTraffic(session));
     this.tokens.track(session);
-    session.ready = this.sessions.start(session).then(
+    session.ready = this.sessions.start(session, () => this.channel.starting(socket)).then(
       (ready) => {
         this.metrics.connections.inc({ result: 'accepted', reason: 'ok' });
         this.metrics.connectedDevices.inc();

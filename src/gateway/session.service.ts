@@ -25,8 +25,11 @@ export class SessionService {
     private readonly load: LoadMonitor,
   ) {}
 
-  /** Records presence (replacing any older session of the device) and builds the `ready` payload. */
-  async start(session: DeviceSession): Promise<ReadyPayload> {
+  /**
+   * Records presence (replacing any older session of the device) and builds the `ready` payload.
+   * `issued` runs as soon as the presence write is sent, before its answer (see DeviceChannel.starting).
+   */
+  async start(session: DeviceSession, issued?: () => void): Promise<ReadyPayload> {
     const now = this.clock.now();
     const heartbeat: ReadyPayload['heartbeat'] = this.policy.initial();
     session.interval = heartbeat.interval;
@@ -34,7 +37,7 @@ export class SessionService {
       const recommended = recommendInterval(await this.store.networkHistogram(session.network, now));
       if (recommended !== undefined) heartbeat.recommended = this.policy.clamp(recommended);
     }
-    const replaced = await this.store.connect({
+    const connecting = this.store.connect({
       deviceId: session.deviceId,
       userId: session.userId,
       sessionId: session.sessionId,
@@ -45,6 +48,8 @@ export class SessionService {
       interval: heartbeat.interval,
       ttl: heartbeat.ttl,
     });
+    issued?.();
+    const replaced = await connecting;
     if (replaced && replaced.sessionId !== session.sessionId) {
       this.metrics.sessionsReplaced.inc();
       this.channel.close([replaced], 'replaced');

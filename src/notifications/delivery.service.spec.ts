@@ -91,6 +91,22 @@ describe('DeliveryService', () => {
     expect(await counter(metrics.pushesRedelivered)).toBe(3);
   });
 
+  it('reads the inbox while the session is being recorded, sends nothing before ready, and reads again for what came meanwhile', async () => {
+    const before = await stored();
+    const pending = jest.spyOn(store, 'pending');
+    const socket = channel.connect(device);
+    channel.starting(socket); // the presence write was just issued
+    expect(pending).toHaveBeenCalledTimes(1);
+    await channel.idle();
+    const meanwhile = await stored();
+    delivery.dispatch(meanwhile, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    expect(channel.pushes).toEqual([]);
+    channel.ready(socket, { ...device, heartbeat: { ...config.heartbeat, ttl: 50_000 }, serverTime: clock.now(), tokenExpiresAt: 0 });
+    await channel.idle();
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([before.payload.id, meanwhile.payload.id]);
+    expect(pending).toHaveBeenCalledTimes(2);
+  });
+
   it('marks the target delivered when the device acks a live push', async () => {
     await ready();
     const n = await stored();
@@ -103,6 +119,29 @@ describe('DeliveryService', () => {
     expect((await metrics.ackLatency.get()).values.find((v) => v.metricName?.endsWith('_sum'))?.value).toBe(0.04);
   });
 
+  it('records the acks of one turn in one store call, and records queued acks before it reads the inbox again', async () => {
+    await ready();
+    const batch = [await stored(), await stored(), await stored()];
+    for (const n of batch) delivery.dispatch(n, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    const ackMany = jest.spyOn(store, 'ackMany');
+    const pending = jest.spyOn(store, 'pending');
+    // Three acks, taken in (microtasks) but not recorded yet: that waits for the end of the turn.
+    const acked = Promise.all([push(0).ack(), push(1).ack(), push(2).ack()]);
+    for (let i = 0; i < 20; i++) await Promise.resolve();
+    expect(ackMany).not.toHaveBeenCalled();
+    // Then, in the same turn, another instance asks for a recheck: the read must not find them pending.
+    channel.receiveRecheck(['d1']);
+    await acked;
+    await channel.idle();
+    expect(ackMany).toHaveBeenCalledTimes(1);
+    expect(ackMany.mock.calls[0]?.[0].map((a) => a.payload.id)).toEqual(batch.map((n) => n.payload.id));
+    expect(pending).toHaveBeenCalled();
+    expect(ackMany.mock.invocationCallOrder[0]).toBeLessThan(pending.mock.invocationCallOrder[0] ?? 0);
+    expect(channel.pushes).toHaveLength(3); // nothing sent twice
+    expect(await pendingIds()).toEqual([]);
+    for (const n of batch) expect(await statusOf(n)).toMatchObject({ status: 'delivered' });
+  });
+
   it('leaves the target pending when no ack comes, or when the ack cannot be recorded', async () => {
     await ready();
     const unacked = await stored();
@@ -110,10 +149,10 @@ describe('DeliveryService', () => {
     await push(0).noAck();
     expect(await counter(metrics.pushesUnacked)).toBe(1);
     const unrecorded = await stored();
-    jest.spyOn(store, 'ack').mockRejectedValueOnce(new Error('connection lost'));
+    jest.spyOn(store, 'ackMany').mockRejectedValueOnce(new Error('connection lost'));
     delivery.dispatch(unrecorded, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
     await push(1).ack();
-    expect(warn).toHaveBeenCalledWith(expect.stringContaining(`ack of ${unrecorded.payload.id} by d1 not recorded`));
+    expect(warn).toHaveBeenCalledWith(expect.stringContaining(`1 ack(s) not recorded (${unrecorded.payload.id} by d1)`));
     expect(await statusOf(unacked)).toMatchObject({ status: 'pending' });
     expect(await statusOf(unrecorded)).toMatchObject({ status: 'pending' });
   });

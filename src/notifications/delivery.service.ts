@@ -1,15 +1,18 @@
-import { Injectable, Logger, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DeviceChannel, InboundDelivery, PushOutcome } from '../channel/device-channel';
 import { DeviceSocket, NotificationPayload, tokenRanOut } from '../channel/socket-events';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { Deliverable, OnlineTarget } from './notification.types';
-import { NotificationStore } from './notification.store';
+import { Ack, NotificationStore } from './notification.store';
 import { Outbox, OutboxPort } from './outbox';
 
 /** After an uncertain write, other instances are asked to re-read inboxes at these delays (ms): Redis may still be down at first. */
 export const RECHECK_DELAYS_MS = [0, 1_000, 5_000, 15_000];
+
+/** Acks recorded per store call at most. */
+export const ACK_BATCH_MAX = 500;
 
 /**
  * Puts stored notifications on the wire and turns acks into receipts. Everything it sends is
@@ -19,11 +22,15 @@ export const RECHECK_DELAYS_MS = [0, 1_000, 5_000, 15_000];
  * handed to those instances, which pace and record them.
  */
 @Injectable()
-export class DeliveryService implements OnModuleInit {
+export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown {
   private readonly logger = new Logger(DeliveryService.name);
   private readonly outboxes = new WeakMap<DeviceSocket, Outbox>();
   private readonly port: OutboxPort;
   private readonly arming: { id: string; deviceId: string }[] = [];
+  /** Acks received and not yet handed to the store (see recordAck). */
+  private readonly acks: Ack[] = [];
+  private readonly ackWrites = new Set<Promise<void>>();
+  private acksScheduled = false;
 
   constructor(
     private readonly store: NotificationStore,
@@ -47,8 +54,13 @@ export class DeliveryService implements OnModuleInit {
         }
         return this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs, this.lateAck(socket.data.session.deviceId, n.payload));
       },
-      readPending: (deviceId, limit) => this.store.pending(deviceId, this.clock.now(), limit),
-      settled: (deviceId, n, outcome) => void this.settled(deviceId, n, outcome),
+      // Acks received so far go to the store first (same connection, so Redis applies them before
+      // the read): an acked notification is never read back and sent again by this instance.
+      readPending: (deviceId, limit) => {
+        this.sendAcks();
+        return this.store.pending(deviceId, this.clock.now(), limit);
+      },
+      settled: (deviceId, n, outcome) => this.settled(deviceId, n, outcome),
       onFull: () => this.metrics.socketsFull.inc(),
       endSlowConsumer: (socket) => {
         this.metrics.slowConsumers.inc();
@@ -58,9 +70,16 @@ export class DeliveryService implements OnModuleInit {
   }
 
   onModuleInit(): void {
-    this.channel.onSessionReady((socket) => this.attach(socket));
+    this.channel.onSessionStarting((socket) => this.attach(socket).prefetch());
+    this.channel.onSessionReady((socket) => (this.outboxes.get(socket) ?? this.attach(socket)).start());
     this.channel.onDeliver((delivery) => this.deliverLocal(delivery));
     this.channel.onRecheck((deviceIds) => this.recheckLocal(deviceIds));
+  }
+
+  /** Acks received in the last moments are recorded before the connections close. */
+  async beforeApplicationShutdown(): Promise<void> {
+    this.sendAcks();
+    await Promise.all(this.ackWrites);
   }
 
   /** Sends a stored notification to the devices that were online when it was stored, wherever they are. */
@@ -95,15 +114,22 @@ export class DeliveryService implements OnModuleInit {
     return this.outboxOf(deviceId)?.held;
   }
 
-  private attach(socket: DeviceSocket): void {
+  /**
+   * A session being recorded gets its outbox at once: its first inbox read goes out right behind
+   * the presence write (one round trip for both), and whatever is published for the device
+   * meanwhile marks the outbox to read again. It sends nothing before the session is ready.
+   */
+  private attach(socket: DeviceSocket): Outbox {
     const outbox = new Outbox(socket, socket.data.session.deviceId, this.port);
     this.outboxes.set(socket, outbox);
     socket.once('disconnect', () => outbox.close());
-    outbox.start();
+    return outbox;
   }
 
   private deliverLocal({ payload, bytes, deviceIds }: InboundDelivery): void {
-    for (const deviceId of deviceIds) this.outboxOf(deviceId)?.offer({ payload, bytes });
+    const notification = { payload, bytes };
+    if (deviceIds.length === 1) this.outboxOf(deviceIds[0]!)?.offer(notification);
+    else this.channel.withSharedEncoding(payload, () => deviceIds.forEach((deviceId) => this.outboxOf(deviceId)?.offer(notification)));
   }
 
   private recheckLocal(deviceIds: readonly string[]): void {
@@ -132,7 +158,7 @@ export class DeliveryService implements OnModuleInit {
     });
   }
 
-  private async settled(deviceId: string, n: Deliverable, outcome: PushOutcome): Promise<void> {
+  private settled(deviceId: string, n: Deliverable, outcome: PushOutcome): void {
     if (!outcome.acked) {
       // Only the socket's pacing ends here: notification.unacked (and a fallback) come from the
       // store's durable deadline (DeadlineSweeper), fired by whichever instance claims it.
@@ -141,20 +167,50 @@ export class DeliveryService implements OnModuleInit {
     }
     this.metrics.pushesAcked.inc();
     this.metrics.ackLatency.observe(outcome.latencyMs / 1000);
-    await this.record('ack', n.payload.id, deviceId, () => this.store.ack(n.payload, deviceId, this.clock.now()));
+    this.recordAck({ payload: { id: n.payload.id, collapseKey: n.payload.collapseKey }, deviceId });
   }
 
   /** An ack after the timeout is still a receipt. The callback keeps only ids: Socket.IO may hold it as long as the socket lives. */
   private lateAck(deviceId: string, { id, collapseKey }: NotificationPayload): () => void {
-    return () => void this.record('ack', id, deviceId, () => this.store.ack({ id, collapseKey }, deviceId, this.clock.now()));
+    return () => this.recordAck({ payload: { id, collapseKey }, deviceId });
   }
 
-  private async record(what: string, id: string, deviceId: string, write: () => Promise<boolean>): Promise<void> {
-    try {
-      await write();
-    } catch (err) {
-      // The receipt is lost, not the notification: it stays pending and is sent again (same id).
-      this.logger.warn(`${what} of ${id} by ${deviceId} not recorded: ${(err as Error).message}`);
+  /**
+   * Acks are recorded in batches (group commit): the first one waits for the end of the current
+   * event-loop turn, and while a batch is being written the next ones gather for the next call. A
+   * lone ack is written as soon as before; under load (a fan-out's thousands of acks, many devices)
+   * one script records hundreds. What depends on a recorded ack waits for it: this instance's
+   * inbox reads send the queue first (readPending). An ack not yet recorded when the process dies
+   * leaves the notification pending: it is sent again (same id), which at-least-once allows.
+   */
+  private recordAck(ack: Ack): void {
+    this.acks.push(ack);
+    if (this.acksScheduled || this.ackWrites.size > 0) return;
+    this.acksScheduled = true;
+    setImmediate(() => {
+      this.acksScheduled = false;
+      this.sendAcks();
+    });
+  }
+
+  /** Hands every queued ack to the store now, ACK_BATCH_MAX per call. */
+  private sendAcks(): void {
+    while (this.acks.length) {
+      const batch = this.acks.splice(0, ACK_BATCH_MAX);
+      const write = this.store.ackMany(batch, this.clock.now()).then(
+        () => undefined,
+        (err: Error) => {
+          // The receipts are lost, not the notifications: they stay pending and are sent again (same id).
+          const which = batch.slice(0, 5).map((a) => `${a.payload.id} by ${a.deviceId}`).join(', ');
+          this.logger.warn(`${batch.length} ack(s) not recorded (${which}${batch.length > 5 ? ', ...' : ''}): ${err.message}`);
+        },
+      );
+      this.ackWrites.add(write);
+      void write.then(() => {
+        this.ackWrites.delete(write);
+        // What gathered meanwhile goes out now, as one batch.
+        if (this.ackWrites.size === 0) this.sendAcks();
+      });
     }
   }
 }

@@ -2,7 +2,7 @@ import { NotificationPayload } from '../channel/socket-events';
 import { MinHeap } from '../common/min-heap';
 import { EventType } from '../events/event.types';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
-import { DUE_BATCH, dueMember, NotificationStore, readTarget, writeFallback } from './notification.store';
+import { Ack, DUE_BATCH, dueMember, NotificationStore, readTarget, writeFallback } from './notification.store';
 import {
   Deliverable,
   DueClaim,
@@ -180,8 +180,12 @@ export class MemoryNotificationStore extends NotificationStore {
     return out;
   }
 
-  async ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean> {
+  async ackMany(acks: readonly Ack[], now: number): Promise<boolean[]> {
     this.prune(now);
+    return acks.map(({ payload, deviceId }) => this.ackOne(payload, deviceId, now));
+  }
+
+  private ackOne(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): boolean {
     this.leaveInbox(deviceId, payload.id, payload.collapseKey);
     this.dueAt.delete(dueMember.redelivered(payload.id, deviceId));
     const target = this.notifications.get(payload.id)?.targets.get(deviceId);

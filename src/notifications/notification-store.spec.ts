@@ -205,6 +205,33 @@ function notificationStoreCases(
       expect(await newEvents()).toEqual([ev('delivered', p.id, 'on', 'u'), ev('delivered', p.id, 'off', null)]);
     });
 
+    it('delivered: a batch of acks records each as a lone ack would, in order; the same target twice counts once', async () => {
+      await online('on');
+      const p = payload({ collapseKey: 'ck' });
+      const q = payload();
+      await publish(['on', 'off'], p);
+      await publish(['on'], q);
+      await newEvents();
+      clock.advance(7);
+      const acks = [
+        { payload: p, deviceId: 'on' },
+        { payload: q, deviceId: 'on' },
+        { payload: p, deviceId: 'on' }, // the same ack again (a late copy)
+        { payload: p, deviceId: 'stranger' },
+        { payload: p, deviceId: 'off' },
+      ];
+      expect(await store.ackMany(acks, clock.now())).toEqual([true, true, false, false, true]);
+      expect(await store.ackMany([], clock.now())).toEqual([]);
+      expect(await newEvents()).toEqual([ev('delivered', p.id, 'on', 'u'), ev('delivered', q.id, 'on', 'u'), ev('delivered', p.id, 'off', null)]);
+      expect(await statusOf(q.id, 'on')).toEqual({ deviceId: 'on', status: 'delivered', updatedAt: clock.now() });
+      expect(await store.pending('on', clock.now(), 100)).toEqual([]);
+      // Its collapse key no longer names it: a newer one with the key is simply queued, nothing is replaced.
+      const newer = payload({ collapseKey: 'ck' });
+      await publish(['on'], newer);
+      expect(await statusOf(p.id, 'on')).toMatchObject({ status: 'delivered' });
+      expect((await store.pending('on', clock.now(), 100)).map((n) => n.payload.id)).toEqual([newer.id]);
+    });
+
     it('expired offline: each target offline at a ttl-0 publish, none for an online one, none on a replay', async () => {
       await online('on');
       await online('gone');

@@ -271,27 +271,38 @@ return out
 });
 
 /**
- * Marks the target delivered (an ack is proof of receipt, even for one replaced, evicted or
- * reported unacked meanwhile) and records `notification.delivered`; returns 1 if this ack changed
- * its status, 0 (and records nothing) if it was delivered already.
+ * Records a batch of acks (rest: id, deviceId, collapseKey or '', repeated), in order. Each marks
+ * its target delivered (an ack is proof of receipt, even for one replaced, evicted or reported
+ * unacked meanwhile) and records `notification.delivered`; returns per ack 1 if it changed the
+ * target's status, 0 (and records nothing) if it was delivered already. The same target twice in
+ * a batch is delivered once.
  */
 export const ACK = luaScript({
   name: 'pgAck',
-  keys: ['inbox', 'notif', 'collapseIndex', 'due'],
-  args: { prefix: 'string', id: 'string', deviceId: 'string', now: 'number', collapseKey: 'string?', eventRetention: 'number' },
+  keys: ['due'],
+  args: { prefix: 'string', now: 'number', eventRetention: 'number' },
+  rest: true,
   prelude: EVENTS,
   body: `
 events_init(prefix, now, eventRetention)
-redis.call('ZREM', inboxKey, id)
-redis.call('ZREM', dueKey, 'r|' .. id .. '|' .. deviceId)
-if collapseKey and redis.call('HGET', collapseIndexKey, collapseKey) == id then redis.call('HDEL', collapseIndexKey, collapseKey) end
-local status = redis.call('HGET', notifKey, 't:' .. deviceId)
-if status and string.sub(status, 1, 10) ~= 'delivered:' then
-  redis.call('HSET', notifKey, 't:' .. deviceId, 'delivered:' .. now)
-  emit_target('notification.delivered', prefix, id, deviceId)
-  return 1
+local changed = {}
+for i = 1, #rest, 3 do
+  local id, deviceId, collapseKey = rest[i], rest[i + 1], rest[i + 2]
+  local inboxKey = prefix .. 'inbox:' .. deviceId
+  local notifKey = prefix .. 'notif:' .. id
+  redis.call('ZREM', inboxKey, id)
+  redis.call('ZREM', dueKey, 'r|' .. id .. '|' .. deviceId)
+  if collapseKey ~= '' and redis.call('HGET', inboxKey .. ':collapse', collapseKey) == id then redis.call('HDEL', inboxKey .. ':collapse', collapseKey) end
+  local status = redis.call('HGET', notifKey, 't:' .. deviceId)
+  if status and string.sub(status, 1, 10) ~= 'delivered:' then
+    redis.call('HSET', notifKey, 't:' .. deviceId, 'delivered:' .. now)
+    emit_target('notification.delivered', prefix, id, deviceId)
+    changed[#changed + 1] = 1
+  else
+    changed[#changed + 1] = 0
+  end
 end
-return 0
+return changed
 `,
 });
 

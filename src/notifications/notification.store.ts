@@ -2,6 +2,12 @@ import { NotificationPayload } from '../channel/socket-events';
 import type { PushFailureReason, PushProviderName } from '../push/push.types';
 import { Deliverable, DueClaim, FallbackResult, NotificationStatus, PublishRequest, PublishResult, TargetFallback, TargetState } from './notification.types';
 
+/** One device's ack of one notification. */
+export interface Ack {
+  payload: Pick<NotificationPayload, 'id' | 'collapseKey'>;
+  deviceId: string;
+}
+
 /** Targets per batch in the due-time index: one entry stands for up to this many targets of one notification. */
 export const DUE_BATCH = 500;
 
@@ -32,7 +38,16 @@ export abstract class NotificationStore {
   abstract pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]>;
 
   /** Records a device's ack; true if it changed the target's status. */
-  abstract ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean>;
+  async ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean> {
+    const [changed] = await this.ackMany([{ payload, deviceId }], now);
+    return changed === true;
+  }
+
+  /**
+   * Records several acks in one step, in order, as `ack` would one after the other; per ack, true
+   * if it changed the target's status.
+   */
+  abstract ackMany(acks: readonly Ack[], now: number): Promise<boolean[]>;
 
   abstract status(id: string, now: number): Promise<NotificationStatus | null>;
 

@@ -48,6 +48,8 @@ export class Outbox {
   private graceTimer?: NodeJS.Timeout;
   private retryTimer?: NodeJS.Timeout;
   private closed = false;
+  /** The first inbox page, read as the session was being recorded (see prefetch). */
+  private prefetched?: Promise<Deliverable[]>;
 
   constructor(
     private readonly socket: DeviceSocket,
@@ -62,6 +64,20 @@ export class Outbox {
 
   get inFlightCount(): number {
     return this.inFlight.size;
+  }
+
+  /**
+   * Reads the first inbox page now, while the session is being recorded (the read follows the
+   * presence write on the same connection, so it sees the inbox as of that write), and sends
+   * nothing until start(). Notifications offered meanwhile make it read again after that page.
+   */
+  prefetch(): void {
+    if (this.reading || this.closed) return;
+    this.reading = true;
+    this.behind = false;
+    const read = this.port.readPending(this.deviceId, CATCH_UP_PAGE);
+    read.catch(() => undefined); // handled in catchUp, or moot if the session never starts
+    this.prefetched = read;
   }
 
   /** Starts with what the inbox holds (the session just became ready). */
@@ -122,13 +138,18 @@ export class Outbox {
   }
 
   private async catchUp(): Promise<void> {
+    let first = this.prefetched;
+    this.prefetched = undefined;
     this.reading = true;
-    this.behind = false;
+    // A prefetched page was read from the moment it was issued: what came since set `behind`.
+    if (!first) this.behind = false;
     this.clearFull();
     try {
       for (let more = true; more && !this.closed; ) {
         const limit = this.inFlight.size + CATCH_UP_PAGE;
-        const page = await this.port.readPending(this.deviceId, limit);
+        // Nothing is in flight before start(), so the prefetched page was read with this same limit.
+        const page = await (first ?? this.port.readPending(this.deviceId, limit));
+        first = undefined;
         let sent = 0;
         for (const notification of page) {
           if (this.closed || this.inFlight.has(notification.payload.id)) continue;

@@ -2,7 +2,7 @@ import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
 import { redisCall } from '../redis/redis-errors';
 import { NotificationPayload } from '../channel/socket-events';
-import { DUE_BATCH, dueMember, NotificationStore, readTarget, writeFallback } from './notification.store';
+import { Ack, DUE_BATCH, dueMember, NotificationStore, readTarget, writeFallback } from './notification.store';
 import { DEFAULT_EVENT_RETENTION_MS } from '../events/event.types';
 import { ACK, ARM, CLAIM_DUE, PENDING, PUBLISH, RECORD_FALLBACK, RENEW } from './notification.scripts';
 import {
@@ -102,13 +102,14 @@ export class RedisNotificationStore extends NotificationStore {
     return rows.map(deliverable);
   }
 
-  async ack(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): Promise<boolean> {
-    const inbox = this.key('inbox', deviceId);
-    const changed = await this.scripts.ack({
-      keys: { inbox, notif: this.key('notif', payload.id), collapseIndex: `${inbox}:collapse`, due: this.dueKey },
-      args: { prefix: this.prefix, id: payload.id, deviceId, now, collapseKey: payload.collapseKey, eventRetention: this.eventRetentionMs },
-    });
-    return changed === 1;
+  async ackMany(acks: readonly Ack[], now: number): Promise<boolean[]> {
+    if (!acks.length) return [];
+    const changed = (await this.scripts.ack({
+      keys: { due: this.dueKey },
+      args: { prefix: this.prefix, now, eventRetention: this.eventRetentionMs },
+      rest: acks.flatMap((a) => [a.payload.id, a.deviceId, a.payload.collapseKey ?? '']),
+    })) as number[];
+    return changed.map((c) => c === 1);
   }
 
   async armAckDeadlines(targets: readonly { id: string; deviceId: string }[], deadline: number, now: number): Promise<void> {

@@ -718,6 +718,18 @@ describe('RedisPresenceStore (real Redis)', () => {
     expect(await redis.pttl(`${prefix}device:d1`)).toBeGreaterThan(RETENTION - 60_000);
   });
 
+  it('brings the presence key back when a heartbeat within the grace finds it already expired in Redis', async () => {
+    const store = new RedisPresenceStore(redis, prefix, RETENTION);
+    const now = Date.now();
+    await store.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 50 });
+    for (let i = 0; i < 200 && (await redis.exists(`${prefix}presence:d1`)) === 1; i++) await new Promise((r) => setTimeout(r, 10));
+    expect(await redis.exists(`${prefix}presence:d1`)).toBe(0);
+    // The instance was behind: it handles the beat as of `now + 40`, within its grace of the expiry.
+    expect(await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: now + 40, interval: 400, ttl: 10_000, grace: 1_000 })).toBe(true);
+    expect(await redis.get(`${prefix}presence:d1`)).toBe('s1');
+    expect(await redis.pttl(`${prefix}presence:d1`)).toBeGreaterThan(9_000);
+  });
+
   it('hands each expired session to exactly one of several concurrent sweepers', async () => {
     // Three instances sweeping the sessions of a fourth that stopped reporting itself alive.
     const stores = [0, 1, 2].map(() => new RedisPresenceStore(redis, prefix, RETENTION));
@@ -877,7 +889,7 @@ describe('RedisPresenceStore (real Redis)', () => {
 
   });
 
-  it('costs one round trip per heartbeat (one EVALSHA)', async () => {
+  it('costs one round trip per heartbeat (one EVALSHA), and writes only what changed', async () => {
     const store = new RedisPresenceStore(redis, prefix, RETENTION);
     const now = Date.now();
     await store.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 10_000 });
@@ -885,6 +897,7 @@ describe('RedisPresenceStore (real Redis)', () => {
     const client = redis.duplicate();
     const monitor = await client.monitor();
     const commands: string[] = [];
+    const writes: string[][] = [];
     // MONITOR lists commands in the order Redis ran them: once a marker sent after the heartbeat
     // shows up, every command the heartbeat caused has shown up before it.
     const marker = `${prefix}end-of-heartbeat`;
@@ -893,7 +906,9 @@ describe('RedisPresenceStore (real Redis)', () => {
       timer = setTimeout(() => reject(new Error('marker not seen by MONITOR within 5 s')), 5_000);
       monitor.on('monitor', (_time: string, args: string[]) => {
         if (String(args[1]) === marker) return resolve();
-        if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
+        if (!args.some((a) => String(a).startsWith(prefix))) return;
+        commands.push(String(args[0]).toLowerCase());
+        if (String(args[0]).toLowerCase() === 'hset') writes.push(args.slice(2).map(String));
       });
     });
     await store.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: now + 100, interval: 400, ttl: 10_000 });
@@ -902,6 +917,12 @@ describe('RedisPresenceStore (real Redis)', () => {
     monitor.disconnect();
     client.disconnect();
     expect(commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
-    expect(commands.filter((c) => !['evalsha', 'eval', 'set', 'hset', 'zadd', 'hmget'].includes(c))).toEqual([]);
+    // Read the session, extend the presence key, update the record, move the expiry index entry.
+    expect(commands.filter((c) => c !== 'evalsha' && c !== 'eval')).toEqual(['hmget', 'pexpire', 'hset', 'zadd']);
+    // Same interval: only the heartbeat's time and the new expiry (lastSeenAt follows lastHeartbeatAt while live).
+    expect(writes).toEqual([['lastHeartbeatAt', String(now + 100), 'expiresAt', String(now + 100 + 10_000)]]);
+    const view = (await store.getDevices(['d1'], now + 100))[0];
+    expect(view).toMatchObject({ online: true, lastHeartbeatAt: now + 100, lastSeenAt: now + 100, interval: 400, expiresAt: now + 10_100 });
+    expect(await redis.pttl(`${prefix}presence:d1`)).toBeGreaterThan(10_000 - 5_000);
   });
 });

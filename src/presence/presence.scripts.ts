@@ -12,7 +12,8 @@ import { luaScript } from '../redis/lua-script';
  *   presence:<deviceId>       string, the current sessionId, PX = remaining presence lifetime
  *   device:<deviceId>         hash: userId platform sessionId instanceId connectedAt
  *                             lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                             appState network seq eventSeq
+ *                             appState network seq eventSeq (lastSeenAt is written when a
+ *                             session ends; while one lives it is lastHeartbeatAt)
  *                             (no TTL while online, DEVICE_RETENTION after the last session)
  *   presence:expiry:<inst>    zset deviceId -> expiresAt of the sessions held by instance <inst>:
  *                             what that instance's sweeper reads (another instance's sweeper
@@ -220,13 +221,54 @@ return false
 
 /**
  * Extends a live session (held by the instance whose `expiry` index it is); 1 if it was, 0 if the
- * session is not the device's or already expired.
- * A stable-interval sample (sampleBucket) rides along in the same round trip. A device has one
- * vote per network and samplePeriod: its first sample casts it, and a longer interval it holds later
- * in the period moves it up (a device climbing 4, 6, 9, 11 s counts once, at 11 s, not four times).
+ * session is not the device's or already expired. The hot path: three keys, and the device hash
+ * gets only what changed (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and
+ * `network` when they differ from what it holds). `lastSeenAt` is not written while the session
+ * lives: it equals `lastHeartbeatAt` then (see toView), and the session's end writes it.
+ * Heartbeats that carry a network sample go through HEARTBEAT_SAMPLE instead, which does the same
+ * and records the sample in the same round trip.
  */
+const BEAT = `
+local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'interval', 'appState', 'network')
+-- grace: how late this instance may be in handling heartbeats (its own queueing); a session it has
+-- not swept is still its own for that long.
+if state[1] ~= sessionId or tonumber(state[2]) <= now - grace then return 0 end
+local expires = now + ttl
+-- The key is usually there (only a heartbeat within the grace finds it gone): extending it is cheaper than rewriting it.
+if redis.call('PEXPIRE', presenceKey, ttl) == 0 then redis.call('SET', presenceKey, sessionId, 'PX', ttl) end
+local fields = { 'lastHeartbeatAt', now, 'expiresAt', expires }
+if tonumber(state[3]) ~= interval then fields[#fields + 1] = 'interval'; fields[#fields + 1] = interval end
+if appState and state[4] ~= appState then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
+if network and state[5] ~= network then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
+redis.call('HSET', deviceKey, unpack(fields))
+redis.call('ZADD', expiryKey, expires, deviceId)
+`;
+
 export const HEARTBEAT = luaScript({
   name: 'pgHeartbeat',
+  keys: ['presence', 'device', 'expiry'],
+  args: {
+    deviceId: 'string',
+    sessionId: 'string',
+    now: 'number',
+    interval: 'number',
+    ttl: 'number',
+    grace: 'number',
+    appState: 'string?',
+    network: 'string?',
+  },
+  body: `${BEAT}
+return 1
+`,
+});
+
+/**
+ * HEARTBEAT plus a stable-interval sample (sampleBucket) for `network`. A device has one vote per
+ * network and samplePeriod: its first sample casts it, and a longer interval it holds later in the
+ * period moves it up (a device climbing 4, 6, 9, 11 s counts once, at 11 s, not four times).
+ */
+export const HEARTBEAT_SAMPLE = luaScript({
+  name: 'pgHeartbeatSample',
   keys: ['presence', 'device', 'expiry', 'network', 'networks', 'sampledBy', 'votes'],
   args: {
     deviceId: 'string',
@@ -234,44 +276,32 @@ export const HEARTBEAT = luaScript({
     now: 'number',
     interval: 'number',
     ttl: 'number',
-    appState: 'string?',
-    network: 'string?',
-    sampleBucket: 'string?',
-    networkRetention: 'number',
     grace: 'number',
+    appState: 'string?',
+    network: 'string',
+    sampleBucket: 'string',
+    networkRetention: 'number',
     samplePeriod: 'number',
   },
-  body: `
-local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt')
--- grace: how late this instance may be in handling heartbeats (its own queueing); a session it has
--- not swept is still its own for that long.
-if state[1] ~= sessionId or tonumber(state[2]) <= now - grace then return 0 end
-local expires = now + ttl
-redis.call('SET', presenceKey, sessionId, 'PX', ttl)
-redis.call('HSET', deviceKey, 'lastHeartbeatAt', now, 'lastSeenAt', now, 'expiresAt', expires, 'interval', interval)
-redis.call('ZADD', expiryKey, expires, deviceId)
-if appState then redis.call('HSET', deviceKey, 'appState', appState) end
-if network then redis.call('HSET', deviceKey, 'network', network) end
-if sampleBucket and network then
-  local stale = redis.call('ZRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod)
-  for i = 1, #stale, 500 do
-    redis.call('HDEL', votesKey, unpack(stale, i, math.min(i + 499, #stale)))
+  body: `${BEAT}
+local stale = redis.call('ZRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod)
+for i = 1, #stale, 500 do
+  redis.call('HDEL', votesKey, unpack(stale, i, math.min(i + 499, #stale)))
+end
+if #stale > 0 then redis.call('ZREMRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod) end
+local voted = redis.call('ZSCORE', sampledByKey, deviceId) and tonumber(redis.call('HGET', votesKey, deviceId))
+if not voted or tonumber(sampleBucket) > voted then
+  if voted then
+    if redis.call('HINCRBY', networkKey, voted, -1) <= 0 then redis.call('HDEL', networkKey, voted) end
+  else
+    redis.call('ZADD', sampledByKey, now, deviceId)
   end
-  if #stale > 0 then redis.call('ZREMRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod) end
-  local voted = redis.call('ZSCORE', sampledByKey, deviceId) and tonumber(redis.call('HGET', votesKey, deviceId))
-  if not voted or tonumber(sampleBucket) > voted then
-    if voted then
-      if redis.call('HINCRBY', networkKey, voted, -1) <= 0 then redis.call('HDEL', networkKey, voted) end
-    else
-      redis.call('ZADD', sampledByKey, now, deviceId)
-    end
-    redis.call('HSET', votesKey, deviceId, sampleBucket)
-    redis.call('PEXPIRE', sampledByKey, samplePeriod)
-    redis.call('PEXPIRE', votesKey, samplePeriod)
-    redis.call('HINCRBY', networkKey, sampleBucket, 1)
-    redis.call('PEXPIRE', networkKey, networkRetention)
-    redis.call('ZADD', networksKey, now, network)
-  end
+  redis.call('HSET', votesKey, deviceId, sampleBucket)
+  redis.call('PEXPIRE', sampledByKey, samplePeriod)
+  redis.call('PEXPIRE', votesKey, samplePeriod)
+  redis.call('HINCRBY', networkKey, sampleBucket, 1)
+  redis.call('PEXPIRE', networkKey, networkRetention)
+  redis.call('ZADD', networksKey, now, network)
 end
 return 1
 `,

@@ -4,7 +4,7 @@ import { asStoreError, redisCall } from '../redis/redis-errors';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { DEFAULT_EVENT_RETENTION_MS, OfflineReason } from '../events/event.types';
 import { PresenceStore } from './presence.store';
-import { CLAIM_EXPIRED, CONNECT, COUNT_ONLINE, DISCONNECT, HEARTBEAT, NETWORK_HISTOGRAM, ORPHANED_OWNERS, RELEASE_HELD, USER_DEVICES } from './presence.scripts';
+import { CLAIM_EXPIRED, CONNECT, COUNT_ONLINE, DISCONNECT, HEARTBEAT, HEARTBEAT_SAMPLE, NETWORK_HISTOGRAM, ORPHANED_OWNERS, RELEASE_HELD, USER_DEVICES } from './presence.scripts';
 import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
 
 /** Presence in Redis; the layout is described in presence.scripts.ts. */
@@ -12,6 +12,7 @@ export class RedisPresenceStore extends PresenceStore {
   private readonly scripts: {
     connect: BoundScript<typeof CONNECT>;
     heartbeat: BoundScript<typeof HEARTBEAT>;
+    heartbeatSample: BoundScript<typeof HEARTBEAT_SAMPLE>;
     disconnect: BoundScript<typeof DISCONNECT>;
     claim: BoundScript<typeof CLAIM_EXPIRED>;
     userDevices: BoundScript<typeof USER_DEVICES>;
@@ -42,6 +43,7 @@ export class RedisPresenceStore extends PresenceStore {
     this.scripts = {
       connect: CONNECT.bind(redis),
       heartbeat: HEARTBEAT.bind(beats),
+      heartbeatSample: HEARTBEAT_SAMPLE.bind(beats),
       disconnect: DISCONNECT.bind(redis),
       claim: CLAIM_EXPIRED.bind(beats),
       userDevices: USER_DEVICES.bind(redis),
@@ -81,30 +83,32 @@ export class RedisPresenceStore extends PresenceStore {
   }
 
   async heartbeat(u: HeartbeatUpdate): Promise<boolean> {
-    const ok = await this.scripts.heartbeat({
-      keys: {
-        presence: this.key('presence', u.deviceId),
-        device: this.key('device', u.deviceId),
-        expiry: this.expiryKey(u.instanceId),
-        network: this.key('net', u.network ?? ''),
-        networks: this.key('networks'),
-        sampledBy: this.key('netsampled', u.network ?? ''),
-        votes: this.key('netvotes', u.network ?? ''),
-      },
-      args: {
-        deviceId: u.deviceId,
-        sessionId: u.sessionId,
-        now: u.now,
-        interval: u.interval,
-        ttl: u.ttl,
-        appState: u.appState,
-        network: u.network,
-        sampleBucket: u.sampleBucket === undefined ? undefined : String(u.sampleBucket),
-        networkRetention: NETWORK_RETENTION_MS,
-        grace: u.grace ?? 0,
-        samplePeriod: DEVICE_SAMPLE_PERIOD_MS,
-      },
-    });
+    const keys = { presence: this.key('presence', u.deviceId), device: this.key('device', u.deviceId), expiry: this.expiryKey(u.instanceId) };
+    const args = {
+      deviceId: u.deviceId,
+      sessionId: u.sessionId,
+      now: u.now,
+      interval: u.interval,
+      ttl: u.ttl,
+      grace: u.grace ?? 0,
+      appState: u.appState,
+      network: u.network,
+    };
+    // Almost every heartbeat: three keys, eight arguments. A network sample (a few per device and
+    // DEVICE_SAMPLE_PERIOD_MS) takes the script that also records it.
+    const ok =
+      u.sampleBucket !== undefined && u.network !== undefined
+        ? await this.scripts.heartbeatSample({
+            keys: {
+              ...keys,
+              network: this.key('net', u.network),
+              networks: this.key('networks'),
+              sampledBy: this.key('netsampled', u.network),
+              votes: this.key('netvotes', u.network),
+            },
+            args: { ...args, network: u.network, sampleBucket: String(u.sampleBucket), networkRetention: NETWORK_RETENTION_MS, samplePeriod: DEVICE_SAMPLE_PERIOD_MS },
+          })
+        : await this.scripts.heartbeat({ keys, args });
     return ok === 1;
   }
 
@@ -259,7 +263,8 @@ function toView(deviceId: string, h: Record<string, string>, now: number): Devic
     lastHeartbeatAt: num(h.lastHeartbeatAt),
     expiresAt: num(h.expiresAt),
     interval: num(h.interval),
-    lastSeenAt: num(h.lastSeenAt),
+    // A live session does not write lastSeenAt on every heartbeat: its last sign of life is its last heartbeat.
+    lastSeenAt: h.sessionId ? num(h.lastHeartbeatAt) : num(h.lastSeenAt),
     appState: h.appState as AppState | undefined,
     network: h.network,
     // The seq of its last recorded event (a hash from before the grace has only `seq`).
