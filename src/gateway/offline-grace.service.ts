@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
+import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
 import { PresenceStore } from '../presence/presence.store';
 
@@ -27,38 +28,29 @@ export function releasePeriod(sweepIntervalMs: number): number {
  */
 @Injectable()
 export class OfflineGraceService implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger(OfflineGraceService.name);
-  private running?: Promise<number>;
+  private readonly job: PeriodicJob<number>;
 
   constructor(
     private readonly store: PresenceStore,
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly scheduler: SchedulerRegistry,
-  ) {}
+  ) {
+    this.job = new PeriodicJob('offline-grace', this.scheduler, new Logger(OfflineGraceService.name), 'held offline events not recorded yet', () => this.run());
+  }
 
   onApplicationBootstrap(): void {
     if (this.config.presenceEventGraceMs === 0) return;
-    const timer = setInterval(() => void this.tick(), releasePeriod(this.config.sweepIntervalMs));
-    this.scheduler.addInterval('offline-grace', timer);
+    this.job.start(releasePeriod(this.config.sweepIntervalMs));
   }
 
   onApplicationShutdown(): void {
-    if (this.scheduler.doesExist('interval', 'offline-grace')) this.scheduler.deleteInterval('offline-grace');
+    this.job.stop();
   }
 
   /** Records the held offlines due now, or joins the pass already running; returns how many. */
   release(): Promise<number> {
-    this.running ??= this.run().finally(() => (this.running = undefined));
-    return this.running;
-  }
-
-  private async tick(): Promise<void> {
-    try {
-      await this.release();
-    } catch (err) {
-      this.logger.warn(`held offline events not recorded yet: ${(err as Error).message}`);
-    }
+    return this.job.run();
   }
 
   private async run(): Promise<number> {

@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
+import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
 import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
@@ -23,8 +24,7 @@ export const SWEEP_MAX_BATCHES = 20;
  */
 @Injectable()
 export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger(SessionSweeper.name);
-  private running?: Promise<number>;
+  private readonly job: PeriodicJob<number>;
   private lastRunAt?: number;
 
   constructor(
@@ -36,11 +36,12 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     private readonly scheduler: SchedulerRegistry,
     private readonly load: LoadMonitor,
     private readonly tokens: TokenExpiry,
-  ) {}
+  ) {
+    this.job = new PeriodicJob('presence-sweep', this.scheduler, new Logger(SessionSweeper.name), 'sweep failed', () => this.run());
+  }
 
   onApplicationBootstrap(): void {
-    const timer = setInterval(() => void this.tick(), this.config.sweepIntervalMs);
-    this.scheduler.addInterval('presence-sweep', timer);
+    this.job.start(this.config.sweepIntervalMs);
   }
 
   onApplicationShutdown(): void {
@@ -48,7 +49,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
   }
 
   stop(): void {
-    if (this.scheduler.doesExist('interval', 'presence-sweep')) this.scheduler.deleteInterval('presence-sweep');
+    this.job.stop();
   }
 
   /** Healthy when a sweep finished within the last three intervals (or the app just started). */
@@ -59,16 +60,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
 
   /** Runs one sweep now, or joins the one already running; returns how many sessions it retired. */
   sweep(): Promise<number> {
-    this.running ??= this.run().finally(() => (this.running = undefined));
-    return this.running;
-  }
-
-  private async tick(): Promise<void> {
-    try {
-      await this.sweep();
-    } catch (err) {
-      this.logger.warn(`sweep failed: ${(err as Error).message}`);
-    }
+    return this.job.run();
   }
 
   /**

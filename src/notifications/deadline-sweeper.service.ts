@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
+import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { FALLBACK_LEASE_MS, FallbackService } from '../push/fallback.service';
@@ -25,8 +26,7 @@ export const DEADLINE_TICK_MAX_MS = 500;
  */
 @Injectable()
 export class DeadlineSweeper implements OnApplicationBootstrap, OnApplicationShutdown {
-  private readonly logger = new Logger(DeadlineSweeper.name);
-  private running?: Promise<number>;
+  private readonly job: PeriodicJob<number>;
 
   constructor(
     private readonly store: NotificationStore,
@@ -35,29 +35,21 @@ export class DeadlineSweeper implements OnApplicationBootstrap, OnApplicationShu
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
     private readonly scheduler: SchedulerRegistry,
-  ) {}
+  ) {
+    this.job = new PeriodicJob('notification-deadlines', this.scheduler, new Logger(DeadlineSweeper.name), 'deadline sweep failed', () => this.run());
+  }
 
   onApplicationBootstrap(): void {
-    const timer = setInterval(() => void this.tick(), Math.min(this.config.sweepIntervalMs, DEADLINE_TICK_MAX_MS));
-    this.scheduler.addInterval('notification-deadlines', timer);
+    this.job.start(Math.min(this.config.sweepIntervalMs, DEADLINE_TICK_MAX_MS));
   }
 
   onApplicationShutdown(): void {
-    if (this.scheduler.doesExist('interval', 'notification-deadlines')) this.scheduler.deleteInterval('notification-deadlines');
+    this.job.stop();
   }
 
   /** Claims what is due now, or joins the claim already running; resolves with the entries claimed. */
   sweep(): Promise<number> {
-    this.running ??= this.run().finally(() => (this.running = undefined));
-    return this.running;
-  }
-
-  private async tick(): Promise<void> {
-    try {
-      await this.sweep();
-    } catch (err) {
-      this.logger.warn(`deadline sweep failed: ${(err as Error).message}`);
-    }
+    return this.job.run();
   }
 
   private async run(): Promise<number> {
