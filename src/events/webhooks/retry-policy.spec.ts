@@ -1,5 +1,6 @@
 import fc from 'fast-check';
-import { afterFailure, MAX_RETRY_DELAY_MS, MIN_RETRY_DELAY_MS, parseRetryAfter, retryDelay } from './retry-policy';
+import { parseRetryAfter } from '../../common/retry-after';
+import { afterFailure, MAX_RETRY_DELAY_MS, MIN_RETRY_DELAY_MS, retryDelay } from './retry-policy';
 
 describe('webhook retry policy', () => {
   it('stays between 1 s and 5 min, under a ceiling that doubles per attempt', () => {

@@ -15,15 +15,6 @@ export function retryDelay(attempts: number, random: number, retryAfterMs?: numb
   return Math.round(MIN_RETRY_DELAY_MS + random * (ceiling - MIN_RETRY_DELAY_MS));
 }
 
-/** A Retry-After header: delta-seconds or an HTTP date; undefined when absent or unreadable. */
-export function parseRetryAfter(value: string | undefined, now: number): number | undefined {
-  if (value === undefined) return undefined;
-  const trimmed = value.trim();
-  if (/^\d+$/.test(trimmed)) return Number(trimmed) * 1000;
-  const date = Date.parse(trimmed);
-  return Number.isNaN(date) ? undefined : Math.max(0, date - now);
-}
-
 /** What happens after a failed attempt: another at `at`, or the event is dropped (its window is over). */
 export function afterFailure(
   failure: { attempts: number; eventTime: number; retryAfterMs?: number },

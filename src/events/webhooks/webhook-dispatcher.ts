@@ -4,7 +4,8 @@ import { Clock } from '../../common/clock';
 import { MetricsService } from '../../metrics/metrics.service';
 import { EventEnvelope, eventIdTime } from '../event.types';
 import { EventTail } from './event-tail';
-import { afterFailure, parseRetryAfter } from './retry-policy';
+import { parseRetryAfter } from '../../common/retry-after';
+import { afterFailure } from './retry-policy';
 import { WebhookSender } from './webhook-sender';
 import { Claim, Settlement, WebhookQueue } from './webhook-queue';
 

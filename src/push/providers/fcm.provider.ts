@@ -7,7 +7,7 @@ import { FcmAccessToken, FcmTokenError } from './fcm-access-token';
 import { classifyHttpStatus, errorMessage, networkFailure } from './http-outcome';
 import { httpsRequest } from './https-client';
 import { AttemptResult, PushProvider } from './push-provider';
-import { parseRetryAfter } from './retry-after';
+import { parseRetryAfter } from '../../common/retry-after';
 
 type FcmRegistration = Extract<PushRegistration, { provider: 'fcm' }>;
 

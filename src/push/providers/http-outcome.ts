@@ -1,4 +1,4 @@
-import { parseRetryAfter } from './retry-after';
+import { parseRetryAfter } from '../../common/retry-after';
 import { AttemptResult } from './push-provider';
 
 /** The common HTTP reading: 2xx sent, 404/410 gone, 429/5xx retry (with Retry-After), other 4xx rejected. */

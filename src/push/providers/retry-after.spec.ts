@@ -1,4 +1,5 @@
-import { backoffMs, parseRetryAfter } from './retry-after';
+import { parseRetryAfter } from '../../common/retry-after';
+import { backoffMs } from './retry-after';
 import { ConcurrencyLimit } from './concurrency-limit';
 
 describe('Retry-After and backoff', () => {
