@@ -4,6 +4,7 @@ import { HttpSettings, readHttpSettings } from './http-settings';
 import { HostRule, readWebPushEndpointHosts } from '../push/endpoint-hosts';
 import { WebhookSettings, readWebhookSettings } from './webhook-settings';
 import { PushProviderSettings, readPushProviderSettings } from './push-provider-settings';
+import { KeyLayout } from '../redis/partitions';
 
 export type JwtVerification =
   | { kind: 'secret'; secret: string; algorithms: ['HS256'] }
@@ -85,12 +86,20 @@ export class AppConfig {
   /** Keys and secrets generated because none were given (development only), to print once. */
   readonly generated!: Readonly<Record<string, string>>;
 
-  constructor(values: Omit<AppConfig, 'isProduction'>) {
+  constructor(values: Omit<AppConfig, 'isProduction' | 'keys'>) {
     Object.assign(this, values);
   }
 
   get isProduction(): boolean {
     return this.nodeEnv === 'production';
+  }
+
+  private layout?: KeyLayout;
+
+  /** Where Redis keys live: partitioned by hash tag on a Cluster, one partition otherwise. */
+  get keys(): KeyLayout {
+    this.layout ??= new KeyLayout(this.redisPrefix, this.redis?.mode === 'cluster');
+    return this.layout;
   }
 }
 
@@ -125,11 +134,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): AppConfig {
   if (logFormat !== 'pretty' && logFormat !== 'json') r.fail('LOG_FORMAT', 'must be pretty or json');
 
   const redis = readRedis(r);
-  const redisPrefix = r.string('REDIS_PREFIX') ?? (redis?.mode === 'cluster' ? '{push}:' : 'push:');
-  if (redis?.mode === 'cluster' && !/\{[^}]+\}/.test(redisPrefix)) {
-    // Scripts touch many keys; in a Cluster they must share one hash slot, so the prefix carries a hash tag.
-    r.fail('REDIS_PREFIX', 'must contain a hash tag such as {push}: with REDIS_CLUSTER_NODES');
-  }
+  const redisPrefix = r.string('REDIS_PREFIX') ?? 'push:';
+  // The gateway adds hash tags itself (src/redis/partitions.ts): on a Cluster each device's keys
+  // carry its partition's tag, so a tag in the prefix would put every key in one slot again.
+  if (/[{}]/.test(redisPrefix)) r.fail('REDIS_PREFIX', 'must not contain { or }: on a Cluster the gateway adds a partition hash tag to each key (README "Redis key layout")');
 
   const host = r.string('HOST') ?? '0.0.0.0';
   const config = new AppConfig({

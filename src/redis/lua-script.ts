@@ -1,3 +1,4 @@
+import { Cluster } from 'ioredis';
 import type { RedisClient } from './redis-connection';
 import { asStoreError } from './redis-errors';
 
@@ -48,9 +49,15 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
     this.source = [spec.prelude ?? '', this.locals(), spec.body].join('\n');
   }
 
-  /** Registers the script on a connection and returns the function that runs it there. */
+  /**
+   * Registers the script on a connection and returns the function that runs it there. On a Cluster
+   * the script carries the `#!lua` shebang, so Redis 7 refuses any key outside the slot of its
+   * first key instead of silently allowing a cross-slot key that happens to be on the same master
+   * (which would break at the next resharding). ioredis routes the call by its first key.
+   */
   bind(redis: RedisClient): (call: LuaCall<K, A>) => Promise<unknown> {
-    redis.defineCommand(this.spec.name, { lua: this.source, numberOfKeys: this.spec.keys.length });
+    const lua = redis instanceof Cluster ? `#!lua\n${this.source}` : this.source;
+    redis.defineCommand(this.spec.name, { lua, numberOfKeys: this.spec.keys.length });
     const command = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[this.spec.name];
     if (!command) throw new Error(`script ${this.spec.name} was not registered`);
     return (call) => {

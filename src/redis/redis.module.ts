@@ -1,7 +1,26 @@
 import { Global, Module } from '@nestjs/common';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+import { PartitionLeaseKeeper, leaseRefreshMs } from './partition-lease-keeper.service';
+import { PartitionLeases, RedisPartitionLeases, SoleLeases } from './partition-leases';
 import { RedisConnection } from './redis-connection';
 import { RedisWatchdog } from './redis-watchdog.service';
 
 @Global()
-@Module({ providers: [RedisConnection, RedisWatchdog], exports: [RedisConnection, RedisWatchdog] })
+@Module({
+  providers: [
+    RedisConnection,
+    RedisWatchdog,
+    {
+      provide: PartitionLeases,
+      inject: [AppConfig, RedisConnection, Clock],
+      useFactory: (config: AppConfig, redis: RedisConnection, clock: Clock): PartitionLeases =>
+        redis.client
+          ? new RedisPartitionLeases(redis.client, config.keys, config.instanceId, clock, 3 * leaseRefreshMs(config))
+          : new SoleLeases(config.keys),
+    },
+    PartitionLeaseKeeper,
+  ],
+  exports: [RedisConnection, RedisWatchdog, PartitionLeases],
+})
 export class RedisModule {}
