@@ -1,12 +1,15 @@
 import { Injectable } from '@nestjs/common';
 import { SessionRef } from '../presence/presence.types';
+import { InstanceMailbox } from '../redis/instance-mailbox';
 import { CloseReason, DeviceServer, DeviceSocket, InterServerEvents, NotificationPayload, ReadyPayload, RECONNECT_AFTER, sessionRef } from './socket-events';
 import { boundPendingAcks, bufferedBytes, ClientPacketKind, onClientPackets, onOtherTraffic, pauseReading, release, stopReading, tcpConnections } from './wire';
 
+/**
+ * The only rooms sockets join: topics, looked up across instances with fetchSockets. Nothing is
+ * emitted to a device, user or session room (deliveries and closes go to the holding instance's
+ * mailbox), so sockets join none: with the sharded adapter each room would be one SSUBSCRIBE.
+ */
 export const rooms = {
-  device: (deviceId: string) => `device:${deviceId}`,
-  user: (userId: string) => `user:${userId}`,
-  session: (sessionId: string) => `session:${sessionId}`,
   topic: (topic: string) => `topic:${topic}`,
 };
 
@@ -17,8 +20,6 @@ export function joinedTopics(socket: DeviceSocket): string[] {
   return [...socket.rooms].filter((r) => r.startsWith(TOPIC_ROOM)).map((r) => r.slice(TOPIC_ROOM.length));
 }
 
-const CLOSE_EVENT = 'push-gateway:close';
-const DELIVER_EVENT = 'push-gateway:deliver';
 const RECHECK_EVENT = 'push-gateway:recheck';
 
 /** What an instance hands to its delivery: a stored notification for sockets it holds. */
@@ -42,8 +43,9 @@ export type PushOutcome = { acked: true; latencyMs: number } | { acked: false };
 
 /**
  * The Socket.IO side of the gateway: the only class that emits to devices or closes their sockets.
- * Sockets on this instance are reached directly; others through the Redis adapter, so the same
- * calls work wherever a device is connected. It holds no policy.
+ * Sockets on this instance are reached directly; others through the instance that holds them
+ * (its mailbox, see InstanceMailbox), so the same calls work wherever a device is connected. It
+ * holds no policy.
  */
 @Injectable()
 export class DeviceChannel {
@@ -62,12 +64,20 @@ export class DeviceChannel {
   /** Acks each socket may still send for the notifications emitted to it, on time or late. */
   private readonly acksOwed = new WeakMap<DeviceSocket, number>();
 
+  constructor(private readonly mailbox: InstanceMailbox) {}
+
   attach(server: DeviceServer, instanceId: string): void {
     this.server = server;
     this.instanceId = instanceId;
-    server.on(CLOSE_EVENT, (sessionIds, reason) => sessionIds.forEach((id) => this.closeLocal(id, reason)));
-    server.on(DELIVER_EVENT, (target, json, deviceIds) => {
-      if (target !== this.instanceId) return;
+    // Mail from other instances (formats: see deliverRemote and close).
+    this.mailbox.on('C', (body) => {
+      const [reason, sessionIds] = JSON.parse(body) as [CloseReason, string[]];
+      sessionIds.forEach((id) => this.closeLocal(id, reason));
+    });
+    this.mailbox.on('D', (body) => {
+      const split = body.indexOf('\n');
+      const deviceIds = JSON.parse(body.slice(0, split)) as string[];
+      const json = body.slice(split + 1);
       this.deliverListener?.({ payload: JSON.parse(json) as NotificationPayload, bytes: Buffer.byteLength(json), deviceIds });
     });
     server.on(RECHECK_EVENT, (deviceIds) => this.recheckListener?.(deviceIds));
@@ -81,7 +91,6 @@ export class DeviceChannel {
     const s = socket.data.session;
     this.local.set(s.sessionId, socket);
     this.localDevices.set(s.deviceId, socket);
-    void socket.join([rooms.device(s.deviceId), rooms.user(s.userId), rooms.session(s.sessionId)]);
   }
 
   unregister(socket: DeviceSocket): void {
@@ -130,12 +139,14 @@ export class DeviceChannel {
    * see `transport close` and reconnect.
    */
   close(sessions: readonly SessionRef[], reason: CloseReason): void {
-    const remote: string[] = [];
+    const remote = new Map<string, string[]>();
     for (const s of sessions) {
-      if (s.instanceId !== this.instanceId) remote.push(s.sessionId);
-      else this.closeLocal(s.sessionId, reason);
+      if (s.instanceId === this.instanceId) this.closeLocal(s.sessionId, reason);
+      else remote.set(s.instanceId, [...(remote.get(s.instanceId) ?? []), s.sessionId]);
     }
-    if (remote.length) this.serverSideEmit(CLOSE_EVENT, remote, reason);
+    // Best effort, like every mailbox message: a close that is lost leaves a session whose presence
+    // is already gone, and its next heartbeat finds out and ends it.
+    for (const [instanceId, sessionIds] of remote) void this.mailbox.send(instanceId, 'C', JSON.stringify([reason, sessionIds]));
   }
 
   /**
@@ -244,12 +255,15 @@ export class DeviceChannel {
   }
 
   /**
-   * Hands a stored notification to the instance holding these devices' sockets: one message per
-   * instance, not a room emit per device (which costs the adapter a NUMSUB and a PUBLISH each),
-   * and the instance that holds a socket is the one that paces what it sends and records acks.
+   * Hands a stored notification to the instance holding these devices' sockets: one message to
+   * that instance's mailbox (not a room emit per device, not a broadcast every instance reads), and
+   * the instance that holds a socket is the one that paces what it sends and records acks. The
+   * notification is in the devices' inboxes already, so a lost message only delays it to their next
+   * inbox read. Body: the device ids as a JSON array, a newline, the payload's JSON (JSON, not an
+   * object: it keeps keys such as `__proto__` and is what the receiver counts as bytes).
    */
   deliverRemote(instanceId: string, delivery: InboundDelivery): void {
-    this.serverSideEmit(DELIVER_EVENT, instanceId, JSON.stringify(delivery.payload), delivery.deviceIds);
+    void this.mailbox.send(instanceId, 'D', `${JSON.stringify(delivery.deviceIds)}\n${JSON.stringify(delivery.payload)}`);
   }
 
   /** Asks every instance to read these devices' inboxes again (after an uncertain write). */

@@ -136,15 +136,8 @@ export function offlineReason(reason: CloseReason | undefined): OfflineReason {
   return reason === 'expired' ? 'heartbeat_timeout' : reason;
 }
 
-/** What one gateway instance tells the others through the Redis adapter. */
+/** What instances broadcast over the adapter (deliveries and closes go to one instance's mailbox: InstanceMailbox). */
 export interface InterServerEvents {
-  /** Close these sessions if their sockets are here. */
-  'push-gateway:close': (sessionIds: string[], reason: CloseReason) => void;
-  /**
-   * Send this stored notification (`payload`: its JSON) to these devices, if `instanceId` is yours.
-   * JSON, not an object: the adapter's msgpack encoding drops keys such as `__proto__` from `data`.
-   */
-  'push-gateway:deliver': (instanceId: string, payload: string, deviceIds: string[]) => void;
   /** These devices' inboxes may hold something they were not sent: read them again if their sockets are here. */
   'push-gateway:recheck': (deviceIds: string[]) => void;
 }

@@ -1,5 +1,6 @@
 import { INestApplicationContext, Logger } from '@nestjs/common';
-import { createAdapter } from '@socket.io/redis-adapter';
+import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
+import { Cluster } from 'ioredis';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable, Observable } from 'rxjs';
@@ -49,11 +50,20 @@ export class GatewayIoAdapter extends IoAdapter {
       allowRequest: this.handshakeCheck(config),
     } as ServerOptions);
     if (redis.pub && redis.sub) {
-      // Rooms span instances: a push, a takeover or a topic lookup reaches sockets on any of them.
+      // Rooms span instances: a topic lookup (fetchSockets) and a recheck reach every instance.
+      // Deliveries and closes do not use the adapter: they go to one instance's mailbox.
       const logger = new Logger('RedisAdapter');
       const warn = (err: Error) => logger.warn(`adapter command failed (Redis unavailable?): ${err.message}`);
       const [pub, sub] = [forgivingClient(redis.pub, warn), forgivingClient(redis.sub, warn)];
-      server.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
+      if (redis.sub instanceof Cluster) {
+        // Sharded pub/sub (Redis 7): a message stays on the master of its channel's slot instead of
+        // being copied to every node over the cluster bus. 'dynamic' gives each topic room its own
+        // channel, so a topic lookup is heard by the instances holding that topic. No hash tag in
+        // the prefix: channels spread over the masters by name.
+        server.adapter(createShardedAdapter(pub, sub, { channelPrefix: `${config.redisPrefix}sio`, subscriptionMode: 'dynamic' }));
+      } else {
+        server.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
+      }
     }
     return server;
   }

@@ -1,10 +1,12 @@
 import { Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
 import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { Cluster } from 'ioredis';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { DeviceChannel } from '../channel/device-channel';
 import { SessionSweeper } from '../gateway/session-sweeper.service';
 import { PresenceStore } from '../presence/presence.store';
+import { RedisConnection } from '../redis/redis-connection';
 import { RedisWatchdog } from '../redis/redis-watchdog.service';
 
 type Check = { status: 'up' | 'down'; [detail: string]: unknown };
@@ -21,6 +23,7 @@ export class HealthController {
     private readonly config: AppConfig,
     private readonly watchdog: RedisWatchdog,
     private readonly channel: DeviceChannel,
+    private readonly redis: RedisConnection,
   ) {
     this.startedAt = clock.now();
   }
@@ -37,7 +40,9 @@ export class HealthController {
   @ApiResponse({ status: 200, description: 'Ready' })
   @ApiResponse({ status: 503, description: 'Not ready; body says which check failed' })
   async ready(): Promise<{ status: 'ok'; checks: Record<string, Check> }> {
-    const checks: Record<string, Check> = { store: await this.checkStore(), sweeper: this.checkSweeper() };
+    const [store, masters] = await Promise.all([this.checkStore(), this.checkMasters()]);
+    const checks: Record<string, Check> = { store, sweeper: this.checkSweeper() };
+    if (masters) checks.masters = masters;
     if (this.config.redis) checks.pubsub = { status: this.watchdog.pubSubHealthy ? 'up' : 'down' };
     if (this.channel.isDraining) checks.drain = { status: 'down', reason: 'instance is shutting down' };
     if (Object.values(checks).some((c) => c.status === 'down')) {
@@ -61,6 +66,37 @@ export class HealthController {
     } finally {
       clearTimeout(timer);
     }
+  }
+
+  /**
+   * On a Cluster the store check's write and read land on one master (the control slot), while
+   * devices spread over all of them: every master must answer a PING within the command timeout.
+   * One that does not makes the instance unready, which is right when only this instance cannot
+   * reach it (a partition: others serve its devices). When a master is down for everyone the whole
+   * fleet goes unready, but then the Cluster itself refuses every command after its node timeout
+   * (cluster-require-full-coverage, the default) unless a replica took over, so nothing is lost by
+   * saying so sooner.
+   */
+  private async checkMasters(): Promise<Check | undefined> {
+    const client = this.redis.client;
+    if (!(client instanceof Cluster)) return undefined;
+    const masters = client.nodes('master');
+    const timeoutMs = this.config.redisCommandTimeoutMs;
+    const down: string[] = [];
+    await Promise.all(
+      masters.map(async (node) => {
+        let timer: NodeJS.Timeout | undefined;
+        try {
+          await Promise.race([node.ping(), new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('timeout')), timeoutMs)))]);
+        } catch {
+          down.push(`${node.options.host}:${node.options.port}`);
+        } finally {
+          clearTimeout(timer);
+        }
+      }),
+    );
+    const status = masters.length > 0 && down.length === 0 ? 'up' : 'down';
+    return { status, total: masters.length, ...(down.length ? { down: down.sort() } : {}) };
   }
 
   private checkSweeper(): Check {

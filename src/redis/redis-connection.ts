@@ -27,9 +27,9 @@ export class RedisConnection implements OnApplicationShutdown {
 
   constructor(private readonly config: AppConfig) {
     const target = config.redis;
-    const make = (role: string, autoPipelining: boolean, timeoutMs = config.redisCommandTimeoutMs) => {
+    const make = (role: string, autoPipelining: boolean, timeoutMs = config.redisCommandTimeoutMs, shardedSubscribers = false) => {
       if (!target) return null;
-      const c = createClient(target, timeoutMs, autoPipelining);
+      const c = createClient(target, timeoutMs, autoPipelining, shardedSubscribers);
       c.on('error', (err: Error) => {
         this.lastError.set(c, err);
         this.logger.warn(`Redis (${role}): ${err.message}`);
@@ -39,7 +39,9 @@ export class RedisConnection implements OnApplicationShutdown {
     this.client = make('commands', true);
     this.beats = make('heartbeats', true, Math.max(config.redisCommandTimeoutMs, config.heartbeat.min * 2));
     this.pub = make('publish', false);
-    this.sub = make('subscribe', false);
+    // On a Cluster the subscriber uses sharded pub/sub (the adapter, the instance mailbox): ioredis
+    // routes SSUBSCRIBE only with shardedSubscribers, one subscriber connection per master.
+    this.sub = make('subscribe', false, config.redisCommandTimeoutMs, true);
   }
 
   get all(): RedisClient[] {
@@ -91,7 +93,7 @@ export function describeRedisTarget(target: RedisTarget): string {
   }
 }
 
-export function createClient(target: RedisTarget, commandTimeoutMs: number, autoPipelining: boolean): RedisClient {
+export function createClient(target: RedisTarget, commandTimeoutMs: number, autoPipelining: boolean, shardedSubscribers = false): RedisClient {
   const options: RedisOptions = {
     lazyConnect: true,
     commandTimeout: commandTimeoutMs,
@@ -112,6 +114,7 @@ export function createClient(target: RedisTarget, commandTimeoutMs: number, auto
     case 'cluster':
       return new Cluster(target.nodes, {
         lazyConnect: true,
+        shardedSubscribers,
         enableOfflineQueue: false,
         enableAutoPipelining: autoPipelining,
         clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2_000),

@@ -2,6 +2,7 @@ import { Logger } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { loadConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
+import { InstanceMailbox } from './instance-mailbox';
 import { RedisConnection } from './redis-connection';
 import { RedisWatchdog } from './redis-watchdog.service';
 
@@ -72,9 +73,11 @@ describe('RedisWatchdog', () => {
     scheduler = new SchedulerRegistry();
     const clients = [redis.client, redis.pub, redis.sub];
     const connection = { client: redis.client, pub: redis.pub, sub: redis.sub, all: clients, closed: false } as unknown as RedisConnection;
-    watchdog = new RedisWatchdog(connection, config, metrics, scheduler);
+    const mailbox = new InstanceMailbox(connection, config);
+    watchdog = new RedisWatchdog(connection, config, metrics, scheduler, mailbox);
     jest.spyOn(Logger.prototype, 'warn').mockImplementation(() => undefined);
-    await watchdog.onApplicationBootstrap();
+    watchdog.onApplicationBootstrap();
+    await mailbox.onApplicationBootstrap();
   });
 
   afterEach(() => {
@@ -83,8 +86,8 @@ describe('RedisWatchdog', () => {
     jest.restoreAllMocks();
   });
 
-  it("listens on this instance's probe channel and probes on a timer until shutdown", () => {
-    expect([...redis.subscribed]).toEqual(['push:probe#gw-a']);
+  it("probes through this instance's mailbox on a timer until shutdown", () => {
+    expect([...redis.subscribed]).toEqual(['push:mail:gw-a']);
     expect(scheduler.doesExist('interval', 'redis-probe')).toBe(true);
     watchdog.onApplicationShutdown();
     expect(scheduler.doesExist('interval', 'redis-probe')).toBe(false);

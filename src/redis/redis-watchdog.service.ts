@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { randomBytes } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
+import { InstanceMailbox } from './instance-mailbox';
 import { RedisClient, RedisConnection } from './redis-connection';
 
 /** Probes missed in a row before a connection is rebuilt: one can be lost to a slow moment. */
@@ -12,14 +13,15 @@ export const MISSES_BEFORE_REBUILD = 2;
  * A half-open TCP link to Redis (a failover behind a proxy, a NAT dropping the mapping) looks
  * healthy to the client: a subscription on it just stops receiving, and the instance would keep
  * accepting pushes it can no longer deliver to other instances. Every REDIS_PROBE_INTERVAL_MS the
- * watchdog publishes a token to this instance's probe channel and pings the command connection;
+ * watchdog publishes a token to this instance's mailbox (the channel other instances send it
+ * deliveries and closes on, so the probe checks the very subscription they use) and pings the
+ * command connections;
  * when probes go unanswered twice in a row it forces a reconnect (ioredis re-subscribes by itself),
  * and until then readiness reports the pub/sub link down.
  */
 @Injectable()
 export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutdown {
   private readonly logger = new Logger(RedisWatchdog.name);
-  private readonly channel: string;
   private expected?: string;
   private subMisses = 0;
   private commandMisses = 0;
@@ -30,21 +32,19 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
     private readonly scheduler: SchedulerRegistry,
-  ) {
-    this.channel = `${config.redisPrefix}probe#${config.instanceId}`;
-  }
+    private readonly mailbox: InstanceMailbox,
+  ) {}
 
   get pubSubHealthy(): boolean {
     return this.subMisses === 0 && this.redis.sub?.status === 'ready';
   }
 
-  async onApplicationBootstrap(): Promise<void> {
-    const { sub } = this.redis;
-    if (!sub) return;
-    sub.on('message', (channel: string, message: string) => {
-      if (channel === this.channel && message === this.expected) this.expected = undefined;
+  onApplicationBootstrap(): void {
+    if (!this.redis.sub) return;
+    // The mailbox subscribes (its own bootstrap); a probe sent before that is just one miss.
+    this.mailbox.on('P', (token) => {
+      if (token === this.expected) this.expected = undefined;
     });
-    await sub.subscribe(this.channel);
     this.scheduler.addInterval('redis-probe', setInterval(() => void this.probe(), this.config.redisProbeIntervalMs));
   }
 
@@ -71,7 +71,7 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
         () => true,
         () => false,
       ) ?? Promise.resolve(true);
-    const [, pinged, beatsPinged] = await Promise.all([pub.publish(this.channel, this.expected).catch(() => 0), answers(client), answers(beats)]);
+    const [, pinged, beatsPinged] = await Promise.all([this.mailbox.send(this.config.instanceId, 'P', this.expected), answers(client), answers(beats)]);
     this.commandMisses = pinged ? 0 : this.commandMisses + 1;
     if (this.commandMisses >= MISSES_BEFORE_REBUILD) {
       this.commandMisses = 0;

@@ -3,6 +3,7 @@ import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { PartitionLeaseKeeper, leaseRefreshMs } from './partition-lease-keeper.service';
 import { PartitionLeases, RedisPartitionLeases, SoleLeases } from './partition-leases';
+import { InstanceMailbox } from './instance-mailbox';
 import { RedisConnection } from './redis-connection';
 import { RedisWatchdog } from './redis-watchdog.service';
 
@@ -10,6 +11,7 @@ import { RedisWatchdog } from './redis-watchdog.service';
 @Module({
   providers: [
     RedisConnection,
+    InstanceMailbox,
     RedisWatchdog,
     {
       provide: PartitionLeases,
@@ -21,6 +23,6 @@ import { RedisWatchdog } from './redis-watchdog.service';
     },
     PartitionLeaseKeeper,
   ],
-  exports: [RedisConnection, RedisWatchdog, PartitionLeases],
+  exports: [RedisConnection, InstanceMailbox, RedisWatchdog, PartitionLeases],
 })
 export class RedisModule {}
