@@ -18,6 +18,8 @@ module.exports = {
   testEnvironment: 'node',
   roots: ['<rootDir>/src', '<rootDir>/test', '<rootDir>/client/src'],
   testMatch: ['**/*.spec.ts', '**/*.e2e-spec.ts'],
+  // Cluster-only specs run in `npm run test:cluster` (jest.cluster.config.js), against the cluster it starts.
+  testPathIgnorePatterns: ['/node_modules/', '/test/(redis-cluster|cluster-transport)\\.e2e-spec\\.ts$'],
   transform: { '^.+\\.(t|j|mj)s$': swc },
   transformIgnorePatterns: [`/node_modules/(?!(${esmOnly.join('|')})/)`],
   globalSetup: '<rootDir>/test/support/global-setup.ts',

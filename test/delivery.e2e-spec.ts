@@ -1,8 +1,7 @@
-import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import { api, connectDevice, metric, metricReaches, nextEvent, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -18,7 +17,7 @@ interface Received {
  */
 describe('delivery (real app, real Redis, real sockets)', () => {
   const prefix = uniquePrefix('delivery');
-  const redis = new Redis(testRedisUrl());
+  const redis = testRedis();
   const clock = new FakeClock(Date.now());
   let gw: TestApp;
   const sockets: Socket[] = [];
@@ -44,7 +43,7 @@ describe('delivery (real app, real Redis, real sockets)', () => {
   const targetOf = async (id: string, deviceId: string) => ((await status(id)).targets as Json[]).find((t) => t.deviceId === deviceId);
   const offline = async (socket: Socket, deviceId: string) => {
     socket.disconnect();
-    await waitFor(async () => (await redis.get(`${prefix}presence:${deviceId}`)) === null);
+    await waitFor(async () => (await redis.get(deviceKey(prefix, 'presence', deviceId))) === null);
   };
 
   beforeAll(async () => {

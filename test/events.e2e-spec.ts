@@ -1,4 +1,3 @@
-import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import { RedisEventLog } from '../src/events/redis-event-log';
 import { EventEnvelope, eventIdTime } from '../src/events/event.types';
@@ -6,7 +5,7 @@ import { api, connectDevice, firstEvent, nextEvent, startTestApp, TestApp, waitF
 import { FakeClock } from './support/fake-clock';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
 import { RawDevice } from './support/raw-device';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 interface Page {
@@ -56,7 +55,7 @@ async function userEvents(url: string, userId: string): Promise<string[]> {
  */
 describe('events for backends: every offline reason, for real', () => {
   const prefix = uniquePrefix('events');
-  const redis = new Redis(testRedisUrl());
+  const redis = testRedis();
   const clock = new FakeClock(Date.now());
   const sockets: Socket[] = [];
   const raws: RawDevice[] = [];
@@ -194,7 +193,7 @@ describe('events for backends: every offline reason, for real', () => {
 
 describe('events for backends: instance_lost (kill -9 of a gateway process), with the default grace', () => {
   const prefix = uniquePrefix('events-lost');
-  const redis = new Redis(testRedisUrl());
+  const redis = testRedis();
   const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix };
   const gateways: RunningGateway[] = [];
   const sockets: Socket[] = [];
@@ -255,7 +254,7 @@ describe('events for backends: instance_lost (kill -9 of a gateway process), wit
 
 describe('events for backends: flap suppression across two gateway processes on one Redis', () => {
   const prefix = uniquePrefix('events-grace');
-  const redis = new Redis(testRedisUrl());
+  const redis = testRedis();
   const GRACE = 3_000;
   // Devices here do not beat: a 25 s TTL keeps them online through each test.
   const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, PRESENCE_EVENT_GRACE_MS: String(GRACE), HEARTBEAT_INTERVAL_MS: '10000' };

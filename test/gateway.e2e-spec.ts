@@ -1,8 +1,7 @@
-import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import { connectDevice, metric, nextEvent, startTestApp, sweepsRan, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY, TokenClaims } from './support/tokens';
 
 interface Ready {
@@ -27,7 +26,7 @@ const SWEEP = 100;
  */
 describe('device gateway (real app, real Redis, real sockets, fake clock)', () => {
   const prefix = uniquePrefix('gateway');
-  const redis = new Redis(testRedisUrl());
+  const redis = testRedis();
   const clock = new FakeClock(Date.now());
   let gw: TestApp;
   const sockets: Socket[] = [];
@@ -44,12 +43,12 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
   };
   const emitAck = (socket: Socket, event: string, ...args: unknown[]) =>
     socket.timeout(2_000).emitWithAck(event, ...args) as Promise<AckReply>;
-  const presenceOf = (deviceId: string) => redis.get(`${prefix}presence:${deviceId}`);
+  const presenceOf = (deviceId: string) => redis.get(deviceKey(prefix, 'presence', deviceId));
   /** The expiry as the sweeper sees it (index) and as the device record holds it: they must agree. */
   const expiryOf = async (deviceId: string) => {
     const [index, record] = await Promise.all([
       redis.zscore(`${prefix}presence:expiry:${gw.config.instanceId}`, deviceId),
-      redis.hget(`${prefix}device:${deviceId}`, 'expiresAt'),
+      redis.hget(deviceKey(prefix, 'device', deviceId), 'expiresAt'),
     ]);
     expect(index).toBe(record);
     return Number(index);
@@ -90,7 +89,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       expect(Math.abs(ready.tokenExpiresAt - (Date.now() + 3_600_000))).toBeLessThan(5_000); // the token's exp ('1h', signed on real time)
       expect(await presenceOf(`hs-${transport}`)).toBe(ready.sessionId);
       expect(await expiryOf(`hs-${transport}`)).toBe(clock.now() + TTL);
-      const pttl = await redis.pttl(`${prefix}presence:hs-${transport}`);
+      const pttl = await redis.pttl(deviceKey(prefix, 'presence', `hs-${transport}`));
       expect(pttl).toBeGreaterThan(0);
       expect(pttl).toBeLessThanOrEqual(TTL);
       expect(socket.connected).toBe(true);
@@ -124,7 +123,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       expect(ack).toEqual({ ok: true, interval: 1_000, ttl: 2_500, serverTime: clock.now() });
       // Shorter than the TTL it had from the handshake: set from this beat, not extended.
       expect(await expiryOf('hb-1')).toBe(clock.now() + 2_500);
-      const pttl = await redis.pttl(`${prefix}presence:hb-1`);
+      const pttl = await redis.pttl(deviceKey(prefix, 'presence', 'hb-1'));
       expect(pttl).toBeGreaterThan(0);
       expect(pttl).toBeLessThanOrEqual(2_500);
       expect(await emitAck(socket, 'heartbeat', { interval: 5 })).toMatchObject({ ok: true, interval: 200, ttl: 500 });
@@ -140,7 +139,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       }
       await sweepsRan(gw.url);
       expect(await presenceOf('hb-steady')).toBe(ready.sessionId);
-      expect(await redis.hget(`${prefix}device:hb-steady`, 'sessionId')).toBe(ready.sessionId);
+      expect(await redis.hget(deviceKey(prefix, 'device', 'hb-steady'), 'sessionId')).toBe(ready.sessionId);
       expect(await expiryOf('hb-steady')).toBe(clock.now() + TTL);
     });
 
@@ -175,7 +174,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       const { socket, ready } = await connected({ deviceId: 'silent' });
       clock.advance(TTL - 1);
       await sweepsRan(gw.url);
-      expect(await redis.hget(`${prefix}device:silent`, 'sessionId')).toBe(ready.sessionId);
+      expect(await redis.hget(deviceKey(prefix, 'device', 'silent'), 'sessionId')).toBe(ready.sessionId);
       const closed = nextEvent<string>(socket, 'disconnect', 20 * SWEEP);
       clock.advance(1);
       expect(await closed).toBe('transport close'); // a client that comes back reconnects by itself
@@ -187,7 +186,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       const { socket } = await connected({ deviceId: 'leaver' });
       socket.disconnect();
       await waitFor(async () => (await presenceOf('leaver')) === null, 1_000);
-      expect(await redis.hget(`${prefix}device:leaver`, 'sessionId')).toBeNull();
+      expect(await redis.hget(deviceKey(prefix, 'device', 'leaver'), 'sessionId')).toBeNull();
     });
   });
 
@@ -205,7 +204,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       await waitFor(async () => (await metric(gw.url, 'push_gateway_connected_devices')) === 1);
       expect(await emitAck(second.socket, 'heartbeat', {})).toMatchObject({ ok: true });
       expect(await presenceOf('twin')).toBe(second.ready.sessionId);
-      expect(await redis.hget(`${prefix}device:twin`, 'sessionId')).toBe(second.ready.sessionId);
+      expect(await redis.hget(deviceKey(prefix, 'device', 'twin'), 'sessionId')).toBe(second.ready.sessionId);
     });
 
     it('keeps exactly one session when the same device connects many times at once', async () => {

@@ -1,9 +1,8 @@
-import Redis from 'ioredis';
 import { Socket } from 'socket.io-client';
 import { api, connectDevice, nextEvent, waitFor } from './support/app';
 import { freePort } from './support/find-redis';
 import { GatewayProcess, spawnGateway } from './support/process';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY, TEST_JWT_SECRET } from './support/tokens';
 
 describe('the gateway as a process (dist/main.js)', () => {
@@ -48,7 +47,7 @@ describe('the gateway as a process (dist/main.js)', () => {
 
   it('loses nothing pending when killed with SIGKILL and restarted', async () => {
     const prefix = uniquePrefix('kill9');
-    const redis = new Redis(testRedisUrl());
+    const redis = testRedis();
     const port = await freePort();
     const env = {
       PORT: String(port),

@@ -1,9 +1,8 @@
-import Redis from 'ioredis';
 import { connect } from 'node:net';
 import { Socket } from 'socket.io-client';
 import { api, connectDevice, metric, nextEvent, waitFor } from './support/app';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -11,7 +10,7 @@ type Json = Record<string, any>;
 /** Several gateway processes on one Redis, behaving as one gateway. */
 describe('several instances (separate processes, real Redis)', () => {
   const prefix = uniquePrefix('scale');
-  const redis = new Redis(testRedisUrl());
+  const redis = testRedis();
   const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix };
   const gateways: RunningGateway[] = [];
   const sockets: Socket[] = [];
@@ -34,7 +33,7 @@ describe('several instances (separate processes, real Redis)', () => {
     return { socket, received, ready };
   };
   const publish = async (gw: RunningGateway, json: Json) => (await (await api(gw.url, '/v1/notifications', { method: 'POST', json })).json()) as Json;
-  const presenceOf = (deviceId: string) => redis.get(`${prefix}presence:${deviceId}`);
+  const presenceOf = (deviceId: string) => redis.get(deviceKey(prefix, 'presence', deviceId));
 
   beforeAll(async () => {
     [a, b] = await Promise.all([startGateway('gw-a', env), startGateway('gw-b', env)]);
@@ -128,7 +127,7 @@ describe('several instances (separate processes, real Redis)', () => {
     const mover = await device(d, 'drained');
     const leavers = ['drain-2', 'drain-3'];
     const all = [mover, ...(await Promise.all(leavers.map((id) => device(d, id))))];
-    expect(await redis.exists(leavers.map((id) => `${prefix}presence:${id}`))).toBe(2);
+    expect(await Promise.all(leavers.map((id) => redis.exists(deviceKey(prefix, 'presence', id))))).toEqual([1, 1]);
     expect(await redis.exists(`${prefix}instance:gw-d`)).toBe(1);
     const hints = all.map((x) => nextEvent<Json>(x.socket, 'server_draining'));
     const closes = all.map((x) => nextEvent<string>(x.socket, 'disconnect'));
@@ -145,7 +144,7 @@ describe('several instances (separate processes, real Redis)', () => {
     for (const id of leavers) {
       expect(await presenceOf(id)).toBeNull();
       expect(await redis.zscore(`${prefix}presence:expiry:gw-d`, id)).toBeNull();
-      expect(await redis.hget(`${prefix}device:${id}`, 'sessionId')).toBeNull();
+      expect(await redis.hget(deviceKey(prefix, 'device', id), 'sessionId')).toBeNull();
     }
     // The registry is a key per instance plus a set of ids (presence.scripts.ts); read the set
     // before any GET /v1/presence, which would prune an id whose key expired.

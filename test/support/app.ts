@@ -3,6 +3,7 @@ import { io, Socket } from 'socket.io-client';
 import { createApp } from '../../src/app.factory';
 import { Clock } from '../../src/common/clock';
 import { AppConfig, loadConfig } from '../../src/config/app-config';
+import { clusterSwitch } from './redis';
 import { TEST_API_KEY, TEST_JWT_SECRET } from './tokens';
 
 export interface TestApp {
@@ -12,8 +13,12 @@ export interface TestApp {
   close(): Promise<void>;
 }
 
-/** Boots the real application on a loopback port with test keys and the given variables. */
+/**
+ * Boots the real application on a loopback port with test keys and the given variables (against
+ * the run's cluster instead of its Redis under `npm run test:cluster`: clusterSwitch).
+ */
 export async function startTestApp(env: Record<string, string | undefined>, clock?: Clock): Promise<TestApp> {
+  env = clusterSwitch(env);
   const config = loadConfig({
     API_KEYS: TEST_API_KEY,
     DEVICE_JWT_SECRET: TEST_JWT_SECRET,

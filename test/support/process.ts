@@ -1,6 +1,7 @@
 import { ChildProcess, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
+import { clusterSwitch } from './redis';
 
 export const MAIN = join(__dirname, '..', '..', 'dist', 'main.js');
 
@@ -11,9 +12,13 @@ export interface GatewayProcess {
   waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<RegExpMatchArray>;
 }
 
-/** Runs the built gateway (`npm run build` first) as its own process with the given environment. */
+/**
+ * Runs the built gateway (`npm run build` first) as its own process with the given environment
+ * (against the run's cluster instead of its Redis under `npm run test:cluster`: clusterSwitch).
+ */
 export function spawnGateway(env: Record<string, string>, nodeArgs: string[] = []): GatewayProcess {
   if (!existsSync(MAIN)) throw new Error(`${MAIN} is missing: run "npm run build" (npm test does)`);
+  env = clusterSwitch(env);
   const child = spawn(process.execPath, [...nodeArgs, MAIN], {
     env: { PATH: process.env.PATH ?? '', LOG_LEVEL: 'warn', HOST: '127.0.0.1', ...env },
     stdio: ['ignore', 'pipe', 'pipe'],

@@ -5,8 +5,17 @@ import { createServer, Server, Socket, connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
-import { waitFor } from './app';
 import { freePort, pingRedis } from './find-redis';
+
+/** Polls `check` until it returns true or `timeoutMs` passes (app.ts's, without loading the app: the cluster run's global setup uses this file). */
+async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs: number, stepMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (Date.now() < deadline) {
+    if (await check()) return;
+    await new Promise((r) => setTimeout(r, stepMs));
+  }
+  throw new Error(`condition not met within ${timeoutMs} ms`);
+}
 
 /** A redis-server of the test's own on loopback; `persistent` keeps data across restarts (AOF). */
 export class RedisServer {
@@ -170,27 +179,101 @@ export class FreezableProxy {
   }
 }
 
-/** A three-master Redis Cluster on loopback (no replicas), created with redis-cli --cluster create. */
-export async function startRedisCluster(): Promise<{ nodes: RedisServer[]; spec: string; kill(): void }> {
+export interface ClusterNode {
+  server: RedisServer;
+  id: string;
+  role: 'master' | 'replica';
+  /** A replica's master (its node id). */
+  masterId?: string;
+  /** A master's slot ranges, e.g. ["0-5460"]. */
+  slots: string[];
+}
+
+export interface RedisCluster {
+  nodes: RedisServer[];
+  /** REDIS_CLUSTER_NODES for the gateway: every node, host:port comma-separated. */
+  spec: string;
+  kill(): void;
+  /** SIGKILL every node, resolved once they are gone. */
+  stop(): Promise<void>;
+  /** Who is master of what right now (CLUSTER NODES, as a live node sees it). */
+  topology(): Promise<ClusterNode[]>;
+  /** Resolves once every live node reports cluster_state:ok and every replica's link to its master is up. */
+  healthy(timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * A Redis Cluster on loopback, created with redis-cli --cluster create: `masters` masters, each
+ * with `replicas` replicas (for failover tests). Slots are split evenly (redis-cli's contiguous
+ * ranges), no persistence.
+ */
+export async function startRedisCluster(opts: { masters?: number; replicas?: 0 | 1; nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
+  const masters = opts.masters ?? 3;
+  const replicas = opts.replicas ?? 0;
   const nodes = await Promise.all(
-    [0, 1, 2].map(async () => (await RedisServer.create(['--cluster-enabled', 'yes', '--cluster-node-timeout', '2000', '--appendonly', 'no'])).start()),
+    Array.from({ length: masters * (1 + replicas) }, async () =>
+      (await RedisServer.create(['--cluster-enabled', 'yes', '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--appendonly', 'no'])).start(),
+    ),
   );
   const { execFileSync } = await import('node:child_process');
-  execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', '0', '--cluster-yes'], {
+  execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
     stdio: 'ignore',
   });
-  await waitFor(
-    async () => {
-      const client = new Redis({ port: nodes[0]!.port, host: '127.0.0.1', lazyConnect: true });
-      try {
-        await client.connect();
-        return /cluster_state:ok/.test((await client.call('CLUSTER', 'INFO')) as string);
-      } finally {
-        client.disconnect();
-      }
+  const byPort = new Map(nodes.map((n) => [n.port, n]));
+  const live = () => nodes.filter((n) => n.process && n.process.exitCode === null && n.process.signalCode === null);
+  const topology = async (): Promise<ClusterNode[]> => {
+    const text = (await onNode(live()[0]!.port, (c) => c.call('CLUSTER', 'NODES'))) as string;
+    return text
+      .trim()
+      .split('\n')
+      .map((line) => line.split(' '))
+      .filter((f) => !f[2]!.includes('fail') && byPort.has(Number(f[1]!.split(/[:@]/)[1])))
+      .map((f) => ({
+        server: byPort.get(Number(f[1]!.split(/[:@]/)[1]))!,
+        id: f[0]!,
+        role: f[2]!.includes('master') ? ('master' as const) : ('replica' as const),
+        ...(f[3] !== '-' ? { masterId: f[3] } : {}),
+        slots: f.slice(8),
+      }));
+  };
+  const healthy = async (timeoutMs = 20_000) => {
+    await waitFor(
+      async () => {
+        for (const n of live()) {
+          const ok = await onNode(n.port, async (c) => {
+            if (!/cluster_state:ok/.test((await c.call('CLUSTER', 'INFO')) as string)) return false;
+            const info = await c.info('replication');
+            return !/role:slave/.test(info) || /master_link_status:up/.test(info);
+          }).catch(() => false);
+          if (!ok) return false;
+        }
+        const roles = await topology();
+        return roles.filter((r) => r.role === 'master' && r.slots.length > 0).length === masters && roles.filter((r) => r.role === 'replica').length === masters * replicas;
+      },
+      timeoutMs,
+      100,
+    );
+  };
+  await healthy();
+  return {
+    nodes,
+    spec: nodes.map((n) => `127.0.0.1:${n.port}`).join(','),
+    kill: () => nodes.forEach((n) => n.kill()),
+    stop: async () => {
+      await Promise.all(nodes.map((n) => n.stop()));
     },
-    15_000,
-    100,
-  );
-  return { nodes, spec: nodes.map((n) => `127.0.0.1:${n.port}`).join(','), kill: () => nodes.forEach((n) => n.kill()) };
+    topology,
+    healthy,
+  };
+}
+
+/** Runs `fn` with a fresh plain client on one node. */
+export async function onNode<T>(port: number, fn: (client: Redis) => Promise<T>): Promise<T> {
+  const client = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 1 });
+  try {
+    await client.connect();
+    return await fn(client);
+  } finally {
+    client.disconnect();
+  }
 }

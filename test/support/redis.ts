@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
+import { KeyLayout } from '../../src/redis/partitions';
 
 export function testRedisUrl(): string {
   const url = process.env.TEST_REDIS_URL;
@@ -7,18 +8,58 @@ export function testRedisUrl(): string {
   return url;
 }
 
+/**
+ * The Redis Cluster this run tests against, if any (`npm run test:cluster` starts one and sets
+ * TEST_REDIS_CLUSTER_NODES): then gateways started with `REDIS_URL: testRedisUrl()` are pointed at
+ * the cluster instead (see clusterSwitch), and a spec's own checks use testRedis() and testKeys().
+ */
+export function testClusterNodes(): string | undefined {
+  return process.env.TEST_REDIS_CLUSTER_NODES || undefined;
+}
+
+/**
+ * The gateway environment with REDIS_URL replaced by REDIS_CLUSTER_NODES when the run is against a
+ * cluster and the spec asked for the run's own Redis (a spec that starts its own server keeps it).
+ */
+export function clusterSwitch<T extends Record<string, string | undefined>>(env: T): T {
+  const nodes = testClusterNodes();
+  if (!nodes || env.REDIS_URL === undefined || env.REDIS_URL !== process.env.TEST_REDIS_URL) return env;
+  const { REDIS_URL: _url, ...rest } = env;
+  return { ...rest, REDIS_CLUSTER_NODES: nodes } as unknown as T;
+}
+
+/** A client on the run's Redis: a Cluster client when the run is against a cluster. */
+export function testRedis(): Redis | Cluster {
+  const nodes = testClusterNodes();
+  if (!nodes) return new Redis(testRedisUrl());
+  return new Cluster(
+    nodes.split(',').map((hp) => {
+      const [host, port] = hp.split(':');
+      return { host: host!, port: Number(port) };
+    }),
+  );
+}
+
+/** Where the gateway puts its keys under `prefix` in this run (hash-tagged on a cluster, today's names otherwise). */
+export function testKeys(prefix: string): KeyLayout {
+  return new KeyLayout(prefix, testClusterNodes() !== undefined);
+}
+
 /** A key prefix of its own per test file, so suites can share one Redis without seeing each other. */
 export function uniquePrefix(name: string): string {
   return `test:${name}:${randomBytes(4).toString('hex')}:`;
 }
 
-export async function deleteKeys(redis: Redis, prefix: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-    if (keys.length) await redis.del(...keys);
-    cursor = next;
-  } while (cursor !== '0');
+/** Deletes every key under `prefix` (on every master of a cluster, one key per DEL there: keys span slots). */
+export async function deleteKeys(redis: Redis | Cluster, prefix: string): Promise<void> {
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      if (keys.length) await (redis instanceof Cluster ? Promise.all(keys.map((k) => node.del(k))) : node.del(...keys));
+      cursor = next;
+    } while (cursor !== '0');
+  }
 }
 
 /** Keys under `prefix` that Redis would keep forever (no TTL), except the named bounded indexes. */
@@ -34,4 +75,9 @@ export async function keysWithoutTtl(redis: Redis, prefix: string, except: strin
     cursor = next;
   } while (cursor !== '0');
   return count;
+}
+
+/** One device's key of a kind (`presence`, `device`, `inbox`, `heldoff`) under `prefix`, in this run's layout. */
+export function deviceKey(prefix: string, kind: string, deviceId: string): string {
+  return `${testKeys(prefix).of(deviceId)}${kind}:${deviceId}`;
 }
