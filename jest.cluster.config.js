@@ -13,6 +13,7 @@ const CLUSTER_SPECS = ['redis-cluster', 'cluster-transport', 'gateway', 'scale-o
 module.exports = {
   ...base,
   roots: ['<rootDir>/test'],
+  testPathIgnorePatterns: ['/node_modules/'],
   testMatch: CLUSTER_SPECS.map((name) => `<rootDir>/test/${name}.e2e-spec.ts`),
   globalSetup: '<rootDir>/test/support/cluster-global-setup.ts',
   globalTeardown: '<rootDir>/test/support/cluster-global-teardown.ts',

@@ -6,6 +6,7 @@ import type { MessageMappingProperties } from '@nestjs/websockets';
 import { isObservable, Observable } from 'rxjs';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, ServerOptions, Socket } from 'socket.io';
+import type { Adapter } from 'socket.io-adapter';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { addressKey, clientAddress, trustFn } from '../http/client-address';
@@ -49,22 +50,8 @@ export class GatewayIoAdapter extends IoAdapter {
       cors: { origin: (origin: string | undefined, cb: (err: Error | null, allow: string | false) => void) => cb(null, corsOrigin(origins, origin)) },
       allowRequest: this.handshakeCheck(config),
     } as ServerOptions);
-    if (redis.pub && redis.sub) {
-      // Rooms span instances: a topic lookup (fetchSockets) and a recheck reach every instance.
-      // Deliveries and closes do not use the adapter: they go to one instance's mailbox.
-      const logger = new Logger('RedisAdapter');
-      const warn = (err: Error) => logger.warn(`adapter command failed (Redis unavailable?): ${err.message}`);
-      const [pub, sub] = [forgivingClient(redis.pub, warn), forgivingClient(redis.sub, warn)];
-      if (redis.sub instanceof Cluster) {
-        // Sharded pub/sub (Redis 7): a message stays on the master of its channel's slot instead of
-        // being copied to every node over the cluster bus. 'dynamic' gives each topic room its own
-        // channel, so a topic lookup is heard by the instances holding that topic. No hash tag in
-        // the prefix: channels spread over the masters by name.
-        server.adapter(createShardedAdapter(pub, sub, { channelPrefix: `${config.redisPrefix}sio`, subscriptionMode: 'dynamic' }));
-      } else {
-        server.adapter(createAdapter(pub, sub, { key: `${config.redisPrefix}socket.io`, requestsTimeout: 3_000 }));
-      }
-    }
+    const adapter = redisAdapter(redis, config.redisPrefix);
+    if (adapter) server.adapter(adapter);
     return server;
   }
 
@@ -134,6 +121,26 @@ export class GatewayIoAdapter extends IoAdapter {
       });
     }
   }
+}
+
+/**
+ * The Socket.IO adapter over Redis, none in embedded mode. Rooms span instances: a topic lookup
+ * (fetchSockets) and a recheck reach every instance. Deliveries and closes do not use the adapter:
+ * they go to one instance's mailbox (InstanceMailbox).
+ */
+export function redisAdapter(redis: RedisConnection, prefix: string): ((nsp: unknown) => Adapter) | undefined {
+  if (!redis.pub || !redis.sub) return undefined;
+  const logger = new Logger('RedisAdapter');
+  const warn = (err: Error) => logger.warn(`adapter command failed (Redis unavailable?): ${err.message}`);
+  const [pub, sub] = [forgivingClient(redis.pub, warn), forgivingClient(redis.sub, warn)];
+  if (redis.sub instanceof Cluster) {
+    // Sharded pub/sub (Redis 7): a message stays on the master of its channel's slot instead of
+    // being copied to every node over the cluster bus. 'dynamic' gives each topic room its own
+    // channel, so a topic lookup is heard by the instances holding that topic. No hash tag in the
+    // prefix: channels spread over the masters by name.
+    return createShardedAdapter(pub, sub, { channelPrefix: `${prefix}sio`, subscriptionMode: 'dynamic' });
+  }
+  return createAdapter(pub, sub, { key: `${prefix}socket.io`, requestsTimeout: 3_000 });
 }
 
 /** engine.io hangs the response on a polling request (not on a WebSocket upgrade). */
