@@ -8,7 +8,7 @@ import { redisAdapter } from '../src/gateway/gateway-io.adapter';
 import { forgivingClient } from '../src/redis/forgiving-client';
 import { InstanceMailbox, MailKind } from '../src/redis/instance-mailbox';
 import { createClient, RedisConnection } from '../src/redis/redis-connection';
-import { waitFor } from './support/app';
+import { startTestApp, waitFor } from './support/app';
 import { freePort } from './support/find-redis';
 import { testClusterNodes, testRedisUrl, uniquePrefix } from './support/redis';
 import { onNode, RedisCluster, startRedisCluster } from './support/redis-servers';
@@ -99,6 +99,17 @@ describe('cross-instance transport: instance mailboxes and the Socket.IO adapter
     expect(await pub.sunsubscribe('x')).toBe(0);
     expect(errors).toHaveLength(3);
     pub.disconnect();
+  });
+
+  it("under npm run test:cluster, a gateway a spec starts on the run's Redis runs on the cluster", async () => {
+    if (!testClusterNodes()) return; // started alone: nothing to switch
+    const app = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, INSTANCE_ID: 'tx-switch' });
+    try {
+      const ready = (await (await fetch(`${app.url}/health/ready`)).json()) as { checks: Record<string, unknown> };
+      expect(ready.checks).toMatchObject({ store: { mode: 'cluster' }, masters: { status: 'up', total: 3 } });
+    } finally {
+      await app.close();
+    }
   });
 
   describe('the Socket.IO adapter', () => {

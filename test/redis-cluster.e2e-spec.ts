@@ -25,7 +25,7 @@ const countKeys = (port: number, pattern: string) =>
     return n;
   });
 
-const publish = async (gw: RunningGateway, json: Json) => {
+const publish = async (gw: RunningGateway, json: Json): Promise<{ status: number; body: Json }> => {
   const res = await api(gw.url, '/v1/notifications', { method: 'POST', json });
   return { status: res.status, body: (await res.json()) as Json };
 };
