@@ -251,7 +251,7 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
         while (running) {
           const targets = [ids[n % ids.length]!, ids[(n * 7 + 3) % ids.length]!, n % 10 === 0 ? `fo-never-${n}` : ids[(n * 5 + 1) % ids.length]!];
           const gw = n++ % 2 ? a : b;
-          const res = await publish(gw, { deviceIds: [...new Set(targets)], data: { n }, ttl: 600 }).catch(() => ({ status: 0, body: {} }));
+          const res = await publish(gw, { deviceIds: [...new Set(targets)], data: { n }, ttl: 600 }).catch((): { status: number; body: Json } => ({ status: 0, body: {} }));
           if (res.status === 202) accepted.push({ id: res.body.id as string, targets: [...new Set(targets)] });
           else refused++;
           await sleep(20);
