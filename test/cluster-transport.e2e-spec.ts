@@ -101,6 +101,42 @@ describe('cross-instance transport: instance mailboxes and the Socket.IO adapter
     pub.disconnect();
   });
 
+  it('keeps a mailbox through CLUSTER FAILOVER of its master (3 masters + 3 replicas): the subscription moves to the promoted replica', async () => {
+    const replicated = await startRedisCluster({ masters: 3, replicas: 1 });
+    try {
+      const env = { REDIS_CLUSTER_NODES: replicated.spec };
+      const [a, b] = await mailboxes(env, ['fo-a', 'fo-b']);
+      expect(await a!.mailbox.send('fo-b', 'D', 'before')).toBe(true);
+      await waitFor(() => b!.got.length === 1);
+      // The master serving fo-b's mailbox, and its replica.
+      const slot = await onNode(replicated.nodes[0]!.port, (c) => c.call('CLUSTER', 'KEYSLOT', b!.mailbox.channel) as Promise<number>);
+      const topology = await replicated.topology();
+      const inRange = (r: string) => {
+        const [lo, hi] = r.split('-').map(Number);
+        return slot >= lo! && slot <= (hi ?? lo)!;
+      };
+      const master = topology.find((t) => t.role === 'master' && t.slots.some(inRange))!;
+      const replica = topology.find((t) => t.role === 'replica' && t.masterId === master.id)!;
+      await onNode(replica.server.port, (c) => c.call('CLUSTER', 'FAILOVER'));
+      await waitFor(async () => (await replicated.topology()).find((t) => t.id === replica.id)?.role === 'master', 15_000, 100);
+      await replicated.healthy();
+      // Sends fail or are lost while the clients learn the new layout; the mailbox comes back.
+      await waitFor(
+        async () => {
+          await a!.mailbox.send('fo-b', 'D', 'after');
+          await new Promise((r) => setTimeout(r, 100));
+          return b!.got.some((m) => m.body === 'after');
+        },
+        15_000,
+        200,
+      );
+      expect(await onNode(replica.server.port, (c) => c.call('PUBSUB', 'SHARDCHANNELS', b!.mailbox.channel))).toEqual([b!.mailbox.channel]);
+    } finally {
+      await Promise.all(connections.splice(0).map((c) => c.onApplicationShutdown()));
+      await replicated.stop();
+    }
+  }, 60_000);
+
   it("under npm run test:cluster, a gateway a spec starts on the run's Redis runs on the cluster", async () => {
     if (!testClusterNodes()) return; // started alone: nothing to switch
     const app = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, INSTANCE_ID: 'tx-switch' });
