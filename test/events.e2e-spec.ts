@@ -5,7 +5,7 @@ import { api, connectDevice, firstEvent, nextEvent, startTestApp, TestApp, waitF
 import { FakeClock } from './support/fake-clock';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
 import { RawDevice } from './support/raw-device';
-import { deleteKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, testKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 interface Page {
@@ -221,7 +221,7 @@ describe('events for backends: instance_lost (kill -9 of a gateway process), wit
     const onDoomed = setInterval(() => sockets.forEach((s) => s.connected && s.emit('heartbeat', {}, () => {})), 200);
     // lost-3 leaves cleanly just before the crash: the doomed instance held its offline (in Redis).
     sockets[2]!.disconnect();
-    await waitFor(async () => (await redis.zscore(`${prefix}heldoff:due`, 'lost-3')) !== null);
+    await waitFor(async () => (await redis.zscore(`${testKeys(prefix).of('lost-3')}heldoff:due`, 'lost-3')) !== null);
     doomed.process.child.kill('SIGKILL');
     clearInterval(onDoomed);
     // lost-2 comes back on the survivor once its presence ran out (never delayed), within the grace.
@@ -245,7 +245,7 @@ describe('events for backends: instance_lost (kill -9 of a gateway process), wit
     ]);
 
     // Nothing is held any more: lost-2's offline was dropped with its online, which is not recorded either.
-    await waitFor(async () => (await redis.zcard(`${prefix}heldoff:due`)) === 0, 10_000);
+    await waitFor(async () => (await Promise.all(Array.from({ length: testKeys(prefix).partitions }, (_, p) => redis.zcard(`${testKeys(prefix).at(p)}heldoff:due`)))).every((n) => n === 0), 10_000);
     expect(await deviceEvents(survivor.url, 'lost-2')).toEqual([['device.online', undefined, 1]]);
     expect(await userEvents(survivor.url, 'lost-user-2')).toEqual(['user.online']);
     expect(await getJson(survivor.url, '/v1/devices/lost-2')).toMatchObject({ online: true, instanceId: 'gw-survivor', seq: 1 }); // its last recorded event

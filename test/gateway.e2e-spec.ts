@@ -1,7 +1,7 @@
 import { Socket } from 'socket.io-client';
 import { connectDevice, metric, nextEvent, startTestApp, sweepsRan, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
-import { deleteKeys, deviceKey, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, testKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY, TokenClaims } from './support/tokens';
 
 interface Ready {
@@ -47,7 +47,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
   /** The expiry as the sweeper sees it (index) and as the device record holds it: they must agree. */
   const expiryOf = async (deviceId: string) => {
     const [index, record] = await Promise.all([
-      redis.zscore(`${prefix}presence:expiry:${gw.config.instanceId}`, deviceId),
+      redis.zscore(`${testKeys(prefix).of(deviceId)}presence:expiry`, deviceId),
       redis.hget(deviceKey(prefix, 'device', deviceId), 'expiresAt'),
     ]);
     expect(index).toBe(record);
@@ -179,7 +179,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       clock.advance(1);
       expect(await closed).toBe('transport close'); // a client that comes back reconnects by itself
       expect(await presenceOf('silent')).toBeNull();
-      expect(await redis.zscore(`${prefix}presence:expiry:${gw.config.instanceId}`, 'silent')).toBeNull();
+      expect(await redis.zscore(`${testKeys(prefix).of('silent')}presence:expiry`, 'silent')).toBeNull();
     });
 
     it('takes a cleanly disconnected device offline at once', async () => {

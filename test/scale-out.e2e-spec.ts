@@ -2,7 +2,7 @@ import { connect } from 'node:net';
 import { Socket } from 'socket.io-client';
 import { api, connectDevice, metric, nextEvent, waitFor } from './support/app';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
-import { deleteKeys, deviceKey, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, testKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -114,7 +114,7 @@ describe('several instances (separate processes, real Redis)', () => {
     for (const [i, m] of after.entries()) expect(await presenceOf(`mover-${i + 1}`)).toBe(m.ready.sessionId);
     // ttl (1000 ms) + sweep (100 ms) + slack: the survivors' sweepers retire the ghost.
     await waitFor(async () => (await getJson(a.url, '/v1/devices/ghost')).online === false, 2_500);
-    await waitFor(async () => (await redis.zscore(`${prefix}presence:expiry:gw-c`, 'ghost')) === null, 500);
+    await waitFor(async () => (await redis.zscore(`${testKeys(prefix).of('ghost')}presence:expiry`, 'ghost')) === null, 500);
     expect(await presenceOf('ghost')).toBeNull();
     await waitFor(async () => !(await getJson(a.url, '/v1/presence')).instances.some((i: Json) => i.instanceId === 'gw-c'), 3_000);
   });
@@ -128,7 +128,7 @@ describe('several instances (separate processes, real Redis)', () => {
     const leavers = ['drain-2', 'drain-3'];
     const all = [mover, ...(await Promise.all(leavers.map((id) => device(d, id))))];
     expect(await Promise.all(leavers.map((id) => redis.exists(deviceKey(prefix, 'presence', id))))).toEqual([1, 1]);
-    expect(await redis.exists(`${prefix}instance:gw-d`)).toBe(1);
+    expect(await redis.exists(`${testKeys(prefix).control}instance:gw-d`)).toBe(1);
     const hints = all.map((x) => nextEvent<Json>(x.socket, 'server_draining'));
     const closes = all.map((x) => nextEvent<string>(x.socket, 'disconnect'));
     // A load balancer would send the reconnect to a live instance: the client does that here.
@@ -143,13 +143,13 @@ describe('several instances (separate processes, real Redis)', () => {
     expect(await presenceOf('drained')).toBe(back.ready.sessionId);
     for (const id of leavers) {
       expect(await presenceOf(id)).toBeNull();
-      expect(await redis.zscore(`${prefix}presence:expiry:gw-d`, id)).toBeNull();
+      expect(await redis.zscore(`${testKeys(prefix).of(id)}presence:expiry`, id)).toBeNull();
       expect(await redis.hget(deviceKey(prefix, 'device', id), 'sessionId')).toBeNull();
     }
     // The registry is a key per instance plus a set of ids (presence.scripts.ts); read the set
     // before any GET /v1/presence, which would prune an id whose key expired.
-    expect(await redis.exists(`${prefix}instance:gw-d`)).toBe(0);
-    expect(await redis.sismember(`${prefix}instances`, 'gw-d')).toBe(0);
+    expect(await redis.exists(`${testKeys(prefix).control}instance:gw-d`)).toBe(0);
+    expect(await redis.zscore(`${testKeys(prefix).control}instances`, 'gw-d')).toBeNull();
     expect((await getJson(a.url, '/v1/presence')).instances.map((i: Json) => i.instanceId)).not.toContain('gw-d');
   });
 
