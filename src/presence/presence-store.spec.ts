@@ -1045,13 +1045,15 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
       return;
     }
     expect(await types()).toEqual([]);
-    expect(await b.client.zcard(`${P(dev)}usersync`)).toBe(3);
+    expect(await b.client.zrange(`${P(dev)}usersync`, '0', '-1')).toEqual([dev]);
+    expect(JSON.parse((await b.client.hget(`${P(dev)}device:${dev}`, 'usq'))!)).toHaveLength(3);
     const p = b.layout.partitionOf(dev);
     await holder.releaseHeldOfflines(p, now + 1_000, 100); // too early: a live caller may still be applying them
     expect(await types()).toEqual([]);
     await holder.releaseHeldOfflines(p, now + 10 + USER_SYNC_REPAIR_AFTER_MS, 100);
     expect(await types()).toEqual(['user.online', 'user.offline', 'user.online']);
     expect(await b.client.zcard(`${P(dev)}usersync`)).toBe(0);
+    expect(await b.client.hexists(`${P(dev)}device:${dev}`, 'usq')).toBe(0);
     // A late or repeated sync of the same records is a no-op (versions).
     await holder.releaseHeldOfflines(p, now + 20 + USER_SYNC_REPAIR_AFTER_MS, 100);
     expect(await types()).toEqual(['user.online', 'user.offline', 'user.online']);
@@ -1234,6 +1236,7 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
 describe('sweeping over partition leases (real Redis, 1024 partitions)', () => {
   let redis: Redis;
   const prefix = uniquePrefix('presence-lease');
+  const LEASE_MS = 1_000;
   const layout = new KeyLayout(prefix, true);
   beforeAll(() => {
     redis = new Redis(testRedisUrl(), { enableAutoPipelining: true });
@@ -1247,7 +1250,7 @@ describe('sweeping over partition leases (real Redis, 1024 partitions)', () => {
     const clock = new SystemClock();
     const config = loadConfig({ SWEEP_INTERVAL_MS: '100', INSTANCE_ID: id });
     const store = new RedisPresenceStore(redis, layout, RETENTION);
-    const leases = new RedisPartitionLeases(redis, layout, id, clock, 300);
+    const leases = new RedisPartitionLeases(redis, layout, id, clock, LEASE_MS);
     const closed: SessionRef[] = [];
     const channel = { close: (refs: SessionRef[]) => closed.push(...refs) } as unknown as DeviceChannel;
     const sweeper = new SessionSweeper(
@@ -1291,10 +1294,11 @@ describe('sweeping over partition leases (real Redis, 1024 partitions)', () => {
     const ofB = second.filter((id) => owner.get(layout.partitionOf(id)) === 'b');
     expect(ofB.length).toBeGreaterThan(100);
     a.closed.length = 0;
+    await b.leases.refresh(); // its last renewal
     await a.leases.refresh();
     await a.sweeper.sweep();
     expect(a.closed.map((r) => r.deviceId).sort()).toEqual(second.filter((id) => owner.get(layout.partitionOf(id)) === 'a').sort());
-    await new Promise((r) => setTimeout(r, 350));
+    await new Promise((r) => setTimeout(r, LEASE_MS + 50));
     await a.leases.refresh();
     await a.leases.refresh();
     expect(a.leases.owned()).toHaveLength(layout.partitions);

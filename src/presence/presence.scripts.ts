@@ -16,17 +16,18 @@ import { luaScript } from '../redis/lua-script';
  *   P(dev)presence:<deviceId>   string, the current sessionId, PX = remaining presence lifetime
  *   P(dev)device:<deviceId>     hash: userId platform sessionId instanceId connectedAt
  *                               lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                               appState network seq eventSeq uv (lastSeenAt is written when a
- *                               session ends; while one lives it is lastHeartbeatAt; uv: the
- *                               device's user-sync version, see USERS)
+ *                               appState network seq eventSeq uv usq (lastSeenAt is written
+ *                               when a session ends; while one lives it is lastHeartbeatAt; uv,
+ *                               usq: the device's user-sync version and queued syncs, see USERS)
  *                               (no TTL while online, DEVICE_RETENTION after the last session)
  *   P(p)presence:expiry         zset deviceId -> expiresAt of the partition's sessions, whatever
  *                               instance holds them: what the partition's lease holder sweeps
  *                               (CLAIM_EXPIRED; a session of a late owner is re-scored past its grace)
  *   P(dev)heldoff:<deviceId>    hash userId due ts data: a device.offline held by the grace (see HOLD)
  *   P(p)heldoff:due             zset deviceId -> when its held offline is due
- *   P(p)usersync                zset record -> queued at: user syncs a device script asked for and
- *                               nobody applied yet (see USERS); the lease holder replays old ones
+ *   P(p)usersync                zset deviceId -> when its first unapplied user sync was queued
+ *                               (the syncs themselves are in its device hash, `usq`; see USERS);
+ *                               the lease holder replays old ones
  *   P(u)user:<userId>:devices   zset deviceId -> lastSeenAt (+inf while online)
  *   P(u)user:<userId>:held      set of the user's devices whose offline is held
  *   P(u)user:<userId>:ver       hash deviceId -> the last user-sync version applied
@@ -56,12 +57,10 @@ local function emit_device(dkey, etype, data, ts)
   emit(etype, data, ts)
   if redis.call('EXISTS', dkey) == 1 then redis.call('HSET', dkey, 'eventSeq', data.seq) end
 end
--- live: "instance=graceMs,..." -> { instance = graceMs }: the instances alive now, each with how
--- late it may be in handling its heartbeats.
+-- live: JSON {instance: graceMs}: the instances alive now, each with how late it may be in
+-- handling its heartbeats.
 local function parse_live(s)
-  local t = {}
-  for name, grace in string.gmatch(s or '', '([^,=]+)=(%d+)') do t[name] = tonumber(grace) end
-  return t
+  return cjson.decode(s)
 end
 `;
 
@@ -70,13 +69,16 @@ end
  * devices is online or has its offline held (user_announced); user.* follow that, once per
  * transition. The user's keys are in the user's partition, not the device's, so the device scripts
  * do not decide user.* themselves: for each change of what the user's view depends on they bump
- * the device's version `uv`, queue a record {u, d, v, s, seen, ts} (state s: online | held | off |
- * gone, gone = the device now belongs to another user) in `P usersync`, and return the records in
- * order. The caller applies them with USER_SYNC in the user's partition, then removes them; the
- * partition's lease holder replays records older than a few seconds (a caller that died between
- * the two calls). A record whose version is not above the user's `ver` for that device is stale
- * or repeated and changes nothing, so late, repeated and racing syncs converge on each device's
- * latest state and each change of "announced" is recorded once.
+ * the device's version `uv` and queue a record {u, d, v, s, seen, ts} (state s: online | held |
+ * off | gone, gone = the device now belongs to another user) in the device hash (`usq`, a JSON
+ * list; `P usersync` indexes the devices with queued records by when the first was queued), and
+ * return every record queued for the device, in order: older ones another caller has not applied
+ * yet too, so when two callers race, whoever applies first applies all of them in order. The
+ * caller applies them with USER_SYNC in the user's partition, then dequeues them (USER_SYNC_DONE);
+ * the partition's lease holder replays records queued more than a few seconds ago (a caller that
+ * died between the two calls). A record whose version is not above the user's `ver` for that
+ * device is stale or repeated and changes nothing, so late, repeated and racing syncs converge on
+ * each device's latest state and each change of "announced" is recorded once.
  * With one partition (`inline`), every user's keys are in the script's partition: the records are
  * applied at once, in the same script, and none is queued.
  */
@@ -123,7 +125,7 @@ local function apply_user_sync(UP, r, retention)
 end
 local user_sync = nil
 local function sync_init(P, inline, retention)
-  user_sync = { P = P, inline = inline == 1, retention = retention, out = {} }
+  user_sync = { P = P, inline = inline == 1, retention = retention, devices = {}, loose = {} }
 end
 -- A change of what user's view of device dev depends on; seen: the device's lastSeenAt; ts: when
 -- it happened (now unless an offline was held).
@@ -132,15 +134,39 @@ local function sync_user(dkey, user, dev, state, seen, ts)
   local cur = exists and tonumber(redis.call('HGET', dkey, 'uv')) or 0
   -- Versions never go back, even for a device forgotten and seen again (its hash starts over).
   local uv = string.format('%.0f', math.max(cur + 1, event_log.now * 1024))
-  if exists then redis.call('HSET', dkey, 'uv', uv) end
   local r = { u = user, d = dev, v = uv, s = state, seen = tonumber(seen) or event_log.now, ts = ts or event_log.now }
   if user_sync.inline then
+    if exists then redis.call('HSET', dkey, 'uv', uv) end
     apply_user_sync(user_sync.P, r, user_sync.retention)
+  elseif exists then
+    local queued = redis.call('HGET', dkey, 'usq')
+    local list = queued and cjson.decode(queued) or {}
+    list[#list + 1] = r
+    redis.call('HSET', dkey, 'uv', uv, 'usq', cjson.encode(list))
+    redis.call('ZADD', user_sync.P .. 'usersync', 'NX', string.format('%.0f', event_log.now), dev)
+    if not user_sync.devices[dkey] then
+      user_sync.devices[dkey] = true
+      user_sync.devices[#user_sync.devices + 1] = dkey
+    end
   else
-    local m = cjson.encode(r)
-    redis.call('ZADD', user_sync.P .. 'usersync', string.format('%.0f', event_log.now), m)
-    user_sync.out[#user_sync.out + 1] = m
+    user_sync.loose[#user_sync.loose + 1] = cjson.encode(r)
   end
+end
+-- Every sync still queued for the devices this script touched (older ones another caller has not
+-- applied yet included: whoever applies first applies them all, in order), then any not queued.
+local function queued_syncs(dkeys, out)
+  for _, dkey in ipairs(dkeys) do
+    local queued = redis.call('HGET', dkey, 'usq')
+    if queued then
+      for _, r in ipairs(cjson.decode(queued)) do out[#out + 1] = cjson.encode(r) end
+    end
+  end
+  return out
+end
+local function sync_out()
+  local out = queued_syncs(user_sync.devices, {})
+  for _, m in ipairs(user_sync.loose) do out[#out + 1] = m end
+  return out
 end
 `;
 
@@ -285,7 +311,7 @@ if not again then
 end
 local replaced = {}
 if prev[1] then replaced = {prev[1], prev[2], prev[3]} end
-return {replaced, user_sync.out}
+return {replaced, sync_out()}
 `,
 });
 
@@ -384,7 +410,7 @@ for i = 1, #rest, 2 do
     ended = ended + 1
   end
 end
-return {ended, user_sync.out}
+return {ended, sync_out()}
 `,
 });
 
@@ -423,7 +449,7 @@ for _, id in ipairs(ids) do
     end
   end
 end
-return {claimed, user_sync.out}
+return {claimed, sync_out()}
 `,
 });
 
@@ -449,8 +475,12 @@ for _, id in ipairs(ids) do
 end
 local floorKey = P .. 'events:floor'
 if (tonumber(redis.call('GET', floorKey)) or 0) < now then redis.call('SET', floorKey, string.format('%.0f', now), 'PX', eventRetention) end
-local stale = redis.call('ZRANGEBYSCORE', P .. 'usersync', '-inf', repairBefore, 'LIMIT', 0, repairLimit)
-return {#ids, user_sync.out, stale}
+local stale = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'usersync', '-inf', repairBefore, 'LIMIT', 0, repairLimit)) do
+  local dkey = P .. 'device:' .. id
+  if redis.call('HEXISTS', dkey, 'usq') == 1 then stale[#stale + 1] = dkey else redis.call('ZREM', P .. 'usersync', id) end
+end
+return {#ids, sync_out(), queued_syncs(stale, {})}
 `,
 });
 
@@ -468,6 +498,37 @@ export const USER_SYNC = luaScript({
 events_init(P, now, eventRetention)
 for _, m in ipairs(rest) do apply_user_sync(P, cjson.decode(m), retention) end
 return #rest
+`,
+});
+
+/**
+ * Dequeues applied user syncs (rest: deviceId, highest version applied, repeated) from the device
+ * hashes of partition P; a device with none left leaves `P usersync`.
+ */
+export const USER_SYNC_DONE = luaScript({
+  name: 'pgUserSyncDone',
+  keys: ['queue'],
+  args: { P: 'string' },
+  rest: true,
+  body: `
+for i = 1, #rest, 2 do
+  local id, upto = rest[i], tonumber(rest[i + 1])
+  local dkey = P .. 'device:' .. id
+  local queued = redis.call('HGET', dkey, 'usq')
+  local left = {}
+  if queued then
+    for _, r in ipairs(cjson.decode(queued)) do
+      if tonumber(r.v) > upto then left[#left + 1] = r end
+    end
+  end
+  if #left > 0 then
+    redis.call('HSET', dkey, 'usq', cjson.encode(left))
+  else
+    redis.call('HDEL', dkey, 'usq')
+    redis.call('ZREM', queueKey, id)
+  end
+end
+return 0
 `,
 });
 

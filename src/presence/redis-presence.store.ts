@@ -6,7 +6,7 @@ import { redisCall } from '../redis/redis-errors';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { DEFAULT_EVENT_RETENTION_MS, OfflineReason } from '../events/event.types';
 import { LiveInstances, PresenceStore } from './presence.store';
-import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, NETWORK_SAMPLE, PARTITION_TICK, USER_DEVICES, USER_SYNC } from './presence.scripts';
+import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, NETWORK_SAMPLE, PARTITION_TICK, USER_DEVICES, USER_SYNC, USER_SYNC_DONE } from './presence.scripts';
 import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
 
 /** User syncs queued longer than this are replayed by the partition's lease holder (the caller died). */
@@ -47,6 +47,7 @@ export class RedisPresenceStore extends PresenceStore {
     claim: BoundScript<typeof CLAIM_EXPIRED>;
     tick: BoundScript<typeof PARTITION_TICK>;
     userSync: BoundScript<typeof USER_SYNC>;
+    userSyncDone: BoundScript<typeof USER_SYNC_DONE>;
     userDevices: BoundScript<typeof USER_DEVICES>;
   };
 
@@ -87,6 +88,7 @@ export class RedisPresenceStore extends PresenceStore {
       claim: CLAIM_EXPIRED.bind(beats),
       tick: PARTITION_TICK.bind(redis),
       userSync: USER_SYNC.bind(redis),
+      userSyncDone: USER_SYNC_DONE.bind(redis),
       userDevices: USER_DEVICES.bind(redis),
     };
   }
@@ -214,7 +216,7 @@ export class RedisPresenceStore extends PresenceStore {
       },
     })) as [number, string[], string[]];
     await this.syncUsers(P, syncs, now);
-    if (stale.length) await this.syncUsers(P, repairOrder(stale), now);
+    if (stale.length) await this.syncUsers(P, stale, now);
     return released;
   }
 
@@ -238,7 +240,16 @@ export class RedisPresenceStore extends PresenceStore {
           });
         }),
       );
-      redisCall(this.redis.zrem(`${P}usersync`, ...syncs)).catch((err: Error) => this.logger.warn(`applied user syncs not dequeued: ${err.message}`));
+      // Dequeued in the background: one still queued is only applied again, as a no-op.
+      const upto = new Map<string, bigint>();
+      for (const m of syncs) {
+        const r = JSON.parse(m) as UserSyncRecord;
+        const v = BigInt(r.v);
+        if ((upto.get(r.d) ?? -1n) < v) upto.set(r.d, v);
+      }
+      this.scripts
+        .userSyncDone({ keys: { queue: `${P}usersync` }, args: { P }, rest: [...upto].flatMap(([d, v]) => [d, v.toString()]) })
+        .catch((err: Error) => this.logger.warn(`applied user syncs not dequeued: ${err.message}`));
     } catch (err) {
       this.logger.warn(`user syncs left for the repair pass: ${(err as Error).message}`);
     }
@@ -367,16 +378,9 @@ interface InstanceRecord {
   delay?: number;
 }
 
-/** `live` as the scripts take it: "instance=graceMs,...". */
+/** `live` as the scripts take it: JSON {instanceId: graceMs} (any instance id survives it). */
 function liveArg(live: LiveInstances): string {
-  return [...live].map(([id, grace]) => `${id}=${Math.max(0, Math.round(grace))}`).join(',');
-}
-
-/** Replayed user syncs: by device, then version (the order their device scripts queued them in). */
-function repairOrder(records: readonly string[]): string[] {
-  const parsed = records.map((m) => ({ m, r: JSON.parse(m) as UserSyncRecord }));
-  parsed.sort((a, b) => (a.r.d < b.r.d ? -1 : a.r.d > b.r.d ? 1 : Number(BigInt(a.r.v) - BigInt(b.r.v) > 0n) - Number(BigInt(a.r.v) - BigInt(b.r.v) < 0n)));
-  return parsed.map((x) => x.m);
+  return JSON.stringify(Object.fromEntries([...live].map(([id, grace]) => [id, Math.max(0, Math.round(grace))])));
 }
 
 function toView(deviceId: string, h: Record<string, string>, now: number): DeviceView | null {
