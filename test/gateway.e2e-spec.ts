@@ -48,7 +48,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
   /** The expiry as the sweeper sees it (index) and as the device record holds it: they must agree. */
   const expiryOf = async (deviceId: string) => {
     const [index, record] = await Promise.all([
-      redis.zscore(`${prefix}presence:expiry:${gw.config.instanceId}`, deviceId),
+      redis.zscore(`${prefix}presence:expiry`, deviceId),
       redis.hget(`${prefix}device:${deviceId}`, 'expiresAt'),
     ]);
     expect(index).toBe(record);
@@ -180,7 +180,7 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       clock.advance(1);
       expect(await closed).toBe('transport close'); // a client that comes back reconnects by itself
       expect(await presenceOf('silent')).toBeNull();
-      expect(await redis.zscore(`${prefix}presence:expiry:${gw.config.instanceId}`, 'silent')).toBeNull();
+      expect(await redis.zscore(`${prefix}presence:expiry`, 'silent')).toBeNull();
     });
 
     it('takes a cleanly disconnected device offline at once', async () => {
