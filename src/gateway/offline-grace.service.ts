@@ -28,7 +28,7 @@ export function releasePeriod(sweepIntervalMs: number): number {
  * instance records a held event, exactly once (two overlap during a lease handover), so the
  * offlines of a dead instance's devices are recorded by the others. A pass reads only the due end
  * of each partition's index: its cost grows with the number due, never with the number of devices.
- * Runs whatever the grace (0 still needs the user-sync repair and the event floor).
+ * Runs whatever the grace (0 still needs the user-sync repair).
  */
 @Injectable()
 export class OfflineGraceService implements OnApplicationBootstrap, OnApplicationShutdown {

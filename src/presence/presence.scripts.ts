@@ -456,9 +456,9 @@ return {claimed, sync_out()}
 /**
  * The partition's periodic step, run by its lease holder: records up to `limit` held offlines
  * whose grace ended at or before `now` (each taken and recorded in one step, so racing holders
- * during a handover record it once), advances the partition's event floor to `now` (never back),
- * and returns the user syncs queued before `repairBefore` that nobody applied (their caller died
- * between the two calls) for the holder to replay. Returns {released, new user syncs, old user syncs}.
+ * during a handover record it once), and returns the user syncs queued before `repairBefore` that
+ * nobody applied (their caller died between the two calls) for the holder to replay. Returns
+ * {released, new user syncs, old user syncs}. (The event floor is EventFloorsService's, src/events.)
  */
 export const PARTITION_TICK = luaScript({
   name: 'pgPartitionTick',
@@ -473,8 +473,6 @@ for _, id in ipairs(ids) do
   local held = take_held(P, id)
   if held then release_held(P, held) end
 end
-local floorKey = P .. 'events:floor'
-if (tonumber(redis.call('GET', floorKey)) or 0) < now then redis.call('SET', floorKey, string.format('%.0f', now), 'PX', eventRetention) end
 local stale = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'usersync', '-inf', repairBefore, 'LIMIT', 0, repairLimit)) do
   local dkey = P .. 'device:' .. id
