@@ -105,7 +105,11 @@ export interface Deliverable {
 }
 
 export type PublishResult =
-  | { kind: 'accepted'; answer: PublishAnswer; online: OnlineTarget[]; evicted: number; fallback: FallbackJob[] }
+  /**
+   * Stored; `online` are to be sent it now. `notification`: what was stored when it differs from the
+   * request's payload (a publish resumed under its Idempotency-Key keeps the first attempt's id and createdAt).
+   */
+  | { kind: 'accepted'; answer: PublishAnswer; online: OnlineTarget[]; evicted: number; fallback: FallbackJob[]; notification?: Deliverable }
   /**
    * The first answer for this Idempotency-Key, plus what still has to reach devices online now:
    * the notification and its targets still pending (a first attempt may have been stored without
