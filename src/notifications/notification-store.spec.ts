@@ -828,6 +828,23 @@ for (const mode of MODES) {
       expect(inboxes.every((inbox) => inbox.length === 1 && inbox[0]!.payload.id === id)).toBe(true);
     });
 
+    if (!mode.sharded) {
+      it('publishes without an Idempotency-Key in one script call, as before partitions (and a status in one read)', async () => {
+        const h = harness();
+        const now = Date.now();
+        await h.store.publish(request({ id: mintNotificationId(keys, 0), data: 0, createdAt: now }, ['warm-up'], now)); // connected, script cached
+        const sent = jest.spyOn(redis, 'sendCommand');
+        try {
+          const p: NotificationPayload = { id: mintNotificationId(keys, 0), data: 1, createdAt: now };
+          await h.store.publish(request(p, Array.from({ length: 2_500 }, (_, i) => `one-${i}`), now));
+          await h.store.status(p.id, now);
+          expect(sent.mock.calls.map(([command]) => command.name)).toEqual(['evalsha', 'hgetall']);
+        } finally {
+          sent.mockRestore();
+        }
+      });
+    }
+
     it('claims deadlines per partition: each partition index holds its own devices\' deadlines', async () => {
       const h = harness();
       const now = Date.now();
