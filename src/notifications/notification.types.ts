@@ -68,6 +68,7 @@ export interface PublishRequest {
  * until `leaseMs` from its claim (renewable); the key names it in the store's due-time index.
  */
 export interface FallbackJob {
+  /** Redis: `<partition>/<due member>` (the index is per partition); embedded: the member. */
   key: string;
   notification: Deliverable;
   trigger: FallbackTrigger;

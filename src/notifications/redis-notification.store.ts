@@ -123,7 +123,9 @@ export class RedisNotificationStore extends NotificationStore {
         const [, id, createdAt, stored] = begin;
         const storedParts = partList(stored);
         const again = resumed(r, id, Number(createdAt));
-        const calls = this.chunk(new Map([...byPartition].filter(([p]) => storedParts.includes(p))), -1);
+        // The stored partitions only (the first attempt's header lists them), each asked even when
+        // no target of this request is there any more, for its totals.
+        const calls = this.chunk(new Map(storedParts.map((p) => [p, byPartition.get(p) ?? []])), -1);
         const result = await this.writeParts(again, calls, storedParts);
         return this.commit(idempotencyKey, result.kind === 'accepted' ? { ...result, notification: deliverable(again.payloadJson) } : result);
       }
