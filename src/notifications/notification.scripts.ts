@@ -88,21 +88,75 @@ end
 `;
 
 /**
+ * Idempotency records and replays, shared by PUBLISH_PART (a keyed publish all in one partition:
+ * one call, as before partitions) and IDEM_BEGIN / REPLAY_PART (the steps of a keyed publish over
+ * several partitions). `idem_check` returns nil when the key is free (absent, past its window by
+ * the caller's clock, or started by an attempt whose header is gone), else
+ * {'conflict'} | {'replay', answer, id, parts} | {'resume', id, createdAt, parts}.
+ * `replay_part` returns {payload or false, onlineIds, onlineInstances} for one part: its targets
+ * still pending that are online now, each given an ack deadline unless it has one.
+ */
+const IDEMPOTENCY = `
+local function idem_check(idemKey, prefix, fingerprint, now)
+  local prev = redis.call('GET', idemKey)
+  local record = prev and cjson.decode(prev)
+  if not record or (record.expiresAt or math.huge) <= now then return nil end
+  if record.fingerprint ~= fingerprint then return {'conflict'} end
+  if record.answer then
+    -- Records written before partitions hold only the answer: its id, in this partition.
+    return {'replay', record.answer, record.id or cjson.decode(record.answer).id, record.parts or ''}
+  end
+  if redis.call('EXISTS', prefix .. 'notif:' .. record.id) == 1 then
+    return {'resume', record.id, record.createdAt, record.parts}
+  end
+  return nil
+end
+local function replay_part(notifKey, dueKey, prefix, id, now, ackDeadline)
+  local n = redis.call('HMGET', notifKey, 'payload', 'expiresAt')
+  local ids, instances = {}, {}
+  if n[1] and tonumber(n[2]) > now then
+    local fields = redis.call('HGETALL', notifKey)
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 2) == 't:' and string.sub(fields[i + 1], 1, 8) == 'pending:' then
+        local device = string.sub(fields[i], 3)
+        local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
+        if state[1] and tonumber(state[2]) > now then
+          ids[#ids + 1] = device
+          instances[#instances + 1] = state[3]
+          -- Sent again now: it gets an ack deadline unless it has one.
+          redis.call('ZADD', dueKey, 'NX', ackDeadline, 'r|' .. id .. '|' .. device)
+        end
+      end
+    end
+  end
+  if #ids > 0 then keep_due(dueKey, now, ackDeadline) end
+  return {n[1] or false, ids, instances}
+end
+`;
+
+/**
  * Writes one part of a notification: the targets (rest: device ids) that fall in partition
- * \`prefix\`, all of them or one chunk, deciding who is online from presence in the same step.
- * Each target is written once: a target whose \`t:\` field exists already (a retried, resumed or
+ * `prefix`, all of them or one chunk, deciding who is online from presence in the same step.
+ * With a `fingerprint` (an Idempotency-Key, when the whole publish is in this one partition, the
+ * key's) it is the whole publish in one step, as before partitions: the key's record is checked
+ * first (conflict, replay of a publish answered here, or resume of one that spans partitions:
+ * nothing written then) and written with the answer at the end.
+ * Each target is written once: a target whose `t:` field exists already (a retried, resumed or
  * raced call for the same notification) adds nothing again (it is only returned as online to
  * send to when it is still pending and online now). The part counts the targets it wrote as
- * online (\`non\`) or queued (\`nq\`). With \`header\` 1 (the call in the id's header partition
- * when there is no Idempotency-Key) it also records \`parts\`, the partitions holding targets.
- * Returns {online, queued (the part's totals so far), onlineIds, onlineInstances, evictedIds, jobs}.
- * Events: \`notification.expired\` \`inbox_full\` for each notification evicted from a full inbox
- * (only a live one: one already past its ttl keeps reading as expired by ttl), \`offline\` for each
+ * online (`non`) or queued (`nq`). With `header` 1 (the call in the id's header partition
+ * when there is no Idempotency-Key) it also records `parts`, the partitions holding targets.
+ * Returns {'ok', online, queued (the part's totals so far), onlineIds, onlineInstances, evictedIds, jobs}
+ *       | {'conflict'} | {'replay', answer, payload or false, onlineIds, onlineInstances}
+ *       | {'replay_parts', answer, id, parts} (answered, spanning partitions: replay each part)
+ *       | {'resume', id, createdAt, parts} (see IDEM_BEGIN).
+ * Events: `notification.expired` `inbox_full` for each notification evicted from a full inbox
+ * (only a live one: one already past its ttl keeps reading as expired by ttl), `offline` for each
  * target offline when keepOffline is 0.
  */
 export const PUBLISH_PART = luaScript({
   name: 'pgPublishPart',
-  keys: ['notif', 'seq', 'due'],
+  keys: ['notif', 'seq', 'due', 'idempotency'],
   args: {
     prefix: 'string',
     id: 'string',
@@ -120,10 +174,21 @@ export const PUBLISH_PART = luaScript({
     leaseMs: 'number',
     batchSize: 'number',
     parts: 'string?',
+    fingerprint: 'string?',
+    windowMs: 'number',
   },
   rest: true,
-  prelude: EVENTS + DUE,
+  prelude: EVENTS + DUE + IDEMPOTENCY,
   body: `
+if fingerprint then
+  local seen = idem_check(idempotencyKey, prefix, fingerprint, now)
+  if seen and seen[1] == 'replay' then
+    if seen[4] ~= '' and seen[4] ~= parts then return {'replay_parts', seen[2], seen[3], seen[4]} end
+    local again = replay_part(prefix .. 'notif:' .. seen[3], dueKey, prefix, seen[3], now, ackDeadline)
+    return {'replay', seen[2], again[1], again[2], again[3]}
+  end
+  if seen then return seen end
+end
 events_init(prefix, now, eventRetention)
 redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', forgetAt)
 if parts then redis.call('HSET', notifKey, 'parts', parts) end
@@ -209,7 +274,12 @@ flush(missed, 'missed')
 if online + queued > 0 or #jobs > 0 then keep_due(dueKey, now, math.max(expiresAt, ackDeadline)) end
 local totals = { redis.call('HINCRBY', notifKey, 'non', online), redis.call('HINCRBY', notifKey, 'nq', queued) }
 redis.call('PEXPIRE', notifKey, math.max(1, forgetAt - now))
-return {totals[1], totals[2], onlineIds, onlineInstances, evicted, jobs}
+if fingerprint then
+  local answer = cjson.encode({id = id, online = totals[1], queued = totals[2]})
+  redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, id = id, createdAt = tostring(createdAt), parts = parts or '',
+    answer = answer, expiresAt = now + windowMs}), 'PX', windowMs)
+end
+return {'ok', totals[1], totals[2], onlineIds, onlineInstances, evicted, jobs}
 `,
 });
 
@@ -240,19 +310,10 @@ export const IDEM_BEGIN = luaScript({
     windowMs: 'number',
     now: 'number',
   },
+  prelude: DUE + IDEMPOTENCY,
   body: `
-local prev = redis.call('GET', idempotencyKey)
-local record = prev and cjson.decode(prev)
-if record and (record.expiresAt or math.huge) > now then
-  if record.fingerprint ~= fingerprint then return {'conflict'} end
-  if record.answer then
-    -- Records written before partitions hold only the answer: its id, header partition only.
-    return {'replay', record.answer, record.id or cjson.decode(record.answer).id, record.parts or ''}
-  end
-  if redis.call('EXISTS', prefix .. 'notif:' .. record.id) == 1 then
-    return {'resume', record.id, record.createdAt, record.parts}
-  end
-end
+local seen = idem_check(idempotencyKey, prefix, fingerprint, now)
+if seen then return seen end
 redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, id = id, createdAt = createdAt, parts = parts, expiresAt = now + windowMs}), 'PX', windowMs)
 redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', forgetAt, 'parts', parts)
 redis.call('PEXPIRE', notifKey, math.max(1, forgetAt - now))
@@ -286,27 +347,9 @@ export const REPLAY_PART = luaScript({
   name: 'pgReplayPart',
   keys: ['notif', 'due'],
   args: { prefix: 'string', id: 'string', now: 'number', ackDeadline: 'number' },
-  prelude: DUE,
+  prelude: DUE + IDEMPOTENCY,
   body: `
-local n = redis.call('HMGET', notifKey, 'payload', 'expiresAt')
-local ids, instances = {}, {}
-if n[1] and tonumber(n[2]) > now then
-  local fields = redis.call('HGETALL', notifKey)
-  for i = 1, #fields, 2 do
-    if string.sub(fields[i], 1, 2) == 't:' and string.sub(fields[i + 1], 1, 8) == 'pending:' then
-      local device = string.sub(fields[i], 3)
-      local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
-      if state[1] and tonumber(state[2]) > now then
-        ids[#ids + 1] = device
-        instances[#instances + 1] = state[3]
-        -- Sent again now: it gets an ack deadline unless it has one.
-        redis.call('ZADD', dueKey, 'NX', ackDeadline, 'r|' .. id .. '|' .. device)
-      end
-    end
-  end
-end
-if #ids > 0 then keep_due(dueKey, now, ackDeadline) end
-return {n[1] or false, ids, instances}
+return replay_part(notifKey, dueKey, prefix, id, now, ackDeadline)
 `,
 });
 

@@ -78,9 +78,11 @@ export class RedisNotificationStore extends NotificationStore {
 
   /**
    * Without an Idempotency-Key: every part at once, the one in h recording the header (one call
-   * when all targets share a partition). With one: IDEM_BEGIN in h, then the parts, then
-   * IDEM_COMMIT; a retry after a partial failure writes the parts again under the first attempt's
-   * id (each target once) and commits; a retry after an answer replays it.
+   * when all targets share a partition). With one, when every target is in h (always with one
+   * partition): one call that checks, writes and answers, as before partitions. Otherwise
+   * IDEM_BEGIN in h, then the parts, then IDEM_COMMIT; a retry after a partial failure writes the
+   * parts again under the first attempt's id (each target once) and commits; a retry after an
+   * answer replays each part.
    * 202 only once every call answered: a failed part fails the publish (outcome unknown, since
    * other parts may have been written).
    */
@@ -97,6 +99,24 @@ export class RedisNotificationStore extends NotificationStore {
     const prefix = this.keys.at(h);
     const idempotencyKey = `${prefix}idem:${idem.key}`;
     const parts = [...byPartition.keys()];
+    if (parts.every((p) => p === h)) {
+      const reply = await this.writePart(r, { p: h, deviceIds: byPartition.get(h) ?? [], header: true }, parts, idem);
+      switch (reply[0]) {
+        case 'ok':
+          return this.accepted(r, [{ p: h, deviceIds: [], header: true }], [reply]);
+        case 'conflict':
+          return { kind: 'conflict' };
+        case 'replay': {
+          const [, answer, json, ids, instances] = reply;
+          const online = targets(ids, instances);
+          return { kind: 'replay', answer: JSON.parse(answer) as PublishAnswer, pending: json && online.length ? { notification: deliverable(json), online } : undefined };
+        }
+        case 'replay_parts':
+          return this.replay(r, reply[1], reply[2], partList(reply[3]));
+        case 'resume':
+          return this.resume(r, idempotencyKey, byPartition, reply);
+      }
+    }
     const begin = (await this.scripts.idemBegin({
       keys: { idempotency: idempotencyKey, notif: `${prefix}notif:${r.payload.id}` },
       args: {
@@ -119,17 +139,20 @@ export class RedisNotificationStore extends NotificationStore {
         return this.replay(r, begin[1], begin[2], begin[3] ? partList(begin[3]) : [h]);
       case 'fresh':
         return this.commit(idempotencyKey, await this.writeParts(r, this.chunk(byPartition, -1), parts));
-      case 'resume': {
-        const [, id, createdAt, stored] = begin;
-        const storedParts = partList(stored);
-        const again = resumed(r, id, Number(createdAt));
-        // The stored partitions only (the first attempt's header lists them), each asked even when
-        // no target of this request is there any more, for its totals.
-        const calls = this.chunk(new Map(storedParts.map((p) => [p, byPartition.get(p) ?? []])), -1);
-        const result = await this.writeParts(again, calls, storedParts);
-        return this.commit(idempotencyKey, result.kind === 'accepted' ? { ...result, notification: deliverable(again.payloadJson) } : result);
-      }
+      case 'resume':
+        return this.resume(r, idempotencyKey, byPartition, begin);
     }
+  }
+
+  /** Writes the parts of a publish begun earlier under this key, under its id and createdAt, and commits. */
+  private async resume(r: PublishRequest, idempotencyKey: string, byPartition: Map<number, string[]>, [, id, createdAt, stored]: ResumeReply): Promise<PublishResult> {
+    const storedParts = partList(stored);
+    const again = resumed(r, id, Number(createdAt));
+    // The stored partitions only (the first attempt's header lists them), each asked even when
+    // no target of this request is there any more, for its totals.
+    const calls = this.chunk(new Map(storedParts.map((p) => [p, byPartition.get(p) ?? []])), -1);
+    const result = await this.writeParts(again, calls, storedParts);
+    return this.commit(idempotencyKey, { ...result, notification: deliverable(again.payloadJson) });
   }
 
   /** The targets grouped into calls: per partition, in chunks of PART_CHUNK when there are several partitions. */
@@ -145,7 +168,7 @@ export class RedisNotificationStore extends NotificationStore {
     return calls;
   }
 
-  /** Runs the part calls together; the answer sums each partition's totals (the latest of its calls). */
+  /** Runs the part calls together (each writes its targets, nothing else: no Idempotency-Key in them). */
   private async writeParts(r: PublishRequest, calls: PartCall[], parts: number[]): Promise<PublishResult & { kind: 'accepted' }> {
     const settled = await Promise.allSettled(calls.map((c) => this.writePart(r, c, parts)));
     const failed = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason as unknown);
@@ -157,12 +180,20 @@ export class RedisNotificationStore extends NotificationStore {
       }
       throw first;
     }
-    const replies = settled.map((s) => (s as PromiseFulfilledResult<PartReply>).value);
+    return this.accepted(
+      r,
+      calls,
+      settled.map((s) => (s as PromiseFulfilledResult<PartReply>).value as OkReply),
+    );
+  }
+
+  /** The answer sums each partition's totals (the latest of its calls: totals only grow). */
+  private accepted(r: PublishRequest, calls: PartCall[], replies: OkReply[]): PublishResult & { kind: 'accepted' } {
     const totals = new Map<number, [number, number]>();
     const online: OnlineTarget[] = [];
     let evicted = 0;
     const fallback: FallbackJob[] = [];
-    replies.forEach(([non, nq, ids, instances, ev, jobs], i) => {
+    replies.forEach(([, non, nq, ids, instances, ev, jobs], i) => {
       const p = calls[i]!.p;
       const [on, q] = totals.get(p) ?? [0, 0];
       totals.set(p, [Math.max(on, Number(non)), Math.max(q, Number(nq))]);
@@ -179,11 +210,13 @@ export class RedisNotificationStore extends NotificationStore {
     return { kind: 'accepted', answer: { id: r.payload.id, online: sumOnline, queued: sumQueued }, online, evicted, fallback };
   }
 
-  private async writePart(r: PublishRequest, call: PartCall, parts: number[]): Promise<PartReply> {
+  /** One PUBLISH_PART call; `idem`: the whole keyed publish in this call (all its targets in the key's partition). */
+  private async writePart(r: PublishRequest, call: PartCall, parts: number[], idem?: PublishRequest['idempotency']): Promise<PartReply> {
     const prefix = this.keys.at(call.p);
     const p = r.payload;
     return (await this.scripts.publishPart({
-      keys: { notif: `${prefix}notif:${p.id}`, seq: `${prefix}notif:seq`, due: `${prefix}notif:due` },
+      // Without a key, the idempotency key is a placeholder in the partition (a Cluster routes by keys).
+      keys: { notif: `${prefix}notif:${p.id}`, seq: `${prefix}notif:seq`, due: `${prefix}notif:due`, idempotency: `${prefix}idem:${idem?.key ?? ''}` },
       args: {
         prefix,
         id: p.id,
@@ -201,6 +234,8 @@ export class RedisNotificationStore extends NotificationStore {
         leaseMs: r.leaseMs,
         batchSize: DUE_BATCH,
         parts: call.header ? parts.join(',') : undefined,
+        fingerprint: idem?.fingerprint,
+        windowMs: idem?.windowMs ?? 0,
       },
       rest: call.deviceIds,
     })) as PartReply;
@@ -345,10 +380,17 @@ function jobKey(key: string): { p: number; member: string } {
 /** [member, payload JSON or false, deviceId, registration JSON or '', ...] as lease_job returns it. */
 type RawJob = [string, string | null, ...string[]];
 
-/** {online, queued, onlineIds, onlineInstances, evictedIds, jobs} of one PUBLISH_PART call. */
-type PartReply = [number, number, string[], string[], string[], RawJob[]];
+/** {'ok', online, queued, onlineIds, onlineInstances, evictedIds, jobs} of one PUBLISH_PART call. */
+type OkReply = ['ok', number, number, string[], string[], string[], RawJob[]];
+type ResumeReply = ['resume', string, string, string];
+type PartReply =
+  | OkReply
+  | ['conflict']
+  | ['replay', string, string | null, string[], string[]]
+  | ['replay_parts', string, string, string]
+  | ResumeReply;
 
-type BeginReply = ['conflict'] | ['replay', string, string, string] | ['resume', string, string, string] | ['fresh'];
+type BeginReply = ['conflict'] | ['replay', string, string, string] | ResumeReply | ['fresh'];
 
 function readJob(p: number, [member, json, ...flat]: RawJob): FallbackJob {
   const targets: FallbackJob['targets'] = [];
