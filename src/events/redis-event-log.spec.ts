@@ -190,6 +190,29 @@ describe.each(MODES)('RedisEventLog ($name)', ({ sharded, cluster }) => {
   });
 });
 
+describe('event floors (real Redis)', () => {
+  const prefix = uniquePrefix('event-floors');
+  const redis = new Redis(testRedisUrl());
+  afterAll(async () => {
+    await deleteKeys(redis, prefix);
+    redis.disconnect();
+  });
+
+  it('moves a floor up only, keeps it with a TTL, and clamps the next append above it', async () => {
+    const keys = new KeyLayout(prefix, true);
+    const floors = new EventFloors(redis, keys, DAY);
+    await floors.advance([3, 700], T0 + 1_000);
+    await floors.advance([3], T0); // a lagging clock, or a second holder during a handover
+    expect(await redis.get(`${keys.at(3)}events:floor`)).toBe(String(T0 + 1_000));
+    expect(await redis.pttl(`${keys.at(700)}events:floor`)).toBeGreaterThan(DAY - 60_000);
+    expect(await redis.exists(`${keys.at(4)}events:floor`)).toBe(0);
+    const append = APPEND.bind(redis);
+    await append({ keys: { events: `${keys.at(3)}events` }, args: { prefix: keys.at(3), now: T0 - 50, retention: DAY, etype: 'device.online', data: '{}' } });
+    const entries = await redis.xrange(`${keys.at(3)}events`, '-', '+');
+    expect(entries.map(([id]) => id)).toEqual([`${T0 + 1_001}-0`]);
+  });
+});
+
 function i2(round: number): number {
   return round % 2 === 0 ? 0 : 3; // some rounds share a millisecond
 }

@@ -12,7 +12,7 @@ interface KeyState {
 
 /**
  * The embedded store's webhook queue: the same rules as Redis's, in this process (the only
- * instance). It holds at most `maxQueued` events (as many as the embedded log): past that, new
+ * instance; one partition, so one group, though it keeps keys of several apart for the tests). It holds at most `maxQueued` events (as many as the embedded log): past that, new
  * events are refused (and counted as dropped) rather than growing the process without bound.
  */
 export class MemoryWebhookQueue extends WebhookQueue {
@@ -58,22 +58,20 @@ export class MemoryWebhookQueue extends WebhookQueue {
   async claim(g: number, tokenBase: string, now: number, max: number, leaseUntil: number): Promise<ClaimResult> {
     const claims: Claim[] = [];
     let nextDue: number | undefined;
-    {
-      for (const [key, state] of this.keys) {
-        if (state.group !== g) continue;
-        if (state.due > now) {
-          nextDue = Math.min(nextDue ?? Infinity, state.due);
-          continue;
-        }
-        if (claims.length >= max) {
-          nextDue = now;
-          continue;
-        }
-        const head = state.events[0]!;
-        state.token = `${tokenBase}:${claims.length}`;
-        state.due = leaseUntil;
-        claims.push({ group: g, key, token: state.token, id: head.id, body: head.body, attempts: state.attempts });
+    for (const [key, state] of this.keys) {
+      if (state.group !== g) continue;
+      if (state.due > now) {
+        nextDue = Math.min(nextDue ?? Infinity, state.due);
+        continue;
       }
+      if (claims.length >= max) {
+        nextDue = now;
+        continue;
+      }
+      const head = state.events[0]!;
+      state.token = `${tokenBase}:${claims.length}`;
+      state.due = leaseUntil;
+      claims.push({ group: g, key, token: state.token, id: head.id, body: head.body, attempts: state.attempts });
     }
     return { claims, nextDue };
   }
