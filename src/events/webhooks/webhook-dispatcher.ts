@@ -8,6 +8,7 @@ import { EventEnvelope, eventIdTime } from '../event.types';
 import { parseRetryAfter } from '../../common/retry-after';
 import { afterFailure } from './retry-policy';
 import { WebhookSender } from './webhook-sender';
+import { EventTail } from './event-tail';
 import { Claim, Settlement, WebhookQueue, groupOf } from './webhook-queue';
 
 /** Timings of the delivery loops; tests may shorten them, production keeps these. */
@@ -62,7 +63,8 @@ interface PartitionIntake {
  * holds the lease of (PartitionLeases: groups of 16, one partition with one Redis): the intake
  * copies each partition's new stream entries into the URL's queue of its group (a CAS on the
  * partition's cursor, so a handover never copies twice or skips; a partition with nothing new is
- * read again after 10 ms doubling up to `intakePollMs`); the delivery loop takes due keys of its
+ * read again after 10 ms doubling up to `intakePollMs`, or waited on by a blocking read where the
+ * log is one stream); the delivery loop takes due keys of its
  * groups and POSTs their head events, up to `concurrency` at once; the lease loop renews the
  * claims in flight and measures the backlog of its groups. A device's events come from its
  * partition's stream, in order, so they are delivered in order. A failing device only pushes its
@@ -106,6 +108,8 @@ export class WebhookDispatcher {
     private readonly random: () => number = Math.random,
     /** Calls back after each append, where the log can (the embedded one): the intake reads at once. */
     private readonly onAppend?: (listener: () => void) => () => void,
+    /** A blocking reader, where the log is one stream (a single Redis): the intake waits on it instead of polling. */
+    private readonly tail?: EventTail,
   ) {
     this.signer = new Webhook(options.secret);
     this.target = new URL(options.url);
@@ -144,7 +148,7 @@ export class WebhookDispatcher {
     return this.inflight.size === 0 && this.settling.length === 0 && this.flushing === 0;
   }
 
-  /** Resolves when the loops have ended. */
+  /** Resolves when the loops have ended (the intake's blocked read, if any, ends when its tail is closed). */
   async stopped(): Promise<void> {
     await Promise.allSettled(this.loops);
   }
@@ -191,10 +195,11 @@ export class WebhookDispatcher {
     if (!state) this.intake.set(p, (state = { wait: 0, dueAt: 0 }));
     try {
       const expected = (state.cursor ??= await this.queue.cursor(p, () => this.log.lastEntry(p)));
-      const entries = await this.log.readPartition(p, expected, 1_000);
+      const entries = this.tail ? await this.tail.next(p, expected, 1_000, this.timings.intakePollMs) : await this.log.readPartition(p, expected, 1_000);
       if (!this.running) return;
       if (entries.length === 0) {
-        state.wait = Math.min(this.timings.intakePollMs, Math.max(10, state.wait * 2));
+        // A blocking read waited already; a poll waits 10 ms, doubling up to intakePollMs.
+        state.wait = this.tail ? 0 : Math.min(this.timings.intakePollMs, Math.max(10, state.wait * 2));
         state.dueAt = Date.now() + state.wait;
         return;
       }

@@ -10,6 +10,7 @@ import type { RedisClient } from '../../redis/redis-connection';
 import { EVENT_LOG_LUA } from '../event-log.script';
 import { EventEnvelope } from '../event.types';
 import { RedisEventLog } from '../redis-event-log';
+import { EventTail } from './event-tail';
 import { WebhookDispatcher } from './webhook-dispatcher';
 import { AttemptResult, WebhookSender } from './webhook-sender';
 import { MemoryWebhookQueue } from './memory-webhook-queue';
@@ -231,12 +232,13 @@ describe.each(MODES)('RedisWebhookQueue ($name)', ({ sharded, cluster }) => {
 
   describe('delivery by the lease holders', () => {
     const timings = { claimLeaseMs: 600, idlePollMs: 50, intakePollMs: 50, backlogEveryMs: 1_000 };
-    const running: { dispatcher: WebhookDispatcher; timer: NodeJS.Timeout; sender: RecordingSender }[] = [];
+    const running: { dispatcher: WebhookDispatcher; timer: NodeJS.Timeout; sender: RecordingSender; tail?: EventTail }[] = [];
     afterEach(async () => {
       for (const r of running.splice(0)) {
         clearInterval(r.timer);
         r.sender.release();
         await r.dispatcher.stop(100);
+        await r.tail?.close();
         await r.dispatcher.stopped();
       }
     });
@@ -247,6 +249,8 @@ describe.each(MODES)('RedisWebhookQueue ($name)', ({ sharded, cluster }) => {
       const leases = new RedisPartitionLeases(redis, keys, owner, clock, 500);
       await leases.refresh();
       const timer = setInterval(() => void leases.refresh().catch(() => undefined), 100);
+      // As WebhookService does: a blocking read where the log is one stream.
+      const tail = keys.partitions === 1 ? new EventTail(() => new Redis(testRedisUrl(), { lazyConnect: true }), keys) : undefined;
       const dispatcher = new WebhookDispatcher(
         { url: 'http://receiver.test/', label: 'receiver', owner, secret: SECRET, matches: () => true, retryWindowMs: 60_000, timeoutMs: 1_000, concurrency: 32, timings },
         new RedisWebhookQueue(redis, keys, 'wh:t:', 3_600_000),
@@ -255,9 +259,12 @@ describe.each(MODES)('RedisWebhookQueue ($name)', ({ sharded, cluster }) => {
         sender,
         new MetricsService(),
         clock,
+        Math.random,
+        undefined,
+        tail,
       );
       await dispatcher.start();
-      const handle = { dispatcher, timer, sender, leases };
+      const handle = { dispatcher, timer, sender, leases, tail };
       running.push(handle);
       return handle;
     };

@@ -4,10 +4,11 @@ import { Clock } from '../../common/clock';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../metrics/metrics.service';
 import { PartitionLeases } from '../../redis/partition-leases';
-import { RedisConnection } from '../../redis/redis-connection';
+import { createClient, RedisConnection } from '../../redis/redis-connection';
 import { EventLog } from '../event-log';
 import { typeMatcher } from '../event.types';
 import { MemoryEventLog } from '../memory-event-log';
+import { EventTail } from './event-tail';
 import { MemoryWebhookQueue } from './memory-webhook-queue';
 import { RedisWebhookQueue } from './redis-webhook-queue';
 import { WebhookDispatcher } from './webhook-dispatcher';
@@ -35,6 +36,7 @@ export function webhookLabel(url: string): string {
 @Injectable()
 export class WebhookService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly dispatchers: WebhookDispatcher[] = [];
+  private readonly tails: EventTail[] = [];
   private readonly sender = new WebhookSender(WEBHOOK_CONCURRENCY);
 
   constructor(
@@ -73,6 +75,7 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
         this.clock,
         Math.random,
         log instanceof MemoryEventLog ? (listener) => log.onAppend(listener) : undefined,
+        this.tail(),
       );
       await dispatcher.start();
       this.dispatchers.push(dispatcher);
@@ -81,8 +84,23 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
 
   async beforeApplicationShutdown(): Promise<void> {
     await Promise.all(this.dispatchers.map((d) => d.stop(STOP_GRACE_MS)));
+    await Promise.all(this.tails.map((t) => t.close()));
     await Promise.all(this.dispatchers.map((d) => d.stopped()));
     this.sender.close();
+  }
+
+  /** One blocking reader per URL where the log is one stream (a single Redis or Sentinel); none on a Cluster or in memory. */
+  private tail(): EventTail | undefined {
+    const target = this.config.redis;
+    if (this.log instanceof MemoryEventLog || !target || this.config.keys.partitions > 1) return undefined;
+    const connect = () => {
+      const client = createClient(target, this.config.redisCommandTimeoutMs + 5_000, false);
+      client.on('error', () => undefined); // reported by the intake's own warning when a read fails
+      return client;
+    };
+    const tail = new EventTail(connect, this.config.keys);
+    this.tails.push(tail);
+    return tail;
   }
 
   private storage(hash: string): MemoryWebhookQueue | RedisWebhookQueue {
