@@ -1,4 +1,5 @@
 import { Module } from '@nestjs/common';
+import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { EventLog } from '../events/event-log';
 import { MemoryEventLog } from '../events/memory-event-log';
@@ -38,9 +39,10 @@ export function createRedisPresenceStore(config: AppConfig, redis: RedisConnecti
     {
       // The log the presence store writes in the same step as each change: read here, never written.
       provide: EventLog,
-      inject: [PresenceStore, AppConfig, RedisConnection],
-      useFactory: (store: PresenceStore, config: AppConfig, redis: RedisConnection): EventLog =>
-        store instanceof MemoryPresenceStore ? store.events : new RedisEventLog(redis.client!, config.redisPrefix, config.eventRetentionMs),
+      inject: [PresenceStore, AppConfig, RedisConnection, Clock],
+      // Every partition's stream on a Cluster (config.keys), the one stream otherwise.
+      useFactory: (store: PresenceStore, config: AppConfig, redis: RedisConnection, clock: Clock): EventLog =>
+        store instanceof MemoryPresenceStore ? store.events : new RedisEventLog(redis.client!, config.keys, config.eventRetentionMs, clock),
     },
     { provide: HeartbeatPolicy, inject: [AppConfig], useFactory: (config: AppConfig) => new HeartbeatPolicy(config.heartbeat, config.heartbeatTtlSlackMs) },
     NetworkMetrics,
