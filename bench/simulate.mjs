@@ -341,9 +341,11 @@ try {
     await pool(from, to, 1_000, (i) => sessions.disconnect(i));
     const sd = await snap();
     // Flap suppression holds each offline for PRESENCE_EVENT_GRACE_MS: release them as a sweeper would once due.
-    for (;;) {
-      const n = await presence.releaseHeldOfflines(Date.now() + config.presenceEventGraceMs + 1, SWEEP_BATCH);
-      if (n < SWEEP_BATCH) break;
+    for (let p = 0; p < presence.partitions; p++) {
+      for (;;) {
+        const n = await presence.releaseHeldOfflines(p, Date.now() + config.presenceEventGraceMs + 1, SWEEP_BATCH);
+        if (n < SWEEP_BATCH) break;
+      }
     }
     const s2 = await snap();
     const st2 = await streamsNow();
@@ -626,11 +628,14 @@ async function sweepProbe(store, expired, online, round) {
   const t0 = performance.now();
   let claimed = 0;
   let calls = 0;
-  for (;;) {
-    const got = await store.claimExpired('sim-gw-0', now, SWEEP_BATCH, 'sim-gw-0');
-    calls++;
-    claimed += got.length;
-    if (got.length < SWEEP_BATCH) break;
+  const live = new Map([['sim-gw-0', 0]]);
+  for (let p = 0; p < store.partitions; p++) {
+    for (;;) {
+      const got = await store.claimExpired(p, now, SWEEP_BATCH, live);
+      calls++;
+      claimed += got.length;
+      if (got.length < SWEEP_BATCH) break;
+    }
   }
   const ms = r2(performance.now() - t0);
   if (claimed !== expired) throw new Error(`sweep probe among ${online}: claimed ${claimed}, expected ${expired}`);

@@ -146,8 +146,7 @@ describe('several instances (separate processes, real Redis)', () => {
       expect(await redis.zscore(`${testKeys(prefix).of(id)}presence:expiry`, id)).toBeNull();
       expect(await redis.hget(deviceKey(prefix, 'device', id), 'sessionId')).toBeNull();
     }
-    // The registry is a key per instance plus a set of ids (presence.scripts.ts); read the set
-    // before any GET /v1/presence, which would prune an id whose key expired.
+    // The registry is a key per instance plus a zset of ids (presence.scripts.ts).
     expect(await redis.exists(`${testKeys(prefix).control}instance:gw-d`)).toBe(0);
     expect(await redis.zscore(`${testKeys(prefix).control}instances`, 'gw-d')).toBeNull();
     expect((await getJson(a.url, '/v1/presence')).instances.map((i: Json) => i.instanceId)).not.toContain('gw-d');

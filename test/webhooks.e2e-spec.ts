@@ -170,9 +170,8 @@ describe('webhooks (Redis, separate gateway processes)', () => {
     expect(await failures('500')).toBeGreaterThan(0);
     expect(await failures('timeout')).toBeGreaterThan(0);
     expect(await failures('429')).toBeGreaterThan(0);
-    // Both instances delivered.
-    expect(await metric(a.url, DELIVERED(r.url))).toBeGreaterThan(0);
-    expect(await metric(b.url, DELIVERED(r.url))).toBeGreaterThan(0);
+    // Delivered by the holder of the partition lease (one partition on a single Redis: one instance; the other takes over if it dies).
+    expect((await metric(a.url, DELIVERED(r.url))) + (await metric(b.url, DELIVERED(r.url)))).toBeGreaterThanOrEqual(log.length);
     // The device events recorded before all of these never went to this URL.
     expect(r.requests.filter((q) => !q.event.type.startsWith('notification.'))).toEqual([]);
   }, 120_000);
@@ -198,9 +197,10 @@ describe('webhooks (Redis, separate gateway processes)', () => {
     await receives(healthy, log.map((e) => e.id), 30_000);
     expectLogOrderPerDevice(healthy, log);
     expect(gone.requests).toHaveLength(1);
-    // The dead URL's backlog ages (measured every 5 s by each instance).
-    await waitFor(async () => (await metric(a.url, `push_gateway_webhook_backlog_age_seconds{url="${down.url}"}`)) > 0, 15_000);
-    expect(await metric(a.url, `push_gateway_webhook_backlog_age_seconds{url="${healthy.url}"}`)).toBe(0);
+    // The dead URL's backlog ages (measured every 5 s by each instance, over the partitions it holds).
+    const backlog = async (url: string) => Math.max(...(await Promise.all([a, b].map((gw) => metric(gw.url, `push_gateway_webhook_backlog_age_seconds{url="${url}"}`)))));
+    await waitFor(async () => (await backlog(down.url)) > 0, 15_000);
+    expect(await backlog(healthy.url)).toBe(0);
     expect((await metric(a.url, `push_gateway_webhook_failed_attempts_total{url="${down.url}",reason="error"}`)) + (await metric(b.url, `push_gateway_webhook_failed_attempts_total{url="${down.url}",reason="error"}`))).toBeGreaterThan(0);
 
     // Both instances die hard while `down` is down and `gone` is disabled; then a new one starts.

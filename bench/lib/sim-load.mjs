@@ -344,20 +344,23 @@ export class Sweeper {
   async sweepOnce(now = Date.now()) {
     const t0 = performance.now();
     let claimed = 0;
-    for (let k = 0; k < this.pop.instances; k++) {
-      const owner = `sim-gw-${k}`;
+    // Every simulated instance is alive; one sweeper does every partition (a single lease holder).
+    const live = new Map(Array.from({ length: this.pop.instances }, (_, k) => [`sim-gw-${k}`, 0]));
+    for (let p = 0; p < this.store.partitions; p++) {
       for (let b = 0; b < this.maxBatches; b++) {
-        const got = await this.store.claimExpired(owner, now, this.batch, owner);
+        const got = await this.store.claimExpired(p, now, this.batch, live);
         claimed += got.length;
         for (const ref of got) this.onClaimed(ref);
         if (got.length < this.batch) break;
       }
     }
     let released = 0;
-    for (let b = 0; b < this.maxBatches; b++) {
-      const n = await this.store.releaseHeldOfflines(now, this.batch);
-      released += n;
-      if (n < this.batch) break;
+    for (let p = 0; p < this.store.partitions; p++) {
+      for (let b = 0; b < this.maxBatches; b++) {
+        const n = await this.store.releaseHeldOfflines(p, now, this.batch);
+        released += n;
+        if (n < this.batch) break;
+      }
     }
     const ms = performance.now() - t0;
     this.durations.add(ms);

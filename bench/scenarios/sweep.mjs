@@ -41,7 +41,7 @@ export async function run(h, kind, p) {
     const last = points.at(-1).medianMs;
     return {
       how: kind === 'gateway'
-        ? "RedisPresenceStore.claimExpired('gw-bench', now, SWEEP_BATCH) until a short batch (the instance's expiry index: ZRANGEBYSCORE of the expired end)"
+        ? "RedisPresenceStore.claimExpired(0, now, SWEEP_BATCH, live) until a short batch (the partition's expiry index: ZRANGEBYSCORE of the expired end)"
         : 'EXISTS presence:<id> for every known device (pipelined, 1000 per batch), then DEL/forget the dead ones',
       points,
       growth: round(last / first, 2),
@@ -69,7 +69,7 @@ function gatewaySweep(redis, healthy, expired) {
     async sweep() {
       let retired = 0;
       for (let b = 0; b < SWEEP_MAX_BATCHES; b++) {
-        const claimed = await store.claimExpired('gw-bench', now, SWEEP_BATCH);
+        const claimed = await store.claimExpired(0, now, SWEEP_BATCH, new Map([['gw-bench', 0]]));
         retired += claimed.length;
         if (claimed.length < SWEEP_BATCH) break;
       }

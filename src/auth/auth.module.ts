@@ -13,7 +13,7 @@ import { RedisRateLimiter } from './redis-rate-limiter';
       provide: RateLimiter,
       inject: [AppConfig, RedisConnection],
       useFactory: (config: AppConfig, redis: RedisConnection): RateLimiter =>
-        redis.client ? new RedisRateLimiter(redis.client, config.redisPrefix) : new MemoryRateLimiter(),
+        redis.client ? new RedisRateLimiter(redis.client, config.keys) : new MemoryRateLimiter(),
     },
   ],
   exports: [RateLimiter],

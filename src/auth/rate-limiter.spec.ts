@@ -5,6 +5,7 @@ import { FakeClock } from '../../test/support/fake-clock';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
 import { MemoryRateLimiter } from './memory-rate-limiter';
 import { RateLimiter, RateRule } from './rate-limiter';
+import { KeyLayout } from '../redis/partitions';
 import { RedisRateLimiter } from './redis-rate-limiter';
 
 const MINUTE = 60_000;
@@ -132,6 +133,10 @@ describe('RedisRateLimiter (real Redis)', () => {
   afterAll(() => redis.quit());
 
   rateLimiterCases(() => new RedisRateLimiter(redis, prefix));
+
+  describe('with 1024 partitions (the Cluster layout on one Redis)', () => {
+    rateLimiterCases(() => new RedisRateLimiter(redis, new KeyLayout(prefix, true)));
+  });
 
   it('shares the budget between instances, exactly, when they race', async () => {
     const others = [0, 1, 2].map(() => redis.duplicate());

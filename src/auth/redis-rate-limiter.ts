@@ -1,46 +1,51 @@
 import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
-import { RATE_ADMIT, RATE_LIMIT } from './rate-limit.scripts';
+import { KeyLayout } from '../redis/partitions';
+import { redisCall } from '../redis/redis-errors';
+import { RATE_LIMIT } from './rate-limit.scripts';
 import { AdmitDecision, RateDecision, RateLimiter, RateRule } from './rate-limiter';
 import { retryAfterMs, windowIndex } from './sliding-window';
 
 /**
  * Rate limits shared by every instance on one Redis: one script call (one round trip) per hit or
- * check, two small keys per active key and rule that expire by themselves. When Redis cannot
+ * check, two small keys per active key and rule that expire by themselves, in the partition of
+ * `<rule>:<key>` (README "Redis key layout"). When Redis cannot
  * answer, the call fails with StoreUnavailableError (REST: 503 with Retry-After): a limit that
  * cannot be counted is not waived.
  */
 export class RedisRateLimiter extends RateLimiter {
   private readonly script: BoundScript<typeof RATE_LIMIT>;
-  private readonly admitScript: BoundScript<typeof RATE_ADMIT>;
+  private readonly keys: KeyLayout;
 
+  /** `keys`: the key layout, or a plain prefix (one partition, as on a single Redis). */
   constructor(
-    redis: RedisClient,
-    private readonly prefix: string,
+    private readonly redis: RedisClient,
+    keys: KeyLayout | string,
   ) {
     super();
+    this.keys = typeof keys === 'string' ? new KeyLayout(keys, false) : keys;
     this.script = RATE_LIMIT.bind(redis);
-    this.admitScript = RATE_ADMIT.bind(redis);
   }
 
+  /**
+   * The gate is only read (a request it blocks is not counted against the other rule), the counted
+   * rule decided and counted: two RATE_LIMIT calls sent together (one round trip), since the two
+   * keys are in different partitions. When the gate refuses, the counted hit (if it was counted)
+   * is given back with a DECR, so a request refused by the gate may count for a moment.
+   */
   override async admit(gate: RateRule, gateKey: string, counted: RateRule, countedKey: string, now: number): Promise<AdmitDecision> {
-    const gateKeys = this.keysFor(gate, gateKey, now);
-    const keys = this.keysFor(counted, countedKey, now);
-    const window = windowIndex(now, counted.windowMs);
-    const [which, current, previous] = (await this.admitScript({
-      keys: { gateCurrent: gateKeys.current, gatePrevious: gateKeys.previous, current: keys.current, previous: keys.previous },
-      args: {
-        now,
-        gateWindowMs: gate.windowMs,
-        gateLimit: gate.limit,
-        windowMs: counted.windowMs,
-        limit: counted.limit,
-        expiresIn: (window + 2) * counted.windowMs - now,
-      },
-    })) as [number, number, number];
-    if (which === 0) return { allowed: true, retryAfterMs: 0 };
-    const rule = which === 1 ? gate : counted;
-    return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs({ previous, current }, now, rule.windowMs, rule.limit)), refusedBy: which === 1 ? 'gate' : 'counted' };
+    const [gateDecision, countedDecision] = await Promise.all([this.call(gate, gateKey, now, 0), this.call(counted, countedKey, now, 1)]);
+    if (gateDecision.allowed === 0) {
+      if (countedDecision.allowed === 1) {
+        // Fire-and-forget: a refund that fails leaves one hit too many in a window, nothing worse.
+        redisCall(this.redis.decr(countedDecision.currentKey)).catch(() => undefined);
+      }
+      return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs(gateDecision, now, gate.windowMs, gate.limit)), refusedBy: 'gate' };
+    }
+    if (countedDecision.allowed === 0) {
+      return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs(countedDecision, now, counted.windowMs, counted.limit)), refusedBy: 'counted' };
+    }
+    return { allowed: true, retryAfterMs: 0 };
   }
 
   async hit(rule: RateRule, key: string, now: number): Promise<RateDecision> {
@@ -52,19 +57,26 @@ export class RedisRateLimiter extends RateLimiter {
   }
 
   private async decide(rule: RateRule, key: string, now: number, count: number): Promise<RateDecision> {
-    const window = windowIndex(now, rule.windowMs);
-    const [allowed, current, previous] = (await this.script({
-      keys: this.keysFor(rule, key, now),
-      args: { now, windowMs: rule.windowMs, limit: rule.limit, count, expiresIn: (window + 2) * rule.windowMs - now },
-    })) as [number, number, number];
+    const { allowed, current, previous } = await this.call(rule, key, now, count);
     if (allowed === 1) return { allowed: true, retryAfterMs: 0 };
     // Lua and retryAfterMs compute the same estimate in the same order; at least 1 ms all the same.
     return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs({ previous, current }, now, rule.windowMs, rule.limit)) };
   }
 
+  private async call(rule: RateRule, key: string, now: number, count: number): Promise<{ allowed: number; current: number; previous: number; currentKey: string }> {
+    const window = windowIndex(now, rule.windowMs);
+    const keys = this.keysFor(rule, key, now);
+    const [allowed, current, previous] = (await this.script({
+      keys,
+      args: { now, windowMs: rule.windowMs, limit: rule.limit, count, expiresIn: (window + 2) * rule.windowMs - now },
+    })) as [number, number, number];
+    return { allowed, current, previous, currentKey: keys.current };
+  }
+
+  /** Both windows' counters share the partition of `<rule>:<key>`, so one script reads both. */
   private keysFor(rule: RateRule, key: string, now: number): { current: string; previous: string } {
     const window = windowIndex(now, rule.windowMs);
-    const base = `${this.prefix}ratelimit:${rule.name}:${key}:`;
+    const base = `${this.keys.of(`${rule.name}:${key}`)}ratelimit:${rule.name}:${key}:`;
     return { current: base + window, previous: base + (window - 1) };
   }
 }

@@ -139,9 +139,13 @@ describe('loadConfig', () => {
     });
     const cluster = loadConfig({ ...base, REDIS_CLUSTER_NODES: 'a:7000' });
     expect(cluster.redis).toEqual({ mode: 'cluster', nodes: [{ host: 'a', port: 7000 }] });
-    expect(cluster.redisPrefix).toBe('{push}:');
-    expect(problems({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_PREFIX: 'push:' })).toEqual([
-      'REDIS_PREFIX must contain a hash tag such as {push}: with REDIS_CLUSTER_NODES',
+    expect(cluster.redisPrefix).toBe('push:');
+    expect(cluster.keys.partitions).toBe(1024);
+    expect(cluster.keys.of('dev-1')).toMatch(/^push:\{p[0-9a-z]{1,3}\}:$/);
+    expect(loadConfig({ ...base, REDIS_URL: 'redis://h:1' }).keys.of('dev-1')).toBe('push:');
+    // The old Cluster default put every key in one slot; the gateway now adds the tags itself.
+    expect(problems({ ...base, REDIS_CLUSTER_NODES: 'a:7000', REDIS_PREFIX: '{push}:' })).toEqual([
+      'REDIS_PREFIX must not contain { or }: on a Cluster the gateway adds a partition hash tag to each key (README "Redis key layout")',
     ]);
     expect(problems({ ...base, REDIS_SENTINELS: 'a:1' })).toEqual(['REDIS_SENTINEL_NAME is required with REDIS_SENTINELS']);
     expect(problems({ ...base, REDIS_SENTINELS: 'nope', REDIS_SENTINEL_NAME: 'm' })).toEqual([

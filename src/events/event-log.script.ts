@@ -1,25 +1,31 @@
 /**
  * The event log's Lua side (PRODUCT.md "Events for backends"): every script that changes presence
- * or a notification's status appends its events to the Stream `<prefix>events` in the same atomic
- * step. Entry ids are `<ms>-*` with ms = the caller's clock, never below the stream's last id (so
- * clock skew between instances cannot make an XADD fail, and log order is commit order). Each XADD
- * trims by age (MINID ~, whole stream nodes: cheap), and the key expires EVENT_RETENTION after the
- * last event, so a quiet log disappears too. A script calls `events_init` once, then `emit` per event;
- * `emit`'s optional `ts` is the event's `timestamp` when the change happened before the script (an
- * offline held by PRESENCE_EVENT_GRACE_MS), the script's `now` otherwise.
+ * or a notification's status appends its events to its partition's Stream `P events` (P = the
+ * partition prefix of the device or user the script is about, `<prefix>` itself with one
+ * partition) in the same atomic step. Entry ids are `<ms>-*` with
+ * ms = max(the stream's last ms, the caller's clock, the partition's floor + 1): never below the
+ * last id (so clock skew between instances cannot make an XADD fail, and stream order is commit
+ * order), and always above `P events:floor`, the time up to which the partition's lease holder
+ * declared the stream settled (docs/design/sharding.md section 3: what makes a pull cursor exact
+ * across partitions; the key does not exist with one partition). Each XADD trims by age (MINID ~,
+ * whole stream nodes: cheap), and the key expires EVENT_RETENTION after the last event, so a
+ * quiet log disappears too. A script calls `events_init` once, then `emit` per event; `emit`'s
+ * optional `ts` is the event's `timestamp` when the change happened before the script (an offline
+ * held by PRESENCE_EVENT_GRACE_MS), the script's `now` otherwise.
  * Used as a script's prelude (src/redis/lua-script.ts).
  */
 export const EVENT_LOG_LUA = `
 local event_log = nil
 local function events_init(prefix, now, retention)
-  event_log = { key = prefix .. 'events', now = now, retention = retention }
+  event_log = { key = prefix .. 'events', floor = prefix .. 'events:floor', now = now, retention = retention }
 end
 local function emit(etype, data, ts)
   local log = event_log
   if not log.ms then
     local last = redis.call('XREVRANGE', log.key, '+', '-', 'COUNT', 1)[1]
     local last_ms = last and tonumber(string.match(last[1], '^%d+')) or 0
-    log.ms = math.max(last_ms, log.now)
+    local floor = tonumber(redis.call('GET', log.floor) or '0') or 0
+    log.ms = math.max(last_ms, log.now, floor + 1)
   end
   redis.call('XADD', log.key, 'MINID', '~', string.format('%.0f', math.max(0, log.now - log.retention + 1)),
     string.format('%.0f', log.ms) .. '-*', 'type', etype, 'ts', string.format('%.0f', ts or log.now), 'data', cjson.encode(data))
@@ -29,3 +35,6 @@ local function emit(etype, data, ts)
   end
 end
 `;
+
+/** Floors move at most this often, by the lease holder of each partition (EventFloorsService). */
+export const FLOOR_PERIOD_MS = 1_000;

@@ -44,7 +44,7 @@ export function envelopeSchema(type: EventType): object {
     required: ['id', 'type', 'timestamp', 'data'],
     additionalProperties: false,
     properties: {
-      id: { type: 'string', pattern: '^\\d+-\\d+$', description: 'unique per event, the same on every retry (webhook-id): deduplicate by it' },
+      id: { type: 'string', pattern: '^\\d+(-\\d+)?-\\d+$', description: 'unique per event, the same on every retry (webhook-id): deduplicate by it; opaque (<ms>-<n>, on a Redis Cluster <ms>-<p>-<n>)' },
       type: { const: type },
       timestamp: ms,
       data: EVENT_DATA_SCHEMAS[type],

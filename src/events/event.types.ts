@@ -37,7 +37,7 @@ export const HELD_OFFLINE_REASONS: readonly OfflineReason[] = ['client_close', '
 
 /** What a receiver gets, in the log, the pull API and webhook bodies alike. */
 export interface EventEnvelope {
-  /** Unique per event and stable: the log entry's id (`<ms>-<n>`, ordered as the log is). */
+  /** Unique per event and stable: `<ms>-<n>`, or `<ms>-<p>-<n>` on a Cluster (see EVENT_ID); ordered as the log is. */
   id: string;
   type: EventType;
   /** epoch ms of the change, by the clock of the instance that made it */
@@ -48,13 +48,49 @@ export interface EventEnvelope {
 /** EVENT_RETENTION_HOURS' default. */
 export const DEFAULT_EVENT_RETENTION_MS = 24 * 3_600_000;
 
-/** Log ids: `<ms>-<n>`, compared as numbers, part by part (as Redis Stream ids). */
-export const EVENT_ID = /^\d{1,15}-\d{1,15}$/;
+/**
+ * Event ids (and pull cursors, which have the same grammar). With one partition (a single Redis,
+ * Sentinel, the embedded store) an id is its Stream entry id `<ms>-<n>`; on a Cluster it is
+ * `<ms>-<p>-<n>`: entry `<ms>-<n>` of partition p's stream. Log order is (ms, p, n).
+ */
+export const EVENT_ID = /^\d{1,15}(-\d{1,4})?-\d{1,15}$/;
 
+/** A position in log order: after every event up to (ms, p, n). */
+export interface EventPosition {
+  ms: number;
+  p: number;
+  n: number;
+}
+
+/** The partition number that means "after every partition at that ms" (ids never carry it). */
+export const AFTER_ALL_PARTITIONS = 1024;
+
+/**
+ * The position of an id or cursor. A two-part id `<ms>-<n>` is partition 0's entry where there is
+ * one partition; on a partitioned layout (`partitions > 1`) it is an old cursor from before
+ * partitioning and reads as "after everything before ms" (`<ms-1>-1024-0`: at-least-once).
+ */
+export function eventPosition(id: string, partitions = 1): EventPosition {
+  const parts = id.split('-').map(Number);
+  if (parts.length === 3) return { ms: parts[0]!, p: parts[1]!, n: parts[2]! };
+  if (partitions > 1) return { ms: parts[0]! - 1, p: AFTER_ALL_PARTITIONS, n: 0 };
+  return { ms: parts[0]!, p: 0, n: parts[1]! };
+}
+
+/** The envelope id of partition p's stream entry `entry` (`<ms>-<n>`). */
+export function eventIdOf(entry: string, p: number, partitions: number): string {
+  if (partitions === 1) return entry;
+  const dash = entry.indexOf('-');
+  return `${entry.slice(0, dash)}-${p}-${entry.slice(dash + 1)}`;
+}
+
+export function comparePositions(a: EventPosition, b: EventPosition): number {
+  return a.ms - b.ms || a.p - b.p || a.n - b.n;
+}
+
+/** Compares two ids in log order; a two-part id counts as partition 0's. */
 export function compareEventIds(a: string, b: string): number {
-  const [am, an] = a.split('-').map(Number) as [number, number];
-  const [bm, bn] = b.split('-').map(Number) as [number, number];
-  return am - bm || an - bn;
+  return comparePositions(eventPosition(a), eventPosition(b));
 }
 
 export function eventIdTime(id: string): number {

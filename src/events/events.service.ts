@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { FieldError, invalidFields } from '../common/field-errors';
 import { EventLog } from './event-log';
-import { EVENT_ID, EVENT_TYPE_PREFIXES, EVENT_TYPES, EventEnvelope, typeMatcher, unknownTypePatterns } from './event.types';
+import { AFTER_ALL_PARTITIONS, EVENT_ID, EVENT_TYPE_PREFIXES, eventPosition, EVENT_TYPES, EventEnvelope, typeMatcher, unknownTypePatterns } from './event.types';
 
 export const MAX_EVENTS_PAGE = 1_000;
 export const DEFAULT_EVENTS_PAGE = 100;
@@ -62,7 +62,7 @@ function parseQuery(query: EventsQuery): { after?: string; limit: number; matche
     return undefined;
   };
   const after = one('after', query.after);
-  if (after !== undefined && !EVENT_ID.test(after)) {
+  if (after !== undefined && (!EVENT_ID.test(after) || eventPosition(after).p > AFTER_ALL_PARTITIONS)) {
     errors.push({ field: 'after', reasons: ['after must be a cursor this API returned as next'] });
   }
   const rawLimit = one('limit', query.limit);

@@ -1,4 +1,4 @@
-import { EventLog } from './event-log';
+import { EventLog, PartitionEntry } from './event-log';
 import { EventEnvelope, EventType, compareEventIds, eventIdTime } from './event.types';
 
 /** Most events the embedded log holds, whatever their age: a bound on memory for one process. */
@@ -9,6 +9,7 @@ export const MEMORY_EVENT_LOG_MAX = 100_000;
  * the clock does), pruned by age on every append and read, and bounded in size.
  */
 export class MemoryEventLog extends EventLog {
+  readonly partitions = 1;
   private readonly entries: EventEnvelope[] = [];
   /** Index of the first live entry (entries before it are dropped in batches, not shifted one by one). */
   private head = 0;
@@ -58,6 +59,10 @@ export class MemoryEventLog extends EventLog {
 
   async read(after: string | undefined, count: number, now: number): Promise<EventEnvelope[]> {
     this.prune(now);
+    return this.after(after, count);
+  }
+
+  private after(after: string | undefined, count: number): EventEnvelope[] {
     let lo = this.head;
     let hi = this.entries.length;
     if (after !== undefined) {
@@ -69,6 +74,14 @@ export class MemoryEventLog extends EventLog {
       }
     }
     return this.entries.slice(lo, lo + count).map((e) => ({ ...e, data: { ...e.data } }));
+  }
+
+  async readPartition(_p: number, after: string, count: number): Promise<PartitionEntry[]> {
+    return this.after(after, count).map((event) => ({ entry: event.id, event }));
+  }
+
+  async lastEntry(): Promise<string> {
+    return this.lastId();
   }
 
   /** Drops what is EVENT_RETENTION old on the log's own time (ids), as Redis trims by MINID. */

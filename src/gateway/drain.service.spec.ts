@@ -10,6 +10,7 @@ import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DrainService } from './drain.service';
+import { SoleLeases } from '../redis/partition-leases';
 import { InstanceRegistry } from './instance-registry.service';
 import { SessionSweeper } from './session-sweeper.service';
 import { TokenExpiry } from './token-expiry.service';
@@ -43,7 +44,7 @@ describe('DrainService', () => {
     const metrics = new MetricsService();
     const load = new LoadMonitor(config, clock);
     const tokens = new TokenExpiry(asChannel, clock, config, metrics, load);
-    sweeper = new SessionSweeper(store, asChannel, clock, config, metrics, scheduler, load, tokens);
+    sweeper = new SessionSweeper(store, asChannel, clock, config, metrics, scheduler, load, tokens, new SoleLeases(config.keys));
     instances = new InstanceRegistry(store, asChannel, clock, config, scheduler);
     http = new HttpAdapterHost();
     drain = new DrainService(asChannel, store, sweeper, instances, clock, config, http);

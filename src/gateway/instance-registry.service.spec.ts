@@ -4,7 +4,8 @@ import { DeviceChannel } from '../channel/device-channel';
 import { FakeDeviceChannel } from '../channel/fake-device-channel';
 import { loadConfig } from '../config/app-config';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
-import { InstanceRegistry } from './instance-registry.service';
+import { LoadMonitor } from '../load/load-monitor';
+import { delayChanged, InstanceRegistry } from './instance-registry.service';
 
 describe('InstanceRegistry', () => {
   let clock: FakeClock;
@@ -62,5 +63,24 @@ describe('InstanceRegistry', () => {
     expect(scheduler.doesExist('interval', 'instance-report')).toBe(false);
     await jest.advanceTimersByTimeAsync(10_000);
     expect(await store.listInstances(clock.now())).toEqual([]);
+  });
+
+  it('publishes its load delay with its record, and at once when the delay crosses 100 ms or doubles', async () => {
+    jest.useFakeTimers();
+    const config = loadConfig({ SWEEP_INTERVAL_MS: '5000', INSTANCE_ID: 'gw-a' });
+    let delay = 0;
+    const load = { get delay() { return delay; } } as unknown as LoadMonitor;
+    const instances = new InstanceRegistry(store, channel as unknown as DeviceChannel, clock, config, scheduler, load);
+    await instances.onApplicationBootstrap();
+    expect(await store.liveInstances(clock.now())).toEqual(new Map([['gw-a', 0]]));
+    delay = 60; // below 100 ms: waits for the next report
+    await jest.advanceTimersByTimeAsync(250);
+    expect(await store.liveInstances(clock.now())).toEqual(new Map([['gw-a', 0]]));
+    delay = 150;
+    await jest.advanceTimersByTimeAsync(250);
+    expect(await store.liveInstances(clock.now())).toEqual(new Map([['gw-a', 150]]));
+    await instances.leave();
+    expect(scheduler.doesExist('interval', 'instance-delay-report')).toBe(false);
+    expect([delayChanged(150, 299), delayChanged(150, 300), delayChanged(150, 75), delayChanged(150, 99), delayChanged(20, 80)]).toEqual([false, true, true, true, false]);
   });
 });

@@ -2,6 +2,7 @@ import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
+import { LoadMonitor } from '../load/load-monitor';
 import { PresenceStore } from '../presence/presence.store';
 import { DeviceChannel } from '../channel/device-channel';
 
@@ -13,10 +14,27 @@ export function reportPeriod(sweepIntervalMs: number): number {
   return Math.min(5_000, sweepIntervalMs);
 }
 
-/** Keeps this instance's entry (id, local socket count) fresh in the store for GET /v1/presence. */
+/** How often the delay is compared with the one last published, to publish a sharp rise at once. */
+export const DELAY_CHECK_MS = 250;
+/** A delay below this is never worth an early report. */
+export const DELAY_REPORT_FLOOR_MS = 100;
+
+/** Whether a delay moved enough since the last report to publish it before the next one. */
+export function delayChanged(published: number, now: number): boolean {
+  if (Math.max(published, now) < DELAY_REPORT_FLOOR_MS) return false;
+  // Crossing the floor either way, or doubling (halving) above it.
+  return (published < DELAY_REPORT_FLOOR_MS) !== (now < DELAY_REPORT_FLOOR_MS) || now >= 2 * published || now * 2 <= published;
+}
+
+/**
+ * Keeps this instance's record (id, local socket count, load delay) fresh in the store: what
+ * GET /v1/presence lists, and what the partition sweepers read to know which instances are alive
+ * and how late each may be in handling its heartbeats (its sessions get that much grace).
+ */
 @Injectable()
 export class InstanceRegistry implements OnApplicationBootstrap {
   private readonly logger = new Logger(InstanceRegistry.name);
+  private published = 0;
 
   constructor(
     private readonly store: PresenceStore,
@@ -24,6 +42,7 @@ export class InstanceRegistry implements OnApplicationBootstrap {
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly scheduler: SchedulerRegistry,
+    private readonly load?: LoadMonitor,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -31,15 +50,24 @@ export class InstanceRegistry implements OnApplicationBootstrap {
     const period = reportPeriod(this.config.sweepIntervalMs);
     const timer = setInterval(() => void this.report().catch((err: Error) => this.logger.warn(err.message)), period);
     this.scheduler.addInterval('instance-report', timer);
+    if (this.load) {
+      const check = setInterval(() => {
+        if (delayChanged(this.published, this.load?.delay ?? 0)) void this.report().catch((err: Error) => this.logger.warn(err.message));
+      }, DELAY_CHECK_MS);
+      this.scheduler.addInterval('instance-delay-report', check);
+    }
   }
 
   report(): Promise<void> {
     const instance = { instanceId: this.config.instanceId, online: this.channel.localCount, lastSeenAt: this.clock.now() };
-    return this.store.touchInstance(instance, reportPeriod(this.config.sweepIntervalMs) * 3);
+    this.published = this.load?.delay ?? 0;
+    return this.store.touchInstance(instance, reportPeriod(this.config.sweepIntervalMs) * 3, this.published);
   }
 
   async leave(): Promise<void> {
-    if (this.scheduler.doesExist('interval', 'instance-report')) this.scheduler.deleteInterval('instance-report');
+    for (const name of ['instance-report', 'instance-delay-report']) {
+      if (this.scheduler.doesExist('interval', name)) this.scheduler.deleteInterval(name);
+    }
     await this.store.removeInstance(this.config.instanceId);
   }
 }

@@ -4,6 +4,7 @@ import { Clock } from '../common/clock';
 import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
 import { PresenceStore } from '../presence/presence.store';
+import { PartitionLeases } from '../redis/partition-leases';
 
 /** Held offlines recorded per store call; one pass keeps going until less than a batch is left. */
 export const RELEASE_BATCH = 500;
@@ -20,11 +21,14 @@ export function releasePeriod(sweepIntervalMs: number): number {
 }
 
 /**
- * Records the `device.offline` events that PRESENCE_EVENT_GRACE_MS held once their grace ends
- * (flap suppression; the store holds them, see PresenceStore). Every instance runs it and any of
- * them records a held event, exactly once, so the offlines of a dead instance's devices are
- * recorded by the others. A pass reads only the due end of the store's index: its cost grows with
- * the number due, never with the number of devices. Off when the grace is 0.
+ * The partition tick (PresenceStore.releaseHeldOfflines) over the partitions this instance holds
+ * the lease of: records the `device.offline` events that PRESENCE_EVENT_GRACE_MS held once their
+ * grace ends (flap suppression; the store holds them, see PresenceStore), and in Redis finishes
+ * the user.* decisions of a caller that died between a device's change and its user sync. Any
+ * instance records a held event, exactly once (two overlap during a lease handover), so the
+ * offlines of a dead instance's devices are recorded by the others. A pass reads only the due end
+ * of each partition's index: its cost grows with the number due, never with the number of devices.
+ * Runs whatever the grace (0 still needs the user-sync repair).
  */
 @Injectable()
 export class OfflineGraceService implements OnApplicationBootstrap, OnApplicationShutdown {
@@ -35,12 +39,12 @@ export class OfflineGraceService implements OnApplicationBootstrap, OnApplicatio
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly scheduler: SchedulerRegistry,
+    private readonly leases: PartitionLeases,
   ) {
     this.job = new PeriodicJob('offline-grace', this.scheduler, new Logger(OfflineGraceService.name), 'held offline events not recorded yet', () => this.run());
   }
 
   onApplicationBootstrap(): void {
-    if (this.config.presenceEventGraceMs === 0) return;
     this.job.start(releasePeriod(this.config.sweepIntervalMs));
   }
 
@@ -54,9 +58,14 @@ export class OfflineGraceService implements OnApplicationBootstrap, OnApplicatio
   }
 
   private async run(): Promise<number> {
+    const counts = await Promise.all(this.leases.owned().map((p) => this.releaseIn(p)));
+    return counts.reduce((a, b) => a + b, 0);
+  }
+
+  private async releaseIn(partition: number): Promise<number> {
     let released = 0;
     for (let batch = 0; batch < RELEASE_MAX_BATCHES; batch++) {
-      const n = await this.store.releaseHeldOfflines(this.clock.now(), RELEASE_BATCH);
+      const n = await this.store.releaseHeldOfflines(partition, this.clock.now(), RELEASE_BATCH);
       released += n;
       if (n < RELEASE_BATCH) break;
     }

@@ -3,6 +3,7 @@ import { FakeClock } from '../../test/support/fake-clock';
 import { loadConfig } from '../config/app-config';
 import { MemoryEventLog } from '../events/memory-event-log';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
+import { SoleLeases } from '../redis/partition-leases';
 import { OfflineGraceService, RELEASE_BATCH, releasePeriod } from './offline-grace.service';
 
 const GRACE = 1_000;
@@ -13,7 +14,7 @@ function setup(grace = GRACE) {
   const store = new MemoryPresenceStore(86_400_000, events, grace);
   const config = loadConfig({ SWEEP_INTERVAL_MS: '5000', PRESENCE_EVENT_GRACE_MS: String(grace) });
   const scheduler = new SchedulerRegistry();
-  return { clock, store, events, scheduler, service: new OfflineGraceService(store, clock, config, scheduler) };
+  return { clock, store, events, scheduler, service: new OfflineGraceService(store, clock, config, scheduler, new SoleLeases(config.keys)) };
 }
 
 describe('OfflineGraceService', () => {
@@ -37,7 +38,7 @@ describe('OfflineGraceService', () => {
     expect(await service.release()).toBe(0);
   });
 
-  it('looks every second, or every sweep when sweeps are more frequent, and not at all without a grace', () => {
+  it('looks every second, or every sweep when sweeps are more frequent, also without a grace (the partition tick)', () => {
     expect(releasePeriod(5_000)).toBe(1_000);
     expect(releasePeriod(200)).toBe(200);
     const on = setup();
@@ -47,6 +48,7 @@ describe('OfflineGraceService', () => {
     expect(on.scheduler.doesExist('interval', 'offline-grace')).toBe(false);
     const off = setup(0);
     off.service.onApplicationBootstrap();
-    expect(off.scheduler.doesExist('interval', 'offline-grace')).toBe(false);
+    expect(off.scheduler.doesExist('interval', 'offline-grace')).toBe(true);
+    off.service.onApplicationShutdown();
   });
 });

@@ -5,21 +5,29 @@ import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
 import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
-import { PresenceStore } from '../presence/presence.store';
+import { LiveInstances, PresenceStore } from '../presence/presence.store';
+import { PartitionLeases } from '../redis/partition-leases';
 import { DeviceChannel } from '../channel/device-channel';
 import { TokenExpiry } from './token-expiry.service';
 
 /** Claimed per store call; one sweep keeps claiming until less than a batch is left. */
 export const SWEEP_BATCH = 500;
-/** Bounds one tick's work so a backlog (say, after Redis was down) drains over a few ticks. */
+/** Bounds one tick's work per partition so a backlog (say, after Redis was down) drains over a few ticks. */
 export const SWEEP_MAX_BATCHES = 20;
+/**
+ * Added to the delay another instance published: its heartbeats travel on its own connection, so
+ * one it sent just before this sweep may reach Redis a little after this instance's claim.
+ */
+export const OTHER_OWNER_MARGIN_MS = 250;
 
 /**
  * Every SWEEP_INTERVAL_MS, retires sessions whose presence ran out and closes their sockets if
  * they are here, even if the transport still looks alive (a hung app behind a live TCP link).
- * The store reads only the expired end of its expiry index, so a sweep costs time in the number
- * expired, never in the number online. Sweepers on several instances can run at once: the store
- * hands each expired session to exactly one of them. Each sweep also ends this instance's sessions
+ * Each instance sweeps the partitions it holds the lease of (PartitionLeases), whatever instance
+ * holds their sessions; the store reads only the expired end of each partition's expiry index, so
+ * a sweep costs time in the number expired, never in the number online. Sweepers on several
+ * instances can run at once on a partition (a lease handover): the store hands each expired
+ * session to exactly one of them. Each sweep also ends this instance's sessions
  * whose token ran out (TokenExpiry), a local check that needs no store.
  */
 @Injectable()
@@ -36,6 +44,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     private readonly scheduler: SchedulerRegistry,
     private readonly load: LoadMonitor,
     private readonly tokens: TokenExpiry,
+    private readonly leases: PartitionLeases,
   ) {
     this.job = new PeriodicJob('presence-sweep', this.scheduler, new Logger(SessionSweeper.name), 'sweep failed', () => this.run());
   }
@@ -66,18 +75,22 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
   /**
    * This instance's own sessions expire only once they are past their TTL by more than this
    * process is behind (LoadMonitor): a heartbeat it has received but not yet handled must not
-   * lose the race against the sweep. Sessions of an instance that stopped reporting itself alive
-   * have nobody to be late for them: they go at their TTL.
+   * lose the race against the sweep (its claims go on the connection its heartbeats take, so a
+   * heartbeat it sent before a claim is applied first). Another live instance's sessions get the
+   * delay it published plus OTHER_OWNER_MARGIN_MS; those of an instance that stopped reporting
+   * itself alive have nobody to be late for them: they go at their TTL (`instance_lost`).
    */
   private async run(): Promise<number> {
     const end = this.metrics.sweepDuration.startTimer();
     let retired = 0;
     try {
       this.tokens.endDue();
-      retired += await this.claim(this.config.instanceId, () => this.clock.now() - this.load.delay);
-      for (const owner of await this.store.orphanedOwners(this.clock.now())) {
-        if (owner !== this.config.instanceId) retired += await this.claim(owner, () => this.clock.now());
+      const others = new Map<string, number>();
+      for (const [id, delay] of await this.store.liveInstances(this.clock.now())) {
+        if (id !== this.config.instanceId) others.set(id, delay + OTHER_OWNER_MARGIN_MS);
       }
+      const counts = await Promise.all(this.leases.owned().map((p) => this.claim(p, others)));
+      retired = counts.reduce((a, b) => a + b, 0);
       this.lastRunAt = this.clock.now();
       return retired;
     } finally {
@@ -86,10 +99,12 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     }
   }
 
-  private async claim(owner: string, expiredBefore: () => number): Promise<number> {
+  private async claim(partition: number, others: LiveInstances): Promise<number> {
     let retired = 0;
     for (let batch = 0; batch < SWEEP_MAX_BATCHES; batch++) {
-      const expired = await this.store.claimExpired(owner, expiredBefore(), SWEEP_BATCH, this.config.instanceId);
+      // Our own delay as it is now, not as it was when the sweep began.
+      const live = new Map(others).set(this.config.instanceId, this.load.delay);
+      const expired = await this.store.claimExpired(partition, this.clock.now(), SWEEP_BATCH, live);
       this.channel.close(expired, 'expired');
       retired += expired.length;
       if (expired.length < SWEEP_BATCH) break;

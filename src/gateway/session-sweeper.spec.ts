@@ -7,6 +7,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DeviceChannel } from '../channel/device-channel';
 import { SessionSweeper, SWEEP_BATCH } from './session-sweeper.service';
+import { SoleLeases } from '../redis/partition-leases';
 import { TokenExpiry } from './token-expiry.service';
 
 const SWEEP_MS = 100;
@@ -28,6 +29,7 @@ function setup() {
     new SchedulerRegistry(),
     new LoadMonitor(config, clock),
     tokens as unknown as TokenExpiry,
+    new SoleLeases(config.keys),
   );
   return { clock, store, expired, metrics, sweeper, config, tokens, startedAt: clock.now() };
 }

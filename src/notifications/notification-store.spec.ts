@@ -1,46 +1,95 @@
-import Redis from 'ioredis';
+import Redis, { Cluster } from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
-import { deleteKeys, keysWithoutTtl, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { startRedisCluster } from '../../test/support/redis-servers';
 import { NotificationPayload } from '../channel/socket-events';
-import { EventLog } from '../events/event-log';
-import { RedisEventLog } from '../events/redis-event-log';
+import { StoreUnavailableError } from '../common/store-unavailable.error';
+import { EventEnvelope } from '../events/event.types';
+import { RedisEventLog, toEnvelope } from '../events/redis-event-log';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
-import { PresenceStore } from '../presence/presence.store';
+import { SessionRef, SessionStart } from '../presence/presence.types';
 import { RedisPresenceStore } from '../presence/redis-presence.store';
-import { MemoryNotificationStore } from './memory-notification.store';
-import { DUE_BATCH, NotificationStore } from './notification.store';
-import { PublishRequest } from './notification.types';
-import { RedisNotificationStore } from './redis-notification.store';
 import { RedisPushRegistrationStore } from '../push/push-registration.store';
-
-let redisClient: Redis;
-const prefixOf = (store: RedisNotificationStore) => (store as unknown as { prefix: string }).prefix;
+import { createClient, RedisClient } from '../redis/redis-connection';
+import { KeyLayout, keySlot } from '../redis/partitions';
+import { MemoryNotificationStore } from './memory-notification.store';
+import { headerPartitionOf, mintNotificationId } from './notification-id';
+import { DUE_BATCH, NotificationStore } from './notification.store';
+import { DueClaim, PublishRequest } from './notification.types';
+import { RedisNotificationStore } from './redis-notification.store';
 
 const DAY = 86_400_000;
 const RETENTION = DAY;
 const ACK_MS = 3_000;
 const LEASE_MS = 15_000;
 
+/** What the suite needs of presence: the presence store, or (partitioned) a stand-in writing the same device hash. */
+interface Devices {
+  connect(start: SessionStart): Promise<unknown>;
+  disconnect(sessions: readonly SessionRef[], now: number, reason: 'client_close'): Promise<unknown>;
+  getDevices(deviceIds: readonly string[], now: number): Promise<({ push?: { provider: string } } | null)[]>;
+}
+
+interface Harness {
+  presence: Devices;
+  store: NotificationStore;
+  events: { read(after: string | undefined, count: number, now: number): Promise<EventEnvelope[]> };
+  /** Stores a device's native push registration (JSON), as the registration store does. */
+  register(deviceId: string, registration: string, now: number): Promise<void>;
+  keys: KeyLayout;
+}
+
+/** A push job's due member, without the partition a Redis store names it by. */
+const bare = (key: string) => key.replace(/^\d+\//, '');
+
+/** `n` names `<base><i>` that share one partition (any names with one partition). */
+function samePartition(keys: KeyLayout, n: number, base: string): string[] {
+  const out: string[] = [];
+  let want: number | undefined;
+  for (let i = 0; out.length < n; i++) {
+    const name = `${base}${i}`;
+    want ??= keys.partitionOf(name);
+    if (keys.partitionOf(name) === want) out.push(name);
+  }
+  return out;
+}
+
+/** `n` names `<base><i>` in partition p (or, `outside`, not in it). */
+function namesIn(keys: KeyLayout, p: number, n: number, base: string, outside = false): string[] {
+  const out: string[] = [];
+  for (let i = 0; out.length < n; i++) if ((keys.partitionOf(`${base}${i}`) === p) !== outside || keys.partitions === 1) out.push(`${base}${i}`);
+  return out;
+}
+
 /**
  * `unbounded` counts what the store would keep with no end in sight once every window has passed
  * on the test's clock: entries still held by the embedded store, keys without a TTL in Redis.
  */
-function notificationStoreCases(
-  make: () => { presence: PresenceStore; store: NotificationStore; events: EventLog },
-  unbounded: (store: NotificationStore) => Promise<number>,
-) {
-  let presence: PresenceStore;
+function notificationStoreCases(make: () => Harness, unbounded: (store: NotificationStore) => Promise<number>) {
+  let presence: Devices;
   let store: NotificationStore;
-  let events: EventLog;
-  /** notification.* events recorded since the last call, as [type, data]. */
-  let seen: string | undefined;
-  const newEvents = async (): Promise<[string, Record<string, unknown>][]> => {
-    const batch = await events.read(seen, 1_000, clock.now());
-    if (batch.length) seen = batch[batch.length - 1]!.id;
-    return batch.filter((e) => e.type.startsWith('notification.')).map((e) => [e.type, e.data]);
+  let events: Harness['events'];
+  let harness: Harness;
+  let keys: KeyLayout;
+  /** notification.* events seen so far (ids). */
+  let seen: Set<string>;
+  /**
+   * notification.* events recorded since the last call, as [type, data], per device in the order
+   * recorded (`recorded`: all in the order read, for devices of one partition): events of devices
+   * in different partitions are in different streams, ordered by time only.
+   */
+  const newEvents = async (recorded = false): Promise<[string, Record<string, unknown>][]> => {
+    const batch = (await events.read(undefined, 10_000, clock.now())).filter((e) => !seen.has(e.id));
+    for (const e of batch) seen.add(e.id);
+    const list = batch.filter((e) => e.type.startsWith('notification.')).map((e): [string, Record<string, unknown>] => [e.type, e.data]);
+    return recorded ? list : inDeviceOrder(list);
   };
+  const inDeviceOrder = (list: [string, Record<string, unknown>][]) =>
+    list.map((e, i) => ({ e, i })).sort((a, b) => String(a.e[1].deviceId).localeCompare(String(b.e[1].deviceId)) || a.i - b.i).map(({ e }) => e);
   let clock: FakeClock;
   let n = 0;
+  /** Partitions holding targets published to by this test: where claims look. */
+  let touched: Set<number>;
 
   const online = (deviceId: string) =>
     presence.connect({ deviceId, sessionId: `s-${deviceId}`, userId: 'u', instanceId: 'gw', now: clock.now(), interval: 1_000, ttl: 60_000 });
@@ -50,8 +99,13 @@ function notificationStoreCases(
     createdAt: clock.now(),
     ...extra,
   });
-  const publish = (deviceIds: string[], p = payload(), extra: Partial<PublishRequest> = {}) =>
-    store.publish({
+  const publish = (deviceIds: string[], p = payload(), extra: Partial<PublishRequest> = {}) => {
+    // As the service mints them: under an Idempotency-Key the id names the key's partition.
+    if (extra.idempotency && headerPartitionOf(keys, p.id) !== keys.partitionOf(extra.idempotency.key)) {
+      p.id = mintNotificationId(keys, keys.partitionOf(extra.idempotency.key));
+    }
+    for (const d of deviceIds) touched.add(keys.partitionOf(d));
+    return store.publish({
       payload: p,
       payloadJson: JSON.stringify(p),
       deviceIds,
@@ -65,13 +119,29 @@ function notificationStoreCases(
       leaseMs: LEASE_MS,
       ...extra,
     });
+  };
+  /** What is due in every partition this test published to (one claim with one partition). */
+  const claimDue = async (now: number, limit: number, leaseMs: number): Promise<DueClaim> => {
+    const parts = touched.size ? [...touched].sort((a, b) => a - b) : [0];
+    const claims = await Promise.all(parts.map((p) => store.claimDue(now, limit, leaseMs, p)));
+    if (claims.length === 1) return claims[0]!;
+    return {
+      claimed: claims.reduce((s, c) => s + c.claimed, 0),
+      unacked: claims.reduce((s, c) => s + c.unacked, 0),
+      expired: claims.reduce((s, c) => s + c.expired, 0),
+      jobs: claims.flatMap((c) => c.jobs),
+      more: claims.some((c) => c.more),
+    };
+  };
   const pendingIds = async (deviceId: string) => (await store.pending(deviceId, clock.now(), 100)).map((x) => x.payload.id);
   const statusOf = async (id: string, deviceId: string) => (await store.status(id, clock.now()))?.targets.find((t) => t.deviceId === deviceId);
 
   beforeEach(() => {
-    ({ presence, store, events } = make());
+    harness = make();
+    ({ presence, store, events, keys } = harness);
     clock = new FakeClock();
-    seen = undefined;
+    seen = new Set();
+    touched = new Set();
   });
 
   it('sends to online devices, queues for offline ones, and records a pending target for each', async () => {
@@ -184,7 +254,7 @@ function notificationStoreCases(
     await publish(['off'], payload());
     clock.advance(Math.max(10_000 + RETENTION, idempotency.windowMs));
     expect(await store.pending('off', clock.now(), 100)).toEqual([]);
-    await store.claimDue(clock.now(), 100, LEASE_MS); // deadlines leave the index when they fire
+    await claimDue(clock.now(), 100, LEASE_MS); // deadlines leave the index when they fire
     expect(await unbounded(store)).toBe(0);
   });
 
@@ -202,7 +272,7 @@ function notificationStoreCases(
       expect(await store.ack(p, 'stranger', clock.now())).toBe(false);
       expect(await store.ack(p, 'off', clock.now())).toBe(true);
       expect(await store.ack(payload(), 'on', clock.now())).toBe(false); // never published
-      expect(await newEvents()).toEqual([ev('delivered', p.id, 'on', 'u'), ev('delivered', p.id, 'off', null)]);
+      expect(await newEvents()).toEqual(inDeviceOrder([ev('delivered', p.id, 'on', 'u'), ev('delivered', p.id, 'off', null)]));
     });
 
     it('delivered: a batch of acks records each as a lone ack would, in order; the same target twice counts once', async () => {
@@ -222,7 +292,7 @@ function notificationStoreCases(
       ];
       expect(await store.ackMany(acks, clock.now())).toEqual([true, true, false, false, true]);
       expect(await store.ackMany([], clock.now())).toEqual([]);
-      expect(await newEvents()).toEqual([ev('delivered', p.id, 'on', 'u'), ev('delivered', q.id, 'on', 'u'), ev('delivered', p.id, 'off', null)]);
+      expect(await newEvents()).toEqual(inDeviceOrder([ev('delivered', p.id, 'on', 'u'), ev('delivered', q.id, 'on', 'u'), ev('delivered', p.id, 'off', null)]));
       expect(await statusOf(q.id, 'on')).toEqual({ deviceId: 'on', status: 'delivered', updatedAt: clock.now() });
       expect(await store.pending('on', clock.now(), 100)).toEqual([]);
       // Its collapse key no longer names it: a newer one with the key is simply queued, nothing is replaced.
@@ -241,7 +311,7 @@ function notificationStoreCases(
       const idempotency = { key: 'k:offline', fingerprint: 'f', windowMs: 300_000 };
       await publish(['on', 'gone', 'never'], p, { keepOffline: false, idempotency });
       expect((await publish(['on', 'gone', 'never'], p, { keepOffline: false, idempotency })).kind).toBe('replay');
-      expect(await newEvents()).toEqual([ev('expired', p.id, 'gone', 'u', 'offline'), ev('expired', p.id, 'never', null, 'offline')]);
+      expect(await newEvents()).toEqual(inDeviceOrder([ev('expired', p.id, 'gone', 'u', 'offline'), ev('expired', p.id, 'never', null, 'offline')]));
       expect(await publish(['gone'], payload())).toMatchObject({ answer: { queued: 1 } }); // kept for it (ttl > 0): no event
       expect(await newEvents()).toEqual([]);
     });
@@ -253,7 +323,7 @@ function notificationStoreCases(
       await publish(['on'], b, { maxInbox: 2 });
       expect(await newEvents()).toEqual([]);
       await publish(['on'], c, { maxInbox: 2 });
-      expect(await newEvents()).toEqual([ev('expired', a.id, 'on', 'u', 'inbox_full')]);
+      expect(await newEvents()).toEqual(inDeviceOrder([ev('expired', a.id, 'on', 'u', 'inbox_full')]));
       // One past its ttl was not evicted by the next publish: it had expired already.
       const shortLived = payload();
       await store.ack(b, 'on', clock.now());
@@ -273,16 +343,16 @@ function notificationStoreCases(
       await publish(['on'], p);
       await newEvents();
       clock.advance(ACK_MS - 1);
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toEqual({ claimed: 0, unacked: 0, expired: 0, jobs: [], more: false });
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toEqual({ claimed: 0, unacked: 0, expired: 0, jobs: [], more: false });
       clock.advance(1);
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 1, jobs: [] });
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 1, jobs: [] });
       // Sent again from the inbox: a deadline of its own, but the target was reported already.
       await store.armAckDeadlines([{ id: p.id, deviceId: 'on' }], clock.now() + ACK_MS, clock.now());
       clock.advance(ACK_MS);
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 0 });
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 0 });
       clock.advance(5);
       expect(await store.ack(p, 'on', clock.now())).toBe(true); // a late ack
-      expect(await newEvents()).toEqual([ev('unacked', p.id, 'on', 'u'), ev('delivered', p.id, 'on', 'u')]);
+      expect(await newEvents()).toEqual(inDeviceOrder([ev('unacked', p.id, 'on', 'u'), ev('delivered', p.id, 'on', 'u')]));
 
       const delivered = payload();
       await publish(['on'], delivered);
@@ -298,14 +368,14 @@ function notificationStoreCases(
       await newEvents();
       clock.advance(ACK_MS);
       // The replacing notification is the only one still waiting.
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 5, unacked: 0 });
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 5, unacked: 0 });
       expect(await newEvents()).toEqual([]);
 
       const ttl0 = payload();
       await publish(['on'], ttl0, { keepOffline: false, effectiveExpiresAt: clock.now() + ACK_MS });
       clock.advance(ACK_MS); // its ack window (its effective expiry) ended: it reads expired, and is unacked
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ unacked: 1, expired: 1 });
-      expect(await newEvents()).toEqual([ev('unacked', ttl0.id, 'on', 'u'), ev('expired', ttl0.id, 'on', 'u', 'ttl')]);
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ unacked: 1, expired: 1 });
+      expect(await newEvents()).toEqual(inDeviceOrder([ev('unacked', ttl0.id, 'on', 'u'), ev('expired', ttl0.id, 'on', 'u', 'ttl')]));
     });
 
     it('an ack before the deadline cancels it: no unacked, for the publish deadline and for a redelivery', async () => {
@@ -317,7 +387,7 @@ function notificationStoreCases(
       await store.ack(p, 'on', clock.now());
       await newEvents();
       clock.advance(1);
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 0 }); // the redelivery's deadline left with the ack
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 0 }); // the redelivery's deadline left with the ack
       expect(await newEvents()).toEqual([]);
     });
 
@@ -331,112 +401,113 @@ function notificationStoreCases(
       clock.advance(10_000);
       // 'off' reads the first of its inbox: a expires there (its event once), b is left to the index.
       expect(await store.pending('off', clock.now(), 1)).toEqual([]);
-      expect(await newEvents()).toEqual([ev('expired', a.id, 'off', null, 'ttl')]);
-      const claim = await store.claimDue(clock.now(), 100, LEASE_MS);
+      expect(await newEvents()).toEqual(inDeviceOrder([ev('expired', a.id, 'off', null, 'ttl')]));
+      const claim = await claimDue(clock.now(), 100, LEASE_MS);
       expect(claim).toMatchObject({ unacked: 1, expired: 2 });
-      expect((await newEvents()).filter(([t]) => t === 'notification.expired')).toEqual([
-        ev('expired', a.id, 'on', 'u', 'ttl'),
-        ev('expired', b.id, 'off', null, 'ttl'),
-      ]);
+      expect((await newEvents()).filter(([t]) => t === 'notification.expired')).toEqual(
+        inDeviceOrder([ev('expired', a.id, 'on', 'u', 'ttl'), ev('expired', b.id, 'off', null, 'ttl')]),
+      );
       expect(await store.pending('on', clock.now(), 100)).toEqual([]);
       expect(await statusOf(a.id, 'on')).toEqual({ deviceId: 'on', status: 'expired', updatedAt: clock.now() });
       expect(await statusOf(a.id, 'done')).toMatchObject({ status: 'delivered' });
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 0 });
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 0 });
     });
 
     it('bounds the work of one claim (an entry counts 1 plus its targets), oldest first, and hands each entry to one of racing claimants', async () => {
-      for (let i = 0; i < 12; i++) await online(`d${i}`);
+      // One partition: one index, one claim at a time.
+      const devices = samePartition(keys, 12, 'd');
+      for (const d of devices) await online(d);
       const ids = [];
-      for (let i = 0; i < 12; i++) {
+      for (const d of devices) {
         const p = payload();
         ids.push(p.id);
-        await publish([`d${i}`], p, { effectiveExpiresAt: clock.now() + 60_000 });
+        await publish([d], p, { effectiveExpiresAt: clock.now() + 60_000 });
         clock.advance(1);
       }
       await newEvents();
       clock.advance(ACK_MS);
       // Each ack deadline here is one target: 2 units, so a limit of 6 takes 3 entries.
-      const claims = await Promise.all([0, 1, 2, 3, 4].map(() => store.claimDue(clock.now(), 6, LEASE_MS)));
+      const claims = await Promise.all([0, 1, 2, 3, 4].map(() => claimDue(clock.now(), 6, LEASE_MS)));
       // (The store runs them one after another, in the order they were called.)
       expect(claims.map((c) => [c.claimed, c.more])).toEqual([[3, true], [3, true], [3, true], [3, false], [0, false]]);
-      const unacked = (await newEvents()).filter(([t]) => t === 'notification.unacked').map(([, d]) => d.notificationId);
+      // One partition: its events in the order recorded.
+      const unacked = (await newEvents(true)).filter(([t]) => t === 'notification.unacked').map(([, d]) => d.notificationId);
       expect(unacked).toEqual(ids);
     });
   });
 
   it('keeps one due entry per batch of DUE_BATCH targets, and a claim stops at its work limit with more to come', async () => {
-    const devices = Array.from({ length: DUE_BATCH * 2 + 200 }, (_, i) => `big-${i}`);
+    const devices = samePartition(keys, DUE_BATCH * 2 + 200, 'big-');
     await Promise.all(devices.map((d) => online(d)));
     const p = payload();
     await publish(devices, p, { effectiveExpiresAt: clock.now() + 60_000 });
     clock.advance(ACK_MS);
-    const first = await store.claimDue(clock.now(), 1_000, LEASE_MS);
+    const first = await claimDue(clock.now(), 1_000, LEASE_MS);
     expect(first).toMatchObject({ claimed: 2, unacked: DUE_BATCH * 2, more: true });
-    expect(await store.claimDue(clock.now(), 1_000, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 200, more: false });
-    expect(await store.claimDue(clock.now(), 1_000, LEASE_MS)).toMatchObject({ claimed: 0, more: false });
+    expect(await claimDue(clock.now(), 1_000, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 200, more: false });
+    expect(await claimDue(clock.now(), 1_000, LEASE_MS)).toMatchObject({ claimed: 0, more: false });
   });
 
   describe('native push fallback', () => {
     const reg = (deviceId: string) => JSON.stringify({ provider: 'fcm', token: `token-of-${deviceId}-${'x'.repeat(32)}` });
-    const register = async (deviceId: string) => {
-      const registration = reg(deviceId);
-      if (store instanceof RedisNotificationStore) await new RedisPushRegistrationStore(redisClient, prefixOf(store)).register(deviceId, JSON.parse(registration), clock.now());
-      else (presence as MemoryPresenceStore).setPushRegistration(deviceId, registration, clock.now());
-    };
+    const register = (deviceId: string) => harness.register(deviceId, reg(deviceId), clock.now());
 
     it('offline: leases the offline targets to the publisher at once (ttl 0 and ttl > 0), with their registrations', async () => {
-      await online('on');
-      await online('gone');
-      await presence.disconnect([{ deviceId: 'gone', sessionId: 's-gone', userId: 'u', instanceId: 'gw' }], clock.now(), 'client_close');
-      await register('gone');
+      // One partition, so one part: its batches are numbered 1 (sent), 2 (offline).
+      const [on, gone, never] = samePartition(keys, 3, 'fo-') as [string, string, string];
+      await online(on);
+      await online(gone);
+      await presence.disconnect([{ deviceId: gone, sessionId: `s-${gone}`, userId: 'u', instanceId: 'gw' }], clock.now(), 'client_close');
+      await register(gone);
       const p = payload();
-      const result = await publish(['on', 'gone', 'never'], p, { fallback: 'offline' });
+      const result = await publish([on, gone, never], p, { fallback: 'offline' });
       expect(result).toMatchObject({ kind: 'accepted', answer: { online: 1, queued: 2 } });
       const jobs = result.kind === 'accepted' ? result.fallback : [];
       expect(jobs).toEqual([
-        { key: `p|${p.id}|2|o`, trigger: 'offline', notification: { payload: p, bytes: Buffer.byteLength(JSON.stringify(p)) }, targets: [{ deviceId: 'gone', registration: reg('gone') }, { deviceId: 'never' }] },
+        { key: expect.stringMatching(new RegExp(`^(\\d+/)?p\\|${p.id}\\|2\\|o$`)), trigger: 'offline', notification: { payload: p, bytes: Buffer.byteLength(JSON.stringify(p)) }, targets: [{ deviceId: gone, registration: reg(gone) }, { deviceId: never }] },
       ]);
       const ttl0 = payload();
-      const dropped = await publish(['gone'], ttl0, { fallback: 'unacked', keepOffline: false });
-      expect(dropped.kind === 'accepted' && dropped.fallback.map((j) => j.targets)).toEqual([[{ deviceId: 'gone', registration: reg('gone') }]]);
+      const dropped = await publish([gone], ttl0, { fallback: 'unacked', keepOffline: false });
+      expect(dropped.kind === 'accepted' && dropped.fallback.map((j) => j.targets)).toEqual([[{ deviceId: gone, registration: reg(gone) }]]);
       // Leased: nobody else gets them before the lease ends, or at all once recorded.
-      expect((await store.claimDue(clock.now(), 100, LEASE_MS)).jobs).toEqual([]);
+      expect((await claimDue(clock.now(), 100, LEASE_MS)).jobs).toEqual([]);
       const at = clock.now();
-      await store.recordFallback(jobs[0]!.key, [{ deviceId: 'gone', status: 'sent', provider: 'fcm', at, registration: reg('gone') }, { deviceId: 'never', status: 'no_target', at }], true);
-      expect(await statusOf(p.id, 'gone')).toEqual({ deviceId: 'gone', status: 'pending', updatedAt: at, fallback: { status: 'sent', provider: 'fcm', at } });
-      expect(await statusOf(p.id, 'never')).toMatchObject({ fallback: { status: 'no_target', at } });
-      expect(await statusOf(p.id, 'on')).not.toHaveProperty('fallback');
+      await store.recordFallback(jobs[0]!.key, [{ deviceId: gone, status: 'sent', provider: 'fcm', at, registration: reg(gone) }, { deviceId: never, status: 'no_target', at }], true);
+      expect(await statusOf(p.id, gone)).toEqual({ deviceId: gone, status: 'pending', updatedAt: at, fallback: { status: 'sent', provider: 'fcm', at } });
+      expect(await statusOf(p.id, never)).toMatchObject({ fallback: { status: 'no_target', at } });
+      expect(await statusOf(p.id, on)).not.toHaveProperty('fallback');
       clock.advance(LEASE_MS);
-      expect((await store.claimDue(clock.now(), 100, LEASE_MS)).jobs.map((j) => j.key)).toEqual([`p|${ttl0.id}|1|o`]); // its claimant never recorded it
+      expect((await claimDue(clock.now(), 100, LEASE_MS)).jobs.map((j) => bare(j.key))).toEqual([`p|${ttl0.id}|1|o`]); // its claimant never recorded it
     });
 
     it('unacked: the ack deadline turns the unacked targets into one leased job; an ack before it cancels; one outcome per target', async () => {
-      for (const d of ['a', 'b', 'c']) {
+      const [a, b, c] = samePartition(keys, 3, 'fu-') as [string, string, string];
+      for (const d of [a, b, c]) {
         await online(d);
         await register(d);
       }
       const p = payload();
-      const result = await publish(['a', 'b', 'c'], p, { fallback: 'unacked' });
+      const result = await publish([a, b, c], p, { fallback: 'unacked' });
       expect(result.kind === 'accepted' && result.fallback).toEqual([]);
-      await store.ack(p, 'b', clock.now());
+      await store.ack(p, b, clock.now());
       clock.advance(ACK_MS);
-      const claims = await Promise.all([store.claimDue(clock.now(), 100, LEASE_MS), store.claimDue(clock.now(), 100, LEASE_MS)]);
+      const claims = await Promise.all([claimDue(clock.now(), 100, LEASE_MS), claimDue(clock.now(), 100, LEASE_MS)]);
       const jobs = claims.flatMap((c) => c.jobs);
       expect(jobs).toEqual([
-        { key: `p|${p.id}|2|u`, trigger: 'unacked', notification: expect.anything(), targets: [{ deviceId: 'a', registration: reg('a') }, { deviceId: 'c', registration: reg('c') }] },
+        { key: expect.stringMatching(new RegExp(`^(\\d+/)?p\\|${p.id}\\|2\\|u$`)), trigger: 'unacked', notification: expect.anything(), targets: [{ deviceId: a, registration: reg(a) }, { deviceId: c, registration: reg(c) }] },
       ]);
       // a's outcome is recorded by a claimant that then died; after the lease only c is left.
-      await store.recordFallback(jobs[0]!.key, [{ deviceId: 'a', status: 'failed', provider: 'fcm', reason: 'gone', at: clock.now(), registration: reg('a') }], false);
+      await store.recordFallback(jobs[0]!.key, [{ deviceId: a, status: 'failed', provider: 'fcm', reason: 'gone', at: clock.now(), registration: reg(a) }], false);
       clock.advance(LEASE_MS);
-      const again = await store.claimDue(clock.now(), 100, LEASE_MS);
-      expect(again.jobs.map((j) => j.targets)).toEqual([[{ deviceId: 'c', registration: reg('c') }]]);
-      await store.recordFallback(again.jobs[0]!.key, [{ deviceId: 'c', status: 'sent', provider: 'fcm', at: clock.now() }, { deviceId: 'a', status: 'sent', provider: 'fcm', at: clock.now() }], true);
-      expect(await statusOf(p.id, 'a')).toMatchObject({ fallback: { status: 'failed', reason: 'gone' } }); // the first outcome stays
-      expect(await statusOf(p.id, 'b')).not.toHaveProperty('fallback');
+      const again = await claimDue(clock.now(), 100, LEASE_MS);
+      expect(again.jobs.map((j) => j.targets)).toEqual([[{ deviceId: c, registration: reg(c) }]]);
+      await store.recordFallback(again.jobs[0]!.key, [{ deviceId: c, status: 'sent', provider: 'fcm', at: clock.now() }, { deviceId: a, status: 'sent', provider: 'fcm', at: clock.now() }], true);
+      expect(await statusOf(p.id, a)).toMatchObject({ fallback: { status: 'failed', reason: 'gone' } }); // the first outcome stays
+      expect(await statusOf(p.id, b)).not.toHaveProperty('fallback');
       clock.advance(LEASE_MS);
-      expect(await store.claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ jobs: [] });
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ jobs: [] });
       // gone deleted a's registration (it was still the one used); c's stays.
-      const devices = await presence.getDevices(['a', 'c'], clock.now());
+      const devices = await presence.getDevices([a, c], clock.now());
       expect(devices.map((d) => d?.push)).toEqual([undefined, { provider: 'fcm' }]);
     });
 
@@ -448,8 +519,7 @@ function notificationStoreCases(
       const result = await publish(['d'], p, { fallback: 'offline' });
       const job = result.kind === 'accepted' ? result.fallback[0]! : undefined;
       const fresh = JSON.stringify({ provider: 'apns', token: 'ab'.repeat(32) });
-      if (store instanceof RedisNotificationStore) await new RedisPushRegistrationStore(redisClient, prefixOf(store)).register('d', JSON.parse(fresh), clock.now());
-      else (presence as MemoryPresenceStore).setPushRegistration('d', fresh, clock.now());
+      await harness.register('d', fresh, clock.now());
       await store.recordFallback(job!.key, [{ deviceId: 'd', status: 'failed', provider: 'fcm', reason: 'gone', at: clock.now(), registration: reg('d') }], true);
       expect((await presence.getDevices(['d'], clock.now()))[0]?.push).toEqual({ provider: 'apns' });
     });
@@ -470,68 +540,367 @@ describe('MemoryNotificationStore', () => {
   notificationStoreCases(
     () => {
       const presence = new MemoryPresenceStore(30 * DAY);
-      return { presence, store: new MemoryNotificationStore(presence), events: presence.events };
+      return {
+        presence,
+        store: new MemoryNotificationStore(presence),
+        events: presence.events,
+        register: async (deviceId, registration, now) => {
+          presence.setPushRegistration(deviceId, registration, now);
+        },
+        keys: new KeyLayout('mem:', false),
+      };
     },
     async (store) => (store as MemoryNotificationStore).footprint,
   );
 });
 
-describe('RedisNotificationStore (real Redis)', () => {
-  const redis = new Redis(testRedisUrl());
-  redisClient = redis;
-  const prefix = uniquePrefix('notify');
-  afterEach(() => deleteKeys(redis, prefix));
-  afterAll(() => redis.quit());
+/** Every partition's events, in (ms, partition, n) order, ids `<ms>-<p>-<n>`. */
+class PartitionedEvents {
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly keys: KeyLayout,
+  ) {}
+  async read(): Promise<EventEnvelope[]> {
+    const streams = await Promise.all(
+      Array.from({ length: this.keys.partitions }, async (_, p) =>
+        (await this.redis.xrange(`${this.keys.at(p)}events`, '-', '+')).map(([id, fields]) => {
+          const [ms, n] = id.split('-').map(Number) as [number, number];
+          return { order: [ms, p, n], envelope: { ...toEnvelope(id, fields), id: `${ms}-${p}-${n}` } };
+        }),
+      ),
+    );
+    return streams
+      .flat()
+      .sort((a, b) => a.order[0]! - b.order[0]! || a.order[1]! - b.order[1]! || a.order[2]! - b.order[2]!)
+      .map((e) => e.envelope);
+  }
+}
 
-  notificationStoreCases(
-    () => ({
-      presence: new RedisPresenceStore(redis, prefix, 30 * DAY),
-      store: new RedisNotificationStore(redis, prefix, DAY),
-      events: new RedisEventLog(redis, prefix, DAY),
-    }),
-    // Presence keys of the online device are the presence store's; notif:seq is one counter.
-    () => keysWithoutTtl(redis, prefix, ['notif:seq', 'device:on', 'user:u:devices', 'presence:expiry:gw', 'instances']),
-  );
+/** Every key under a prefix, on each master of a Cluster. */
+async function keysUnder(redis: RedisClient, prefix: string): Promise<string[]> {
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const out: string[] = [];
+  for (const node of nodes) {
+    let cursor = '0';
+    do {
+      const [next, keys] = await node.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
+      out.push(...keys);
+      cursor = next;
+    } while (cursor !== '0');
+  }
+  return out;
+}
 
-  it('lands each notification event in the same atomic step as its status change (snapshots by MULTI on another connection)', async () => {
-    const store = new RedisNotificationStore(redis, prefix, DAY);
-    const reader = redis.duplicate();
-    const now = Date.now();
-    const p: NotificationPayload = { id: 'atomic-1', data: 1, createdAt: now };
-    const devices = Array.from({ length: 150 }, (_, i) => `a${i}`);
-    await store.publish({ payload: p, payloadJson: JSON.stringify(p), deviceIds: devices, effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now, ackDeadlineAt: now, fallback: 'none', leaseMs: 1 });
-    let writing = true;
-    const writer = (async () => {
-      for (const d of devices) {
-        await store.ack(p, d, now);
-        await store.claimDue(now, 1, 15_000); // an ack deadline of a delivered batch: records nothing
+/** A key's name without REDIS_PREFIX and its partition tag: `notif:seq`, `device:on`. */
+const plainName = (key: string, prefix: string) => key.slice(prefix.length).replace(/^\{[a-z0-9]+\}:/, '');
+
+interface RedisMode {
+  name: string;
+  sharded: boolean;
+  /** The Redis to run against (a Cluster is started in beforeAll). */
+  connect(): Promise<{ redis: RedisClient; pause?: (nodeOfKey: string) => () => void; close(): Promise<void> }>;
+}
+
+const MODES: RedisMode[] = [
+  {
+    name: 'single Redis, one partition (the contract key names)',
+    sharded: false,
+    connect: async () => {
+      const redis = new Redis(testRedisUrl());
+      return { redis, close: async () => void (await redis.quit()) };
+    },
+  },
+  {
+    name: 'single Redis, 1024 partitions',
+    sharded: true,
+    connect: async () => {
+      const redis = new Redis(testRedisUrl());
+      return { redis, close: async () => void (await redis.quit()) };
+    },
+  },
+  {
+    name: 'Redis Cluster, 3 masters',
+    sharded: true,
+    connect: async () => {
+      const cluster = await startRedisCluster();
+      const redis = createClient({ mode: 'cluster', nodes: cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port })) }, 1_000, true);
+      await redis.connect();
+      return {
+        redis,
+        /** SIGSTOPs the master holding this key; returns the resume. */
+        pause: (key: string) => {
+          const cl = redis as Cluster;
+          const slot = cl.slots[keySlot(key)]!;
+          const port = Number(slot[0]!.split(':')[1]);
+          const node = cluster.nodes.find((n) => n.port === port)!;
+          node.pause();
+          return () => node.resume();
+        },
+        close: async () => {
+          redis.disconnect();
+          cluster.kill();
+        },
+      };
+    },
+  },
+];
+
+for (const mode of MODES) {
+  describe(`RedisNotificationStore (${mode.name})`, () => {
+    let redis: RedisClient;
+    let conn: Awaited<ReturnType<RedisMode['connect']>>;
+    const prefix = uniquePrefix('notify');
+    const keys = new KeyLayout(prefix, mode.sharded);
+    const harness = (): Harness => {
+      const registrations = new RedisPushRegistrationStore(redis, keys);
+      return {
+        presence: new RedisPresenceStore(redis, keys, 30 * DAY),
+        store: new RedisNotificationStore(redis, keys, DAY),
+        // With partitions the app's reader waits for the floors (advanced by a job not running
+        // here), so the sharded cases read every partition's stream directly.
+        events: mode.sharded ? new PartitionedEvents(redis, keys) : new RedisEventLog(redis, keys, DAY),
+        register: async (deviceId, registration, now) => void (await registrations.register(deviceId, JSON.parse(registration) as never, now)),
+        keys,
+      };
+    };
+
+    beforeAll(async () => {
+      conn = await mode.connect();
+      redis = conn.redis;
+    }, 60_000);
+    afterEach(async () => {
+      const all = await keysUnder(redis, prefix);
+      await Promise.all(all.map((k) => redis.del(k)));
+    });
+    afterAll(() => conn.close());
+
+    notificationStoreCases(harness, async () => {
+      // Presence keys of the online device are presence's; notif:seq is one counter per partition.
+      const except = ['notif:seq', 'device:on', 'user:u:devices', 'user:u:ver', 'presence:expiry', 'instances'];
+      let count = 0;
+      for (const key of await keysUnder(redis, prefix)) if (!except.includes(plainName(key, prefix)) && (await redis.pttl(key)) === -1) count++;
+      return count;
+    });
+
+    const request = (p: NotificationPayload, deviceIds: string[], now: number, extra: Partial<PublishRequest> = {}): PublishRequest => ({
+      payload: p,
+      payloadJson: JSON.stringify(p),
+      deviceIds,
+      effectiveExpiresAt: now + 60_000,
+      keepOffline: true,
+      maxInbox: 10,
+      retentionMs: DAY,
+      now,
+      ackDeadlineAt: now + ACK_MS,
+      fallback: 'none',
+      leaseMs: LEASE_MS,
+      ...extra,
+    });
+
+    it('lands each notification event in the same atomic step as its status change (snapshots by MULTI on another connection)', async () => {
+      const { store } = harness();
+      const now = Date.now();
+      const p: NotificationPayload = { id: 'atomic-1', data: 1, createdAt: now };
+      // One partition's part and event log: a MULTI reads one slot.
+      const devices = samePartition(keys, 150, 'a');
+      const part = keys.of(devices[0]!);
+      await store.publish(request(p, devices, now, { ackDeadlineAt: now, leaseMs: 1 }));
+      let writing = true;
+      const writer = (async () => {
+        for (const d of devices) {
+          await store.ack(p, d, now);
+          await store.claimDue(now, 1, 15_000, keys.partitionOf(d)); // an ack deadline of a delivered batch: records nothing
+        }
+      })().finally(() => (writing = false));
+      let snapshots = 0;
+      while (writing || snapshots === 0) {
+        const replies = await redis.multi().hgetall(`${part}notif:atomic-1`).xrange(`${part}events`, '-', '+').exec();
+        const hash = replies![0]![1] as Record<string, string>;
+        const entries = replies![1]![1] as [string, string[]][];
+        const delivered = Object.entries(hash).filter(([f, v]) => f.startsWith('t:') && v.startsWith('delivered:')).map(([f]) => f.slice(2));
+        const recorded = entries.map(([id, f]) => toEnvelope(id, f));
+        // What the hash says is what the log says: never a status change without its event, or the reverse.
+        expect(recorded.map((e) => e.type).filter((t) => t !== 'notification.delivered')).toEqual([]);
+        expect(recorded.map((e) => e.data.deviceId as string).sort()).toEqual(delivered.sort());
+        snapshots++;
       }
-    })().finally(() => (writing = false));
-    let snapshots = 0;
-    while (writing || snapshots === 0) {
-      const replies = await reader.multi().hgetall(`${prefix}notif:atomic-1`).xrange(`${prefix}events`, '-', '+').exec();
-      const hash = replies![0]![1] as Record<string, string>;
-      const entries = replies![1]![1] as [string, string[]][];
-      const delivered = Object.entries(hash).filter(([f, v]) => f.startsWith('t:') && v.startsWith('delivered:')).map(([f]) => f.slice(2));
-      const recorded = entries.map(([, f]) => ({ type: f[1], data: JSON.parse(f[5]!) as { deviceId: string } }));
-      // What the hash says is what the log says: never a status change without its event, or the reverse.
-      expect(recorded.map((e) => e.type).filter((t) => t !== 'notification.delivered')).toEqual([]);
-      expect(recorded.map((e) => e.data.deviceId).sort()).toEqual(delivered.sort());
-      snapshots++;
-    }
-    await writer;
-    await reader.quit();
-    expect(snapshots).toBeGreaterThan(1);
-  });
+      await writer;
+      expect(snapshots).toBeGreaterThan(1);
+    });
 
-  it('writes inboxes and receipts with TTLs, so nothing outlives its notification', async () => {
-    const store = new RedisNotificationStore(redis, prefix);
-    const now = Date.now();
-    const p: NotificationPayload = { id: 'ttl-1', data: 1, createdAt: now, collapseKey: 'c' };
-    await store.publish({ payload: p, payloadJson: JSON.stringify(p), deviceIds: ['d'], effectiveExpiresAt: now + 60_000, keepOffline: true, maxInbox: 10, retentionMs: DAY, now, ackDeadlineAt: now, fallback: 'none', leaseMs: 1 });
-    expect(await redis.zrange(`${prefix}inbox:d`, '0', '-1')).toEqual(['ttl-1']);
-    expect(await redis.pttl(`${prefix}inbox:d`)).toBeGreaterThan(59_000);
-    expect(await redis.pttl(`${prefix}inbox:d:collapse`)).toBeGreaterThan(59_000);
-    expect(await redis.pttl(`${prefix}notif:ttl-1`)).toBeGreaterThan(DAY);
+    it('writes inboxes and receipts with TTLs, so nothing outlives its notification', async () => {
+      const { store } = harness();
+      const now = Date.now();
+      const p: NotificationPayload = { id: 'ttl-1', data: 1, createdAt: now, collapseKey: 'c' };
+      await store.publish(request(p, ['d'], now, { ackDeadlineAt: now, leaseMs: 1 }));
+      const at = keys.of('d');
+      expect(await redis.zrange(`${at}inbox:d`, '0', '-1')).toEqual(['ttl-1']);
+      expect(await redis.pttl(`${at}inbox:d`)).toBeGreaterThan(59_000);
+      expect(await redis.pttl(`${at}inbox:d:collapse`)).toBeGreaterThan(59_000);
+      expect(await redis.pttl(`${at}notif:ttl-1`)).toBeGreaterThan(DAY);
+    });
+
+    it('publishes to 3000 devices over many partitions: one inbox entry each, one status with every target, the answer summed over the parts', async () => {
+      const h = harness();
+      const now = Date.now();
+      const devices = Array.from({ length: 3000 }, (_, i) => `fan-${i}`);
+      const online = devices.filter((_, i) => i % 3 === 0);
+      await Promise.all(online.map((d) => h.presence.connect({ deviceId: d, sessionId: `s-${d}`, userId: 'u', instanceId: 'gw', now, interval: 1_000, ttl: 60_000 })));
+      const p: NotificationPayload = { id: mintNotificationId(keys, 7 % keys.partitions), data: 1, createdAt: now };
+      const result = await h.store.publish(request(p, devices, now));
+      expect(result).toMatchObject({ kind: 'accepted', answer: { id: p.id, online: 1000, queued: 2000 } });
+      expect(result.kind === 'accepted' && result.online.length).toBe(1000);
+      if (mode.sharded) expect(new Set(devices.map((d) => keys.partitionOf(d))).size).toBeGreaterThan(900);
+      const status = await h.store.status(p.id, now);
+      expect(status?.targets).toHaveLength(3000);
+      expect(new Set(status?.targets.map((t) => t.deviceId))).toEqual(new Set(devices));
+      expect(status?.targets.every((t) => t.status === 'pending')).toBe(true);
+      const inboxes = await Promise.all(devices.map((d) => h.store.pending(d, now, 10)));
+      expect(inboxes.every((inbox) => inbox.length === 1 && inbox[0]!.payload.id === p.id)).toBe(true);
+    });
+
+    it('completes a publish that failed part-way when retried with its Idempotency-Key: one notification, one inbox entry per device, the same answer', async () => {
+      const h = harness();
+      const store = h.store as RedisNotificationStore;
+      const now = Date.now();
+      const devices = Array.from({ length: 300 }, (_, i) => `retry-${i}`);
+      await Promise.all(devices.slice(0, 100).map((d) => h.presence.connect({ deviceId: d, sessionId: `s-${d}`, userId: 'u', instanceId: 'gw', now, interval: 1_000, ttl: 60_000 })));
+      const idempotency = { key: 'k:partial', fingerprint: 'f', windowMs: 300_000 };
+      const attempt = (at: number) => {
+        const p: NotificationPayload = { id: mintNotificationId(keys, keys.partitionOf(idempotency.key)), data: 1, createdAt: at };
+        return store.publish(request(p, devices, at, { idempotency }));
+      };
+      // The first attempt: the part calls of every other partition fail (as a stalled master's would).
+      const parts = [...keys.byPartition(devices, (d) => d).keys()];
+      const failing = new Set(parts.filter((_, i) => i % 2 === 1 || parts.length === 1));
+      const internals = store as unknown as { writePart: (r: PublishRequest, call: { p: number }, parts: number[]) => Promise<unknown> };
+      const writePart = internals.writePart.bind(store);
+      internals.writePart = (r, call, all) => (failing.has(call.p) ? Promise.reject(new StoreUnavailableError('Redis did not answer: simulated', 'unknown')) : writePart(r, call, all));
+      const first = await attempt(now).catch((err: unknown) => err);
+      expect(first).toBeInstanceOf(StoreUnavailableError);
+      expect((first as StoreUnavailableError).outcome).toBe('unknown');
+      internals.writePart = writePart;
+      // The retry (later, a new id minted by the service) completes the first attempt's notification.
+      const retry = await attempt(now + 500);
+      expect(retry).toMatchObject({ kind: 'accepted', answer: { online: 100, queued: 200 } });
+      const id = retry.kind === 'accepted' ? retry.answer.id : '';
+      // Partitioned, the first attempt recorded its id and createdAt, which the retry completes; with
+      // one partition a keyed publish is one script that never ran, so the retry is simply the publish.
+      const createdAt = mode.sharded ? now : now + 500;
+      if (mode.sharded) expect(retry.kind === 'accepted' && retry.notification?.payload).toMatchObject({ id, createdAt });
+      // Online targets written by the first attempt are sent again (their first send may never have happened).
+      expect(retry.kind === 'accepted' && retry.online.length).toBe(100);
+      const again = await attempt(now + 1_000);
+      expect(again).toMatchObject({ kind: 'replay', answer: retry.kind === 'accepted' ? retry.answer : {} });
+      const status = await store.status(id, now + 1_000);
+      expect(status).toMatchObject({ id, createdAt });
+      expect(status?.targets.map((t) => t.deviceId).sort()).toEqual([...devices].sort());
+      const inboxes = await Promise.all(devices.map((d) => store.pending(d, now + 1_000, 10)));
+      expect(inboxes.every((inbox) => inbox.length === 1 && inbox[0]!.payload.id === id)).toBe(true);
+    });
+
+    if (!mode.sharded) {
+      it('publishes in one script call, with or without an Idempotency-Key, as before partitions (and a status in one read)', async () => {
+        const h = harness();
+        const now = Date.now();
+        await h.store.publish(request({ id: mintNotificationId(keys, 0), data: 0, createdAt: now }, ['warm-up'], now)); // connected, script cached
+        const sent = jest.spyOn(redis, 'sendCommand');
+        try {
+          const p: NotificationPayload = { id: mintNotificationId(keys, 0), data: 1, createdAt: now };
+          await h.store.publish(request(p, Array.from({ length: 2_500 }, (_, i) => `one-${i}`), now));
+          await h.store.status(p.id, now);
+          const keyed = { key: 'k:one-call', fingerprint: 'f', windowMs: 300_000 };
+          await h.store.publish(request({ id: mintNotificationId(keys, 0), data: 2, createdAt: now }, ['one-0', 'one-1'], now, { idempotency: keyed }));
+          await h.store.publish(request({ id: mintNotificationId(keys, 0), data: 2, createdAt: now }, ['one-0', 'one-1'], now, { idempotency: keyed }));
+          expect(sent.mock.calls.map(([command]) => command.name)).toEqual(['evalsha', 'hgetall', 'evalsha', 'evalsha']);
+        } finally {
+          sent.mockRestore();
+        }
+      });
+    }
+
+    it('replays a keyed publish from one call when its targets are all in the key\'s partition, and part by part when they were not', async () => {
+      const h = harness();
+      const now = Date.now();
+      const idempotency = { key: 'k:inh', fingerprint: 'f', windowMs: 300_000 };
+      const hp = keys.partitionOf(idempotency.key);
+      const [a, b] = namesIn(keys, hp, 2, 'inh-') as [string, string];
+      for (const d of [a, b]) await h.presence.connect({ deviceId: d, sessionId: `s-${d}`, userId: 'u', instanceId: 'gw', now, interval: 1_000, ttl: 60_000 });
+      const publish = (deviceIds: string[], key = idempotency) =>
+        h.store.publish(request({ id: mintNotificationId(keys, keys.partitionOf(key.key)), data: 1, createdAt: now }, deviceIds, now, { idempotency: key }));
+      const first = await publish([a, b]);
+      expect(first).toMatchObject({ kind: 'accepted', answer: { online: 2, queued: 0 } });
+      const replay = await publish([a, b]);
+      expect(replay).toMatchObject({ kind: 'replay', answer: first.kind === 'accepted' ? first.answer : {} });
+      expect(replay.kind === 'replay' && replay.pending?.online.map((t) => t.deviceId).sort()).toEqual([a, b].sort());
+      // Spread over two partitions, retried with only the targets in the key's partition: both parts replay.
+      const spread = { ...idempotency, key: 'k:spread' };
+      const sp = keys.partitionOf(spread.key);
+      const [c] = namesIn(keys, sp, 1, 'sp-') as [string];
+      const [other] = namesIn(keys, sp, 1, 'spo-', true) as [string];
+      for (const d of [c, other]) await h.presence.connect({ deviceId: d, sessionId: `s-${d}`, userId: 'u', instanceId: 'gw', now, interval: 1_000, ttl: 60_000 });
+      const wide = await publish([c, other], spread);
+      expect(wide).toMatchObject({ kind: 'accepted', answer: { online: 2 } });
+      const again = await publish([c], spread);
+      expect(again.kind === 'replay' && again.pending?.online.map((t) => t.deviceId).sort()).toEqual([c, other].sort());
+    });
+
+    it('claims deadlines per partition: each partition index holds its own devices\' deadlines', async () => {
+      const h = harness();
+      const now = Date.now();
+      const [d1, d2] = mode.sharded ? ['x', samePartition(keys, 1, 'y').find((d) => keys.partitionOf(d) !== keys.partitionOf('x')) ?? 'z'] : ['x', 'y'];
+      for (const d of [d1, d2]) await h.presence.connect({ deviceId: d, sessionId: `s-${d}`, userId: 'u', instanceId: 'gw', now, interval: 1_000, ttl: 60_000 });
+      const p: NotificationPayload = { id: mintNotificationId(keys, keys.partitionOf(d1)), data: 1, createdAt: now };
+      await h.store.publish(request(p, [d1, d2], now));
+      const later = now + ACK_MS;
+      if (mode.sharded) {
+        expect(await h.store.claimDue(later, 100, LEASE_MS, keys.partitionOf(d1))).toMatchObject({ claimed: 1, unacked: 1 });
+        expect(await h.store.claimDue(later, 100, LEASE_MS, keys.partitionOf(d2))).toMatchObject({ claimed: 1, unacked: 1 });
+      } else {
+        expect(await h.store.claimDue(later, 100, LEASE_MS, 0)).toMatchObject({ claimed: 1, unacked: 2 });
+      }
+    });
+
+    if (mode.name.includes('Cluster')) {
+      it('fails a publish touching a stalled master with StoreUnavailable (503), and the retry with its Idempotency-Key completes it', async () => {
+        const h = harness();
+        const store = h.store as RedisNotificationStore;
+        const now = Date.now();
+        const devices = Array.from({ length: 600 }, (_, i) => `stall-${i}`);
+        const idempotency = { key: 'k:stalled', fingerprint: 'f', windowMs: 300_000 };
+        const hp = keys.partitionOf(idempotency.key);
+        const attempt = (at: number) =>
+          store.publish(request({ id: mintNotificationId(keys, hp), data: 1, createdAt: at }, devices, at, { idempotency }));
+        // Stall a master other than the header's, so the first step answers and a part does not.
+        const other = devices.find((d) => redisNodeOf(redis, `${keys.of(d)}x`) !== redisNodeOf(redis, `${keys.at(hp)}x`))!;
+        const resume = conn.pause!(`${keys.of(other)}x`);
+        let first: unknown;
+        try {
+          first = await attempt(now).catch((err: unknown) => err);
+        } finally {
+          resume();
+        }
+        expect(first).toBeInstanceOf(StoreUnavailableError);
+        // Once the master answers again, the retry completes the same notification.
+        let retry: Awaited<ReturnType<typeof attempt>> | undefined;
+        for (let i = 0; i < 50 && !retry; i++) {
+          retry = await attempt(now + 100).catch(async () => {
+            await new Promise((r) => setTimeout(r, 200));
+            return undefined;
+          });
+        }
+        expect(retry).toMatchObject({ kind: 'accepted', answer: { online: 0, queued: 600 } });
+        const id = retry?.kind === 'accepted' ? retry.answer.id : '';
+        const status = await store.status(id, now + 200);
+        expect(status?.targets).toHaveLength(600);
+        const inboxes = await Promise.all(devices.map((d) => store.pending(d, now + 200, 10)));
+        expect(inboxes.every((inbox) => inbox.length === 1 && inbox[0]!.payload.id === id)).toBe(true);
+      }, 60_000);
+    }
   });
-});
+}
+
+/** "host:port" of the master serving a key. */
+function redisNodeOf(redis: RedisClient, key: string): string {
+  return (redis as Cluster).slots[keySlot(key)]![0]!;
+}

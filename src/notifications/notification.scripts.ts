@@ -2,32 +2,41 @@ import { EVENT_LOG_LUA } from '../events/event-log.script';
 import { luaScript } from '../redis/lua-script';
 
 /**
- * Lua scripts for the Redis notification store. A publish is one script: the idempotency record,
- * the notification, every target's status and every inbox entry are written together or not at
- * all, so a 202 never stands for half a notification. Keys derived from ids are built from the prefix it is given.
+ * Lua scripts for the Redis notification store. Keys live in partitions (src/redis/partitions.ts):
+ * every script runs in one partition and builds its keys from the partition prefix `prefix` it is
+ * given (`push:{<tag>}:` on a Cluster, `push:` with one partition). A notification is split into
+ * parts, one per partition holding some of its targets, written by one PUBLISH_PART call each
+ * (per chunk of targets), all sent together; each target is written once, whichever call gets there
+ * first. With one partition and no Idempotency-Key a publish is one script, as before partitioning.
  *
- * Layout (prefix `push:` by default):
- *   notif:<id>                hash: payload (JSON), createdAt, expiresAt (effective), and one
- *                             field per target `t:<deviceId>` = "status:updatedAt[:reason]";
- *                             PX = until NOTIFICATION_RETENTION after the last target can settle
- *   notif:seq                 counter; inbox order (oldest first) follows it
- *   inbox:<deviceId>          zset notificationId -> seq, the device's pending notifications
- *   inbox:<deviceId>:collapse hash collapseKey -> notificationId pending with that key
- *   idem:<apiKey>:<key>       string: {"fingerprint":..,"answer":..}, PX = IDEMPOTENCY window
- *   notif:<id> `u:<deviceId>` the time the target was reported unacked (once per target)
- *   notif:<id> `f:<deviceId>` the target's native push outcome "status:at[:provider[:reason]]"
- *   notif:<id> `l:<n>`        batch n of target device ids (comma-separated, DUE_BATCH at most),
+ * Layout, per partition P (docs/design/sharding.md sections 2 and 4):
+ *   P notif:<id>              hash, the part of the notification in P: payload (JSON), createdAt,
+ *                             expiresAt (effective), forgetAt, and one field per target of P
+ *                             `t:<deviceId>` = "status:updatedAt[:reason]"; `non`/`nq` the targets of
+ *                             P counted online/queued at publish;
+ *                             PX = until NOTIFICATION_RETENTION after the last target can settle.
+ *                             In the header partition h (the id's first 10 bits) it is also the
+ *                             header: + `parts`, the partitions holding targets ("3,17,912")
+ *   P notif:seq               counter; inbox order (oldest first) follows it (order matters per device only)
+ *   P inbox:<deviceId>        zset notificationId -> seq, the device's pending notifications (P = the device's)
+ *   P inbox:<deviceId>:collapse hash collapseKey -> notificationId pending with that key
+ *   P idem:<apiKey>:<key>     string (P = the key's partition = h): {"fingerprint","id","createdAt",
+ *                             "parts","expiresAt","answer" once answered}, PX = IDEMPOTENCY window
+ *   P notif:<id> `u:<deviceId>` the time the target was reported unacked (once per target)
+ *   P notif:<id> `f:<deviceId>` the target's native push outcome "status:at[:provider[:reason]]"
+ *   P notif:<id> `l:<n>`      batch n of target device ids of P (comma-separated, DUE_BATCH at most),
  *                             `ln` the number of batches, `fb` the fallback policy, `ck` the collapse key
- *   notif:due                 zset, the due-time index (score = due time, ms): members
+ *   P notif:due               zset, P's due-time index (score = due time, ms): members
  *                             `a|<id>|<n>` ack deadline of batch n (targets online at publish),
  *                             `r|<id>|<deviceId>` ack deadline of a redelivery from the inbox,
  *                             `x|<id>|<n>` ttl expiry of batch n,
  *                             `p|<id>|<n>|<o|u>` native pushes for batch n (trigger offline/unacked),
  *                             scored by the end of their claimant's lease once claimed;
- *                             PX = a day past its latest entry, so an index nobody sweeps ends too
- * Presence (device:<deviceId>) is read to decide who is online at the instant of the write, and
- * for the userId of `notification.*` events, which each script appends to the event log
- * (`<prefix>events`, see EVENT_LOG_LUA) in the same step as the status change they report.
+ *                             PX = a day past its latest entry, so an index nobody sweeps ends too.
+ *                             Outside Redis a push job is named `<P's number>/<member>`.
+ * Presence (P device:<deviceId>) is read to decide who is online at the instant of the write, and
+ * for the userId of `notification.*` events, which each script appends to P's event log
+ * (see EVENT_LOG_LUA) in the same step as the status change they report.
  */
 
 /** `notification.*` events: userId is the device's (null for a device never seen or forgotten). */
@@ -79,77 +88,113 @@ end
 `;
 
 /**
- * Stores a notification for every target (rest: the device ids), decides who is online from
- * presence in the same step, and records the answer for an Idempotency-Key.
- * The idempotency key is a placeholder in the same hash slot when there is none: a Cluster routes a
- * script by its keys, so even an unused key must not point elsewhere.
- * Returns {'conflict'}
- *       | {'replay', answer, payload, onlineIds, onlineInstances}: the first answer, and the
- *         targets still pending that are online now (payload false when the notification is gone)
- *       | {'ok', answer, onlineIds, onlineInstances, evictedIds}.
+ * Idempotency records and replays, shared by PUBLISH_PART (a keyed publish all in one partition:
+ * one call, as before partitions) and IDEM_BEGIN / REPLAY_PART (the steps of a keyed publish over
+ * several partitions). `idem_check` returns nil when the key is free (absent, past its window by
+ * the caller's clock, or started by an attempt whose header is gone), else
+ * {'conflict'} | {'replay', answer, id, parts} | {'resume', id, createdAt, parts}.
+ * `replay_part` returns {payload or false, onlineIds, onlineInstances} for one part: its targets
+ * still pending that are online now, each given an ack deadline unless it has one.
+ */
+const IDEMPOTENCY = `
+local function idem_check(idemKey, prefix, fingerprint, now)
+  local prev = redis.call('GET', idemKey)
+  local record = prev and cjson.decode(prev)
+  if not record or (record.expiresAt or math.huge) <= now then return nil end
+  if record.fingerprint ~= fingerprint then return {'conflict'} end
+  if record.answer then
+    -- Records written before partitions hold only the answer: its id, in this partition.
+    return {'replay', record.answer, record.id or cjson.decode(record.answer).id, record.parts or ''}
+  end
+  if redis.call('EXISTS', prefix .. 'notif:' .. record.id) == 1 then
+    return {'resume', record.id, record.createdAt, record.parts}
+  end
+  return nil
+end
+local function replay_part(notifKey, dueKey, prefix, id, now, ackDeadline)
+  local n = redis.call('HMGET', notifKey, 'payload', 'expiresAt')
+  local ids, instances = {}, {}
+  if n[1] and tonumber(n[2]) > now then
+    local fields = redis.call('HGETALL', notifKey)
+    for i = 1, #fields, 2 do
+      if string.sub(fields[i], 1, 2) == 't:' and string.sub(fields[i + 1], 1, 8) == 'pending:' then
+        local device = string.sub(fields[i], 3)
+        local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
+        if state[1] and tonumber(state[2]) > now then
+          ids[#ids + 1] = device
+          instances[#instances + 1] = state[3]
+          -- Sent again now: it gets an ack deadline unless it has one.
+          redis.call('ZADD', dueKey, 'NX', ackDeadline, 'r|' .. id .. '|' .. device)
+        end
+      end
+    end
+  end
+  if #ids > 0 then keep_due(dueKey, now, ackDeadline) end
+  return {n[1] or false, ids, instances}
+end
+`;
+
+/**
+ * Writes one part of a notification: the targets (rest: device ids) that fall in partition
+ * `prefix`, all of them or one chunk, deciding who is online from presence in the same step.
+ * With a `fingerprint` (an Idempotency-Key, when the whole publish is in this one partition, the
+ * key's) it is the whole publish in one step, as before partitions: the key's record is checked
+ * first (conflict, replay of a publish answered here, or resume of one that spans partitions:
+ * nothing written then) and written with the answer at the end.
+ * Each target is written once: a target whose `t:` field exists already (a retried, resumed or
+ * raced call for the same notification) adds nothing again (it is only returned as online to
+ * send to when it is still pending and online now). The part counts the targets it wrote as
+ * online (`non`) or queued (`nq`). With `header` 1 (the call in the id's header partition
+ * when there is no Idempotency-Key) it also records `parts`, the partitions holding targets.
+ * Returns {'ok', online, queued (the part's totals so far), onlineIds, onlineInstances, evictedIds, jobs}
+ *       | {'conflict'} | {'replay', answer, payload or false, onlineIds, onlineInstances}
+ *       | {'replay_parts', answer, id, parts} (answered, spanning partitions: replay each part)
+ *       | {'resume', id, createdAt, parts} (see IDEM_BEGIN).
  * Events: `notification.expired` `inbox_full` for each notification evicted from a full inbox
  * (only a live one: one already past its ttl keeps reading as expired by ttl), `offline` for each
- * target offline when keepOffline is 0. A replay records nothing.
+ * target offline when keepOffline is 0.
  */
-export const PUBLISH = luaScript({
-  name: 'pgPublish',
-  keys: ['notif', 'seq', 'idempotency', 'due'],
+export const PUBLISH_PART = luaScript({
+  name: 'pgPublishPart',
+  keys: ['notif', 'seq', 'due', 'idempotency'],
   args: {
     prefix: 'string',
     id: 'string',
     payload: 'string',
     createdAt: 'number',
     expiresAt: 'number',
-    notifPx: 'number',
+    forgetAt: 'number',
     collapseKey: 'string?',
     maxInbox: 'number',
     keepOffline: 'number',
     now: 'number',
-    fingerprint: 'string?',
-    idempotencyPx: 'number',
     eventRetention: 'number',
     ackDeadline: 'number',
     fallback: 'string',
     leaseMs: 'number',
     batchSize: 'number',
+    parts: 'string?',
+    fingerprint: 'string?',
+    windowMs: 'number',
   },
   rest: true,
-  prelude: EVENTS + DUE,
+  prelude: EVENTS + DUE + IDEMPOTENCY,
   body: `
-events_init(prefix, now, eventRetention)
 if fingerprint then
-  local prev = redis.call('GET', idempotencyKey)
-  local record = prev and cjson.decode(prev)
-  -- The window ends by the caller's clock (expiresAt), not only by Redis's own (PX).
-  if record and (record.expiresAt or math.huge) > now then
-    if record.fingerprint ~= fingerprint then return {'conflict'} end
-    local first = prefix .. 'notif:' .. cjson.decode(record.answer).id
-    local n = redis.call('HMGET', first, 'payload', 'expiresAt')
-    local ids, instances = {}, {}
-    if n[1] and tonumber(n[2]) > now then
-      local fields = redis.call('HGETALL', first)
-      for i = 1, #fields, 2 do
-        if string.sub(fields[i], 1, 2) == 't:' and string.sub(fields[i + 1], 1, 8) == 'pending:' then
-          local device = string.sub(fields[i], 3)
-          local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
-          if state[1] and tonumber(state[2]) > now then
-            ids[#ids + 1] = device
-            instances[#instances + 1] = state[3]
-            -- Sent again now: it gets an ack deadline unless it has one.
-            redis.call('ZADD', dueKey, 'NX', ackDeadline, 'r|' .. cjson.decode(record.answer).id .. '|' .. device)
-          end
-        end
-      end
-    end
-    if #ids > 0 then keep_due(dueKey, now, ackDeadline) end
-    return {'replay', record.answer, n[1] or false, ids, instances}
+  local seen = idem_check(idempotencyKey, prefix, fingerprint, now)
+  if seen and seen[1] == 'replay' then
+    if seen[4] ~= '' and seen[4] ~= parts then return {'replay_parts', seen[2], seen[3], seen[4]} end
+    local again = replay_part(prefix .. 'notif:' .. seen[3], dueKey, prefix, seen[3], now, ackDeadline)
+    return {'replay', seen[2], again[1], again[2], again[3]}
   end
+  if seen then return seen end
 end
-
-local seq = redis.call('INCR', seqKey)
-redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', now + notifPx)
+events_init(prefix, now, eventRetention)
+redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', forgetAt)
+if parts then redis.call('HSET', notifKey, 'parts', parts) end
 if fallback ~= 'none' then redis.call('HSET', notifKey, 'fb', fallback) end
 if collapseKey then redis.call('HSET', notifKey, 'ck', collapseKey) end
+local seq = nil
 local online, queued, onlineIds, onlineInstances, evicted = 0, 0, {}, {}, {}
 local inboxPx = expiresAt - now
 -- Batches for the due-time index: sent now (ack deadline + expiry), kept for later (expiry), and
@@ -173,12 +218,20 @@ end
 for _, device in ipairs(rest) do
   local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId', 'userId')
   local isOnline = state[1] and tonumber(state[2]) > now
-  if isOnline or keepOffline == 1 then
+  local written = redis.call('HGET', notifKey, 't:' .. device)
+  if written then
+    -- Written by an earlier attempt: nothing twice; still send it if it waits and the device is here.
+    if isOnline and string.sub(written, 1, 8) == 'pending:' and expiresAt > now then
+      onlineIds[#onlineIds + 1] = device
+      onlineInstances[#onlineInstances + 1] = state[3]
+    end
+  elseif isOnline or keepOffline == 1 then
+    if not seq then seq = redis.call('INCR', seqKey) end
     local inbox = prefix .. 'inbox:' .. device
     if collapseKey then
       local ckey = inbox .. ':collapse'
       local old = redis.call('HGET', ckey, collapseKey)
-      if old and redis.call('ZREM', inbox, old) == 1 then
+      if old and old ~= id and redis.call('ZREM', inbox, old) == 1 then
         redis.call('HSET', prefix .. 'notif:' .. old, 't:' .. device, 'replaced:' .. now)
       end
       redis.call('HSET', ckey, collapseKey, id)
@@ -218,13 +271,85 @@ end
 flush(sent, 'sent')
 flush(kept, 'kept')
 flush(missed, 'missed')
-if #rest > 0 then keep_due(dueKey, now, math.max(expiresAt, ackDeadline)) end
-redis.call('PEXPIRE', notifKey, notifPx)
-local answer = cjson.encode({id = id, online = online, queued = queued})
+if online + queued > 0 or #jobs > 0 then keep_due(dueKey, now, math.max(expiresAt, ackDeadline)) end
+local totals = { redis.call('HINCRBY', notifKey, 'non', online), redis.call('HINCRBY', notifKey, 'nq', queued) }
+redis.call('PEXPIRE', notifKey, math.max(1, forgetAt - now))
 if fingerprint then
-  redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, answer = answer, expiresAt = now + idempotencyPx}), 'PX', idempotencyPx)
+  local answer = cjson.encode({id = id, online = totals[1], queued = totals[2]})
+  redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, id = id, createdAt = tostring(createdAt), parts = parts or '',
+    answer = answer, expiresAt = now + windowMs}), 'PX', windowMs)
 end
-return {'ok', answer, onlineIds, onlineInstances, evicted, jobs}
+return {'ok', totals[1], totals[2], onlineIds, onlineInstances, evicted, jobs}
+`,
+});
+
+/**
+ * The first step of a publish with an Idempotency-Key, in the key's partition, which is also the
+ * header partition of the notification id (the caller mints it so). Returns
+ *   {'conflict'}: the key was used with another body;
+ *   {'replay', answer, id, parts}: a publish under this key was answered already;
+ *   {'resume', id, createdAt, parts}: a publish under this key started and was not answered (it
+ *     failed part-way, or runs now): the caller writes its parts again (each target once) and commits;
+ *   {'fresh'}: the record {fingerprint, id, createdAt, parts} and the header (payload, createdAt,
+ *     expiresAt, forgetAt, parts) are written; the caller writes the parts and commits.
+ * A record without answer whose header is gone (the first attempt failed longer ago than its
+ * notification lived) is started afresh. The window ends by the caller's clock too.
+ */
+export const IDEM_BEGIN = luaScript({
+  name: 'pgIdemBegin',
+  keys: ['idempotency', 'notif'],
+  args: {
+    prefix: 'string',
+    fingerprint: 'string',
+    id: 'string',
+    createdAt: 'string',
+    payload: 'string',
+    expiresAt: 'number',
+    forgetAt: 'number',
+    parts: 'string',
+    windowMs: 'number',
+    now: 'number',
+  },
+  prelude: DUE + IDEMPOTENCY,
+  body: `
+local seen = idem_check(idempotencyKey, prefix, fingerprint, now)
+if seen then return seen end
+redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, id = id, createdAt = createdAt, parts = parts, expiresAt = now + windowMs}), 'PX', windowMs)
+redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', forgetAt, 'parts', parts)
+redis.call('PEXPIRE', notifKey, math.max(1, forgetAt - now))
+return {'fresh'}
+`,
+});
+
+/** The last step of a publish with an Idempotency-Key: records its answer; the first one recorded wins and is returned. */
+export const IDEM_COMMIT = luaScript({
+  name: 'pgIdemCommit',
+  keys: ['idempotency'],
+  args: { answer: 'string' },
+  body: `
+local prev = redis.call('GET', idempotencyKey)
+if not prev then return answer end
+local record = cjson.decode(prev)
+if record.answer then return record.answer end
+record.answer = answer
+redis.call('SET', idempotencyKey, cjson.encode(record), 'KEEPTTL')
+return answer
+`,
+});
+
+/**
+ * A replayed publish, in one part's partition: the part's targets still pending that are online
+ * now, each given an ack deadline unless it has one, and the payload to send them (false when the
+ * notification is gone or past its expiry). Records nothing.
+ * Returns {payload or false, onlineIds, onlineInstances}.
+ */
+export const REPLAY_PART = luaScript({
+  name: 'pgReplayPart',
+  keys: ['notif', 'due'],
+  args: { prefix: 'string', id: 'string', now: 'number', ackDeadline: 'number' },
+  prelude: DUE + IDEMPOTENCY,
+  body: `
+return replay_part(notifKey, dueKey, prefix, id, now, ackDeadline)
 `,
 });
 

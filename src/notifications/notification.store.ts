@@ -14,8 +14,10 @@ export const DUE_BATCH = 500;
 /**
  * Per-device inboxes and per-target receipts, in Redis or in process memory; both keep the same
  * rules, checked by one shared test suite:
- * - `publish` is atomic: idempotency record, statuses and inbox entries are all written or none;
- *   who is online is decided from presence inside that same step;
+ * - `publish` writes each target once (status, inbox entry), deciding who is online from presence
+ *   in the same step as the target's write. The embedded store writes a publish in one step; Redis
+ *   writes one part per partition (one step each, all sent together), so a failed publish may have
+ *   written some parts, and a retry under the same Idempotency-Key completes it without duplicates;
  * - an inbox holds a device's pending notifications oldest first, at most `maxInbox` (the oldest
  *   is evicted, status `expired`, reason `inbox_full`); a newer one with the same collapse key
  *   replaces a pending one (status `replaced`);
@@ -60,8 +62,9 @@ export abstract class NotificationStore {
    * target still waiting for delivery; a native push for it when the policy is `unacked`), ttl
    * expiries (`notification.expired` `ttl` once per target still pending; it leaves the inbox), and
    * native pushes whose lease ran out (leased to the caller until now + leaseMs).
+   * `partition`: whose index (Redis keeps one per partition, README "Redis key layout"; 0 when there is one).
    */
-  abstract claimDue(now: number, limit: number, leaseMs: number): Promise<DueClaim>;
+  abstract claimDue(now: number, limit: number, leaseMs: number, partition?: number): Promise<DueClaim>;
 
   /** The claimant is still sending these pushes: keeps them its own until `until`. */
   abstract renewFallback(keys: readonly string[], until: number): Promise<void>;

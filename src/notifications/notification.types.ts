@@ -68,6 +68,7 @@ export interface PublishRequest {
  * until `leaseMs` from its claim (renewable); the key names it in the store's due-time index.
  */
 export interface FallbackJob {
+  /** Redis: `<partition>/<due member>` (the index is per partition); embedded: the member. */
   key: string;
   notification: Deliverable;
   trigger: FallbackTrigger;
@@ -105,7 +106,11 @@ export interface Deliverable {
 }
 
 export type PublishResult =
-  | { kind: 'accepted'; answer: PublishAnswer; online: OnlineTarget[]; evicted: number; fallback: FallbackJob[] }
+  /**
+   * Stored; `online` are to be sent it now. `notification`: what was stored when it differs from the
+   * request's payload (a publish resumed under its Idempotency-Key keeps the first attempt's id and createdAt).
+   */
+  | { kind: 'accepted'; answer: PublishAnswer; online: OnlineTarget[]; evicted: number; fallback: FallbackJob[]; notification?: Deliverable }
   /**
    * The first answer for this Idempotency-Key, plus what still has to reach devices online now:
    * the notification and its targets still pending (a first attempt may have been stored without

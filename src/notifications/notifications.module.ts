@@ -18,7 +18,7 @@ import { DeadlineSweeper } from './deadline-sweeper.service';
 /** The Redis notification store as the app builds it; the capacity simulation (bench/simulate.mjs) builds it here too. */
 export function createRedisNotificationStore(config: AppConfig, redis: RedisConnection): RedisNotificationStore {
   if (!redis.client) throw new Error('the Redis notification store needs a Redis connection');
-  return new RedisNotificationStore(redis.client, config.redisPrefix, config.eventRetentionMs);
+  return new RedisNotificationStore(redis.client, config.keys, config.eventRetentionMs);
 }
 
 @Module({

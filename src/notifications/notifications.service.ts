@@ -1,5 +1,5 @@
 import { Injectable, PayloadTooLargeException, UnprocessableEntityException } from '@nestjs/common';
-import { createHash, randomUUID } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import { Clock } from '../common/clock';
 import { StoreUnavailableError } from '../common/store-unavailable.error';
 import { invalidFields } from '../common/field-errors';
@@ -13,6 +13,7 @@ import { CreateNotificationRequest, NotificationAcceptedDto } from './create-not
 import { DeliveryService } from './delivery.service';
 import { NotificationStore } from './notification.store';
 import { NotificationStatus } from './notification.types';
+import { busiestPartition, mintNotificationId } from './notification-id';
 import { FALLBACK_LEASE_MS, FallbackService } from '../push/fallback.service';
 
 export interface PublishContext {
@@ -47,8 +48,15 @@ export class NotificationsService {
     }
     const now = this.clock.now();
     const ttlMs = (dto.ttl ?? 0) * 1000;
+    const deviceIds = await this.resolveDevices(dto, now);
+    const idempotency = ctx.idempotencyKey
+      ? { key: `${ctx.apiKeyId}:${ctx.idempotencyKey}`, fingerprint: fingerprint(dto), windowMs: this.config.idempotencyWindowMs }
+      : undefined;
+    // The id names the partition of the notification's header: the Idempotency-Key's, so every
+    // retry finds its record there, else the one with the most targets (one call for a small publish).
+    const keys = this.config.keys;
     const payload: NotificationPayload = {
-      id: randomUUID(),
+      id: mintNotificationId(keys, idempotency ? keys.partitionOf(idempotency.key) : busiestPartition(keys, deviceIds)),
       data: dto.data,
       title: dto.title,
       body: dto.body,
@@ -57,7 +65,6 @@ export class NotificationsService {
       createdAt: now,
       expiresAt: ttlMs > 0 ? now + ttlMs : undefined,
     };
-    const deviceIds = await this.resolveDevices(dto, now);
     const json = JSON.stringify(payload);
     const notification = { payload, bytes: Buffer.byteLength(json) };
     const result = await this.store.publish({
@@ -73,11 +80,9 @@ export class NotificationsService {
       ackDeadlineAt: now + this.config.ackTimeoutMs,
       fallback: dto.fallback ?? 'none',
       leaseMs: FALLBACK_LEASE_MS,
-      idempotency: ctx.idempotencyKey
-        ? { key: `${ctx.apiKeyId}:${ctx.idempotencyKey}`, fingerprint: fingerprint(dto), windowMs: this.config.idempotencyWindowMs }
-        : undefined,
+      idempotency,
     }).catch((err: unknown) => {
-      // Redis may have stored it without answering: whatever it holds must still reach online devices.
+      // Redis may have stored it (or some of its parts) without answering: whatever it holds must still reach online devices.
       if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.delivery.recheckLater(deviceIds);
       throw err;
     });
@@ -94,7 +99,7 @@ export class NotificationsService {
     this.metrics.notifications.inc({ result: 'accepted' });
     this.metrics.queued.inc(result.answer.queued);
     this.metrics.inboxEvicted.inc(result.evicted);
-    this.delivery.dispatch(notification, result.online);
+    this.delivery.dispatch(result.notification ?? notification, result.online);
     // Targets offline now get their native push at once; the store leased these jobs to this instance.
     this.fallback.send(result.fallback);
     return result.answer;

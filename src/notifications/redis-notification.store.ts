@@ -1,10 +1,13 @@
 import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
 import { redisCall } from '../redis/redis-errors';
+import { KeyLayout } from '../redis/partitions';
+import { StoreUnavailableError } from '../common/store-unavailable.error';
 import { NotificationPayload } from '../channel/socket-events';
 import { Ack, DUE_BATCH, dueMember, NotificationStore, readTarget, writeFallback } from './notification.store';
 import { DEFAULT_EVENT_RETENTION_MS } from '../events/event.types';
-import { ACK, ARM, CLAIM_DUE, PENDING, PUBLISH, RECORD_FALLBACK, RENEW } from './notification.scripts';
+import { ACK, ARM, CLAIM_DUE, IDEM_BEGIN, IDEM_COMMIT, PENDING, PUBLISH_PART, RECORD_FALLBACK, RENEW, REPLAY_PART } from './notification.scripts';
+import { headerPartitionOf } from './notification-id';
 import {
   Deliverable,
   DueClaim,
@@ -17,10 +20,33 @@ import {
   PublishResult,
 } from './notification.types';
 
-/** Inboxes and receipts in Redis; the layout is described in notification.scripts.ts. */
+/**
+ * Targets per PUBLISH_PART call when a publish spans several partitions: parts run in parallel on
+ * the masters, and one call of ~1000 targets holds its master ~30 ms. With one partition there is
+ * nothing to run in parallel, so a publish stays one call, as before partitioning.
+ */
+export const PART_CHUNK = 1_000;
+
+/** One PUBLISH_PART call: a partition and (a chunk of) its targets. */
+interface PartCall {
+  p: number;
+  deviceIds: string[];
+  /** Whether this call records the header's `parts` (the call in h, without an Idempotency-Key). */
+  header: boolean;
+}
+
+/**
+ * Inboxes and receipts in Redis, partitioned (docs/design/sharding.md section 4); the layout is
+ * described in notification.scripts.ts. A device's inbox, its part of each notification, its
+ * deadlines and its events are all in the device's partition; a notification's header is in the
+ * partition its id names.
+ */
 export class RedisNotificationStore extends NotificationStore {
   private readonly scripts: {
-    publish: BoundScript<typeof PUBLISH>;
+    publishPart: BoundScript<typeof PUBLISH_PART>;
+    idemBegin: BoundScript<typeof IDEM_BEGIN>;
+    idemCommit: BoundScript<typeof IDEM_COMMIT>;
+    replayPart: BoundScript<typeof REPLAY_PART>;
     pending: BoundScript<typeof PENDING>;
     ack: BoundScript<typeof ACK>;
     arm: BoundScript<typeof ARM>;
@@ -32,12 +58,15 @@ export class RedisNotificationStore extends NotificationStore {
   /** `eventRetentionMs`: EVENT_RETENTION_HOURS, for the event log the scripts append to. */
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
+    private readonly keys: KeyLayout,
     private readonly eventRetentionMs = DEFAULT_EVENT_RETENTION_MS,
   ) {
     super();
     this.scripts = {
-      publish: PUBLISH.bind(redis),
+      publishPart: PUBLISH_PART.bind(redis),
+      idemBegin: IDEM_BEGIN.bind(redis),
+      idemCommit: IDEM_COMMIT.bind(redis),
+      replayPart: REPLAY_PART.bind(redis),
       pending: PENDING.bind(redis),
       ack: ACK.bind(redis),
       arm: ARM.bind(redis),
@@ -47,132 +76,327 @@ export class RedisNotificationStore extends NotificationStore {
     };
   }
 
+  /**
+   * Without an Idempotency-Key: every part at once, the one in h recording the header (one call
+   * when all targets share a partition). With one, when every target is in h (always with one
+   * partition): one call that checks, writes and answers, as before partitions. Otherwise
+   * IDEM_BEGIN in h, then the parts, then IDEM_COMMIT; a retry after a partial failure writes the
+   * parts again under the first attempt's id (each target once) and commits; a retry after an
+   * answer replays each part.
+   * 202 only once every call answered: a failed part fails the publish (outcome unknown, since
+   * other parts may have been written).
+   */
   async publish(r: PublishRequest): Promise<PublishResult> {
-    const p = r.payload;
-    const reply = (await this.scripts.publish({
-      keys: { notif: this.key('notif', p.id), seq: this.key('notif', 'seq'), idempotency: this.key('idem', r.idempotency?.key ?? ''), due: this.dueKey },
+    const h = headerPartitionOf(this.keys, r.payload.id);
+    const byPartition = this.keys.byPartition(r.deviceIds, (d) => d);
+    if (!r.idempotency) {
+      const calls = this.chunk(byPartition, h);
+      if (!calls.some((c) => c.p === h)) calls.unshift({ p: h, deviceIds: [], header: true });
+      return this.writeParts(r, calls, [...byPartition.keys()]);
+    }
+    const idem = r.idempotency;
+    if (this.keys.partitionOf(idem.key) !== h) throw new Error('a notification published with an Idempotency-Key must have its header in the key\'s partition');
+    const prefix = this.keys.at(h);
+    const idempotencyKey = `${prefix}idem:${idem.key}`;
+    const parts = [...byPartition.keys()];
+    if (parts.every((p) => p === h)) {
+      const reply = await this.writePart(r, { p: h, deviceIds: byPartition.get(h) ?? [], header: true }, parts, idem);
+      switch (reply[0]) {
+        case 'ok':
+          return this.accepted(r, [{ p: h, deviceIds: [], header: true }], [reply]);
+        case 'conflict':
+          return { kind: 'conflict' };
+        case 'replay': {
+          const [, answer, json, ids, instances] = reply;
+          const online = targets(ids, instances);
+          return { kind: 'replay', answer: JSON.parse(answer) as PublishAnswer, pending: json && online.length ? { notification: deliverable(json), online } : undefined };
+        }
+        case 'replay_parts':
+          return this.replay(r, reply[1], reply[2], partList(reply[3]));
+        case 'resume':
+          return this.resume(r, idempotencyKey, byPartition, reply);
+      }
+    }
+    const begin = (await this.scripts.idemBegin({
+      keys: { idempotency: idempotencyKey, notif: `${prefix}notif:${r.payload.id}` },
       args: {
-        prefix: this.prefix,
+        prefix,
+        fingerprint: idem.fingerprint,
+        id: r.payload.id,
+        createdAt: String(r.payload.createdAt),
+        payload: r.payloadJson,
+        expiresAt: r.effectiveExpiresAt,
+        forgetAt: forgetAt(r),
+        parts: parts.join(','),
+        windowMs: idem.windowMs,
+        now: r.now,
+      },
+    })) as BeginReply;
+    switch (begin[0]) {
+      case 'conflict':
+        return { kind: 'conflict' };
+      case 'replay':
+        return this.replay(r, begin[1], begin[2], begin[3] ? partList(begin[3]) : [h]);
+      case 'fresh':
+        return this.commit(idempotencyKey, await this.writeParts(r, this.chunk(byPartition, -1), parts));
+      case 'resume':
+        return this.resume(r, idempotencyKey, byPartition, begin);
+    }
+  }
+
+  /** Writes the parts of a publish begun earlier under this key, under its id and createdAt, and commits. */
+  private async resume(r: PublishRequest, idempotencyKey: string, byPartition: Map<number, string[]>, [, id, createdAt, stored]: ResumeReply): Promise<PublishResult> {
+    const storedParts = partList(stored);
+    const again = resumed(r, id, Number(createdAt));
+    // The stored partitions only (the first attempt's header lists them), each asked even when
+    // no target of this request is there any more, for its totals.
+    const calls = this.chunk(new Map(storedParts.map((p) => [p, byPartition.get(p) ?? []])), -1);
+    const result = await this.writeParts(again, calls, storedParts);
+    return this.commit(idempotencyKey, { ...result, notification: deliverable(again.payloadJson) });
+  }
+
+  /** The targets grouped into calls: per partition, in chunks of PART_CHUNK when there are several partitions. */
+  private chunk(byPartition: Map<number, string[]>, h: number): PartCall[] {
+    const size = byPartition.size > 1 ? PART_CHUNK : Infinity;
+    const calls: PartCall[] = [];
+    for (const [p, ids] of byPartition) {
+      const sorted = byPartition.size > 1 ? [...ids].sort() : ids;
+      for (let i = 0; i === 0 || i < sorted.length; i += size) {
+        calls.push({ p, deviceIds: size === Infinity ? sorted : sorted.slice(i, i + size), header: p === h && i === 0 });
+      }
+    }
+    return calls;
+  }
+
+  /** Runs the part calls together (each writes its targets, nothing else: no Idempotency-Key in them). */
+  private async writeParts(r: PublishRequest, calls: PartCall[], parts: number[]): Promise<PublishResult & { kind: 'accepted' }> {
+    const settled = await Promise.allSettled(calls.map((c) => this.writePart(r, c, parts)));
+    const failed = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason as unknown);
+    if (failed.length) {
+      const first = failed[0];
+      // Some parts may be written (every call counts, even one that never left: another may have).
+      if (first instanceof StoreUnavailableError && (failed.length < calls.length || first.outcome === 'unknown')) {
+        throw new StoreUnavailableError(`${failed.length} of ${calls.length} parts of the publish failed: ${first.message}`, 'unknown', { cause: first });
+      }
+      throw first;
+    }
+    return this.accepted(
+      r,
+      calls,
+      settled.map((s) => (s as PromiseFulfilledResult<PartReply>).value as OkReply),
+    );
+  }
+
+  /** The answer sums each partition's totals (the latest of its calls: totals only grow). */
+  private accepted(r: PublishRequest, calls: PartCall[], replies: OkReply[]): PublishResult & { kind: 'accepted' } {
+    const totals = new Map<number, [number, number]>();
+    const online: OnlineTarget[] = [];
+    let evicted = 0;
+    const fallback: FallbackJob[] = [];
+    replies.forEach(([, non, nq, ids, instances, ev, jobs], i) => {
+      const p = calls[i]!.p;
+      const [on, q] = totals.get(p) ?? [0, 0];
+      totals.set(p, [Math.max(on, Number(non)), Math.max(q, Number(nq))]);
+      online.push(...targets(ids, instances));
+      evicted += ev.length;
+      fallback.push(...jobs.map((j) => readJob(p, j)));
+    });
+    let sumOnline = 0;
+    let sumQueued = 0;
+    for (const [on, q] of totals.values()) {
+      sumOnline += on;
+      sumQueued += q;
+    }
+    return { kind: 'accepted', answer: { id: r.payload.id, online: sumOnline, queued: sumQueued }, online, evicted, fallback };
+  }
+
+  /** One PUBLISH_PART call; `idem`: the whole keyed publish in this call (all its targets in the key's partition). */
+  private async writePart(r: PublishRequest, call: PartCall, parts: number[], idem?: PublishRequest['idempotency']): Promise<PartReply> {
+    const prefix = this.keys.at(call.p);
+    const p = r.payload;
+    return (await this.scripts.publishPart({
+      // Without a key, the idempotency key is a placeholder in the partition (a Cluster routes by keys).
+      keys: { notif: `${prefix}notif:${p.id}`, seq: `${prefix}notif:seq`, due: `${prefix}notif:due`, idempotency: `${prefix}idem:${idem?.key ?? ''}` },
+      args: {
+        prefix,
         id: p.id,
         payload: r.payloadJson,
         createdAt: p.createdAt,
         expiresAt: r.effectiveExpiresAt,
-        notifPx: Math.max(1, r.effectiveExpiresAt - r.now + r.retentionMs),
+        forgetAt: forgetAt(r),
         collapseKey: p.collapseKey,
         maxInbox: r.maxInbox,
         keepOffline: r.keepOffline ? 1 : 0,
         now: r.now,
-        fingerprint: r.idempotency?.fingerprint,
-        idempotencyPx: r.idempotency?.windowMs ?? 0,
         eventRetention: this.eventRetentionMs,
         ackDeadline: r.ackDeadlineAt,
         fallback: r.fallback,
         leaseMs: r.leaseMs,
         batchSize: DUE_BATCH,
+        parts: call.header ? parts.join(',') : undefined,
+        fingerprint: idem?.fingerprint,
+        windowMs: idem?.windowMs ?? 0,
       },
-      rest: r.deviceIds,
-    })) as PublishReply;
-    switch (reply[0]) {
-      case 'conflict':
-        return { kind: 'conflict' };
-      case 'replay': {
-        const [, answer, json, ids, instances] = reply;
-        const online = targets(ids, instances);
-        const notification = json ? deliverable(json) : undefined;
-        return { kind: 'replay', answer: JSON.parse(answer) as PublishAnswer, pending: notification && online.length ? { notification, online } : undefined };
-      }
-      case 'ok': {
-        const [, answer, ids, instances, evicted, jobs] = reply;
-        return {
-          kind: 'accepted',
-          answer: JSON.parse(answer) as PublishAnswer,
-          online: targets(ids, instances),
-          evicted: evicted.length,
-          fallback: jobs.map(readJob),
-        };
-      }
-    }
+      rest: call.deviceIds,
+    })) as PartReply;
+  }
+
+  private async commit(idempotencyKey: string, result: PublishResult & { kind: 'accepted' }): Promise<PublishResult> {
+    const answer = (await this.scripts.idemCommit({ keys: { idempotency: idempotencyKey }, args: { answer: JSON.stringify(result.answer) } })) as string;
+    return { ...result, answer: JSON.parse(answer) as PublishAnswer };
+  }
+
+  /** A committed publish again: its targets still pending and online now get it (again). */
+  private async replay(r: PublishRequest, answer: string, id: string, parts: number[]): Promise<PublishResult> {
+    const replies = (await Promise.all(
+      parts.map((p) => {
+        const prefix = this.keys.at(p);
+        return this.scripts.replayPart({
+          keys: { notif: `${prefix}notif:${id}`, due: `${prefix}notif:due` },
+          args: { prefix, id, now: r.now, ackDeadline: r.ackDeadlineAt },
+        });
+      }),
+    )) as [string | null, string[], string[]][];
+    const json = replies.find(([payload]) => payload)?.[0];
+    const online = replies.flatMap(([, ids, instances]) => targets(ids, instances));
+    return {
+      kind: 'replay',
+      answer: JSON.parse(answer) as PublishAnswer,
+      pending: json && online.length ? { notification: deliverable(json), online } : undefined,
+    };
   }
 
   async pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]> {
+    const prefix = this.keys.of(deviceId);
     const rows = (await this.scripts.pending({
-      keys: { inbox: this.key('inbox', deviceId) },
-      args: { prefix: this.prefix, deviceId, now, limit, eventRetention: this.eventRetentionMs },
+      keys: { inbox: `${prefix}inbox:${deviceId}` },
+      args: { prefix, deviceId, now, limit, eventRetention: this.eventRetentionMs },
     })) as string[];
     return rows.map(deliverable);
   }
 
+  /** One ACK call per device partition, sent together; results in the order of `acks`. */
   async ackMany(acks: readonly Ack[], now: number): Promise<boolean[]> {
     if (!acks.length) return [];
-    const changed = (await this.scripts.ack({
-      keys: { due: this.dueKey },
-      args: { prefix: this.prefix, now, eventRetention: this.eventRetentionMs },
-      rest: acks.flatMap((a) => [a.payload.id, a.deviceId, a.payload.collapseKey ?? '']),
-    })) as number[];
-    return changed.map((c) => c === 1);
+    const indexed = acks.map((a, i) => ({ a, i }));
+    const out = new Array<boolean>(acks.length).fill(false);
+    await Promise.all(
+      [...this.keys.byPartition(indexed, (x) => x.a.deviceId)].map(async ([p, group]) => {
+        const prefix = this.keys.at(p);
+        const changed = (await this.scripts.ack({
+          keys: { due: `${prefix}notif:due` },
+          args: { prefix, now, eventRetention: this.eventRetentionMs },
+          rest: group.flatMap(({ a }) => [a.payload.id, a.deviceId, a.payload.collapseKey ?? '']),
+        })) as number[];
+        group.forEach(({ i }, j) => (out[i] = changed[j] === 1));
+      }),
+    );
+    return out;
   }
 
   async armAckDeadlines(targets: readonly { id: string; deviceId: string }[], deadline: number, now: number): Promise<void> {
     if (!targets.length) return;
-    await this.scripts.arm({ keys: { due: this.dueKey }, args: { deadline, now }, rest: targets.map((t) => dueMember.redelivered(t.id, t.deviceId)) });
+    await Promise.all(
+      [...this.keys.byPartition(targets, (t) => t.deviceId)].map(([p, group]) =>
+        this.scripts.arm({ keys: { due: `${this.keys.at(p)}notif:due` }, args: { deadline, now }, rest: group.map((t) => dueMember.redelivered(t.id, t.deviceId)) }),
+      ),
+    );
   }
 
-  async claimDue(now: number, limit: number, leaseMs: number): Promise<DueClaim> {
+  async claimDue(now: number, limit: number, leaseMs: number, partition = 0): Promise<DueClaim> {
+    const prefix = this.keys.at(partition);
     const [claimed, unacked, expired, jobs, more] = (await this.scripts.claimDue({
-      keys: { due: this.dueKey },
-      args: { prefix: this.prefix, now, limit, leaseMs, eventRetention: this.eventRetentionMs },
+      keys: { due: `${prefix}notif:due` },
+      args: { prefix, now, limit, leaseMs, eventRetention: this.eventRetentionMs },
     })) as [number, number, number, RawJob[], number];
-    return { claimed, unacked, expired, jobs: jobs.map(readJob), more: more === 1 };
+    return { claimed, unacked, expired, jobs: jobs.map((j) => readJob(partition, j)), more: more === 1 };
   }
 
   async renewFallback(keys: readonly string[], until: number): Promise<void> {
-    if (keys.length) await this.scripts.renew({ keys: { due: this.dueKey }, args: { untilAt: until }, rest: keys });
+    if (!keys.length) return;
+    const byPartition = new Map<number, string[]>();
+    for (const key of keys) {
+      const { p, member } = jobKey(key);
+      byPartition.set(p, [...(byPartition.get(p) ?? []), member]);
+    }
+    await Promise.all([...byPartition].map(([p, members]) => this.scripts.renew({ keys: { due: `${this.keys.at(p)}notif:due` }, args: { untilAt: until }, rest: members })));
   }
 
   async recordFallback(key: string, results: readonly FallbackResult[], done: boolean): Promise<void> {
-    const id = key.split('|')[1] ?? '';
+    const { p, member } = jobKey(key);
+    const prefix = this.keys.at(p);
+    const id = member.split('|')[1] ?? '';
     await this.scripts.recordFallback({
-      keys: { notif: this.key('notif', id), due: this.dueKey },
-      args: { prefix: this.prefix, member: key, done: done ? 1 : 0 },
+      keys: { notif: `${prefix}notif:${id}`, due: `${prefix}notif:due` },
+      args: { prefix, member, done: done ? 1 : 0 },
       rest: results.flatMap((r) => [r.deviceId, writeFallback(r), r.registration ?? '']),
     });
   }
 
+  /** The header from the id's partition, then the other parts (together), merged. */
   async status(id: string, now: number): Promise<NotificationStatus | null> {
-    const hash = await redisCall(this.redis.hgetall(this.key('notif', id)));
+    const h = headerPartitionOf(this.keys, id);
+    const header = await redisCall(this.redis.hgetall(`${this.keys.at(h)}notif:${id}`));
     // Redis forgets by its own clock (PX); forgetAt keeps the rule exact on the caller's clock too.
-    if (!hash.payload || Number(hash.forgetAt) <= now) return null;
-    const payload = JSON.parse(hash.payload) as NotificationPayload;
-    const expiresAt = Number(hash.expiresAt);
-    const targets = Object.entries(hash)
-      .filter(([field]) => field.startsWith('t:'))
-      .map(([field, raw]) => readTarget(field.slice(2), raw, expiresAt, now, hash[`f:${field.slice(2)}`]))
+    if (!header.payload || Number(header.forgetAt) <= now) return null;
+    const others = partList(header.parts ?? '').filter((p) => p !== h);
+    const hashes = [header, ...(await Promise.all(others.map((p) => redisCall(this.redis.hgetall(`${this.keys.at(p)}notif:${id}`)))))];
+    const payload = JSON.parse(header.payload) as NotificationPayload;
+    const expiresAt = Number(header.expiresAt);
+    const targets = hashes
+      .flatMap((hash) =>
+        Object.entries(hash)
+          .filter(([field]) => field.startsWith('t:'))
+          .map(([field, raw]) => readTarget(field.slice(2), raw, expiresAt, now, hash[`f:${field.slice(2)}`])),
+      )
       .sort((a, b) => a.deviceId.localeCompare(b.deviceId));
     return { id, createdAt: payload.createdAt, expiresAt: payload.expiresAt, targets };
   }
+}
 
-  private key(...parts: string[]): string {
-    return this.prefix + parts.join(':');
-  }
+/** When the status is forgotten: NOTIFICATION_RETENTION after the last target can settle. */
+function forgetAt(r: PublishRequest): number {
+  return Math.max(r.now + 1, r.effectiveExpiresAt + r.retentionMs);
+}
 
-  private get dueKey(): string {
-    return this.key('notif', 'due');
-  }
+/** The request of a resumed publish: the first attempt's id and createdAt, its times moved with it. */
+function resumed(r: PublishRequest, id: string, createdAt: number): PublishRequest {
+  const shift = createdAt - r.payload.createdAt;
+  if (id === r.payload.id && shift === 0) return r;
+  const payload: NotificationPayload = { ...r.payload, id, createdAt, expiresAt: r.payload.expiresAt === undefined ? undefined : r.payload.expiresAt + shift };
+  return { ...r, payload, payloadJson: JSON.stringify(payload), effectiveExpiresAt: r.effectiveExpiresAt + shift };
+}
+
+function partList(parts: string): number[] {
+  return parts ? parts.split(',').map(Number) : [];
+}
+
+/** Push job keys outside Redis: `<partition>/<due member>`. */
+function jobKey(key: string): { p: number; member: string } {
+  const slash = key.indexOf('/');
+  return { p: Number(key.slice(0, slash)), member: key.slice(slash + 1) };
 }
 
 /** [member, payload JSON or false, deviceId, registration JSON or '', ...] as lease_job returns it. */
 type RawJob = [string, string | null, ...string[]];
 
-function readJob([key, json, ...flat]: RawJob): FallbackJob {
-  const targets: FallbackJob['targets'] = [];
-  for (let i = 0; i + 1 < flat.length; i += 2) targets.push({ deviceId: flat[i]!, ...(flat[i + 1] ? { registration: flat[i + 1] } : {}) });
-  return { key, notification: deliverable(json ?? 'null'), trigger: key.endsWith('|u') ? 'unacked' : 'offline', targets };
-}
-
-type PublishReply =
+/** {'ok', online, queued, onlineIds, onlineInstances, evictedIds, jobs} of one PUBLISH_PART call. */
+type OkReply = ['ok', number, number, string[], string[], string[], RawJob[]];
+type ResumeReply = ['resume', string, string, string];
+type PartReply =
+  | OkReply
   | ['conflict']
   | ['replay', string, string | null, string[], string[]]
-  | ['ok', string, string[], string[], string[], RawJob[]];
+  | ['replay_parts', string, string, string]
+  | ResumeReply;
+
+type BeginReply = ['conflict'] | ['replay', string, string, string] | ResumeReply | ['fresh'];
+
+function readJob(p: number, [member, json, ...flat]: RawJob): FallbackJob {
+  const targets: FallbackJob['targets'] = [];
+  for (let i = 0; i + 1 < flat.length; i += 2) targets.push({ deviceId: flat[i]!, ...(flat[i + 1] ? { registration: flat[i + 1] } : {}) });
+  return { key: `${p}/${member}`, notification: deliverable(json ?? 'null'), trigger: member.endsWith('|u') ? 'unacked' : 'offline', targets };
+}
 
 function targets(deviceIds: string[], instanceIds: string[]): OnlineTarget[] {
   return deviceIds.map((deviceId, i) => ({ deviceId, instanceId: instanceIds[i] ?? '' }));

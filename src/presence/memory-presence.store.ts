@@ -2,11 +2,13 @@ import { MinHeap } from '../common/min-heap';
 import { DEFAULT_EVENT_RETENTION_MS, HELD_OFFLINE_REASONS, OfflineReason } from '../events/event.types';
 import { MemoryEventLog } from '../events/memory-event-log';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
-import { PresenceStore } from './presence.store';
+import { LiveInstances, PresenceStore } from './presence.store';
 import { DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
 
 interface Deadline {
+  /** When the sweep looks at it: the session's expiry, or later for a late owner's session (its grace). */
   at: number;
+  expiresAt: number;
   deviceId: string;
   sessionId: string;
 }
@@ -43,9 +45,9 @@ export class MemoryPresenceStore extends PresenceStore {
   private readonly devices = new Map<string, DeviceView>();
   /** userId -> deviceId -> lastSeenAt (Infinity while online). */
   private readonly users = new Map<string, Map<string, number>>();
-  /** instanceId -> deadlines of the sessions that instance holds. */
-  private readonly deadlines = new Map<string, MinHeap<Deadline>>();
-  private readonly instances = new Map<string, InstanceView & { expiresAt: number }>();
+  /** Deadlines of every session (one partition), whatever instance holds it. */
+  private readonly deadlines = new MinHeap<Deadline>((d) => d.at);
+  private readonly instances = new Map<string, InstanceView & { expiresAt: number; delay: number }>();
   private sessions = 0;
   private readonly networks = new Map<string, NetworkSamples>();
   private readonly forgetting = new MinHeap<Due>((d) => d.at);
@@ -98,7 +100,8 @@ export class MemoryPresenceStore extends PresenceStore {
     }
     if (prev && replaced && !again) {
       const live = (prev.expiresAt ?? 0) > s.now;
-      const reason: OfflineReason = live ? 'replaced' : this.instanceAlive(replaced.instanceId, s.now) ? 'heartbeat_timeout' : 'instance_lost';
+      const alive = replaced.instanceId === s.instanceId || this.instanceAlive(replaced.instanceId, s.now);
+      const reason: OfflineReason = live ? 'replaced' : alive ? 'heartbeat_timeout' : 'instance_lost';
       const lastSeenAt = live ? s.now : (prev.lastHeartbeatAt ?? s.now);
       const endedAt = live ? s.now : (prev.expiresAt ?? s.now);
       const data = { ...replaced, reason, lastSeenAt, seq: ++seq };
@@ -136,7 +139,7 @@ export class MemoryPresenceStore extends PresenceStore {
       seq: again ? seq : seq + 1,
     });
     this.userIndex(s.userId).set(s.deviceId, Infinity);
-    this.deadlinesOf(s.instanceId).push({ at: expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
+    this.deadlines.push({ at: expiresAt, expiresAt, deviceId: s.deviceId, sessionId: s.sessionId });
     if (!again && !flap) {
       const { deviceId, userId, sessionId, instanceId, platform, network } = s;
       this.recordDevice('device.online', s.now, { deviceId, userId, sessionId, instanceId, platform, network, seq: seq + 1 });
@@ -155,7 +158,7 @@ export class MemoryPresenceStore extends PresenceStore {
     if (u.appState) d.appState = u.appState;
     if (u.network) d.network = u.network;
     if (u.network && u.sampleBucket !== undefined) this.addSample(u.network, u.deviceId, u.sampleBucket, u.now);
-    this.deadlinesOf(d.instanceId ?? u.instanceId).push({ at: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
+    this.deadlines.push({ at: d.expiresAt, expiresAt: d.expiresAt, deviceId: u.deviceId, sessionId: u.sessionId });
     return true;
   }
 
@@ -170,27 +173,37 @@ export class MemoryPresenceStore extends PresenceStore {
     return ended;
   }
 
-  async claimExpired(owner: string, now: number, limit: number, claimant?: string): Promise<SessionRef[]> {
+  get partitions(): number {
+    return 1;
+  }
+
+  partitionOf(): number {
+    return 0;
+  }
+
+  async claimExpired(_partition: number, now: number, limit: number, live: LiveInstances): Promise<SessionRef[]> {
     this.prune(now);
     const claimed: SessionRef[] = [];
-    const deadlines = this.deadlines.get(owner);
-    // An owner sweeping its own sessions is alive, even if a stall let its liveness record lapse.
-    const reason: OfflineReason = claimant === owner || this.instanceAlive(owner, now) ? 'heartbeat_timeout' : 'instance_lost';
-    while (deadlines && claimed.length < limit) {
-      const top = deadlines.peek();
+    while (claimed.length < limit) {
+      const top = this.deadlines.peek();
       if (!top || top.at > now) break;
-      deadlines.pop();
+      this.deadlines.pop();
       // Stale deadline: the session was refreshed, replaced or ended since it was pushed.
       if (!this.isCurrent(top)) continue;
       const d = this.devices.get(top.deviceId)!;
+      const grace = live.get(d.instanceId!);
+      if (top.expiresAt > now - (grace ?? 0)) {
+        // A live owner may still handle a late heartbeat: looked at again once past its grace.
+        this.deadlines.push({ ...top, at: top.expiresAt + (grace ?? 0) });
+        continue;
+      }
       claimed.push(this.refOf(d));
-      this.endSession(d, d.lastHeartbeatAt ?? now, now, reason, top.at);
+      this.endSession(d, d.lastHeartbeatAt ?? now, now, grace === undefined ? 'instance_lost' : 'heartbeat_timeout', top.expiresAt);
     }
-    if (deadlines?.size === 0 && !this.instances.has(owner)) this.deadlines.delete(owner);
     return claimed;
   }
 
-  async releaseHeldOfflines(now: number, limit: number): Promise<number> {
+  async releaseHeldOfflines(_partition: number, now: number, limit: number): Promise<number> {
     let released = 0;
     for (let due = this.heldDue.peek(); due && due.at <= now && released < limit; due = this.heldDue.peek()) {
       this.heldDue.pop();
@@ -200,10 +213,6 @@ export class MemoryPresenceStore extends PresenceStore {
       released++;
     }
     return released;
-  }
-
-  async orphanedOwners(now: number): Promise<string[]> {
-    return [...this.deadlines.keys()].filter((id) => !this.instanceAlive(id, now));
   }
 
   /** Whether the instance still reports itself alive (as its key with a TTL in Redis). */
@@ -235,16 +244,19 @@ export class MemoryPresenceStore extends PresenceStore {
   async countOnline(now: number): Promise<number> {
     // Sessions not yet ended, less those whose deadline has passed but that no sweep claimed yet.
     let expired = 0;
-    for (const deadlines of this.deadlines.values()) {
-      deadlines.forEachUpTo(now, (e) => {
-        if (this.isCurrent(e)) expired++;
-      });
-    }
+    this.deadlines.forEachUpTo(now, (e) => {
+      if (this.isCurrent(e)) expired++;
+    });
     return this.sessions - expired;
   }
 
-  async touchInstance(instance: InstanceView, ttlMs: number): Promise<void> {
-    this.instances.set(instance.instanceId, { ...instance, expiresAt: instance.lastSeenAt + ttlMs });
+  async touchInstance(instance: InstanceView, ttlMs: number, delay = 0): Promise<void> {
+    this.instances.set(instance.instanceId, { ...instance, expiresAt: instance.lastSeenAt + ttlMs, delay });
+  }
+
+  async liveInstances(now: number): Promise<LiveInstances> {
+    await this.listInstances(now);
+    return new Map([...this.instances.values()].map((i) => [i.instanceId, i.delay]));
   }
 
   async listInstances(now: number): Promise<InstanceView[]> {
@@ -339,12 +351,6 @@ export class MemoryPresenceStore extends PresenceStore {
     }
   }
 
-  private deadlinesOf(instanceId: string): MinHeap<Deadline> {
-    let heap = this.deadlines.get(instanceId);
-    if (!heap) this.deadlines.set(instanceId, (heap = new MinHeap<Deadline>((d) => d.at)));
-    return heap;
-  }
-
   /** At most one sample per device and network per DEVICE_SAMPLE_PERIOD_MS (as the Redis script). */
   private addSample(network: string, deviceId: string, bucket: number, now: number): void {
     let net = this.networks.get(network);
@@ -374,7 +380,7 @@ export class MemoryPresenceStore extends PresenceStore {
 
   private isCurrent(e: Deadline): boolean {
     const d = this.devices.get(e.deviceId);
-    return !!d && d.sessionId === e.sessionId && d.expiresAt === e.at;
+    return !!d && d.sessionId === e.sessionId && d.expiresAt === e.expiresAt;
   }
 
   /** `endedAt`: when presence ended (now, or the expiry of a run-out session): the grace counts from it. */

@@ -3,34 +3,42 @@ import { HELD_OFFLINE_REASONS } from '../events/event.types';
 import { luaScript } from '../redis/lua-script';
 
 /**
- * Lua scripts for the Redis presence store. Each runs atomically on the server, so a session's
- * key, its device record, the expiry index and the user index never disagree, and a heartbeat or
- * a sweep is one round trip. Keys the script derives from stored ids (an old user index) are
- * built from the prefix it is given.
+ * Lua scripts for the Redis presence store. Each runs atomically on the server in ONE partition
+ * (src/redis/partitions.ts): its first key is in that partition (the Cluster routes the call by
+ * it), and every other key it touches is built from `P`, that partition's key prefix, passed as an
+ * argument. A device's keys are in the device's partition, a user's keys in the user's partition,
+ * so a script never reads or writes another partition's keys (on a Cluster, `#!lua` makes Redis
+ * refuse it). On a single Redis there is one partition and P is REDIS_PREFIX itself: the key
+ * names below are then exactly the contract's (`push:presence:<deviceId>`).
  *
- * Layout (prefix `push:` by default):
- *   presence:<deviceId>       string, the current sessionId, PX = remaining presence lifetime
- *   device:<deviceId>         hash: userId platform sessionId instanceId connectedAt
- *                             lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                             appState network seq eventSeq (lastSeenAt is written when a
- *                             session ends; while one lives it is lastHeartbeatAt)
- *                             (no TTL while online, DEVICE_RETENTION after the last session)
- *   presence:expiry:<inst>    zset deviceId -> expiresAt of the sessions held by instance <inst>:
- *                             what that instance's sweeper reads (another instance's sweeper
- *                             only once <inst> stopped reporting itself alive)
- *   user:<userId>:devices     zset deviceId -> lastSeenAt (+inf while online)
- *   net:<network>             hash bucketMs -> samples of stable heartbeat intervals (7 days)
- *   networks                  zset network -> last sample time
- *   netsampled:<network>      zset deviceId -> time of its first sample there (DEVICE_SAMPLE_PERIOD)
- *   netvotes:<network>        hash deviceId -> the bucket its one sample of the period is in
- *   instance:<id>             string {"online":n,"lastSeenAt":t,"expiresAt":t}, PX = 3 reports
- *   instances                 set of instance ids (one leaves once its key is gone and it holds
- *                             no session any more)
- *   events                    stream: the event log for backends (see EVENTS below); entry id =
- *                             event id, fields type, ts, data (JSON); trimmed to EVENT_RETENTION
- *   heldoff:<deviceId>        hash userId due ts data: a device.offline held by the grace (see HOLD)
- *   heldoff:due               zset deviceId -> when its held offline is due
- *   user:<userId>:held        set of the user's devices whose offline is held
+ * Layout. P(x) = the prefix of x's partition (`push:{<tag>}:` on a Cluster, `push:` otherwise),
+ * P(p) = partition p's prefix, C = the control prefix (`push:{ctl}:`, `push:` on one Redis):
+ *   P(dev)presence:<deviceId>   string, the current sessionId, PX = remaining presence lifetime
+ *   P(dev)device:<deviceId>     hash: userId platform sessionId instanceId connectedAt
+ *                               lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
+ *                               appState network seq eventSeq uv usq (lastSeenAt is written
+ *                               when a session ends; while one lives it is lastHeartbeatAt; uv,
+ *                               usq: the device's user-sync version and queued syncs, see USERS)
+ *                               (no TTL while online, DEVICE_RETENTION after the last session)
+ *   P(p)presence:expiry         zset deviceId -> expiresAt of the partition's sessions, whatever
+ *                               instance holds them: what the partition's lease holder sweeps
+ *                               (CLAIM_EXPIRED; a session of a late owner is re-scored past its grace)
+ *   P(dev)heldoff:<deviceId>    hash userId due ts data: a device.offline held by the grace (see HOLD)
+ *   P(p)heldoff:due             zset deviceId -> when its held offline is due
+ *   P(p)usersync                zset deviceId -> when its first unapplied user sync was queued
+ *                               (the syncs themselves are in its device hash, `usq`; see USERS);
+ *                               the lease holder replays old ones
+ *   P(u)user:<userId>:devices   zset deviceId -> lastSeenAt (+inf while online)
+ *   P(u)user:<userId>:held      set of the user's devices whose offline is held
+ *   P(u)user:<userId>:ver       hash deviceId -> the last user-sync version applied
+ *   P(n)net:<network>           hash bucketMs -> samples of stable heartbeat intervals (7 days)
+ *   P(n)netsampled:<network>    zset deviceId -> time of its first sample there (DEVICE_SAMPLE_PERIOD)
+ *   P(n)netvotes:<network>      hash deviceId -> the bucket its one sample of the period is in
+ *   C networks                  zset network -> last sample time
+ *   C instance:<id>             string {"online":n,"lastSeenAt":t,"expiresAt":t,"delay":ms}, PX = 3 reports
+ *   C instances                 zset instance id -> lastSeenAt (pruned by age)
+ *   C health:<pid>              the readiness probe's write
+ *   P(p)events                  stream: the partition's event log for backends (src/events)
  * The device hash also holds `seq`, the number of presence changes the device has had, and
  * `eventSeq`, the seq of its last recorded event (see EVENTS).
  */
@@ -49,54 +57,154 @@ local function emit_device(dkey, etype, data, ts)
   emit(etype, data, ts)
   if redis.call('EXISTS', dkey) == 1 then redis.call('HSET', dkey, 'eventSeq', data.seq) end
 end
+-- live: JSON {instance: graceMs}: the instances alive now, each with how late it may be in
+-- handling its heartbeats.
+local function parse_live(s)
+  return cjson.decode(s)
+end
+`;
+
+/**
+ * user.* (README "Events for backends"): receivers last heard a user as online while one of its
+ * devices is online or has its offline held (user_announced); user.* follow that, once per
+ * transition. The user's keys are in the user's partition, not the device's, so the device scripts
+ * do not decide user.* themselves: for each change of what the user's view depends on they bump
+ * the device's version `uv` and queue a record {u, d, v, s, seen, ts} (state s: online | held |
+ * off | gone, gone = the device now belongs to another user) in the device hash (`usq`, a JSON
+ * list; `P usersync` indexes the devices with queued records by when the first was queued), and
+ * return every record queued for the device, in order: older ones another caller has not applied
+ * yet too, so when two callers race, whoever applies first applies all of them in order. The
+ * caller applies them with USER_SYNC in the user's partition, then dequeues them (USER_SYNC_DONE);
+ * the partition's lease holder replays records queued more than a few seconds ago (a caller that
+ * died between the two calls). A record whose version is not above the user's `ver` for that
+ * device is stale or repeated and changes nothing, so late, repeated and racing syncs converge on
+ * each device's latest state and each change of "announced" is recorded once.
+ * With one partition (`inline`), every user's keys are in the script's partition: the records are
+ * applied at once, in the same script, and none is queued.
+ */
+const USERS = `
+local function user_announced(UP, user)
+  return redis.call('ZCOUNT', UP .. 'user:' .. user .. ':devices', '+inf', '+inf') > 0
+    or redis.call('SCARD', UP .. 'user:' .. user .. ':held') > 0
+end
+-- Applies one record in the user's partition UP (the event log is UP's).
+local function apply_user_sync(UP, r, retention)
+  local user, dev, state = r.u, r.d, r.s
+  local uv = tonumber(r.v)
+  local verKey = UP .. 'user:' .. user .. ':ver'
+  local last = tonumber(redis.call('HGET', verKey, dev))
+  if last and uv <= last then return end
+  redis.call('HSET', verKey, dev, r.v)
+  local devicesKey = UP .. 'user:' .. user .. ':devices'
+  local heldKey = UP .. 'user:' .. user .. ':held'
+  local before = user_announced(UP, user)
+  if state == 'online' then
+    redis.call('ZADD', devicesKey, '+inf', dev)
+    redis.call('SREM', heldKey, dev)
+  elseif state == 'held' then
+    redis.call('ZADD', devicesKey, string.format('%.0f', r.seen), dev)
+    redis.call('SADD', heldKey, dev)
+  elseif state == 'off' then
+    redis.call('ZADD', devicesKey, string.format('%.0f', r.seen), dev)
+    redis.call('SREM', heldKey, dev)
+  else
+    redis.call('ZREM', devicesKey, dev)
+    redis.call('SREM', heldKey, dev)
+  end
+  local after = user_announced(UP, user)
+  if after and not before then emit('user.online', { userId = user }, r.ts) end
+  if before and not after then emit('user.offline', { userId = user }, r.ts) end
+  if redis.call('ZCOUNT', devicesKey, '+inf', '+inf') > 0 then
+    redis.call('PERSIST', devicesKey)
+    redis.call('PERSIST', verKey)
+  else
+    redis.call('PEXPIRE', devicesKey, retention)
+    redis.call('PEXPIRE', verKey, retention)
+  end
+  redis.call('PEXPIRE', heldKey, retention)
+end
+local user_sync = nil
+local function sync_init(P, inline, retention)
+  user_sync = { P = P, inline = inline == 1, retention = retention, devices = {}, loose = {} }
+end
+-- A change of what user's view of device dev depends on; seen: the device's lastSeenAt; ts: when
+-- it happened (now unless an offline was held).
+local function sync_user(dkey, user, dev, state, seen, ts)
+  local exists = redis.call('EXISTS', dkey) == 1
+  local cur = exists and tonumber(redis.call('HGET', dkey, 'uv')) or 0
+  -- Versions never go back, even for a device forgotten and seen again (its hash starts over).
+  local uv = string.format('%.0f', math.max(cur + 1, event_log.now * 1024))
+  local r = { u = user, d = dev, v = uv, s = state, seen = tonumber(seen) or event_log.now, ts = ts or event_log.now }
+  if user_sync.inline then
+    if exists then redis.call('HSET', dkey, 'uv', uv) end
+    apply_user_sync(user_sync.P, r, user_sync.retention)
+  elseif exists then
+    local queued = redis.call('HGET', dkey, 'usq')
+    local list = queued and cjson.decode(queued) or {}
+    list[#list + 1] = r
+    redis.call('HSET', dkey, 'uv', uv, 'usq', cjson.encode(list))
+    redis.call('ZADD', user_sync.P .. 'usersync', 'NX', string.format('%.0f', event_log.now), dev)
+    if not user_sync.devices[dkey] then
+      user_sync.devices[dkey] = true
+      user_sync.devices[#user_sync.devices + 1] = dkey
+    end
+  else
+    user_sync.loose[#user_sync.loose + 1] = cjson.encode(r)
+  end
+end
+-- Every sync still queued for the devices this script touched (older ones another caller has not
+-- applied yet included: whoever applies first applies them all, in order), then any not queued.
+local function queued_syncs(dkeys, out)
+  for _, dkey in ipairs(dkeys) do
+    local queued = redis.call('HGET', dkey, 'usq')
+    if queued then
+      for _, r in ipairs(cjson.decode(queued)) do out[#out + 1] = cjson.encode(r) end
+    end
+  end
+  return out
+end
+local function sync_out()
+  local out = queued_syncs(user_sync.devices, {})
+  for _, m in ipairs(user_sync.loose) do out[#out + 1] = m end
+  return out
+end
 `;
 
 /**
  * Flap suppression (PRESENCE_EVENT_GRACE_MS): a `device.offline` for a reason in HELD_REASONS is
  * not appended at once. The script that ends the session holds it in Redis instead (never in one
  * process's timer): `heldoff:<deviceId>` keeps the event's data and time, `heldoff:due` indexes it
- * by due time (the end of the grace) for whichever instance releases it, and
- * `user:<userId>:held` lists the user's devices whose offline is held. A connect of the same user
- * before it is due drops it and records no online either (a flap); at or after it is due (or for
- * another user) the offline is recorded first. Receivers last heard a user as online while one of
- * its devices is online or has its offline held (user_announced): user.* follow that, so they
- * alternate once per transition as receivers see it.
+ * by due time (the end of the grace) for the partition's lease holder to release (PARTITION_TICK),
+ * and a `held` user sync keeps the user announced meanwhile. A connect of the same user before it
+ * is due drops it and records no online either (a flap); at or after it is due (or for another
+ * user) the offline is recorded first, with an `off` user sync.
  */
 const HOLD = `
 local HELD_REASONS = { ${HELD_OFFLINE_REASONS.map((r) => `${r} = true`).join(', ')} }
-local function user_held_key(prefix, user)
-  return prefix .. 'user:' .. user .. ':held'
-end
-local function user_announced(prefix, user)
-  return redis.call('ZCOUNT', prefix .. 'user:' .. user .. ':devices', '+inf', '+inf') > 0
-    or redis.call('SCARD', user_held_key(prefix, user)) > 0
-end
-local function hold_offline(prefix, id, user, data, due, retention)
-  local key = prefix .. 'heldoff:' .. id
+local function hold_offline(P, id, user, data, due, retention)
+  local key = P .. 'heldoff:' .. id
   redis.call('HSET', key, 'userId', user, 'due', string.format('%.0f', due),
     'ts', string.format('%.0f', event_log.now), 'data', cjson.encode(data))
   redis.call('PEXPIRE', key, retention)
-  redis.call('ZADD', prefix .. 'heldoff:due', string.format('%.0f', due), id)
-  redis.call('SADD', user_held_key(prefix, user), id)
-  redis.call('PEXPIRE', user_held_key(prefix, user), retention)
+  redis.call('ZADD', P .. 'heldoff:due', string.format('%.0f', due), id)
 end
 -- Removes a device's held offline; returns {userId, due, ts, data} or nil.
-local function take_held(prefix, id)
-  local key = prefix .. 'heldoff:' .. id
+local function take_held(P, id)
+  local key = P .. 'heldoff:' .. id
   local h = redis.call('HMGET', key, 'userId', 'due', 'ts', 'data')
-  redis.call('ZREM', prefix .. 'heldoff:due', id)
+  redis.call('ZREM', P .. 'heldoff:due', id)
   if not h[1] then return nil end
   redis.call('DEL', key)
-  redis.call('SREM', user_held_key(prefix, h[1]), id)
   return h
 end
--- Records a taken held offline with its original data and time, and user.offline if that was the
--- user's last device receivers knew as online.
-local function release_held(prefix, h)
+-- Records a taken held offline with its original data and time, and the user sync that may make
+-- it the user's user.offline.
+local function release_held(P, h)
   local ts = tonumber(h[3])
   local data = cjson.decode(h[4])
-  emit_device(prefix .. 'device:' .. data.deviceId, 'device.offline', data, ts)
-  if not user_announced(prefix, h[1]) then emit('user.offline', { userId = h[1] }, ts) end
+  local dkey = P .. 'device:' .. data.deviceId
+  emit_device(dkey, 'device.offline', data, ts)
+  sync_user(dkey, h[1], data.deviceId, 'off', data.lastSeenAt, ts)
 end
 `;
 
@@ -105,41 +213,39 @@ end
  * reason's offline is held until at + grace when that is still ahead.
  */
 const END_SESSION = `
-local function end_session(prefix, id, dkey, user, instance, session, seen, retention, reason, at, grace)
-  redis.call('DEL', prefix .. 'presence:' .. id)
-  redis.call('ZREM', prefix .. 'presence:expiry:' .. instance, id)
+local function end_session(P, id, dkey, user, instance, session, seen, retention, reason, at, grace)
+  redis.call('DEL', P .. 'presence:' .. id)
+  redis.call('ZREM', P .. 'presence:expiry', id)
   redis.call('HDEL', dkey, 'sessionId', 'instanceId', 'connectedAt', 'expiresAt')
   redis.call('HSET', dkey, 'lastSeenAt', seen)
   redis.call('PEXPIRE', dkey, retention)
   local data = { deviceId = id, userId = user, sessionId = session, instanceId = instance,
     reason = reason, lastSeenAt = tonumber(seen), seq = next_seq(dkey) }
-  local ukey = prefix .. 'user:' .. user .. ':devices'
-  redis.call('ZADD', ukey, seen, id)
-  if redis.call('ZCOUNT', ukey, '+inf', '+inf') == 0 then redis.call('PEXPIRE', ukey, retention) end
   if grace > 0 and HELD_REASONS[reason] and at + grace > event_log.now then
-    hold_offline(prefix, id, user, data, at + grace, retention)
+    hold_offline(P, id, user, data, at + grace, retention)
+    sync_user(dkey, user, id, 'held', seen)
   else
     emit_device(dkey, 'device.offline', data)
-    if not user_announced(prefix, user) then emit('user.offline', { userId = user }) end
+    sync_user(dkey, user, id, 'off', seen)
   end
 end
 `;
 
 /**
- * Records a new session; returns the replaced session {sessionId, userId, instanceId} or nil.
- * Events, in this order: the device's held offline if it is due or was another user's, the
- * previous session's `device.offline` (`replaced` while it was live; `heartbeat_timeout` /
- * `instance_lost` when it had run out unswept), `user.offline` of a user left without devices,
- * `device.online`, and `user.online` when no other device of the user was online (as receivers
- * know it). A flap (the same user back within the grace of a held or run-out offline) records
- * neither that offline nor this online, but both still count in `seq`. The same session recorded
- * again (a retried call) records nothing.
+ * Records a new session; returns {replaced session {sessionId, userId, instanceId} or {}, user
+ * syncs}. Events, in this order: the device's held offline if it is due or was another user's, the
+ * previous session's `device.offline` (`replaced` while it was live; `heartbeat_timeout` when it
+ * had run out unswept and its instance is in `live`, `instance_lost` otherwise), `device.online`;
+ * user.* follow from the syncs (a user left without devices goes offline, a user's first device
+ * brings it online). A flap (the same user back within the grace of a held or run-out offline)
+ * records neither that offline nor this online, but both still count in `seq`. The same session
+ * recorded again (a retried call) records nothing.
  */
 export const CONNECT = luaScript({
   name: 'pgConnect',
-  keys: ['presence', 'device', 'expiry', 'user', 'instances'],
+  keys: ['presence', 'device', 'expiry'],
   args: {
-    prefix: 'string',
+    P: 'string',
     deviceId: 'string',
     sessionId: 'string',
     userId: 'string',
@@ -152,23 +258,27 @@ export const CONNECT = luaScript({
     retention: 'number',
     eventRetention: 'number',
     eventGrace: 'number',
+    live: 'string',
+    inline: 'number',
   },
-  prelude: EVENTS + HOLD,
+  prelude: EVENTS + USERS + HOLD,
   body: `
-events_init(prefix, now, eventRetention)
+events_init(P, now, eventRetention)
+sync_init(P, inline, retention)
+local alive = parse_live(live)
 local prev = redis.call('HMGET', deviceKey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')
 local again = prev[1] == sessionId
 local flap = false
-local held = take_held(prefix, deviceId)
+local held = take_held(P, deviceId)
 if held then
-  if held[1] == userId and tonumber(held[2]) > now then flap = true else release_held(prefix, held) end
+  if held[1] == userId and tonumber(held[2]) > now then flap = true else release_held(P, held) end
 end
 if prev[1] and not again then
   local reason, seen, at = 'replaced', now, now
   if (tonumber(prev[4]) or 0) <= now then
     seen = tonumber(prev[5]) or now
     at = tonumber(prev[4]) or now
-    reason = redis.call('EXISTS', prefix .. 'instance:' .. prev[3]) == 1 and 'heartbeat_timeout' or 'instance_lost'
+    reason = (prev[3] == instanceId or alive[prev[3]]) and 'heartbeat_timeout' or 'instance_lost'
   end
   local data = { deviceId = deviceId, userId = prev[2], sessionId = prev[1], instanceId = prev[3],
     reason = reason, lastSeenAt = seen, seq = next_seq(deviceKey) }
@@ -176,23 +286,11 @@ if prev[1] and not again then
     flap = true
   else
     emit_device(deviceKey, 'device.offline', data)
-    if reason ~= 'replaced' then
-      -- Run out unswept: the user's index still counts it online.
-      redis.call('ZADD', prefix .. 'user:' .. prev[2] .. ':devices', seen, deviceId)
-      if prev[2] == userId and not user_announced(prefix, userId) then emit('user.offline', { userId = userId }) end
-    end
+    -- Run out unswept: the user's view still counts it online.
+    if reason ~= 'replaced' and prev[2] == userId then sync_user(deviceKey, userId, deviceId, 'off', seen) end
   end
 end
-if prev[2] and prev[2] ~= userId then
-  local oldUserKey = prefix .. 'user:' .. prev[2] .. ':devices'
-  redis.call('ZREM', oldUserKey, deviceId)
-  if prev[1] then
-    if redis.call('ZCOUNT', oldUserKey, '+inf', '+inf') == 0 then redis.call('PEXPIRE', oldUserKey, retention) end
-    if not user_announced(prefix, prev[2]) then emit('user.offline', { userId = prev[2] }) end
-  end
-end
-if prev[1] and prev[3] and prev[3] ~= instanceId then redis.call('ZREM', prefix .. 'presence:expiry:' .. prev[3], deviceId) end
-redis.call('SADD', instancesKey, instanceId)
+if prev[2] and prev[2] ~= userId then sync_user(deviceKey, prev[2], deviceId, 'gone', now) end
 local expires = now + ttl
 redis.call('SET', presenceKey, sessionId, 'PX', ttl)
 redis.call('HSET', deviceKey, 'userId', userId, 'sessionId', sessionId, 'instanceId', instanceId,
@@ -203,47 +301,28 @@ redis.call('HDEL', deviceKey, 'appState')
 redis.call('HSETNX', deviceKey, 'firstSeenAt', now)
 redis.call('PERSIST', deviceKey)
 redis.call('ZADD', expiryKey, expires, deviceId)
-local firstOfUser = not user_announced(prefix, userId)
-redis.call('ZADD', userKey, '+inf', deviceId)
-redis.call('PERSIST', userKey)
 if not again then
   local seq = next_seq(deviceKey)
   if not flap then
     emit_device(deviceKey, 'device.online', { deviceId = deviceId, userId = userId, sessionId = sessionId, instanceId = instanceId,
       platform = platform, network = network, seq = seq })
-    if firstOfUser then emit('user.online', { userId = userId }) end
   end
+  sync_user(deviceKey, userId, deviceId, 'online', now)
 end
-if prev[1] then return {prev[1], prev[2], prev[3]} end
-return false
+local replaced = {}
+if prev[1] then replaced = {prev[1], prev[2], prev[3]} end
+return {replaced, sync_out()}
 `,
 });
 
 /**
- * Extends a live session (held by the instance whose `expiry` index it is); 1 if it was, 0 if the
- * session is not the device's or already expired. The hot path: three keys, and the device hash
- * gets only what changed (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and
- * `network` when they differ from what it holds). `lastSeenAt` is not written while the session
- * lives: it equals `lastHeartbeatAt` then (see toView), and the session's end writes it.
- * Heartbeats that carry a network sample go through HEARTBEAT_SAMPLE instead, which does the same
- * and records the sample in the same round trip.
+ * Extends a live session; 1 if it was, 0 if the session is not the device's or already expired.
+ * The hot path: three keys of the device's partition, and the device hash gets only what changed
+ * (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and `network` when they differ
+ * from what it holds). `lastSeenAt` is not written while the session lives: it equals
+ * `lastHeartbeatAt` then (see toView), and the session's end writes it. A network sample goes
+ * separately (NETWORK_SAMPLE, the network's partition).
  */
-const BEAT = `
-local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'interval', 'appState', 'network')
--- grace: how late this instance may be in handling heartbeats (its own queueing); a session it has
--- not swept is still its own for that long.
-if state[1] ~= sessionId or tonumber(state[2]) <= now - grace then return 0 end
-local expires = now + ttl
--- The key is usually there (only a heartbeat within the grace finds it gone): extending it is cheaper than rewriting it.
-if redis.call('PEXPIRE', presenceKey, ttl) == 0 then redis.call('SET', presenceKey, sessionId, 'PX', ttl) end
-local fields = { 'lastHeartbeatAt', now, 'expiresAt', expires }
-if tonumber(state[3]) ~= interval then fields[#fields + 1] = 'interval'; fields[#fields + 1] = interval end
-if appState and state[4] ~= appState then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
-if network and state[5] ~= network then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
-redis.call('HSET', deviceKey, unpack(fields))
-redis.call('ZADD', expiryKey, expires, deviceId)
-`;
-
 export const HEARTBEAT = luaScript({
   name: 'pgHeartbeat',
   keys: ['presence', 'device', 'expiry'],
@@ -257,177 +336,197 @@ export const HEARTBEAT = luaScript({
     appState: 'string?',
     network: 'string?',
   },
-  body: `${BEAT}
+  body: `
+local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'interval', 'appState', 'network')
+-- grace: how late this instance may be in handling heartbeats (its own queueing); a session it has
+-- not swept is still its own for that long.
+if state[1] ~= sessionId or tonumber(state[2]) <= now - grace then return 0 end
+local expires = now + ttl
+-- The key is usually there (only a heartbeat within the grace finds it gone): extending it is cheaper than rewriting it.
+if redis.call('PEXPIRE', presenceKey, ttl) == 0 then redis.call('SET', presenceKey, sessionId, 'PX', ttl) end
+local fields = { 'lastHeartbeatAt', now, 'expiresAt', expires }
+if tonumber(state[3]) ~= interval then fields[#fields + 1] = 'interval'; fields[#fields + 1] = interval end
+if appState and state[4] ~= appState then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
+if network and state[5] ~= network then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
+redis.call('HSET', deviceKey, unpack(fields))
+redis.call('ZADD', expiryKey, expires, deviceId)
 return 1
 `,
 });
 
 /**
- * HEARTBEAT plus a stable-interval sample (sampleBucket) for `network`. A device has one vote per
- * network and samplePeriod: its first sample casts it, and a longer interval it holds later in the
- * period moves it up (a device climbing 4, 6, 9, 11 s counts once, at 11 s, not four times).
+ * A stable-interval sample (sampleBucket) of a device on `network`, in the network's partition;
+ * 1 when it counted. A device has one vote per network and samplePeriod: its first sample casts
+ * it, and a longer interval it holds later in the period moves it up (a device climbing 4, 6, 9,
+ * 11 s counts once, at 11 s, not four times). The caller also marks the network in `C networks`.
  */
-export const HEARTBEAT_SAMPLE = luaScript({
-  name: 'pgHeartbeatSample',
-  keys: ['presence', 'device', 'expiry', 'network', 'networks', 'sampledBy', 'votes'],
-  args: {
-    deviceId: 'string',
-    sessionId: 'string',
-    now: 'number',
-    interval: 'number',
-    ttl: 'number',
-    grace: 'number',
-    appState: 'string?',
-    network: 'string',
-    sampleBucket: 'string',
-    networkRetention: 'number',
-    samplePeriod: 'number',
-  },
-  body: `${BEAT}
+export const NETWORK_SAMPLE = luaScript({
+  name: 'pgNetworkSample',
+  keys: ['network', 'sampledBy', 'votes'],
+  args: { deviceId: 'string', now: 'number', sampleBucket: 'string', networkRetention: 'number', samplePeriod: 'number' },
+  body: `
 local stale = redis.call('ZRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod)
 for i = 1, #stale, 500 do
   redis.call('HDEL', votesKey, unpack(stale, i, math.min(i + 499, #stale)))
 end
 if #stale > 0 then redis.call('ZREMRANGEBYSCORE', sampledByKey, '-inf', now - samplePeriod) end
 local voted = redis.call('ZSCORE', sampledByKey, deviceId) and tonumber(redis.call('HGET', votesKey, deviceId))
-if not voted or tonumber(sampleBucket) > voted then
-  if voted then
-    if redis.call('HINCRBY', networkKey, voted, -1) <= 0 then redis.call('HDEL', networkKey, voted) end
-  else
-    redis.call('ZADD', sampledByKey, now, deviceId)
-  end
-  redis.call('HSET', votesKey, deviceId, sampleBucket)
-  redis.call('PEXPIRE', sampledByKey, samplePeriod)
-  redis.call('PEXPIRE', votesKey, samplePeriod)
-  redis.call('HINCRBY', networkKey, sampleBucket, 1)
-  redis.call('PEXPIRE', networkKey, networkRetention)
-  redis.call('ZADD', networksKey, now, network)
+if voted and tonumber(sampleBucket) <= voted then return 0 end
+if voted then
+  if redis.call('HINCRBY', networkKey, voted, -1) <= 0 then redis.call('HDEL', networkKey, voted) end
+else
+  redis.call('ZADD', sampledByKey, now, deviceId)
 end
+redis.call('HSET', votesKey, deviceId, sampleBucket)
+redis.call('PEXPIRE', sampledByKey, samplePeriod)
+redis.call('PEXPIRE', votesKey, samplePeriod)
+redis.call('HINCRBY', networkKey, sampleBucket, 1)
+redis.call('PEXPIRE', networkKey, networkRetention)
 return 1
 `,
 });
 
 /**
- * Ends the named sessions (rest: deviceId sessionId, repeated) with one `reason`; returns how many
- * were current. A session already replaced or ended changes nothing and records nothing.
- * `route` (a key under the prefix) is never read: a Cluster sends a script to the master of its keys,
- * and one without keys to any master, which 2 times in 3 was not the one holding the sessions
- * (found by `npm run simulate -- --cluster`).
+ * Ends the named sessions of one partition (rest: deviceId sessionId, repeated) with one `reason`;
+ * returns {how many were current, user syncs}. A session already replaced or ended changes
+ * nothing and records nothing. `route` (the partition's expiry index) routes the call.
  */
 export const DISCONNECT = luaScript({
   name: 'pgDisconnect',
   keys: ['route'],
-  args: { prefix: 'string', now: 'number', retention: 'number', reason: 'string', eventRetention: 'number', eventGrace: 'number' },
+  args: { P: 'string', now: 'number', retention: 'number', reason: 'string', eventRetention: 'number', eventGrace: 'number', inline: 'number' },
   rest: true,
-  prelude: EVENTS + HOLD + END_SESSION,
+  prelude: EVENTS + USERS + HOLD + END_SESSION,
   body: `
-events_init(prefix, now, eventRetention)
+events_init(P, now, eventRetention)
+sync_init(P, inline, retention)
 local ended = 0
 for i = 1, #rest, 2 do
   local id, session = rest[i], rest[i + 1]
-  local dkey = prefix .. 'device:' .. id
+  local dkey = P .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'instanceId', 'userId')
   if d[1] == session then
-    end_session(prefix, id, dkey, d[3], d[2], session, now, retention, reason, now, eventGrace)
+    end_session(P, id, dkey, d[3], d[2], session, now, retention, reason, now, eventGrace)
     ended = ended + 1
   end
 end
-return ended
+return {ended, sync_out()}
 `,
 });
 
 /**
- * Ends up to `limit` sessions of instance `owner` that expired at or before `now`; returns
- * {deviceId, sessionId, userId} for each. Their `device.offline` says `instance_lost` when the
- * owner stopped reporting itself alive (its instance key is gone) and someone else sweeps,
- * `heartbeat_timeout` otherwise.
- * An owner that is gone and holds no session any more leaves the instance set.
+ * Ends up to `limit` sessions of the partition whose presence ran out, whoever holds them; returns
+ * {{deviceId, sessionId, userId, instanceId} per session, user syncs}. `live` names the instances
+ * alive now with their grace (how late each may be in handling its heartbeats): a session of a
+ * live owner ends once it is past its TTL by more than that grace (`heartbeat_timeout`), and until
+ * then is re-scored past it so it does not block the head of the index; a session whose owner is
+ * not in `live` ends at its TTL (`instance_lost`).
  */
 export const CLAIM_EXPIRED = luaScript({
   name: 'pgClaimExpired',
-  keys: ['expiry', 'instance', 'instances'],
-  args: {
-    prefix: 'string',
-    owner: 'string',
-    now: 'number',
-    limit: 'number',
-    retention: 'number',
-    eventRetention: 'number',
-    own: 'string',
-    eventGrace: 'number',
-  },
-  prelude: EVENTS + HOLD + END_SESSION,
+  keys: ['expiry'],
+  args: { P: 'string', now: 'number', limit: 'number', retention: 'number', eventRetention: 'number', eventGrace: 'number', live: 'string', inline: 'number' },
+  prelude: EVENTS + USERS + HOLD + END_SESSION,
   body: `
-events_init(prefix, now, eventRetention)
+events_init(P, now, eventRetention)
+sync_init(P, inline, retention)
+local alive = parse_live(live)
 local ids = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', now, 'LIMIT', 0, limit)
 local claimed = {}
--- An owner sweeping its own sessions is alive, even if a stall let its liveness key lapse.
-local reason = (own == '1' or redis.call('EXISTS', instanceKey) == 1) and 'heartbeat_timeout' or 'instance_lost'
 for _, id in ipairs(ids) do
-  local dkey = prefix .. 'device:' .. id
+  local dkey = P .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')
-  if d[1] and d[3] == owner and tonumber(d[4]) and tonumber(d[4]) > now then
-    redis.call('ZADD', expiryKey, d[4], id)
-  elseif d[1] and d[3] == owner then
-    end_session(prefix, id, dkey, d[2], owner, d[1], d[5] or now, retention, reason, tonumber(d[4]), eventGrace)
-    claimed[#claimed + 1] = {id, d[1], d[2]}
-  else
+  local expires = tonumber(d[4])
+  if not d[1] or not expires then
     redis.call('ZREM', expiryKey, id)
+  else
+    local grace = alive[d[3]]
+    if expires > now - (grace or 0) then
+      redis.call('ZADD', expiryKey, string.format('%.0f', expires + (grace or 0)), id)
+    else
+      end_session(P, id, dkey, d[2], d[3], d[1], d[5] or now, retention, grace and 'heartbeat_timeout' or 'instance_lost', expires, eventGrace)
+      claimed[#claimed + 1] = {id, d[1], d[2], d[3]}
+    end
   end
 end
-if redis.call('EXISTS', instanceKey) == 0 and redis.call('ZCARD', expiryKey) == 0 then
-  redis.call('SREM', instancesKey, owner)
-end
-return claimed
+return {claimed, sync_out()}
 `,
 });
 
 /**
- * Records up to `limit` held offlines whose grace ended at or before `now` (any instance may: the
- * held events of a dead one are released by the others); returns how many it took. Each is taken
- * and recorded in one step, so racing instances record it once. Costs time in the number due.
+ * The partition's periodic step, run by its lease holder: records up to `limit` held offlines
+ * whose grace ended at or before `now` (each taken and recorded in one step, so racing holders
+ * during a handover record it once), and returns the user syncs queued before `repairBefore` that
+ * nobody applied (their caller died between the two calls) for the holder to replay. Returns
+ * {released, new user syncs, old user syncs}. (The event floor is EventFloorsService's, src/events.)
  */
-export const RELEASE_HELD = luaScript({
-  name: 'pgReleaseHeld',
+export const PARTITION_TICK = luaScript({
+  name: 'pgPartitionTick',
   keys: ['due'],
-  args: { prefix: 'string', now: 'number', limit: 'number', eventRetention: 'number' },
-  prelude: EVENTS + HOLD,
+  args: { P: 'string', now: 'number', limit: 'number', retention: 'number', eventRetention: 'number', inline: 'number', repairBefore: 'number', repairLimit: 'number' },
+  prelude: EVENTS + USERS + HOLD,
   body: `
-events_init(prefix, now, eventRetention)
+events_init(P, now, eventRetention)
+sync_init(P, inline, retention)
 local ids = redis.call('ZRANGEBYSCORE', dueKey, '-inf', now, 'LIMIT', 0, limit)
 for _, id in ipairs(ids) do
-  local held = take_held(prefix, id)
-  if held then release_held(prefix, held) end
+  local held = take_held(P, id)
+  if held then release_held(P, held) end
 end
-return #ids
+local stale = {}
+for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'usersync', '-inf', repairBefore, 'LIMIT', 0, repairLimit)) do
+  local dkey = P .. 'device:' .. id
+  if redis.call('HEXISTS', dkey, 'usq') == 1 then stale[#stale + 1] = dkey else redis.call('ZREM', P .. 'usersync', id) end
+end
+return {#ids, sync_out(), queued_syncs(stale, {})}
 `,
 });
 
-/** Instances in the set whose key is gone (they stopped reporting): their sessions are anybody's to sweep. */
-export const ORPHANED_OWNERS = luaScript({
-  name: 'pgOrphanedOwners',
-  keys: ['instances'],
-  args: { prefix: 'string' },
+/**
+ * Applies user syncs (rest: records as the device scripts queued them, in order) in the user's
+ * partition: see USERS. `route` (the partition's usersync index) routes the call.
+ */
+export const USER_SYNC = luaScript({
+  name: 'pgUserSync',
+  keys: ['route'],
+  args: { P: 'string', now: 'number', retention: 'number', eventRetention: 'number' },
+  rest: true,
+  prelude: EVENTS + USERS,
   body: `
-local gone = {}
-for _, id in ipairs(redis.call('SMEMBERS', instancesKey)) do
-  if redis.call('EXISTS', prefix .. 'instance:' .. id) == 0 then gone[#gone + 1] = id end
-end
-return gone
+events_init(P, now, eventRetention)
+for _, m in ipairs(rest) do apply_user_sync(P, cjson.decode(m), retention) end
+return #rest
 `,
 });
 
-/** Sessions whose presence runs out after `now`, over every instance. */
-export const COUNT_ONLINE = luaScript({
-  name: 'pgCountOnline',
-  keys: ['instances'],
-  args: { prefix: 'string', now: 'number' },
+/**
+ * Dequeues applied user syncs (rest: deviceId, highest version applied, repeated) from the device
+ * hashes of partition P; a device with none left leaves `P usersync`.
+ */
+export const USER_SYNC_DONE = luaScript({
+  name: 'pgUserSyncDone',
+  keys: ['queue'],
+  args: { P: 'string' },
+  rest: true,
   body: `
-local online = 0
-for _, id in ipairs(redis.call('SMEMBERS', instancesKey)) do
-  online = online + redis.call('ZCOUNT', prefix .. 'presence:expiry:' .. id, '(' .. now, '+inf')
+for i = 1, #rest, 2 do
+  local id, upto = rest[i], tonumber(rest[i + 1])
+  local dkey = P .. 'device:' .. id
+  local queued = redis.call('HGET', dkey, 'usq')
+  local left = {}
+  if queued then
+    for _, r in ipairs(cjson.decode(queued)) do
+      if tonumber(r.v) > upto then left[#left + 1] = r end
+    end
+  end
+  if #left > 0 then
+    redis.call('HSET', dkey, 'usq', cjson.encode(left))
+  else
+    redis.call('HDEL', dkey, 'usq')
+    redis.call('ZREM', queueKey, id)
+  end
 end
-return online
+return 0
 `,
 });
 
@@ -439,17 +538,5 @@ export const USER_DEVICES = luaScript({
   body: `
 redis.call('ZREMRANGEBYSCORE', userKey, '-inf', '(' .. forgetBefore)
 return redis.call('ZRANGE', userKey, 0, -1)
-`,
-});
-
-/** A network's histogram as a flat {bucket, count, ...} list; empty once nobody sampled it since `sampledAfter`. */
-export const NETWORK_HISTOGRAM = luaScript({
-  name: 'pgNetworkHistogram',
-  keys: ['network', 'networks'],
-  args: { network: 'string', sampledAfter: 'number' },
-  body: `
-local last = tonumber(redis.call('ZSCORE', networksKey, network))
-if not last or last <= sampledAfter then return {} end
-return redis.call('HGETALL', networkKey)
 `,
 });

@@ -1,17 +1,22 @@
 import { OfflineReason } from '../events/event.types';
 import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
 
+/** Instance id -> how late it may be in handling heartbeats (ms). */
+export type LiveInstances = ReadonlyMap<string, number>;
+
 /**
  * Where presence lives: Redis when REDIS_URL is set, process memory otherwise. Both keep the same
  * rules, checked by one shared test suite:
  * - a session is online while `expiresAt > now`, whatever the backing store has evicted yet;
  * - `heartbeat` and `disconnect` act only on the session they name, so an old socket can never
  *   refresh or remove its replacement;
- * - sessions are indexed by the instance holding them: each instance sweeps its own (it knows
- *   how late it is in handling their heartbeats), and any instance sweeps those of an instance
- *   that stopped reporting itself alive;
- * - `claimExpired` hands each expired session to exactly one caller, oldest first, and costs
- *   time in the number expired, not in the number online.
+ * - sessions are indexed by partition (src/redis/partitions.ts; one partition in memory and on a
+ *   single Redis), whatever instance holds them, and swept per partition by its lease holder with
+ *   the list of live instances and how late each may be in handling its heartbeats: a live
+ *   owner's session ends once past its TTL by more than that (`heartbeat_timeout`), a session
+ *   whose owner is not live at its TTL (`instance_lost`);
+ * - `claimExpired` hands each expired session to exactly one caller, oldest first within its
+ *   partition, and costs time in the number expired, not in the number online.
  * - every change of presence appends its events (PRODUCT.md "Events for backends") to the event
  *   log in the same atomic step, and only a change that happened records anything; a heartbeat
  *   records nothing;
@@ -30,22 +35,27 @@ export abstract class PresenceStore {
   /** Ends the named sessions (disconnects, kicks, drain) for `reason`; returns how many were still current. */
   abstract disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number>;
 
-  /**
-   * Removes up to `limit` sessions held by `owner` whose presence expired at or before `now`, and
-   * returns them. `claimant` is the instance sweeping: an owner sweeping its own sessions is alive
-   * by definition (`heartbeat_timeout`), whatever its liveness record says after a stall.
-   */
-  abstract claimExpired(owner: string, now: number, limit: number, claimant?: string): Promise<SessionRef[]>;
+  /** How many partitions sessions are indexed in (claimExpired, releaseHeldOfflines). */
+  abstract get partitions(): number;
+
+  /** The partition of a device's keys. */
+  abstract partitionOf(deviceId: string): number;
 
   /**
-   * Records up to `limit` `device.offline` events held by PRESENCE_EVENT_GRACE_MS whose grace
-   * ended at or before `now` (with the `user.offline` each makes), whoever held them; returns how
-   * many it took. Each held event is recorded by exactly one caller.
+   * Removes up to `limit` sessions of partition `partition` whose presence ran out, and returns
+   * them. `live`: the instances alive now -> how late each may be in handling its heartbeats (ms):
+   * a live owner's session ends once `now` is past its expiry by more than that, with
+   * `heartbeat_timeout`; the session of an owner not in `live` ends at its expiry, `instance_lost`.
    */
-  abstract releaseHeldOfflines(now: number, limit: number): Promise<number>;
+  abstract claimExpired(partition: number, now: number, limit: number, live: LiveInstances): Promise<SessionRef[]>;
 
-  /** Instances that still hold sessions in the store but stopped reporting themselves alive. */
-  abstract orphanedOwners(now: number): Promise<string[]>;
+  /**
+   * The partition's periodic step: records up to `limit` `device.offline` events held by
+   * PRESENCE_EVENT_GRACE_MS whose grace ended at or before `now` (with the `user.offline` each
+   * makes), whoever held them, and finishes the user.* decisions a dead caller left (Redis);
+   * returns how many held events it took. Each held event is recorded by exactly one caller.
+   */
+  abstract releaseHeldOfflines(partition: number, now: number, limit: number): Promise<number>;
 
   /** Known devices in the order asked; null for a device never seen or forgotten. */
   abstract getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]>;
@@ -57,9 +67,13 @@ export abstract class PresenceStore {
 
   abstract countOnline(now: number): Promise<number>;
 
-  abstract touchInstance(instance: InstanceView, ttlMs: number): Promise<void>;
+  /** Reports an instance alive for ttlMs, with its local session count and its `delay` (LoadMonitor, ms). */
+  abstract touchInstance(instance: InstanceView, ttlMs: number, delay?: number): Promise<void>;
 
   abstract listInstances(now: number): Promise<InstanceView[]>;
+
+  /** The instances whose report has not run out -> the delay each published. */
+  abstract liveInstances(now: number): Promise<LiveInstances>;
 
   abstract removeInstance(instanceId: string): Promise<void>;
 

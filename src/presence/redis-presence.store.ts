@@ -1,70 +1,114 @@
+import { Logger } from '@nestjs/common';
 import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
-import { asStoreError, redisCall } from '../redis/redis-errors';
+import { KeyLayout } from '../redis/partitions';
+import { redisCall } from '../redis/redis-errors';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { DEFAULT_EVENT_RETENTION_MS, OfflineReason } from '../events/event.types';
-import { PresenceStore } from './presence.store';
-import { CLAIM_EXPIRED, CONNECT, COUNT_ONLINE, DISCONNECT, HEARTBEAT, HEARTBEAT_SAMPLE, NETWORK_HISTOGRAM, ORPHANED_OWNERS, RELEASE_HELD, USER_DEVICES } from './presence.scripts';
+import { LiveInstances, PresenceStore } from './presence.store';
+import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, NETWORK_SAMPLE, PARTITION_TICK, USER_DEVICES, USER_SYNC, USER_SYNC_DONE } from './presence.scripts';
 import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
+
+/** User syncs queued longer than this are replayed by the partition's lease holder (the caller died). */
+export const USER_SYNC_REPAIR_AFTER_MS = 2_000;
+/** User syncs replayed per partition tick. */
+const USER_SYNC_REPAIR_BATCH = 100;
+/** An instance not reported for this long leaves the instance index (its record expired long before). */
+const INSTANCE_FORGET_MS = 600_000;
+
+export interface RedisPresenceOptions {
+  /** EVENT_RETENTION_HOURS. */
+  eventRetentionMs?: number;
+  /** PRESENCE_EVENT_GRACE_MS (0, the default here: every offline recorded at once). */
+  eventGraceMs?: number;
+  /** Carries heartbeats and the sweeper's claims (see RedisConnection). */
+  beats?: RedisClient;
+  /** How long countOnline's sum over the partitions is reused (0: always counted). */
+  countCacheMs?: number;
+  /** How long the list of live instances a connect consults is reused (0: read at every connect). */
+  liveCacheMs?: number;
+}
+
+/** One queued user sync, as the device scripts encode it (see USERS in presence.scripts.ts). */
+interface UserSyncRecord {
+  u: string;
+  d: string;
+  v: string;
+}
 
 /** Presence in Redis; the layout is described in presence.scripts.ts. */
 export class RedisPresenceStore extends PresenceStore {
+  private readonly logger = new Logger(RedisPresenceStore.name);
   private readonly scripts: {
     connect: BoundScript<typeof CONNECT>;
     heartbeat: BoundScript<typeof HEARTBEAT>;
-    heartbeatSample: BoundScript<typeof HEARTBEAT_SAMPLE>;
+    networkSample: BoundScript<typeof NETWORK_SAMPLE>;
     disconnect: BoundScript<typeof DISCONNECT>;
     claim: BoundScript<typeof CLAIM_EXPIRED>;
+    tick: BoundScript<typeof PARTITION_TICK>;
+    userSync: BoundScript<typeof USER_SYNC>;
+    userSyncDone: BoundScript<typeof USER_SYNC_DONE>;
     userDevices: BoundScript<typeof USER_DEVICES>;
-    networkHistogram: BoundScript<typeof NETWORK_HISTOGRAM>;
-    orphanedOwners: BoundScript<typeof ORPHANED_OWNERS>;
-    countOnline: BoundScript<typeof COUNT_ONLINE>;
-    releaseHeld: BoundScript<typeof RELEASE_HELD>;
   };
 
+  readonly keys: KeyLayout;
   private readonly eventRetentionMs: number;
   private readonly eventGraceMs: number;
+  private readonly countCacheMs: number;
+  private readonly liveCacheMs: number;
+  /** 1 when every user's keys are in the device's partition (one partition): user syncs are applied in the device script. */
+  private readonly inline: number;
+  private counted?: { at: number; online: number };
+  private liveCache?: { at: number; live: Promise<LiveInstances> };
 
   /**
-   * `beats` carries heartbeats and the sweeper's claims (see RedisConnection): one connection, so
-   * Redis applies a heartbeat before a claim sent after it. `eventRetentionMs`: EVENT_RETENTION_HOURS.
-   * `eventGraceMs`: PRESENCE_EVENT_GRACE_MS (0, the default here: every offline recorded at once).
+   * `keys`: the key layout, or a plain prefix (one partition, the single-Redis names). `beats`
+   * carries heartbeats and the sweeper's claims (see RedisConnection): one connection, so Redis
+   * applies this instance's heartbeat before a claim it sends after it.
    */
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
+    keys: KeyLayout | string,
     private readonly retentionMs: number,
-    options: { eventRetentionMs?: number; eventGraceMs?: number; beats?: RedisClient } = {},
+    options: RedisPresenceOptions = {},
   ) {
     super();
+    this.keys = typeof keys === 'string' ? new KeyLayout(keys, false) : keys;
+    this.inline = this.keys.partitions === 1 ? 1 : 0;
     this.eventRetentionMs = options.eventRetentionMs ?? DEFAULT_EVENT_RETENTION_MS;
     this.eventGraceMs = options.eventGraceMs ?? 0;
+    this.countCacheMs = options.countCacheMs ?? 0;
+    this.liveCacheMs = options.liveCacheMs ?? 0;
     const beats = options.beats ?? redis;
     this.scripts = {
       connect: CONNECT.bind(redis),
       heartbeat: HEARTBEAT.bind(beats),
-      heartbeatSample: HEARTBEAT_SAMPLE.bind(beats),
+      networkSample: NETWORK_SAMPLE.bind(redis),
       disconnect: DISCONNECT.bind(redis),
       claim: CLAIM_EXPIRED.bind(beats),
+      tick: PARTITION_TICK.bind(redis),
+      userSync: USER_SYNC.bind(redis),
+      userSyncDone: USER_SYNC_DONE.bind(redis),
       userDevices: USER_DEVICES.bind(redis),
-      networkHistogram: NETWORK_HISTOGRAM.bind(redis),
-      orphanedOwners: ORPHANED_OWNERS.bind(redis),
-      countOnline: COUNT_ONLINE.bind(redis),
-      releaseHeld: RELEASE_HELD.bind(redis),
     };
   }
 
+  get partitions(): number {
+    return this.keys.partitions;
+  }
+
+  partitionOf(deviceId: string): number {
+    return this.keys.partitionOf(deviceId);
+  }
+
   async connect(s: SessionStart): Promise<SessionRef | null> {
-    const prev = (await this.scripts.connect({
-      keys: {
-        presence: this.key('presence', s.deviceId),
-        device: this.key('device', s.deviceId),
-        expiry: this.expiryKey(s.instanceId),
-        user: this.userKey(s.userId),
-        instances: this.key('instances'),
-      },
+    const P = this.keys.of(s.deviceId);
+    const live = new Map(await this.liveForConnect(s.now));
+    live.set(s.instanceId, 0);
+    const [prev, syncs] = (await this.scripts.connect({
+      keys: { presence: `${P}presence:${s.deviceId}`, device: `${P}device:${s.deviceId}`, expiry: `${P}presence:expiry` },
       args: {
-        prefix: this.prefix,
+        P,
         deviceId: s.deviceId,
         sessionId: s.sessionId,
         userId: s.userId,
@@ -77,94 +121,156 @@ export class RedisPresenceStore extends PresenceStore {
         retention: this.retentionMs,
         eventRetention: this.eventRetentionMs,
         eventGrace: this.eventGraceMs,
+        live: liveArg(live),
+        inline: this.inline,
       },
-    })) as [string, string, string] | null;
-    return prev ? { deviceId: s.deviceId, sessionId: prev[0], userId: prev[1], instanceId: prev[2] } : null;
+    })) as [string[], string[]];
+    await this.syncUsers(P, syncs, s.now);
+    return prev.length ? { deviceId: s.deviceId, sessionId: prev[0]!, userId: prev[1]!, instanceId: prev[2]! } : null;
   }
 
+  /** One EVALSHA on the device's partition; a network sample follows on its own (fire-and-forget). */
   async heartbeat(u: HeartbeatUpdate): Promise<boolean> {
-    const keys = { presence: this.key('presence', u.deviceId), device: this.key('device', u.deviceId), expiry: this.expiryKey(u.instanceId) };
-    const args = {
-      deviceId: u.deviceId,
-      sessionId: u.sessionId,
-      now: u.now,
-      interval: u.interval,
-      ttl: u.ttl,
-      grace: u.grace ?? 0,
-      appState: u.appState,
-      network: u.network,
-    };
-    // Almost every heartbeat: three keys, eight arguments. A network sample (a few per device and
-    // DEVICE_SAMPLE_PERIOD_MS) takes the script that also records it.
-    const ok =
-      u.sampleBucket !== undefined && u.network !== undefined
-        ? await this.scripts.heartbeatSample({
-            keys: {
-              ...keys,
-              network: this.key('net', u.network),
-              networks: this.key('networks'),
-              sampledBy: this.key('netsampled', u.network),
-              votes: this.key('netvotes', u.network),
-            },
-            args: { ...args, network: u.network, sampleBucket: String(u.sampleBucket), networkRetention: NETWORK_RETENTION_MS, samplePeriod: DEVICE_SAMPLE_PERIOD_MS },
-          })
-        : await this.scripts.heartbeat({ keys, args });
+    const P = this.keys.of(u.deviceId);
+    const ok = await this.scripts.heartbeat({
+      keys: { presence: `${P}presence:${u.deviceId}`, device: `${P}device:${u.deviceId}`, expiry: `${P}presence:expiry` },
+      args: {
+        deviceId: u.deviceId,
+        sessionId: u.sessionId,
+        now: u.now,
+        interval: u.interval,
+        ttl: u.ttl,
+        grace: u.grace ?? 0,
+        appState: u.appState,
+        network: u.network,
+      },
+    });
+    if (ok === 1 && u.sampleBucket !== undefined && u.network !== undefined) this.sample(u.network, u.deviceId, u.sampleBucket, u.now);
     return ok === 1;
+  }
+
+  /**
+   * Records a stable-interval sample in the network's partition and marks the network in
+   * `C networks`; both sent at once, neither awaited (a lost sample only thins a histogram).
+   */
+  private sample(network: string, deviceId: string, bucket: number, now: number): void {
+    const N = this.keys.of(network);
+    this.scripts
+      .networkSample({
+        keys: { network: `${N}net:${network}`, sampledBy: `${N}netsampled:${network}`, votes: `${N}netvotes:${network}` },
+        args: { deviceId, now, sampleBucket: String(bucket), networkRetention: NETWORK_RETENTION_MS, samplePeriod: DEVICE_SAMPLE_PERIOD_MS },
+      })
+      .catch((err: Error) => this.logger.warn(`network sample not recorded: ${err.message}`));
+    redisCall(this.redis.zadd(`${this.keys.control}networks`, now, network)).catch((err: Error) => this.logger.warn(`network not marked: ${err.message}`));
   }
 
   async disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number> {
     if (sessions.length === 0) return 0;
-    return (await this.scripts.disconnect({
-      keys: { route: this.key('instances') },
-      args: { prefix: this.prefix, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs, eventGrace: this.eventGraceMs },
-      rest: sessions.flatMap((s) => [s.deviceId, s.sessionId]),
-    })) as number;
+    const ended = await Promise.all(
+      [...this.keys.byPartition(sessions, (s) => s.deviceId)].map(async ([p, group]) => {
+        const P = this.keys.at(p);
+        const [n, syncs] = (await this.scripts.disconnect({
+          keys: { route: `${P}presence:expiry` },
+          args: { P, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs, eventGrace: this.eventGraceMs, inline: this.inline },
+          rest: group.flatMap((s) => [s.deviceId, s.sessionId]),
+        })) as [number, string[]];
+        await this.syncUsers(P, syncs, now);
+        return n;
+      }),
+    );
+    return ended.reduce((a, b) => a + b, 0);
   }
 
-  async claimExpired(owner: string, now: number, limit: number, claimant?: string): Promise<SessionRef[]> {
-    const rows = (await this.scripts.claim({
-      keys: { expiry: this.expiryKey(owner), instance: this.key('instance', owner), instances: this.key('instances') },
+  async claimExpired(partition: number, now: number, limit: number, live: LiveInstances): Promise<SessionRef[]> {
+    const P = this.keys.at(partition);
+    const [rows, syncs] = (await this.scripts.claim({
+      keys: { expiry: `${P}presence:expiry` },
       args: {
-        prefix: this.prefix,
-        owner,
+        P,
         now,
         limit,
         retention: this.retentionMs,
         eventRetention: this.eventRetentionMs,
-        own: claimant === owner ? '1' : '0',
         eventGrace: this.eventGraceMs,
+        live: liveArg(live),
+        inline: this.inline,
       },
-    })) as [string, string, string][];
-    return rows.map(([deviceId, sessionId, userId]) => ({ deviceId, sessionId, userId, instanceId: owner }));
+    })) as [[string, string, string, string][], string[]];
+    await this.syncUsers(P, syncs, now);
+    return rows.map(([deviceId, sessionId, userId, instanceId]) => ({ deviceId, sessionId, userId, instanceId }));
   }
 
-  async releaseHeldOfflines(now: number, limit: number): Promise<number> {
-    return (await this.scripts.releaseHeld({
-      keys: { due: this.key('heldoff', 'due') },
-      args: { prefix: this.prefix, now, limit, eventRetention: this.eventRetentionMs },
-    })) as number;
+  async releaseHeldOfflines(partition: number, now: number, limit: number): Promise<number> {
+    const P = this.keys.at(partition);
+    const [released, syncs, stale] = (await this.scripts.tick({
+      keys: { due: `${P}heldoff:due` },
+      args: {
+        P,
+        now,
+        limit,
+        retention: this.retentionMs,
+        eventRetention: this.eventRetentionMs,
+        inline: this.inline,
+        repairBefore: now - USER_SYNC_REPAIR_AFTER_MS,
+        repairLimit: USER_SYNC_REPAIR_BATCH,
+      },
+    })) as [number, string[], string[]];
+    await this.syncUsers(P, syncs, now);
+    if (stale.length) await this.syncUsers(P, stale, now);
+    return released;
   }
 
-  async orphanedOwners(): Promise<string[]> {
-    return (await this.scripts.orphanedOwners({ keys: { instances: this.key('instances') }, args: { prefix: this.prefix } })) as string[];
+  /**
+   * Applies user syncs that a script of partition P queued, grouped by the user's partition (one
+   * USER_SYNC per partition, all sent together, each keeping the records' order), then removes
+   * them from P's queue. A failure leaves them queued for the partition's lease holder to replay
+   * (PARTITION_TICK): the device change is done, only its user.* wait.
+   */
+  protected async syncUsers(P: string, syncs: readonly string[], now: number): Promise<void> {
+    if (syncs.length === 0) return;
+    try {
+      const groups = this.keys.byPartition(syncs, (m) => (JSON.parse(m) as UserSyncRecord).u);
+      await Promise.all(
+        [...groups].map(([p, records]) => {
+          const UP = this.keys.at(p);
+          return this.scripts.userSync({
+            keys: { route: `${UP}usersync` },
+            args: { P: UP, now, retention: this.retentionMs, eventRetention: this.eventRetentionMs },
+            rest: records,
+          });
+        }),
+      );
+      // Dequeued in the background: one still queued is only applied again, as a no-op.
+      const upto = new Map<string, bigint>();
+      for (const m of syncs) {
+        const r = JSON.parse(m) as UserSyncRecord;
+        const v = BigInt(r.v);
+        if ((upto.get(r.d) ?? -1n) < v) upto.set(r.d, v);
+      }
+      this.scripts
+        .userSyncDone({ keys: { queue: `${P}usersync` }, args: { P }, rest: [...upto].flatMap(([d, v]) => [d, v.toString()]) })
+        .catch((err: Error) => this.logger.warn(`applied user syncs not dequeued: ${err.message}`));
+    } catch (err) {
+      this.logger.warn(`user syncs left for the repair pass: ${(err as Error).message}`);
+    }
   }
 
   async getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]> {
     if (deviceIds.length === 0) return [];
-    const pipeline = this.redis.pipeline();
-    for (const id of deviceIds) pipeline.hgetall(this.key('device', id));
-    const results = (await redisCall(pipeline.exec())) ?? [];
+    // Single commands, not a pipeline: on a Cluster a pipeline must stay on one node; auto-pipelining batches them per node.
+    const hashes = await redisCall(Promise.all(deviceIds.map((id) => this.redis.hgetall(`${this.keys.of(id)}device:${id}`))));
     return deviceIds.map((deviceId, i) => {
-      const [err, hash] = results[i] ?? [new Error('no reply'), null];
-      if (err) throw asStoreError(err);
-      const view = toView(deviceId, hash as Record<string, string>, now);
+      const view = toView(deviceId, hashes[i] ?? {}, now);
       // Redis forgets by its own clock (PEXPIRE); this keeps the rule exact on the caller's clock too.
       return view && !view.online && (view.lastSeenAt ?? 0) + this.retentionMs <= now ? null : view;
     });
   }
 
   async userDeviceIds(userId: string, now: number): Promise<string[]> {
-    return (await this.scripts.userDevices({ keys: { user: this.userKey(userId) }, args: { forgetBefore: now - this.retentionMs } })) as string[];
+    return (await this.scripts.userDevices({
+      keys: { user: `${this.keys.of(userId)}user:${userId}:devices` },
+      args: { forgetBefore: now - this.retentionMs },
+    })) as string[];
   }
 
   async listUserDevices(userId: string, now: number): Promise<DeviceView[]> {
@@ -172,74 +278,95 @@ export class RedisPresenceStore extends PresenceStore {
     return views.filter((v): v is DeviceView => v !== null && v.userId === userId);
   }
 
+  /** Σ over the partitions of their sessions not yet run out (ZCOUNT), reused for countCacheMs. */
   async countOnline(now: number): Promise<number> {
-    return (await this.scripts.countOnline({ keys: { instances: this.key('instances') }, args: { prefix: this.prefix, now } })) as number;
+    if (this.counted && now >= this.counted.at && now - this.counted.at < this.countCacheMs) return this.counted.online;
+    const counts = await redisCall(
+      Promise.all(Array.from({ length: this.keys.partitions }, (_, p) => this.redis.zcount(`${this.keys.at(p)}presence:expiry`, `(${now}`, '+inf'))),
+    );
+    const online = counts.reduce((a, b) => a + b, 0);
+    this.counted = { at: now, online };
+    return online;
   }
 
-  /** Each instance has its own key with a real TTL, so a killed one disappears by itself. */
-  async touchInstance(instance: InstanceView, ttlMs: number): Promise<void> {
-    const record: InstanceRecord = { online: instance.online, lastSeenAt: instance.lastSeenAt, expiresAt: instance.lastSeenAt + ttlMs };
+  /** Each instance has its own record with a real TTL, so a killed one disappears by itself. */
+  async touchInstance(instance: InstanceView, ttlMs: number, delay = 0): Promise<void> {
+    const C = this.keys.control;
+    const record: InstanceRecord = { online: instance.online, lastSeenAt: instance.lastSeenAt, expiresAt: instance.lastSeenAt + ttlMs, delay: Math.round(delay) };
+    this.liveCache = undefined;
     await redisCall(
       Promise.all([
-        this.redis.set(this.key('instance', instance.instanceId), JSON.stringify(record), 'PX', ttlMs),
-        this.redis.sadd(this.key('instances'), instance.instanceId),
+        this.redis.set(`${C}instance:${instance.instanceId}`, JSON.stringify(record), 'PX', ttlMs),
+        this.redis.zadd(`${C}instances`, instance.lastSeenAt, instance.instanceId),
+        this.redis.zremrangebyscore(`${C}instances`, '-inf', instance.lastSeenAt - INSTANCE_FORGET_MS),
       ]),
     );
   }
 
   async listInstances(now: number): Promise<InstanceView[]> {
-    const ids = await redisCall(this.redis.smembers(this.key('instances')));
+    return (await this.instanceRecords(now)).map(({ instanceId, online, lastSeenAt }) => ({ instanceId, online, lastSeenAt }));
+  }
+
+  async liveInstances(now: number): Promise<LiveInstances> {
+    return new Map((await this.instanceRecords(now)).map((r) => [r.instanceId, r.delay]));
+  }
+
+  private async instanceRecords(now: number): Promise<(InstanceView & { delay: number })[]> {
+    const C = this.keys.control;
+    const ids = await redisCall(this.redis.zrange(`${C}instances`, '0', '-1'));
     if (ids.length === 0) return [];
-    const records = await redisCall(this.redis.mget(...ids.map((id) => this.key('instance', id))));
-    const live: InstanceView[] = [];
+    // Every record is in the control slot: one MGET, also on a Cluster.
+    const records = await redisCall(this.redis.mget(...ids.map((id) => `${C}instance:${id}`)));
+    const live: (InstanceView & { delay: number })[] = [];
     ids.forEach((instanceId, i) => {
       const raw = records[i];
       const r = raw ? (JSON.parse(raw) as InstanceRecord) : null;
-      if (r && r.expiresAt > now) live.push({ instanceId, online: r.online, lastSeenAt: r.lastSeenAt });
+      if (r && r.expiresAt > now) live.push({ instanceId, online: r.online, lastSeenAt: r.lastSeenAt, delay: r.delay ?? 0 });
     });
-    // A dead instance leaves the set once its sessions are swept (CLAIM_EXPIRED), not here.
     return live.sort((a, b) => a.instanceId.localeCompare(b.instanceId));
   }
 
+  /** The live instances a connect consults (heartbeat_timeout or instance_lost for a run-out session), reused for liveCacheMs. */
+  private liveForConnect(now: number): Promise<LiveInstances> {
+    const cached = this.liveCache;
+    if (cached && now >= cached.at && now - cached.at < this.liveCacheMs) return cached.live;
+    const live = this.liveInstances(now);
+    this.liveCache = { at: now, live };
+    live.catch(() => {
+      if (this.liveCache?.live === live) this.liveCache = undefined;
+    });
+    return live;
+  }
+
   async removeInstance(instanceId: string): Promise<void> {
-    await redisCall(Promise.all([this.redis.del(this.key('instance', instanceId)), this.redis.srem(this.key('instances'), instanceId)]));
+    const C = this.keys.control;
+    this.liveCache = undefined;
+    await redisCall(Promise.all([this.redis.del(`${C}instance:${instanceId}`), this.redis.zrem(`${C}instances`, instanceId)]));
   }
 
   async networkHistogram(network: string, now: number): Promise<Record<string, number>> {
-    const flat = (await this.scripts.networkHistogram({
-      keys: { network: this.key('net', network), networks: this.key('networks') },
-      args: { network, sampledAfter: now - NETWORK_RETENTION_MS },
-    })) as string[];
+    const N = this.keys.of(network);
+    const [last, flat] = await redisCall(Promise.all([this.redis.zscore(`${this.keys.control}networks`, network), this.redis.hgetall(`${N}net:${network}`)]));
+    if (last === null || Number(last) <= now - NETWORK_RETENTION_MS) return {};
     const histogram: Record<string, number> = {};
-    for (let i = 0; i + 1 < flat.length; i += 2) histogram[String(flat[i])] = Number(flat[i + 1]);
+    for (const [bucket, count] of Object.entries(flat)) histogram[bucket] = Number(count);
     return histogram;
   }
 
   async listNetworks(now: number, limit: number): Promise<{ network: string; histogram: Record<string, number> }[]> {
-    await redisCall(this.redis.zremrangebyscore(this.key('networks'), '-inf', now - NETWORK_RETENTION_MS));
-    const networks = await redisCall(this.redis.zrevrange(this.key('networks'), 0, limit - 1));
+    const key = `${this.keys.control}networks`;
+    await redisCall(this.redis.zremrangebyscore(key, '-inf', now - NETWORK_RETENTION_MS));
+    const networks = await redisCall(this.redis.zrevrange(key, 0, limit - 1));
     const histograms = await Promise.all(networks.map((n) => this.networkHistogram(n, now)));
     return networks.map((network, i) => ({ network, histogram: histograms[i] ?? {} }));
   }
 
   /** A real write and read, as the readiness probe wants, not only PING. */
   async ping(): Promise<void> {
-    const key = this.key('health', String(process.pid));
+    const key = `${this.keys.control}health:${process.pid}`;
     const token = String(Math.random());
     const [, got] = await redisCall(Promise.all([this.redis.set(key, token, 'PX', 10_000), this.redis.get(key)]));
     if (got !== token) throw new Error('Redis read did not return what was written');
-  }
-
-  private key(...parts: string[]): string {
-    return this.prefix + parts.join(':');
-  }
-
-  private expiryKey(instanceId: string): string {
-    return this.key('presence:expiry', instanceId);
-  }
-
-  private userKey(userId: string): string {
-    return this.key('user', userId, 'devices');
   }
 }
 
@@ -247,6 +374,13 @@ interface InstanceRecord {
   online: number;
   lastSeenAt: number;
   expiresAt: number;
+  /** How late the instance is in handling heartbeats (its LoadMonitor delay), as of lastSeenAt. */
+  delay?: number;
+}
+
+/** `live` as the scripts take it: JSON {instanceId: graceMs} (any instance id survives it). */
+function liveArg(live: LiveInstances): string {
+  return JSON.stringify(Object.fromEntries([...live].map(([id, grace]) => [id, Math.max(0, Math.round(grace))])));
 }
 
 function toView(deviceId: string, h: Record<string, string>, now: number): DeviceView | null {

@@ -1,13 +1,14 @@
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { luaScript, BoundScript } from '../redis/lua-script';
 import type { RedisClient } from '../redis/redis-connection';
+import { KeyLayout } from '../redis/partitions';
 import { redisCall } from '../redis/redis-errors';
 import { PushRegistration } from './push.types';
 
 /**
  * A device's native push registration, kept with its device record (at most one; a new one
  * replaces it) for as long as the device is known: in Redis the fields `push` (the registration
- * as JSON) and `pushProvider` of `<prefix>device:<deviceId>`, which expires with the device; in
+ * as JSON) and `pushProvider` of the device hash (`device:<deviceId>` in the device's partition), which expires with the device; in
  * the embedded store beside the device in MemoryPresenceStore. The notification store reads the
  * registration when it hands out a native push, and deletes it when a provider says it is gone.
  */
@@ -33,11 +34,15 @@ return 1
 export class RedisPushRegistrationStore extends PushRegistrationStore {
   private readonly registerScript: BoundScript<typeof REGISTER>;
 
+  private readonly keys: KeyLayout;
+
+  /** `keys`: the key layout, or a plain prefix (one partition, as on a single Redis). */
   constructor(
     private readonly redis: RedisClient,
-    private readonly prefix: string,
+    keys: KeyLayout | string,
   ) {
     super();
+    this.keys = typeof keys === 'string' ? new KeyLayout(keys, false) : keys;
     this.registerScript = REGISTER.bind(redis);
   }
 
@@ -51,7 +56,7 @@ export class RedisPushRegistrationStore extends PushRegistrationStore {
   }
 
   private deviceKey(deviceId: string): string {
-    return `${this.prefix}device:${deviceId}`;
+    return `${this.keys.of(deviceId)}device:${deviceId}`;
   }
 }
 

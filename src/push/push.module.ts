@@ -15,7 +15,7 @@ import { PushProvidersModule } from './providers/push-providers.module';
       provide: PushRegistrationStore,
       inject: [AppConfig, RedisConnection, PresenceStore],
       useFactory: (config: AppConfig, redis: RedisConnection, presence: PresenceStore): PushRegistrationStore => {
-        if (redis.client) return new RedisPushRegistrationStore(redis.client, config.redisPrefix);
+        if (redis.client) return new RedisPushRegistrationStore(redis.client, config.keys);
         if (presence instanceof MemoryPresenceStore) return new MemoryPushRegistrationStore(presence);
         throw new Error('the embedded push registration store needs the embedded presence store');
       },

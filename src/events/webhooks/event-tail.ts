@@ -1,16 +1,9 @@
 import type { RedisClient } from '../../redis/redis-connection';
+import { KeyLayout } from '../../redis/partitions';
 import { redisCall } from '../../redis/redis-errors';
-import { EventLog } from '../event-log';
-import { EventEnvelope } from '../event.types';
-import { MemoryEventLog } from '../memory-event-log';
+import { PartitionEntry } from '../event-log';
+import { eventIdOf } from '../event.types';
 import { toEnvelope } from '../redis-event-log';
-
-/** Follows the event log: the webhook intake reads on as soon as something is appended, without polling. */
-export abstract class EventTail {
-  /** Events after `after`, oldest first; waits up to `waitMs` when there are none yet. */
-  abstract next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]>;
-  abstract close(): Promise<void>;
-}
 
 /** How long the intake waits for its own connection before it tries again. */
 const CONNECT_TIMEOUT_MS = 5_000;
@@ -18,26 +11,29 @@ const CONNECT_TIMEOUT_MS = 5_000;
 type XReadReply = [string, [string, string[]][]][] | null;
 
 /**
- * XREAD BLOCK on a connection of its own: a blocked read would stall every command queued behind
- * it on a shared connection. Its command timeout is longer than the block. A read that fails on a
+ * Follows a partition's stream with XREAD BLOCK, so the webhook intake reads on as soon as
+ * something is appended. Worth a connection only where the log is one stream (a single Redis or
+ * Sentinel); on a Cluster the intake polls the 1024 streams instead (a blocked read would stall
+ * every command to that node behind it).
+ *
+ * The connection is its own: a blocked read would stall every command queued behind it on a
+ * shared connection. Its command timeout is longer than the block. A read that fails on a
  * connection that is not ready, or that outlives its timeout (a frozen or half-open link), drops
- * the connection and the next read makes a new one: no watchdog probes this connection, and a
- * Cluster client that could not read its slots may never become ready by itself.
+ * the connection and the next read makes a new one: no watchdog probes this connection.
  */
-export class RedisEventTail extends EventTail {
+export class EventTail {
   private client?: RedisClient;
   private closed = false;
 
   constructor(
     private readonly connect: () => RedisClient,
-    private readonly key: string,
-  ) {
-    super();
-  }
+    private readonly keys: KeyLayout,
+  ) {}
 
-  async next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]> {
-    const reply: XReadReply = await this.use((redis) => redis.xread('COUNT', count, 'BLOCK', waitMs, 'STREAMS', this.key, after));
-    return (reply?.[0]?.[1] ?? []).map(([id, fields]) => toEnvelope(id, fields));
+  /** Entries of partition p after `after`, in stream order; waits up to `waitMs` when there are none yet. */
+  async next(p: number, after: string, count: number, waitMs: number): Promise<PartitionEntry[]> {
+    const reply: XReadReply = await this.use((redis) => redis.xread('COUNT', count, 'BLOCK', waitMs, 'STREAMS', `${this.keys.at(p)}events`, after));
+    return (reply?.[0]?.[1] ?? []).map(([id, fields]) => ({ entry: id, event: toEnvelope(eventIdOf(id, p, this.keys.partitions), fields) }));
   }
 
   async close(): Promise<void> {
@@ -69,36 +65,4 @@ function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<
     timer = setTimeout(() => reject(new Error(`${what} within ${ms} ms`)), ms);
   });
   return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-/** The embedded log: read, or wait for the next append. */
-export class MemoryEventTail extends EventTail {
-  constructor(
-    private readonly log: MemoryEventLog,
-    private readonly now: () => number,
-  ) {
-    super();
-  }
-
-  async next(after: string, count: number, waitMs: number): Promise<EventEnvelope[]> {
-    const ready = await this.log.read(after, count, this.now());
-    if (ready.length > 0) return ready;
-    await new Promise<void>((resolve) => {
-      const timer = setTimeout(done, waitMs);
-      const off = this.log.onAppend(done);
-      function done() {
-        clearTimeout(timer);
-        off();
-        resolve();
-      }
-    });
-    return this.log.read(after, count, this.now());
-  }
-
-  async close(): Promise<void> {}
-}
-
-/** The tail for the log the app uses. */
-export function isMemoryLog(log: EventLog): log is MemoryEventLog {
-  return log instanceof MemoryEventLog;
 }

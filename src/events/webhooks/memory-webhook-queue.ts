@@ -1,8 +1,9 @@
 import { eventIdTime } from '../event.types';
 import { MEMORY_EVENT_LOG_MAX } from '../memory-event-log';
-import { Claim, ClaimResult, EnqueueResult, QueuedEvent, Settlement, WebhookQueue } from './webhook-queue';
+import { Claim, ClaimResult, EnqueueResult, QueuedEvent, Settlement, WebhookQueue, groupOf } from './webhook-queue';
 
 interface KeyState {
+  group: number;
   events: QueuedEvent[];
   due: number;
   attempts: number;
@@ -11,34 +12,31 @@ interface KeyState {
 
 /**
  * The embedded store's webhook queue: the same rules as Redis's, in this process (the only
- * instance). It holds at most `maxQueued` events (as many as the embedded log): past that, new
+ * instance; one partition, so one group, though it keeps keys of several apart for the tests). It holds at most `maxQueued` events (as many as the embedded log): past that, new
  * events are refused (and counted as dropped) rather than growing the process without bound.
  */
 export class MemoryWebhookQueue extends WebhookQueue {
   private readonly keys = new Map<string, KeyState>();
   private queued = 0;
 
-  /** `lastId`: the log's newest id, where a URL starts. */
-  constructor(
-    private readonly lastId: () => string = () => '0-0',
-    private readonly maxQueued = MEMORY_EVENT_LOG_MAX,
-  ) {
+  constructor(private readonly maxQueued = MEMORY_EVENT_LOG_MAX) {
     super();
   }
 
-  private position: string | undefined;
+  /** Partition -> cursor (one partition in the embedded store; any number here, for the shared tests). */
+  private readonly positions = new Map<number, string>();
   private disabled = false;
 
-  async holdIntake(): Promise<boolean> {
-    return true;
+  async cursor(p: number, start: () => Promise<string>): Promise<string> {
+    const stored = this.positions.get(p);
+    if (stored !== undefined) return stored;
+    const position = await start();
+    if (!this.positions.has(p)) this.positions.set(p, position);
+    return this.positions.get(p)!;
   }
 
-  async cursor(): Promise<string> {
-    this.position ??= this.lastId();
-    return this.position;
-  }
-
-  async enqueue(_owner: string, cursor: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult> {
+  async enqueue(p: number, expected: string, position: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult> {
+    if (this.positions.get(p) !== expected) return { moved: true };
     let refused = 0;
     for (const e of events) {
       if (this.queued >= this.maxQueued) {
@@ -48,38 +46,37 @@ export class MemoryWebhookQueue extends WebhookQueue {
       this.queued++;
       let state = this.keys.get(e.key);
       if (!state) {
-        state = { events: [], due: now, attempts: 0 };
+        state = { group: groupOf(p), events: [], due: now, attempts: 0 };
         this.keys.set(e.key, state);
       }
       state.events.push(e);
     }
-    this.position = cursor;
-    return { held: true, refused };
+    this.positions.set(p, position);
+    return { moved: false, refused };
   }
 
-  async claim(tokenBase: string, now: number, max: number, leaseUntil: number): Promise<ClaimResult> {
+  async claim(g: number, tokenBase: string, now: number, max: number, leaseUntil: number): Promise<ClaimResult> {
     const claims: Claim[] = [];
     let nextDue: number | undefined;
-    if (!this.disabled) {
-      for (const [key, state] of this.keys) {
-        if (state.due > now) {
-          nextDue = Math.min(nextDue ?? Infinity, state.due);
-          continue;
-        }
-        if (claims.length >= max) {
-          nextDue = now;
-          continue;
-        }
-        const head = state.events[0]!;
-        state.token = `${tokenBase}:${claims.length}`;
-        state.due = leaseUntil;
-        claims.push({ key, token: state.token, id: head.id, body: head.body, attempts: state.attempts });
+    for (const [key, state] of this.keys) {
+      if (state.group !== g) continue;
+      if (state.due > now) {
+        nextDue = Math.min(nextDue ?? Infinity, state.due);
+        continue;
       }
+      if (claims.length >= max) {
+        nextDue = now;
+        continue;
+      }
+      const head = state.events[0]!;
+      state.token = `${tokenBase}:${claims.length}`;
+      state.due = leaseUntil;
+      claims.push({ group: g, key, token: state.token, id: head.id, body: head.body, attempts: state.attempts });
     }
-    return { claims, disabled: this.disabled, nextDue };
+    return { claims, nextDue };
   }
 
-  async renew(claims: readonly Pick<Claim, 'key' | 'token'>[], leaseUntil: number): Promise<void> {
+  async renew(claims: readonly Pick<Claim, 'group' | 'key' | 'token'>[], leaseUntil: number): Promise<void> {
     for (const c of claims) {
       const state = this.keys.get(c.key);
       if (state?.token === c.token) state.due = leaseUntil;
@@ -108,9 +105,18 @@ export class MemoryWebhookQueue extends WebhookQueue {
     this.disabled = disabled;
   }
 
-  async backlog(): Promise<{ oldest?: number; keys: number }> {
+  async isDisabled(): Promise<boolean> {
+    return this.disabled;
+  }
+
+  async backlog(groups: readonly number[]): Promise<{ oldest?: number; keys: number }> {
     let oldest: number | undefined;
-    for (const state of this.keys.values()) oldest = Math.min(oldest ?? Infinity, eventIdTime(state.events[0]!.id));
-    return { oldest, keys: this.keys.size };
+    let keys = 0;
+    for (const state of this.keys.values()) {
+      if (!groups.includes(state.group)) continue;
+      keys++;
+      oldest = Math.min(oldest ?? Infinity, eventIdTime(state.events[0]!.id));
+    }
+    return { oldest, keys };
   }
 }

@@ -2,32 +2,37 @@ import { Logger } from '@nestjs/common';
 import { Webhook } from 'standardwebhooks';
 import { Clock } from '../../common/clock';
 import { MetricsService } from '../../metrics/metrics.service';
+import { PartitionLeases } from '../../redis/partition-leases';
+import { EventLog } from '../event-log';
 import { EventEnvelope, eventIdTime } from '../event.types';
-import { EventTail } from './event-tail';
 import { parseRetryAfter } from '../../common/retry-after';
 import { afterFailure } from './retry-policy';
 import { WebhookSender } from './webhook-sender';
-import { Claim, Settlement, WebhookQueue } from './webhook-queue';
+import { EventTail } from './event-tail';
+import { Claim, Settlement, WebhookQueue, groupOf } from './webhook-queue';
 
 /** Timings of the delivery loops; tests may shorten them, production keeps these. */
 export interface DispatcherTimings {
-  /** The intake lease: another instance takes the intake over this long after its holder died. */
-  intakeLeaseMs: number;
   /** A claim's lease, renewed every third of it while the POST runs: a dead instance's events move on after it. */
   claimLeaseMs: number;
-  /** How often an idle instance looks for due events that another instance queued. */
+  /** Most time between two claims in a group with nothing due (a handover may leave due keys this instance did not queue). */
   idlePollMs: number;
+  /** Most time between two reads of a partition stream that had nothing new (the wait doubles from 10 ms up to it). */
+  intakePollMs: number;
   /** How often the backlog age is measured. */
   backlogEveryMs: number;
 }
 
-export const DEFAULT_TIMINGS: DispatcherTimings = { intakeLeaseMs: 5_000, claimLeaseMs: 6_000, idlePollMs: 100, backlogEveryMs: 5_000 };
+export const DEFAULT_TIMINGS: DispatcherTimings = { claimLeaseMs: 6_000, idlePollMs: 250, intakePollMs: 250, backlogEveryMs: 5_000 };
+
+/** How long a read of the `disabled` mark is reused. */
+const DISABLED_CACHE_MS = 1_000;
 
 export interface DispatcherOptions {
   url: string;
   /** The URL as logs and metrics show it (no credentials, no query). */
   label: string;
-  /** Unique per process start: leases and claims are held in its name. */
+  /** Unique per process start: claims are held in its name. */
   owner: string;
   secret: string;
   matches: (type: string) => boolean;
@@ -46,13 +51,24 @@ export function orderKey(event: EventEnvelope): string {
   return '-';
 }
 
+/** Per partition: where its copy stands and when to read its stream next. */
+interface PartitionIntake {
+  cursor?: string;
+  wait: number;
+  dueAt: number;
+}
+
 /**
- * Delivers the event log to one webhook URL. Three loops: the intake copies new log entries into
- * the URL's queue while this instance holds the intake lease (one instance at a time, so queue
- * order is log order); the delivery loop takes due devices (on every instance) and POSTs their
- * head events, up to `concurrency` at once; the lease loop renews the claims in flight and
- * measures the backlog. A failing device only pushes its own next attempt back; a failing URL
- * only fills its own queue.
+ * Delivers the event log to one webhook URL. Three loops, each over the partitions this instance
+ * holds the lease of (PartitionLeases: groups of 16, one partition with one Redis): the intake
+ * copies each partition's new stream entries into the URL's queue of its group (a CAS on the
+ * partition's cursor, so a handover never copies twice or skips; a partition with nothing new is
+ * read again after 10 ms doubling up to `intakePollMs`, or waited on by a blocking read where the
+ * log is one stream); the delivery loop takes due keys of its
+ * groups and POSTs their head events, up to `concurrency` at once; the lease loop renews the
+ * claims in flight and measures the backlog of its groups. A device's events come from its
+ * partition's stream, in order, so they are delivered in order. A failing device only pushes its
+ * own next attempt back; a failing URL only fills its own queue.
  */
 export class WebhookDispatcher {
   private readonly logger = new Logger('Webhooks');
@@ -67,21 +83,33 @@ export class WebhookDispatcher {
   private flushing = 0;
   private woken = false;
   private wakeUp?: () => void;
+  private intakeWoken = false;
+  private wakeIntake?: () => void;
   private readonly sleepers = new Set<() => void>();
   private claimSeq = 0;
   private disabled = false;
+  private disabledAt = -Infinity;
   private failing = false;
   private drops = { count: 0, loggedAt: 0 };
   private lastError = { message: '', at: 0 };
+  private readonly intake = new Map<number, PartitionIntake>();
+  /** Group -> when (Date.now()) to look for due keys there again; absent: at once. */
+  private readonly groupDue = new Map<number, number>();
+  private stopAppended?: () => void;
 
   constructor(
     private readonly options: DispatcherOptions,
     private readonly queue: WebhookQueue,
-    private readonly tail: EventTail,
+    private readonly log: EventLog,
+    private readonly leases: PartitionLeases,
     private readonly sender: WebhookSender,
     private readonly metrics: MetricsService,
     private readonly clock: Clock,
     private readonly random: () => number = Math.random,
+    /** Calls back after each append, where the log can (the embedded one): the intake reads at once. */
+    private readonly onAppend?: (listener: () => void) => () => void,
+    /** A blocking reader, where the log is one stream (a single Redis): the intake waits on it instead of polling. */
+    private readonly tail?: EventTail,
   ) {
     this.signer = new Webhook(options.secret);
     this.target = new URL(options.url);
@@ -93,15 +121,22 @@ export class WebhookDispatcher {
   /** Re-enables the URL (a start clears a 410 everywhere), then runs the loops. */
   async start(): Promise<void> {
     await this.queue.setDisabled(false);
-    // Before the app serves anything: a URL seen for the first time gets every event from here on.
-    await this.queue.cursor().catch((err: Error) => this.warn(`cursor: ${err.message} (the intake sets it when it starts)`));
+    this.disabledAt = Date.now();
+    // Before the app serves anything: a URL seen for the first time gets every event from here on,
+    // in every partition (whoever holds it; a cursor already stored is kept).
+    const all = Array.from({ length: this.log.partitions }, (_, p) => p);
+    await Promise.all(all.map((p) => this.queue.cursor(p, () => this.log.lastEntry(p)))).catch((err: Error) =>
+      this.warn(`cursor: ${err.message} (the intake sets it when it starts)`),
+    );
     this.running = true;
+    this.stopAppended = this.onAppend?.(() => this.nudgeIntake());
     this.loops = [this.intakeLoop(), this.deliveryLoop(), this.leaseLoop()];
   }
 
   /** Stops taking events; waits up to `graceMs` for attempts in flight (the rest are taken over by others after their lease). */
   async stop(graceMs: number): Promise<void> {
     this.running = false;
+    this.stopAppended?.();
     for (const sleeper of [...this.sleepers]) sleeper();
     const deadline = Date.now() + graceMs;
     while (this.inflight.size > 0 && Date.now() < deadline) await sleep(20);
@@ -113,73 +148,126 @@ export class WebhookDispatcher {
     return this.inflight.size === 0 && this.settling.length === 0 && this.flushing === 0;
   }
 
-  /** Resolves when the loops have ended (the intake's blocked read ends when its tail is closed). */
+  /** Resolves when the loops have ended (the intake's blocked read, if any, ends when its tail is closed). */
   async stopped(): Promise<void> {
     await Promise.allSettled(this.loops);
   }
 
+  /** The 410 mark, shared by every instance, read at most every DISABLED_CACHE_MS. */
+  private async isDisabled(): Promise<boolean> {
+    if (Date.now() - this.disabledAt >= DISABLED_CACHE_MS) {
+      this.disabledAt = Date.now();
+      this.noteDisabled(await this.queue.isDisabled());
+    }
+    return this.disabled;
+  }
+
   private async intakeLoop(): Promise<void> {
-    const owner = this.options.owner;
-    let cursor: string | undefined;
-    let heldAt = -Infinity;
     while (this.running) {
       try {
-        const now = this.clock.now();
-        if (this.disabled) {
+        if (await this.isDisabled()) {
           // A disabled URL queues nothing: its events wait in the log for the next start.
-          cursor = undefined;
+          this.intake.clear();
           await this.pause(1_000, false);
           continue;
         }
-        if (cursor === undefined || now - heldAt >= this.timings.intakeLeaseMs / 5) {
-          if (!(await this.queue.holdIntake(owner, now, this.timings.intakeLeaseMs))) {
-            cursor = undefined;
-            await this.pause(this.timings.intakeLeaseMs / 5, false);
-            continue;
-          }
-          heldAt = now;
-          cursor ??= await this.queue.cursor();
-        }
-        const events = await this.tail.next(cursor, 1_000, Math.max(100, this.timings.intakeLeaseMs / 5));
-        if (events.length === 0 || !this.running) continue;
-        const last = events[events.length - 1]!.id;
-        const queued = events.filter((e) => this.options.matches(e.type)).map((e) => ({ key: orderKey(e), id: e.id, body: JSON.stringify(e) }));
-        const result = await this.queue.enqueue(owner, last, queued, this.clock.now());
-        if (!result.held) {
-          cursor = undefined;
-          continue;
-        }
-        cursor = last;
-        if (result.refused > 0) {
-          this.metrics.webhooksDropped.inc({ url: this.options.label }, result.refused);
-          this.noteDrop(`${result.refused} new events`, result.refused, 'because the queue is full');
-        }
-        if (queued.length > 0) this.wake();
+        const owned = this.leases.owned();
+        const held = new Set(owned);
+        // A partition given up is read from its stored cursor when held again (another instance moved it meanwhile).
+        for (const p of [...this.intake.keys()]) if (!held.has(p)) this.intake.delete(p);
+        const now = Date.now();
+        const due = owned.filter((p) => (this.intake.get(p)?.dueAt ?? 0) <= now);
+        await Promise.all(due.map((p) => this.copy(p)));
+        let next = now + this.timings.intakePollMs;
+        for (const p of owned) next = Math.min(next, this.intake.get(p)?.dueAt ?? 0);
+        if (next > Date.now()) await this.pauseIntake(next - Date.now());
       } catch (err) {
         if (!this.running) break;
         this.warn(`intake: ${(err as Error).message}`);
-        cursor = undefined;
         await this.pause(1_000, false);
       }
     }
   }
 
+  /** Copies partition p's new entries into the queue of its group. */
+  private async copy(p: number): Promise<void> {
+    let state = this.intake.get(p);
+    if (!state) this.intake.set(p, (state = { wait: 0, dueAt: 0 }));
+    try {
+      const expected = (state.cursor ??= await this.queue.cursor(p, () => this.log.lastEntry(p)));
+      const entries = this.tail ? await this.tail.next(p, expected, 1_000, this.timings.intakePollMs) : await this.log.readPartition(p, expected, 1_000);
+      if (!this.running) return;
+      if (entries.length === 0) {
+        // A blocking read waited already; a poll waits 10 ms, doubling up to intakePollMs.
+        state.wait = this.tail ? 0 : Math.min(this.timings.intakePollMs, Math.max(10, state.wait * 2));
+        state.dueAt = Date.now() + state.wait;
+        return;
+      }
+      const position = entries[entries.length - 1]!.entry;
+      const queued = entries.filter((e) => this.options.matches(e.event.type)).map(({ event }) => ({ key: orderKey(event), id: event.id, body: JSON.stringify(event) }));
+      const result = await this.queue.enqueue(p, expected, position, queued, this.clock.now());
+      state.wait = 0;
+      state.dueAt = 0;
+      if (result.moved) {
+        // Another instance copied this partition meanwhile (a lease handover): read its cursor again.
+        state.cursor = undefined;
+        return;
+      }
+      state.cursor = position;
+      if (result.refused > 0) {
+        this.metrics.webhooksDropped.inc({ url: this.options.label }, result.refused);
+        this.noteDrop(`${result.refused} new events`, result.refused, 'because the queue is full');
+      }
+      if (queued.length > 0) {
+        this.groupDue.delete(groupOf(p));
+        this.wake();
+      }
+    } catch (err) {
+      if (!this.running) return;
+      this.warn(`intake: ${(err as Error).message}`);
+      state.cursor = undefined;
+      state.dueAt = Date.now() + 1_000;
+    }
+  }
+
   private async deliveryLoop(): Promise<void> {
+    let turn = 0;
     while (this.running) {
-      const free = this.options.concurrency - this.inflight.size;
+      let free = this.options.concurrency - this.inflight.size;
       if (free <= 0) {
         await this.pause(this.timings.idlePollMs);
         continue;
       }
-      const now = this.clock.now();
       try {
-        const result = await this.queue.claim(`${this.options.owner}:${++this.claimSeq}`, now, free, now + this.timings.claimLeaseMs);
-        this.noteDisabled(result.disabled);
-        for (const claim of result.claims) void this.attempt(claim);
-        if (result.claims.length < free) {
-          const wait = result.nextDue === undefined ? this.timings.idlePollMs : Math.min(this.timings.idlePollMs, result.nextDue - now);
-          if (wait > 0) await this.pause(wait);
+        if (await this.isDisabled()) {
+          await this.pause(this.timings.idlePollMs);
+          continue;
         }
+        const groups = [...new Set(this.leases.owned().map(groupOf))];
+        // Start at a different group each turn, so one busy group does not take every free slot.
+        turn = (turn + 1) % Math.max(1, groups.length);
+        let wait = this.timings.idlePollMs;
+        for (let i = 0; i < groups.length && free > 0 && this.running; i++) {
+          const g = groups[(turn + i) % groups.length]!;
+          const dueAt = this.groupDue.get(g);
+          if (dueAt !== undefined && dueAt > Date.now()) {
+            wait = Math.min(wait, dueAt - Date.now());
+            continue;
+          }
+          const now = this.clock.now();
+          const result = await this.queue.claim(g, `${this.options.owner}:${++this.claimSeq}`, now, free, now + this.timings.claimLeaseMs);
+          for (const claim of result.claims) void this.attempt(claim);
+          if (result.claims.length < free) {
+            const groupWait = result.nextDue === undefined ? this.timings.idlePollMs : Math.max(0, Math.min(this.timings.idlePollMs, result.nextDue - now));
+            this.groupDue.set(g, Date.now() + groupWait);
+            wait = Math.min(wait, groupWait);
+          } else {
+            this.groupDue.delete(g);
+            wait = 0;
+          }
+          free -= result.claims.length;
+        }
+        if (wait > 0) await this.pause(wait);
       } catch (err) {
         if (!this.running) break;
         this.warn(`claim: ${(err as Error).message}`);
@@ -198,7 +286,8 @@ export class WebhookDispatcher {
         await this.queue.renew([...this.inflight.values()], now + this.timings.claimLeaseMs);
         if (now - backlogAt >= this.timings.backlogEveryMs) {
           backlogAt = now;
-          const { oldest } = await this.queue.backlog();
+          // This instance's groups; the gauge's max across instances covers them all.
+          const { oldest } = await this.queue.backlog([...new Set(this.leases.owned().map(groupOf))]);
           this.metrics.webhookBacklogAge.set({ url: this.options.label }, oldest === undefined ? 0 : Math.max(0, now - oldest) / 1000);
         }
       } catch (err) {
@@ -232,6 +321,7 @@ export class WebhookDispatcher {
         // The receiver says it is gone: stop everywhere; the event stays first in line for the next start.
         this.settle(claim, { kind: 'retry', at: this.clock.now(), attempts: claim.attempts });
         await this.queue.setDisabled(true);
+        this.disabledAt = Date.now();
         this.noteDisabled(true);
         return;
       }
@@ -259,7 +349,8 @@ export class WebhookDispatcher {
 
   /** Outcomes of one event-loop turn go to the queue together (one Redis round trip). */
   private settle(claim: Claim, outcome: Settlement['outcome']): void {
-    this.settling.push({ key: claim.key, token: claim.token, id: claim.id, outcome });
+    this.settling.push({ group: claim.group, key: claim.key, token: claim.token, id: claim.id, outcome });
+    this.groupDue.delete(claim.group);
     if (this.settleQueued) return;
     this.settleQueued = true;
     setImmediate(() => void this.flushSettles());
@@ -304,6 +395,33 @@ export class WebhookDispatcher {
     if (message === this.lastError.message && now - this.lastError.at < 10_000) return;
     this.lastError = { message, at: now };
     this.logger.warn(`webhook ${this.options.label}: ${message}`);
+  }
+
+  private nudgeIntake(): void {
+    for (const state of this.intake.values()) state.dueAt = 0;
+    this.intakeWoken = true;
+    this.wakeIntake?.();
+  }
+
+  /** Waits `ms`, or until an append (the embedded log) or a stop. */
+  private pauseIntake(ms: number): Promise<void> {
+    if (!this.running) return Promise.resolve();
+    if (this.intakeWoken) {
+      this.intakeWoken = false;
+      return Promise.resolve();
+    }
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(done);
+        this.intakeWoken = false;
+        if (this.wakeIntake === done) this.wakeIntake = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.sleepers.add(done);
+      this.wakeIntake = done;
+    });
   }
 
   private wake(): void {

@@ -1,3 +1,5 @@
+import { GROUP_SIZE } from '../../redis/partitions';
+
 /** One event as queued for a URL: `key` is what orders it (its device, else its user). */
 export interface QueuedEvent {
   key: string;
@@ -8,6 +10,8 @@ export interface QueuedEvent {
 
 /** The head event of one key, taken by one instance until `settle` or its lease runs out. */
 export interface Claim {
+  /** The lease group whose queue holds the key. */
+  group: number;
   key: string;
   token: string;
   id: string;
@@ -20,49 +24,55 @@ export interface Claim {
 export type Outcome = { kind: 'done' } | { kind: 'retry'; at: number; attempts: number };
 
 export interface Settlement {
+  group: number;
   key: string;
   token: string;
   id: string;
   outcome: Outcome;
 }
 
-/** `held: false`: the caller lost the intake lease and nothing was written; `refused`: events left out for lack of room. */
-export type EnqueueResult = { held: false } | { held: true; refused: number };
+/** `moved`: the partition's cursor was not where the caller thought (another instance copied): nothing written; `refused`: events left out for lack of room. */
+export type EnqueueResult = { moved: true } | { moved: false; refused: number };
 
 export interface ClaimResult {
   claims: Claim[];
-  /** A 410 stopped this URL (on any instance) since the gateway was started. */
-  disabled: boolean;
-  /** When the earliest key not taken now becomes due (epoch ms), if any is queued. */
+  /** When the earliest key of the group not taken now becomes due (epoch ms), if any is queued. */
   nextDue?: number;
 }
 
 /**
  * One webhook URL's delivery state, shared by every instance (Redis) or held by the process
- * (embedded store). Events are copied from the event log in log order by the one instance holding
- * the intake lease, into one FIFO per key; any instance takes due keys, one event per key at a
- * time, under a lease it renews while the POST runs. A key waiting for a retry is just due later,
- * so it holds up nobody else. Every step is atomic, so a crash anywhere loses nothing: the worst
- * is that an event is sent again.
+ * (embedded store), in one queue per lease group (16 partitions; one group with one partition).
+ * The holder of a group's lease copies each of its partitions' event streams, in stream order,
+ * into one FIFO per ordering key (a device's events all come from its partition, so its FIFO is in
+ * its stream's order), and takes due keys there, one event per key at a time, under a claim lease
+ * it renews while the POST runs. A key waiting for a retry is just due later, so it holds up nobody
+ * else. Every step is atomic and none depends on holding the partition lease, so a crash or a
+ * lease handover anywhere loses nothing: the worst is that an event is sent again.
  */
 export abstract class WebhookQueue {
-  /** Takes the intake lease, or keeps it when `owner` holds it; true while `owner` holds it. */
-  abstract holdIntake(owner: string, now: number, leaseMs: number): Promise<boolean>;
   /**
-   * The log position up to which events were queued. When there is none (a URL seen for the first
-   * time), the log's newest id is stored first, in one atomic step with reading it: the URL gets
-   * every event recorded after that.
+   * The last entry of partition p's stream copied. When there is none (a URL seen for the first
+   * time), `start` (the stream's newest entry, or 0-0) is stored first: the URL gets every event
+   * recorded after it.
    */
-  abstract cursor(): Promise<string>;
-  /** Appends events (in log order) and moves the cursor, if `owner` still holds the intake lease. */
-  abstract enqueue(owner: string, cursor: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult>;
-  /** Takes up to `max` due keys until `leaseUntil`. */
-  abstract claim(tokenBase: string, now: number, max: number, leaseUntil: number): Promise<ClaimResult>;
+  abstract cursor(p: number, start: () => Promise<string>): Promise<string>;
+  /** Appends partition p's events (in stream order) and moves its cursor from `expected` to `position`, if it is still at `expected`. */
+  abstract enqueue(p: number, expected: string, position: string, events: readonly QueuedEvent[], now: number): Promise<EnqueueResult>;
+  /** Takes up to `max` due keys of group g until `leaseUntil`. */
+  abstract claim(g: number, tokenBase: string, now: number, max: number, leaseUntil: number): Promise<ClaimResult>;
   /** Extends the leases of claims still held. */
-  abstract renew(claims: readonly Pick<Claim, 'key' | 'token'>[], leaseUntil: number): Promise<void>;
+  abstract renew(claims: readonly Pick<Claim, 'group' | 'key' | 'token'>[], leaseUntil: number): Promise<void>;
   /** Applies outcomes of claims still held (others were taken over: ignored). */
   abstract settle(settlements: readonly Settlement[], now: number): Promise<void>;
   abstract setDisabled(disabled: boolean): Promise<void>;
-  /** The oldest queued event's time (epoch ms) and how many keys have events queued. */
-  abstract backlog(): Promise<{ oldest?: number; keys: number }>;
+  /** Whether a 410 stopped this URL (on any instance) since the gateway was last started. */
+  abstract isDisabled(): Promise<boolean>;
+  /** The oldest queued event's time (epoch ms) and how many keys have events queued, over the groups given. */
+  abstract backlog(groups: readonly number[]): Promise<{ oldest?: number; keys: number }>;
+}
+
+/** The lease group of partition p. */
+export function groupOf(p: number): number {
+  return Math.floor(p / GROUP_SIZE);
 }

@@ -4,28 +4,33 @@ import { luaScript } from '../../redis/lua-script';
  * Lua scripts of the Redis webhook queue. Each is one atomic step, so an instance killed between
  * any two of them leaves a state another instance continues from; the worst outcome is a resend.
  *
- * Layout per URL (`<prefix>wh:<hash of the URL>:`; all PX = retry window + event retention,
- * refreshed by writes, so a URL taken out of the configuration leaves nothing behind for long):
- *   lease     string: the instance that copies events from the log (the intake), PX = a few s
- *   cursor    string: the last log id copied
- *   q:<key>   list: "<event id> <body>" in log order, one per ordering key (device or user)
+ * Layout per URL and lease group g (`G(g)wh:<hash of the URL>:`, G(g) = the key prefix of the
+ * group's first partition, `<prefix>` itself with one partition; all PX = retry window + event
+ * retention, refreshed by writes, so a URL taken out of the configuration leaves nothing behind):
+ *   cursors   hash p -> the last entry of partition p's stream copied (p in the group)
+ *   q:<key>   list: "<event id> <body>" in stream order, one per ordering key (device or user);
+ *             a key's events all come from one partition (its device's or user's), so one group
  *   ready     zset key -> when it may be taken (now; a retry time; a claim's lease end)
  *   heads     zset key -> time of its oldest queued event (the backlog age)
  *   claims    hash key -> token of the instance attempting its head event
  *   tries     hash key -> failed attempts of its head event
- *   disabled  string: set by a 410 on any instance, removed when an instance starts
- * Keys of one URL are built from `qbase`/KEYS with the same prefix, so with a Cluster hash tag
- * they share a slot.
+ * and `<control>wh:<hash>:disabled` (string: set by a 410 on any instance, removed when an
+ * instance starts), read by the dispatchers outside the scripts. Keys of one group are built from
+ * `qbase`/KEYS with the same prefix, so on a Cluster they share the group's slot.
  */
 
-/** Copies a batch (rest: key, ms, member triples) in log order, if `owner` still holds the intake lease. */
+/**
+ * Copies a batch of partition p's events (rest: key, ms, member triples) in stream order and moves
+ * p's cursor to `position`, if the cursor is still at `expected` (else another instance copied
+ * them already, a lease handover: 0, nothing written). Exactly-once copy without an intake lock.
+ */
 export const ENQUEUE = luaScript({
   name: 'whEnqueue',
-  keys: ['lease', 'cursor', 'ready', 'heads'],
-  args: { owner: 'string', position: 'string', now: 'number', ttl: 'number', qbase: 'string' },
+  keys: ['cursors', 'ready', 'heads'],
+  args: { p: 'string', expected: 'string', position: 'string', now: 'number', ttl: 'number', qbase: 'string' },
   rest: true,
   body: `
-if redis.call('GET', leaseKey) ~= owner then return 0 end
+if redis.call('HGET', cursorsKey, p) ~= expected then return 0 end
 for i = 1, #rest, 3 do
   local k, q = rest[i], qbase .. rest[i]
   if redis.call('RPUSH', q, rest[i + 2]) == 1 then redis.call('ZADD', headsKey, rest[i + 1], k) end
@@ -33,7 +38,8 @@ for i = 1, #rest, 3 do
   -- NX: a key waiting for a retry, or taken, keeps its time
   redis.call('ZADD', readyKey, 'NX', now, k)
 end
-redis.call('SET', cursorKey, position, 'PX', ttl)
+redis.call('HSET', cursorsKey, p, position)
+redis.call('PEXPIRE', cursorsKey, ttl)
 if #rest > 0 then
   redis.call('PEXPIRE', readyKey, ttl)
   redis.call('PEXPIRE', headsKey, ttl)
@@ -42,34 +48,35 @@ return 1
 `,
 });
 
-/** Takes the intake lease or extends it for its holder. */
-export const HOLD_INTAKE = luaScript({
-  name: 'whHoldIntake',
-  keys: ['lease'],
-  args: { owner: 'string', leaseMs: 'number' },
+/**
+ * Partition p's cursor, stored first when there is none: as the single-stream cursor of a queue
+ * from before partitioning (\`legacy\`, same group with one partition), else as \`start\` (the
+ * stream's newest entry, read just before: a URL seen for the first time gets what follows).
+ */
+export const CURSOR = luaScript({
+  name: 'whCursor',
+  keys: ['cursors', 'legacy'],
+  args: { p: 'string', start: 'string', ttl: 'number' },
   body: `
-local holder = redis.call('GET', leaseKey)
-if holder == owner then
-  redis.call('PEXPIRE', leaseKey, leaseMs)
-  return 1
-end
-if holder then return 0 end
-redis.call('SET', leaseKey, owner, 'PX', leaseMs)
-return 1
+local position = redis.call('HGET', cursorsKey, p)
+if position then return position end
+position = redis.call('GET', legacyKey) or start
+redis.call('HSET', cursorsKey, p, position)
+redis.call('PEXPIRE', cursorsKey, ttl)
+return position
 `,
 });
 
 /**
- * Takes up to `max` due keys: each gets a token and is due again at `leaseUntil` (so another
- * instance takes it over if this one dies). Keys whose queue is gone are cleaned up.
- * Returns {disabled 0|1, {key, token, head, tries, ...}, next due score or false}.
+ * Takes up to `max` due keys of the group: each gets a token and is due again at `leaseUntil`
+ * (so it is taken again if this instance dies). Keys whose queue is gone are cleaned up.
+ * Returns {{key, token, head, tries, ...}, next due score or false}.
  */
 export const CLAIM = luaScript({
   name: 'whClaim',
-  keys: ['ready', 'heads', 'claims', 'tries', 'disabled'],
+  keys: ['ready', 'heads', 'claims', 'tries'],
   args: { tokenBase: 'string', now: 'number', max: 'number', leaseUntil: 'number', qbase: 'string', ttl: 'number' },
   body: `
-if redis.call('EXISTS', disabledKey) == 1 then return {1, {}, false} end
 local out = {}
 for i, k in ipairs(redis.call('ZRANGEBYSCORE', readyKey, '-inf', now, 'LIMIT', 0, max)) do
   local head = redis.call('LINDEX', qbase .. k, 0)
@@ -90,7 +97,7 @@ for i, k in ipairs(redis.call('ZRANGEBYSCORE', readyKey, '-inf', now, 'LIMIT', 0
 end
 if #out > 0 then redis.call('PEXPIRE', claimsKey, ttl) end
 local first = redis.call('ZRANGE', readyKey, 0, 0, 'WITHSCORES')
-return {0, out, first[2] or false}
+return {out, first[2] or false}
 `,
 });
 
@@ -148,20 +155,5 @@ for i = 1, #rest, 6 do
   end
 end
 return 1
-`,
-});
-
-/** The cursor, stored first as the log's newest id (or 0-0) when there is none. */
-export const CURSOR = luaScript({
-  name: 'whCursor',
-  keys: ['cursor', 'events'],
-  args: { ttl: 'number' },
-  body: `
-local position = redis.call('GET', cursorKey)
-if position then return position end
-local newest = redis.call('XREVRANGE', eventsKey, '+', '-', 'COUNT', 1)[1]
-position = newest and newest[1] or '0-0'
-redis.call('SET', cursorKey, position, 'PX', ttl)
-return position
 `,
 });

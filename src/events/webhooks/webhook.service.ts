@@ -3,10 +3,12 @@ import { createHash, randomBytes } from 'node:crypto';
 import { Clock } from '../../common/clock';
 import { AppConfig } from '../../config/app-config';
 import { MetricsService } from '../../metrics/metrics.service';
+import { PartitionLeases } from '../../redis/partition-leases';
 import { createClient, RedisConnection } from '../../redis/redis-connection';
 import { EventLog } from '../event-log';
 import { typeMatcher } from '../event.types';
-import { EventTail, isMemoryLog, MemoryEventTail, RedisEventTail } from './event-tail';
+import { MemoryEventLog } from '../memory-event-log';
+import { EventTail } from './event-tail';
 import { MemoryWebhookQueue } from './memory-webhook-queue';
 import { RedisWebhookQueue } from './redis-webhook-queue';
 import { WebhookDispatcher } from './webhook-dispatcher';
@@ -24,8 +26,9 @@ export function webhookLabel(url: string): string {
 }
 
 /**
- * Runs a WebhookDispatcher per WEBHOOK_URL on this instance (every instance takes part). Each
- * URL has its own queue, loops and connections, so a slow or dead receiver holds up only itself.
+ * Runs a WebhookDispatcher per WEBHOOK_URL on this instance: every instance takes part, each for
+ * the partitions it holds the lease of. Each URL has its own queues and loops, so a slow or dead
+ * receiver holds up only itself.
  * Starting clears a 410 stop of the configured URLs on every instance: "disabled until the
  * gateway is next started" means until any instance (re)starts, a deploy or restart being how an
  * operator says the receiver is back.
@@ -40,6 +43,7 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
     private readonly config: AppConfig,
     private readonly log: EventLog,
     private readonly redis: RedisConnection,
+    private readonly leases: PartitionLeases,
     private readonly metrics: MetricsService,
     private readonly clock: Clock,
   ) {}
@@ -50,8 +54,8 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
     const matches = settings.events ? typeMatcher(settings.events) : () => true;
     for (const url of settings.urls) {
       const hash = createHash('sha256').update(url).digest('hex').slice(0, 16);
-      const { queue, tail } = this.storage(hash);
-      this.tails.push(tail);
+      const queue = this.storage(hash);
+      const log = this.log;
       const dispatcher = new WebhookDispatcher(
         {
           url,
@@ -64,10 +68,14 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
           concurrency: WEBHOOK_CONCURRENCY,
         },
         queue,
-        tail,
+        log,
+        this.leases,
         this.sender,
         this.metrics,
         this.clock,
+        Math.random,
+        log instanceof MemoryEventLog ? (listener) => log.onAppend(listener) : undefined,
+        this.tail(),
       );
       await dispatcher.start();
       this.dispatchers.push(dispatcher);
@@ -81,19 +89,23 @@ export class WebhookService implements OnApplicationBootstrap, BeforeApplication
     this.sender.close();
   }
 
-  private storage(hash: string): { queue: MemoryWebhookQueue | RedisWebhookQueue; tail: EventTail } {
-    const log = this.log;
-    if (isMemoryLog(log)) return { queue: new MemoryWebhookQueue(() => log.lastId()), tail: new MemoryEventTail(log, () => this.clock.now()) };
-    const client = this.redis.client!;
-    const prefix = this.config.redisPrefix;
-    // Bookkeeping outlives neither the events it refers to nor their retry window.
-    const queue = new RedisWebhookQueue(client, `${prefix}wh:${hash}:`, `${prefix}events`, this.config.webhooks.retryMs + this.config.eventRetentionMs);
-    const target = this.config.redis!;
-    const blocking = () => {
+  /** One blocking reader per URL where the log is one stream (a single Redis or Sentinel); none on a Cluster or in memory. */
+  private tail(): EventTail | undefined {
+    const target = this.config.redis;
+    if (this.log instanceof MemoryEventLog || !target || this.config.keys.partitions > 1) return undefined;
+    const connect = () => {
       const client = createClient(target, this.config.redisCommandTimeoutMs + 5_000, false);
       client.on('error', () => undefined); // reported by the intake's own warning when a read fails
       return client;
     };
-    return { queue, tail: new RedisEventTail(blocking, `${prefix}events`) };
+    const tail = new EventTail(connect, this.config.keys);
+    this.tails.push(tail);
+    return tail;
+  }
+
+  private storage(hash: string): MemoryWebhookQueue | RedisWebhookQueue {
+    if (this.log instanceof MemoryEventLog) return new MemoryWebhookQueue();
+    // Bookkeeping outlives neither the events it refers to nor their retry window.
+    return new RedisWebhookQueue(this.redis.client!, this.config.keys, `wh:${hash}:`, this.config.webhooks.retryMs + this.config.eventRetentionMs);
   }
 }
