@@ -312,21 +312,24 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
       expect(beatFailures.slice(beatsBefore)).toEqual([]);
 
       // Every accepted notification ends delivered (online targets) or pending (the never-connected one).
-      await waitFor(
-        async () => {
-          for (const { id, targets } of accepted) {
-            const status = await getJson(b.url, `/v1/notifications/${id}`);
-            for (const t of status.targets as Json[]) {
-              const expected = String(t.deviceId).startsWith('fo-never-') ? 'pending' : 'delivered';
-              if (t.status !== expected) return false;
-            }
-            if ((status.targets as Json[]).length !== targets.length) return false;
+      const unsettled = async () => {
+        const wrong: string[] = [];
+        for (const { id, targets } of accepted) {
+          const res = await api(b.url, `/v1/notifications/${id}`);
+          if (res.status !== 200) {
+            wrong.push(`${id}: ${res.status}`);
+            continue;
           }
-          return true;
-        },
-        30_000,
-        500,
-      );
+          const status = (await res.json()) as Json;
+          const got = (status.targets as Json[]).map((t) => `${t.deviceId}=${t.status}`).sort();
+          const want = targets.map((t) => `${t}=${t.startsWith('fo-never-') ? 'pending' : 'delivered'}`).sort();
+          if (got.join() !== want.join()) wrong.push(`${id}: ${got.join(',')} (received: ${targets.filter((t) => received.get(t)?.has(id)).join(',')})`);
+        }
+        return wrong;
+      };
+      let wrong: string[] = [];
+      await waitFor(async () => (wrong = await unsettled()).length === 0, 30_000, 500).catch(() => undefined);
+      expect(wrong.slice(0, 5)).toEqual([]);
       for (const { id, targets } of accepted) for (const t of targets) if (!t.startsWith('fo-never-')) expect(received.get(t)!.has(id)).toBe(true);
 
       // No event lost: a notification.delivered for every delivered target, and each device's
