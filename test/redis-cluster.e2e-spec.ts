@@ -307,9 +307,9 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
           .map((d) => d.log.slice(-6).join(', '))
           .join(' / ')}; beat failures ${beatFailures.slice(-5).join(' | ')}`);
       });
-      const beatsBefore = beatFailures.length;
-      await sleep(1_000);
-      expect(beatFailures.slice(beatsBefore)).toEqual([]);
+      // ... and answering heartbeats again (5 s: a loaded machine may be slow, not wrong).
+      const beats = await Promise.all(devices.map((d) => (d.socket.timeout(5_000).emitWithAck('heartbeat', {}) as Promise<Json>).catch(() => ({ ok: 'no answer' }))));
+      expect(beats.map((r) => r.ok)).toEqual(devices.map(() => true));
 
       // Every accepted notification ends delivered (online targets) or pending (the never-connected one).
       const unsettled = async () => {
