@@ -464,7 +464,7 @@ describe("the README's webhook receiver", () => {
 });
 
 describe('webhooks on a Redis Cluster', () => {
-  it('delivers in order from a gateway process on a real three-master cluster (every webhook key in the prefix hash slot)', async () => {
+  it('delivers in order from a gateway process on a real three-master cluster (keys partitioned over every master)', async () => {
     const cluster = await startRedisCluster();
     const r = await new WebhookReceiver(SECRET).start();
     let gw: RunningGateway | undefined;
@@ -472,7 +472,9 @@ describe('webhooks on a Redis Cluster', () => {
       gw = await startGateway('wh-cluster', { REDIS_CLUSTER_NODES: cluster.spec, WEBHOOK_URL: r.url, WEBHOOK_SECRET: SECRET, PRESENCE_EVENT_GRACE_MS: '0' });
       r.answer = (event, attempt) => (attempt === 1 && event.id.endsWith('1') ? { status: 500 } : { status: 204 });
       for (let i = 0; i < 4; i++) await expire(gw, ['wh-cl-1', 'wh-cl-2']);
-      const log = await recorded(gw, ['wh-cl-1', 'wh-cl-2']);
+      // On a Cluster the pull API shows an event once every partition's floor has passed it (about 1-1.5 s).
+      let log: EventEnvelope[] = [];
+      await waitFor(async () => (log = await recorded(gw!, ['wh-cl-1', 'wh-cl-2'])).length >= 8, 10_000);
       expect(log).toHaveLength(8);
       await receives(r, log.map((e) => e.id), 60_000).catch((err: Error) => {
         throw new Error(`${err.message}\n${gw!.process.output()}`);

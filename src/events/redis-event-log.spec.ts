@@ -75,13 +75,13 @@ describe.each(MODES)('RedisEventLog ($name)', ({ sharded, cluster }) => {
     floors = new EventFloors(redis, keys, DAY);
   }, 30_000);
   afterAll(async () => {
-    if (!cluster) await deleteKeys(redis as Redis, prefix);
+    if (!cluster) await deleteKeys(redis, prefix);
     redis.disconnect();
     stop();
   });
   beforeEach(async () => {
     if (cluster) await Promise.all((redis as Cluster).nodes('master').map((n) => n.flushall()));
-    else await deleteKeys(redis as Redis, prefix);
+    else await deleteKeys(redis, prefix);
     clock = new FakeClock(T0);
     log = new RedisEventLog(redis, keys, DAY, clock);
     service = new EventsService(log, clock);

@@ -201,7 +201,7 @@ describe.each(MODES)('RedisWebhookQueue ($name)', ({ sharded, cluster }) => {
     }
   }, 30_000);
   afterAll(async () => {
-    if (!cluster) await deleteKeys(redis as Redis, prefix);
+    if (!cluster) await deleteKeys(redis, prefix);
     redis.disconnect();
     kill();
   });
