@@ -46,7 +46,7 @@ const HELP = `npm run simulate -- [options]
                          devices owe more at their real intervals, every interval (and so every
                          ttl) is stretched by the same factor, said in the results; the
                          maximum-throughput window is not limited by it
-  --prefix P             key prefix (default: the app's; sim: / {sim}: with --redis / --cluster-nodes)
+  --prefix P             key prefix (default: the app's; sim: with --redis / --cluster-nodes)
   --out DIR              where the results JSON goes (default bench/results)
   --docs PATH|none       regenerate this capacity page from the latest results (default docs/capacity.md)
   --report-only          only regenerate --docs from the results in --out`;
@@ -174,7 +174,7 @@ const results = {
 try {
   target = a.redis || a['cluster-nodes'] ? existing({ url: a.redis, clusterNodes: a['cluster-nodes'] }) : a.cluster ? await startCluster(opts.masters) : await startSingle();
   results.redis = { kind: target.kind, own: target.own, nodes: target.nodes };
-  const prefix = a.prefix ?? (target.own ? undefined : target.kind === 'cluster' ? '{sim}:' : 'sim:');
+  const prefix = a.prefix ?? (target.own ? undefined : 'sim:');
   const env = {
     ...target.env,
     NODE_ENV: 'development',
@@ -202,7 +202,7 @@ try {
   const beats = new Beats(pop, presence, sessions, counters, { maxInFlight: opts.concurrency });
   const sweeper = new Sweeper(pop, presence, sessions, counters, { batch: SWEEP_BATCH, maxBatches: SWEEP_MAX_BATCHES, graceMs: config.presenceEventGraceMs });
   const publisher = new Publisher(pop, presence, notifications, counters, { ...config, ackDelayMs: 20 });
-  const deadlines = new Deadlines(notifications, counters);
+  const deadlines = new Deadlines(notifications, counters, presence.partitions);
   results.config = {
     heartbeatDefaultMs: config.heartbeat.interval,
     ttlSlackMs: config.heartbeatTtlSlackMs,
@@ -234,8 +234,10 @@ try {
   const fill = { segments: [], memory: 0, dataset: 0, keys: 0, tableBytesPerKey: 0, streamBytes: 0, calls: 0, cpuMs: 0, wallMs: 0 };
   const probes = [];
   let connected = 0;
-  const streamsNow = () => streams(masters, config.redisPrefix, streamKeys);
-  let streamKeys = null; // found by SCAN after each fill segment, then read directly
+  // Found by SCAN after each fill segment, then read directly; with partitions a stream appears with
+  // the first event of its partition, so every count looks again.
+  const streamsNow = () => streams(masters, config.redisPrefix, config.keys.partitions > 1 ? null : streamKeys);
+  let streamKeys = null;
   let stream0 = { bytes: 0, entries: 0 };
   for (const cp of checkpoints) {
     const s0 = await snap();
@@ -341,12 +343,14 @@ try {
     await pool(from, to, 1_000, (i) => sessions.disconnect(i));
     const sd = await snap();
     // Flap suppression holds each offline for PRESENCE_EVENT_GRACE_MS: release them as a sweeper would once due.
-    for (let p = 0; p < presence.partitions; p++) {
-      for (;;) {
-        const n = await presence.releaseHeldOfflines(p, Date.now() + config.presenceEventGraceMs + 1, SWEEP_BATCH);
-        if (n < SWEEP_BATCH) break;
-      }
-    }
+    await Promise.all(
+      Array.from({ length: presence.partitions }, async (_, p) => {
+        for (;;) {
+          const n = await presence.releaseHeldOfflines(p, Date.now() + config.presenceEventGraceMs + 1, SWEEP_BATCH);
+          if (n < SWEEP_BATCH) break;
+        }
+      }),
+    );
     const s2 = await snap();
     const st2 = await streamsNow();
     beats.resume();
@@ -629,14 +633,17 @@ async function sweepProbe(store, expired, online, round) {
   let claimed = 0;
   let calls = 0;
   const live = new Map([['sim-gw-0', 0]]);
-  for (let p = 0; p < store.partitions; p++) {
-    for (;;) {
-      const got = await store.claimExpired(p, now, SWEEP_BATCH, live);
-      calls++;
-      claimed += got.length;
-      if (got.length < SWEEP_BATCH) break;
-    }
-  }
+  // Every partition at once, as SessionSweeper claims over its leases (one holder here: the worst case).
+  await Promise.all(
+    Array.from({ length: store.partitions }, async (_, p) => {
+      for (;;) {
+        const got = await store.claimExpired(p, now, SWEEP_BATCH, live);
+        calls++;
+        claimed += got.length;
+        if (got.length < SWEEP_BATCH) break;
+      }
+    }),
+  );
   const ms = r2(performance.now() - t0);
   if (claimed !== expired) throw new Error(`sweep probe among ${online}: claimed ${claimed}, expected ${expired}`);
   return { expired, ms, calls };

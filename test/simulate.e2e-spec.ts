@@ -82,6 +82,9 @@ describe('npm run simulate (short run)', () => {
     expect(r.final.perMaster.reduce((s: number, m: Json) => s + m.keys, 0)).toBe(r.final.keys);
     const shares = r.phases.throughput.perMaster.map((m: Json) => m.callShare) as number[];
     expect(shares.reduce((s, x) => s + x, 0)).toBeCloseTo(1, 1);
+    // Partitioned keys: every master holds about a third of the keys and does about a third of the heartbeats.
+    for (const share of shares) expect(share).toBeGreaterThan(0.2);
+    for (const m of r.final.perMaster as Json[]) expect(m.keys / r.final.keys).toBeGreaterThan(0.2);
     expect(r.phases.throughput.heartbeatsPerSecond).toBeGreaterThan(0);
     // The page now has the Cluster's per-master table and chart.
     expect(readFileSync(join(out, 'capacity.md'), 'utf8')).toContain('Keys and commands per master in the Cluster run');

@@ -309,9 +309,10 @@ export class Beats {
  * and ttl expiries fire from Redis, DeadlineSweeper every 500 ms); a no-op for a store without.
  */
 export class Deadlines {
-  constructor(store, counters) {
+  constructor(store, counters, partitions = 1) {
     this.store = store;
     this.c = counters;
+    this.partitions = partitions;
     this.durations = new Reservoir(10_000);
   }
 
@@ -322,12 +323,18 @@ export class Deadlines {
   async sweepOnce(now = Date.now()) {
     if (!this.present) return 0;
     const t0 = performance.now();
-    let claimed = 0;
-    for (let i = 0; i < 50; i++) {
-      const claim = await this.store.claimDue(now, 1_000, 15_000);
-      claimed += claim.claimed ?? 0;
-      if (!claim.more) break;
-    }
+    // Every partition's due index at once, as DeadlineSweeper does over its leases.
+    const claimIn = async (p) => {
+      let n = 0;
+      for (let i = 0; i < 50; i++) {
+        const claim = await this.store.claimDue(now, 1_000, 15_000, p);
+        n += claim.claimed ?? 0;
+        if (!claim.more) break;
+      }
+      return n;
+    };
+    const partitions = Array.from({ length: this.partitions }, (_, p) => p);
+    const claimed = (await Promise.all(partitions.map(claimIn))).reduce((x, y) => x + y, 0);
     this.durations.add(performance.now() - t0);
     this.c.deadlinesClaimed += claimed;
     return claimed;
@@ -343,25 +350,31 @@ export class Sweeper {
 
   async sweepOnce(now = Date.now()) {
     const t0 = performance.now();
-    let claimed = 0;
-    // Every simulated instance is alive; one sweeper does every partition (a single lease holder).
+    // Every simulated instance is alive; one sweeper does every partition (a single lease holder),
+    // all partitions at once, as SessionSweeper and OfflineGraceService do over their leases.
     const live = new Map(Array.from({ length: this.pop.instances }, (_, k) => [`sim-gw-${k}`, 0]));
-    for (let p = 0; p < this.store.partitions; p++) {
+    const partitions = Array.from({ length: this.store.partitions }, (_, p) => p);
+    const claimIn = async (p) => {
+      let n = 0;
       for (let b = 0; b < this.maxBatches; b++) {
         const got = await this.store.claimExpired(p, now, this.batch, live);
-        claimed += got.length;
+        n += got.length;
         for (const ref of got) this.onClaimed(ref);
         if (got.length < this.batch) break;
       }
-    }
-    let released = 0;
-    for (let p = 0; p < this.store.partitions; p++) {
+      return n;
+    };
+    const releaseIn = async (p) => {
+      let n = 0;
       for (let b = 0; b < this.maxBatches; b++) {
-        const n = await this.store.releaseHeldOfflines(p, now, this.batch);
-        released += n;
-        if (n < this.batch) break;
+        const got = await this.store.releaseHeldOfflines(p, now, this.batch);
+        n += got;
+        if (got < this.batch) break;
       }
-    }
+      return n;
+    };
+    const claimed = (await Promise.all(partitions.map(claimIn))).reduce((x, y) => x + y, 0);
+    const released = (await Promise.all(partitions.map(releaseIn))).reduce((x, y) => x + y, 0);
     const ms = performance.now() - t0;
     this.durations.add(ms);
     this.c.swept += claimed;
