@@ -17,7 +17,7 @@ export const ASSUMPTIONS = {
   nicGbit: 10,
   gatewayCoreUtilization: 0.7,
   thisHost: { cores: 2, processShareOfMeasuredMax: 0.9 },
-  // The planned partitioned layout (docs/design/sharding.md): 1024 partitions, one slot each.
+  // The partitioned layout (README "Redis key layout"): 1024 partitions, one slot each.
   partitions: 1024,
   bigHost: { cores: 32, memoryGiB: 128, fdLimit: 1_048_576, kernelBytesPerSocket: 10_240 },
 };
@@ -79,7 +79,7 @@ export function deviceLinkBytes() {
 
 const GiB = 2 ** 30;
 
-/** The sizing table: per size, what Redis and the gateways need, on today's layout and (predicted) partitioned. */
+/** The sizing table: per size, what Redis and the gateways need, from one run's per-operation costs (single Redis or Cluster). */
 export function sizing(single, perf, A = ASSUMPTIONS) {
   const p = single.phases;
   const meanIntervalS = single.config.realMeanIntervalMs / 1000;
@@ -146,7 +146,7 @@ export function sizing(single, perf, A = ASSUMPTIONS) {
       mastersNeeded,
       partitionedMasters: partitionedMasters(Math.max(need.cpu, need.memory, need.network), A.partitions),
       eventLogPerSecond: cyclesPerSecond * eventsPerCycle,
-      // The event log is one stream (one key, so one master) in any layout that does not split it.
+      // The event log is one stream per partition: it spreads with the rest.
       eventLogMasterShare: memory.eventLog / (A.masterMemoryGiB * GiB),
       gateway: { perProcess, processes, gwCores, thisHosts, perBigProcess: Math.floor(perBigProcess), bigHosts, bigLimitedBy: perCoreByCpu < perCoreByMemory ? 'CPU' : 'memory' },
       first: { name: firstName, ratio: firstRatio },
@@ -176,6 +176,9 @@ export function writeCapacityDoc(resultsDir, docPath) {
   if (!single) throw new Error(`no complete single-Redis simulate results in ${resultsDir}`);
   const perf = perfFigures(resultsDir);
   const rows = sizing(single.r, perf);
+  // Past one master the Cluster run's per-operation costs apply: they include what partitioning
+  // adds (a second script for user.* on connect and disconnect, one script per target partition).
+  const clusterRows = cluster ? sizing(cluster.r, perf) : null;
   const dir = dirname(docPath);
   const stem = basename(docPath, '.md');
   const chart = (name, svg) => {
@@ -213,7 +216,7 @@ export function writeCapacityDoc(resultsDir, docPath) {
         barChart({
           title: 'Share of Redis commands per master, 3-master Cluster',
           yLabel: '% of commands',
-          caption: `today's layout: one hash tag, so one master takes everything; ${cluster.r.command}`,
+          caption: `1024 partitions, one slot each, over the Cluster's masters; ${cluster.r.command}`,
           categories: shareSource.perMaster.map((m, i) => `master ${i + 1}`),
           series: [
             { name: 'max-throughput heartbeats', color: '#2a6fdb', values: shareSource.perMaster.map((m) => m.callShare * 100) },
@@ -229,15 +232,15 @@ export function writeCapacityDoc(resultsDir, docPath) {
     chart(
       'masters-needed',
       barChart({
-        title: 'Redis masters needed (model) vs what today\u2019s layout can use',
+        title: 'Redis masters needed (model, from measured costs)',
         yLabel: 'masters',
-        caption: 'the most of CPU at 70 % of a core, memory at 25 GiB and 10 Gbit/s per master; a prediction from measured costs',
+        caption: 'the most of CPU at 70 % of a core, memory at 25 GiB and 10 Gbit/s per master; costs of the Cluster run where there is one',
         categories: rows.map((r) => `${size(r.devices)} devices`),
         series: [
-          { name: 'needed for CPU', color: '#2a6fdb', values: rows.map((r) => r.need.cpu) },
-          { name: 'needed for memory', color: '#8e44ad', values: rows.map((r) => r.need.memory) },
+          { name: 'needed for CPU', color: '#2a6fdb', values: (clusterRows ?? rows).map((r) => r.need.cpu) },
+          { name: 'needed for memory', color: '#8e44ad', values: (clusterRows ?? rows).map((r) => r.need.memory) },
         ],
-        limit: { value: 1, label: 'today: one master' },
+        limit: { value: 1, label: 'one master' },
         format: (v) => n1(v),
         log: true,
       }),
@@ -245,12 +248,12 @@ export function writeCapacityDoc(resultsDir, docPath) {
   );
   const docDir = dirname(docPath);
   const rel = (f) => relative(docDir, f);
-  const md = page({ single, cluster, perf, rows, rel, charts: written });
+  const md = page({ single, cluster, perf, rows, clusterRows, rel, charts: written });
   writeFileSync(docPath, md);
   return [docPath, ...written];
 }
 
-function page({ single, cluster, perf, rows, rel, charts }) {
+function page({ single, cluster, perf, rows, clusterRows, rel, charts }) {
   const S = single.r;
   const p = S.phases;
   const C = cluster?.r;
@@ -268,13 +271,13 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('master from `INFO` (memory, commands including those inside Lua, CPU, network). The gateway processes\'');
   L.push(`own limits come from the socket benchmark (${perf.source}).`);
   L.push('');
-  L.push('**The short answer, on today\'s key layout:** every key shares one hash tag (`{push}:` on a Cluster), so all');
-  L.push('presence, inboxes and indexes live on **one master**: a Cluster adds failover, not capacity (measured below:');
-  L.push(`${C ? `${Math.round(Math.max(...C.phases.throughput.perMaster.map((m) => m.callShare)) * 100)} % of the commands on one of ${C.phases.throughput.perMaster.length} masters` : 'no Cluster run in these results'}).`);
+  const masterShares = C ? C.final.perMaster.map((fm) => fm.keys / Math.max(1, C.final.keys)) : null;
+  L.push('**The short answer.** Every device-scoped key carries the hash tag of one of 1024 partitions (README "Redis key');
+  L.push('layout"), so on a Cluster presence, inboxes, events and the periodic work spread over the masters: measured on');
+  L.push(`${C ? `${C.final.perMaster.length} masters, they held ${masterShares.map((x) => `${Math.round(x * 100)} %`).join(' / ')} of the keys and did ${C.phases.throughput.perMaster.map((m) => `${Math.round(m.callShare * 100)} %`).join(' / ')} of the heartbeat commands` : 'no Cluster run in these results'}.`);
   const limitRow = rows.find((r) => r.mastersNeeded > 1);
-  L.push(`${limitRow ? `The model says one master is enough ${rows.indexOf(limitRow) > 0 ? `at ${size(rows[rows.indexOf(limitRow) - 1].devices)} devices` : 'at none of the sizes'} and not at ${size(limitRow.devices)}: its ${limitRow.first.name} is what runs out (${n0(limitRow.first.ratio * 100)} % of the plan for one master).` : 'One master is enough at every size in the table.'}`);
-  L.push('Past that, the key partitioning of issue 14 (items 1-4) is required; the partitioned figures below are');
-  L.push('**predictions** from the per-operation costs measured here, not measurements of a partitioned layout.');
+  L.push(`${limitRow ? `One master is enough ${rows.indexOf(limitRow) > 0 ? `at ${size(rows[rows.indexOf(limitRow) - 1].devices)} devices` : 'at none of the sizes'} and not at ${size(limitRow.devices)}: its ${limitRow.first.name} is what runs out (${n0(limitRow.first.ratio * 100)} % of the plan for one master).` : 'One master is enough at every size in the table.'}`);
+  if (clusterRows) L.push(`On a Cluster the model needs ${clusterRows.map((r) => `${n0(r.partitionedMasters)} master${r.partitionedMasters > 1 ? 's' : ''} for ${size(r.devices)}`).join(', ')} devices (per-operation costs of the Cluster run).`);
   L.push('');
   L.push('## How it was measured');
   L.push('');
@@ -337,6 +340,22 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push(`Commands inside one heartbeat: ${Object.entries(h.commandMix).map(([k, v]) => `${k} ${v}`).join(', ')}. Per publish: ${Object.entries(p.publish.commandMix).map(([k, v]) => `${k} ${v}`).join(', ')}.`);
   L.push(`Idle with ${n0(S.options.devices)} devices online: Redis at ${p.idle.redisCpuPercent} % of a core.`);
   L.push('');
+  if (C) {
+    const cp = C.phases;
+    L.push(`### Cost per operation (Cluster of ${C.final.perMaster.length}, ${n0(C.options.devices)} devices; all masters together)`);
+    L.push('');
+    t('operation', 'Redis commands (incl. in Lua)', 'round trips', 'Redis CPU (µs)', 'gateway → Redis (B)', 'Redis → gateway (B)');
+    t('---', '---', '---', '---', '---', '---');
+    t(`heartbeat, at ${n0(cp.throughput.heartbeatsPerSecond)}/s (max throughput)`, cp.throughput.commands, cp.throughput.roundTrips, cp.throughput.cpuUs, cp.throughput.netInBytes, cp.throughput.netOutBytes);
+    t('connect', cp.offline.connect.commands, cp.offline.connect.roundTrips, cp.offline.connect.cpuUs, cp.offline.connect.netInBytes, cp.offline.connect.netOutBytes);
+    t('disconnect', cp.offline.disconnect.commands, cp.offline.disconnect.roundTrips, cp.offline.disconnect.cpuUs, cp.offline.disconnect.netInBytes, cp.offline.disconnect.netOutBytes);
+    t(`publish (${cp.publish.targetsPerPublish} targets, ${cp.publish.acksPerPublish} acks)`, cp.publish.commands, cp.publish.roundTrips, cp.publish.cpuUs, cp.publish.netInBytes, cp.publish.netOutBytes);
+    L.push('');
+    L.push('What partitioning adds: a connect or disconnect runs a second script in the user\'s partition (`user.*` are');
+    L.push('decided there); a publish to devices in several partitions runs one script per partition; a sweep claims in');
+    L.push('every partition (a call each, even when nothing expired there).');
+    L.push('');
+  }
   L.push('### Sweep time among N online');
   L.push('');
   t('devices online', 'expired', 'sweep (ms)', 'claim calls', 'runs (ms)');
@@ -365,15 +384,14 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push(`The load processes share this machine's ${m.cpus} cores with Redis, so the rate reached says more about the machine than`);
   L.push('about Redis. The last column is the load-independent figure: the heartbeats/s of the whole deployment once its');
   L.push('hottest master\'s command thread is at 100 % of a core (heartbeats per CPU-second of that master). With the work');
-  L.push('spread evenly it would be the masters\' sum; with all keys on one master, one master\'s.');
+  L.push('spread evenly it is about the masters\' sum.');
   if (C) {
     const ct = C.phases.throughput;
     const gain = 1 / ct.hottestMasterCallShare;
     L.push('');
     L.push(`**1 → ${ct.perMaster.length} masters: ×${n2(gain)}.** A deployment's ceiling is its hottest master's: here that master does`);
-    L.push(`${Math.round(ct.hottestMasterCallShare * 100)} % of the work, so the Cluster goes ${n2(gain)} times as far as one master of the same speed, and the others idle.`);
-    L.push(`The two ceilings above (${n0(th.ceilingEstimate)} and ${n0(ct.ceilingEstimate)} heartbeats/s) differ by the size of the runs and by noise, not by the layout.`);
-    L.push(`A partitioned layout shows its gain in the same figures: each master about 1/${ct.perMaster.length} of the keys and commands, ×${ct.perMaster.length} at an even spread.`);
+    L.push(`${Math.round(ct.hottestMasterCallShare * 100)} % of the work, so the Cluster goes ${n2(gain)} times as far as one master of the same speed (×${ct.perMaster.length} at a perfect spread).`);
+    L.push(`The heartbeats/s reached are not ${ct.perMaster.length} times one master's: the ${ct.perMaster.length} masters and the load processes share this machine's ${m.cpus} cores.`);
     L.push('');
     L.push('Keys and commands per master in the Cluster run:');
     L.push('');
@@ -436,8 +454,9 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   t('gateway ↔ Redis traffic', ...rows.map((r) => bits(r.redisBitsPerSecond)));
   t('device ↔ gateway heartbeat traffic', ...rows.map((r) => bits(r.deviceBitsPerSecond)));
   t('Redis masters needed', ...rows.map((r) => `**${r.mastersNeeded}**`));
-  t('today\u2019s layout (one master)', ...rows.map((r) => (r.mastersNeeded <= 1 ? `fits (${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan)` : `**does not fit**: ${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan`)));
-  t(`partitioned (prediction, ${A.partitions} partitions): masters`, ...rows.map((r) => n0(r.partitionedMasters)));
+  t('one Redis (or Sentinel)', ...rows.map((r) => (r.mastersNeeded <= 1 ? `fits (${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan)` : `**does not fit**: ${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan`)));
+  if (clusterRows) t(`Cluster (${A.partitions} partitions, costs of the Cluster run): masters`, ...clusterRows.map((r) => `**${n0(r.partitionedMasters)}**`));
+  else t(`Cluster (${A.partitions} partitions, single-Redis costs): masters`, ...rows.map((r) => n0(r.partitionedMasters)));
   t('gateway processes, this machine', ...rows.map((r) => `${n0(r.gateway.processes)} on ${n0(r.gateway.thisHosts)} host${r.gateway.thisHosts > 1 ? 's' : ''}`));
   t('gateway CPU, all processes (cores)', ...rows.map((r) => n1(r.gateway.gwCores)));
   t('bigger host: devices per process, hosts', ...rows.map((r) => `${n0(r.gateway.perBigProcess)} (${r.gateway.bigLimitedBy}), ${n0(r.gateway.bigHosts)}`));
@@ -446,16 +465,23 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('');
   L.push('### What breaks first');
   L.push('');
-  for (const r of rows) {
+  rows.forEach((r, i) => {
     const d = size(r.devices);
     const plan = `CPU ${n0(r.need.cpu * 100)} %, memory ${n0(r.need.memory * 100)} %, network ${n0(r.need.network * 100)} % of the plan for one master`;
-    const events = `The event log (${bytes(r.memory.eventLog)} kept, ${n0(r.eventLogPerSecond)} appends/s) is ${r.eventLogMasterShare > 1 ? '**more than one master holds**' : 'within one master'} as one stream; the planned layout keeps a stream per partition, so it spreads with the rest.`;
+    const c = clusterRows?.[i] ?? r;
+    const gateways = `Gateways: ${n0(r.gateway.processes)} processes at this machine's descriptor limit, or ${n0(r.gateway.bigHosts)} bigger host${r.gateway.bigHosts > 1 ? 's' : ''}.`;
     if (r.mastersNeeded <= 1) {
-      L.push(`- **${d}**: nothing on the Redis side (${plan}). The gateways need ${n0(r.gateway.processes)} processes at this machine's descriptor limit, or ${n0(r.gateway.bigHosts)} bigger host${r.gateway.bigHosts > 1 ? 's' : ''}.`);
+      L.push(`- **${d}**: nothing on the Redis side (${plan}). ${gateways}`);
     } else {
-      L.push(`- **${d}**: one master's ${r.first.name} (${plan}; ${n2(r.cpuCores)} cores of a master's single command thread). Today's layout cannot use a second master, so this size does not run on it. Partitioned (prediction): ${n0(r.partitionedMasters)} masters (of ${A.partitions} partitions the busiest master holds ${Math.ceil(A.partitions / r.partitionedMasters)}, ${n1((Math.ceil(A.partitions / r.partitionedMasters) / (A.partitions / r.partitionedMasters) - 1) * 100)} % over the mean). ${events} Gateways: ${n0(r.gateway.processes)} processes at this machine's descriptor limit, or ${n0(r.gateway.bigHosts)} bigger host${r.gateway.bigHosts > 1 ? 's' : ''}.`);
+      const busiest = Math.ceil(A.partitions / c.partitionedMasters);
+      L.push(`- **${d}**: one master's ${r.first.name} runs out (${plan}; ${n2(r.cpuCores)} cores of a master's single command thread). A Cluster of ${n0(c.partitionedMasters)} masters carries it: the busiest holds ${busiest} of the ${A.partitions} partitions, ${n1((busiest / (A.partitions / c.partitionedMasters) - 1) * 100)} % over the mean; the event log (${bytes(c.memory.eventLog)} kept, ${n0(c.eventLogPerSecond)} appends/s) is a stream per partition and spreads with the rest. ${gateways}`);
     }
-  }
+  });
+  L.push('');
+  L.push('What stays in one slot at any size (bounded, listed so nobody is surprised): the control keys `{ctl}` (partition');
+  L.push('leases: one call per instance per second; instance records; the networks index), the per-API-key rate counter (one');
+  L.push('`INCR` per REST request of that key), one popular network\'s interval histogram (at most one sample per device and');
+  L.push('hour), a user with very many devices (their device set), and the Socket.IO adapter\'s main channel (topic lookups).');
   L.push('');
   L.push('Memory is dominated by what is kept for a day, not by the devices: the event log (every presence change,');
   L.push('`EVENT_RETENTION_HOURS`) and notification statuses (`NOTIFICATION_RETENTION_HOURS`) grow with the churn and publish');
@@ -486,11 +512,13 @@ function page({ single, cluster, perf, rows, rel, charts }) {
   L.push('- In the mix, the ttls of devices that die silently are stretched with their intervals and mostly outlast it, so its');
   L.push('  sweeps find little to claim: the sweep probes above are the sweep\'s measurement.');
   L.push('- The API rate limiter (one script per REST request) and the Socket.IO adapter\'s pub/sub are not in these figures.');
-  L.push('- The partitioned rows assume the layout of docs/design/sharding.md (every key of a device, its inbox, its events and the');
-  L.push('  notification sequence in one of 1024 partitions): per-operation costs as today, spread by partition; its fixed');
-  L.push('  per-partition work (leases, ticks) and a payload stored once per target partition are not in the model.');
-  L.push('- The sizing is a model: it multiplies measured costs by assumed rates. The partitioned rows are predictions until');
-  L.push('  the partitioned layout lands; then `npm run simulate -- --cluster` measures it with no change to the tool.');
+  L.push('- The periodic per-partition work of running gateways (event floors and partition ticks once a second, deadline');
+  L.push('  claims every 500 ms, lease refreshes) is not driven by the simulation: about 4,000 small scripts/s for the whole');
+  L.push('  fleet whatever its size (1024 partitions), a few % of one master, which matters for a small deployment on a Cluster');
+  L.push('  and not at all at 10M devices. A single Redis has one partition, so one of each.');
+  L.push('- The Cluster\'s masters share this machine\'s 2 cores with each other and with the load: its per-operation CPU comes');
+  L.push('  from each master\'s own counters, its rates are lower bounds.');
+  L.push('- The sizing is a model: it multiplies measured costs by assumed rates.');
   L.push('');
   return L.join('\n');
 }
