@@ -1046,14 +1046,14 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     }
     expect(await types()).toEqual([]);
     expect(await b.client.zrange(`${P(dev)}usersync`, '0', '-1')).toEqual([dev]);
-    expect(JSON.parse((await b.client.hget(`${P(dev)}device:${dev}`, 'usq'))!)).toHaveLength(3);
+    expect(JSON.parse((await b.client.get(`${P(dev)}usq:${dev}`))!)).toHaveLength(3);
     const p = b.layout.partitionOf(dev);
     await holder.releaseHeldOfflines(p, now + 1_000, 100); // too early: a live caller may still be applying them
     expect(await types()).toEqual([]);
     await holder.releaseHeldOfflines(p, now + 10 + USER_SYNC_REPAIR_AFTER_MS, 100);
     expect(await types()).toEqual(['user.online', 'user.offline', 'user.online']);
     expect(await b.client.zcard(`${P(dev)}usersync`)).toBe(0);
-    expect(await b.client.hexists(`${P(dev)}device:${dev}`, 'usq')).toBe(0);
+    expect(await b.client.exists(`${P(dev)}usq:${dev}`)).toBe(0);
     // A late or repeated sync of the same records is a no-op (versions).
     await holder.releaseHeldOfflines(p, now + 20 + USER_SYNC_REPAIR_AFTER_MS, 100);
     expect(await types()).toEqual(['user.online', 'user.offline', 'user.online']);

@@ -16,9 +16,11 @@ import { luaScript } from '../redis/lua-script';
  *   P(dev)presence:<deviceId>   string, the current sessionId, PX = remaining presence lifetime
  *   P(dev)device:<deviceId>     hash: userId platform sessionId instanceId connectedAt
  *                               lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                               appState network seq eventSeq uv usq (lastSeenAt is written
- *                               when a session ends; while one lives it is lastHeartbeatAt; uv,
- *                               usq: the device's user-sync version and queued syncs, see USERS)
+ *                               appState network seq eventSeq uv (lastSeenAt is written
+ *                               when a session ends; while one lives it is lastHeartbeatAt; uv:
+ *                               the device's user-sync version, see USERS)
+ *   P(dev)usq:<deviceId>        string, JSON list: the device's user syncs not applied yet (see
+ *                               USERS; a key of its own so the device hash stays a small listpack)
  *                               (no TTL while online, DEVICE_RETENTION after the last session)
  *   P(p)presence:expiry         zset deviceId -> expiresAt of the partition's sessions, whatever
  *                               instance holds them: what the partition's lease holder sweeps
@@ -26,7 +28,7 @@ import { luaScript } from '../redis/lua-script';
  *   P(dev)heldoff:<deviceId>    hash userId due ts data: a device.offline held by the grace (see HOLD)
  *   P(p)heldoff:due             zset deviceId -> when its held offline is due
  *   P(p)usersync                zset deviceId -> when its first unapplied user sync was queued
- *                               (the syncs themselves are in its device hash, `usq`; see USERS);
+ *                               (the syncs themselves are in `usq:<deviceId>`; see USERS);
  *                               the lease holder replays old ones
  *   P(u)user:<userId>:devices   zset deviceId -> lastSeenAt (+inf while online)
  *   P(u)user:<userId>:held      set of the user's devices whose offline is held
@@ -70,8 +72,7 @@ end
  * transition. The user's keys are in the user's partition, not the device's, so the device scripts
  * do not decide user.* themselves: for each change of what the user's view depends on they bump
  * the device's version `uv` and queue a record {u, d, v, s, seen, ts} (state s: online | held |
- * off | gone, gone = the device now belongs to another user) in the device hash (`usq`, a JSON
- * list; `P usersync` indexes the devices with queued records by when the first was queued), and
+ * off | gone, gone = the device now belongs to another user) in `usq:<deviceId>` (a JSON list; `P usersync` indexes the devices with queued records by when the first was queued), and
  * return every record queued for the device, in order: older ones another caller has not applied
  * yet too, so when two callers race, whoever applies first applies all of them in order. The
  * caller applies them with USER_SYNC in the user's partition, then dequeues them (USER_SYNC_DONE);
@@ -139,14 +140,18 @@ local function sync_user(dkey, user, dev, state, seen, ts)
     if exists then redis.call('HSET', dkey, 'uv', uv) end
     apply_user_sync(user_sync.P, r, user_sync.retention)
   elseif exists then
-    local queued = redis.call('HGET', dkey, 'usq')
+    -- The queue is a key of its own, not a field of the device hash: a field longer than 64 bytes
+    -- would turn the hash from a listpack into a hashtable for good (about 4 times the memory).
+    local qkey = user_sync.P .. 'usq:' .. dev
+    local queued = redis.call('GET', qkey)
     local list = queued and cjson.decode(queued) or {}
     list[#list + 1] = r
-    redis.call('HSET', dkey, 'uv', uv, 'usq', cjson.encode(list))
+    redis.call('HSET', dkey, 'uv', uv)
+    redis.call('SET', qkey, cjson.encode(list), 'PX', user_sync.retention)
     redis.call('ZADD', user_sync.P .. 'usersync', 'NX', string.format('%.0f', event_log.now), dev)
-    if not user_sync.devices[dkey] then
-      user_sync.devices[dkey] = true
-      user_sync.devices[#user_sync.devices + 1] = dkey
+    if not user_sync.devices[qkey] then
+      user_sync.devices[qkey] = true
+      user_sync.devices[#user_sync.devices + 1] = qkey
     end
   else
     user_sync.loose[#user_sync.loose + 1] = cjson.encode(r)
@@ -154,9 +159,9 @@ local function sync_user(dkey, user, dev, state, seen, ts)
 end
 -- Every sync still queued for the devices this script touched (older ones another caller has not
 -- applied yet included: whoever applies first applies them all, in order), then any not queued.
-local function queued_syncs(dkeys, out)
-  for _, dkey in ipairs(dkeys) do
-    local queued = redis.call('HGET', dkey, 'usq')
+local function queued_syncs(qkeys, out)
+  for _, qkey in ipairs(qkeys) do
+    local queued = redis.call('GET', qkey)
     if queued then
       for _, r in ipairs(cjson.decode(queued)) do out[#out + 1] = cjson.encode(r) end
     end
@@ -475,8 +480,8 @@ for _, id in ipairs(ids) do
 end
 local stale = {}
 for _, id in ipairs(redis.call('ZRANGEBYSCORE', P .. 'usersync', '-inf', repairBefore, 'LIMIT', 0, repairLimit)) do
-  local dkey = P .. 'device:' .. id
-  if redis.call('HEXISTS', dkey, 'usq') == 1 then stale[#stale + 1] = dkey else redis.call('ZREM', P .. 'usersync', id) end
+  local qkey = P .. 'usq:' .. id
+  if redis.call('EXISTS', qkey) == 1 then stale[#stale + 1] = qkey else redis.call('ZREM', P .. 'usersync', id) end
 end
 return {#ids, sync_out(), queued_syncs(stale, {})}
 `,
@@ -511,8 +516,8 @@ export const USER_SYNC_DONE = luaScript({
   body: `
 for i = 1, #rest, 2 do
   local id, upto = rest[i], tonumber(rest[i + 1])
-  local dkey = P .. 'device:' .. id
-  local queued = redis.call('HGET', dkey, 'usq')
+  local qkey = P .. 'usq:' .. id
+  local queued = redis.call('GET', qkey)
   local left = {}
   if queued then
     for _, r in ipairs(cjson.decode(queued)) do
@@ -520,9 +525,9 @@ for i = 1, #rest, 2 do
     end
   end
   if #left > 0 then
-    redis.call('HSET', dkey, 'usq', cjson.encode(left))
+    redis.call('SET', qkey, cjson.encode(left), 'KEEPTTL')
   else
-    redis.call('HDEL', dkey, 'usq')
+    redis.call('DEL', qkey)
     redis.call('ZREM', queueKey, id)
   end
 end
