@@ -920,7 +920,9 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     await s.disconnect([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1' }], now, 'client_close');
     expect(await b.client.exists(`${P('d1')}presence:d1`)).toBe(0);
     expect(await b.client.pttl(`${P('d1')}device:d1`)).toBeGreaterThan(RETENTION - 60_000);
-    expect(await b.client.pttl(`${P('u1')}user:u1:ver`)).toBeGreaterThan(RETENTION - 60_000);
+    // Versions guard against late user syncs, which only a layout with several partitions has.
+    if (b.layout.partitions > 1) expect(await b.client.pttl(`${P('u1')}user:u1:ver`)).toBeGreaterThan(RETENTION - 60_000);
+    else expect(await b.client.exists(`${P('u1')}user:u1:ver`)).toBe(0);
     await s.touchInstance({ instanceId: 'gw-1', online: 1, lastSeenAt: now }, 15_000, 30);
     expect(JSON.parse((await b.client.get(`${C()}instance:gw-1`))!)).toEqual({ online: 1, lastSeenAt: now, expiresAt: now + 15_000, delay: 30 });
     expect(Number(await b.client.zscore(`${C()}instances`, 'gw-1'))).toBe(now);
@@ -1236,7 +1238,7 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
 describe('sweeping over partition leases (real Redis, 1024 partitions)', () => {
   let redis: Redis;
   const prefix = uniquePrefix('presence-lease');
-  const LEASE_MS = 1_000;
+  const LEASE_MS = 3_000; // long enough that a loaded machine does not outlast a lease between refresh and sweep
   const layout = new KeyLayout(prefix, true);
   beforeAll(() => {
     redis = new Redis(testRedisUrl(), { enableAutoPipelining: true });

@@ -89,13 +89,16 @@ local function user_announced(UP, user)
     or redis.call('SCARD', UP .. 'user:' .. user .. ':held') > 0
 end
 -- Applies one record in the user's partition UP (the event log is UP's).
-local function apply_user_sync(UP, r, retention)
+-- inline: applied by the device's own script (one partition), so no record can be late or
+-- repeated and no version needs keeping.
+local function apply_user_sync(UP, r, retention, inline)
   local user, dev, state = r.u, r.d, r.s
-  local uv = tonumber(r.v)
   local verKey = UP .. 'user:' .. user .. ':ver'
-  local last = tonumber(redis.call('HGET', verKey, dev))
-  if last and uv <= last then return end
-  redis.call('HSET', verKey, dev, r.v)
+  if not inline then
+    local last = tonumber(redis.call('HGET', verKey, dev))
+    if last and tonumber(r.v) <= last then return end
+    redis.call('HSET', verKey, dev, r.v)
+  end
   local devicesKey = UP .. 'user:' .. user .. ':devices'
   local heldKey = UP .. 'user:' .. user .. ':held'
   local before = user_announced(UP, user)
@@ -117,10 +120,10 @@ local function apply_user_sync(UP, r, retention)
   if before and not after then emit('user.offline', { userId = user }, r.ts) end
   if redis.call('ZCOUNT', devicesKey, '+inf', '+inf') > 0 then
     redis.call('PERSIST', devicesKey)
-    redis.call('PERSIST', verKey)
+    if not inline then redis.call('PERSIST', verKey) end
   else
     redis.call('PEXPIRE', devicesKey, retention)
-    redis.call('PEXPIRE', verKey, retention)
+    if not inline then redis.call('PEXPIRE', verKey, retention) end
   end
   redis.call('PEXPIRE', heldKey, retention)
 end
@@ -137,8 +140,7 @@ local function sync_user(dkey, user, dev, state, seen, ts)
   local uv = string.format('%.0f', math.max(cur + 1, event_log.now * 1024))
   local r = { u = user, d = dev, v = uv, s = state, seen = tonumber(seen) or event_log.now, ts = ts or event_log.now }
   if user_sync.inline then
-    if exists then redis.call('HSET', dkey, 'uv', uv) end
-    apply_user_sync(user_sync.P, r, user_sync.retention)
+    apply_user_sync(user_sync.P, r, user_sync.retention, true)
   elseif exists then
     -- The queue is a key of its own, not a field of the device hash: a field longer than 64 bytes
     -- would turn the hash from a listpack into a hashtable for good (about 4 times the memory).
