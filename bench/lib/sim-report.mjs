@@ -453,7 +453,7 @@ function page({ single, cluster, perf, rows, clusterRows, rel, charts }) {
   t('Redis memory, total', ...rows.map((r) => bytes(r.memoryBytes)));
   t('gateway ↔ Redis traffic', ...rows.map((r) => bits(r.redisBitsPerSecond)));
   t('device ↔ gateway heartbeat traffic', ...rows.map((r) => bits(r.deviceBitsPerSecond)));
-  t('Redis masters needed', ...rows.map((r) => `**${r.mastersNeeded}**`));
+  t('masters\u2019 worth of work (single-Redis costs)', ...rows.map((r) => n0(r.mastersNeeded)));
   t('one Redis (or Sentinel)', ...rows.map((r) => (r.mastersNeeded <= 1 ? `fits (${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan)` : `**does not fit**: ${r.first.name} at ${n0(r.first.ratio * 100)} % of the plan`)));
   if (clusterRows) t(`Cluster (${A.partitions} partitions, costs of the Cluster run): masters`, ...clusterRows.map((r) => `**${n0(r.partitionedMasters)}**`));
   else t(`Cluster (${A.partitions} partitions, single-Redis costs): masters`, ...rows.map((r) => n0(r.partitionedMasters)));
