@@ -112,6 +112,21 @@ export function describeRedisTarget(target: RedisTarget): string {
   }
 }
 
+/**
+ * How often the sharded subscriber (a Cluster with shardedSubscribers) reads the slot map again.
+ * When a failover demotes a master, Redis drops that master's sharded subscriptions with an
+ * unsolicited `sunsubscribe` push; ioredis 6 answers it with ONE slot-map refresh from a random node
+ * and, if that map shows no change, keeps its subscribers as they are (ClusterSubscriberGroup.reset:
+ * "No topology change detected"). A node that has not yet heard of the promotion (measured: tens of
+ * ms after the old master, more under load) answers with the old map, and the channels of that
+ * master (the mailbox, the adapter's rooms) stay unsubscribed for good: the subscriber sends no
+ * commands that a MOVED could correct, and ioredis 6 has no periodic refresh by default. Refreshing
+ * every second bounds that to about a second after the cluster agrees on the new master: the first
+ * map that shows it makes ioredis move the subscriber to the promoted replica and SSUBSCRIBE again.
+ * It costs one CLUSTER SLOTS on a short-lived connection and a few ms of CPU per second.
+ */
+export const SHARDED_SUBSCRIBER_REFRESH_MS = 1_000;
+
 export function createClient(target: RedisTarget, commandTimeoutMs: number, autoPipelining: boolean, shardedSubscribers = false): RedisClient {
   const options: RedisOptions = {
     lazyConnect: true,
@@ -134,6 +149,7 @@ export function createClient(target: RedisTarget, commandTimeoutMs: number, auto
       return new Cluster(target.nodes, {
         lazyConnect: true,
         shardedSubscribers,
+        ...(shardedSubscribers ? { slotsRefreshInterval: SHARDED_SUBSCRIBER_REFRESH_MS } : {}),
         enableOfflineQueue: false,
         enableAutoPipelining: autoPipelining,
         clusterRetryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
