@@ -287,13 +287,26 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
       })();
 
       await sleep(1_500);
-      // Fail over one master (a third of the partitions, and of the mailboxes and channels).
+      // Fail over one master (a third of the partitions, and of the channels): the one holding
+      // fo-b's mailbox, so that the test always covers an instance whose subscription is dropped.
+      const mailbox = `${prefix}mail:fo-b`;
+      const slot = await onNode(cluster.nodes[0]!.port, (c) => c.call('CLUSTER', 'KEYSLOT', mailbox) as Promise<number>);
       const topology = await cluster.topology();
-      const master = topology.find((t) => t.role === 'master')!;
+      const master = topology.find((t) => t.role === 'master' && t.slots.some((r) => {
+        const [lo, hi] = r.split('-').map(Number);
+        return slot >= lo! && slot <= (hi ?? lo)!;
+      }))!;
       const replica = topology.find((t) => t.role === 'replica' && t.masterId === master.id)!;
       await onNode(replica.server.port, (c) => c.call('CLUSTER', 'FAILOVER'));
       await waitFor(async () => (await cluster.topology()).find((t) => t.id === replica.id)?.role === 'master', 15_000, 100);
       await cluster.healthy(20_000);
+      // fo-b's mailbox follows its slot to the promoted replica by itself (the sharded subscriber's
+      // slot-map refresh, about a second; the watchdog's rebuild after two missed probes is the
+      // backstop), and b's readiness sees its probes answered again.
+      await waitFor(async () => ((await onNode(replica.server.port, (c) => c.call('PUBSUB', 'SHARDCHANNELS', mailbox))) as string[]).length === 1, 10_000, 100);
+      await waitFor(async () => (await api(b.url, '/health/ready')).status === 200, 15_000, 250).catch(async (err: Error) => {
+        throw new Error(`${err.message}: b's readiness ${JSON.stringify(await getJson(b.url, '/health/ready'))}`);
+      });
       await sleep(2_000);
       running = false;
       await traffic;

@@ -42,7 +42,18 @@ export class RedisConnection implements OnApplicationShutdown {
     // On a Cluster the subscriber uses sharded pub/sub (the adapter, the instance mailbox): ioredis
     // routes SSUBSCRIBE only with shardedSubscribers, one subscriber connection per master.
     this.sub = make('subscribe', false, config.redisCommandTimeoutMs, true);
+    // Not ioredis's slotsRefreshInterval: its timer re-arms itself when a refresh in flight at
+    // quit() ends, and then refreshes a closed client every second for ever (a process that
+    // does not exit). This one is unref'd and cleared at shutdown.
+    const sub = this.sub;
+    if (sub instanceof Cluster) {
+      this.refreshTimer = setInterval(() => {
+        if (sub.status === 'ready') sub.refreshSlotsCache();
+      }, SHARDED_SUBSCRIBER_REFRESH_MS).unref();
+    }
   }
+
+  private readonly refreshTimer?: NodeJS.Timeout;
 
   get all(): RedisClient[] {
     return [this.client, this.beats, this.pub, this.sub].filter((c): c is RedisClient => c !== null);
@@ -69,6 +80,7 @@ export class RedisConnection implements OnApplicationShutdown {
 
   async onApplicationShutdown(): Promise<void> {
     this.closed = true;
+    clearInterval(this.refreshTimer);
     await Promise.all(this.all.filter((c) => c.status !== 'end').map((c) => c.quit().catch(() => c.disconnect())));
   }
 }
@@ -111,6 +123,22 @@ export function describeRedisTarget(target: RedisTarget): string {
       return `${hosts(target.nodes)} (REDIS_CLUSTER_NODES)`;
   }
 }
+
+/**
+ * How often the sharded subscriber (a Cluster with shardedSubscribers) reads the slot map again.
+ * When a failover demotes a master, Redis drops that master's sharded subscriptions with an
+ * unsolicited `sunsubscribe` push; ioredis 6 answers it with ONE slot-map refresh from a random node
+ * and, if that map shows no change, keeps its subscribers as they are (ClusterSubscriberGroup.reset:
+ * "No topology change detected"). A node that has not yet heard of the promotion (measured: tens of
+ * ms after the old master, more under load) answers with the old map, and the channels of that
+ * master (the mailbox, the adapter's rooms) stay unsubscribed for good: the subscriber sends no
+ * commands that a MOVED could correct, and ioredis 6 has no periodic refresh by default. Refreshing
+ * every second (RedisConnection's timer) bounds that to about a second after the cluster agrees on
+ * the new master: the first map that shows it makes ioredis move the subscriber to the promoted
+ * replica and SSUBSCRIBE again.
+ * It costs one CLUSTER SLOTS on a short-lived connection and a few ms of CPU per second.
+ */
+export const SHARDED_SUBSCRIBER_REFRESH_MS = 1_000;
 
 export function createClient(target: RedisTarget, commandTimeoutMs: number, autoPipelining: boolean, shardedSubscribers = false): RedisClient {
   const options: RedisOptions = {
