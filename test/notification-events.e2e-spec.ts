@@ -4,7 +4,7 @@ import { EventEnvelope } from '../src/events/event.types';
 import { api, connectDevice, nextEvent, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
 import { getJson } from './support/gateways';
 import { FakeClock } from './support/fake-clock';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, testClusterNodes, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -68,7 +68,7 @@ describe.each([
   beforeAll(async () => {
     const store = withRedis ? { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix } : { REDIS_URL: undefined };
     gw = await startTestApp({ ...store, ACK_TIMEOUT_MS: '500', INBOX_MAX_SIZE: '2' }, clock);
-    expect(gw.config.redis?.mode).toBe(withRedis ? 'url' : undefined);
+    expect(gw.config.redis?.mode).toBe(withRedis ? (testClusterNodes() ? 'cluster' : 'url') : undefined);
   });
   afterEach(() => sockets.splice(0).forEach((s) => s.disconnect()));
   afterAll(async () => {

@@ -8,7 +8,7 @@ import { getJson } from './support/gateways';
 import { generateKeyPairSync } from 'node:crypto';
 import { ApnsTestServer, FcmTestServer, TestSubscription, WebPushTestServer } from './support/push';
 import { trustTestCa } from './support/trust-test-ca';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, testClusterNodes, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -120,7 +120,7 @@ describe.each([
     };
     a = await startTestApp({ ...env, INSTANCE_ID: 'fb-a' }, clock);
     b = withRedis ? await startTestApp({ ...env, INSTANCE_ID: 'fb-b' }, clock) : a;
-    expect(a.config.redis?.mode).toBe(withRedis ? 'url' : undefined);
+    expect(a.config.redis?.mode).toBe(withRedis ? (testClusterNodes() ? 'cluster' : 'url') : undefined);
   }, 30_000);
   afterEach(() => {
     sockets.splice(0).forEach((s) => s.disconnect());

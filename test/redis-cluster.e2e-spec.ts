@@ -342,6 +342,17 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
       };
       let wrong: string[] = [];
       await waitFor(async () => (wrong = await unsettled()).length === 0, 30_000, 500).catch(() => undefined);
+      if (wrong.length) {
+        // Not lost, only not settled in this session: a delivery handed to a mailbox on the master
+        // being failed over (pub/sub is at-most-once) or an ack whose write met the failover leaves
+        // the notification pending in the device's inbox. Every device reconnects, as a device does
+        // after any hiccup, and must then get all of it: that is what "nothing accepted is lost" means.
+        console.log(`failover: ${wrong.length} notifications unsettled before the devices reconnect, e.g. ${wrong.slice(0, 3).join(' | ')}`);
+        for (const d of devices) d.socket.disconnect();
+        await sleep(500);
+        await Promise.all(devices.map((d) => d.ready));
+        await waitFor(async () => (wrong = await unsettled()).length === 0, 30_000, 500).catch(() => undefined);
+      }
       expect(wrong.slice(0, 5)).toEqual([]);
       for (const { id, targets } of accepted) for (const t of targets) if (!t.startsWith('fo-never-')) expect(received.get(t)!.has(id)).toBe(true);
 
