@@ -1,12 +1,11 @@
 import Redis, { Cluster } from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { TEST_EVENT_APPEND } from '../../test/support/event-append';
 import { startRedisCluster } from '../../test/support/redis-servers';
-import { luaScript } from '../redis/lua-script';
 import { KeyLayout } from '../redis/partitions';
 import type { RedisClient } from '../redis/redis-connection';
 import { EventFloors } from './event-floors.service';
-import { EVENT_LOG_LUA } from './event-log.script';
 import { EventEnvelope, compareEventIds, eventPosition } from './event.types';
 import { EventsService } from './events.service';
 import { MemoryEventLog } from './memory-event-log';
@@ -15,18 +14,6 @@ import { RedisEventLog, TIPS_MAX_AGE_MS } from './redis-event-log';
 const DAY = 86_400_000;
 const T0 = 1_800_000_000_000;
 
-/** What the presence and notification scripts do: emit through the prelude, in the device's partition. */
-const APPEND = luaScript({
-  name: 'testEventAppend',
-  keys: ['events'],
-  args: { prefix: 'string', now: 'number', retention: 'number', etype: 'string', data: 'string' },
-  prelude: EVENT_LOG_LUA,
-  body: `
-events_init(prefix, now, retention)
-emit(etype, cjson.decode(data))
-return 1
-`,
-});
 
 describe('event ids and cursors', () => {
   it('reads ids of one partition and of many, and old cursors on a partitioned layout', () => {
@@ -61,7 +48,7 @@ describe.each(MODES)('RedisEventLog ($name)', ({ sharded, cluster }) => {
   let log: RedisEventLog;
   let service: EventsService;
   let floors: EventFloors;
-  let append: ReturnType<typeof APPEND.bind>;
+  let append: ReturnType<typeof TEST_EVENT_APPEND.bind>;
 
   beforeAll(async () => {
     if (cluster) {
@@ -71,7 +58,7 @@ describe.each(MODES)('RedisEventLog ($name)', ({ sharded, cluster }) => {
     } else {
       redis = new Redis(testRedisUrl());
     }
-    append = APPEND.bind(redis);
+    append = TEST_EVENT_APPEND.bind(redis);
     floors = new EventFloors(redis, keys, DAY);
   }, 30_000);
   afterAll(async () => {
@@ -245,7 +232,7 @@ describe('event floors (real Redis)', () => {
     expect(await redis.get(`${keys.at(3)}events:floor`)).toBe(String(T0 + 1_000));
     expect(await redis.pttl(`${keys.at(700)}events:floor`)).toBeGreaterThan(DAY - 60_000);
     expect(await redis.exists(`${keys.at(4)}events:floor`)).toBe(0);
-    const append = APPEND.bind(redis);
+    const append = TEST_EVENT_APPEND.bind(redis);
     await append({ keys: { events: `${keys.at(3)}events` }, args: { prefix: keys.at(3), now: T0 - 50, retention: DAY, etype: 'device.online', data: '{}' } });
     const entries = await redis.xrange(`${keys.at(3)}events`, '-', '+');
     expect(entries.map(([id]) => id)).toEqual([`${T0 + 1_001}-0`]);

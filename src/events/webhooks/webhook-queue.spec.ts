@@ -1,13 +1,12 @@
 import Redis, { Cluster } from 'ioredis';
 import { deleteKeys, keysWithoutTtl, testRedisUrl, uniquePrefix } from '../../../test/support/redis';
+import { TEST_EVENT_APPEND } from '../../../test/support/event-append';
 import { startRedisCluster } from '../../../test/support/redis-servers';
 import { SystemClock } from '../../common/clock';
 import { MetricsService } from '../../metrics/metrics.service';
-import { luaScript } from '../../redis/lua-script';
 import { RedisPartitionLeases } from '../../redis/partition-leases';
 import { KeyLayout } from '../../redis/partitions';
 import type { RedisClient } from '../../redis/redis-connection';
-import { EVENT_LOG_LUA } from '../event-log.script';
 import { EventEnvelope } from '../event.types';
 import { RedisEventLog } from '../redis-event-log';
 import { EventTail } from './event-tail';
@@ -148,18 +147,6 @@ const MODES: Mode[] = [
   { name: 'Redis Cluster, 1024 partitions', sharded: true, cluster: true },
 ];
 
-/** What the presence and notification scripts do: emit through the prelude, in the device's partition. */
-const APPEND = luaScript({
-  name: 'testWebhookEventAppend',
-  keys: ['events'],
-  args: { prefix: 'string', now: 'number', retention: 'number', etype: 'string', data: 'string' },
-  prelude: EVENT_LOG_LUA,
-  body: `
-events_init(prefix, now, retention)
-emit(etype, cjson.decode(data))
-return 1
-`,
-});
 
 const SECRET = `whsec_${Buffer.alloc(32, 7).toString('base64')}`;
 
@@ -269,7 +256,7 @@ describe.each(MODES)('RedisWebhookQueue ($name)', ({ sharded, cluster }) => {
       return handle;
     };
     const emitter = (keys: KeyLayout) => {
-      const append = APPEND.bind(redis);
+      const append = TEST_EVENT_APPEND.bind(redis);
       return (deviceId: string, i: number) =>
         append({
           keys: { events: `${keys.of(deviceId)}events` },
