@@ -1,5 +1,6 @@
 import { Socket } from 'socket.io-client';
 import { connectDevice, metric, nextEvent, startTestApp, sweepsRan, TestApp, waitFor } from './support/app';
+import { PresenceStore } from '../src/presence/presence.store';
 import { FakeClock } from './support/fake-clock';
 import { deleteKeys, deviceKey, testKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY, TokenClaims } from './support/tokens';
@@ -116,6 +117,21 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
   });
 
   describe('heartbeats', () => {
+    it('closes a socket whose session another took over without telling it (a lost takeover notice) as replaced, at its next heartbeat', async () => {
+      const { socket, ready } = await connected({ sub: 'u-ghost', deviceId: 'ghost-1' });
+      // A new session of the device recorded in the store, as another instance's connect does, but
+      // its notice to this instance (a pub/sub message) lost.
+      const store = gw.app.get(PresenceStore);
+      await store.connect({ deviceId: 'ghost-1', sessionId: 'elsewhere', userId: 'u-ghost', platform: 'ios', instanceId: 'gw-elsewhere', now: clock.now(), interval: 2_000, ttl: 5_000 });
+      const replaced = nextEvent<{ sessionId: string }>(socket, 'session_replaced');
+      const gone = nextEvent<string>(socket, 'disconnect');
+      // The socket is closed right after session_replaced, as at a takeover: the ack may not arrive.
+      void emitAck(socket, 'heartbeat', {}).catch(() => undefined);
+      expect(await replaced).toEqual({ sessionId: (ready as { sessionId: string }).sessionId, reason: 'new_session' });
+      expect(await gone).toBe('io server disconnect');
+      expect(await presenceOf('ghost-1')).toBe('elsewhere');
+    });
+
     it('acks with the clamped interval and sets the presence TTL from the time of the beat', async () => {
       const { socket } = await connected({ deviceId: 'hb-1' });
       clock.advance(300);

@@ -107,8 +107,16 @@ export class SessionService {
       return errorAck('unavailable', 'presence store unavailable, retry at the next interval');
     }
     if (!alive) {
-      // Presence already ran out (or another session took over): this socket is a ghost. Closing
-      // the transport makes the client reconnect and start a clean session.
+      // Presence already ran out, or another session took over: this socket is a ghost. A takeover
+      // normally closes it at once by word from the new session's instance; that word travels over
+      // pub/sub, which may lose it (a failover), so the ghost's own next heartbeat closes it with
+      // the same reason. Closing the transport makes the client reconnect and start a clean session.
+      const holder = await this.store.getDevices([session.deviceId], now).then(([d]) => d?.sessionId, () => undefined);
+      if (holder && holder !== session.sessionId) {
+        this.metrics.heartbeats.inc({ result: 'replaced' });
+        this.channel.close([sessionRef(session, this.config.instanceId)], 'replaced');
+        return errorAck('session_expired', 'another session of this device took over; this one is closed');
+      }
       this.metrics.heartbeats.inc({ result: 'expired' });
       this.channel.close([sessionRef(session, this.config.instanceId)], 'expired');
       return errorAck('session_expired', 'presence expired before this heartbeat; reconnect');

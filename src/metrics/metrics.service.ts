@@ -24,7 +24,7 @@ export class MetricsService {
   });
   readonly heartbeats = new Counter({
     name: 'push_gateway_heartbeats_total',
-    help: 'Heartbeats by result (ok, invalid, expired, error)',
+    help: 'Heartbeats by result (ok, invalid, expired, replaced, error)',
     labelNames: ['result'] as const,
     registers: [this.registry],
   });
