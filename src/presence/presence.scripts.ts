@@ -134,14 +134,18 @@ end
 -- A change of what user's view of device dev depends on; seen: the device's lastSeenAt; ts: when
 -- it happened (now unless an offline was held).
 local function sync_user(dkey, user, dev, state, seen, ts)
+  local r = { u = user, d = dev, s = state, seen = tonumber(seen) or event_log.now, ts = ts or event_log.now }
+  if user_sync.inline then
+    -- Applied here and now: no version to read or keep.
+    apply_user_sync(user_sync.P, r, user_sync.retention, true)
+    return
+  end
   local exists = redis.call('EXISTS', dkey) == 1
   local cur = exists and tonumber(redis.call('HGET', dkey, 'uv')) or 0
   -- Versions never go back, even for a device forgotten and seen again (its hash starts over).
   local uv = string.format('%.0f', math.max(cur + 1, event_log.now * 1024))
-  local r = { u = user, d = dev, v = uv, s = state, seen = tonumber(seen) or event_log.now, ts = ts or event_log.now }
-  if user_sync.inline then
-    apply_user_sync(user_sync.P, r, user_sync.retention, true)
-  elseif exists then
+  r.v = uv
+  if exists then
     -- The queue is a key of its own, not a field of the device hash: a field longer than 64 bytes
     -- would turn the hash from a listpack into a hashtable for good (about 4 times the memory).
     local qkey = user_sync.P .. 'usq:' .. dev
