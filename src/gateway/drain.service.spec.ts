@@ -11,6 +11,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DrainService } from './drain.service';
 import { SoleLeases } from '../redis/partition-leases';
+import { DuePartitions } from '../redis/due-partitions';
 import { InstanceRegistry } from './instance-registry.service';
 import { SessionSweeper } from './session-sweeper.service';
 import { TokenExpiry } from './token-expiry.service';
@@ -44,7 +45,7 @@ describe('DrainService', () => {
     const metrics = new MetricsService();
     const load = new LoadMonitor(config, clock);
     const tokens = new TokenExpiry(asChannel, clock, config, metrics, load);
-    sweeper = new SessionSweeper(store, asChannel, clock, config, metrics, scheduler, load, tokens, new SoleLeases(config.keys));
+    sweeper = new SessionSweeper(store, asChannel, clock, config, metrics, scheduler, load, tokens, new SoleLeases(config.keys), new DuePartitions(undefined, config.keys));
     instances = new InstanceRegistry(store, asChannel, clock, config, scheduler);
     http = new HttpAdapterHost();
     drain = new DrainService(asChannel, store, sweeper, instances, clock, config, http);

@@ -4,6 +4,7 @@ import { Clock } from '../common/clock';
 import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
 import { PresenceStore } from '../presence/presence.store';
+import { DuePartitions } from '../redis/due-partitions';
 import { PartitionLeases } from '../redis/partition-leases';
 
 /** Held offlines recorded per store call; one pass keeps going until less than a batch is left. */
@@ -40,6 +41,7 @@ export class OfflineGraceService implements OnApplicationBootstrap, OnApplicatio
     private readonly config: AppConfig,
     private readonly scheduler: SchedulerRegistry,
     private readonly leases: PartitionLeases,
+    private readonly due: DuePartitions,
   ) {
     this.job = new PeriodicJob('offline-grace', this.scheduler, new Logger(OfflineGraceService.name), 'held offline events not recorded yet', () => this.run());
   }
@@ -58,7 +60,8 @@ export class OfflineGraceService implements OnApplicationBootstrap, OnApplicatio
   }
 
   private async run(): Promise<number> {
-    const counts = await Promise.all(this.leases.owned().map((p) => this.releaseIn(p)));
+    const partitions = await this.due.filter(this.leases.owned(), this.store.dueIndexes('tick', this.clock.now()));
+    const counts = await Promise.all(partitions.map((p) => this.releaseIn(p)));
     return counts.reduce((a, b) => a + b, 0);
   }
 

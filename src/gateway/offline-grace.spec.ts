@@ -4,6 +4,7 @@ import { loadConfig } from '../config/app-config';
 import { MemoryEventLog } from '../events/memory-event-log';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { SoleLeases } from '../redis/partition-leases';
+import { DuePartitions } from '../redis/due-partitions';
 import { OfflineGraceService, RELEASE_BATCH, releasePeriod } from './offline-grace.service';
 
 const GRACE = 1_000;
@@ -14,7 +15,7 @@ function setup(grace = GRACE) {
   const store = new MemoryPresenceStore(86_400_000, events, grace);
   const config = loadConfig({ SWEEP_INTERVAL_MS: '5000', PRESENCE_EVENT_GRACE_MS: String(grace) });
   const scheduler = new SchedulerRegistry();
-  return { clock, store, events, scheduler, service: new OfflineGraceService(store, clock, config, scheduler, new SoleLeases(config.keys)) };
+  return { clock, store, events, scheduler, service: new OfflineGraceService(store, clock, config, scheduler, new SoleLeases(config.keys), new DuePartitions(undefined, config.keys)) };
 }
 
 describe('OfflineGraceService', () => {

@@ -6,6 +6,7 @@ import { AppConfig } from '../config/app-config';
 import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { LiveInstances, PresenceStore } from '../presence/presence.store';
+import { DuePartitions } from '../redis/due-partitions';
 import { PartitionLeases } from '../redis/partition-leases';
 import { DeviceChannel } from '../channel/device-channel';
 import { TokenExpiry } from './token-expiry.service';
@@ -45,6 +46,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     private readonly load: LoadMonitor,
     private readonly tokens: TokenExpiry,
     private readonly leases: PartitionLeases,
+    private readonly due: DuePartitions,
   ) {
     this.job = new PeriodicJob('presence-sweep', this.scheduler, new Logger(SessionSweeper.name), 'sweep failed', () => this.run());
   }
@@ -89,7 +91,8 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
       for (const [id, delay] of await this.store.liveInstances(this.clock.now())) {
         if (id !== this.config.instanceId) others.set(id, delay + OTHER_OWNER_MARGIN_MS);
       }
-      const counts = await Promise.all(this.leases.owned().map((p) => this.claim(p, others)));
+      const partitions = await this.due.filter(this.leases.owned(), this.store.dueIndexes('sweep', this.clock.now()));
+      const counts = await Promise.all(partitions.map((p) => this.claim(p, others)));
       retired = counts.reduce((a, b) => a + b, 0);
       this.lastRunAt = this.clock.now();
       return retired;

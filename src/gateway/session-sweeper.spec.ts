@@ -8,6 +8,7 @@ import { MemoryPresenceStore } from '../presence/memory-presence.store';
 import { DeviceChannel } from '../channel/device-channel';
 import { SessionSweeper, SWEEP_BATCH } from './session-sweeper.service';
 import { SoleLeases } from '../redis/partition-leases';
+import { DuePartitions } from '../redis/due-partitions';
 import { TokenExpiry } from './token-expiry.service';
 
 const SWEEP_MS = 100;
@@ -30,6 +31,7 @@ function setup() {
     new LoadMonitor(config, clock),
     tokens as unknown as TokenExpiry,
     new SoleLeases(config.keys),
+    new DuePartitions(undefined, config.keys),
   );
   return { clock, store, expired, metrics, sweeper, config, tokens, startedAt: clock.now() };
 }

@@ -6,6 +6,7 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { FALLBACK_LEASE_MS, FallbackService } from '../push/fallback.service';
 import { NotificationStore } from './notification.store';
+import { DuePartitions } from '../redis/due-partitions';
 import { PartitionLeases } from '../redis/partition-leases';
 
 /**
@@ -40,6 +41,7 @@ export class DeadlineSweeper implements OnApplicationBootstrap, OnApplicationShu
     private readonly metrics: MetricsService,
     private readonly scheduler: SchedulerRegistry,
     private readonly leases: PartitionLeases,
+    private readonly due: DuePartitions,
   ) {
     this.job = new PeriodicJob('notification-deadlines', this.scheduler, new Logger(DeadlineSweeper.name), 'deadline sweep failed', () => this.run());
   }
@@ -58,7 +60,8 @@ export class DeadlineSweeper implements OnApplicationBootstrap, OnApplicationShu
   }
 
   private async run(): Promise<number> {
-    const claims = await Promise.allSettled(this.leases.owned().map((p) => this.claimPartition(p)));
+    const partitions = await this.due.filter(this.leases.owned(), this.store.dueIndexes(this.clock.now()));
+    const claims = await Promise.allSettled(partitions.map((p) => this.claimPartition(p)));
     this.metrics.deadlineSweeps.inc();
     const failed = claims.find((c): c is PromiseRejectedResult => c.status === 'rejected');
     // The other partitions' claims stand; the failed ones are claimed again at the next tick.

@@ -7,6 +7,7 @@ import { MetricsService } from '../metrics/metrics.service';
 import { FallbackService } from '../push/fallback.service';
 import { createPushSender } from '../push/providers/create-push-sender';
 import { PartitionLeases } from '../redis/partition-leases';
+import { DuePartitions } from '../redis/due-partitions';
 import { KeyLayout } from '../redis/partitions';
 import { DeadlineSweeper } from './deadline-sweeper.service';
 import { mintNotificationId } from './notification-id';
@@ -44,7 +45,7 @@ describe('DeadlineSweeper over partitions (real Redis, 1024 partitions)', () => 
     const store = new RedisNotificationStore(redis, keys);
     const fallback = new FallbackService(store, createPushSender(config.pushProviders, metrics, { now: () => clock.now() }), clock, metrics);
     const leases = new FixedLeases([]);
-    const sweeper = new DeadlineSweeper(store, fallback, clock, config, metrics, new SchedulerRegistry(), leases);
+    const sweeper = new DeadlineSweeper(store, fallback, clock, config, metrics, new SchedulerRegistry(), leases, new DuePartitions(redis, keys));
     // Online devices in three partitions: each publish target gets an ack deadline in its partition's index.
     const devices = ['dev-a', 'dev-b', 'dev-c'];
     const parts = devices.map((d) => keys.partitionOf(d));

@@ -1,4 +1,5 @@
 import { NotificationPayload } from '../channel/socket-events';
+import type { DueIndex } from '../redis/due-partitions';
 import type { PushFailureReason, PushProviderName } from '../push/push.types';
 import { Deliverable, DueClaim, FallbackResult, NotificationStatus, PublishRequest, PublishResult, TargetFallback, TargetState } from './notification.types';
 
@@ -65,6 +66,11 @@ export abstract class NotificationStore {
    * `partition`: whose index (Redis keeps one per partition, README "Redis key layout"; 0 when there is one).
    */
   abstract claimDue(now: number, limit: number, leaseMs: number, partition?: number): Promise<DueClaim>;
+
+  /** The per-partition index claimDue starts from, for DuePartitions; none: every partition is claimed in. */
+  dueIndexes(_now: number): readonly DueIndex[] {
+    return [];
+  }
 
   /** The claimant is still sending these pushes: keeps them its own until `until`. */
   abstract renewFallback(keys: readonly string[], until: number): Promise<void>;

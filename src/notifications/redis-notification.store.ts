@@ -1,6 +1,7 @@
 import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
 import { redisCall } from '../redis/redis-errors';
+import type { DueIndex } from '../redis/due-partitions';
 import { KeyLayout } from '../redis/partitions';
 import { StoreUnavailableError } from '../common/store-unavailable.error';
 import { NotificationPayload } from '../channel/socket-events';
@@ -301,6 +302,10 @@ export class RedisNotificationStore extends NotificationStore {
         this.scripts.arm({ keys: { due: `${this.keys.at(p)}notif:due` }, args: { deadline, now }, rest: group.map((t) => dueMember.redelivered(t.id, t.deviceId)) }),
       ),
     );
+  }
+
+  override dueIndexes(now: number): readonly DueIndex[] {
+    return [{ name: 'notif:due', dueBy: now }];
   }
 
   async claimDue(now: number, limit: number, leaseMs: number, partition = 0): Promise<DueClaim> {

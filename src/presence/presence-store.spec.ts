@@ -10,6 +10,7 @@ import { TokenExpiry } from '../gateway/token-expiry.service';
 import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { RedisPartitionLeases } from '../redis/partition-leases';
+import { DuePartitions } from '../redis/due-partitions';
 import { KeyLayout } from '../redis/partitions';
 import { FakeClock } from '../../test/support/fake-clock';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
@@ -1265,6 +1266,7 @@ describe('sweeping over partition leases (real Redis, 1024 partitions)', () => {
       new LoadMonitor(config, clock),
       { endDue: () => 0 } as unknown as TokenExpiry,
       leases,
+      new DuePartitions(redis, layout),
     );
     return { store, leases, sweeper, closed };
   };

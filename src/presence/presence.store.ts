@@ -1,4 +1,5 @@
 import { OfflineReason } from '../events/event.types';
+import type { DueIndex } from '../redis/due-partitions';
 import { DeviceView, HeartbeatUpdate, InstanceView, SessionRef, SessionStart } from './presence.types';
 
 /** Instance id -> how late it may be in handling heartbeats (ms). */
@@ -56,6 +57,16 @@ export abstract class PresenceStore {
    * returns how many held events it took. Each held event is recorded by exactly one caller.
    */
   abstract releaseHeldOfflines(partition: number, now: number, limit: number): Promise<number>;
+
+  /**
+   * The per-partition indexes claimExpired (`sweep`) and releaseHeldOfflines (`tick`) start from,
+   * and when an entry in them is due at `now`: DuePartitions reads their heads to skip the
+   * partitions with nothing due. None (a store without per-partition indexes): every partition is
+   * worked on.
+   */
+  dueIndexes(_job: 'sweep' | 'tick', _now: number): readonly DueIndex[] {
+    return [];
+  }
 
   /** Known devices in the order asked; null for a device never seen or forgotten. */
   abstract getDevices(deviceIds: readonly string[], now: number): Promise<(DeviceView | null)[]>;

@@ -1,6 +1,7 @@
 import { Logger } from '@nestjs/common';
 import type { RedisClient } from '../redis/redis-connection';
 import { BoundScript } from '../redis/lua-script';
+import type { DueIndex } from '../redis/due-partitions';
 import { KeyLayout } from '../redis/partitions';
 import { redisCall } from '../redis/redis-errors';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
@@ -198,6 +199,15 @@ export class RedisPresenceStore extends PresenceStore {
     })) as [[string, string, string, string][], string[]];
     await this.syncUsers(P, syncs, now);
     return rows.map(([deviceId, sessionId, userId, instanceId]) => ({ deviceId, sessionId, userId, instanceId }));
+  }
+
+  override dueIndexes(job: 'sweep' | 'tick', now: number): readonly DueIndex[] {
+    return job === 'sweep'
+      ? [{ name: 'presence:expiry', dueBy: now }]
+      : [
+          { name: 'heldoff:due', dueBy: now },
+          { name: 'usersync', dueBy: now - USER_SYNC_REPAIR_AFTER_MS },
+        ];
   }
 
   async releaseHeldOfflines(partition: number, now: number, limit: number): Promise<number> {
