@@ -7,7 +7,7 @@ import { KeyLayout, PARTITIONS } from './partitions';
 const ALL = Array.from({ length: PARTITIONS }, (_, p) => p);
 
 async function evalCalls(node: Redis): Promise<number> {
-  const stats = (await node.info('commandstats')) as string;
+  const stats = (await node.info('commandstats'));
   return Number(/cmdstat_eval:calls=(\d+)/.exec(stats)?.[1] ?? 0);
 }
 
