@@ -1,18 +1,18 @@
-import Redis from 'ioredis';
+import { Cluster } from 'ioredis';
 import { once } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { Socket } from 'socket.io-client';
 import { CREATE_NOTIFICATION_SCHEMA } from '../src/notifications/create-notification.dto';
 import { api, connectDevice, metric, metricReaches, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { startRedisServer } from './support/find-redis';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 type Json = Record<string, any>;
 
 describe('REST API (real app, real Redis)', () => {
   const prefix = uniquePrefix('rest');
-  const redis = new Redis(testRedisUrl());
+  const redis = testRedis();
   let gw: TestApp;
   const sockets: Socket[] = [];
 
@@ -25,20 +25,21 @@ describe('REST API (real app, real Redis)', () => {
   const offline = (deviceId: string) =>
     waitFor(async () => ((await (await api(gw.url, `/v1/devices/${deviceId}`)).json()) as Json).online === false);
   const post = (json: unknown, headers: Record<string, string> = {}) => api(gw.url, '/v1/notifications', { method: 'POST', json, headers });
-  /** Every Redis command naming this suite's keys while `act` runs (MONITOR, closed by a marker command). */
+  /** Every Redis command naming this suite's keys while `act` runs (MONITOR on every master, closed by a marker command). */
   const redisCommandsDuring = async (act: () => Promise<void>): Promise<string[][]> => {
-    const monitor = await redis.monitor();
-    const seen: string[][] = [];
-    monitor.on('monitor', (_time: string, args: unknown[]) => seen.push(args.map(String)));
+    const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+    const monitors = await Promise.all(nodes.map((node) => node.monitor()));
+    const seen = monitors.map(() => [] as string[][]);
+    monitors.forEach((monitor, i) => monitor.on('monitor', (_time: string, args: unknown[]) => seen[i]!.push(args.map(String))));
     try {
       await act();
       const marker = `${prefix}marker:${Date.now()}`;
-      await redis.get(marker);
-      await waitFor(() => seen.some((args) => args.includes(marker)));
+      await Promise.all(nodes.map((node) => node.echo(marker)));
+      await waitFor(() => seen.every((commands) => commands.some((args) => args.includes(marker))));
     } finally {
-      monitor.disconnect();
+      monitors.forEach((monitor) => monitor.disconnect());
     }
-    return seen.filter((args) => args.some((a) => a.startsWith(prefix)));
+    return seen.flat().filter((args) => args.some((a) => a.startsWith(prefix)));
   };
 
   beforeAll(async () => {
@@ -363,7 +364,7 @@ describe('REST API (real app, real Redis)', () => {
       });
       // The TTL left, as the presence key in Redis counts it down (PX set a few ms after the
       // gateway read its clock, read a few ms after the answer: close, not equal).
-      const pttl = await redis.pttl(`${prefix}presence:shown`);
+      const pttl = await redis.pttl(deviceKey(prefix, 'presence', 'shown'));
       expect(online.ttl).toBeLessThanOrEqual(12_500);
       expect(pttl).toBeGreaterThan(0);
       expect(Math.abs(online.ttl - pttl)).toBeLessThan(1_000);
@@ -407,7 +408,7 @@ describe('REST API (real app, real Redis)', () => {
       const res = await api(gw.url, '/v1/devices/kicked/session', { method: 'DELETE' });
       expect(res.status).toBe(204);
       expect(await gone).toBe('io server disconnect');
-      expect(await redis.get(`${prefix}presence:kicked`)).toBeNull();
+      expect(await redis.get(deviceKey(prefix, 'presence', 'kicked'))).toBeNull();
       expect((await api(gw.url, '/v1/devices/kicked/session', { method: 'DELETE' })).status).toBe(404);
     });
   });
