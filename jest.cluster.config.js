@@ -18,10 +18,5 @@ module.exports = {
   globalSetup: '<rootDir>/test/support/cluster-global-setup.ts',
   globalTeardown: '<rootDir>/test/support/cluster-global-teardown.ts',
   testSequencer: undefined,
-  // events.e2e-spec's first block drives an in-process app on a frozen FakeClock: on a partitioned
-  // layout the pull API shows an event once every partition's floor (advanced to the app clock's
-  // now, every second) has passed it, so with that clock frozen nothing ever shows. Its other blocks
-  // (gateway processes, real clocks: instance_lost, flap suppression) run here.
-  testNamePattern: '^(?!events for backends: every offline reason, for real)',
   testTimeout: 30000,
 };

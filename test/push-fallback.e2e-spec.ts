@@ -8,7 +8,7 @@ import { getJson } from './support/gateways';
 import { generateKeyPairSync } from 'node:crypto';
 import { ApnsTestServer, FcmTestServer, TestSubscription, WebPushTestServer } from './support/push';
 import { trustTestCa } from './support/trust-test-ca';
-import { deleteKeys, testClusterNodes, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, eventsSettled, testClusterNodes, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -83,7 +83,9 @@ describe.each([
     await waitFor(async () => (t = await target(id, deviceId)).fallback !== undefined, 10_000);
     return t.fallback as Json;
   };
+  /** The notification's events on the pull API, once what was recorded before the call shows there. */
   const eventsOf = async (notificationId: string): Promise<[string, Json][]> => {
+    await eventsSettled();
     const events: EventEnvelope[] = [];
     for (let after = ''; ; ) {
       const page = await getJson<{ events: EventEnvelope[]; next: string }>(a.url, `/v1/events?types=notification.*&limit=1000${after}`);

@@ -10,19 +10,22 @@ import type { RedisClient } from '../redis/redis-connection';
 import { RedisConnection } from '../redis/redis-connection';
 import { FLOOR_PERIOD_MS } from './event-log.script';
 
-/** Moves a partition's floor up to `now`, never down; it lives as long as the events it orders. */
+/**
+ * Moves a partition's floor up to `now`, and at least 1 ms at each call; it lives as long as the
+ * events it orders. Any floor is a valid promise (an append takes an id above it), so the floor
+ * need not wait for the clock: with clocks that run it is `now` at every tick, and with one that
+ * stands still (a test's fake clock, or a clock stepped back) the floors still pass an event
+ * appended just above them at the next tick, instead of never.
+ */
 export const ADVANCE_FLOOR = luaScript({
   name: 'pushEventFloor',
   keys: ['floor'],
   args: { now: 'number', ttl: 'number' },
   body: `
 local floor = tonumber(redis.call('GET', floorKey) or '0') or 0
-if now > floor then
-  redis.call('SET', floorKey, string.format('%.0f', now), 'PX', ttl)
-  return now
-end
-redis.call('PEXPIRE', floorKey, ttl)
-return floor
+local to = math.max(now, floor + 1)
+redis.call('SET', floorKey, string.format('%.0f', to), 'PX', ttl)
+return to
 `,
 });
 
@@ -44,7 +47,8 @@ export class EventFloors {
 }
 
 /**
- * Advances `P events:floor` of every partition this instance holds the lease of, to its clock,
+ * Advances `P events:floor` of every partition this instance holds the lease of, to its clock (by
+ * 1 ms at least: ADVANCE_FLOOR),
  * every FLOOR_PERIOD_MS (docs/design/sharding.md section 3): appends in p get ids above it, so the
  * lowest floor is a point in log order that no later append can come before, and the pull API
  * reads up to it. Nothing to do with one partition (the pull API reads its one stream to the end)

@@ -224,18 +224,20 @@ describe('event floors (real Redis)', () => {
     redis.disconnect();
   });
 
-  it('moves a floor up only, keeps it with a TTL, and clamps the next append above it', async () => {
+  it('moves a floor up only, by 1 ms at least at each call, keeps it with a TTL, and clamps the next append above it', async () => {
     const keys = new KeyLayout(prefix, true);
     const floors = new EventFloors(redis, keys, DAY);
     await floors.advance([3, 700], T0 + 1_000);
     await floors.advance([3], T0); // a lagging clock, or a second holder during a handover
-    expect(await redis.get(`${keys.at(3)}events:floor`)).toBe(String(T0 + 1_000));
+    expect(await redis.get(`${keys.at(3)}events:floor`)).toBe(String(T0 + 1_001));
+    await floors.advance([3], T0 + 1_001); // a clock that stands still
+    expect(await redis.get(`${keys.at(3)}events:floor`)).toBe(String(T0 + 1_002));
     expect(await redis.pttl(`${keys.at(700)}events:floor`)).toBeGreaterThan(DAY - 60_000);
     expect(await redis.exists(`${keys.at(4)}events:floor`)).toBe(0);
     const append = TEST_EVENT_APPEND.bind(redis);
     await append({ keys: { events: `${keys.at(3)}events` }, args: { prefix: keys.at(3), now: T0 - 50, retention: DAY, etype: 'device.online', data: '{}' } });
     const entries = await redis.xrange(`${keys.at(3)}events`, '-', '+');
-    expect(entries.map(([id]) => id)).toEqual([`${T0 + 1_001}-0`]);
+    expect(entries.map(([id]) => id)).toEqual([`${T0 + 1_003}-0`]);
   });
 });
 

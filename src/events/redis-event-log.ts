@@ -51,6 +51,7 @@ export class RedisEventLog extends EventLog {
   private readonly tipScript: BoundScript<typeof PARTITION_TIP>;
   private tips: Tip[];
   private tipsAt = -Infinity;
+  private tipsAtMonotonic = -Infinity;
   private refreshing?: Promise<Tip[]>;
 
   /** `keys`: the layout (a bare prefix means one partition, for callers not yet partitioned). */
@@ -145,15 +146,21 @@ export class RedisEventLog extends EventLog {
     return out;
   }
 
-  /** Every partition's tip, refreshed at most every TIPS_MAX_AGE_MS and only when asked for. */
+  /**
+   * Every partition's tip, refreshed at most every TIPS_MAX_AGE_MS and only when asked for. Old by
+   * either clock is old: the injected one (tests move it on), or the process's monotonic one (a
+   * clock that stands still or steps back must not keep stale tips forever).
+   */
   private currentTips(): Promise<Tip[]> {
-    if (this.clock.now() - this.tipsAt < TIPS_MAX_AGE_MS) return Promise.resolve(this.tips);
+    const fresh = this.clock.now() - this.tipsAt < TIPS_MAX_AGE_MS && performance.now() - this.tipsAtMonotonic < TIPS_MAX_AGE_MS;
+    if (fresh) return Promise.resolve(this.tips);
     this.refreshing ??= this.refreshTips().finally(() => (this.refreshing = undefined));
     return this.refreshing;
   }
 
   private async refreshTips(): Promise<Tip[]> {
     const startedAt = this.clock.now();
+    const startedAtMonotonic = performance.now();
     const replies = await Promise.allSettled(
       this.tips.map((_, p) => {
         const prefix = this.keys.at(p);
@@ -165,6 +172,7 @@ export class RedisEventLog extends EventLog {
       r.status === 'fulfilled' ? { floor: Number(r.value[0]) || 0, last: r.value[1] ? entryPosition(r.value[1]) : undefined } : this.tips[p]!,
     );
     this.tipsAt = startedAt;
+    this.tipsAtMonotonic = startedAtMonotonic;
     return this.tips;
   }
 

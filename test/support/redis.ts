@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import Redis, { Cluster } from 'ioredis';
+import { FLOOR_PERIOD_MS } from '../../src/events/event-log.script';
+import { TIPS_MAX_AGE_MS } from '../../src/events/redis-event-log';
 import { KeyLayout } from '../../src/redis/partitions';
 
 export function testRedisUrl(): string {
@@ -15,6 +17,16 @@ export function testRedisUrl(): string {
  */
 export function testClusterNodes(): string | undefined {
   return process.env.TEST_REDIS_CLUSTER_NODES || undefined;
+}
+
+/**
+ * Waits until the pull API (`GET /v1/events`) shows what was recorded before the call, in this
+ * run: at once on a single Redis; on a Cluster once every partition's floor has passed it (a floor
+ * tick, FLOOR_PERIOD_MS, and the tips cache, TIPS_MAX_AGE_MS), with a margin for a loaded machine.
+ * A check that no event was recorded is only a check after this.
+ */
+export async function eventsSettled(): Promise<void> {
+  if (testClusterNodes()) await new Promise((resolve) => setTimeout(resolve, FLOOR_PERIOD_MS + TIPS_MAX_AGE_MS + 1_000));
 }
 
 /**
