@@ -181,4 +181,20 @@ describe('delivery (real app, real Redis, real sockets)', () => {
     expect(other.received.map((r) => r.payload.id)).toEqual([direct.id]);
     await waitFor(async () => (await targetOf(answer.id, 'fan'))?.status === 'delivered');
   });
+
+  it('targets a topic\'s subscribers as they are now: not after unsubscribe, a refresh that drops the topic, or a disconnect', async () => {
+    const topic = 'league.final';
+    const token = (deviceId: string, topics: string[]) => deviceToken({ sub: 'user-d', deviceId, topics });
+    const [a, b, c, d] = [await device('tf-a', { topics: ['league.*'] }), await device('tf-b', { topics: ['league.*'] }), await device('tf-c', { topics: ['league.*'] }), await device('tf-d', { topics: ['league.*'] })];
+    for (const x of [a, b, c, d]) expect(await x.socket.timeout(2_000).emitWithAck('subscribe', { topics: [topic] })).toMatchObject({ ok: true });
+    const targets = async () => ((await status((await publish({ topic, data: {} })).id)).targets as Json[]).map((t) => t.deviceId).sort();
+    expect(await targets()).toEqual(['tf-a', 'tf-b', 'tf-c', 'tf-d']);
+    expect(await a.socket.timeout(2_000).emitWithAck('unsubscribe', { topics: [topic] })).toMatchObject({ ok: true });
+    expect(await b.socket.timeout(2_000).emitWithAck('auth', { token: token('tf-b', ['news']) })).toMatchObject({ ok: true });
+    await offline(c.socket, 'tf-c');
+    expect(await targets()).toEqual(['tf-d']);
+    // Subscribing again makes it a target again.
+    expect(await a.socket.timeout(2_000).emitWithAck('subscribe', { topics: [topic] })).toMatchObject({ ok: true });
+    expect(await targets()).toEqual(['tf-a', 'tf-d']);
+  });
 });

@@ -63,6 +63,8 @@ export class DeviceChannel {
   private shared?: { payload: NotificationPayload; encoded?: { id: number; packets: unknown[] } };
   /** Acks each socket may still send for the notifications emitted to it, on time or late. */
   private readonly acksOwed = new WeakMap<DeviceSocket, number>();
+  /** Topic room -> socket id -> device id, for the sockets here, kept from the adapter's room events. */
+  private readonly topicMembers = new Map<string, Map<string, string | undefined>>();
 
   constructor(private readonly mailbox: InstanceMailbox) {}
 
@@ -81,6 +83,17 @@ export class DeviceChannel {
       this.deliverListener?.({ payload: JSON.parse(json) as NotificationPayload, bytes: Buffer.byteLength(json), deviceIds });
     });
     server.on(RECHECK_EVENT, (deviceIds) => this.recheckListener?.(deviceIds));
+    const namespace = server.of('/');
+    namespace.adapter.on('join-room', (room: string, socketId: string) => {
+      if (!room.startsWith(TOPIC_ROOM)) return;
+      let members = this.topicMembers.get(room);
+      if (!members) this.topicMembers.set(room, (members = new Map<string, string | undefined>()));
+      members.set(socketId, namespace.sockets.get(socketId)?.data.session?.deviceId);
+    });
+    namespace.adapter.on('leave-room', (room: string, socketId: string) => {
+      const members = this.topicMembers.get(room);
+      if (members?.delete(socketId) && members.size === 0) this.topicMembers.delete(room);
+    });
   }
 
   get isDraining(): boolean {
@@ -314,10 +327,26 @@ export class DeviceChannel {
     }
   }
 
-  /** The devices whose sockets are subscribed to a topic now, on every instance. */
+  /**
+   * The devices whose sockets are subscribed to a topic now, on every instance. With other
+   * instances, Socket.IO's fetchSockets asks them all; alone (the adapter counts one server), the
+   * members kept here are the answer: fetchSockets would make an object per local socket, some
+   * 15 ms for a 10k-device topic before anything is written (bench fanout).
+   */
   async topicDevices(topic: string): Promise<string[]> {
-    const sockets = await this.io.in(rooms.topic(topic)).fetchSockets();
-    return [...new Set(sockets.map((s) => s.data.session.deviceId))];
+    const room = rooms.topic(topic);
+    const namespace = this.io.of('/');
+    if ((await namespace.adapter.serverCount()) > 1) {
+      const sockets = await this.io.in(room).fetchSockets();
+      return [...new Set(sockets.map((s) => s.data.session.deviceId))];
+    }
+    const devices = new Set<string>();
+    for (const [socketId, deviceId] of this.topicMembers.get(room) ?? []) {
+      // A socket that joined before it was in the namespace's list is looked up now.
+      const id = deviceId ?? namespace.sockets.get(socketId)?.data.session?.deviceId;
+      if (id !== undefined) devices.add(id);
+    }
+    return [...devices];
   }
 
   /** Drain: refuse new handshakes, hint every local device to reconnect elsewhere, close transports. */

@@ -15,8 +15,8 @@ import { KeyLayout, keySlot } from '../redis/partitions';
 import { MemoryNotificationStore } from './memory-notification.store';
 import { headerPartitionOf, mintNotificationId } from './notification-id';
 import { DUE_BATCH, NotificationStore } from './notification.store';
-import { DueClaim, PublishRequest } from './notification.types';
-import { RedisNotificationStore } from './redis-notification.store';
+import { DueClaim, OnlineTarget, PublishRequest } from './notification.types';
+import { PART_CHUNK, RedisNotificationStore } from './redis-notification.store';
 
 const DAY = 86_400_000;
 const RETENTION = DAY;
@@ -759,6 +759,32 @@ for (const mode of MODES) {
       expect(inboxes.every((inbox) => inbox.length === 1 && inbox[0]!.payload.id === p.id)).toBe(true);
     });
 
+    it('hands a publish\'s online targets to onDurable chunk by chunk as each is written, each once, before it settles, and none in the result', async () => {
+      const h = harness();
+      const now = Date.now();
+      const devices = Array.from({ length: 2 * PART_CHUNK + 500 }, (_, i) => `stream-${i}`);
+      const online = devices.filter((_, i) => i % 2 === 0);
+      await Promise.all(online.map((d) => h.presence.connect({ deviceId: d, sessionId: `s-${d}`, userId: 'u', instanceId: 'gw', now, interval: 1_000, ttl: 60_000 })));
+      const reported: OnlineTarget[][] = [];
+      let settled = false;
+      const lateReports: number[] = [];
+      const p: NotificationPayload = { id: mintNotificationId(keys, 0), data: 1, createdAt: now };
+      const onDurable = (targets: OnlineTarget[]) => {
+        if (settled) lateReports.push(targets.length);
+        reported.push(targets);
+      };
+      const result = await h.store.publish(request(p, devices, now, { onDurable }));
+      settled = true;
+      expect(result).toMatchObject({ kind: 'accepted', answer: { id: p.id, online: online.length, queued: devices.length - online.length }, online: [] });
+      expect(lateReports).toEqual([]);
+      expect(reported.length).toBeGreaterThanOrEqual(3); // at least one per chunk of PART_CHUNK targets
+      expect(reported.flat().map((t) => t.deviceId).sort()).toEqual([...online].sort());
+      expect(reported.flat().every((t) => t.instanceId === 'gw')).toBe(true);
+      // With an Idempotency-Key the targets come back in the result, as before.
+      const keyed = await h.store.publish(request({ ...p, id: mintNotificationId(keys, keys.partitionOf('k:stream')) }, online.slice(0, 3), now, { onDurable, idempotency: { key: 'k:stream', fingerprint: 'f', windowMs: 300_000 } }));
+      expect(keyed.kind === 'accepted' && keyed.online.map((t) => t.deviceId).sort()).toEqual(online.slice(0, 3).sort());
+    });
+
     it('completes a publish that failed part-way when retried with its Idempotency-Key: one notification, one inbox entry per device, the same answer', async () => {
       const h = harness();
       const store = h.store as RedisNotificationStore;
@@ -800,19 +826,26 @@ for (const mode of MODES) {
     });
 
     if (!mode.sharded) {
-      it('publishes in one script call, with or without an Idempotency-Key, as before partitions (and a status in one read)', async () => {
+      it('publishes in one script call per PART_CHUNK targets, sent together, with or without an Idempotency-Key (and a status in one read)', async () => {
         const h = harness();
         const now = Date.now();
         await h.store.publish(request({ id: mintNotificationId(keys, 0), data: 0, createdAt: now }, ['warm-up'], now)); // connected, script cached
         const sent = jest.spyOn(redis, 'sendCommand');
         try {
           const p: NotificationPayload = { id: mintNotificationId(keys, 0), data: 1, createdAt: now };
-          await h.store.publish(request(p, Array.from({ length: 2_500 }, (_, i) => `one-${i}`), now));
+          await h.store.publish(request(p, Array.from({ length: PART_CHUNK }, (_, i) => `one-${i}`), now));
           await h.store.status(p.id, now);
           const keyed = { key: 'k:one-call', fingerprint: 'f', windowMs: 300_000 };
           await h.store.publish(request({ id: mintNotificationId(keys, 0), data: 2, createdAt: now }, ['one-0', 'one-1'], now, { idempotency: keyed }));
           await h.store.publish(request({ id: mintNotificationId(keys, 0), data: 2, createdAt: now }, ['one-0', 'one-1'], now, { idempotency: keyed }));
           expect(sent.mock.calls.map(([command]) => command.name)).toEqual(['evalsha', 'hgetall', 'evalsha', 'evalsha']);
+          sent.mockClear();
+          // Past PART_CHUNK targets: a call per chunk, the first with the header, all sent at once.
+          const big: NotificationPayload = { id: mintNotificationId(keys, 0), data: 3, createdAt: now };
+          const publishing = h.store.publish(request(big, Array.from({ length: 2 * PART_CHUNK + 500 }, (_, i) => `one-${i}`), now));
+          expect(sent.mock.calls.map(([command]) => command.name)).toEqual(['evalsha', 'evalsha', 'evalsha']);
+          await publishing;
+          expect((await h.store.status(big.id, now))?.targets).toHaveLength(2 * PART_CHUNK + 500);
         } finally {
           sent.mockRestore();
         }

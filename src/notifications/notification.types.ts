@@ -61,6 +61,13 @@ export interface PublishRequest {
   fallback: FallbackPolicy;
   /** How long the publishing instance holds the native pushes it claims at once before another instance may take them over. */
   leaseMs: number;
+  /**
+   * Called with targets online now as soon as their part of the publish is durable, before the
+   * publish settles, so a large fan-out is sent while its later parts are still being written. A
+   * target passed here is not in the result's `online`; a store that writes in one step passes
+   * nothing and returns them all there.
+   */
+  onDurable?: (online: OnlineTarget[]) => void;
 }
 
 /**

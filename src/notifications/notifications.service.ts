@@ -81,6 +81,8 @@ export class NotificationsService {
       fallback: dto.fallback ?? 'none',
       leaseMs: FALLBACK_LEASE_MS,
       idempotency,
+      // A large fan-out is sent part by part, each part once it is durable (inbox before emit).
+      onDurable: (online) => this.delivery.dispatch(notification, online),
     }).catch((err: unknown) => {
       // Redis may have stored it (or some of its parts) without answering: whatever it holds must still reach online devices.
       if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.delivery.recheckLater(deviceIds);
