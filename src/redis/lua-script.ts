@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from './redis-connection';
 import { asStoreError } from './redis-errors';
@@ -11,7 +12,7 @@ const LUA_KEYWORDS = new Set(
 );
 
 export interface LuaScriptSpec<K extends string, A extends Record<string, ArgKind>> {
-  /** The ioredis command name (unique per connection). */
+  /** The script's name, for error messages. */
   name: string;
   /** Key names, in KEYS order; in Lua each is a local `<name>Key`. */
   keys: readonly K[];
@@ -33,9 +34,14 @@ export interface LuaCall<K extends string, A extends Record<string, ArgKind>> {
 /**
  * A Lua script called with named keys and arguments. The Lua side gets the same names as locals
  * (`deviceId`, `now`, `presenceKey`...), declared by a generated prelude, so neither side counts
- * positions. ioredis runs it with EVALSHA (one round trip) and falls back to EVAL after a
- * NOSCRIPT, e.g. when Redis restarted and lost its script cache. Failures to reach Redis come
- * back as StoreUnavailableError.
+ * positions. It runs with EVALSHA (one round trip), and with EVAL after a NOSCRIPT, e.g. when
+ * Redis restarted and lost its script cache. Failures to reach Redis come back as
+ * StoreUnavailableError.
+ *
+ * Not through ioredis's defineCommand: with auto-pipelining, ioredis makes a Pipeline per event-
+ * loop turn and copies every defined command onto it, which with our ~40 scripts took more CPU
+ * than the script calls themselves (bench push with --cpu-prof: the Pipeline constructor was 3 %
+ * of the gateway's CPU at 1k POST/s).
  */
 export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
   readonly source: string;
@@ -57,15 +63,22 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
    */
   bind(redis: RedisClient): (call: LuaCall<K, A>) => Promise<unknown> {
     const lua = redis instanceof Cluster ? `#!lua\n${this.source}` : this.source;
-    redis.defineCommand(this.spec.name, { lua, numberOfKeys: this.spec.keys.length });
-    const command = (redis as unknown as Record<string, (...args: (string | number)[]) => Promise<unknown>>)[this.spec.name];
-    if (!command) throw new Error(`script ${this.spec.name} was not registered`);
+    const sha = createHash('sha1').update(lua).digest('hex');
+    const numberOfKeys = this.spec.keys.length;
     return (call) => {
-      const keys = this.spec.keys.map((k) => call.keys[k]);
-      const args = this.argNames.map((name) => call.args[name] ?? '');
-      return command.call(redis, ...keys, ...args, ...(call.rest ?? [])).catch((err: unknown) => {
-        throw asStoreError(err);
-      });
+      const argv: (string | number)[] = this.spec.keys.map((k) => call.keys[k]);
+      for (const name of this.argNames) argv.push(call.args[name] ?? '');
+      if (call.rest) for (const value of call.rest) argv.push(value);
+      return redis
+        .evalsha(sha, numberOfKeys, ...argv)
+        .catch((err: unknown) => {
+          // Not in this server's script cache (a restart, a failover, a new node): EVAL loads it.
+          if (err instanceof Error && err.message.startsWith('NOSCRIPT')) return redis.eval(lua, numberOfKeys, ...argv);
+          throw err;
+        })
+        .catch((err: unknown) => {
+          throw asStoreError(err);
+        });
     };
   }
 

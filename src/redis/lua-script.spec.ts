@@ -1,0 +1,53 @@
+import Redis from 'ioredis';
+import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { StoreUnavailableError } from '../common/store-unavailable.error';
+import { luaScript } from './lua-script';
+
+const INCR_BY = luaScript({
+  name: 'testIncrBy',
+  keys: ['counter'],
+  args: { by: 'number', label: 'string?' },
+  rest: true,
+  body: `
+local n = redis.call('INCRBY', counterKey, by)
+return {n, label or false, #rest}
+`,
+});
+
+describe('LuaScript (real Redis)', () => {
+  const prefix = uniquePrefix('lua');
+  const redis = new Redis(testRedisUrl(), { enableAutoPipelining: true });
+  afterAll(async () => {
+    await deleteKeys(redis, prefix);
+    await redis.quit();
+  });
+
+  it('passes named keys and arguments, runs by EVALSHA, and loads itself again after the script cache was flushed', async () => {
+    const run = INCR_BY.bind(redis);
+    const key = `${prefix}counter`;
+    expect(await run({ keys: { counter: key }, args: { by: 2, label: 'a' }, rest: ['x', 'y'] })).toEqual([2, 'a', 2]);
+    const sent = jest.spyOn(redis, 'sendCommand');
+    try {
+      expect(await run({ keys: { counter: key }, args: { by: 3, label: undefined } })).toEqual([5, null, 0]);
+      expect(sent.mock.calls.map(([c]) => c.name)).toEqual(['evalsha']);
+      sent.mockClear();
+      await redis.script('FLUSH'); // as after a restart or on a promoted replica
+      // A burst in one pipeline, every call refused with NOSCRIPT and run again by EVAL, once each.
+      const burst = await Promise.all(Array.from({ length: 5 }, () => run({ keys: { counter: key }, args: { by: 1, label: 'b' } })));
+      expect(burst.map((r) => (r as number[])[0]).sort((a, b) => a! - b!)).toEqual([6, 7, 8, 9, 10]);
+      expect(sent.mock.calls.map(([c]) => c.name).filter((n) => n !== 'script')).toEqual([...Array(5).fill('evalsha'), ...Array(5).fill('eval')]);
+    } finally {
+      sent.mockRestore();
+    }
+    expect(await redis.get(key)).toBe('10');
+  });
+
+  it('reports a Redis it cannot reach as StoreUnavailableError, and a script error as it is', async () => {
+    const down = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
+    down.on('error', () => undefined);
+    await expect(INCR_BY.bind(down)({ keys: { counter: `${prefix}x` }, args: { by: 1, label: undefined } })).rejects.toBeInstanceOf(StoreUnavailableError);
+    down.disconnect();
+    await redis.set(`${prefix}text`, 'not a number');
+    await expect(INCR_BY.bind(redis)({ keys: { counter: `${prefix}text` }, args: { by: 1, label: undefined } })).rejects.toThrow(/not an integer/);
+  });
+});
