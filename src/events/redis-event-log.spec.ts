@@ -123,7 +123,8 @@ describe.each(MODES)('RedisEventLog ($name)', ({ sharded, cluster }) => {
     }
     const pages = await pageAll(undefined, 13);
     expect(pages.seen.map((e) => e.id)).toEqual(written);
-  });
+    // Some 800 pages over 300 partitions' streams: 8-14 s on a quiet machine, more under CI's load.
+  }, 60_000);
 
   it('keeps an event appended late with a stale clock after a cursor already handed out', async () => {
     for (let i = 0; i < 50; i++) await emit(`a-${i}`, 'device.online', i);
