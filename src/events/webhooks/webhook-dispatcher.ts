@@ -318,11 +318,17 @@ export class WebhookDispatcher {
       const reason = status !== undefined ? String(status) : result.error?.startsWith('no answer within') ? 'timeout' : 'error';
       this.metrics.webhookFailures.inc({ url: label, reason });
       if (status === 410) {
-        // The receiver says it is gone: stop everywhere; the event stays first in line for the next start.
-        this.settle(claim, { kind: 'retry', at: this.clock.now(), attempts: claim.attempts });
-        await this.queue.setDisabled(true);
+        // The receiver says it is gone: stop everywhere. The mark comes first, here and in the
+        // store; the event goes back in line only past the other instances' next read of the mark
+        // (DISABLED_CACHE_MS), so that none of them sends it again meanwhile (seen on a Cluster:
+        // the same event to the 410 URL twice, 60 ms apart). It is first in line at the next start.
         this.disabledAt = Date.now();
         this.noteDisabled(true);
+        try {
+          await this.queue.setDisabled(true);
+        } finally {
+          this.settle(claim, { kind: 'retry', at: this.clock.now() + 2 * DISABLED_CACHE_MS, attempts: claim.attempts });
+        }
         return;
       }
       if (!this.failing) this.logger.warn(`webhook ${label} failing (${status !== undefined ? `answered ${status}` : result.error}); retrying with backoff`);
