@@ -48,12 +48,9 @@ describe('a publish whose outcome is unknown (Redis frozen mid-publish)', () => 
       received.push(n);
       ack();
     });
+    // No publish before the frozen one: the publish script runs on this fresh server for the first
+    // time then, which works only because the gateway loaded its scripts when it connected.
     await nextEvent(socket, 'ready');
-    // Redis runs a frozen command once thawed only if it knows the script: on a fresh server the
-    // publish script's first EVALSHA is answered NOSCRIPT (nothing stored, and its EVAL never goes
-    // out after the timeout). One publish beforehand puts it in Redis's script cache.
-    expect((await post({ deviceIds: ['phone'], data: { n: 'warm-up' } }, 'warm-up')).status).toBe(202);
-    await waitFor(() => received.some((n) => n.data.n === 'warm-up'));
   });
   afterAll(async () => {
     socket.disconnect();

@@ -42,6 +42,25 @@ describe('LuaScript (real Redis)', () => {
     expect(await redis.get(key)).toBe('10');
   });
 
+  it('loads its scripts into Redis whenever the connection becomes ready, so the first call after a reconnect needs no EVAL', async () => {
+    const run = INCR_BY.bind(redis);
+    const key = `${prefix}reconnected`;
+    await run({ keys: { counter: key }, args: { by: 1, label: undefined } });
+    await redis.script('FLUSH'); // a restarted server
+    const ready = new Promise((resolve) => redis.once('ready', resolve));
+    redis.disconnect(true);
+    await ready;
+    const sha = (await redis.script('LOAD', 'return 0')) as string; // answered after the loads sent at 'ready'
+    expect(sha).toMatch(/^[0-9a-f]{40}$/);
+    const sent = jest.spyOn(redis, 'sendCommand');
+    try {
+      expect(await run({ keys: { counter: key }, args: { by: 1, label: undefined } })).toEqual([2, null, 0]);
+      expect(sent.mock.calls.map(([c]) => c.name)).toEqual(['evalsha']);
+    } finally {
+      sent.mockRestore();
+    }
+  });
+
   it('reports a Redis it cannot reach as StoreUnavailableError, and a script error as it is', async () => {
     const down = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     down.on('error', () => undefined);

@@ -41,7 +41,10 @@ export interface LuaCall<K extends string, A extends Record<string, ArgKind>> {
  * Not through ioredis's defineCommand: with auto-pipelining, ioredis makes a Pipeline per event-
  * loop turn and copies every defined command onto it, which with our ~40 scripts took more CPU
  * than the script calls themselves (bench push with --cpu-prof: the Pipeline constructor was 3 %
- * of the gateway's CPU at 1k POST/s).
+ * of the gateway's CPU at 1k POST/s). Like defineCommand, each connection gets every script bound
+ * to it loaded (SCRIPT LOAD) when it becomes ready, so a first call never meets NOSCRIPT on a
+ * fresh or restarted server: a call that times out there (a stalled Redis) would otherwise never
+ * run at all, where a known script runs once Redis resumes.
  */
 export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
   readonly source: string;
@@ -64,6 +67,7 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
   bind(redis: RedisClient): (call: LuaCall<K, A>) => Promise<unknown> {
     const lua = redis instanceof Cluster ? `#!lua\n${this.source}` : this.source;
     const sha = createHash('sha1').update(lua).digest('hex');
+    preload(redis, lua);
     const numberOfKeys = this.spec.keys.length;
     return (call) => {
       const argv: (string | number)[] = this.spec.keys.map((k) => call.keys[k]);
@@ -102,6 +106,28 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
       lines.push(`local rest = {}`, `for i = ${this.argNames.length + 1}, #ARGV do rest[#rest + 1] = ARGV[i] end`);
     }
     return lines.join('\n');
+  }
+}
+
+/** The scripts bound to each client, loaded on each of its (re)connections. */
+const bound = new WeakMap<RedisClient, Set<string>>();
+
+function preload(redis: RedisClient, lua: string): void {
+  let scripts = bound.get(redis);
+  if (!scripts) {
+    bound.set(redis, (scripts = new Set()));
+    const all = scripts;
+    redis.on('ready', () => loadScripts(redis, [...all]));
+  }
+  if (scripts.has(lua)) return;
+  scripts.add(lua);
+  if (redis.status === 'ready') loadScripts(redis, [lua]);
+}
+
+/** SCRIPT LOAD on the server (every master of a Cluster); a failure is left to the NOSCRIPT fallback. */
+function loadScripts(redis: RedisClient, scripts: string[]): void {
+  for (const node of redis instanceof Cluster ? redis.nodes('master') : [redis]) {
+    for (const lua of scripts) node.script('LOAD', lua).catch(() => undefined);
   }
 }
 
