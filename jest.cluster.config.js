@@ -6,7 +6,8 @@
 //
 // Every e2e spec runs here except those whose subject is not a gateway on a shared Redis: another
 // deployment (Sentinel failover, the embedded first run, docker-compose, nginx, Prometheus), the
-// browser and SDK packaging, network namespaces (netlab: link faults, not storage), the docs and
+// browser and SDK packaging, network namespaces (netlab: link faults, not storage), a socket's
+// own buffers and heap under a flood (slow-consumer: 40 s of load, nothing stored), the docs and
 // README checks, and the simulation (which has its own `--cluster` run).
 const base = require('./jest.config.js');
 
@@ -18,6 +19,7 @@ const NOT_ON_A_CLUSTER = [
   'console',
   'sdk-package',
   'netlab',
+  'slow-consumer',
   'openapi',
   'readme-snippets',
   'simulate',
