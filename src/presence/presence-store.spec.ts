@@ -1201,8 +1201,9 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     const s = store();
     const client = b.client as Redis;
     const now = Date.now();
-    await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 10_000 });
-    await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now, interval: 400, ttl: 10_000 }); // loads the script
+    // TTL 2.5 intervals, as the policy gives: the expiry index moves at every other beat.
+    await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
+    const beat = async (at: number) => {
     const monitorClient = client.duplicate();
     const monitor = await monitorClient.monitor();
     const commands: string[] = [];
@@ -1220,19 +1221,49 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
         if (String(args[0]).toLowerCase() === 'hset') writes.push(args.slice(2).map(String));
       });
     });
-    await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: now + 100, interval: 400, ttl: 10_000 });
-    await client.echo(marker);
-    await markerSeen.finally(() => clearTimeout(timer));
-    monitor.disconnect();
-    monitorClient.disconnect();
-    expect(commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
-    // Read the session, extend the presence key, update the record, move the expiry index entry.
-    expect(commands.filter((c) => c !== 'evalsha' && c !== 'eval')).toEqual(['hmget', 'pexpire', 'hset', 'zadd']);
+      expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000 })).toBe(true);
+      await client.echo(marker);
+      await markerSeen.finally(() => clearTimeout(timer));
+      monitor.disconnect();
+      monitorClient.disconnect();
+      return { commands, writes };
+    };
+    // Read the session, extend the presence key, update the record; the index entry (due at
+    // now + 1000) cannot come due before the next beat, so it stays.
+    const first = await beat(now + 400);
+    expect(first.commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
+    expect(first.commands.filter((c) => c !== 'evalsha' && c !== 'eval')).toEqual(['hmget', 'pexpire', 'hset']);
     // Same interval: only the heartbeat's time and the new expiry (lastSeenAt follows lastHeartbeatAt while live).
-    expect(writes).toEqual([['lastHeartbeatAt', String(now + 100), 'expiresAt', String(now + 100 + 10_000)]]);
-    const view = (await s.getDevices(['d1'], now + 100))[0];
-    expect(view).toMatchObject({ online: true, lastHeartbeatAt: now + 100, lastSeenAt: now + 100, interval: 400, expiresAt: now + 10_100 });
-    expect(await client.pttl(`${P('d1')}presence:d1`)).toBeGreaterThan(10_000 - 5_000);
+    expect(first.writes).toEqual([['lastHeartbeatAt', String(now + 400), 'expiresAt', String(now + 1_400)]]);
+    expect(await client.zscore(`${P('d1')}presence:expiry`, 'd1')).toBe(String(now + 1_000));
+    // The next beat finds it due within 1.25 intervals: moved, and its score kept in the record.
+    const second = await beat(now + 800);
+    expect(second.commands.filter((c) => c !== 'evalsha' && c !== 'eval')).toEqual(['hmget', 'pexpire', 'zadd', 'hset']);
+    expect(second.writes).toEqual([['lastHeartbeatAt', String(now + 800), 'expiresAt', String(now + 1_800), 'ix', String(now + 1_800)]]);
+    expect(await client.zscore(`${P('d1')}presence:expiry`, 'd1')).toBe(String(now + 1_800));
+    const view = (await s.getDevices(['d1'], now + 800))[0];
+    expect(view).toMatchObject({ online: true, lastHeartbeatAt: now + 800, lastSeenAt: now + 800, interval: 400, expiresAt: now + 1_800 });
+    expect(await client.pttl(`${P('d1')}presence:d1`)).toBeGreaterThan(0);
+  });
+
+  it('ends a device that went silent at its expiresAt, not before, when its index entry came due earlier', async () => {
+    const s = store();
+    const now = Date.now();
+    const live = new Map([['gw-1', 0]]);
+    await s.connect({ deviceId: 'quiet', sessionId: 'sq', userId: 'uq', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
+    // One beat that leaves the index entry at now + 1000; the session now runs to now + 1400.
+    expect(await s.heartbeat({ deviceId: 'quiet', sessionId: 'sq', instanceId: 'gw-1', now: now + 400, interval: 400, ttl: 1_000 })).toBe(true);
+    const p = s.partitionOf('quiet');
+    expect(await s.claimExpired(p, now + 1_000, 100, live)).toEqual([]); // looked at, not over: re-scored
+    expect((await s.getDevices(['quiet'], now + 1_399))[0]).toMatchObject({ online: true });
+    expect(await s.claimExpired(p, now + 1_399, 100, live)).toEqual([]);
+    expect((await s.claimExpired(p, now + 1_400, 100, live)).map((r) => r.deviceId)).toEqual(['quiet']);
+    // A device that kept beating is never claimed, whatever its entry's score.
+    await s.connect({ deviceId: 'busy', sessionId: 'sb', userId: 'ub', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
+    for (let t = now + 400; t <= now + 4_000; t += 400) {
+      expect(await s.heartbeat({ deviceId: 'busy', sessionId: 'sb', instanceId: 'gw-1', now: t, interval: 400, ttl: 1_000 })).toBe(true);
+      expect(await s.claimExpired(s.partitionOf('busy'), t, 100, live)).toEqual([]);
+    }
   });
 });
 

@@ -16,15 +16,19 @@ import { luaScript } from '../redis/lua-script';
  *   P(dev)presence:<deviceId>   string, the current sessionId, PX = remaining presence lifetime
  *   P(dev)device:<deviceId>     hash: userId platform sessionId instanceId connectedAt
  *                               lastHeartbeatAt expiresAt interval lastSeenAt firstSeenAt
- *                               appState network seq eventSeq uv (lastSeenAt is written
- *                               when a session ends; while one lives it is lastHeartbeatAt; uv:
+ *                               appState network seq eventSeq uv ix (lastSeenAt is written
+ *                               when a session ends; while one lives it is lastHeartbeatAt; ix:
+ *                               the session's score in presence:expiry; uv:
  *                               the device's user-sync version, see USERS)
  *   P(dev)usq:<deviceId>        string, JSON list: the device's user syncs not applied yet (see
  *                               USERS; a key of its own so the device hash stays a small listpack)
  *                               (no TTL while online, DEVICE_RETENTION after the last session)
- *   P(p)presence:expiry         zset deviceId -> expiresAt of the partition's sessions, whatever
- *                               instance holds them: what the partition's lease holder sweeps
- *                               (CLAIM_EXPIRED; a session of a late owner is re-scored past its grace)
+ *   P(p)presence:expiry         zset deviceId -> when the partition's sessions are to be looked at,
+ *                               whatever instance holds them: what the lease holder sweeps
+ *                               (CLAIM_EXPIRED). At or before the session's expiresAt: a heartbeat
+ *                               rewrites it only when it could come due before the next beat (see
+ *                               HEARTBEAT), and the sweep re-scores a session that is not over yet
+ *                               (to expiresAt, plus its owner's grace when the owner is late)
  *   P(dev)heldoff:<deviceId>    hash userId due ts data: a device.offline held by the grace (see HOLD)
  *   P(p)heldoff:due             zset deviceId -> when its held offline is due
  *   P(p)usersync                zset deviceId -> when its first unapplied user sync was queued
@@ -305,7 +309,7 @@ if prev[2] and prev[2] ~= userId then sync_user(deviceKey, prev[2], deviceId, 'g
 local expires = now + ttl
 redis.call('SET', presenceKey, sessionId, 'PX', ttl)
 redis.call('HSET', deviceKey, 'userId', userId, 'sessionId', sessionId, 'instanceId', instanceId,
-  'connectedAt', now, 'lastHeartbeatAt', now, 'expiresAt', expires, 'interval', interval, 'lastSeenAt', now)
+  'connectedAt', now, 'lastHeartbeatAt', now, 'expiresAt', expires, 'interval', interval, 'lastSeenAt', now, 'ix', expires)
 if platform then redis.call('HSET', deviceKey, 'platform', platform) else redis.call('HDEL', deviceKey, 'platform') end
 if network then redis.call('HSET', deviceKey, 'network', network) else redis.call('HDEL', deviceKey, 'network') end
 redis.call('HDEL', deviceKey, 'appState')
@@ -348,7 +352,7 @@ export const HEARTBEAT = luaScript({
     network: 'string?',
   },
   body: `
-local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'interval', 'appState', 'network')
+local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'interval', 'appState', 'network', 'ix')
 -- grace: how late this instance may be in handling heartbeats (its own queueing); a session it has
 -- not swept is still its own for that long.
 if state[1] ~= sessionId or tonumber(state[2]) <= now - grace then return 0 end
@@ -359,8 +363,17 @@ local fields = { 'lastHeartbeatAt', now, 'expiresAt', expires }
 if tonumber(state[3]) ~= interval then fields[#fields + 1] = 'interval'; fields[#fields + 1] = interval end
 if appState and state[4] ~= appState then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
 if network and state[5] ~= network then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
+-- The expiry index only says when to look at the session (the sweep reads expiresAt, and
+-- re-scores one that is not over), never later than expiresAt. An entry due more than 1.25
+-- intervals from now does not come due before the next beat, so it stays: with a TTL of 2.5
+-- intervals, a device on time rewrites it at every other beat. One that goes silent is looked at
+-- up to an interval early, once.
+local indexed = tonumber(state[6])
+if not indexed or indexed > expires or indexed - now <= 1.25 * interval then
+  redis.call('ZADD', expiryKey, expires, deviceId)
+  fields[#fields + 1] = 'ix'; fields[#fields + 1] = expires
+end
 redis.call('HSET', deviceKey, unpack(fields))
-redis.call('ZADD', expiryKey, expires, deviceId)
 return 1
 `,
 });
@@ -454,6 +467,7 @@ for _, id in ipairs(ids) do
     local grace = alive[d[3]]
     if expires > now - (grace or 0) then
       redis.call('ZADD', expiryKey, string.format('%.0f', expires + (grace or 0)), id)
+      redis.call('HSET', dkey, 'ix', string.format('%.0f', expires + (grace or 0)))
     else
       end_session(P, id, dkey, d[2], d[3], d[1], d[5] or now, retention, grace and 'heartbeat_timeout' or 'instance_lost', expires, eventGrace)
       claimed[#claimed + 1] = {id, d[1], d[2], d[3]}
