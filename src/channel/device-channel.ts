@@ -330,8 +330,9 @@ export class DeviceChannel {
   /**
    * The devices whose sockets are subscribed to a topic now, on every instance. With other
    * instances, Socket.IO's fetchSockets asks them all; alone (the adapter counts one server), the
-   * members kept here are the answer: fetchSockets would make an object per local socket, some
-   * 15 ms for a 10k-device topic before anything is written (bench fanout).
+   * members kept here are the answer. Measured on a 10k-device topic (bench fanout, before the
+   * first write): fetchSockets (an object per local socket) about 20 ms, walking the adapter's
+   * room and looking up each socket's session 12-18 ms, this index 6-7 ms.
    */
   async topicDevices(topic: string): Promise<string[]> {
     const room = rooms.topic(topic);

@@ -225,16 +225,19 @@ export class RedisNotificationStore extends NotificationStore {
       }
       throw first;
     }
-    const result = this.accepted(
+    return this.accepted(
       r,
       calls,
       settled.map((s) => (s as PromiseFulfilledResult<PartReply>).value as OkReply),
+      !onDurable,
     );
-    return onDurable ? { ...result, online: [] } : result;
   }
 
-  /** The answer sums each partition's totals (the latest of its calls: totals only grow). */
-  private accepted(r: PublishRequest, calls: PartCall[], replies: OkReply[]): PublishResult & { kind: 'accepted' } {
+  /**
+   * The answer sums each partition's totals (the latest of its calls: totals only grow).
+   * `withOnline` false: the online targets went to `onDurable` already; none in the result.
+   */
+  private accepted(r: PublishRequest, calls: PartCall[], replies: OkReply[], withOnline = true): PublishResult & { kind: 'accepted' } {
     const totals = new Map<number, [number, number]>();
     const online: OnlineTarget[] = [];
     let evicted = 0;
@@ -243,7 +246,7 @@ export class RedisNotificationStore extends NotificationStore {
       const p = calls[i]!.p;
       const [on, q] = totals.get(p) ?? [0, 0];
       totals.set(p, [Math.max(on, Number(non)), Math.max(q, Number(nq))]);
-      online.push(...targets(ids, instances));
+      if (withOnline) online.push(...targets(ids, instances));
       evicted += ev.length;
       fallback.push(...jobs.map((j) => readJob(p, j)));
     });

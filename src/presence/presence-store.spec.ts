@@ -1204,8 +1204,15 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     // TTL 2.5 intervals, as the policy gives: the expiry index moves at every other beat.
     await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
     const beat = async (at: number) => {
-    const monitorClient = client.duplicate();
-    const monitor = await monitorClient.monitor();
+    // A MONITOR link of our own rather than client.monitor(): with other suites busy on this Redis,
+    // their lines can arrive with MONITOR's +OK, before ioredis has switched the link to monitoring,
+    // and it reports each as an error event, which monitor() listens to only once. What this test
+    // reads comes after 'monitoring', up to the marker.
+    const monitor = client.duplicate({ monitor: true, lazyConnect: true });
+    monitor.on('error', () => undefined);
+    const monitoring = new Promise((resolve) => monitor.once('monitoring', resolve));
+    await monitor.connect();
+    await monitoring;
     const commands: string[] = [];
     const writes: string[][] = [];
     // MONITOR lists commands in the order Redis ran them: once a marker sent after the heartbeat
@@ -1225,7 +1232,6 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
       await client.echo(marker);
       await markerSeen.finally(() => clearTimeout(timer));
       monitor.disconnect();
-      monitorClient.disconnect();
       return { commands, writes };
     };
     // Read the session, extend the presence key, update the record; the index entry (due at

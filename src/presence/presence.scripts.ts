@@ -466,8 +466,9 @@ for _, id in ipairs(ids) do
   else
     local grace = alive[d[3]]
     if expires > now - (grace or 0) then
-      redis.call('ZADD', expiryKey, string.format('%.0f', expires + (grace or 0)), id)
-      redis.call('HSET', dkey, 'ix', string.format('%.0f', expires + (grace or 0)))
+      local score = string.format('%.0f', expires + (grace or 0))
+      redis.call('ZADD', expiryKey, score, id)
+      redis.call('HSET', dkey, 'ix', score)
     else
       end_session(P, id, dkey, d[2], d[3], d[1], d[5] or now, retention, grace and 'heartbeat_timeout' or 'instance_lost', expires, eventGrace)
       claimed[#claimed + 1] = {id, d[1], d[2], d[3]}
