@@ -409,6 +409,9 @@ export async function natLearningScenario({ lab, redis, natTimeoutS = 12, start 
         recommended: secondReady?.heartbeat?.recommended,
         trajectory: trajectory(second, 'nat-second', secondFrom),
         losses: losses(second, 'nat-second').filter((l) => l.t - secondFrom <= newDeviceMs),
+        // On a failure: what the device reported first (its handshake), and its fleet's stderr.
+        firstReports: (second.reports.get('nat-second') ?? []).slice(0, 6).map(({ t, ...rest }) => ({ ms: t - secondFrom, ...rest })),
+        stderr: second.stderr().slice(-1_000),
       },
     };
   } finally {

@@ -117,6 +117,8 @@ suite('presence on real networks (netlab)', () => {
 
   it('NAT learning: a new device on that network gets recommended 70-100 % of the timeout and loses no link in 100 s', () => {
     const r = result('natlearn');
+    // On failure: the second device's first reports (ready, errors) and the samples it could start from.
+    if (typeof r.second.recommended !== 'number') throw new Error(`no recommendation: ${JSON.stringify({ second: r.second, first: r.first })}`);
     expect(r.second.recommended).toBeGreaterThanOrEqual(0.7 * r.natTimeoutMs);
     expect(r.second.recommended).toBeLessThanOrEqual(r.natTimeoutMs);
     expect(r.second.trajectory.length).toBeGreaterThan(5);

@@ -5,7 +5,7 @@ import { Socket } from 'socket.io-client';
 import { CREATE_NOTIFICATION_SCHEMA } from '../src/notifications/create-notification.dto';
 import { api, connectDevice, metric, metricReaches, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { startRedisServer } from './support/find-redis';
-import { deleteKeys, deviceKey, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, openMonitor, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -28,7 +28,7 @@ describe('REST API (real app, real Redis)', () => {
   /** Every Redis command naming this suite's keys while `act` runs (MONITOR on every master, closed by a marker command). */
   const redisCommandsDuring = async (act: () => Promise<void>): Promise<string[][]> => {
     const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
-    const monitors = await Promise.all(nodes.map((node) => node.monitor()));
+    const monitors = await Promise.all(nodes.map((node) => openMonitor(node)));
     const seen = monitors.map(() => [] as string[][]);
     monitors.forEach((monitor, i) => monitor.on('monitor', (_time: string, args: unknown[]) => seen[i]!.push(args.map(String))));
     try {

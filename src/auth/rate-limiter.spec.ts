@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { StoreUnavailableError } from '../common/store-unavailable.error';
 import { createClient } from '../redis/redis-connection';
 import { FakeClock } from '../../test/support/fake-clock';
-import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { deleteKeys, openMonitor, testRedisUrl, uniquePrefix } from '../../test/support/redis';
 import { MemoryRateLimiter } from './memory-rate-limiter';
 import { RateLimiter, RateRule } from './rate-limiter';
 import { KeyLayout } from '../redis/partitions';
@@ -168,10 +168,7 @@ describe('RedisRateLimiter (real Redis)', () => {
   it('costs one round trip per hit (one EVALSHA)', async () => {
     const limiter = new RedisRateLimiter(redis, prefix);
     await limiter.hit(rule, 'k1', Date.now()); // loads the script
-    const client = redis.duplicate();
-    const monitor = await client.monitor();
-    // Other suites share this Redis: lines still arriving while the monitor closes are not errors here.
-    for (const c of [client, monitor]) c.on('error', () => {});
+    const monitor = await openMonitor(redis);
     const commands: string[] = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
       if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
@@ -183,7 +180,6 @@ describe('RedisRateLimiter (real Redis)', () => {
     await redis.exists(marker);
     await seen;
     monitor.disconnect();
-    client.disconnect();
     expect(commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
     expect(commands.filter((c) => !['evalsha', 'eval', 'get', 'incrby', 'pexpire', 'exists'].includes(c))).toEqual([]);
   });

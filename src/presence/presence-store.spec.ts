@@ -13,7 +13,7 @@ import { RedisPartitionLeases } from '../redis/partition-leases';
 import { DuePartitions } from '../redis/due-partitions';
 import { KeyLayout } from '../redis/partitions';
 import { FakeClock } from '../../test/support/fake-clock';
-import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { deleteKeys, openMonitor, testRedisUrl, uniquePrefix } from '../../test/support/redis';
 import { EventLog } from '../events/event-log';
 import { EventEnvelope } from '../events/event.types';
 import { MemoryEventLog } from '../events/memory-event-log';
@@ -1204,15 +1204,8 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     // TTL 2.5 intervals, as the policy gives: the expiry index moves at every other beat.
     await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
     const beat = async (at: number) => {
-    // A MONITOR link of our own rather than client.monitor(): with other suites busy on this Redis,
-    // their lines can arrive with MONITOR's +OK, before ioredis has switched the link to monitoring,
-    // and it reports each as an error event, which monitor() listens to only once. What this test
-    // reads comes after 'monitoring', up to the marker.
-    const monitor = client.duplicate({ monitor: true, lazyConnect: true });
-    monitor.on('error', () => undefined);
-    const monitoring = new Promise((resolve) => monitor.once('monitoring', resolve));
-    await monitor.connect();
-    await monitoring;
+    // What this test reads comes after the link is monitoring, up to the marker.
+    const monitor = await openMonitor(client);
     const commands: string[] = [];
     const writes: string[][] = [];
     // MONITOR lists commands in the order Redis ran them: once a marker sent after the heartbeat

@@ -93,3 +93,20 @@ export async function keysWithoutTtl(redis: Redis, prefix: string, except: strin
 export function deviceKey(prefix: string, kind: string, deviceId: string): string {
   return `${testKeys(prefix).of(deviceId)}${kind}:${deviceId}`;
 }
+
+/**
+ * A MONITOR link of its own on `node`, resolved once Redis has switched it to monitoring. Not
+ * `node.monitor()`: with other suites busy on the same Redis, their lines can arrive together with
+ * MONITOR's +OK, before ioredis has marked the link as monitoring; it reports each as an error
+ * event, and monitor() listens for errors only once, so the next one is unhandled and fails the
+ * suite ("Command queue state error"). This link keeps an error listener for its whole life.
+ * Callers read what comes after it resolves (its 'monitor' events) and disconnect it.
+ */
+export async function openMonitor(node: Redis): Promise<Redis> {
+  const monitor = node.duplicate({ monitor: true, lazyConnect: true });
+  monitor.on('error', () => undefined);
+  const monitoring = new Promise((resolve) => monitor.once('monitoring', resolve));
+  await monitor.connect();
+  await monitoring;
+  return monitor;
+}
