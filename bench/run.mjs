@@ -59,7 +59,7 @@ const QUICK = {
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 2_000, concurrency: 25 },
   overload: { devices: 1_000, rampFrom: 500, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 2_000, drainMs: 1_000, concurrency: 25 },
   flood: { devices: 200, rate: 200, warmupMs: 300, controlMs: 1_000, floodMs: 5_500, healthEveryMs: 250, concurrency: 25 },
-  crash: { devices: 1_000, intervalMs: 2_000, graceMs: 2_000, beatMs: 500, concurrency: 25 },
+  crash: { devices: 1_000, intervalMs: 4_000, graceMs: 5_000, beatMs: 1_000, concurrency: 25 },
   webhooks: { backlog: 5_000, drainTimeoutMs: 60_000, latencyRate: 200, tickMs: 50, latencyMs: 2_000 },
 };
 
