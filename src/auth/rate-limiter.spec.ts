@@ -165,23 +165,44 @@ describe('RedisRateLimiter (real Redis)', () => {
     expect(await redis.keys(`${prefix}*`)).toHaveLength(1); // a check writes nothing
   });
 
-  it('costs one round trip per hit (one EVALSHA)', async () => {
-    const limiter = new RedisRateLimiter(redis, prefix);
-    await limiter.hit(rule, 'k1', Date.now()); // loads the script
+  /** The commands naming this suite's keys that `act` sends, read by MONITOR up to a marker sent after it. */
+  const commandsOf = async (act: () => Promise<unknown>): Promise<string[]> => {
     const monitor = await openMonitor(redis);
     const commands: string[] = [];
     monitor.on('monitor', (_time: string, args: string[]) => {
       if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
     });
-    await limiter.hit(rule, 'k1', Date.now());
-    // The marker goes through the same connection after the hit: once it shows, the hit has too.
+    await act();
+    // The marker goes through the same connection after the act: once it shows, the act has too.
     const marker = `${prefix}marker`;
     const seen = new Promise<void>((resolve) => monitor.on('monitor', (_t: string, args: string[]) => args.includes(marker) && resolve()));
     await redis.exists(marker);
     await seen;
     monitor.disconnect();
+    return commands;
+  };
+
+  it('costs one round trip per hit (one EVALSHA)', async () => {
+    const limiter = new RedisRateLimiter(redis, prefix);
+    await limiter.hit(rule, 'k1', Date.now()); // loads the script
+    const commands = await commandsOf(() => limiter.hit(rule, 'k1', Date.now()));
     expect(commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
     expect(commands.filter((c) => !['evalsha', 'eval', 'get', 'incrby', 'pexpire', 'exists'].includes(c))).toEqual([]);
+  });
+
+  it('admits with one script call when both rules share a partition (one Redis), two on the Cluster layout', async () => {
+    const gate = { name: 'auth-failures', limit: 5, windowMs: MINUTE };
+    const one = new RedisRateLimiter(redis, prefix);
+    await one.admit(gate, 'addr', rule, 'k1', Date.now()); // loads the script
+    const single = await commandsOf(() => one.admit(gate, 'addr', rule, 'k1', Date.now()));
+    expect(single.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
+    // On 1024 partitions these two keys fall in different ones: one call per rule, sent together.
+    const layout = new KeyLayout(prefix, true);
+    expect(layout.partitionOf('auth-failures:addr')).not.toBe(layout.partitionOf('api-key:k1'));
+    const sharded = new RedisRateLimiter(redis, layout);
+    await sharded.admit(gate, 'addr', rule, 'k1', Date.now());
+    const two = await commandsOf(() => sharded.admit(gate, 'addr', rule, 'k1', Date.now()));
+    expect(two.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(2);
   });
 
   it('fails with StoreUnavailableError when Redis cannot be reached (never "unlimited")', async () => {
