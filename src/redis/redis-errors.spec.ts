@@ -12,6 +12,7 @@ describe('asStoreError', () => {
     expect(outcome(new Error('Connection is closed.'))).toBe('unknown');
     expect(outcome(Object.assign(new Error('Reached the max retries per request limit'), { name: 'MaxRetriesPerRequestError' }))).toBe('unknown');
     expect(outcome(new Error("Stream isn't writeable and enableOfflineQueue options is false"))).toBe('not_applied');
+    expect(outcome(new Error("Cluster isn't ready and enableOfflineQueue options is false"))).toBe('not_applied');
     expect(outcome(new Error('LOADING Redis is loading the dataset in memory'))).toBe('not_applied');
     expect(outcome(new Error('READONLY You can\'t write against a read only replica.'))).toBe('not_applied');
   });

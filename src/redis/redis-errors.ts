@@ -3,7 +3,12 @@ import { StoreUnavailableError } from '../common/store-unavailable.error';
 /** Sent, no answer: the command may have run. */
 const UNKNOWN_OUTCOME = new Set(['Command timed out', 'Connection is closed.']);
 /** Never sent: the link was down and commands are not queued (enableOfflineQueue: false). */
-const NOT_SENT = new Set(["Stream isn't writeable and enableOfflineQueue options is false", 'None of startup nodes is available']);
+const NOT_SENT = new Set([
+  "Stream isn't writeable and enableOfflineQueue options is false",
+  // The Cluster client's form of it: no node holds the key's slot in its map right now (reconnecting, refreshing slots).
+  "Cluster isn't ready and enableOfflineQueue options is false",
+  'None of startup nodes is available',
+]);
 /** Redis answered that it cannot serve now (loading, a replica, a failover, a cluster change). */
 const REFUSED = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS) /;
 
