@@ -1,11 +1,10 @@
-import { Cluster } from 'ioredis';
 import { once } from 'node:events';
 import { isDeepStrictEqual } from 'node:util';
 import { Socket } from 'socket.io-client';
 import { CREATE_NOTIFICATION_SCHEMA } from '../src/notifications/create-notification.dto';
 import { api, connectDevice, metric, metricReaches, nextEvent, startTestApp, TestApp, waitFor } from './support/app';
 import { startRedisServer } from './support/find-redis';
-import { deleteKeys, deviceKey, openMonitor, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, redisCommandsDuring as commandsDuring, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -25,22 +24,8 @@ describe('REST API (real app, real Redis)', () => {
   const offline = (deviceId: string) =>
     waitFor(async () => ((await (await api(gw.url, `/v1/devices/${deviceId}`)).json()) as Json).online === false);
   const post = (json: unknown, headers: Record<string, string> = {}) => api(gw.url, '/v1/notifications', { method: 'POST', json, headers });
-  /** Every Redis command naming this suite's keys while `act` runs (MONITOR on every master, closed by a marker command). */
-  const redisCommandsDuring = async (act: () => Promise<void>): Promise<string[][]> => {
-    const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
-    const monitors = await Promise.all(nodes.map((node) => openMonitor(node)));
-    const seen = monitors.map(() => [] as string[][]);
-    monitors.forEach((monitor, i) => monitor.on('monitor', (_time: string, args: unknown[]) => seen[i]!.push(args.map(String))));
-    try {
-      await act();
-      const marker = `${prefix}marker:${Date.now()}`;
-      await Promise.all(nodes.map((node) => node.echo(marker)));
-      await waitFor(() => seen.every((commands) => commands.some((args) => args.includes(marker))));
-    } finally {
-      monitors.forEach((monitor) => monitor.disconnect());
-    }
-    return seen.flat().filter((args) => args.some((a) => a.startsWith(prefix)));
-  };
+  /** Every Redis command naming this suite's keys while `act` runs (MONITOR on every master). */
+  const redisCommandsDuring = (act: () => Promise<void>) => commandsDuring(redis, prefix, act);
 
   beforeAll(async () => {
     gw = await startTestApp({ REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, HEARTBEAT_INTERVAL_MS: '5000', MAX_PAYLOAD_BYTES: '1024' });

@@ -2,7 +2,7 @@ import Redis from 'ioredis';
 import { StoreUnavailableError } from '../common/store-unavailable.error';
 import { createClient } from '../redis/redis-connection';
 import { FakeClock } from '../../test/support/fake-clock';
-import { deleteKeys, openMonitor, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { deleteKeys, redisCommandsDuring, testRedisUrl, uniquePrefix } from '../../test/support/redis';
 import { MemoryRateLimiter } from './memory-rate-limiter';
 import { RateLimiter, RateRule } from './rate-limiter';
 import { KeyLayout } from '../redis/partitions';
@@ -165,22 +165,8 @@ describe('RedisRateLimiter (real Redis)', () => {
     expect(await redis.keys(`${prefix}*`)).toHaveLength(1); // a check writes nothing
   });
 
-  /** The commands naming this suite's keys that `act` sends, read by MONITOR up to a marker sent after it. */
-  const commandsOf = async (act: () => Promise<unknown>): Promise<string[]> => {
-    const monitor = await openMonitor(redis);
-    const commands: string[] = [];
-    monitor.on('monitor', (_time: string, args: string[]) => {
-      if (args.some((a) => String(a).startsWith(prefix))) commands.push(String(args[0]).toLowerCase());
-    });
-    await act();
-    // The marker goes through the same connection after the act: once it shows, the act has too.
-    const marker = `${prefix}marker`;
-    const seen = new Promise<void>((resolve) => monitor.on('monitor', (_t: string, args: string[]) => args.includes(marker) && resolve()));
-    await redis.exists(marker);
-    await seen;
-    monitor.disconnect();
-    return commands;
-  };
+  /** The names of the commands on this suite's keys that `act` caused. */
+  const commandsOf = async (act: () => Promise<unknown>): Promise<string[]> => (await redisCommandsDuring(redis, prefix, act)).map(([name]) => name!);
 
   it('costs one round trip per hit (one EVALSHA)', async () => {
     const limiter = new RedisRateLimiter(redis, prefix);

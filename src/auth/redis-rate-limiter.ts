@@ -37,21 +37,14 @@ export class RedisRateLimiter extends RateLimiter {
    * refused by the gate may count for a moment.
    */
   override async admit(gate: RateRule, gateKey: string, counted: RateRule, countedKey: string, now: number): Promise<AdmitDecision> {
-    if (this.keys.partitionOf(`${gate.name}:${gateKey}`) === this.keys.partitionOf(`${counted.name}:${countedKey}`)) {
-      return this.admitTogether(gate, gateKey, counted, countedKey, now);
-    }
+    const onePartition = !this.keys.sharded || this.keys.partitionOf(`${gate.name}:${gateKey}`) === this.keys.partitionOf(`${counted.name}:${countedKey}`);
+    if (onePartition) return this.admitTogether(gate, gateKey, counted, countedKey, now);
     const [gateDecision, countedDecision] = await Promise.all([this.call(gate, gateKey, now, 0), this.call(counted, countedKey, now, 1)]);
-    if (gateDecision.allowed === 0) {
-      if (countedDecision.allowed === 1) {
-        // Fire-and-forget: a refund that fails leaves one hit too many in a window, nothing worse.
-        redisCall(this.redis.decr(countedDecision.currentKey)).catch(() => undefined);
-      }
-      return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs(gateDecision, now, gate.windowMs, gate.limit)), refusedBy: 'gate' };
+    if (gateDecision.allowed === 0 && countedDecision.allowed === 1) {
+      // Fire-and-forget: a refund that fails leaves one hit too many in a window, nothing worse.
+      redisCall(this.redis.decr(countedDecision.currentKey)).catch(() => undefined);
     }
-    if (countedDecision.allowed === 0) {
-      return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs(countedDecision, now, counted.windowMs, counted.limit)), refusedBy: 'counted' };
-    }
-    return { allowed: true, retryAfterMs: 0 };
+    return admission(gate, gateDecision, counted, countedDecision, now);
   }
 
   /**
@@ -67,23 +60,19 @@ export class RedisRateLimiter extends RateLimiter {
         now,
         gateWindowMs: gate.windowMs,
         gateLimit: gate.limit,
-        gateExpiresIn: (windowIndex(now, gate.windowMs) + 2) * gate.windowMs - now,
+        gateExpiresIn: expiresIn(gate, now),
         countedWindowMs: counted.windowMs,
         countedLimit: counted.limit,
-        countedExpiresIn: (windowIndex(now, counted.windowMs) + 2) * counted.windowMs - now,
+        countedExpiresIn: expiresIn(counted, now),
       },
     })) as [number, number, number, number, number, number];
-    if (gateAllowed === 0) {
-      return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs({ previous: gatePrevious, current: gateCurrent }, now, gate.windowMs, gate.limit)), refusedBy: 'gate' };
-    }
-    if (countedAllowed === 0) {
-      return {
-        allowed: false,
-        retryAfterMs: Math.max(1, retryAfterMs({ previous: countedPrevious, current: countedCurrent }, now, counted.windowMs, counted.limit)),
-        refusedBy: 'counted',
-      };
-    }
-    return { allowed: true, retryAfterMs: 0 };
+    return admission(
+      gate,
+      { allowed: gateAllowed, current: gateCurrent, previous: gatePrevious },
+      counted,
+      { allowed: countedAllowed, current: countedCurrent, previous: countedPrevious },
+      now,
+    );
   }
 
   async hit(rule: RateRule, key: string, now: number): Promise<RateDecision> {
@@ -95,18 +84,16 @@ export class RedisRateLimiter extends RateLimiter {
   }
 
   private async decide(rule: RateRule, key: string, now: number, count: number): Promise<RateDecision> {
-    const { allowed, current, previous } = await this.call(rule, key, now, count);
-    if (allowed === 1) return { allowed: true, retryAfterMs: 0 };
-    // Lua and retryAfterMs compute the same estimate in the same order; at least 1 ms all the same.
-    return { allowed: false, retryAfterMs: Math.max(1, retryAfterMs({ previous, current }, now, rule.windowMs, rule.limit)) };
+    const counts = await this.call(rule, key, now, count);
+    if (counts.allowed === 1) return { allowed: true, retryAfterMs: 0 };
+    return { allowed: false, retryAfterMs: retryIn(rule, counts, now) };
   }
 
-  private async call(rule: RateRule, key: string, now: number, count: number): Promise<{ allowed: number; current: number; previous: number; currentKey: string }> {
-    const window = windowIndex(now, rule.windowMs);
+  private async call(rule: RateRule, key: string, now: number, count: number): Promise<Counts & { currentKey: string }> {
     const keys = this.keysFor(rule, key, now);
     const [allowed, current, previous] = (await this.script({
       keys,
-      args: { now, windowMs: rule.windowMs, limit: rule.limit, count, expiresIn: (window + 2) * rule.windowMs - now },
+      args: { now, windowMs: rule.windowMs, limit: rule.limit, count, expiresIn: expiresIn(rule, now) },
     })) as [number, number, number];
     return { allowed, current, previous, currentKey: keys.current };
   }
@@ -117,4 +104,28 @@ export class RedisRateLimiter extends RateLimiter {
     const base = `${this.keys.of(`${rule.name}:${key}`)}ratelimit:${rule.name}:${key}:`;
     return { current: base + window, previous: base + (window - 1) };
   }
+}
+
+/** What a script says of one rule: allowed (1/0) and the two windows' counts. */
+interface Counts {
+  allowed: number;
+  current: number;
+  previous: number;
+}
+
+/** A counter matters until the window after its own ends, and no longer. */
+function expiresIn(rule: RateRule, now: number): number {
+  return (windowIndex(now, rule.windowMs) + 2) * rule.windowMs - now;
+}
+
+/** Lua and retryAfterMs compute the same estimate in the same order; at least 1 ms all the same. */
+function retryIn(rule: RateRule, counts: Counts, now: number): number {
+  return Math.max(1, retryAfterMs(counts, now, rule.windowMs, rule.limit));
+}
+
+/** The gate's refusal first, then the counted rule's. */
+function admission(gate: RateRule, gateCounts: Counts, counted: RateRule, countedCounts: Counts, now: number): AdmitDecision {
+  if (gateCounts.allowed === 0) return { allowed: false, retryAfterMs: retryIn(gate, gateCounts, now), refusedBy: 'gate' };
+  if (countedCounts.allowed === 0) return { allowed: false, retryAfterMs: retryIn(counted, countedCounts, now), refusedBy: 'counted' };
+  return { allowed: true, retryAfterMs: 0 };
 }

@@ -13,7 +13,7 @@ import { RedisPartitionLeases } from '../redis/partition-leases';
 import { DuePartitions } from '../redis/due-partitions';
 import { KeyLayout } from '../redis/partitions';
 import { FakeClock } from '../../test/support/fake-clock';
-import { deleteKeys, openMonitor, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { deleteKeys, redisCommandsDuring, testRedisUrl, uniquePrefix } from '../../test/support/redis';
 import { EventLog } from '../events/event-log';
 import { EventEnvelope } from '../events/event.types';
 import { MemoryEventLog } from '../events/memory-event-log';
@@ -1204,28 +1204,10 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     // TTL 2.5 intervals, as the policy gives: the expiry index moves at every other beat.
     await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
     const beat = async (at: number) => {
-    // What this test reads comes after the link is monitoring, up to the marker.
-    const monitor = await openMonitor(client);
-    const commands: string[] = [];
-    const writes: string[][] = [];
-    // MONITOR lists commands in the order Redis ran them: once a marker sent after the heartbeat
-    // shows up, every command the heartbeat caused has shown up before it.
-    const marker = `${prefix}end-of-heartbeat`;
-    let timer: NodeJS.Timeout | undefined;
-    const markerSeen = new Promise<void>((resolve, reject) => {
-      timer = setTimeout(() => reject(new Error('marker not seen by MONITOR within 5 s')), 5_000);
-      monitor.on('monitor', (_time: string, args: string[]) => {
-        if (String(args[1]) === marker) return resolve();
-        if (!args.some((a) => String(a).startsWith(prefix))) return;
-        commands.push(String(args[0]).toLowerCase());
-        if (String(args[0]).toLowerCase() === 'hset') writes.push(args.slice(2).map(String));
-      });
-    });
-      expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000 })).toBe(true);
-      await client.echo(marker);
-      await markerSeen.finally(() => clearTimeout(timer));
-      monitor.disconnect();
-      return { commands, writes };
+      const seen = await redisCommandsDuring(client, prefix, async () =>
+        expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000 })).toBe(true),
+      );
+      return { commands: seen.map(([name]) => name!), writes: seen.filter(([name]) => name === 'hset').map((args) => args.slice(2)) };
     };
     // Read the session, extend the presence key, update the record; the index entry (due at
     // now + 1000) cannot come due before the next beat, so it stays.

@@ -110,3 +110,39 @@ export async function openMonitor(node: Redis): Promise<Redis> {
   await monitoring;
   return monitor;
 }
+
+/**
+ * Every command naming a key under `prefix` that Redis ran while `act` ran, in Redis's order per
+ * node (MONITOR on every master of a Cluster), as lowercase-named argument lists. After `act`, a
+ * marker is echoed on every node: MONITOR lists commands in the order Redis ran them, so once each
+ * node's monitor has shown its marker, everything `act` caused has shown up before it.
+ */
+export async function redisCommandsDuring(redis: Redis | Cluster, prefix: string, act: () => Promise<unknown>): Promise<string[][]> {
+  const nodes = redis instanceof Cluster ? redis.nodes('master') : [redis];
+  const monitors = await Promise.all(nodes.map((node) => openMonitor(node)));
+  const marker = `${prefix}marker:${randomBytes(4).toString('hex')}`;
+  const seen = monitors.map(() => [] as string[][]);
+  const markers = monitors.map(
+    (monitor, i) =>
+      new Promise<void>((resolve) =>
+        monitor.on('monitor', (_time: string, args: unknown[]) => {
+          const command = args.map(String);
+          if (command[1] === marker) return resolve();
+          if (command.some((a) => a.startsWith(prefix))) seen[i]!.push([command[0]!.toLowerCase(), ...command.slice(1)]);
+        }),
+      ),
+  );
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    await act();
+    await Promise.all(nodes.map((node) => node.echo(marker)));
+    await Promise.race([
+      Promise.all(markers),
+      new Promise((_, reject) => (timer = setTimeout(() => reject(new Error('marker not seen by MONITOR within 5 s')), 5_000))),
+    ]);
+  } finally {
+    clearTimeout(timer);
+    monitors.forEach((monitor) => monitor.disconnect());
+  }
+  return seen.flat();
+}
