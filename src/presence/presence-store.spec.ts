@@ -3,6 +3,7 @@ import { SchedulerRegistry } from '@nestjs/schedule';
 import { startRedisCluster } from '../../test/support/redis-servers';
 import { DeviceChannel } from '../channel/device-channel';
 import { SystemClock } from '../common/clock';
+import { StoreUnavailableError } from '../common/store-unavailable.error';
 import { loadConfig } from '../config/app-config';
 import { toEnvelope } from '../events/redis-event-log';
 import { SessionSweeper } from '../gateway/session-sweeper.service';
@@ -1225,6 +1226,61 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     const view = (await s.getDevices(['d1'], now + 800))[0];
     expect(view).toMatchObject({ online: true, lastHeartbeatAt: now + 800, lastSeenAt: now + 800, interval: 400, expiresAt: now + 1_800 });
     expect(await client.pttl(`${P('d1')}presence:d1`)).toBeGreaterThan(0);
+  });
+
+  it('sends the heartbeats that arrive together in one EVALSHA per partition, each with its own answer', async () => {
+    const s = store();
+    const now = Date.now();
+    const ids = ['batch-a', 'batch-b', 'batch-c', 'batch-d', 'batch-e', 'batch-f'];
+    for (const id of ids) await s.connect({ deviceId: id, sessionId: `s-${id}`, userId: `u-${id}`, instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
+    const beat = (deviceId: string, sessionId: string, at: number, extra: { appState?: 'background'; network?: string } = {}) =>
+      s.heartbeat({ deviceId, sessionId, instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000, ...extra });
+    let answers: boolean[] = [];
+    const seen = await redisCommandsDuring(b.client, prefix, async () => {
+      answers = await Promise.all([
+        beat('batch-a', 's-batch-a', now + 100),
+        beat('batch-b', 's-batch-b', now + 110, { appState: 'background' }),
+        beat('batch-c', 'not-the-session', now + 120), // another session's heartbeat: 0, the others go on
+        beat('batch-d', 's-batch-d', now + 2_000), // past its expiresAt (now + 1000): expired
+        beat('batch-e', 's-batch-e', now + 130, { network: 'wifi:batch' }),
+        // 1 ms later: within the batch's window (2 ms), so it joins the same call.
+        new Promise((resolve) => setTimeout(resolve, 1)).then(() => beat('batch-f', 's-batch-f', now + 140)),
+      ]);
+    });
+    expect(answers).toEqual([true, true, false, false, true, true]);
+    const partitions = new Set(ids.map((id) => s.partitionOf(id))).size;
+    expect(seen.filter(([name]) => name === 'evalsha' || name === 'eval')).toHaveLength(partitions);
+    // Each heartbeat in the batch wrote its own time and fields; the refused ones wrote nothing.
+    const views = await s.getDevices(ids, now + 150);
+    expect(views.map((v) => v?.lastHeartbeatAt)).toEqual([now + 100, now + 110, now, now, now + 130, now + 140]);
+    expect(views[1]).toMatchObject({ online: true, appState: 'background', expiresAt: now + 1_110 });
+    expect(views[4]).toMatchObject({ online: true, network: 'wifi:batch', expiresAt: now + 1_130 });
+    expect(await b.client.pttl(`${P('batch-a')}presence:batch-a`)).toBeGreaterThan(0);
+  });
+
+  it('applies the heartbeats queued before a claim first (the claim cannot take a session a queued heartbeat extends)', async () => {
+    const s = store();
+    const now = Date.now();
+    const live = new Map([['gw-1', 0]]);
+    await s.connect({ deviceId: 'late-beat', sessionId: 'slb', userId: 'ulb', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
+    // The heartbeat is queued (not sent yet) when the sweep's claim at expiresAt is made.
+    const beating = s.heartbeat({ deviceId: 'late-beat', sessionId: 'slb', instanceId: 'gw-1', now: now + 999, interval: 400, ttl: 1_000 });
+    const claimed = await s.claimExpired(s.partitionOf('late-beat'), now + 1_000, 100, live);
+    expect(await beating).toBe(true);
+    expect(claimed).toEqual([]);
+    expect((await s.getDevices(['late-beat'], now + 1_500))[0]).toMatchObject({ online: true, expiresAt: now + 1_999 });
+  });
+
+  it('rejects every heartbeat of a batch Redis did not take, each as store unavailable', async () => {
+    const down = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    const s = new RedisPresenceStore(down, b.layout, RETENTION);
+    const now = Date.now();
+    const results = await Promise.allSettled(
+      ['x1', 'x2', 'x3'].map((id) => s.heartbeat({ deviceId: id, sessionId: 's', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 })),
+    );
+    expect(results.map((r) => r.status)).toEqual(['rejected', 'rejected', 'rejected']);
+    for (const r of results) expect((r as PromiseRejectedResult).reason).toBeInstanceOf(StoreUnavailableError);
+    down.disconnect();
   });
 
   it('ends a device that went silent at its expiresAt, not before, when its index entry came due earlier', async () => {
