@@ -16,7 +16,7 @@ import { RestAdmission } from './load/rest-admission';
 import { AppLogger, createPino } from './logging/app-logger';
 import { requestLog } from './logging/request-log';
 import { trustFn } from './http/client-address';
-import { fastPublishRoute } from './http/fast-publish';
+import { fastPublishRoute, FrontPublishParts, installFrontPublish } from './http/fast-publish';
 import { applyServerLimits } from './http/http-server';
 import { opsAuth } from './http/ops-auth';
 import { restCors } from './http/origins';
@@ -40,7 +40,8 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   app.disable('x-powered-by');
   const logRequests = requestLog(logger);
   if (logRequests) app.use(logRequests);
-  app.use(securityHeaders());
+  const headers = securityHeaders();
+  app.use(headers);
   app.enableCors(restCors(config.http.corsOrigins));
   // While draining, new requests are turned away (in-flight ones finish) and the connection is
   // closed, so a load balancer retries them on another instance.
@@ -56,7 +57,7 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   const load = app.get(LoadMonitor);
   const admission = app.get(RestAdmission);
   const metrics = app.get(MetricsService);
-  app.use('/v1', (_req: unknown, res: import('express').Response, next: () => void) => {
+  const shedding = (_req: unknown, res: import('express').Response, next: () => void) => {
     const arrived = performance.now();
     const queued = load.overloaded ? undefined : admission.admit(arrived);
     if (!load.overloaded && queued === undefined) {
@@ -70,7 +71,8 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
     metrics.restShed.inc();
     const why = load.overloaded ? `${load.delay} ms behind` : `requests took at least ${queued} ms`;
     sendUnavailable(res, `instance overloaded (${why}), retry later`);
-  });
+  };
+  app.use('/v1', shedding);
   // Before Swagger's routes, which are registered on the HTTP adapter where Nest guards do not run.
   if (config.http.opsToken) app.use(opsAuth(config.http.opsToken));
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
@@ -103,5 +105,20 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   await app.init();
   app.use(lastResortErrorHandler());
   answerClientErrors(app.getHttpServer());
+  // The hot route in front of Express itself, for the plain requests that are nearly all of them
+  // (src/http/fast-publish.ts): the same middleware, parser and route, without Express's routing.
+  const express = app.getHttpAdapter().getInstance() as import('express').Express & { router?: { stack?: { handle?: { name?: string } }[] } };
+  const jsonParser = express.router?.stack?.find((layer) => layer.handle?.name === 'jsonParser')?.handle;
+  if (typeof jsonParser === 'function') {
+    installFrontPublish(app.getHttpServer(), app, config, clock, {
+      express,
+      before: [...(logRequests ? [logRequests] : []), headers, shedding] as FrontPublishParts['before'],
+      jsonParser: jsonParser as FrontPublishParts['jsonParser'],
+      draining: () => channel.isDraining,
+      bodyLimit: BODY_LIMIT_BYTES,
+    });
+  } else {
+    logger.warn('Express JSON body parser not found: POST /v1/notifications is answered through Express only');
+  }
   return app;
 }
