@@ -113,6 +113,7 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
     installFrontPublish(app.getHttpServer(), app, config, clock, {
       express,
       before: [...(logRequests ? [logRequests] : []), headers, shedding] as FrontPublishParts['before'],
+      headers: headers as FrontPublishParts['headers'],
       jsonParser: jsonParser as FrontPublishParts['jsonParser'],
       draining: () => channel.isDraining,
       bodyLimit: BODY_LIMIT_BYTES,
