@@ -40,9 +40,11 @@ describe('npm run simulate (short run)', () => {
     expect(p.offline.bytesPerOfflineKnownDevice).toBeGreaterThan(50);
     expect(p.offline.bytesPerOfflineKnownDevice).toBeLessThan(p.fill.bytesPerOnlineDevice);
     expect(p.fill.eventLog.bytesPerEvent).toBeGreaterThan(20);
-    // One round trip per heartbeat, a handful of commands inside it; a publish does more.
-    expect(p.heartbeats.roundTrips).toBe(1);
-    expect(p.heartbeats.commands).toBeGreaterThanOrEqual(4);
+    // At most one script call per heartbeat (heartbeats that arrive together share one), a
+    // handful of commands inside it for each; a publish does more.
+    expect(p.heartbeats.roundTrips).toBeGreaterThan(0);
+    expect(p.heartbeats.roundTrips).toBeLessThanOrEqual(1);
+    expect(p.heartbeats.commands).toBeGreaterThanOrEqual(3);
     expect(p.heartbeats.commands).toBeLessThan(15);
     expect(p.heartbeats.cpuUs).toBeGreaterThan(0);
     expect(p.heartbeats.netInBytes).toBeGreaterThan(100);

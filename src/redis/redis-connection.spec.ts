@@ -1,0 +1,83 @@
+import type { Socket } from 'node:net';
+import Redis from 'ioredis';
+import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { createClient } from './redis-connection';
+
+/** The socket's writes: `_write` for one buffered chunk, `_writev` for several sent together. */
+function countWrites(socket: Socket): { single: number; batches: number[] } {
+  const seen = { single: 0, batches: [] as number[] };
+  const s = socket as unknown as { _write: (...a: unknown[]) => void; _writev: (chunks: unknown[], cb: unknown) => void };
+  const write = s._write.bind(socket);
+  const writev = s._writev.bind(socket);
+  s._write = (...args) => {
+    seen.single++;
+    write(...args);
+  };
+  s._writev = (chunks, cb) => {
+    seen.batches.push(chunks.length);
+    writev(chunks, cb);
+  };
+  return seen;
+}
+
+describe('createClient on one Redis (real Redis)', () => {
+  const prefix = uniquePrefix('conn');
+  const admin = new Redis(testRedisUrl());
+  afterAll(async () => {
+    await deleteKeys(admin, prefix);
+    await admin.quit();
+  });
+
+  it('sends the commands of one event-loop turn in one write, and answers each in order', async () => {
+    const client = createClient({ mode: 'url', url: testRedisUrl() }, 1_000, true) as Redis;
+    try {
+      await client.connect();
+      await client.ping();
+      const writes = countWrites((client as unknown as { stream: Socket }).stream);
+      const answers = await Promise.all([
+        client.set(`${prefix}a`, '1'),
+        client.incr(`${prefix}n`),
+        client.incr(`${prefix}n`),
+        client.get(`${prefix}a`),
+        client.eval('return ARGV[1]', 0, 'lua'),
+      ]);
+      expect(answers).toEqual(['OK', 1, 2, '1', 'lua']);
+      expect(writes).toEqual({ single: 0, batches: [5] });
+      // A command of a later turn is a write of its own; the socket is not left corked.
+      expect(await client.incr(`${prefix}n`)).toBe(3);
+      expect(writes.batches).toEqual([5]);
+      expect(writes.single).toBe(1);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('still answers after a reconnect (the new socket is corked per turn too)', async () => {
+    const client = createClient({ mode: 'url', url: testRedisUrl() }, 1_000, true) as Redis;
+    try {
+      await client.connect();
+      const ready = new Promise((resolve) => client.once('ready', resolve));
+      (client as unknown as { stream: Socket }).stream.destroy();
+      await ready;
+      const writes = countWrites((client as unknown as { stream: Socket }).stream);
+      expect(await Promise.all([client.incr(`${prefix}m`), client.incr(`${prefix}m`)])).toEqual([1, 2]);
+      expect(writes.batches).toEqual([2]);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it('leaves the turn batching off when asked (the subscriber and publisher connections)', async () => {
+    const client = createClient({ mode: 'url', url: testRedisUrl() }, 1_000, false) as Redis;
+    try {
+      await client.connect();
+      await client.ping();
+      const writes = countWrites((client as unknown as { stream: Socket }).stream);
+      expect(await Promise.all([client.incr(`${prefix}k`), client.incr(`${prefix}k`)])).toEqual([1, 2]);
+      expect(writes.batches).toEqual([]);
+      expect(writes.single).toBe(2);
+    } finally {
+      client.disconnect();
+    }
+  });
+});
