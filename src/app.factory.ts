@@ -16,7 +16,7 @@ import { RestAdmission } from './load/rest-admission';
 import { AppLogger, createPino } from './logging/app-logger';
 import { requestLog } from './logging/request-log';
 import { trustFn } from './http/client-address';
-import { fastPublishRoute, FrontPublishParts, installFrontPublish } from './http/fast-publish';
+import { fastPublishRoute, FrontPublishParts, installFrontPublish, Middleware, publishHandler, staticHeaders } from './http/fast-publish';
 import { applyServerLimits } from './http/http-server';
 import { opsAuth } from './http/ops-auth';
 import { restCors } from './http/origins';
@@ -78,7 +78,8 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalFilters(new HttpExceptionFilter());
   // The hot route in front of Nest's router: same guard, pipe, service and filter (src/http/fast-publish.ts).
-  app.use(fastPublishRoute(app, config, clock));
+  const publish = publishHandler(app, config, clock);
+  app.use(fastPublishRoute(publish));
   await app.get(RedisConnection).connect();
   app.useWebSocketAdapter(new GatewayIoAdapter(app));
 
@@ -110,10 +111,10 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   const express = app.getHttpAdapter().getInstance() as import('express').Express & { router?: { stack?: { handle?: { name?: string } }[] } };
   const jsonParser = express.router?.stack?.find((layer) => layer.handle?.name === 'jsonParser')?.handle;
   if (typeof jsonParser === 'function') {
-    installFrontPublish(app.getHttpServer(), app, config, clock, {
+    installFrontPublish(app.getHttpServer(), publish, {
       express,
-      before: [...(logRequests ? [logRequests] : []), headers, shedding] as FrontPublishParts['before'],
-      headers: headers as FrontPublishParts['headers'],
+      // helmet's headers do not depend on the request: taken once, set from a list.
+      before: [...(logRequests ? [logRequests] : []), staticHeaders(headers as Middleware), shedding] as Middleware[],
       jsonParser: jsonParser as FrontPublishParts['jsonParser'],
       draining: () => channel.isDraining,
       bodyLimit: BODY_LIMIT_BYTES,

@@ -30,20 +30,24 @@ interface Providers {
  * did. A request it does not recognise exactly (another path spelling, a trailing slash) goes on
  * to Nest's router, which answers it as before.
  */
-export function fastPublishRoute(app: Providers, config: AppConfig, clock: Clock): (req: Request, res: Response, next: NextFunction) => void {
-  const publish = publishHandler(app, config, clock);
+export function fastPublishRoute(publish: PublishHandler): (req: Request, res: Response, next: NextFunction) => void {
   return (req, res, next) => {
     if (req.method !== 'POST' || req.path !== '/v1/notifications') return next();
     publish(req, res);
   };
 }
 
-/** The route's steps (guard, body check, schema, publish, answer), every error answered by the app's exception filter. */
-function publishHandler(app: Providers, config: AppConfig, clock: Clock): (req: Request, res: Response) => void {
+/** Answers one POST /v1/notifications whose body has been read (req.body). */
+export type PublishHandler = (req: Request, res: Response) => void;
+
+/**
+ * The route's steps (guard, body check, schema, publish, answer), every error answered by the
+ * app's exception filter; one handler serves both fastPublishRoute and the front path.
+ */
+export function publishHandler(app: Providers, config: AppConfig, clock: Clock): PublishHandler {
   const guard = new ApiAuthGuard(config, app.get(RateLimiter), clock, app.get(MetricsService), app.get(Reflector));
   const pipe = new CreateNotificationPipe();
   const notifications = app.get(NotificationsService);
-  const filter = new HttpExceptionFilter();
   const route = async (req: ApiRequest, res: Response): Promise<void> => {
     const http = { getRequest: () => req, getResponse: () => res };
     // What the guard reads: the request and response, and the route's metadata (OpsTokenReads).
@@ -69,7 +73,7 @@ function publishHandler(app: Providers, config: AppConfig, clock: Clock): (req: 
     res.end(json);
   };
   return (req, res) => {
-    route(req, res).catch((err: unknown) => fail(filter, res, err));
+    route(req, res).catch((err: unknown) => fail(res, err));
   };
 }
 
@@ -79,7 +83,7 @@ function publishHandler(app: Providers, config: AppConfig, clock: Clock): (req: 
  * not depend on the request: no CSP nonces). test/fast-publish.e2e-spec.ts compares every header
  * of both paths' answers.
  */
-function staticHeaders(middleware: Middleware): Middleware {
+export function staticHeaders(middleware: Middleware): Middleware {
   const set: [string, string | number | readonly string[]][] = [];
   const removed: string[] = [];
   const recorder = {
@@ -97,20 +101,21 @@ function staticHeaders(middleware: Middleware): Middleware {
   };
 }
 
-function fail(filter: HttpExceptionFilter, res: Response, err: unknown): void {
+const filter = new HttpExceptionFilter();
+
+/** Answers an error as the app's exception filter does. */
+function fail(res: Response, err: unknown): void {
   filter.catch(err, { switchToHttp: () => ({ getResponse: () => res }) } as unknown as ArgumentsHost);
 }
 
-type Middleware = (req: Request, res: Response, next: (err?: unknown) => void) => void;
+export type Middleware = (req: Request, res: Response, next: (err?: unknown) => void) => void;
 
 /** What the front path runs besides the route: the app's own pieces, in the order Express has them. */
 export interface FrontPublishParts {
   /** The Express application (its request and response prototypes, `trust proxy`). */
   express: { request: object; response: object };
-  /** The middleware a /v1 request passes before its body is read: request log, security headers, shedding. */
+  /** The middleware a /v1 request passes before its body is read: request log, security headers (staticHeaders), shedding. */
   before: Middleware[];
-  /** The security headers middleware (in `before`): its headers do not depend on the request, so they are taken once and set from a list. */
-  headers: Middleware;
   /** The JSON body parser Express runs (useBodyParser), for the bodies the front path does not parse itself. */
   jsonParser: Middleware;
   /** While true, requests go to Express (which turns them away). */
@@ -148,10 +153,7 @@ export function frontPublishTakes(req: IncomingMessage, bodyLimit: number): bool
  * previous ones (engine.io's, which hands non-Socket.IO requests to Express), to which every other
  * request goes.
  */
-export function installFrontPublish(server: Server, app: Providers, config: AppConfig, clock: Clock, parts: FrontPublishParts): void {
-  const publish = publishHandler(app, config, clock);
-  const filter = new HttpExceptionFilter();
-  const before = parts.before.map((step) => (step === parts.headers ? staticHeaders(step) : step));
+export function installFrontPublish(server: Server, publish: PublishHandler, parts: FrontPublishParts): void {
   const previous = server.listeners('request') as ((req: IncomingMessage, res: ServerResponse) => void)[];
   const passOn = (req: IncomingMessage, res: ServerResponse) => {
     for (const listener of previous) listener.call(server, req, res);
@@ -165,8 +167,8 @@ export function installFrontPublish(server: Server, app: Providers, config: AppC
     res.locals = Object.create(null) as Record<string, unknown>;
     let i = 0;
     const next = (err?: unknown): void => {
-      if (err !== undefined) return fail(filter, res, err);
-      const step = before[i++];
+      if (err !== undefined) return fail(res, err);
+      const step = parts.before[i++];
       if (step) return step(req, res, next);
       readBody(req, res);
     };
@@ -204,8 +206,8 @@ export function installFrontPublish(server: Server, app: Providers, config: AppC
     }) as unknown as Request;
     parts.jsonParser(replay, res, (err) => {
       // As Nest maps what the parser passes on (RoutesResolver.mapExternalException): malformed JSON is a 400 with JSON.parse's message.
-      if (err instanceof SyntaxError) return fail(filter, res, new BadRequestException(err.message));
-      if (err !== undefined) return fail(filter, res, err);
+      if (err instanceof SyntaxError) return fail(res, new BadRequestException(err.message));
+      if (err !== undefined) return fail(res, err);
       req.body = (replay as { body?: unknown }).body;
       publish(req, res);
     });

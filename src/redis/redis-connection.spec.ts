@@ -20,6 +20,19 @@ function countWrites(socket: Socket): { single: number; batches: number[] } {
   return seen;
 }
 
+/** A connected client of createClient on the test Redis, disconnected after `act`. */
+async function withClient(batch: boolean, act: (client: Redis) => Promise<void>): Promise<void> {
+  const client = createClient({ mode: 'url', url: testRedisUrl() }, 1_000, batch) as Redis;
+  try {
+    await client.connect();
+    await act(client);
+  } finally {
+    client.disconnect();
+  }
+}
+
+const socketOf = (client: Redis) => (client as unknown as { stream: Socket }).stream;
+
 describe('createClient on one Redis (real Redis)', () => {
   const prefix = uniquePrefix('conn');
   const admin = new Redis(testRedisUrl());
@@ -28,12 +41,10 @@ describe('createClient on one Redis (real Redis)', () => {
     await admin.quit();
   });
 
-  it('sends the commands of one event-loop turn in one write, and answers each in order', async () => {
-    const client = createClient({ mode: 'url', url: testRedisUrl() }, 1_000, true) as Redis;
-    try {
-      await client.connect();
+  it('sends the commands of one event-loop turn in one write, and answers each in order', () =>
+    withClient(true, async (client) => {
       await client.ping();
-      const writes = countWrites((client as unknown as { stream: Socket }).stream);
+      const writes = countWrites(socketOf(client));
       const answers = await Promise.all([
         client.set(`${prefix}a`, '1'),
         client.incr(`${prefix}n`),
@@ -47,37 +58,24 @@ describe('createClient on one Redis (real Redis)', () => {
       expect(await client.incr(`${prefix}n`)).toBe(3);
       expect(writes.batches).toEqual([5]);
       expect(writes.single).toBe(1);
-    } finally {
-      client.disconnect();
-    }
-  });
+    }));
 
-  it('still answers after a reconnect (the new socket is corked per turn too)', async () => {
-    const client = createClient({ mode: 'url', url: testRedisUrl() }, 1_000, true) as Redis;
-    try {
-      await client.connect();
+  it('still answers after a reconnect (the new socket is corked per turn too)', () =>
+    withClient(true, async (client) => {
       const ready = new Promise((resolve) => client.once('ready', resolve));
-      (client as unknown as { stream: Socket }).stream.destroy();
+      socketOf(client).destroy();
       await ready;
-      const writes = countWrites((client as unknown as { stream: Socket }).stream);
+      const writes = countWrites(socketOf(client));
       expect(await Promise.all([client.incr(`${prefix}m`), client.incr(`${prefix}m`)])).toEqual([1, 2]);
       expect(writes.batches).toEqual([2]);
-    } finally {
-      client.disconnect();
-    }
-  });
+    }));
 
-  it('leaves the turn batching off when asked (the subscriber and publisher connections)', async () => {
-    const client = createClient({ mode: 'url', url: testRedisUrl() }, 1_000, false) as Redis;
-    try {
-      await client.connect();
+  it('leaves the turn batching off when asked (the subscriber and publisher connections)', () =>
+    withClient(false, async (client) => {
       await client.ping();
-      const writes = countWrites((client as unknown as { stream: Socket }).stream);
+      const writes = countWrites(socketOf(client));
       expect(await Promise.all([client.incr(`${prefix}k`), client.incr(`${prefix}k`)])).toEqual([1, 2]);
       expect(writes.batches).toEqual([]);
       expect(writes.single).toBe(2);
-    } finally {
-      client.disconnect();
-    }
-  });
+    }));
 });

@@ -140,11 +140,6 @@ export function describeRedisTarget(target: RedisTarget): string {
  */
 export const SHARDED_SUBSCRIBER_REFRESH_MS = 1_000;
 
-function batched(client: Redis, batch: boolean): Redis {
-  if (batch) corkPerTurn(client);
-  return client;
-}
-
 /**
  * Commands sent in the same turn of the event loop leave in one write, as ioredis's auto-
  * pipelining does, but by corking the socket until the turn ends (setImmediate, the point where
@@ -155,7 +150,7 @@ function batched(client: Redis, batch: boolean): Redis {
  * order, as always. Used on one Redis (direct or through Sentinel); a Cluster client keeps
  * ioredis's auto-pipelining, which groups commands by the node that serves them.
  */
-function corkPerTurn(client: Redis): void {
+function corkPerTurn(client: Redis): Redis {
   const c = client as unknown as { sendCommand: (command: unknown, stream?: unknown) => unknown; stream?: import('node:net').Socket };
   const send = c.sendCommand.bind(client);
   c.sendCommand = (command, stream) => {
@@ -166,29 +161,31 @@ function corkPerTurn(client: Redis): void {
     }
     return send(command, stream);
   };
+  return client;
 }
 
+/**
+ * `autoPipelining`: the commands of one event-loop turn leave in one write; on one Redis (direct
+ * or through Sentinel) by corking (corkPerTurn), on a Cluster by ioredis's auto-pipelining.
+ */
 export function createClient(target: RedisTarget, commandTimeoutMs: number, autoPipelining: boolean, shardedSubscribers = false): RedisClient {
   const options: RedisOptions = {
     lazyConnect: true,
     commandTimeout: commandTimeoutMs,
     maxRetriesPerRequest: 1,
     enableOfflineQueue: false,
-    enableAutoPipelining: autoPipelining,
     connectTimeout: 5_000,
     // A forced reconnect of a half-open link waits this long for the FIN, then destroys the socket.
     disconnectTimeout: 1_000,
     retryStrategy: (attempt) => Math.min(attempt * 100, 2_000),
   };
-  // One Redis (direct or through Sentinel): the turn's commands share a write by corking (see
-  // corkPerTurn), not by ioredis's auto-pipelining.
-  const single = { ...options, enableAutoPipelining: false };
+  const single = (client: Redis) => (autoPipelining ? corkPerTurn(client) : client);
   switch (target.mode) {
     case 'url':
-      return batched(new Redis(target.url, single), autoPipelining);
+      return single(new Redis(target.url, options));
     case 'sentinel':
       // failoverDetector watches the sentinels' +switch-master and moves to the new master at once.
-      return batched(new Redis({ ...single, sentinels: target.sentinels, name: target.name, password: target.password, failoverDetector: true }), autoPipelining);
+      return single(new Redis({ ...options, sentinels: target.sentinels, name: target.name, password: target.password, failoverDetector: true }));
     case 'cluster':
       return new Cluster(target.nodes, {
         lazyConnect: true,
