@@ -1,8 +1,8 @@
 import Redis from 'ioredis';
 import { request } from 'node:http';
-import { api, startTestApp, TestApp } from './support/app';
+import { api, metric, startTestApp, TestApp } from './support/app';
 import { FakeClock } from './support/fake-clock';
-import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
+import { deleteKeys, deviceKey, redisCommandsDuring, testClusterNodes, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { TEST_API_KEY } from './support/tokens';
 
 type Json = Record<string, any>;
@@ -132,6 +132,55 @@ describe('REST rate limits (real app, real Redis)', () => {
     expect((await from('2001:db8:0:2::1', TEST_API_KEY)).status).toBe(200); // another /64
     expect((await from('203.0.113.7', TEST_API_KEY)).status).toBe(200);
     expect((await from('203.0.113.7')).status).toBe(401);
+  });
+
+  it('POST to device ids: on one Redis the rate check runs in the publish script; refused, nothing is written', async () => {
+    const prefix = freshPrefix();
+    const clock = new FakeClock(WINDOW_START);
+    const gw = await start({ API_RATE_LIMIT: '3', API_RATE_WINDOW_MS: '60000', API_AUTH_FAILURES_PER_MINUTE: '2' }, clock, prefix);
+    const post = (json: unknown, key?: string) => api(gw.url, '/v1/notifications', { method: 'POST', json, key });
+    const to = (deviceId: string) => ({ deviceIds: [deviceId], data: { n: 1 }, ttl: 600 });
+    const redisOfRun = testRedis();
+    const inbox = deviceKey(prefix, 'inbox', 'fold-a');
+    try {
+      await redisOfRun.zcard(inbox); // connected: a Cluster client knows its masters (MONITOR on each)
+      // Three admitted: one script call each on one Redis (the rate check and the publish); on a
+      // Cluster three each (the address's block and the key's count are in two partitions, sent together).
+      const admitted = await redisCommandsDuring(redisOfRun, prefix, async () => {
+        for (let i = 0; i < 3; i++) expect((await post(to('fold-a'))).status).toBe(202);
+      });
+      expect(admitted.filter(([c]) => c === 'evalsha')).toHaveLength(testClusterNodes() ? 9 : 3);
+      expect(await redisOfRun.zcard(inbox)).toBe(3);
+      // Over the limit: 429, and the refused publish wrote nothing (no inbox, no notification).
+      const refused = await redisCommandsDuring(redisOfRun, prefix, async () => {
+        await expectTooMany(await post(to('fold-a')), /for this API key exceeded/);
+        await expectTooMany(await post(to('fold-b')), /for this API key exceeded/);
+      });
+      // Commands the scripts ran (MONITOR lists them after each EVALSHA): none wrote a notification or an inbox.
+      expect(refused.filter(([c, key]) => c !== 'evalsha' && /:(notif|inbox):/.test(key ?? ''))).toEqual([]);
+      expect(await redisOfRun.zcard(inbox)).toBe(3);
+      expect(await redisOfRun.exists(deviceKey(prefix, 'inbox', 'fold-b'))).toBe(0);
+      // A body that would be refused as invalid is refused for the limit first, as on every route.
+      await expectTooMany(await post({ deviceIds: [], data: 'not an object' }), /for this API key exceeded/);
+
+      // The next window: the budget is the same for publishes that fold and those that do not.
+      clock.advance(2 * 60_000);
+      expect((await post(to('fold-a'))).status).toBe(202);
+      expect((await post({ userIds: ['fold-user'], data: {}, ttl: 600 })).status).toBe(202); // looks up the user first
+      expect((await post({ ...to('fold-a'), title: 'x' }, undefined)).status).toBe(202);
+      await expectTooMany(await post(to('fold-a')), /for this API key exceeded/);
+      expect(await redisOfRun.zcard(inbox)).toBe(5);
+
+      // An address blocked for failed authentications: a right key and a valid body get 429, nothing written.
+      clock.advance(2 * 60_000);
+      for (let i = 0; i < 2; i++) expect((await post(to('fold-a'), WRONG_KEY)).status).toBe(401);
+      await expectTooMany(await post(to('fold-a')), /failed authentications/);
+      expect(await redisOfRun.zcard(inbox)).toBe(5);
+      expect(await metric(gw.url, 'push_gateway_rate_limited_total{limit="client_address"}')).toBe(1);
+      expect(await metric(gw.url, 'push_gateway_rate_limited_total{limit="api_key"}')).toBe(4);
+    } finally {
+      redisOfRun.disconnect();
+    }
   });
 
   it('never gives more than the limit of 401s to one address, however many race', async () => {

@@ -6,7 +6,17 @@ import { AppConfig } from '../config/app-config';
 import { addressKey, clientAddress, TrustFn, trustFn } from '../http/client-address';
 import { MetricsService } from '../metrics/metrics.service';
 import { ApiKeys, KeyCheck } from './api-keys';
-import { RateDecision, RateLimiter, RateRule } from './rate-limiter';
+import { AdmitDecision, FoldedAdmit, RateDecision, RateLimiter, RateRule } from './rate-limiter';
+
+/** An API-key admission (ApiAuthGuard.foldable) waiting to be run with a store write, or alone. */
+export interface PendingAdmission {
+  /** For the store's write script to run first. */
+  fold: FoldedAdmit;
+  /** Runs it on its own, as canActivate does: throws 429 when refused. */
+  alone(): Promise<void>;
+  /** The 429 for a refusal the write's script answered (AdmissionRefused's decision). */
+  refused(decision: AdmitDecision): HttpException;
+}
 
 export interface ApiRequest extends Request {
   /** A short, non-secret id of the key used, for rate limiting, idempotency and logs. */
@@ -73,14 +83,45 @@ export class ApiAuthGuard implements CanActivate {
       if (!counted.allowed) throw this.tooMany(response, counted, 'client_address', this.failureMessage());
       throw new UnauthorizedException(key.reason);
     }
-    const decision = await this.limiter.admit(this.failures, address, this.perKey, key.keyId, now);
-    if (decision.refusedBy === 'gate') throw this.tooMany(response, decision, 'client_address', this.failureMessage());
-    request.apiKeyId = key.keyId;
-    if (decision.refusedBy === 'counted') {
-      const { limit, windowMs } = this.perKey;
-      throw this.tooMany(response, decision, 'api_key', `rate limit of ${limit} requests per ${windowMs} ms for this API key exceeded`);
-    }
+    this.decided(request, response, key.keyId, await this.limiter.admit(this.failures, address, this.perKey, key.keyId, now));
     return true;
+  }
+
+  /**
+   * For a route that writes to the store: canActivate's admission, to be folded into the write
+   * (one Redis round trip fewer), for a request with a right API key when the limiter can fold
+   * it; undefined otherwise, and the caller runs canActivate as usual. The request counts as
+   * admitted (apiKeyId set) until the write says otherwise.
+   */
+  foldable(request: ApiRequest, response: Response): PendingAdmission | undefined {
+    const key = this.keys.identify(request.headers.authorization);
+    if (!key.ok) return undefined;
+    const address = addressKey(clientAddress(request, this.trust));
+    const now = this.clock.now();
+    const fold = this.limiter.fold(this.failures, address, this.perKey, key.keyId, now);
+    if (!fold) return undefined;
+    request.credential = 'api_key';
+    request.apiKeyId = key.keyId;
+    return {
+      fold,
+      alone: async () => this.decided(request, response, key.keyId, await this.limiter.admit(this.failures, address, this.perKey, key.keyId, now)),
+      refused: (decision) => this.refusal(request, response, decision),
+    };
+  }
+
+  /** Applies an admission's decision: 429 when refused (by the address's block or the key's limit). */
+  private decided(request: ApiRequest, response: Response, keyId: string, decision: AdmitDecision): void {
+    if (decision.refusedBy !== 'gate') request.apiKeyId = keyId;
+    if (!decision.allowed) throw this.refusal(request, response, decision);
+  }
+
+  private refusal(request: ApiRequest, response: Response, decision: AdmitDecision): HttpException {
+    if (decision.refusedBy === 'gate') {
+      request.apiKeyId = undefined;
+      return this.tooMany(response, decision, 'client_address', this.failureMessage());
+    }
+    const { limit, windowMs } = this.perKey;
+    return this.tooMany(response, decision, 'api_key', `rate limit of ${limit} requests per ${windowMs} ms for this API key exceeded`);
   }
 
   /**

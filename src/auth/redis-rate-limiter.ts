@@ -3,7 +3,7 @@ import { BoundScript } from '../redis/lua-script';
 import { KeyLayout } from '../redis/partitions';
 import { redisCall } from '../redis/redis-errors';
 import { RATE_ADMIT, RATE_LIMIT } from './rate-limit.scripts';
-import { AdmitDecision, RateDecision, RateLimiter, RateRule } from './rate-limiter';
+import { AdmitDecision, FoldedAdmit, RateDecision, RateLimiter, RateRule } from './rate-limiter';
 import { retryAfterMs, windowIndex } from './sliding-window';
 
 /**
@@ -52,12 +52,25 @@ export class RedisRateLimiter extends RateLimiter {
    * counted rule only when the gate lets the request through (one script call per request fewer).
    */
   private async admitTogether(gate: RateRule, gateKey: string, counted: RateRule, countedKey: string, now: number): Promise<AdmitDecision> {
+    const f = this.together(gate, gateKey, counted, countedKey, now);
+    return f.decision((await this.admitScript({ keys: f.keys, args: { now, ...f.args } })) as number[]);
+  }
+
+  /**
+   * On one Redis (one partition), RATE_ADMIT's keys and arguments for a store's write script to
+   * run first; with partitions (a Cluster), undefined: the rate keys and the write's are on
+   * different slots.
+   */
+  override fold(gate: RateRule, gateKey: string, counted: RateRule, countedKey: string, now: number): FoldedAdmit | undefined {
+    return this.keys.sharded ? undefined : this.together(gate, gateKey, counted, countedKey, now);
+  }
+
+  private together(gate: RateRule, gateKey: string, counted: RateRule, countedKey: string, now: number): FoldedAdmit {
     const g = this.keysFor(gate, gateKey, now);
     const c = this.keysFor(counted, countedKey, now);
-    const [gateAllowed, gateCurrent, gatePrevious, countedAllowed, countedCurrent, countedPrevious] = (await this.admitScript({
+    return {
       keys: { gateCurrent: g.current, gatePrevious: g.previous, countedCurrent: c.current, countedPrevious: c.previous },
       args: {
-        now,
         gateWindowMs: gate.windowMs,
         gateLimit: gate.limit,
         gateExpiresIn: expiresIn(gate, now),
@@ -65,14 +78,16 @@ export class RedisRateLimiter extends RateLimiter {
         countedLimit: counted.limit,
         countedExpiresIn: expiresIn(counted, now),
       },
-    })) as [number, number, number, number, number, number];
-    return admission(
-      gate,
-      { allowed: gateAllowed, current: gateCurrent, previous: gatePrevious },
-      counted,
-      { allowed: countedAllowed, current: countedCurrent, previous: countedPrevious },
       now,
-    );
+      decision: ([gateAllowed, gateCurrent, gatePrevious, countedAllowed, countedCurrent, countedPrevious]) =>
+        admission(
+          gate,
+          { allowed: gateAllowed ?? 0, current: gateCurrent ?? 0, previous: gatePrevious ?? 0 },
+          counted,
+          { allowed: countedAllowed ?? 0, current: countedCurrent ?? 0, previous: countedPrevious ?? 0 },
+          now,
+        ),
+    };
   }
 
   async hit(rule: RateRule, key: string, now: number): Promise<RateDecision> {

@@ -37,6 +37,15 @@ export const DUE_BATCH = 500;
 export abstract class NotificationStore {
   abstract publish(request: PublishRequest): Promise<PublishResult>;
 
+  /**
+   * Whether a publish to `targets` device ids (without an Idempotency-Key) can take a rate-limit
+   * admission in its write (PublishRequest.admit): where it is one script call on the limiter's
+   * Redis. The embedded store cannot (its limiter counts in process: nothing to save).
+   */
+  foldsAdmission(_targets: number): boolean {
+    return false;
+  }
+
   /** The device's pending, unexpired notifications, oldest first. */
   abstract pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]>;
 

@@ -1,3 +1,4 @@
+import type { FoldedAdmit } from '../auth/rate-limiter';
 import { NotificationPayload } from '../channel/socket-events';
 import type { PushFailureReason, PushProviderName } from '../push/push.types';
 
@@ -68,6 +69,12 @@ export interface PublishRequest {
    * nothing and returns them all there.
    */
   onDurable?: (online: OnlineTarget[]) => void;
+  /**
+   * The API key's rate-limit admission, run first in the same step as the write (only where
+   * NotificationStore.foldsAdmission said so); refused, the publish rejects with AdmissionRefused
+   * and writes nothing. `now` is the admission's.
+   */
+  admit?: FoldedAdmit;
 }
 
 /**

@@ -15,6 +15,8 @@ import { NotificationStore } from './notification.store';
 import { NotificationStatus } from './notification.types';
 import { busiestPartition, mintNotificationId } from './notification-id';
 import { FALLBACK_LEASE_MS, FallbackService } from '../push/fallback.service';
+import type { PendingAdmission } from '../auth/api-auth.guard';
+import { AdmissionRefused } from '../auth/rate-limiter';
 
 export interface PublishContext {
   apiKeyId: string;
@@ -35,18 +37,34 @@ export class NotificationsService {
     private readonly fallback: FallbackService,
   ) {}
 
-  /** `dto` passed CreateNotificationPipe: at least one target, `data` an object of bounded depth. */
-  async publish(dto: CreateNotificationRequest, ctx: PublishContext): Promise<NotificationAcceptedDto> {
+  /**
+   * `dto` passed CreateNotificationPipe: at least one target, `data` an object of bounded depth.
+   * `admission`: the API key's rate limit, not yet run (ApiAuthGuard.foldable): for a publish to
+   * device ids only, without an Idempotency-Key, that the store writes in one call, it runs in
+   * that call (refused: 429, nothing written); otherwise it runs first, on its own, before
+   * anything else is checked, as the guard would have.
+   */
+  async publish(dto: CreateNotificationRequest, ctx: PublishContext, admission?: PendingAdmission): Promise<NotificationAcceptedDto> {
+    const size = Buffer.byteLength(JSON.stringify({ data: dto.data, title: dto.title, body: dto.body }));
+    const folded =
+      admission &&
+      ctx.idempotencyKey === undefined &&
+      size <= this.config.maxPayloadBytes &&
+      !dto.userIds?.length &&
+      !dto.topic &&
+      this.store.foldsAdmission(dto.deviceIds?.length ?? 0)
+        ? admission.fold
+        : undefined;
+    if (admission && !folded) await admission.alone();
     if (ctx.idempotencyKey !== undefined && !IDEMPOTENCY_KEY.test(ctx.idempotencyKey)) {
       throw invalidFields([{ field: 'Idempotency-Key', reasons: [`the Idempotency-Key header must be ${IDEMPOTENCY_KEY.describe}`] }]);
     }
-    const size = Buffer.byteLength(JSON.stringify({ data: dto.data, title: dto.title, body: dto.body }));
     if (size > this.config.maxPayloadBytes) {
       throw new PayloadTooLargeException(
         `data, title and body take ${size} bytes as JSON; MAX_PAYLOAD_BYTES is ${this.config.maxPayloadBytes}`,
       );
     }
-    const now = this.clock.now();
+    const now = folded ? folded.now : this.clock.now();
     const ttlMs = (dto.ttl ?? 0) * 1000;
     const deviceIds = await this.resolveDevices(dto, now);
     const idempotency = ctx.idempotencyKey
@@ -83,7 +101,9 @@ export class NotificationsService {
       idempotency,
       // A large fan-out is sent part by part, each part once it is durable (inbox before emit).
       onDurable: (online) => this.delivery.dispatch(notification, online),
+      admit: folded,
     }).catch((err: unknown) => {
+      if (err instanceof AdmissionRefused && admission) throw admission.refused(err.decision);
       // Redis may have stored it (or some of its parts) without answering: whatever it holds must still reach online devices.
       if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.delivery.recheckLater(deviceIds);
       throw err;

@@ -4,10 +4,11 @@ import { redisCall } from '../redis/redis-errors';
 import type { DueIndex } from '../redis/due-partitions';
 import { KeyLayout } from '../redis/partitions';
 import { StoreUnavailableError } from '../common/store-unavailable.error';
+import { AdmissionRefused } from '../auth/rate-limiter';
 import { NotificationPayload } from '../channel/socket-events';
 import { Ack, DUE_BATCH, dueMember, NotificationStore, readTarget, writeFallback } from './notification.store';
 import { DEFAULT_EVENT_RETENTION_MS } from '../events/event.types';
-import { ACK, ARM, CLAIM_DUE, IDEM_BEGIN, IDEM_COMMIT, PENDING, PUBLISH_PART, RECORD_FALLBACK, RENEW, REPLAY_PART } from './notification.scripts';
+import { ACK, ADMIT_PUBLISH_PART, ARM, CLAIM_DUE, IDEM_BEGIN, IDEM_COMMIT, PENDING, PUBLISH_PART, RECORD_FALLBACK, RENEW, REPLAY_PART } from './notification.scripts';
 import { headerPartitionOf } from './notification-id';
 import {
   Deliverable,
@@ -50,6 +51,7 @@ interface PartCall {
 export class RedisNotificationStore extends NotificationStore {
   private readonly scripts: {
     publishPart: BoundScript<typeof PUBLISH_PART>;
+    admitPublishPart: BoundScript<typeof ADMIT_PUBLISH_PART>;
     idemBegin: BoundScript<typeof IDEM_BEGIN>;
     idemCommit: BoundScript<typeof IDEM_COMMIT>;
     replayPart: BoundScript<typeof REPLAY_PART>;
@@ -70,6 +72,7 @@ export class RedisNotificationStore extends NotificationStore {
     super();
     this.scripts = {
       publishPart: PUBLISH_PART.bind(redis),
+      admitPublishPart: ADMIT_PUBLISH_PART.bind(redis),
       idemBegin: IDEM_BEGIN.bind(redis),
       idemCommit: IDEM_COMMIT.bind(redis),
       replayPart: REPLAY_PART.bind(redis),
@@ -99,8 +102,10 @@ export class RedisNotificationStore extends NotificationStore {
     if (!r.idempotency) {
       const calls = this.chunk(byPartition, h, r.onDurable ? FIRST_WAVE : PART_CHUNK);
       if (!calls.some((c) => c.p === h)) calls.unshift({ p: h, deviceIds: [], header: true });
+      if (r.admit && calls.length !== 1) throw new Error('a rate-limit admission folds only into a publish of one call (see foldsAdmission)');
       return this.writeParts(r, calls, [...byPartition.keys()], r.onDurable);
     }
+    if (r.admit) throw new Error('a rate-limit admission does not fold into a publish with an Idempotency-Key');
     const idem = r.idempotency;
     if (this.keys.partitionOf(idem.key) !== h) throw new Error('a notification published with an Idempotency-Key must have its header in the key\'s partition');
     const prefix = this.keys.at(h);
@@ -149,6 +154,11 @@ export class RedisNotificationStore extends NotificationStore {
       case 'resume':
         return this.resume(r, idempotencyKey, byPartition, begin);
     }
+  }
+
+  /** One partition (one Redis) and at most one first wave of targets: the publish is one PUBLISH_PART call. */
+  override foldsAdmission(targets: number): boolean {
+    return !this.keys.sharded && targets <= FIRST_WAVE;
   }
 
   /** Writes the parts of a publish begun earlier under this key, under its id and createdAt, and commits. */
@@ -263,7 +273,7 @@ export class RedisNotificationStore extends NotificationStore {
   private async writePart(r: PublishRequest, call: PartCall, parts: number[], idem?: PublishRequest['idempotency']): Promise<PartReply> {
     const prefix = this.keys.at(call.p);
     const p = r.payload;
-    return (await this.scripts.publishPart({
+    const part = {
       // Without a key, the idempotency key is a placeholder in the partition (a Cluster routes by keys).
       keys: { notif: `${prefix}notif:${p.id}`, seq: `${prefix}notif:seq`, due: `${prefix}notif:due`, idempotency: `${prefix}idem:${idem?.key ?? ''}` },
       args: {
@@ -287,7 +297,15 @@ export class RedisNotificationStore extends NotificationStore {
         windowMs: idem?.windowMs ?? 0,
       },
       rest: call.deviceIds,
-    })) as PartReply;
+    };
+    const admit = r.admit;
+    if (!admit) return (await this.scripts.publishPart(part)) as PartReply;
+    if (admit.now !== r.now) throw new Error('a folded admission runs at the publish\'s time');
+    const reply = (await this.scripts.admitPublishPart({ ...part, keys: { ...part.keys, ...admit.keys }, args: { ...part.args, ...admit.args } })) as
+      | PartReply
+      | ['refused', ...number[]];
+    if (reply[0] === 'refused') throw new AdmissionRefused(admit.decision(reply.slice(1) as number[]));
+    return reply;
   }
 
   private async commit(idempotencyKey: string, result: PublishResult & { kind: 'accepted' }): Promise<PublishResult> {

@@ -50,7 +50,7 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
   readonly source: string;
   private readonly argNames: (keyof A & string)[];
 
-  constructor(private readonly spec: LuaScriptSpec<K, A>) {
+  constructor(readonly spec: LuaScriptSpec<K, A>) {
     this.argNames = Object.keys(spec.args);
     const names = [...spec.keys.map((k) => `${k}Key`), ...this.argNames, ...(spec.rest ? ['rest'] : [])];
     const clash = names.find((n, i) => names.indexOf(n) !== i || LUA_KEYWORDS.has(n));
