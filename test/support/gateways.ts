@@ -27,7 +27,11 @@ export async function startGateway(instanceId: string, env: Record<string, strin
     ...env,
   }, nodeArgs);
   const url = `http://127.0.0.1:${port}`;
-  await waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.ok ?? false, 15_000, 50).catch((err: Error) => {
+  // 30 s: a gateway on the test Cluster starts in 1-3 s, but the full suite loads this machine
+  // (load average about 9 on 2 cores). One that never gets ready is killed: left running, it
+  // would load the rest of the run.
+  await waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.ok ?? false, 30_000, 50).catch((err: Error) => {
+    process.child.kill('SIGKILL');
     throw new Error(`${instanceId} did not become ready: ${err.message}\n${process.output()}`);
   });
   return { process, url, instanceId };
