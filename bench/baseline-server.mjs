@@ -10,8 +10,15 @@
 // connection (websocket accepted, ping stretched to HEARTBEAT_MAX_MS, 64 KiB frames) and the same
 // ioredis auto-pipelining, so the comparison is about what the gateway adds, not about tuning.
 //
+// With BASELINE_DURABLE=1 (bench/post-ab.mjs `baseline-durable`) its POST also does, in the simplest
+// way, the Redis work the gateway's contract asks of a publish: one script call that counts a
+// rate limit shared by instances and stores the notification and an inbox entry per target device
+// before the emit and the 202, and one call per ack that records the device's receipt. Not the
+// bench's baseline (that is the bare server); a measure of what those round trips cost by
+// themselves, outside the gateway's code.
+//
 // Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, HEARTBEAT_INTERVAL_MS, HEARTBEAT_MIN_MS,
-// HEARTBEAT_MAX_MS, ACK_TIMEOUT_MS, DEVICE_JWT_SECRET.
+// HEARTBEAT_MAX_MS, ACK_TIMEOUT_MS, DEVICE_JWT_SECRET, BASELINE_DURABLE.
 import { createSecretKey, randomUUID } from 'node:crypto';
 import http from 'node:http';
 import jwt from 'jsonwebtoken';
@@ -41,6 +48,31 @@ const redis = new Redis(env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
   lazyConnect: true,
 });
 redis.on('error', (err) => process.stderr.write(`redis: ${err.message}\n`));
+
+const durable = env.BASELINE_DURABLE === '1';
+// KEYS: rate counter, notification hash, then one inbox per target; ARGV: id, payload, now, rate
+// limit, window ms, ttl ms, then the target device ids. 0 when over the limit (nothing written).
+redis.defineCommand('baselineStore', {
+  lua: `
+local count = redis.call('INCR', KEYS[1])
+if count == 1 then redis.call('PEXPIRE', KEYS[1], ARGV[5]) end
+if count > tonumber(ARGV[4]) then return 0 end
+redis.call('HSET', KEYS[2], 'payload', ARGV[2], 'createdAt', ARGV[3])
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[i], ARGV[3], ARGV[1])
+  redis.call('PEXPIRE', KEYS[i], ARGV[6])
+  redis.call('HSET', KEYS[2], 't:' .. ARGV[6 + i - 2], 'pending')
+end
+redis.call('PEXPIRE', KEYS[2], ARGV[6])
+return 1`,
+});
+// KEYS: notification hash, the device's inbox; ARGV: id, device id, now.
+redis.defineCommand('baselineReceipt', {
+  numberOfKeys: 2,
+  lua: `
+redis.call('HSET', KEYS[1], 't:' .. ARGV[2], 'delivered:' .. ARGV[3])
+return redis.call('ZREM', KEYS[2], ARGV[1])`,
+});
 
 const counters = { heartbeats: 0, pushesSent: 0, pushesAcked: 0, pushesUnacked: 0 };
 
@@ -128,15 +160,34 @@ async function handleHttp(req, res) {
   const rooms = [...deviceIds.map((id) => `device:${id}`), ...userIds.map((id) => `user:${id}`), ...(topic ? [`topic:${topic}`] : [])];
   const targets = targetSockets(rooms);
   const payload = { id: randomUUID(), data: body.data, createdAt: Date.now() };
+  if (durable) {
+    const notif = `${prefix}notif:${payload.id}`;
+    const stored = await redis.baselineStore(
+      2 + deviceIds.length,
+      `${prefix}rate:${Math.floor(payload.createdAt / 60_000)}`,
+      notif,
+      ...deviceIds.map((id) => `${prefix}inbox:${id}`),
+      payload.id,
+      JSON.stringify(payload),
+      payload.createdAt,
+      1_000_000,
+      120_000,
+      ackTimeoutMs,
+      ...deviceIds,
+    );
+    if (stored === 0) return reply(res, 429, { error: 'rate limit' });
+  }
   for (const id of targets) {
     counters.pushesSent++;
-    io.sockets.sockets
-      .get(id)
-      ?.timeout(ackTimeoutMs)
-      .emit('notification', payload, (err) => {
-        if (err) counters.pushesUnacked++;
-        else counters.pushesAcked++;
-      });
+    const socket = io.sockets.sockets.get(id);
+    socket?.timeout(ackTimeoutMs).emit('notification', payload, (err) => {
+      if (err) counters.pushesUnacked++;
+      else counters.pushesAcked++;
+      if (!err && durable) {
+        const deviceId = socket.data.deviceId;
+        redis.baselineReceipt(`${prefix}notif:${payload.id}`, `${prefix}inbox:${deviceId}`, payload.id, deviceId, Date.now()).catch(() => {});
+      }
+    });
   }
   return reply(res, 202, { id: payload.id, online: targets.size, queued: 0 });
 }

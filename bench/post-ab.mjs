@@ -1,7 +1,9 @@
 // CPU per POST of several gateway builds (and the baseline), closed loop, alternating, in one sitting:
 // on a shared machine the bench's open-loop CPU per POST moves with how far behind the server is
 // (a server that falls behind handles requests in batches, cheaper each), a closed loop does not.
-//   node bench/post-ab.mjs <dist dir | baseline>... [--posts 3000] [--reps 3] [--conc 8]
+//   node bench/post-ab.mjs <dist dir | baseline | baseline-durable>... [--posts 3000] [--reps 3] [--conc 8]
+// `baseline-durable`: the baseline with the Redis round trips of the gateway's contract (a shared
+// rate limit and the inbox before the 202, a receipt per ack: bench/baseline-server.mjs).
 // Each run: a fresh server on the Redis at REDIS_URL (default 127.0.0.1:6379) under its own key
 // prefix (deleted afterwards), one device connected that acks, 500 warm-up POSTs, then `posts`
 // POSTs with `conc` in flight; server CPU (utime+stime from /proc) over the measured POSTs.
@@ -23,7 +25,7 @@ const { values, positionals } = parseArgs({
 });
 const [POSTS, REPS, CONC] = [Number(values.posts), Number(values.reps), Number(values.conc)];
 if (positionals.length === 0) {
-  process.stderr.write('usage: node bench/post-ab.mjs <dist dir | baseline>... [--posts N] [--reps R] [--conc C]\n');
+  process.stderr.write('usage: node bench/post-ab.mjs <dist dir | baseline | baseline-durable>... [--posts N] [--reps R] [--conc C]\n');
   process.exit(2);
 }
 const redisUrl = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
@@ -38,9 +40,9 @@ const cpuMs = (pid) => {
 async function run(target) {
   const port = await freePort();
   const prefix = `bench-post-ab-${port}-${Date.now()}:`;
-  const baseline = target === 'baseline';
+  const baseline = target === 'baseline' || target === 'baseline-durable';
   const script = baseline ? join(ROOT, 'bench/baseline-server.mjs') : join(target, 'main.js');
-  const env = { ...process.env, PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', REDIS_URL: redisUrl, REDIS_PREFIX: prefix, API_KEYS: apiKey, DEVICE_JWT_SECRET: secret, LOG_LEVEL: 'warn', API_RATE_LIMIT: '100000', HEARTBEAT_INTERVAL_MS: '120000', HEARTBEAT_MAX_MS: '300000' };
+  const env = { ...process.env, BASELINE_DURABLE: target === 'baseline-durable' ? '1' : '0', PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', REDIS_URL: redisUrl, REDIS_PREFIX: prefix, API_KEYS: apiKey, DEVICE_JWT_SECRET: secret, LOG_LEVEL: 'warn', API_RATE_LIMIT: '100000', HEARTBEAT_INTERVAL_MS: '120000', HEARTBEAT_MAX_MS: '300000' };
   const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'ignore', 'ignore'] });
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONC });
   let socket;
