@@ -1,8 +1,14 @@
 // Preloaded (`node --expose-gc --require bench/lib/probe.cjs <server>`) into both servers the bench
 // measures, the gateway and the baseline alike. On SIGUSR2 it reads one command from
 // `${BENCH_PROBE_FILE}.cmd` and answers in BENCH_PROBE_FILE:
-//   memory                 full GC, then process.memoryUsage(), so memory per connection is read
-//                          after garbage is collected rather than whenever the collector last ran;
+//   memory                 a memory-reducing full GC (V8's last-resort flavour), then the heap's
+//                          figures, so memory per connection is read after garbage is collected
+//                          rather than whenever the collector last ran, and without the young
+//                          generation's slack: a regular full GC leaves the young generation at
+//                          whatever size allocation last grew it to (up to 32 MB), which would
+//                          count as memory of the connections when it grew between two readings
+//                          and not when it was grown already at the first (Nest's boot grows it);
+//                          the last-resort GC shrinks it to its minimum in both servers alike;
 //   profile-start          starts the V8 CPU profiler (in-process inspector session);
 //   profile-stop <path>    stops it and writes the .cpuprofile to <path>;
 //   heap-snapshot <path>   writes a V8 heap snapshot (for bench/heap-summary.mjs);
@@ -41,7 +47,7 @@ if (file) {
     async memory() {
       if (typeof global.gc === 'function') {
         global.gc();
-        global.gc();
+        global.gc({ type: 'major', execution: 'sync', flavor: 'last-resort' });
       }
       // Not process.memoryUsage(): it reads /proc and needs a descriptor (the bench reads RSS itself).
       const heap = v8.getHeapStatistics();

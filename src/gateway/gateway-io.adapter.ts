@@ -90,38 +90,65 @@ export class GatewayIoAdapter extends IoAdapter {
    * Binds each @SubscribeMessage handler as a plain listener. IoAdapter's version builds an RxJS
    * chain per event per socket (fromEvent, mergeMap, takeUntil a shared disconnect stream) that
    * lives as long as the socket: about 16 KB of heap per connection with three handlers, more than
-   * Socket.IO's own socket (measured with `npm run bench -- --heap-snapshots`). The behaviour is
-   * IoAdapter's: the same payload/ack mapping, handlers still run through Nest's context (pipes,
-   * filters), a nil result is not acked, `{ event, data }` is emitted, other results are acked.
-   * Socket.IO drops the listeners with the socket.
+   * Socket.IO's own socket (measured with `npm run bench -- --heap-snapshots`). The listener for an
+   * event is one function shared by every socket (Socket.IO calls it with the socket as `this`),
+   * which finds that socket's handler (the list Nest made for it) on the socket: a closure and its
+   * context per event per socket would be about 0.7 KB per connection with six events. The
+   * behaviour is IoAdapter's: the same payload/ack mapping, handlers still run through Nest's
+   * context (pipes, filters), a nil result is not acked, `{ event, data }` is emitted, other
+   * results are acked. Socket.IO drops the listeners with the socket.
    */
   override bindMessageHandlers(socket: Socket, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
-    for (const { message, callback, isAckHandledManually } of handlers) {
-      socket.on(message as string, (...args: unknown[]) => {
-        const ack = typeof args.at(-1) === 'function' ? (args.pop() as (response: unknown) => void) : undefined;
-        const data = args.length > 1 ? args : args[0];
-        const respond = (response: unknown) => {
-          if (response === null || response === undefined) return;
-          const { event, data: eventData } = response as { event?: string; data?: unknown };
-          if (event) socket.emit(event, eventData);
-          else if (!isAckHandledManually && ack) ack(response);
-        };
-        const fail = (err: unknown) => this.logger.error(err);
-        let result: unknown;
-        try {
-          result = callback(data, ack);
-        } catch (err) {
-          return fail(err);
-        }
-        if (result instanceof Promise) {
-          result.then((value: unknown) => (isObservable(value) ? value.subscribe({ next: respond, error: fail }) : respond(value)), fail);
-        } else {
-          transform(result).subscribe({ next: respond, error: fail });
-        }
-      });
-    }
+    // Only the callbacks (Nest binds each to this socket); the rest is the same for every socket.
+    (socket as HandlerHolder)[HANDLERS] = handlers.map((h) => h.callback);
+    handlers.forEach((handler, i) => socket.on(handler.message as string, this.listenerFor(handler, i, transform)));
+  }
+
+  private readonly listeners = new Map<string, (this: Socket, ...args: unknown[]) => void>();
+
+  /** The listener for the i-th handler (the gateway's handlers come in the same order for every socket). */
+  private listenerFor(handler: MessageMappingProperties, i: number, transform: (data: unknown) => Observable<unknown>): (this: Socket, ...args: unknown[]) => void {
+    const message = handler.message as string;
+    const key = `${i}:${message}`;
+    let listener = this.listeners.get(key);
+    if (listener) return listener;
+    const { isAckHandledManually } = handler;
+    const logger = this.logger;
+    const dispatch = (socket: Socket, args: unknown[]): void => {
+      const callback = (socket as HandlerHolder)[HANDLERS]?.[i];
+      if (!callback) return;
+      const ack = typeof args.at(-1) === 'function' ? (args.pop() as (response: unknown) => void) : undefined;
+      const data = args.length > 1 ? args : args[0];
+      const respond = (response: unknown) => {
+        if (response === null || response === undefined) return;
+        const { event, data: eventData } = response as { event?: string; data?: unknown };
+        if (event) socket.emit(event, eventData);
+        else if (!isAckHandledManually && ack) ack(response);
+      };
+      const fail = (err: unknown) => logger.error(err);
+      let result: unknown;
+      try {
+        result = callback(data, ack);
+      } catch (err) {
+        return fail(err);
+      }
+      if (result instanceof Promise) {
+        result.then((value: unknown) => (isObservable(value) ? value.subscribe({ next: respond, error: fail }) : respond(value)), fail);
+      } else {
+        transform(result).subscribe({ next: respond, error: fail });
+      }
+    };
+    listener = function (this: Socket, ...args: unknown[]) {
+      dispatch(this, args);
+    };
+    this.listeners.set(key, listener);
+    return listener;
   }
 }
+
+/** Where bindMessageHandlers keeps, on each socket, the handlers Nest made for it. */
+const HANDLERS = Symbol('push-gateway:message-handlers');
+type HandlerHolder = Socket & { [HANDLERS]?: MessageMappingProperties['callback'][] };
 
 /**
  * The Socket.IO adapter over Redis, none in embedded mode. Rooms span instances: a topic lookup
