@@ -1213,7 +1213,7 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     // Read the session, extend the presence key, update the record; the index entry (due at
     // now + 1000) cannot come due before the next beat, so it stays.
     const first = await beat(now + 400);
-    expect(first.commands.filter((c) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
+    expect(first.commands.filter((c) => c === 'evalsha')).toHaveLength(1);
     expect(first.commands.filter((c) => c !== 'evalsha' && c !== 'eval')).toEqual(['hmget', 'pexpire', 'hset']);
     // Same interval: only the heartbeat's time and the new expiry (lastSeenAt follows lastHeartbeatAt while live).
     expect(first.writes).toEqual([['lastHeartbeatAt', String(now + 400), 'expiresAt', String(now + 1_400)]]);
@@ -1249,7 +1249,9 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     });
     expect(answers).toEqual([true, true, false, false, true, true]);
     const partitions = new Set(ids.map((id) => s.partitionOf(id))).size;
-    expect(seen.filter(([name]) => name === 'evalsha' || name === 'eval')).toHaveLength(partitions);
+    // One EVALSHA per partition. An EVAL may follow one (NOSCRIPT: src/redis/lua-script.spec.ts
+    // flushes the script cache of the Redis the suites share): a retry of the same call, not another.
+    expect(seen.filter(([name]) => name === 'evalsha')).toHaveLength(partitions);
     // Each heartbeat in the batch wrote its own time and fields; the refused ones wrote nothing.
     const views = await s.getDevices(ids, now + 150);
     expect(views.map((v) => v?.lastHeartbeatAt)).toEqual([now + 100, now + 110, now, now, now + 130, now + 140]);
