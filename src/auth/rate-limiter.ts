@@ -62,8 +62,11 @@ export abstract class RateLimiter {
     return decision.allowed ? decision : { ...decision, refusedBy: 'counted' };
   }
 
-  /** admit, as a FoldedAdmit for a store's write; undefined where it cannot be (in process, or keys in different partitions). */
-  fold(_gate: RateRule, _gateKey: string, _counted: RateRule, _countedKey: string, _now: number): FoldedAdmit | undefined {
-    return undefined;
+  /** Whether fold can be used: not in process (nothing to save), nor where the rate keys are in other partitions. */
+  readonly folds: boolean = false;
+
+  /** admit, as a FoldedAdmit for a store's write; only where `folds`. */
+  fold(_gate: RateRule, _gateKey: string, _counted: RateRule, _countedKey: string, _now: number): FoldedAdmit {
+    throw new Error('this rate limiter cannot fold its admission into a write');
   }
 }

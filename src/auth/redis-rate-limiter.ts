@@ -17,6 +17,7 @@ export class RedisRateLimiter extends RateLimiter {
   private readonly script: BoundScript<typeof RATE_LIMIT>;
   private readonly admitScript: BoundScript<typeof RATE_ADMIT>;
   private readonly keys: KeyLayout;
+  override readonly folds: boolean;
 
   /** `keys`: the key layout, or a plain prefix (one partition, as on a single Redis). */
   constructor(
@@ -25,6 +26,7 @@ export class RedisRateLimiter extends RateLimiter {
   ) {
     super();
     this.keys = typeof keys === 'string' ? new KeyLayout(keys, false) : keys;
+    this.folds = !this.keys.sharded;
     this.script = RATE_LIMIT.bind(redis);
     this.admitScript = RATE_ADMIT.bind(redis);
   }
@@ -58,11 +60,12 @@ export class RedisRateLimiter extends RateLimiter {
 
   /**
    * On one Redis (one partition), RATE_ADMIT's keys and arguments for a store's write script to
-   * run first; with partitions (a Cluster), undefined: the rate keys and the write's are on
-   * different slots.
+   * run first; not with partitions (a Cluster): the rate keys and the write's are on different
+   * slots (`folds` is false).
    */
-  override fold(gate: RateRule, gateKey: string, counted: RateRule, countedKey: string, now: number): FoldedAdmit | undefined {
-    return this.keys.sharded ? undefined : this.together(gate, gateKey, counted, countedKey, now);
+  override fold(gate: RateRule, gateKey: string, counted: RateRule, countedKey: string, now: number): FoldedAdmit {
+    if (!this.folds) return super.fold(gate, gateKey, counted, countedKey, now);
+    return this.together(gate, gateKey, counted, countedKey, now);
   }
 
   private together(gate: RateRule, gateKey: string, counted: RateRule, countedKey: string, now: number): FoldedAdmit {

@@ -104,14 +104,14 @@ export class GatewayIoAdapter extends IoAdapter {
     handlers.forEach((handler, i) => socket.on(handler.message as string, this.listenerFor(handler, i, transform)));
   }
 
-  private readonly listeners = new Map<string, (this: Socket, ...args: unknown[]) => void>();
+  /** By position: the gateway's handlers come in the same order for every socket. */
+  private readonly listeners: { message: string; listener: (this: Socket, ...args: unknown[]) => void }[] = [];
 
-  /** The listener for the i-th handler (the gateway's handlers come in the same order for every socket). */
+  /** The listener for the i-th handler, made for the first socket and shared by the others. */
   private listenerFor(handler: MessageMappingProperties, i: number, transform: (data: unknown) => Observable<unknown>): (this: Socket, ...args: unknown[]) => void {
     const message = handler.message as string;
-    const key = `${i}:${message}`;
-    let listener = this.listeners.get(key);
-    if (listener) return listener;
+    const made = this.listeners[i];
+    if (made?.message === message) return made.listener;
     const { isAckHandledManually } = handler;
     const logger = this.logger;
     const dispatch = (socket: Socket, args: unknown[]): void => {
@@ -138,10 +138,10 @@ export class GatewayIoAdapter extends IoAdapter {
         transform(result).subscribe({ next: respond, error: fail });
       }
     };
-    listener = function (this: Socket, ...args: unknown[]) {
+    const listener = function (this: Socket, ...args: unknown[]) {
       dispatch(this, args);
     };
-    this.listeners.set(key, listener);
+    this.listeners[i] = { message, listener };
     return listener;
   }
 }

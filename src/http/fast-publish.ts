@@ -57,14 +57,6 @@ export function publishHandler(app: Providers, config: AppConfig, clock: Clock):
     }
   };
   const route = async (req: ApiRequest, res: Response): Promise<void> => {
-    const http = { getRequest: () => req, getResponse: () => res };
-    // What the guard reads: the request and response, and the route's metadata (OpsTokenReads).
-    const context = {
-      switchToHttp: () => http,
-      getHandler: () => NotificationsController.prototype.create,
-      getClass: () => NotificationsController,
-      getType: () => 'http',
-    } as unknown as ExecutionContext;
     const body: unknown = req.body;
     // A right API key and a valid body: the key's rate limit can run in the publish's own Redis
     // call (NotificationsService.publish decides). Anything else takes the route's steps in
@@ -72,7 +64,7 @@ export function publishHandler(app: Providers, config: AppConfig, clock: Clock):
     const admission = body === undefined ? undefined : guard.foldable(req, res);
     let request = admission ? valid(body) : undefined;
     if (!request) {
-      if (!(await guard.canActivate(context))) throw new ForbiddenException('Forbidden resource');
+      if (!(await guard.canActivate(contextOf(req, res)))) throw new ForbiddenException('Forbidden resource');
       if (body === undefined && hasBody(req)) throw new UnsupportedMediaTypeException('Content-Type must be application/json');
       request = pipe.transform(body);
     }
@@ -114,6 +106,17 @@ export function staticHeaders(middleware: Middleware): Middleware {
     for (const [name, value] of set) res.setHeader(name, value);
     next();
   };
+}
+
+/** What the guard reads: the request and response, and the route's metadata (OpsTokenReads). */
+function contextOf(req: Request, res: Response): ExecutionContext {
+  const http = { getRequest: () => req, getResponse: () => res };
+  return {
+    switchToHttp: () => http,
+    getHandler: () => NotificationsController.prototype.create,
+    getClass: () => NotificationsController,
+    getType: () => 'http',
+  } as unknown as ExecutionContext;
 }
 
 const filter = new HttpExceptionFilter();
