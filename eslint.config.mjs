@@ -26,7 +26,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['bench/**/*.mjs', 'bench/**/*.cjs', 'netlab/**/*.mjs', 'test/**/*.mjs', 'test/**/*.cjs'],
+    files: ['bench/**/*.mjs', 'scripts/**/*.mjs', 'bench/**/*.cjs', 'netlab/**/*.mjs', 'test/**/*.mjs', 'test/**/*.cjs'],
     extends: [tseslint.configs.disableTypeChecked],
     languageOptions: { globals: nodeGlobals },
     rules: { '@typescript-eslint/no-require-imports': 'off' },

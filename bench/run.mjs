@@ -48,7 +48,7 @@ const FULL = {
   webhooks: { backlog: 20_000, drainTimeoutMs: 120_000, latencyRate: 200, tickMs: 50, latencyMs: 10_000 },
 };
 
-/** Quick run (CI smoke): every scenario for both servers with small counts and short phases; about 2 minutes on 2 quiet cores. */
+/** Quick run (CI smoke): every scenario for both servers with small counts and short phases; about 3 minutes on 2 quiet cores. */
 const QUICK = {
   loadgens: 2,
   connections: { levels: [200, 500, 1_000], maxProbe: 0, settleMs: 500, concurrency: 25 },
@@ -57,7 +57,7 @@ const QUICK = {
   fanout: { devices: 1_000, audiences: [200, 500, 1_000], curveRounds: 2, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 2_000, drainMs: 2_000, concurrency: 25 },
-  overload: { devices: 1_000, rampFrom: 500, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 2_000, drainMs: 1_000, concurrency: 25 },
+  overload: { devices: 1_000, rampFrom: 3_000, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 2_000, drainMs: 1_000, concurrency: 25 },
   flood: { devices: 200, rate: 200, warmupMs: 300, controlMs: 1_000, floodMs: 5_500, healthEveryMs: 250, concurrency: 25 },
   crash: { devices: 1_000, intervalMs: 4_000, graceMs: 5_000, beatMs: 1_000, concurrency: 25 },
   webhooks: { backlog: 5_000, drainTimeoutMs: 60_000, latencyRate: 200, tickMs: 50, latencyMs: 2_000 },

@@ -163,8 +163,10 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
 
     it('replaces a session across instances: the old instance closes it on word from its mailbox', async () => {
       const old = await device(a, 'roamer');
-      const replaced = nextEvent<Json>(old.socket, 'session_replaced');
-      const closed = nextEvent<string>(old.socket, 'disconnect');
+      // 15 s: the spread test before this one leaves both masters and processes busy for a while
+      // when the suite loads the machine; the word itself takes milliseconds.
+      const replaced = nextEvent<Json>(old.socket, 'session_replaced', 15_000);
+      const closed = nextEvent<string>(old.socket, 'disconnect', 15_000);
       const fresh = await device(b, 'roamer');
       expect(await replaced).toMatchObject({ sessionId: old.ready.sessionId });
       expect(await closed).toBe('io server disconnect');

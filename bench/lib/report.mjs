@@ -106,7 +106,8 @@ export function evaluateTargets(results) {
       crashTarget,
       `${cr.instanceLost} of ${cr.devices} instance_lost, ${cr.withinBound} within ${cr.boundMs / 1000} s of their last heartbeat ` +
         `(max ${fmt(cr.lastSeenToRecordedMs.max / 1000)} s); all read by GET /v1/events ${fmt(cr.killToLastReadByPullMs / 1000)} s after the kill`,
-      cr.devices >= 10_000 && cr.instanceLost === cr.devices && cr.withinBound === cr.devices,
+      // With fewer than 10k devices (--quick) a pass is not the target met: not measured, with the figures.
+      cr.instanceLost !== cr.devices || cr.withinBound !== cr.devices ? false : cr.devices >= 10_000 ? true : null,
     );
   } else add('crash', crashTarget, cr?.error ?? '–', null);
 

@@ -95,7 +95,8 @@ describe.each(MODES)('RedisEventLog ($name)', ({ sharded, cluster }) => {
   };
 
   it('pages through events of many partitions in log order with a types filter: exact, no skip, no repeat', async () => {
-    const devices = Array.from({ length: 300 }, (_, i) => `dev-${i}`);
+    // 120 devices: some 110 of the 1024 partitions hold events, each page merges them.
+    const devices = Array.from({ length: 120 }, (_, i) => `dev-${i}`);
     const written: string[] = [];
     for (let round = 0; round < 4; round++) {
       await Promise.all(devices.map((d, i) => emit(d, (i + round) % 3 === 0 ? 'device.offline' : 'device.online', round)));
@@ -106,7 +107,7 @@ describe.each(MODES)('RedisEventLog ($name)', ({ sharded, cluster }) => {
     await Promise.all(devices.map((d) => emit(d, 'device.online', 4)));
     await settle();
     const all = await pageAll(undefined, 1_000);
-    expect(all.seen).toHaveLength(1_560);
+    expect(all.seen).toHaveLength(devices.length * 5 + 60);
     const ids = all.seen.map((e) => e.id);
     expect([...ids].sort(compareEventIds)).toEqual(ids);
     expect(new Set(ids).size).toBe(ids.length);
@@ -123,7 +124,7 @@ describe.each(MODES)('RedisEventLog ($name)', ({ sharded, cluster }) => {
     }
     const pages = await pageAll(undefined, 13);
     expect(pages.seen.map((e) => e.id)).toEqual(written);
-    // Some 800 pages over 300 partitions' streams: 8-14 s on a quiet machine, more under CI's load.
+    // Some 270 pages over 110 partitions' streams: 3-5 s alone on a Cluster, more under CI's load.
   }, 60_000);
 
   it('keeps an event appended late with a stale clock after a cursor already handed out', async () => {

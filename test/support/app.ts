@@ -26,6 +26,7 @@ export async function startTestApp(env: Record<string, string | undefined>, cloc
     // A test process is not a production one: other suites load its event loop. Shedding is off
     // unless a test is about it (test/overload.e2e-spec.ts).
     LOAD_SHED_DELAY_MS: '0',
+    REST_QUEUE_TARGET_MS: '0',
     // Tests about heartbeat policy use short intervals and exact TTLs (2.5 intervals); the TCP slack
     // has its own tests (heartbeat-policy.spec.ts, test/netlab-presence.e2e-spec.ts on real links).
     HEARTBEAT_TTL_SLACK_MS: '0',
