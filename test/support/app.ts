@@ -27,6 +27,9 @@ export async function startTestApp(env: Record<string, string | undefined>, cloc
     // unless a test is about it (test/overload.e2e-spec.ts).
     LOAD_SHED_DELAY_MS: '0',
     REST_QUEUE_TARGET_MS: '0',
+    // The app shares its event loop with Jest's worker: under the suite's load a reply can wait
+    // a second there. Tests that stall or kill Redis set their own (300-500 ms).
+    REDIS_COMMAND_TIMEOUT_MS: '3000',
     // Tests about heartbeat policy use short intervals and exact TTLs (2.5 intervals); the TCP slack
     // has its own tests (heartbeat-policy.spec.ts, test/netlab-presence.e2e-spec.ts on real links).
     HEARTBEAT_TTL_SLACK_MS: '0',
