@@ -55,7 +55,7 @@ const QUICK = {
   heartbeats: { devices: 1_000, rates: [500, 1_000], warmupMs: 500, durationMs: 1_200, drainMs: 1_000, monitorRate: 500, monitorMs: 1_000, concurrency: 25 },
   push: { rate: 1_000, extraRates: [250, 2_000], extraDurationMs: 1_000, warmupMs: 500, durationMs: 1_000, overloadRate: 3_000, overloadSockets: 500, overloadDurationMs: 1_500 },
   fanout: { devices: 1_000, audiences: [500, 1_000], curveRounds: 2, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
-  sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 3 },
+  sweep: { healthy: [1_000, 10_000, 20_000], expired: 1_000, reps: 3 },
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 1_200, drainMs: 1_000, concurrency: 25 },
   overload: { devices: 1_000, rampFrom: 3_000, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 2_000, drainMs: 1_000, concurrency: 25 },
   flood: { devices: 200, rate: 200, warmupMs: 300, controlMs: 1_000, floodMs: 5_500, healthEveryMs: 250, concurrency: 25 },

@@ -1,3 +1,5 @@
+// First: what the modules below build while they load may wait until it is used.
+import { endLoadDeferrals } from './startup/load-deferrals';
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import type { Server } from 'node:http';
@@ -19,6 +21,7 @@ process.on('unhandledRejection', (reason) => {
 });
 
 async function main(): Promise<void> {
+  endLoadDeferrals();
   let config: AppConfig;
   try {
     config = loadConfig();

@@ -1,5 +1,5 @@
 import { Agent } from 'node:https';
-import * as webpush from 'web-push';
+import type * as WebPushLibrary from 'web-push';
 import { WebPushSettings } from '../../config/push-provider-settings';
 import { PushMessage, PushRegistration } from '../push.types';
 import { webPushTopic } from './collapse-key';
@@ -7,6 +7,14 @@ import { AttemptResult, PushProvider } from './push-provider';
 import { classifyHttpStatus, errorMessage, networkFailure } from './http-outcome';
 
 type WebPushRegistration = Extract<PushRegistration, { provider: 'webpush' }>;
+
+/**
+ * `web-push` and what it brings (asn1.js, bn.js, http_ece: some 250 KB of source, about 1 MB of
+ * heap once loaded) load with the first Web Push provider, not with every gateway: most run
+ * without VAPID keys and never send one.
+ */
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const loadWebPush = (): typeof WebPushLibrary => require('web-push') as typeof WebPushLibrary;
 
 export interface WebPushOptions {
   requestTimeoutMs: number;
@@ -22,6 +30,7 @@ export interface WebPushOptions {
 export class WebPushProvider implements PushProvider<WebPushRegistration> {
   readonly name = 'webpush' as const;
   private readonly agent: Agent;
+  private readonly webpush = loadWebPush();
 
   constructor(
     private readonly settings: WebPushSettings,
@@ -34,7 +43,7 @@ export class WebPushProvider implements PushProvider<WebPushRegistration> {
     const { notification, ttlSeconds } = message;
     const visible = Boolean(notification.title || notification.body);
     try {
-      await webpush.sendNotification(registration.subscription, JSON.stringify(notification), {
+      await this.webpush.sendNotification(registration.subscription, JSON.stringify(notification), {
         vapidDetails: this.settings,
         TTL: ttlSeconds,
         // `high` wakes a sleeping device at once: right for what the user will see, not for silent data.
@@ -46,7 +55,7 @@ export class WebPushProvider implements PushProvider<WebPushRegistration> {
       });
       return { kind: 'sent' };
     } catch (error) {
-      if (error instanceof webpush.WebPushError) {
+      if (error instanceof this.webpush.WebPushError) {
         return classifyHttpStatus(error.statusCode, error.headers, `push service answered ${error.statusCode} ${String(error.body ?? '').slice(0, 200)}`.trim());
       }
       return networkFailure(error) ?? { kind: 'rejected', detail: errorMessage(error) };
