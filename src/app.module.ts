@@ -1,5 +1,5 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { ScheduleModule } from '@nestjs/schedule';
+import { IntervalsModule } from './common/interval-registry';
 import { AuthModule } from './auth/auth.module';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
@@ -25,7 +25,7 @@ export class AppModule {
       controllers: [AsyncApiController],
       imports: [
         ConfigModule.forRoot(config, clock),
-        ScheduleModule.forRoot(),
+        IntervalsModule,
         RedisModule,
         AuthModule,
         LoadModule,

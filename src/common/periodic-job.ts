@@ -1,9 +1,9 @@
 import { Logger } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from './interval-registry';
 
 /**
  * A store job every instance runs on a period (sweeps, releases, deadline claims): registered
- * with Nest's SchedulerRegistry under `name`, never two runs at once (a call during a run joins
+ * with the IntervalRegistry under `name`, never two runs at once (a call during a run joins
  * it), and a failed periodic run logged, never thrown (the next period tries again).
  */
 export class PeriodicJob<T> {
@@ -11,7 +11,7 @@ export class PeriodicJob<T> {
 
   constructor(
     private readonly name: string,
-    private readonly scheduler: SchedulerRegistry,
+    private readonly scheduler: IntervalRegistry,
     private readonly logger: Logger,
     /** What the warning says before the error's message when a periodic run fails. */
     private readonly failure: string,
@@ -23,7 +23,7 @@ export class PeriodicJob<T> {
   }
 
   stop(): void {
-    if (this.scheduler.doesExist('interval', this.name)) this.scheduler.deleteInterval(this.name);
+    if (this.scheduler.has(this.name)) this.scheduler.deleteInterval(this.name);
   }
 
   /** Runs the job now, or joins the run already going. */

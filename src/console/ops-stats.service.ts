@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -50,7 +50,7 @@ export class OpsStatsService implements OnApplicationBootstrap, OnApplicationShu
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly policy: HeartbeatPolicy,
-    private readonly scheduler: SchedulerRegistry,
+    private readonly scheduler: IntervalRegistry,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -59,7 +59,7 @@ export class OpsStatsService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   onApplicationShutdown(): void {
-    if (this.scheduler.doesExist('interval', INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
+    if (this.scheduler.has(INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
   }
 
   private tick(): void {

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { Clock } from '../common/clock';
 import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
@@ -65,7 +65,7 @@ export class EventFloorsService implements OnApplicationBootstrap, OnApplication
     private readonly clock: Clock,
     config: AppConfig,
     redis: RedisConnection,
-    scheduler: SchedulerRegistry,
+    scheduler: IntervalRegistry,
   ) {
     if (redis.client && config.keys.partitions > 1) {
       // Floors outlive the events they order (and the idle stretch of a partition between them).

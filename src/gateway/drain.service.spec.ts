@@ -1,6 +1,6 @@
 import { Logger } from '@nestjs/common';
 import { AbstractHttpAdapter, HttpAdapterHost } from '@nestjs/core';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { createServer, Server } from 'node:http';
 import { FakeClock } from '../../test/support/fake-clock';
 import { DeviceChannel } from '../channel/device-channel';
@@ -22,7 +22,7 @@ describe('DrainService', () => {
   let clock: FakeClock;
   let store: MemoryPresenceStore;
   let channel: FakeDeviceChannel;
-  let scheduler: SchedulerRegistry;
+  let scheduler: IntervalRegistry;
   let sweeper: SessionSweeper;
   let instances: InstanceRegistry;
   let http: HttpAdapterHost;
@@ -40,7 +40,7 @@ describe('DrainService', () => {
     clock = new FakeClock();
     store = new MemoryPresenceStore(86_400_000);
     channel = new FakeDeviceChannel('gw-a');
-    scheduler = new SchedulerRegistry();
+    scheduler = new IntervalRegistry();
     const asChannel = channel as unknown as DeviceChannel;
     const metrics = new MetricsService();
     const load = new LoadMonitor(config, clock);
@@ -66,11 +66,11 @@ describe('DrainService', () => {
 
   it("stops the sweeper, drains the channel, removes this instance's presence and leaves the registry", async () => {
     await drain.beforeApplicationShutdown('SIGTERM');
-    expect(scheduler.doesExist('interval', 'presence-sweep')).toBe(false);
+    expect(scheduler.has('presence-sweep')).toBe(false);
     expect(channel.isDraining).toBe(true);
     expect(await online('here-1', 'here-2', 'elsewhere')).toEqual([false, false, true]);
     expect(await store.listInstances(clock.now())).toEqual([]);
-    expect(scheduler.doesExist('interval', 'instance-report')).toBe(false);
+    expect(scheduler.has('instance-report')).toBe(false);
     expect(warn).not.toHaveBeenCalled();
   });
 
@@ -79,14 +79,14 @@ describe('DrainService', () => {
     await expect(drain.beforeApplicationShutdown('SIGTERM')).resolves.toBeUndefined();
     expect(warn).toHaveBeenCalledWith(expect.stringContaining('connection lost'));
     expect(channel.isDraining).toBe(true);
-    expect(scheduler.doesExist('interval', 'presence-sweep')).toBe(false);
+    expect(scheduler.has('presence-sweep')).toBe(false);
   });
 
   it('leaves the registry even when removing presence failed', async () => {
     jest.spyOn(store, 'disconnect').mockRejectedValue(new Error('connection lost'));
     await drain.beforeApplicationShutdown('SIGTERM');
     expect(await store.listInstances(clock.now())).toEqual([]);
-    expect(scheduler.doesExist('interval', 'instance-report')).toBe(false);
+    expect(scheduler.has('instance-report')).toBe(false);
   });
 
   it('stops listening for HTTP before it resolves', async () => {

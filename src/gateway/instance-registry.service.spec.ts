@@ -1,4 +1,4 @@
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { FakeClock } from '../../test/support/fake-clock';
 import { DeviceChannel } from '../channel/device-channel';
 import { FakeDeviceChannel } from '../channel/fake-device-channel';
@@ -11,7 +11,7 @@ describe('InstanceRegistry', () => {
   let clock: FakeClock;
   let store: MemoryPresenceStore;
   let channel: FakeDeviceChannel;
-  let scheduler: SchedulerRegistry;
+  let scheduler: IntervalRegistry;
 
   const registry = (sweepIntervalMs: number) =>
     new InstanceRegistry(
@@ -27,7 +27,7 @@ describe('InstanceRegistry', () => {
     clock = new FakeClock();
     store = new MemoryPresenceStore(86_400_000);
     channel = new FakeDeviceChannel('gw-a');
-    scheduler = new SchedulerRegistry();
+    scheduler = new IntervalRegistry();
   });
 
   afterEach(() => jest.useRealTimers());
@@ -60,7 +60,7 @@ describe('InstanceRegistry', () => {
 
     await instances.leave();
     expect(await store.listInstances(clock.now())).toEqual([]);
-    expect(scheduler.doesExist('interval', 'instance-report')).toBe(false);
+    expect(scheduler.has('instance-report')).toBe(false);
     await jest.advanceTimersByTimeAsync(10_000);
     expect(await store.listInstances(clock.now())).toEqual([]);
   });
@@ -80,7 +80,7 @@ describe('InstanceRegistry', () => {
     await jest.advanceTimersByTimeAsync(250);
     expect(await store.liveInstances(clock.now())).toEqual(new Map([['gw-a', 150]]));
     await instances.leave();
-    expect(scheduler.doesExist('interval', 'instance-delay-report')).toBe(false);
+    expect(scheduler.has('instance-delay-report')).toBe(false);
     expect([delayChanged(150, 299), delayChanged(150, 300), delayChanged(150, 75), delayChanged(150, 99), delayChanged(20, 80)]).toEqual([false, true, true, true, false]);
   });
 });

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { LoadMonitor } from '../load/load-monitor';
@@ -41,7 +41,7 @@ export class InstanceRegistry implements OnApplicationBootstrap {
     private readonly channel: DeviceChannel,
     private readonly clock: Clock,
     private readonly config: AppConfig,
-    private readonly scheduler: SchedulerRegistry,
+    private readonly scheduler: IntervalRegistry,
     private readonly load?: LoadMonitor,
   ) {}
 
@@ -66,7 +66,7 @@ export class InstanceRegistry implements OnApplicationBootstrap {
 
   async leave(): Promise<void> {
     for (const name of ['instance-report', 'instance-delay-report']) {
-      if (this.scheduler.doesExist('interval', name)) this.scheduler.deleteInterval(name);
+      if (this.scheduler.has(name)) this.scheduler.deleteInterval(name);
     }
     await this.store.removeInstance(this.config.instanceId);
   }

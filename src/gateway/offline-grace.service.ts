@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { Clock } from '../common/clock';
 import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
@@ -39,7 +39,7 @@ export class OfflineGraceService implements OnApplicationBootstrap, OnApplicatio
     private readonly store: PresenceStore,
     private readonly clock: Clock,
     private readonly config: AppConfig,
-    private readonly scheduler: SchedulerRegistry,
+    private readonly scheduler: IntervalRegistry,
     private readonly leases: PartitionLeases,
     private readonly due: DuePartitions,
   ) {

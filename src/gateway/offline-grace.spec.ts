@@ -1,4 +1,4 @@
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { FakeClock } from '../../test/support/fake-clock';
 import { loadConfig } from '../config/app-config';
 import { MemoryEventLog } from '../events/memory-event-log';
@@ -14,7 +14,7 @@ function setup(grace = GRACE) {
   const events = new MemoryEventLog(86_400_000);
   const store = new MemoryPresenceStore(86_400_000, events, grace);
   const config = loadConfig({ SWEEP_INTERVAL_MS: '5000', PRESENCE_EVENT_GRACE_MS: String(grace) });
-  const scheduler = new SchedulerRegistry();
+  const scheduler = new IntervalRegistry();
   return { clock, store, events, scheduler, service: new OfflineGraceService(store, clock, config, scheduler, new SoleLeases(config.keys), new DuePartitions(undefined, config.keys)) };
 }
 
@@ -44,12 +44,12 @@ describe('OfflineGraceService', () => {
     expect(releasePeriod(200)).toBe(200);
     const on = setup();
     on.service.onApplicationBootstrap();
-    expect(on.scheduler.doesExist('interval', 'offline-grace')).toBe(true);
+    expect(on.scheduler.has('offline-grace')).toBe(true);
     on.service.onApplicationShutdown();
-    expect(on.scheduler.doesExist('interval', 'offline-grace')).toBe(false);
+    expect(on.scheduler.has('offline-grace')).toBe(false);
     const off = setup(0);
     off.service.onApplicationBootstrap();
-    expect(off.scheduler.doesExist('interval', 'offline-grace')).toBe(true);
+    expect(off.scheduler.has('offline-grace')).toBe(true);
     off.service.onApplicationShutdown();
   });
 });

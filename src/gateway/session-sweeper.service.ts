@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { Clock } from '../common/clock';
 import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
@@ -42,7 +42,7 @@ export class SessionSweeper implements OnApplicationBootstrap, OnApplicationShut
     private readonly clock: Clock,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
-    private readonly scheduler: SchedulerRegistry,
+    private readonly scheduler: IntervalRegistry,
     private readonly load: LoadMonitor,
     private readonly tokens: TokenExpiry,
     private readonly leases: PartitionLeases,

@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { FakeClock } from '../../test/support/fake-clock';
 import { loadConfig } from '../config/app-config';
 import { LoadMonitor } from '../load/load-monitor';
@@ -27,7 +27,7 @@ function setup() {
     clock,
     config,
     metrics,
-    new SchedulerRegistry(),
+    new IntervalRegistry(),
     new LoadMonitor(config, clock),
     tokens as unknown as TokenExpiry,
     new SoleLeases(config.keys),

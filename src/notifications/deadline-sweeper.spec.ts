@@ -1,4 +1,4 @@
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import Redis from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
@@ -45,7 +45,7 @@ describe('DeadlineSweeper over partitions (real Redis, 1024 partitions)', () => 
     const store = new RedisNotificationStore(redis, keys);
     const fallback = new FallbackService(store, createPushSender(config.pushProviders, metrics, { now: () => clock.now() }), clock, metrics);
     const leases = new FixedLeases([]);
-    const sweeper = new DeadlineSweeper(store, fallback, clock, config, metrics, new SchedulerRegistry(), leases, new DuePartitions(redis, keys));
+    const sweeper = new DeadlineSweeper(store, fallback, clock, config, metrics, new IntervalRegistry(), leases, new DuePartitions(redis, keys));
     // Online devices in three partitions: each publish target gets an ack deadline in its partition's index.
     const devices = ['dev-a', 'dev-b', 'dev-c'];
     const parts = devices.map((d) => keys.partitionOf(d));

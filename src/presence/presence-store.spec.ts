@@ -1,5 +1,5 @@
 import Redis, { Cluster } from 'ioredis';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { startRedisCluster } from '../../test/support/redis-servers';
 import { DeviceChannel } from '../channel/device-channel';
 import { SystemClock } from '../common/clock';
@@ -1335,7 +1335,7 @@ describe('sweeping over partition leases (real Redis, 1024 partitions)', () => {
       clock,
       config,
       new MetricsService(),
-      new SchedulerRegistry(),
+      new IntervalRegistry(),
       new LoadMonitor(config, clock),
       { endDue: () => 0 } as unknown as TokenExpiry,
       leases,

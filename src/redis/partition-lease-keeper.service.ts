@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { PeriodicJob } from '../common/periodic-job';
 import { AppConfig } from '../config/app-config';
 import { PartitionLeases } from './partition-leases';
@@ -22,7 +22,7 @@ export class PartitionLeaseKeeper implements OnApplicationBootstrap, OnApplicati
   constructor(
     private readonly leases: PartitionLeases,
     private readonly config: AppConfig,
-    scheduler: SchedulerRegistry,
+    scheduler: IntervalRegistry,
   ) {
     this.job = new PeriodicJob('partition-leases', scheduler, new Logger(PartitionLeaseKeeper.name), 'partition lease refresh failed', () => this.leases.refresh());
   }

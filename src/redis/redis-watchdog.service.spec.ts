@@ -1,5 +1,5 @@
 import { Logger } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { loadConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { InstanceMailbox } from './instance-mailbox';
@@ -58,7 +58,7 @@ function fakeRedis() {
 describe('RedisWatchdog', () => {
   let redis: ReturnType<typeof fakeRedis>;
   let metrics: MetricsService;
-  let scheduler: SchedulerRegistry;
+  let scheduler: IntervalRegistry;
   let watchdog: RedisWatchdog;
 
   const rebuilds = async (role: 'subscribe' | 'commands') =>
@@ -70,7 +70,7 @@ describe('RedisWatchdog', () => {
   beforeEach(async () => {
     redis = fakeRedis();
     metrics = new MetricsService();
-    scheduler = new SchedulerRegistry();
+    scheduler = new IntervalRegistry();
     const clients = [redis.client, redis.pub, redis.sub];
     const connection = { client: redis.client, pub: redis.pub, sub: redis.sub, all: clients, closed: false } as unknown as RedisConnection;
     const mailbox = new InstanceMailbox(connection, config);
@@ -88,9 +88,9 @@ describe('RedisWatchdog', () => {
 
   it("probes through this instance's mailbox on a timer until shutdown", () => {
     expect([...redis.subscribed]).toEqual(['push:mail:gw-a']);
-    expect(scheduler.doesExist('interval', 'redis-probe')).toBe(true);
+    expect(scheduler.has('redis-probe')).toBe(true);
     watchdog.onApplicationShutdown();
-    expect(scheduler.doesExist('interval', 'redis-probe')).toBe(false);
+    expect(scheduler.has('redis-probe')).toBe(false);
   });
 
   it('stays healthy and rebuilds nothing while probes are answered', async () => {

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
-import { SchedulerRegistry } from '@nestjs/schedule';
+import { IntervalRegistry } from '../common/interval-registry';
 import { randomBytes } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -31,7 +31,7 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
     private readonly redis: RedisConnection,
     private readonly config: AppConfig,
     private readonly metrics: MetricsService,
-    private readonly scheduler: SchedulerRegistry,
+    private readonly scheduler: IntervalRegistry,
     private readonly mailbox: InstanceMailbox,
   ) {}
 
@@ -49,7 +49,7 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   onApplicationShutdown(): void {
-    if (this.scheduler.doesExist('interval', 'redis-probe')) this.scheduler.deleteInterval('redis-probe');
+    if (this.scheduler.has('redis-probe')) this.scheduler.deleteInterval('redis-probe');
   }
 
   /** One round: revive connections ioredis gave up on, judge the previous probe, then send the next one. */
