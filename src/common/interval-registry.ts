@@ -23,7 +23,7 @@ export class IntervalRegistry implements OnApplicationShutdown {
     return this.intervals.has(name);
   }
 
-  /** Stops the interval registered under `name`, if any. */
+  /** Stops the interval registered under `name`; a name not (or no longer) registered is a no-op, so stops need no check first. */
   deleteInterval(name: string): void {
     clearInterval(this.intervals.get(name));
     this.intervals.delete(name);

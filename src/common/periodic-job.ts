@@ -23,7 +23,7 @@ export class PeriodicJob<T> {
   }
 
   stop(): void {
-    if (this.scheduler.has(this.name)) this.scheduler.deleteInterval(this.name);
+    this.scheduler.deleteInterval(this.name);
   }
 
   /** Runs the job now, or joins the run already going. */

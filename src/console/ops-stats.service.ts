@@ -59,7 +59,7 @@ export class OpsStatsService implements OnApplicationBootstrap, OnApplicationShu
   }
 
   onApplicationShutdown(): void {
-    if (this.scheduler.has(INTERVAL_NAME)) this.scheduler.deleteInterval(INTERVAL_NAME);
+    this.scheduler.deleteInterval(INTERVAL_NAME);
   }
 
   private tick(): void {

@@ -65,9 +65,7 @@ export class InstanceRegistry implements OnApplicationBootstrap {
   }
 
   async leave(): Promise<void> {
-    for (const name of ['instance-report', 'instance-delay-report']) {
-      if (this.scheduler.has(name)) this.scheduler.deleteInterval(name);
-    }
+    for (const name of ['instance-report', 'instance-delay-report']) this.scheduler.deleteInterval(name);
     await this.store.removeInstance(this.config.instanceId);
   }
 }

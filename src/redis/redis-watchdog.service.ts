@@ -49,7 +49,7 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
   }
 
   onApplicationShutdown(): void {
-    if (this.scheduler.has('redis-probe')) this.scheduler.deleteInterval('redis-probe');
+    this.scheduler.deleteInterval('redis-probe');
   }
 
   /** One round: revive connections ioredis gave up on, judge the previous probe, then send the next one. */
