@@ -1,7 +1,11 @@
 // CPU per POST of several gateway builds (and the baseline), closed loop, alternating, in one sitting:
 // on a shared machine the bench's open-loop CPU per POST moves with how far behind the server is
 // (a server that falls behind handles requests in batches, cheaper each), a closed loop does not.
-//   node bench/post-ab.mjs <dist dir | baseline | baseline-durable>... [--posts 3000] [--reps 3] [--conc 8]
+//   node bench/post-ab.mjs <dist dir | baseline | baseline-durable>... [--posts 3000] [--reps 3] [--conc 8] [--cpu-prof DIR]
+// --cpu-prof DIR: each server's CPU profile over exactly the measured POSTs (bench/lib/probe.cjs),
+// written to DIR/<n>-<target>.cpuprofile, for bench/profile-summary.mjs.
+// POST_AB_NODE_ARGS="--trace-gc" (say) adds flags to each server's node; POST_AB_CHILD_OUT=1 shows
+// the servers' stdout (what --trace-gc prints).
 // `baseline-durable`: the baseline with the Redis round trips of the gateway's contract (a shared
 // rate limit and the inbox before the 202, a receipt per ack: bench/baseline-server.mjs).
 // Each run: a fresh server on the Redis at REDIS_URL (default 127.0.0.1:6379) under its own key
@@ -9,9 +13,9 @@
 // POSTs with `conc` in flight; server CPU (utime+stime from /proc) over the measured POSTs.
 import { spawn } from 'node:child_process';
 import { createSecretKey, randomBytes } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
-import { join } from 'node:path';
+import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
 import jwt from 'jsonwebtoken';
@@ -21,9 +25,12 @@ import { freePort } from './lib/procs.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { posts: { type: 'string', default: '3000' }, reps: { type: 'string', default: '3' }, conc: { type: 'string', default: '8' } },
+  options: { posts: { type: 'string', default: '3000' }, reps: { type: 'string', default: '3' }, conc: { type: 'string', default: '8' }, 'cpu-prof': { type: 'string' } },
 });
 const [POSTS, REPS, CONC] = [Number(values.posts), Number(values.reps), Number(values.conc)];
+const PROFILE_DIR = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
+if (PROFILE_DIR) mkdirSync(PROFILE_DIR, { recursive: true });
+let runs = 0;
 if (positionals.length === 0) {
   process.stderr.write('usage: node bench/post-ab.mjs <dist dir | baseline | baseline-durable>... [--posts N] [--reps R] [--conc C]\n');
   process.exit(2);
@@ -43,7 +50,28 @@ async function run(target) {
   const baseline = target === 'baseline' || target === 'baseline-durable';
   const script = baseline ? join(ROOT, 'bench/baseline-server.mjs') : join(target, 'main.js');
   const env = { ...process.env, BASELINE_DURABLE: target === 'baseline-durable' ? '1' : '0', PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', REDIS_URL: redisUrl, REDIS_PREFIX: prefix, API_KEYS: apiKey, DEVICE_JWT_SECRET: secret, LOG_LEVEL: 'warn', API_RATE_LIMIT: '100000', HEARTBEAT_INTERVAL_MS: '120000', HEARTBEAT_MAX_MS: '300000' };
-  const child = spawn(process.execPath, [script], { env, stdio: ['ignore', 'ignore', 'ignore'] });
+  const probeFile = PROFILE_DIR ? join(PROFILE_DIR, `.probe-${port}.json`) : undefined;
+  if (probeFile) env.BENCH_PROBE_FILE = probeFile;
+  const nodeArgs = [...(process.env.POST_AB_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(probeFile ? ['--require', join(ROOT, 'bench/lib/probe.cjs')] : [])];
+  const child = spawn(process.execPath, [...nodeArgs, script], { env, stdio: ['ignore', process.env.POST_AB_CHILD_OUT ? 'inherit' : 'ignore', 'ignore'] });
+  /** One command to the preloaded probe (bench/lib/probe.cjs), waiting for its answer. */
+  const probe = async (command) => {
+    const seq = () => {
+      try {
+        return JSON.parse(readFileSync(probeFile, 'utf8')).seq;
+      } catch {
+        return 0;
+      }
+    };
+    const before = seq();
+    writeFileSync(`${probeFile}.cmd`, command);
+    child.kill('SIGUSR2');
+    for (const deadline = Date.now() + 30_000; seq() <= before; ) {
+      if (Date.now() > deadline) throw new Error(`${target}: the probe did not answer "${command}"`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  };
+  const runNo = ++runs;
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONC });
   let socket;
   try {
@@ -84,11 +112,14 @@ async function run(target) {
     };
     const warmup = Math.min(500, POSTS);
     await burst(warmup);
+    if (probeFile) await probe('profile-start');
     const before = cpuMs(child.pid);
     const started = performance.now();
     await burst(POSTS);
     while (received < warmup + POSTS && performance.now() - started < 60_000) await new Promise((r) => setTimeout(r, 20));
-    return { cpuPerPost: (cpuMs(child.pid) - before) / POSTS, ms: performance.now() - started };
+    const result = { cpuPerPost: (cpuMs(child.pid) - before) / POSTS, ms: performance.now() - started };
+    if (probeFile) await probe(`profile-stop ${join(PROFILE_DIR, `${runNo}-${basename(target)}.cpuprofile`)}`);
+    return result;
   } finally {
     socket?.disconnect();
     agent.destroy();
