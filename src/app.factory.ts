@@ -36,9 +36,10 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   });
   applyServerLimits(app.getHttpServer(), config.http, () => app.get(MetricsService).httpConnectionsDropped.inc());
   // The same rule for req.ip (REST) as for socket handshakes; off unless TRUST_PROXY says otherwise.
-  app.set('trust proxy', trustFn(config.http.trustProxy));
+  const trust = trustFn(config.http.trustProxy);
+  app.set('trust proxy', trust);
   app.disable('x-powered-by');
-  const logRequests = requestLog(logger);
+  const logRequests = requestLog(logger, trust);
   if (logRequests) app.use(logRequests);
   const headers = securityHeaders();
   app.use(headers);
@@ -78,7 +79,8 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   app.useBodyParser('json', { limit: BODY_LIMIT_BYTES });
   app.useGlobalFilters(new HttpExceptionFilter());
   // The hot route in front of Nest's router: same guard, pipe, service and filter (src/http/fast-publish.ts).
-  const publish = publishHandler(app, config, clock);
+  const express = app.getHttpAdapter().getInstance() as import('express').Express & { router?: { stack?: { handle?: { name?: string } }[] } };
+  const publish = publishHandler(app, config, clock, express);
   app.use(fastPublishRoute(publish));
   await app.get(RedisConnection).connect();
   app.useWebSocketAdapter(new GatewayIoAdapter(app));
@@ -108,7 +110,6 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   answerClientErrors(app.getHttpServer());
   // The hot route in front of Express itself, for the plain requests that are nearly all of them
   // (src/http/fast-publish.ts): the same middleware, parser and route, without Express's routing.
-  const express = app.getHttpAdapter().getInstance() as import('express').Express & { router?: { stack?: { handle?: { name?: string } }[] } };
   const jsonParser = express.router?.stack?.find((layer) => layer.handle?.name === 'jsonParser')?.handle;
   if (typeof jsonParser === 'function') {
     installFrontPublish(app.getHttpServer(), publish, {

@@ -41,11 +41,36 @@ export function fastPublishRoute(publish: PublishHandler): (req: Request, res: R
 /** Answers one POST /v1/notifications whose body has been read (req.body). */
 export type PublishHandler = (req: Request, res: Response) => void;
 
+/** Express's request and response prototypes (the Express application's `request` and `response`). */
+export interface ExpressPrototypes {
+  request: object;
+  response: object;
+}
+
+/**
+ * Gives a request the front path took Express's request and response, as Express's own init does
+ * (`req.ip`, `res.status().json()`, what the exception filter and the JSON parser use), once.
+ * Only a request that needs them gets them: setting an object's prototype gives it a map of its
+ * own, and Node's HTTP code, meeting those maps beside its usual ones, then ran its property
+ * loads megamorphic (`perf` on the push path: about a sixth of a 202's CPU in IC misses and map
+ * migrations on req and res, docs/performance.md).
+ */
+export function adoptExpress(req: Request, res: Response, express: ExpressPrototypes): void {
+  if (Object.getPrototypeOf(res) === express.response) return;
+  Object.setPrototypeOf(req, express.request);
+  Object.setPrototypeOf(res, express.response);
+  (req as { res?: Response }).res = res;
+  (res as { req?: Request }).req = req;
+  req.originalUrl ??= req.url;
+  res.locals ??= Object.create(null) as Record<string, unknown>;
+}
+
 /**
  * The route's steps (guard, body check, schema, publish, answer), every error answered by the
- * app's exception filter; one handler serves both fastPublishRoute and the front path.
+ * app's exception filter; one handler serves both fastPublishRoute and the front path, whose
+ * requests get Express's prototypes (`express`) only when an error is to be answered.
  */
-export function publishHandler(app: Providers, config: AppConfig, clock: Clock): PublishHandler {
+export function publishHandler(app: Providers, config: AppConfig, clock: Clock, express: ExpressPrototypes): PublishHandler {
   const guard = new ApiAuthGuard(config, app.get(RateLimiter), clock, app.get(MetricsService), app.get(Reflector));
   const pipe = new CreateNotificationPipe();
   const notifications = app.get(NotificationsService);
@@ -80,7 +105,7 @@ export function publishHandler(app: Providers, config: AppConfig, clock: Clock):
     res.end(json);
   };
   return (req, res) => {
-    route(req, res).catch((err: unknown) => fail(res, err));
+    route(req, res).catch((err: unknown) => fail(req, res, err, express));
   };
 }
 
@@ -121,8 +146,9 @@ function contextOf(req: Request, res: Response): ExecutionContext {
 
 const filter = new HttpExceptionFilter();
 
-/** Answers an error as the app's exception filter does. */
-function fail(res: Response, err: unknown): void {
+/** Answers an error as the app's exception filter does, with Express's response methods. */
+function fail(req: Request, res: Response, err: unknown, express: ExpressPrototypes): void {
+  adoptExpress(req, res, express);
   filter.catch(err, { switchToHttp: () => ({ getResponse: () => res }) } as unknown as ArgumentsHost);
 }
 
@@ -130,8 +156,8 @@ export type Middleware = (req: Request, res: Response, next: (err?: unknown) => 
 
 /** What the front path runs besides the route: the app's own pieces, in the order Express has them. */
 export interface FrontPublishParts {
-  /** The Express application (its request and response prototypes, `trust proxy`). */
-  express: { request: object; response: object };
+  /** The Express application's request and response prototypes (adoptExpress). */
+  express: ExpressPrototypes;
   /** The middleware a /v1 request passes before its body is read: request log, security headers (staticHeaders), shedding. */
   before: Middleware[];
   /** The JSON body parser Express runs (useBodyParser), for the bodies the front path does not parse itself. */
@@ -162,9 +188,10 @@ export function frontPublishTakes(req: IncomingMessage, bodyLimit: number): bool
  * Express's routing and its body parser stack (content-type parsing, type checks, the raw-body
  * reader, the charset decoder, its debug hooks), then Express's response helpers for the 202 took
  * about a fifth of the CPU of a POST (bench push --cpu-prof, docs/performance.md). The request
- * gets Express's request and response prototypes (as Express's own init does: `req.ip`,
- * `res.status().json()` and the exception filter work unchanged), passes the same middleware
- * (request log, security headers, shedding) and the same route (publishHandler). Its body is read
+ * passes the same middleware (request log, security headers, shedding) and the same route
+ * (publishHandler) as Node's own request and response, none of which needs Express's methods on
+ * the way to a 202; an error, or a body for Express's parser, first gets Express's request and
+ * response prototypes (adoptExpress), so its answer is Express's. Its body is read
  * here; one that starts with `{` and parses is the body. Anything else (a BOM, leading space, an
  * array, malformed JSON) goes through Express's own JSON parser, replayed from the bytes read, so
  * its answer is the parser's. Installed as the HTTP server's request listener, in front of the
@@ -177,15 +204,9 @@ export function installFrontPublish(server: Server, publish: PublishHandler, par
     for (const listener of previous) listener.call(server, req, res);
   };
   const front = (req: Request, res: Response) => {
-    Object.setPrototypeOf(req, parts.express.request);
-    Object.setPrototypeOf(res, parts.express.response);
-    (req as { res?: Response }).res = res;
-    (res as { req?: Request }).req = req;
-    req.originalUrl = req.url;
-    res.locals = Object.create(null) as Record<string, unknown>;
     let i = 0;
     const next = (err?: unknown): void => {
-      if (err !== undefined) return fail(res, err);
+      if (err !== undefined) return fail(req, res, err, parts.express);
       const step = parts.before[i++];
       if (step) return step(req, res, next);
       readBody(req, res);
@@ -215,6 +236,7 @@ export function installFrontPublish(server: Server, publish: PublishHandler, par
     });
   };
   const replayParse = (req: Request, res: Response, bytes: Buffer) => {
+    adoptExpress(req, res, parts.express);
     const replay = Object.assign(Readable.from([bytes], { objectMode: false }), {
       headers: req.headers,
       method: req.method,
@@ -224,8 +246,8 @@ export function installFrontPublish(server: Server, publish: PublishHandler, par
     }) as unknown as Request;
     parts.jsonParser(replay, res, (err) => {
       // As Nest maps what the parser passes on (RoutesResolver.mapExternalException): malformed JSON is a 400 with JSON.parse's message.
-      if (err instanceof SyntaxError) return fail(res, new BadRequestException(err.message));
-      if (err !== undefined) return fail(res, err);
+      if (err instanceof SyntaxError) return fail(req, res, new BadRequestException(err.message), parts.express);
+      if (err !== undefined) return fail(req, res, err, parts.express);
       req.body = (replay as { body?: unknown }).body;
       publish(req, res);
     });
