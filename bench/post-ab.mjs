@@ -1,9 +1,10 @@
 // CPU per POST of several gateway builds (and the baseline), closed loop, alternating, in one sitting:
 // on a shared machine the bench's open-loop CPU per POST moves with how far behind the server is
 // (a server that falls behind handles requests in batches, cheaper each), a closed loop does not.
-//   node bench/post-ab.mjs <dist dir | baseline | baseline-durable>... [--posts 3000] [--reps 3] [--conc 8] [--cpu-prof DIR]
+//   node bench/post-ab.mjs <dist dir | baseline | baseline-durable>... [--posts 3000] [--reps 3] [--conc 8] [--cpu-prof DIR] [--log-level warn]
 // --cpu-prof DIR: each server's CPU profile over exactly the measured POSTs (bench/lib/probe.cjs),
 // written to DIR/<n>-<target>.cpuprofile, for bench/profile-summary.mjs.
+// --log-level: the gateway's LOG_LEVEL (default warn; at info, the default, it logs a line per request).
 // POST_AB_NODE_ARGS="--trace-gc" (say) adds flags to each server's node; POST_AB_CHILD_OUT=1 shows
 // the servers' stdout (what --trace-gc prints).
 // `baseline-durable`: the baseline with the Redis round trips of the gateway's contract (a shared
@@ -25,7 +26,7 @@ import { freePort } from './lib/procs.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { posts: { type: 'string', default: '3000' }, reps: { type: 'string', default: '3' }, conc: { type: 'string', default: '8' }, 'cpu-prof': { type: 'string' } },
+  options: { posts: { type: 'string', default: '3000' }, reps: { type: 'string', default: '3' }, conc: { type: 'string', default: '8' }, 'cpu-prof': { type: 'string' }, 'log-level': { type: 'string', default: 'warn' } },
 });
 const [POSTS, REPS, CONC] = [Number(values.posts), Number(values.reps), Number(values.conc)];
 const PROFILE_DIR = values['cpu-prof'] ? resolve(values['cpu-prof']) : undefined;
@@ -49,7 +50,7 @@ async function run(target) {
   const prefix = `bench-post-ab-${port}-${Date.now()}:`;
   const baseline = target === 'baseline' || target === 'baseline-durable';
   const script = baseline ? join(ROOT, 'bench/baseline-server.mjs') : join(target, 'main.js');
-  const env = { ...process.env, BASELINE_DURABLE: target === 'baseline-durable' ? '1' : '0', PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', REDIS_URL: redisUrl, REDIS_PREFIX: prefix, API_KEYS: apiKey, DEVICE_JWT_SECRET: secret, LOG_LEVEL: 'warn', API_RATE_LIMIT: '100000', HEARTBEAT_INTERVAL_MS: '120000', HEARTBEAT_MAX_MS: '300000' };
+  const env = { ...process.env, BASELINE_DURABLE: target === 'baseline-durable' ? '1' : '0', PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', REDIS_URL: redisUrl, REDIS_PREFIX: prefix, API_KEYS: apiKey, DEVICE_JWT_SECRET: secret, LOG_LEVEL: values['log-level'], API_RATE_LIMIT: '100000', HEARTBEAT_INTERVAL_MS: '120000', HEARTBEAT_MAX_MS: '300000' };
   const probeFile = PROFILE_DIR ? join(PROFILE_DIR, `.probe-${port}.json`) : undefined;
   if (probeFile) env.BENCH_PROBE_FILE = probeFile;
   const nodeArgs = [...(process.env.POST_AB_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(probeFile ? ['--require', join(ROOT, 'bench/lib/probe.cjs')] : [])];

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { createApp } from './app.factory';
 import { AppConfig, ConfigError, loadConfig } from './config/app-config';
 import { startWarnings } from './config/start-warnings';
+import { flushLogs } from './logging/app-logger';
 import { RedisUnreachableError } from './redis/redis-connection';
 import { releaseStartupMemory } from './startup/release-memory';
 import { hasSomethingToTry, startBanner, startSummary } from './startup/start-banner';
@@ -55,6 +56,8 @@ async function main(): Promise<void> {
   releaseStartupMemory();
   // Last, so that nothing scrolls the address, the demo and the generated secrets away.
   const { port } = (app.getHttpServer() as Server).address() as AddressInfo;
+  // The log lines so far come before what is written to stdout and stderr directly.
+  flushLogs();
   printWarnings(config);
   // JSON logs stay JSON lines (a shipper reads them); the block is for a person, or for secrets only printed here.
   if (config.logFormat === 'json' && !hasSomethingToTry(config)) new Logger('Start').log(startSummary(config, port));

@@ -90,6 +90,38 @@ describe('first run (dist/main.js)', () => {
     expect(gw.output()).not.toContain(TEST_API_KEY);
   }, 30_000);
 
+  it('logs a JSON line per REST request, written in blocks: within a second, whole, and at exit those still held', async () => {
+    const port = await freePort();
+    const gw = spawn({ PORT: String(port), NODE_ENV: 'production', API_KEYS: TEST_API_KEY, DEVICE_JWT_SECRET: TEST_JWT_SECRET });
+    await gw.waitForOutput(/is listening on/, 20_000);
+    const post = (n: number) =>
+      fetch(`http://127.0.0.1:${port}/v1/notifications`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${TEST_API_KEY}`, 'content-type': 'application/json' },
+        body: JSON.stringify({ deviceIds: [`log-dev-${n}`], data: { n } }),
+      }).then((res) => res.status);
+    type Entry = { msg: string; req?: { method: string; url: string; remoteAddress: string }; res?: { statusCode: number } };
+    const requests = () =>
+      gw
+        .output()
+        .split('\n')
+        .filter((l) => l.startsWith('{'))
+        .map((l) => JSON.parse(l) as Entry)
+        .filter((e) => e.msg === 'request completed');
+    // Fewer bytes than a block: they leave on the timer, within LOG_FLUSH_MS.
+    expect(await Promise.all([post(1), post(2), post(3)])).toEqual([202, 202, 202]);
+    await waitFor(() => requests().length === 3, 5_000);
+    expect(requests()[0]).toMatchObject({ req: { method: 'POST', url: '/v1/notifications', remoteAddress: '127.0.0.1' }, res: { statusCode: 202 } });
+    // Many lines at once: every one whole (each parses above) and none lost.
+    for (let i = 0; i < 10; i++) expect(await Promise.all(Array.from({ length: 20 }, (_, j) => post(100 + i * 20 + j)))).toEqual(Array(20).fill(202));
+    await waitFor(() => requests().length === 203, 5_000);
+    // Held when the process is told to stop: written at exit.
+    expect(await Promise.all([post(4), post(5)])).toEqual([202, 202]);
+    gw.child.kill('SIGTERM');
+    expect(await gw.exited).toBe(0);
+    expect(requests()).toHaveLength(205);
+  }, 40_000);
+
   it('names Redis and its address (without the password) when it cannot reach it', async () => {
     const redisPort = await freePort(); // nothing listens there
     const gw = spawn({ PORT: String(await freePort()), REDIS_URL: `redis://:hunter2-secret@127.0.0.1:${redisPort}/0` });

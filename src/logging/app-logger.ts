@@ -5,14 +5,44 @@ import { prettyLogStream } from './pretty-log-stream';
 
 type Level = 'trace' | 'debug' | 'info' | 'warn' | 'error' | 'fatal';
 
-/** The process's one pino logger: JSON lines on stdout, or the readable form for a person. */
+/** JSON lines leave in blocks of at least this many bytes... */
+export const LOG_BLOCK_BYTES = 4096;
+/** ...or at least this often, and at exit (pino flushes its destination synchronously then). */
+export const LOG_FLUSH_MS = 1_000;
+
+/** The JSON destinations made by createPino, for flushLogs. */
+const jsonDestinations = new Set<ReturnType<typeof pino.destination>>();
+
+/**
+ * The process's one pino logger: JSON lines on stdout, or the readable form for a person. JSON
+ * lines are written in blocks (LOG_BLOCK_BYTES, LOG_FLUSH_MS) rather than one write per line: at
+ * the default level the request log writes a line per REST request, and a write per line was
+ * about a tenth of a POST's CPU (bench/post-ab.mjs at LOG_LEVEL=info, docs/performance.md). A
+ * process killed with SIGKILL loses at most the last second of lines.
+ */
 export function createPino(config: AppConfig): Pino {
   const options = {
     level: config.logLevel,
     base: { instanceId: config.instanceId },
   };
-  if (config.logFormat === 'json') return pino(options);
+  if (config.logFormat === 'json') {
+    const destination = pino.destination({ dest: 1, minLength: LOG_BLOCK_BYTES, periodicFlush: LOG_FLUSH_MS });
+    jsonDestinations.add(destination);
+    destination.once('close', () => jsonDestinations.delete(destination));
+    return pino(options, destination);
+  }
   return pino(options, prettyLogStream(config.logLevel === 'debug' || config.logLevel === 'trace'));
+}
+
+/** Writes out the JSON lines still held, before something else writes to stdout (the start block). */
+export function flushLogs(): void {
+  for (const destination of jsonDestinations) {
+    try {
+      destination.flushSync();
+    } catch {
+      // a write already in flight finishes it; its lines follow
+    }
+  }
 }
 
 /**
