@@ -13,11 +13,7 @@ RUN npm run build && npm prune --omit=dev
 
 # Runtime stage: compiled code and production dependencies only, as the unprivileged node user.
 FROM node:22-bookworm-slim
-# MALLOC_ARENA_MAX=2: glibc gives each of V8's worker threads a malloc arena of its own, and what
-# they allocate while the app starts stays in those arenas: an idle gateway held 95-106 MB from
-# start to start, 91-95 MB with at most two arenas, at the same CPU per request
-# (docs/performance.md, eighth round).
-ENV NODE_ENV=production PORT=3000 MALLOC_ARENA_MAX=2
+ENV NODE_ENV=production PORT=3000
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules

@@ -44,9 +44,6 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
     HEARTBEAT_MAX_MS: String(HEARTBEAT.max),
     ACK_TIMEOUT_MS: String(ACK_TIMEOUT_MS),
     BENCH_PROBE_FILE: probeFile,
-    // As the gateway's Docker image runs (Dockerfile): at most two glibc malloc arenas. Both
-    // servers alike; another value in the bench's environment (MALLOC_ARENA_MAX=8, say) reads them so.
-    MALLOC_ARENA_MAX: process.env.MALLOC_ARENA_MAX ?? '2',
     // Both servers verify the device JWT at the handshake.
     DEVICE_JWT_SECRET: secrets.jwtSecret,
     ...(kind === 'gateway'

@@ -357,7 +357,7 @@ export function reportMarkdown(results) {
     resultsMarkdown(results),
     '',
     '## Notes',
-    '- Memory: RSS after a memory-reducing full GC (both servers run with `--expose-gc` and a SIGUSR2 probe), minus the idle RSS, divided by the devices connected. Both servers run with `MALLOC_ARENA_MAX=2`, as the gateway\'s Docker image does.',
+    '- Memory: RSS after a memory-reducing full GC (both servers run with `--expose-gc` and a SIGUSR2 probe), minus the idle RSS, divided by the devices connected.',
     '- Heartbeat CPU: utime+stime of the server process from /proc over the measured window; Redis commands from `INFO` (commands a Lua script runs count too); round trips from a separate `MONITOR` sample (client commands vs. `lua` ones).',
     '- Heartbeat rates are targets; the achieved rate is what the load generators (on the same 2 cores) managed, and CPU per 1k is computed from the achieved rate.',
     '- Push latency: from writing the POST to the device\'s `notification` handler, in one process; the device acks every notification.',
