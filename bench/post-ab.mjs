@@ -14,14 +14,14 @@
 // POSTs with `conc` in flight; server CPU (utime+stime from /proc) over the measured POSTs.
 import { spawn } from 'node:child_process';
 import { createSecretKey, randomBytes } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import http from 'node:http';
 import { basename, join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
 import jwt from 'jsonwebtoken';
 import { io } from 'socket.io-client';
-import { ROOT } from './lib/harness.mjs';
+import { PROBE, probeCommand, ROOT } from './lib/harness.mjs';
 import { freePort } from './lib/procs.mjs';
 
 const { values, positionals } = parseArgs({
@@ -53,25 +53,9 @@ async function run(target) {
   const env = { ...process.env, BASELINE_DURABLE: target === 'baseline-durable' ? '1' : '0', PORT: String(port), HOST: '127.0.0.1', NODE_ENV: 'production', REDIS_URL: redisUrl, REDIS_PREFIX: prefix, API_KEYS: apiKey, DEVICE_JWT_SECRET: secret, LOG_LEVEL: values['log-level'], API_RATE_LIMIT: '100000', HEARTBEAT_INTERVAL_MS: '120000', HEARTBEAT_MAX_MS: '300000' };
   const probeFile = PROFILE_DIR ? join(PROFILE_DIR, `.probe-${port}.json`) : undefined;
   if (probeFile) env.BENCH_PROBE_FILE = probeFile;
-  const nodeArgs = [...(process.env.POST_AB_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(probeFile ? ['--require', join(ROOT, 'bench/lib/probe.cjs')] : [])];
+  const nodeArgs = [...(process.env.POST_AB_NODE_ARGS?.split(' ').filter(Boolean) ?? []), ...(probeFile ? ['--require', PROBE] : [])];
   const child = spawn(process.execPath, [...nodeArgs, script], { env, stdio: ['ignore', process.env.POST_AB_CHILD_OUT ? 'inherit' : 'ignore', 'ignore'] });
-  /** One command to the preloaded probe (bench/lib/probe.cjs), waiting for its answer. */
-  const probe = async (command) => {
-    const seq = () => {
-      try {
-        return JSON.parse(readFileSync(probeFile, 'utf8')).seq;
-      } catch {
-        return 0;
-      }
-    };
-    const before = seq();
-    writeFileSync(`${probeFile}.cmd`, command);
-    child.kill('SIGUSR2');
-    for (const deadline = Date.now() + 30_000; seq() <= before; ) {
-      if (Date.now() > deadline) throw new Error(`${target}: the probe did not answer "${command}"`);
-      await new Promise((r) => setTimeout(r, 20));
-    }
-  };
+  const probe = (command) => probeCommand(child, probeFile, target, command, 30_000);
   const runNo = ++runs;
   const agent = new http.Agent({ keepAlive: true, maxSockets: CONC });
   let socket;

@@ -8,7 +8,8 @@ import {
 } from './procs.mjs';
 
 export const ROOT = new URL('../..', import.meta.url).pathname.replace(/\/$/, '');
-const PROBE = join(ROOT, 'bench/lib/probe.cjs');
+/** The preload that answers probe commands (probe.cjs); a server started with it gets BENCH_PROBE_FILE. */
+export const PROBE = join(ROOT, 'bench/lib/probe.cjs');
 const LOADGEN = join(ROOT, 'bench/loadgen.mjs');
 
 export const SERVER_KINDS = ['gateway', 'baseline'];
@@ -24,6 +25,31 @@ export const secrets = {
 
 /** Epoch ms with sub-ms resolution, comparable with the load generators' clocks. */
 export const epoch = () => performance.timeOrigin + performance.now();
+
+/**
+ * Sends one command to the probe preloaded in `child` (probe.cjs: the command in
+ * `${probeFile}.cmd`, then SIGUSR2) and waits for its answer in `probeFile`.
+ */
+export async function probeCommand(child, probeFile, name, command, timeoutMs = 10_000) {
+  const read = () => {
+    try {
+      return JSON.parse(readFileSync(probeFile, 'utf8'));
+    } catch {
+      return null;
+    }
+  };
+  const before = read()?.seq ?? 0;
+  writeFileSync(`${probeFile}.cmd`, command);
+  child.kill('SIGUSR2');
+  let answer = null;
+  for (const deadline = Date.now() + timeoutMs; Date.now() < deadline && !(answer?.seq > before); ) {
+    await sleep(20);
+    answer = read();
+  }
+  if (!(answer?.seq > before)) throw new Error(`${name}: the probe did not answer "${command}"`);
+  if (answer.error) throw new Error(`${name}: probe "${command}": ${answer.error}`);
+  return answer;
+}
 
 /**
  * Starts one server under test with `node --expose-gc --require probe.cjs`, on a free loopback port,
@@ -79,25 +105,8 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
     openFds: () => openFds(pid),
     fdLimit: () => fdLimit(pid),
     /** Sends one command to the probe preloaded in the server (see probe.cjs) and waits for its answer. */
-    async probe(command, timeoutMs = 10_000) {
-      const read = () => {
-        try {
-          return JSON.parse(readFileSync(probeFile, 'utf8'));
-        } catch {
-          return null;
-        }
-      };
-      const before = read()?.seq ?? 0;
-      writeFileSync(`${probeFile}.cmd`, command);
-      child.kill('SIGUSR2');
-      let answer = null;
-      for (const deadline = Date.now() + timeoutMs; Date.now() < deadline && !(answer?.seq > before); ) {
-        await sleep(20);
-        answer = read();
-      }
-      if (!(answer?.seq > before)) throw new Error(`${kind}: the probe did not answer "${command}"`);
-      if (answer.error) throw new Error(`${kind}: probe "${command}": ${answer.error}`);
-      return answer;
+    probe(command, timeoutMs = 10_000) {
+      return probeCommand(child, probeFile, kind, command, timeoutMs);
     },
     /** Full GC in the server, then RSS and heap figures (KB). */
     async memory() {

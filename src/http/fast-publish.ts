@@ -7,6 +7,7 @@ import { ApiAuthGuard, ApiRequest } from '../auth/api-auth.guard';
 import { RateLimiter } from '../auth/rate-limiter';
 import { Clock } from '../common/clock';
 import { HttpExceptionFilter } from '../common/http-exception.filter';
+import { sendJson } from '../common/send-json';
 import { hasBody } from '../common/json-body.decorator';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
@@ -96,13 +97,8 @@ export function publishHandler(app: Providers, config: AppConfig, clock: Clock, 
     // As @Headers('Idempotency-Key') reads it (Node joins a repeated header into one string).
     const idempotencyKey = req.headers['idempotency-key'] as string | undefined;
     const accepted = await notifications.publish(request, { apiKeyId: req.apiKeyId ?? '', idempotencyKey }, admission);
-    // What res.json would send, without its ETag (a hash of the body, for caching an answer to a
-    // POST that is never cached): 1 % of a POST's CPU.
-    const json = JSON.stringify(accepted);
-    res.statusCode = 202;
-    res.setHeader('Content-Type', 'application/json; charset=utf-8');
-    res.setHeader('Content-Length', Buffer.byteLength(json));
-    res.end(json);
+    // Without res.json's ETag, 1 % of a POST's CPU.
+    sendJson(res, 202, accepted);
   };
   return (req, res) => {
     route(req, res).catch((err: unknown) => fail(req, res, err, express));

@@ -225,11 +225,11 @@ export class RedisNotificationStore extends NotificationStore {
       // The rest goes to Redis before the first wave is handed over, so the two overlap; each of
       // its calls is handed over as soon as it is answered (Redis answers a long pipeline in
       // pieces as it reads it), not once the whole wave is.
-      const later = !failed && rest ? Promise.allSettled(rest.map((c) => this.writePart(r, c, parts).then((reply) => (handOver(reply), reply)))) : undefined;
+      const later = failed ? undefined : Promise.allSettled(rest.map((c) => this.writePart(r, c, parts).then((reply) => (handOver(reply), reply))));
       settled.push(...answers);
       for (const a of answers) if (a.status === 'fulfilled') handOver(a.value);
-      if (failed) while (settled.length < calls.length) settled.push(failed);
-      else if (later) settled.push(...(await later));
+      if (later) settled.push(...(await later));
+      else while (settled.length < calls.length) settled.push(failed!);
     }
     const failed = settled.filter((s): s is PromiseRejectedResult => s.status === 'rejected').map((s) => s.reason as unknown);
     if (failed.length) {
@@ -474,12 +474,12 @@ function readJob(p: number, [member, json, ...flat]: RawJob): FallbackJob {
   return { key: `${p}/${member}`, notification: deliverable(json ?? 'null'), trigger: member.endsWith('|u') ? 'unacked' : 'offline', targets };
 }
 
-/** The calls in two waves: those up to FIRST_WAVE targets (one call at least), then the rest (if any). */
-function waves(calls: PartCall[]): [PartCall[], PartCall[] | undefined] {
+/** The calls in two waves: those up to FIRST_WAVE targets (one call at least), then the rest (maybe none). */
+function waves(calls: PartCall[]): [PartCall[], PartCall[]] {
   let size = 0;
   let i = 0;
   while (i < calls.length && (i === 0 || size + calls[i]!.deviceIds.length <= FIRST_WAVE)) size += calls[i++]!.deviceIds.length;
-  return i < calls.length ? [calls.slice(0, i), calls.slice(i)] : [calls, undefined];
+  return [calls.slice(0, i), calls.slice(i)];
 }
 
 function targets(deviceIds: string[], instanceIds: string[]): OnlineTarget[] {
