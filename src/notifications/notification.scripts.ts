@@ -219,9 +219,11 @@ end
 for _, device in ipairs(rest) do
   local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId', 'userId')
   local isOnline = state[1] and tonumber(state[2]) > now
-  local written = redis.call('HGET', notifKey, 't:' .. device)
-  if written then
+  -- Claims the target's status field (pending until told otherwise below): one command that both
+  -- checks for an earlier write and makes this one.
+  if redis.call('HSETNX', notifKey, 't:' .. device, 'pending:' .. now) == 0 then
     -- Written by an earlier attempt: nothing twice; still send it if it waits and the device is here.
+    local written = redis.call('HGET', notifKey, 't:' .. device)
     if isOnline and string.sub(written, 1, 8) == 'pending:' and expiresAt > now then
       onlineIds[#onlineIds + 1] = device
       onlineInstances[#onlineInstances + 1] = state[3]
@@ -239,7 +241,8 @@ for _, device in ipairs(rest) do
       if redis.call('PTTL', ckey) < inboxPx then redis.call('PEXPIRE', ckey, inboxPx) end
     end
     redis.call('ZADD', inbox, seq, id)
-    local over = redis.call('ZCARD', inbox) - maxInbox
+    local size = redis.call('ZCARD', inbox)
+    local over = size - maxInbox
     if over > 0 then
       local popped = redis.call('ZPOPMIN', inbox, over)
       for j = 1, #popped, 2 do
@@ -252,8 +255,8 @@ for _, device in ipairs(rest) do
         end
       end
     end
-    if redis.call('PTTL', inbox) < inboxPx then redis.call('PEXPIRE', inbox, inboxPx) end
-    redis.call('HSET', notifKey, 't:' .. device, 'pending:' .. now)
+    -- A new inbox (this is its only entry) has no ttl to compare with.
+    if size == 1 or redis.call('PTTL', inbox) < inboxPx then redis.call('PEXPIRE', inbox, inboxPx) end
     if isOnline then
       online = online + 1
       onlineIds[#onlineIds + 1] = device
