@@ -7,9 +7,10 @@
  * last id (so clock skew between instances cannot make an XADD fail, and stream order is commit
  * order), and always above `P events:floor`, the time up to which the partition's lease holder
  * declared the stream settled (docs/design/sharding.md section 3: what makes a pull cursor exact
- * across partitions; the key does not exist with one partition). Each XADD trims by age (MINID ~,
- * whole stream nodes: cheap), and the key expires EVENT_RETENTION after the last event, so a
- * quiet log disappears too. A script calls `events_init` once, then `emit` per event; `emit`'s
+ * across partitions; the key does not exist with one partition). A script's first XADD trims by
+ * age (MINID ~, whole stream nodes), its later ones do not (a batch of 500 acks trims once, not
+ * 500 times), and the key expires EVENT_RETENTION after the last event, so a quiet log
+ * disappears too. A script calls `events_init` once, then `emit` per event; `emit`'s
  * optional `ts` is the event's `timestamp` when the change happened before the script (an offline
  * held by PRESENCE_EVENT_GRACE_MS), the script's `now` otherwise.
  * Used as a script's prelude (src/redis/lua-script.ts).
@@ -21,18 +22,19 @@ local function events_init(prefix, now, retention)
 end
 local function emit(etype, data, ts)
   local log = event_log
-  if not log.ms then
+  if not log.id then
+    -- The script's first event: the entry id (one ms for all of the script's events) and the trim.
     local last = redis.call('XREVRANGE', log.key, '+', '-', 'COUNT', 1)[1]
     local last_ms = last and tonumber(string.match(last[1], '^%d+')) or 0
     local floor = tonumber(redis.call('GET', log.floor) or '0') or 0
-    log.ms = math.max(last_ms, log.now, floor + 1)
-  end
-  redis.call('XADD', log.key, 'MINID', '~', string.format('%.0f', math.max(0, log.now - log.retention + 1)),
-    string.format('%.0f', log.ms) .. '-*', 'type', etype, 'ts', string.format('%.0f', ts or log.now), 'data', cjson.encode(data))
-  if not log.expiring then
+    log.id = string.format('%.0f', math.max(last_ms, log.now, floor + 1)) .. '-*'
+    log.ts = string.format('%.0f', log.now)
+    redis.call('XADD', log.key, 'MINID', '~', string.format('%.0f', math.max(0, log.now - log.retention + 1)),
+      log.id, 'type', etype, 'ts', ts and string.format('%.0f', ts) or log.ts, 'data', cjson.encode(data))
     redis.call('PEXPIRE', log.key, log.retention)
-    log.expiring = true
+    return
   end
+  redis.call('XADD', log.key, log.id, 'type', etype, 'ts', ts and string.format('%.0f', ts) or log.ts, 'data', cjson.encode(data))
 end
 `;
 
