@@ -31,6 +31,9 @@ interface Stored {
   batches: string[][];
   /** Native push outcomes, as writeFallback gives them (the first per target). */
   pushed: Map<string, string>;
+  /** Targets written pending (online + queued), and how many of them are delivered since (see ACK's script). */
+  written: number;
+  delivered: number;
 }
 
 interface Inbox {
@@ -92,6 +95,8 @@ export class MemoryNotificationStore extends NotificationStore {
       fallback: r.fallback,
       batches: [],
       pushed: new Map(),
+      written: 0,
+      delivered: 0,
     };
     this.notifications.set(id, stored);
     this.forgetting.push({ at: stored.forgetAt, key: id });
@@ -155,6 +160,7 @@ export class MemoryNotificationStore extends NotificationStore {
     flush(sent, 'sent');
     flush(kept, 'kept');
     flush(missed, 'missed');
+    stored.written = answer.online + answer.queued;
     if (r.idempotency) {
       const expiresAt = r.now + r.idempotency.windowMs;
       this.idempotency.set(r.idempotency.key, { fingerprint: r.idempotency.fingerprint, answer, expiresAt });
@@ -188,10 +194,18 @@ export class MemoryNotificationStore extends NotificationStore {
   private ackOne(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): boolean {
     this.leaveInbox(deviceId, payload.id, payload.collapseKey);
     this.dueAt.delete(dueMember.redelivered(payload.id, deviceId));
-    const target = this.notifications.get(payload.id)?.targets.get(deviceId);
-    if (!target || target.startsWith('delivered:')) return false;
+    const n = this.notifications.get(payload.id);
+    const target = n?.targets.get(deviceId);
+    if (!n || !target || target.startsWith('delivered:')) return false;
     this.setTarget(payload.id, deviceId, `delivered:${now}`);
     this.record('notification.delivered', now, payload.id, deviceId);
+    // Every target written pending delivered: its deadlines and expiries have nothing left to do.
+    if (!target.endsWith(':offline') && ++n.delivered >= n.written) {
+      for (let b = 1; b <= n.batches.length; b++) {
+        this.dueAt.delete(dueMember.ack(payload.id, b));
+        this.dueAt.delete(dueMember.expiry(payload.id, b));
+      }
+    }
     return true;
   }
 

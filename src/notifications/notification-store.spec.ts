@@ -367,8 +367,9 @@ function notificationStoreCases(make: () => Harness, unbounded: (store: Notifica
       await store.ack(last, 'on', clock.now());
       await newEvents();
       clock.advance(ACK_MS);
-      // The replacing notification is the only one still waiting.
-      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 5, unacked: 0 });
+      // Nothing waits any more: the deadlines of the two delivered ones left with their acks, the
+      // three replaced or evicted ones are claimed and report nothing.
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 3, unacked: 0 });
       expect(await newEvents()).toEqual([]);
 
       const ttl0 = payload();
@@ -387,7 +388,8 @@ function notificationStoreCases(make: () => Harness, unbounded: (store: Notifica
       await store.ack(p, 'on', clock.now());
       await newEvents();
       clock.advance(1);
-      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 0 }); // the redelivery's deadline left with the ack
+      // The publish's deadline and the redelivery's left with the ack: nothing to claim.
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 0, unacked: 0 });
       expect(await newEvents()).toEqual([]);
     });
 
@@ -882,6 +884,49 @@ for (const mode of MODES) {
       expect(wide).toMatchObject({ kind: 'accepted', answer: { online: 2 } });
       const again = await publish([c], spread);
       expect(again.kind === 'replay' && again.pending?.online.map((t) => t.deviceId).sort()).toEqual([c, other].sort());
+    });
+
+    it('drops a part\'s ack-deadline and expiry entries once every target it wrote pending is delivered, and only then', async () => {
+      const h = harness();
+      const now = Date.now();
+      const [a, b, c, off] = samePartition(keys, 4, 'settle');
+      const at = keys.of(a!);
+      const partition = keys.partitionOf(a!);
+      for (const d of [a!, b!, c!]) await h.presence.connect({ deviceId: d, sessionId: `s-${d}`, userId: 'u', instanceId: 'gw', now, interval: 1_000, ttl: 60_000 });
+      const entries = async (id: string) => (await redis.zrange(`${at}notif:due`, '0', '-1')).filter((m) => m.includes(`|${id}|`)).sort();
+      const mint = () => mintNotificationId(keys, partition);
+
+      // Two online targets and one offline not kept (ttl 0): the offline one never holds entries.
+      const p: NotificationPayload = { id: mint(), data: 1, createdAt: now };
+      await h.store.publish(request(p, [a!, b!, off!], now, { keepOffline: false }));
+      expect(await entries(p.id)).toEqual([`a|${p.id}|1`, `x|${p.id}|1`]);
+      await h.store.ackMany([{ payload: p, deviceId: a! }, { payload: p, deviceId: a! }], now);
+      expect(await entries(p.id)).toEqual([`a|${p.id}|1`, `x|${p.id}|1`]); // b still waits
+      await h.store.ackMany([{ payload: p, deviceId: b! }], now);
+      expect(await entries(p.id)).toEqual([]);
+
+      // One target replaced by a newer notification of its collapse key, the other delivered: the
+      // replaced one is not delivered, so the old part keeps its entries (its claim finds nothing to report).
+      const old: NotificationPayload = { id: mint(), data: 1, createdAt: now, collapseKey: 'k' };
+      await h.store.publish(request(old, [a!, c!], now));
+      const newer: NotificationPayload = { id: mint(), data: 2, createdAt: now, collapseKey: 'k' };
+      await h.store.publish(request(newer, [c!], now));
+      await h.store.ackMany([{ payload: old, deviceId: a! }], now);
+      expect(await entries(old.id)).toEqual([`a|${old.id}|1`, `x|${old.id}|1`]);
+      // An ack of the replaced one is still proof of receipt: now all of them are delivered.
+      await h.store.ackMany([{ payload: old, deviceId: c! }], now);
+      expect(await entries(old.id)).toEqual([]);
+
+      // A queued target (offline, kept) counts: its expiry entry stays until it is delivered.
+      const q: NotificationPayload = { id: mint(), data: 1, createdAt: now };
+      await h.store.publish(request(q, [a!, off!], now));
+      await h.store.ackMany([{ payload: q, deviceId: a! }], now);
+      expect(await entries(q.id)).toEqual([`a|${q.id}|1`, `x|${q.id}|1`, `x|${q.id}|2`]);
+      await h.store.ackMany([{ payload: q, deviceId: off! }], now);
+      expect(await entries(q.id)).toEqual([]);
+      // What is left to claim is the newer notification's, never acked.
+      expect((await redis.zrange(`${at}notif:due`, '0', '-1')).sort()).toEqual([`a|${newer.id}|1`, `x|${newer.id}|1`]);
+      expect(await h.store.claimDue(now + 120_000, 100, LEASE_MS, partition)).toMatchObject({ claimed: 2, unacked: 1, expired: 1 });
     });
 
     it('claims deadlines per partition: each partition index holds its own devices\' deadlines', async () => {

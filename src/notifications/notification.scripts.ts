@@ -14,7 +14,8 @@ import { luaScript } from '../redis/lua-script';
  *   P notif:<id>              hash, the part of the notification in P: payload (JSON), createdAt,
  *                             expiresAt (effective), forgetAt, and one field per target of P
  *                             `t:<deviceId>` = "status:updatedAt[:reason]"; `non`/`nq` the targets of
- *                             P counted online/queued at publish;
+ *                             P counted online/queued at publish; `nd` the targets delivered
+ *                             since (those written offline never count), see ACK;
  *                             PX = until NOTIFICATION_RETENTION after the last target can settle.
  *                             In the header partition h (the id's first 10 bits) it is also the
  *                             header: + `parts`, the partitions holding targets ("3,17,912")
@@ -412,6 +413,11 @@ return out
  * unacked meanwhile) and records `notification.delivered`; returns per ack 1 if it changed the
  * target's status, 0 (and records nothing) if it was delivered already. The same target twice in
  * a batch is delivered once.
+ * The part counts its targets delivered (`nd`, targets written offline and never sent left out).
+ * Once that reaches the targets it wrote pending (`non` + `nq`), every one of them is delivered,
+ * which is final: its ack deadlines and ttl expiries (`a|` and `x|` entries) would find nothing
+ * left to do, so they leave the due-time index now instead of being claimed later, one by one,
+ * as no-ops (at 1k POST/s those claims came back every second as bursts of Redis work).
  */
 export const ACK = luaScript({
   name: 'pgAck',
@@ -421,7 +427,8 @@ export const ACK = luaScript({
   prelude: EVENTS,
   body: `
 events_init(prefix, now, eventRetention)
-local changed = {}
+-- delivered: id -> targets of this part delivered by this call (in the order first seen: parts)
+local changed, delivered, parts = {}, {}, {}
 for i = 1, #rest, 3 do
   local id, deviceId, collapseKey = rest[i], rest[i + 1], rest[i + 2]
   local inboxKey = prefix .. 'inbox:' .. deviceId
@@ -434,8 +441,31 @@ for i = 1, #rest, 3 do
     redis.call('HSET', notifKey, 't:' .. deviceId, 'delivered:' .. now)
     emit_target('notification.delivered', prefix, id, deviceId)
     changed[#changed + 1] = 1
+    if string.sub(status, -8) ~= ':offline' then
+      if not delivered[id] then
+        delivered[id] = 0
+        parts[#parts + 1] = id
+      end
+      delivered[id] = delivered[id] + 1
+    end
   else
     changed[#changed + 1] = 0
+  end
+end
+for _, id in ipairs(parts) do
+  local notifKey = prefix .. 'notif:' .. id
+  local count = redis.call('HINCRBY', notifKey, 'nd', delivered[id])
+  local n = redis.call('HMGET', notifKey, 'non', 'nq', 'ln')
+  if count >= (tonumber(n[1]) or 0) + (tonumber(n[2]) or 0) then
+    local members = {}
+    for batch = 1, tonumber(n[3]) or 0 do
+      members[#members + 1] = 'a|' .. id .. '|' .. batch
+      members[#members + 1] = 'x|' .. id .. '|' .. batch
+      if #members >= 200 or batch == tonumber(n[3]) then
+        redis.call('ZREM', dueKey, unpack(members))
+        members = {}
+      end
+    end
   end
 end
 return changed
