@@ -24,13 +24,22 @@ local function emit(etype, data, ts)
   local log = event_log
   if not log.id then
     -- The script's first event: the entry id (one ms for all of the script's events) and the trim.
-    local last = redis.call('XREVRANGE', log.key, '+', '-', 'COUNT', 1)[1]
-    local last_ms = last and tonumber(string.match(last[1], '^%d+')) or 0
+    -- Usually the script's clock is at or past the stream's last entry, and XADD with that ms
+    -- succeeds (the same ms as the last entry gets the next sequence number); it refuses an id
+    -- below the last one (another instance's clock ran ahead), and then the last entry's ms is used.
     local floor = tonumber(redis.call('GET', log.floor) or '0') or 0
-    log.id = string.format('%.0f', math.max(last_ms, log.now, floor + 1)) .. '-*'
+    local minid = string.format('%.0f', math.max(0, log.now - log.retention + 1))
+    local at = ts and string.format('%.0f', ts) or string.format('%.0f', log.now)
+    local json = cjson.encode(data)
     log.ts = string.format('%.0f', log.now)
-    redis.call('XADD', log.key, 'MINID', '~', string.format('%.0f', math.max(0, log.now - log.retention + 1)),
-      log.id, 'type', etype, 'ts', ts and string.format('%.0f', ts) or log.ts, 'data', cjson.encode(data))
+    log.id = string.format('%.0f', math.max(log.now, floor + 1)) .. '-*'
+    local added = redis.pcall('XADD', log.key, 'MINID', '~', minid, log.id, 'type', etype, 'ts', at, 'data', json)
+    if type(added) == 'table' and added.err then
+      local last = redis.call('XREVRANGE', log.key, '+', '-', 'COUNT', 1)[1]
+      local last_ms = last and tonumber(string.match(last[1], '^%d+')) or 0
+      log.id = string.format('%.0f', math.max(last_ms, log.now, floor + 1)) .. '-*'
+      redis.call('XADD', log.key, 'MINID', '~', minid, log.id, 'type', etype, 'ts', at, 'data', json)
+    end
     redis.call('PEXPIRE', log.key, log.retention)
     return
   end
