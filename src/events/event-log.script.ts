@@ -18,32 +18,33 @@
 export const EVENT_LOG_LUA = `
 local event_log = nil
 local function events_init(prefix, now, retention)
-  event_log = { key = prefix .. 'events', floor = prefix .. 'events:floor', now = now, retention = retention }
+  event_log = { key = prefix .. 'events', floor = prefix .. 'events:floor', now = now, retention = retention,
+    ts = string.format('%.0f', now) }
 end
 local function emit(etype, data, ts)
   local log = event_log
-  if not log.id then
-    -- The script's first event: the entry id (one ms for all of the script's events) and the trim.
-    -- Usually the script's clock is at or past the stream's last entry, and XADD with that ms
-    -- succeeds (the same ms as the last entry gets the next sequence number); it refuses an id
-    -- below the last one (another instance's clock ran ahead), and then the last entry's ms is used.
-    local floor = tonumber(redis.call('GET', log.floor) or '0') or 0
-    local minid = string.format('%.0f', math.max(0, log.now - log.retention + 1))
-    local at = ts and string.format('%.0f', ts) or string.format('%.0f', log.now)
-    local json = cjson.encode(data)
-    log.ts = string.format('%.0f', log.now)
-    log.id = string.format('%.0f', math.max(log.now, floor + 1)) .. '-*'
-    local added = redis.pcall('XADD', log.key, 'MINID', '~', minid, log.id, 'type', etype, 'ts', at, 'data', json)
-    if type(added) == 'table' and added.err then
-      local last = redis.call('XREVRANGE', log.key, '+', '-', 'COUNT', 1)[1]
-      local last_ms = last and tonumber(string.match(last[1], '^%d+')) or 0
-      log.id = string.format('%.0f', math.max(last_ms, log.now, floor + 1)) .. '-*'
-      redis.call('XADD', log.key, 'MINID', '~', minid, log.id, 'type', etype, 'ts', at, 'data', json)
-    end
-    redis.call('PEXPIRE', log.key, log.retention)
+  local at = ts and string.format('%.0f', ts) or log.ts
+  local json = cjson.encode(data)
+  if log.id then
+    redis.call('XADD', log.key, log.id, 'type', etype, 'ts', at, 'data', json)
     return
   end
-  redis.call('XADD', log.key, log.id, 'type', etype, 'ts', ts and string.format('%.0f', ts) or log.ts, 'data', cjson.encode(data))
+  -- The script's first event: the entry id (one ms for all of the script's events) and the trim.
+  -- Usually the script's clock is at or past the stream's last entry, and XADD with that ms
+  -- succeeds (the same ms as the last entry gets the next sequence number); it refuses an id
+  -- below the last one (another instance's clock ran ahead), and then the last entry's ms is used.
+  local floor = tonumber(redis.call('GET', log.floor) or '0') or 0
+  local minid = string.format('%.0f', math.max(0, log.now - log.retention + 1))
+  local function first(call, ms)
+    log.id = string.format('%.0f', math.max(ms, floor + 1)) .. '-*'
+    return call('XADD', log.key, 'MINID', '~', minid, log.id, 'type', etype, 'ts', at, 'data', json)
+  end
+  local added = first(redis.pcall, log.now)
+  if type(added) == 'table' and added.err then
+    local last = redis.call('XREVRANGE', log.key, '+', '-', 'COUNT', 1)[1]
+    first(redis.call, math.max(last and tonumber(string.match(last[1], '^%d+')) or 0, log.now))
+  end
+  redis.call('PEXPIRE', log.key, log.retention)
 end
 `;
 

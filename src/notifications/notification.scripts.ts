@@ -457,11 +457,11 @@ for _, id in ipairs(parts) do
   local count = redis.call('HINCRBY', notifKey, 'nd', delivered[id])
   local n = redis.call('HMGET', notifKey, 'non', 'nq', 'ln')
   if count >= (tonumber(n[1]) or 0) + (tonumber(n[2]) or 0) then
-    local members = {}
-    for batch = 1, tonumber(n[3]) or 0 do
+    local members, batches = {}, tonumber(n[3]) or 0
+    for batch = 1, batches do
       members[#members + 1] = 'a|' .. id .. '|' .. batch
       members[#members + 1] = 'x|' .. id .. '|' .. batch
-      if #members >= 200 or batch == tonumber(n[3]) then
+      if #members >= 200 or batch == batches then
         redis.call('ZREM', dueKey, unpack(members))
         members = {}
       end
