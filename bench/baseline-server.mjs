@@ -10,12 +10,12 @@
 // connection (websocket accepted, ping stretched to HEARTBEAT_MAX_MS, 64 KiB frames) and the same
 // ioredis auto-pipelining, so the comparison is about what the gateway adds, not about tuning.
 //
-// With BASELINE_DURABLE=1 (bench/post-ab.mjs `baseline-durable`) its POST also does, in the simplest
-// way, the Redis work the gateway's contract asks of a publish: one script call that counts a
-// rate limit shared by instances and stores the notification and an inbox entry per target device
-// before the emit and the 202, and one call per ack that records the device's receipt. Not the
-// bench's baseline (that is the bare server); a measure of what those round trips cost by
-// themselves, outside the gateway's code.
+// With BASELINE_DURABLE=1 (the bench's `durable` server in the push scenario, bench/post-ab.mjs
+// `baseline-durable`) its POST also does, in the simplest way, the Redis work the gateway's
+// contract asks of a publish: one script call that counts a rate limit shared by instances and
+// stores the notification and an inbox entry per target device (named, or reached through a user
+// or topic) before the emit and the 202, and one call per ack that records the device's receipt.
+// A measure of what those round trips cost by themselves, outside the gateway's code.
 //
 // Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, HEARTBEAT_INTERVAL_MS, HEARTBEAT_MIN_MS,
 // HEARTBEAT_MAX_MS, ACK_TIMEOUT_MS, DEVICE_JWT_SECRET, BASELINE_DURABLE.
@@ -161,19 +161,23 @@ async function handleHttp(req, res) {
   const targets = targetSockets(rooms);
   const payload = { id: randomUUID(), data: body.data, createdAt: Date.now() };
   if (durable) {
+    // An inbox entry for each device named and each device reached (a user's, a topic's).
+    const inboxDevices = new Set(deviceIds);
+    for (const id of targets) inboxDevices.add(io.sockets.sockets.get(id)?.data.deviceId);
+    inboxDevices.delete(undefined);
     const notif = `${prefix}notif:${payload.id}`;
     const stored = await redis.baselineStore(
-      2 + deviceIds.length,
+      2 + inboxDevices.size,
       `${prefix}rate:${Math.floor(payload.createdAt / 60_000)}`,
       notif,
-      ...deviceIds.map((id) => `${prefix}inbox:${id}`),
+      ...[...inboxDevices].map((id) => `${prefix}inbox:${id}`),
       payload.id,
       JSON.stringify(payload),
       payload.createdAt,
       1_000_000,
       120_000,
       ackTimeoutMs,
-      ...deviceIds,
+      ...inboxDevices,
     );
     if (stored === 0) return reply(res, 429, { error: 'rate limit' });
   }

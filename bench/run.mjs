@@ -36,7 +36,7 @@ const FULL = {
   connections: { levels: [1_000, 5_000, 10_000], maxProbe: 20_400, settleMs: 3_000, concurrency: 40 },
   heartbeats: { devices: 10_000, rates: [1_000, 2_500, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, drainMs: 15_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40 },
   // extraRates: the cost curve (one device); overloadRate: past saturation, from overloadSockets connections.
-  push: { rate: 1_000, extraRates: [250, 500, 2_000], extraDurationMs: 5_000, warmupMs: 2_000, durationMs: 10_000, overloadRate: 4_000, overloadSockets: 2_000, overloadDurationMs: 8_000 },
+  push: { rate: 1_000, primeMs: 8_000, extraRates: [250, 500, 2_000], extraDurationMs: 5_000, warmupMs: 2_000, durationMs: 10_000, overloadRate: 4_000, overloadSockets: 2_000, overloadDurationMs: 8_000 },
   // audiences: the fan-out cost curve (devices join in steps); the headline is at `devices`.
   fanout: { devices: 10_000, audiences: [1_000, 5_000, 10_000, 19_000], curveRounds: 2, warmupRounds: 1, rounds: 5, pauseMs: 1_000, concurrency: 40 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 7 },
@@ -140,7 +140,9 @@ async function runScenarios(meta, params) {
         log(`\n== ${sc.name}: ${applicable.reason}`);
         continue;
       }
-      const order = sc.gatewayOnly ? ['gateway'] : index++ % 2 === 0 ? ['gateway', 'baseline'] : ['baseline', 'gateway'];
+      // A scenario may run more servers than the two (push: the durable baseline as well).
+      const kinds = sc.gatewayOnly ? ['gateway'] : (sc.kinds ?? ['gateway', 'baseline']);
+      const order = sc.gatewayOnly || index++ % 2 === 0 ? kinds : [...kinds].reverse();
       const entry = { order };
       if (sc.gatewayOnly) entry.baseline = { notApplicable: sc.gatewayOnly };
       scenarios[sc.name] = entry;

@@ -86,6 +86,8 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
   // BENCH_GATEWAY_DIST: another build of the gateway (e.g. main's, for a before/after in one sitting).
   const gatewayDist = process.env.BENCH_GATEWAY_DIST ? resolve(ROOT, process.env.BENCH_GATEWAY_DIST) : join(ROOT, 'dist');
   const script = kind === 'gateway' ? join(gatewayDist, 'main.js') : join(ROOT, 'bench/baseline-server.mjs');
+  // `durable`: the baseline doing the Redis writes of the gateway's contract (bench/baseline-server.mjs).
+  if (kind === 'durable') env.BASELINE_DURABLE = '1';
   const child = spawnTracked(kind, process.execPath, ['--expose-gc', '--require', PROBE, ...nodeArgs, script], { env, cwd: ROOT });
   const url = `http://127.0.0.1:${port}`;
   await waitHttpOk(`${url}/health/ready`, child, 30_000);
