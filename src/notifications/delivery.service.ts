@@ -29,7 +29,8 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
   private readonly arming: { id: string; deviceId: string }[] = [];
   /** Acks received and not yet handed to the store (see recordAck). */
   private readonly acks: Ack[] = [];
-  private readonly ackWrites = new Set<Promise<void>>();
+  /** Ack writes not answered yet; none while nothing is being written (dropped when empty, as Outbox's inFlight). */
+  private ackWrites?: Set<Promise<void>>;
   private acksScheduled = false;
 
   constructor(
@@ -79,7 +80,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
   /** Acks received in the last moments are recorded before the connections close. */
   async beforeApplicationShutdown(): Promise<void> {
     this.sendAcks();
-    await Promise.all(this.ackWrites);
+    if (this.ackWrites) await Promise.all(this.ackWrites);
   }
 
   /** Sends a stored notification to the devices that were online when it was stored, wherever they are. */
@@ -185,7 +186,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
    */
   private recordAck(ack: Ack): void {
     this.acks.push(ack);
-    if (this.acksScheduled || this.ackWrites.size > 0) return;
+    if (this.acksScheduled || this.ackWrites) return;
     this.acksScheduled = true;
     setImmediate(() => {
       this.acksScheduled = false;
@@ -205,11 +206,14 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
           this.logger.warn(`${batch.length} ack(s) not recorded (${which}${batch.length > 5 ? ', ...' : ''}): ${err.message}`);
         },
       );
-      this.ackWrites.add(write);
+      const writes = (this.ackWrites ??= new Set());
+      writes.add(write);
       void write.then(() => {
-        this.ackWrites.delete(write);
+        writes.delete(write);
+        if (writes.size > 0 || this.ackWrites !== writes) return;
+        this.ackWrites = undefined;
         // What gathered meanwhile goes out now, as one batch.
-        if (this.ackWrites.size === 0) this.sendAcks();
+        this.sendAcks();
       });
     }
   }
