@@ -1,5 +1,6 @@
 import { Injectable, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
 import { Clock } from '../common/clock';
+import { TransientMap } from '../common/transient-map';
 import { AppConfig } from '../config/app-config';
 
 /** How often the event loop's delay is sampled, and how many samples the recent maximum spans (1 s). */
@@ -36,7 +37,8 @@ export class LoadMonitor implements OnModuleInit, OnModuleDestroy {
   private readonly samples: number[] = [];
   private lastProbe: Moment;
   private timer?: NodeJS.Timeout;
-  private readonly inFlight = new Map<number, Moment>();
+  /** Heartbeats waiting for their store call, oldest first. */
+  private readonly inFlight = new TransientMap<number, Moment>();
   private nextToken = 0;
 
   constructor(
@@ -64,8 +66,8 @@ export class LoadMonitor implements OnModuleInit, OnModuleDestroy {
 
   /** Age of the oldest heartbeat still waiting for its store call, ms (0 when none). */
   get heartbeatBacklog(): number {
-    const oldest = this.inFlight.values().next();
-    return oldest.done ? 0 : this.since(oldest.value);
+    const oldest = this.inFlight.first();
+    return oldest ? this.since(oldest) : 0;
   }
 
   /** How late this process may be handling a device's heartbeat right now, ms (0 below JITTER_MS). */

@@ -2,6 +2,7 @@ import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@ne
 import { DeviceChannel, InboundDelivery, PushOutcome } from '../channel/device-channel';
 import { DeviceSocket, NotificationPayload, tokenRanOut } from '../channel/socket-events';
 import { Clock } from '../common/clock';
+import { TransientMap } from '../common/transient-map';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { Deliverable, OnlineTarget } from './notification.types';
@@ -29,8 +30,8 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
   private readonly arming: { id: string; deviceId: string }[] = [];
   /** Acks received and not yet handed to the store (see recordAck). */
   private readonly acks: Ack[] = [];
-  /** Ack writes not answered yet; none while nothing is being written (dropped when empty, as Outbox's inFlight). */
-  private ackWrites?: Set<Promise<void>>;
+  /** Ack writes not answered yet. */
+  private readonly ackWrites = new TransientMap<Promise<void>, true>();
   private acksScheduled = false;
 
   constructor(
@@ -80,7 +81,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
   /** Acks received in the last moments are recorded before the connections close. */
   async beforeApplicationShutdown(): Promise<void> {
     this.sendAcks();
-    if (this.ackWrites) await Promise.all(this.ackWrites);
+    await Promise.all([...this.ackWrites.keys()]);
   }
 
   /** Sends a stored notification to the devices that were online when it was stored, wherever they are. */
@@ -186,7 +187,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
    */
   private recordAck(ack: Ack): void {
     this.acks.push(ack);
-    if (this.acksScheduled || this.ackWrites) return;
+    if (this.acksScheduled || this.ackWrites.size > 0) return;
     this.acksScheduled = true;
     setImmediate(() => {
       this.acksScheduled = false;
@@ -206,14 +207,11 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
           this.logger.warn(`${batch.length} ack(s) not recorded (${which}${batch.length > 5 ? ', ...' : ''}): ${err.message}`);
         },
       );
-      const writes = (this.ackWrites ??= new Set());
-      writes.add(write);
+      this.ackWrites.set(write, true);
       void write.then(() => {
-        writes.delete(write);
-        if (writes.size > 0 || this.ackWrites !== writes) return;
-        this.ackWrites = undefined;
+        this.ackWrites.delete(write);
         // What gathered meanwhile goes out now, as one batch.
-        this.sendAcks();
+        if (this.ackWrites.size === 0) this.sendAcks();
       });
     }
   }

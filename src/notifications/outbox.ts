@@ -1,5 +1,6 @@
 import type { PushOutcome } from '../channel/device-channel';
 import type { DeviceSocket } from '../channel/socket-events';
+import { TransientMap } from '../common/transient-map';
 import type { Deliverable } from './notification.types';
 
 /** Pending notifications read per inbox page when catching up. */
@@ -39,13 +40,8 @@ export interface OutboxPort {
  * directly; the next inbox read brings them, oldest first.
  */
 export class Outbox {
-  /**
-   * Ids sent and not yet settled; none while nothing is in flight. Dropped when it empties rather
-   * than kept: V8 gives a long-lived Map each new table (it makes one on most deletes) in the old
-   * generation, about 150 bytes per notification sent that only a major GC takes back, where a
-   * Map made per burst dies young.
-   */
-  private inFlight?: Map<string, number>;
+  /** Ids sent and not yet settled, and their bytes. */
+  private readonly inFlight = new TransientMap<string, number>();
   private inFlightBytes = 0;
   /** The inbox may hold something this socket has not been sent. */
   private behind = true;
@@ -69,7 +65,7 @@ export class Outbox {
   }
 
   get inFlightCount(): number {
-    return this.inFlight?.size ?? 0;
+    return this.inFlight.size;
   }
 
   /**
@@ -93,7 +89,7 @@ export class Outbox {
 
   /** A notification just stored for this device. */
   offer(notification: Deliverable): void {
-    if (this.closed || this.inFlight?.has(notification.payload.id)) return;
+    if (this.closed || this.inFlight.has(notification.payload.id)) return;
     if (this.behind || this.reading) {
       this.behind = true;
       return;
@@ -126,12 +122,10 @@ export class Outbox {
       return false;
     }
     const { id } = notification.payload;
-    const inFlight = (this.inFlight ??= new Map());
-    inFlight.set(id, notification.bytes);
+    this.inFlight.set(id, notification.bytes);
     this.inFlightBytes += notification.bytes;
     void this.port.emit(this.socket, notification, fromInbox).then((outcome) => {
-      inFlight.delete(id);
-      if (inFlight.size === 0 && this.inFlight === inFlight) this.inFlight = undefined;
+      this.inFlight.delete(id);
       this.inFlightBytes -= notification.bytes;
       this.port.settled(this.deviceId, notification, outcome);
       this.resume();
@@ -160,7 +154,7 @@ export class Outbox {
         first = undefined;
         let sent = 0;
         for (const notification of page) {
-          if (this.closed || this.inFlight?.has(notification.payload.id)) continue;
+          if (this.closed || this.inFlight.has(notification.payload.id)) continue;
           if (!this.trySend(notification, true)) break;
           sent++;
         }
