@@ -60,7 +60,7 @@ export async function run(h, server, p) {
   const out = { ratePerSecond: p.rate };
   // Steady state: a fresh process spends its first seconds under load compiling (V8's compiler
   // and GC threads, the server's and the load generator's, share the 2 cores with the server's main
-  // thread and Redis): per-second p99s of a fresh gateway at 1k/s read 4-38 ms for about 8 s, then
+  // thread and Redis): per-second p99s of a fresh gateway at 1k/s read 3-38 ms for about 8 s, then
   // 1-3 ms. `primeMs` of POSTs at `rate` once per server, before the first case's own warm-up.
   if (p.primeMs > 0) {
     const prime = cases[0];
