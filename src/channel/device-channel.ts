@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { TransientMap } from '../common/transient-map';
 import { SessionRef } from '../presence/presence.types';
 import { InstanceMailbox } from '../redis/instance-mailbox';
 import { CloseReason, DeviceServer, DeviceSocket, InterServerEvents, NotificationPayload, ReadyPayload, RECONNECT_AFTER, sessionRef } from './socket-events';
@@ -101,6 +102,9 @@ export class DeviceChannel {
   }
 
   register(socket: DeviceSocket): void {
+    // Socket.IO's map of ack callbacks (a set and a delete per notification) without its
+    // old-generation garbage: see TransientMap. Socket.IO uses only get, set and delete on it.
+    (socket as unknown as SocketInternals).acks = new TransientMap();
     const s = socket.data.session;
     this.local.set(s.sessionId, socket);
     this.localDevices.set(s.deviceId, socket);
@@ -373,7 +377,7 @@ const EVENT_PACKET = 2;
  */
 interface SocketInternals {
   nsp: { _ids: number };
-  acks: Map<number, (...args: unknown[]) => void>;
+  acks: TransientMap<number, (...args: unknown[]) => void>;
   client: {
     encoder: { encode(packet: { type: number; nsp: string; id: number; data: unknown[] }): unknown[] };
     _packet(packets: unknown[], opts: { preEncoded: boolean; compress: boolean }): void;

@@ -201,8 +201,8 @@ function isHeartbeat(data: unknown): boolean {
  * the notification stays in the inbox to be sent again.
  */
 export function boundPendingAcks(socket: DeviceSocket, max: number): void {
-  const acks = (socket as unknown as { acks?: Map<number, unknown> }).acks;
-  if (!(acks instanceof Map)) return;
+  const acks = (socket as unknown as { acks?: Pick<Map<number, unknown>, 'keys' | 'size' | 'delete'> }).acks;
+  if (!acks) return;
   for (const id of acks.keys()) {
     if (acks.size <= max) break;
     acks.delete(id);

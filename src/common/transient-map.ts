@@ -13,6 +13,10 @@ export class TransientMap<K, V> {
     return this.map?.size ?? 0;
   }
 
+  get(key: K): V | undefined {
+    return this.map?.get(key);
+  }
+
   has(key: K): boolean {
     return this.map?.has(key) ?? false;
   }
