@@ -9,6 +9,7 @@
 // (netlab/nfq-impair.c) serving one NFQUEUE queue per direction in the router's FORWARD chain.
 import { execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, renameSync, statSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -266,6 +267,24 @@ export class Lab {
 }
 
 /** One nfq-impair process: counters come back as a JSON line after SIGUSR1. */
+/**
+ * The lab's processes (impairers, the gateway, its Redis, the SDK fleets) ahead of whatever else
+ * the machine runs, as root: the lab measures links, and its delays and timers are real time. In
+ * CI it runs beside two Jest workers on 2 cores; a starved impairer holds packets longer than the
+ * delay it was given, and a starved fleet fires its ack timeouts late or early (the loss2
+ * scenario saw SDK acks missed after the gateway had answered, in 2 of 3 clean-clone runs on one
+ * machine). Without the privilege it does nothing.
+ * @param {number | undefined} pid
+ */
+export function favour(pid) {
+  if (pid === undefined) return;
+  try {
+    setPriority(pid, -10);
+  } catch {
+    // not root: the lab runs at the default priority
+  }
+}
+
 class Impairer {
   /** @type {((c: QueueCounters) => void)[]} */
   #waiters = [];
@@ -408,8 +427,11 @@ export class Network {
         '--queue', String(queue), '--delay-ms', String(delayMs), '--jitter-ms', String(jitterMs),
         '--loss', String(lossPct), '--seed', String(seed * 2 + queue),
       ];
-      const start = (/** @type {number} */ queue) =>
-        new Impairer(spawn(this.#ip, ['netns', 'exec', this.routerNs, BINARY, ...args(queue)], { stdio: ['ignore', 'pipe', 'pipe'] }));
+      const start = (/** @type {number} */ queue) => {
+        const child = spawn(this.#ip, ['netns', 'exec', this.routerNs, BINARY, ...args(queue)], { stdio: ['ignore', 'pipe', 'pipe'] });
+        favour(child.pid);
+        return new Impairer(child);
+      };
       this.#impairers = { up: start(0), down: start(1) };
       await Promise.all([this.#impairers.up.ready, this.#impairers.down.ready]);
     }

@@ -11,6 +11,7 @@ import { promisify } from 'node:util';
 import Redis from 'ioredis';
 import { freePort, sleep, spawnTracked, stopChild, waitHttpOk } from '../bench/lib/procs.mjs';
 import { startRedis } from '../bench/lib/redis.mjs';
+import { favour } from './lab.mjs';
 
 const run = promisify(execFile);
 const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
@@ -22,6 +23,7 @@ export const FAST = { interval: 2_000, sweep: 500 };
 /** A Redis for the lab's gateways, with keyspace events on so presence changes can be timed. */
 export async function startLabRedis() {
   const redis = await startRedis();
+  favour(redis.pid);
   await redis.client.config('SET', 'notify-keyspace-events', 'Kgx$');
   return redis;
 }
@@ -57,6 +59,7 @@ export async function startLabGateway(name, { redisUrl, interval, min = interval
       ...env,
     },
   });
+  favour(child.pid);
   const url = `http://127.0.0.1:${port}`;
   await waitHttpOk(`${url}/health/ready`, child, 30_000);
   return {
@@ -116,6 +119,7 @@ export async function watchPresence(redisUrl, prefix) {
 export async function startFleet(net, gateway, devices, { foreground = false } = {}) {
   const config = { url: `http://${net.serverIp}:${gateway.port}`, secret: gateway.secret, devices, foreground };
   const child = net.spawn(process.execPath, [FLEET, JSON.stringify(config)], { cwd: ROOT });
+  favour(child.pid);
   /** deviceId -> reports in order */
   const reports = new Map(devices.map((d) => [d.deviceId, []]));
   let buffered = '';
