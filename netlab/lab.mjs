@@ -266,7 +266,6 @@ export class Lab {
   }
 }
 
-/** One nfq-impair process: counters come back as a JSON line after SIGUSR1. */
 /**
  * The lab's processes (impairers, the gateway, its Redis, the SDK fleets) ahead of whatever else
  * the machine runs, as root: the lab measures links, and its delays and timers are real time. In
@@ -285,6 +284,7 @@ export function favour(pid) {
   }
 }
 
+/** One nfq-impair process: counters come back as a JSON line after SIGUSR1. */
 class Impairer {
   /** @type {((c: QueueCounters) => void)[]} */
   #waiters = [];

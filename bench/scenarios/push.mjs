@@ -62,20 +62,18 @@ export async function run(h, server, p) {
   // and GC threads, the server's and the load generator's, share the 2 cores with the server's main
   // thread and Redis): per-second p99s of a fresh gateway at 1k/s read 3-38 ms for about 8 s, then
   // 1-3 ms. `primeMs` of POSTs at `rate` once per server, before the first case's own warm-up.
-  if (p.primeMs > 0) {
-    const prime = cases[0];
-    await lg.call('push', { url: server.url, path: server.push.path, headers: server.push.headers, target: prime.target, rate: prime.rate, expectedOnline: prime.expectedOnline, durationMs: p.primeMs }, p.primeMs + 30_000);
-  }
+  const pushArgs = (c) => ({
+    url: server.url,
+    path: server.push.path,
+    headers: server.push.headers,
+    target: c.target,
+    rate: c.rate,
+    expectedOnline: c.expectedOnline,
+    ...(c.maxSockets ? { maxSockets: c.maxSockets, maxInFlight: c.maxInFlight, prime: c.prime } : {}),
+  });
+  if (p.primeMs > 0) await lg.call('push', { ...pushArgs(cases[0]), durationMs: p.primeMs }, p.primeMs + 30_000);
   for (const c of cases) {
-    const args = {
-      url: server.url,
-      path: server.push.path,
-      headers: server.push.headers,
-      target: c.target,
-      rate: c.rate,
-      expectedOnline: c.expectedOnline,
-      ...(c.maxSockets ? { maxSockets: c.maxSockets, maxInFlight: c.maxInFlight, prime: c.prime } : {}),
-    };
+    const args = pushArgs(c);
     const warmupMs = c.warmupMs ?? p.warmupMs;
     const durationMs = c.durationMs ?? p.durationMs;
     if (warmupMs > 0) await lg.call('push', { ...args, durationMs: warmupMs }, warmupMs + 30_000);
