@@ -219,6 +219,13 @@ export function rows(results) {
     row(sec, 'time to last receipt (ms)', f.gateway.timeToLastMs, f.baseline.timeToLastMs, 1);
     row(sec, 'messages/s', f.gateway.messagesPerSecond, f.baseline.messagesPerSecond, 0);
     row(sec, 'POST round trip (ms)', f.gateway.postRoundTripMs, f.baseline.postRoundTripMs, 1);
+    // CPU over a round (POST to the poll that saw the last receipt): on 2 shared cores the round's
+    // time follows the sum of the three, and the gateway's Redis share is the publish's inbox writes.
+    if (f.gateway.serverCpuMs !== undefined) {
+      row(sec, 'server CPU per round (ms)', f.gateway.serverCpuMs, f.baseline.serverCpuMs, 0);
+      row(sec, 'Redis CPU per round (ms)', f.gateway.redisCpuMs, f.baseline.redisCpuMs, 0, false);
+      row(sec, "load generators' CPU per round (ms)", f.gateway.loadgenCpuMs, f.baseline.loadgenCpuMs, 0);
+    }
     if (f.gateway.user && f.baseline.user) {
       const u = `fan-out to a user with ${f.gateway.devices} devices`;
       row(u, 'time to last receipt (ms)', f.gateway.user.timeToLastMs, f.baseline.user.timeToLastMs, 1);

@@ -8,7 +8,7 @@
 // The cost curve: with `audiences` set, the devices connect in steps (e.g. 1k, 5k, 10k, 19k: more
 // devices join the same user and topic at each step) and each step gets `curveRounds` topic rounds;
 // the headline (and the user variant) are measured at `devices`, which must be one of the steps.
-import { connectDevices, disconnectAll, epoch, profiled } from '../lib/harness.mjs';
+import { connectDevices, delta, disconnectAll, epoch, profiled, snapshot } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
 import { median, round } from '../lib/stats.mjs';
 
@@ -58,7 +58,7 @@ async function variant(h, server, p, devices, label, target, rounds) {
   const done = [];
   const round_ = async (r) => {
     const res = await oneRound(h, server, devices, r, target);
-    h.log(`  ${server.kind}: ${label} round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s)`);
+    h.log(`  ${server.kind}: ${label} round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s; CPU-ms server ${res.serverCpuMs}, Redis ${res.redisCpuMs}, load generators ${res.loadgenCpuMs})`);
     await sleep(p.pauseMs);
     return res;
   };
@@ -76,6 +76,9 @@ function summary(rounds, devices) {
     timeToFirstMs: round(median(rounds.map((r) => r.timeToFirstMs)), 1),
     messagesPerSecond: round(median(rounds.map((r) => r.messagesPerSecond)), 0),
     postRoundTripMs: round(median(rounds.map((r) => r.postRoundTripMs)), 1),
+    serverCpuMs: round(median(rounds.map((r) => r.serverCpuMs)), 1),
+    redisCpuMs: round(median(rounds.map((r) => r.redisCpuMs)), 1),
+    loadgenCpuMs: round(median(rounds.map((r) => r.loadgenCpuMs)), 1),
     allReceived: rounds.every((r) => r.received === devices),
   };
 }
@@ -89,7 +92,9 @@ async function oneRound(h, server, devices, round_, target) {
   let answer;
   let t0;
   let shedRetries = 0;
+  let before;
   for (;;) {
+    before = await snapshot(h, server);
     const body = JSON.stringify({ ...target, data: { round: round_, t: epoch() } });
     t0 = epoch();
     res = await fetch(`${server.url}${server.push.path}`, {
@@ -111,6 +116,7 @@ async function oneRound(h, server, devices, round_, target) {
     got = await Promise.all(h.loadgens.map((lg) => lg.call('receipts')));
     if (got.reduce((n, g) => n + g.count, 0) >= devices) break;
   }
+  const cpu = delta(before, await snapshot(h, server));
   const received = got.reduce((n, g) => n + g.count, 0);
   const last = Math.max(...got.map((g) => g.last));
   const first = Math.min(...got.map((g) => g.first));
@@ -122,6 +128,9 @@ async function oneRound(h, server, devices, round_, target) {
     timeToLastMs: round(timeToLastMs, 1),
     messagesPerSecond: round((received / timeToLastMs) * 1000, 0),
     postRoundTripMs: round(postRoundTripMs, 1),
+    serverCpuMs: round(cpu.serverCpuMs, 1),
+    redisCpuMs: round(cpu.redisCpuMs, 1),
+    loadgenCpuMs: round(cpu.loadgenCpuMs, 1),
     ...(shedRetries ? { shedRetries } : {}),
   };
 }
