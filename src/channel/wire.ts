@@ -202,7 +202,7 @@ function isHeartbeat(data: unknown): boolean {
  */
 export function boundPendingAcks(socket: DeviceSocket, max: number): void {
   const acks = (socket as unknown as { acks?: Pick<Map<number, unknown>, 'keys' | 'size' | 'delete'> }).acks;
-  if (!acks) return;
+  if (!acks || acks.size <= max) return;
   for (const id of acks.keys()) {
     if (acks.size <= max) break;
     acks.delete(id);

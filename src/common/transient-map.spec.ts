@@ -18,18 +18,61 @@ describe('TransientMap', () => {
     expect(m.size).toBe(2);
   });
 
-  it('holds no Map while empty, and starts a new one for the next entry', () => {
+  it('holds no Map while empty or holding one entry, makes one for a burst and drops it once empty', () => {
     const m = new TransientMap<string, number>();
     const inner = () => (m as unknown as { map?: Map<string, number> }).map;
     m.set('x', 1);
-    const first = inner();
-    expect(first).toBeInstanceOf(Map);
-    m.delete('x');
     expect(inner()).toBeUndefined();
-    expect(m.has('x')).toBe(false);
-    expect([...m.keys()]).toEqual([]);
+    expect([m.size, m.get('x'), m.has('x'), m.first(), [...m.keys()]]).toEqual([1, 1, true, 1, ['x']]);
+    m.set('x', 5); // the same key: replaced, still no Map
+    expect([m.size, m.get('x'), inner()]).toEqual([1, 5, undefined]);
+    m.delete('nope');
+    expect(m.size).toBe(1);
     m.set('y', 2);
-    expect(inner()).not.toBe(first);
-    expect(m.first()).toBe(2);
+    const burst = inner();
+    expect(burst).toBeInstanceOf(Map);
+    expect([...m.keys()]).toEqual(['x', 'y']);
+    m.delete('x');
+    expect(inner()).toBe(burst); // one left: the burst's Map stays until it is empty
+    m.delete('y');
+    expect(inner()).toBeUndefined();
+    expect([m.size, m.get('y'), m.has('y'), m.first(), [...m.keys()]]).toEqual([0, undefined, false, undefined, []]);
+    m.set('z', 3);
+    expect(inner()).toBeUndefined();
+    expect(m.first()).toBe(3);
+  });
+
+  it('drops its lone value once deleted (nothing kept alive on a long-lived owner)', () => {
+    const m = new TransientMap<number, object>();
+    m.set(1, {});
+    m.delete(1);
+    expect(Object.values(m as unknown as Record<string, unknown>).filter((v) => typeof v === 'object' && v !== null)).toEqual([]);
+  });
+
+  it('answers as a Map would, whatever the sequence of sets and deletes (NaN and -0 keys included)', () => {
+    const keys = [1, 2, 3, NaN, -0, 0];
+    let seed = 7;
+    const next = () => (seed = (seed * 1103515245 + 12345) % 2147483648);
+    for (let run = 0; run < 200; run++) {
+      const m = new TransientMap<number, number>();
+      const model = new Map<number, number>();
+      for (let step = 0; step < 30; step++) {
+        const key = keys[next() % keys.length]!;
+        if (next() % 3 === 0) {
+          m.delete(key);
+          model.delete(key);
+        } else {
+          m.set(key, step);
+          model.set(key, step);
+        }
+        expect(m.size).toBe(model.size);
+        expect([...m.keys()]).toEqual([...model.keys()]);
+        expect(m.first()).toBe(model.values().next().value);
+        for (const k of keys) {
+          expect(m.has(k)).toBe(model.has(k));
+          expect(m.get(k)).toBe(model.get(k));
+        }
+      }
+    }
   });
 });
