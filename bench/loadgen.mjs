@@ -114,8 +114,9 @@ const handlers = {
     return { held: devices.length, connected, dropped, byUrl };
   },
 
-  /** Every held socket emits `subscribe { topics }` and waits for its ack, `concurrency` at a time. */
-  async subscribe({ topics, concurrency = 50, timeoutMs = 10_000 }) {
+  /** Every held socket (of the server at `url`, if given) emits `subscribe { topics }` and waits for its ack, `concurrency` at a time. */
+  async subscribe({ topics, url, concurrency = 50, timeoutMs = 10_000 }) {
+    const list = url ? devices.filter((d) => d.url === url) : devices;
     let next = 0;
     let ok = 0;
     const errors = {};
@@ -129,10 +130,10 @@ const handlers = {
         });
       });
     const worker = async () => {
-      while (next < devices.length) await one(devices[next++]);
+      while (next < list.length) await one(list[next++]);
     };
-    await Promise.all(Array.from({ length: Math.min(concurrency, devices.length) }, worker));
-    return { ok, failed: devices.length - ok, errors };
+    await Promise.all(Array.from({ length: Math.min(concurrency, list.length) }, worker));
+    return { ok, failed: list.length - ok, errors };
   },
 
   async disconnect() {

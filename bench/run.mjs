@@ -147,6 +147,27 @@ async function runScenarios(meta, params) {
       if (sc.gatewayOnly) entry.baseline = { notApplicable: sc.gatewayOnly };
       scenarios[sc.name] = entry;
       h.scenario = sc.name;
+      if (sc.paired) {
+        // The servers side by side, the scenario taking turns between them (fan-out: see its header).
+        log(`\n== ${sc.name}: ${order.join(' and ')}, side by side`);
+        const started = performance.now();
+        const servers = [];
+        try {
+          await redis.reset();
+          for (const kind of order) servers.push(await startServer(kind, { redisUrl: redis.url, probeDir, extraEnv: sc.serverEnv?.[kind] }));
+          Object.assign(entry, await sc.runPaired(h, servers, params[sc.name]));
+        } catch (err) {
+          errors.push(`${sc.name}: ${err.message}`);
+          for (const kind of order) entry[kind] = { error: err.message };
+          log(`  FAILED: ${err.stack}`);
+          await disconnectAll(h).catch(() => {});
+        } finally {
+          await Promise.all(servers.map((server) => server.stop()));
+        }
+        const seconds = Math.round((performance.now() - started) / 100) / 10;
+        for (const kind of order) entry[kind].seconds = seconds;
+        continue;
+      }
       for (const kind of order) {
         log(`\n== ${sc.name}: ${kind}`);
         const started = performance.now();

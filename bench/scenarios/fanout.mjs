@@ -5,6 +5,12 @@
 // written (bench process) to the last device receipt (load generators; all clocks are the host's,
 // read with sub-millisecond resolution).
 //
+// The servers run side by side (`paired`): each holds its own N devices, and their rounds
+// alternate (gateway, baseline, then baseline, gateway, ...), so what the machine does meanwhile
+// falls on both alike. Run one after the other, the same build's topic ratio read 0.60-1.02x
+// across runs of one afternoon: a round's time follows the CPU of the server, Redis and the load
+// generators together on 2 shared cores, and that drifted between the two servers' phases.
+//
 // The cost curve: with `audiences` set, the devices connect in steps (e.g. 1k, 5k, 10k, 19k: more
 // devices join the same user and topic at each step) and each step gets `curveRounds` topic rounds;
 // the headline (and the user variant) are measured at `devices`, which must be one of the steps.
@@ -13,60 +19,81 @@ import { sleep } from '../lib/procs.mjs';
 import { median, round } from '../lib/stats.mjs';
 
 export const name = 'fanout';
+export const paired = true;
 const USER = 'fan-user';
 export const TOPIC = 'bench.fanout';
 
-export async function run(h, server, p) {
+/** `servers` in the run's order; returns each server's result by kind. */
+export async function runPaired(h, servers, p) {
   const steps = [...new Set([...(p.audiences ?? []), p.devices])].sort((a, b) => a - b);
-  const offsets = h.loadgens.map(() => 0);
-  let connected = 0;
-  let headline;
-  const curve = [];
+  // Device ids of the same length on each server (`fg0-12`, `fb0-12`), each held once.
+  const sides = servers.map((server) => ({ server, prefix: `f${server.kind[0]}`, offsets: h.loadgens.map(() => 0), connected: 0, curve: [], headline: undefined }));
   for (const devices of steps) {
-    const conn = await connectDevices(h, server, { total: devices - connected, idPrefix: 'f', userId: USER, concurrency: p.concurrency, offsets });
-    connected += conn.ok;
-    if (connected < devices) throw new Error(`${server.kind}: only ${connected} of ${devices} devices connected: ${JSON.stringify(conn.errors)}`);
-    h.log(`  ${server.kind}: ${connected} devices of one user connected (${conn.ok} more in ${Math.round(conn.ms)} ms)`);
-    // Every held socket subscribes again: the ones already subscribed get the same ack.
-    const subs = await Promise.all(h.loadgens.map((lg) => lg.call('subscribe', { topics: [TOPIC], concurrency: p.concurrency })));
-    const subscribed = subs.reduce((n, s) => n + s.ok, 0);
-    if (subscribed < devices) throw new Error(`${server.kind}: only ${subscribed} of ${devices} devices subscribed: ${JSON.stringify(subs.map((s) => s.errors))}`);
-    h.log(`  ${server.kind}: ${subscribed} devices subscribed to ${TOPIC}`);
+    for (const side of sides) await grow(h, side, devices, p);
     await sleep(1_000);
     if (devices === p.devices) {
-      const topic = await variant(h, server, p, devices, 'topic', { topic: TOPIC }, p.rounds);
-      const user = await variant(h, server, p, devices, 'user', { userIds: [USER] }, p.rounds);
-      headline = { topic, user };
-      curve.push(point(devices, topic));
+      const topic = await variant(h, sides, p, devices, 'topic', { topic: TOPIC }, p.rounds);
+      const user = await variant(h, sides, p, devices, 'user', { userIds: [USER] }, p.rounds);
+      sides.forEach((side, i) => {
+        side.headline = { topic: topic[i], user: user[i] };
+        side.curve.push(point(devices, topic[i]));
+      });
     } else {
-      curve.push(point(devices, await variant(h, server, p, devices, `topic-${devices}`, { topic: TOPIC }, p.curveRounds ?? p.rounds)));
+      const topic = await variant(h, sides, p, devices, `topic-${devices}`, { topic: TOPIC }, p.curveRounds ?? p.rounds);
+      sides.forEach((side, i) => side.curve.push(point(devices, topic[i])));
     }
   }
   await disconnectAll(h);
-  return {
-    devices: p.devices,
-    how: `one POST with topic: '${TOPIC}' (N subscribed devices); second row: one POST with userIds: [a user with the same N devices]`,
-    ...headline.topic,
-    user: headline.user,
-    curve,
-  };
+  return Object.fromEntries(
+    sides.map((side) => [
+      side.server.kind,
+      {
+        devices: p.devices,
+        how: `one POST with topic: '${TOPIC}' (N subscribed devices); second row: one POST with userIds: [a user with the same N devices]; the servers side by side, rounds alternating`,
+        ...side.headline.topic,
+        user: side.headline.user,
+        curve: side.curve,
+      },
+    ]),
+  );
+}
+
+/** Connects the side's server up to `devices` devices and has all of them subscribe. */
+async function grow(h, side, devices, p) {
+  const { server } = side;
+  const conn = await connectDevices(h, server, { total: devices - side.connected, idPrefix: side.prefix, userId: USER, concurrency: p.concurrency, offsets: side.offsets });
+  side.connected += conn.ok;
+  if (side.connected < devices) throw new Error(`${server.kind}: only ${side.connected} of ${devices} devices connected: ${JSON.stringify(conn.errors)}`);
+  h.log(`  ${server.kind}: ${side.connected} devices of one user connected (${conn.ok} more in ${Math.round(conn.ms)} ms)`);
+  // Every socket of this server subscribes again: the ones already subscribed get the same ack.
+  const subs = await Promise.all(h.loadgens.map((lg) => lg.call('subscribe', { topics: [TOPIC], url: server.url, concurrency: p.concurrency })));
+  const subscribed = subs.reduce((n, s) => n + s.ok, 0);
+  if (subscribed < devices) throw new Error(`${server.kind}: only ${subscribed} of ${devices} devices subscribed: ${JSON.stringify(subs.map((s) => s.errors))}`);
+  h.log(`  ${server.kind}: ${subscribed} devices subscribed to ${TOPIC}`);
 }
 
 const point = (devices, v) => ({ devices, timeToFirstMs: v.timeToFirstMs, timeToLastMs: v.timeToLastMs, messagesPerSecond: v.messagesPerSecond, allReceived: v.allReceived });
 
-async function variant(h, server, p, devices, label, target, rounds) {
-  const done = [];
-  const round_ = async (r) => {
-    const res = await oneRound(h, server, devices, r, target);
-    h.log(`  ${server.kind}: ${label} round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s; CPU-ms server ${res.serverCpuMs}, Redis ${res.redisCpuMs}, load generators ${res.loadgenCpuMs})`);
-    await sleep(p.pauseMs);
-    return res;
+/** Rounds of one POST to `target`, the servers taking turns (the order flips every round); a summary per side. */
+async function variant(h, sides, p, devices, label, target, rounds) {
+  const done = sides.map(() => []);
+  const lap = async (r) => {
+    const order = r % 2 === 0 ? sides : [...sides].reverse();
+    for (const side of order) {
+      const { server } = side;
+      const res = await oneRound(h, server, devices, r, target);
+      h.log(`  ${server.kind}: ${label} round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s; CPU-ms server ${res.serverCpuMs}, Redis ${res.redisCpuMs}, load generators ${res.loadgenCpuMs})`);
+      if (r >= p.warmupRounds) done[sides.indexOf(side)].push(res);
+      await sleep(p.pauseMs);
+    }
   };
-  for (let r = 0; r < p.warmupRounds; r++) await round_(r);
-  await profiled(h, server, `fanout-${label}`, async () => {
-    for (let r = p.warmupRounds; r < p.warmupRounds + rounds; r++) done.push(await round_(r));
-  });
-  return summary(done, devices);
+  for (let r = 0; r < p.warmupRounds; r++) await lap(r);
+  // With --cpu-prof each server's profile covers the measured rounds (its own and, idle, the others').
+  const measured = async () => {
+    for (let r = p.warmupRounds; r < p.warmupRounds + rounds; r++) await lap(r);
+  };
+  await sides.reduceRight((inner, side) => () => profiled(h, side.server, `fanout-${label}`, inner), measured)();
+  return done.map((results) => summary(results, devices));
 }
 
 function summary(rounds, devices) {
