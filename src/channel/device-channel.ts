@@ -289,9 +289,11 @@ export class DeviceChannel {
   }
 
   /**
-   * Emits one notification on a given socket; resolves on its ack or once `timeoutMs` passed
-   * without one. An ack that comes later is still a receipt: it runs `onLateAck` (Socket.IO keeps
-   * that callback, small and holding no payload, until the ack or the socket's end).
+   * Emits one notification on a given socket; calls `onOutcome` once, on its ack or once
+   * `timeoutMs` passed without one (a callback, not a promise: a fan-out has thousands of pushes
+   * pending at once, and what each holds until its ack is what the young generation's scavenges
+   * copy). An ack that comes later is still a receipt: it runs `onLateAck` (Socket.IO keeps that
+   * callback, small and holding no payload, until the ack or the socket's end).
    *
    * Inside withSharedEncoding a notification is encoded once, not once per socket: the first push
    * of the payload makes its Socket.IO packet (an EVENT with an ack id from the namespace's counter, as `emit` would
@@ -299,9 +301,9 @@ export class DeviceChannel {
    * under that id in the socket's own ack map (ack ids are per socket, so one id serves them all:
    * how Socket.IO's own broadcast with acks works). A fan-out to 10k sockets encodes one packet.
    */
-  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number, onLateAck?: () => void): Promise<PushOutcome> {
+  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number, onOutcome: (outcome: PushOutcome) => void, onLateAck?: () => void): void {
     this.acksOwed.set(socket, (this.acksOwed.get(socket) ?? 0) + 1);
-    const { callback, outcome } = awaitAck(timeoutMs, onLateAck);
+    const callback = awaitAck(timeoutMs, onOutcome, onLateAck);
     const internals = socket as unknown as SocketInternals;
     const shared = this.shared?.payload === payload ? this.shared : undefined;
     let encoded = shared?.encoded;
@@ -314,7 +316,6 @@ export class DeviceChannel {
     // What socket.emit ends in (Socket.packet): a closed connection takes nothing.
     internals.client._packet(encoded.packets, { preEncoded: true, compress: true });
     boundPendingAcks(socket, MAX_PENDING_ACKS);
-    return outcome;
   }
 
   /**
@@ -385,19 +386,17 @@ interface SocketInternals {
 }
 
 /** One push's ack callback, made outside pushTo so that it keeps no reference to the payload. */
-function awaitAck(timeoutMs: number, onLateAck?: () => void): { callback: () => void; outcome: Promise<PushOutcome> } {
+function awaitAck(timeoutMs: number, onOutcome: (outcome: PushOutcome) => void, onLateAck?: () => void): () => void {
   const started = performance.now();
-  let settle!: (outcome: PushOutcome) => void;
-  const outcome = new Promise<PushOutcome>((resolve) => (settle = resolve));
   let onTime = true;
   const timer = setTimeout(() => {
     onTime = false;
-    settle({ acked: false });
+    onOutcome({ acked: false });
   }, timeoutMs);
-  const callback = () => {
+  return () => {
     if (!onTime) return onLateAck?.();
+    onTime = false;
     clearTimeout(timer);
-    settle({ acked: true, latencyMs: performance.now() - started });
+    onOutcome({ acked: true, latencyMs: performance.now() - started });
   };
-  return { callback, outcome };
 }

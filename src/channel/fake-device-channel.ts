@@ -189,8 +189,8 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
     this.recheckListener?.(deviceIds);
   }
 
-  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number, onLateAck?: () => void): Promise<PushOutcome> {
-    return this.record(socket.data.session.deviceId, payload, timeoutMs, socket, onLateAck);
+  pushTo(socket: DeviceSocket, payload: NotificationPayload, timeoutMs: number, onOutcome: (outcome: PushOutcome) => void, onLateAck?: () => void): void {
+    this.record(socket.data.session.deviceId, payload, timeoutMs, socket, onOutcome, onLateAck);
   }
 
   async topicDevices(topic: string): Promise<string[]> {
@@ -211,26 +211,31 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
     return new Promise((resolve) => setImmediate(() => setImmediate(resolve)));
   }
 
-  private record(deviceId: string, payload: NotificationPayload, timeoutMs: number, socket: DeviceSocket, onLateAck?: () => void): Promise<PushOutcome> {
-    return new Promise((resolve) => {
-      this.pushes.push({
-        deviceId,
-        payload,
-        timeoutMs,
-        socket,
-        ack: (latencyMs = 5) => {
-          resolve({ acked: true, latencyMs });
-          return this.idle();
-        },
-        noAck: () => {
-          resolve({ acked: false });
-          return this.idle();
-        },
-        lateAck: () => {
-          onLateAck?.();
-          return this.idle();
-        },
-      });
+  private record(deviceId: string, payload: NotificationPayload, timeoutMs: number, socket: DeviceSocket, onOutcome: (outcome: PushOutcome) => void, onLateAck?: () => void): void {
+    // The outcome comes once, as the real channel's does.
+    let settled = false;
+    const settle = (outcome: PushOutcome) => {
+      if (settled) return;
+      settled = true;
+      onOutcome(outcome);
+    };
+    this.pushes.push({
+      deviceId,
+      payload,
+      timeoutMs,
+      socket,
+      ack: (latencyMs = 5) => {
+        settle({ acked: true, latencyMs });
+        return this.idle();
+      },
+      noAck: () => {
+        settle({ acked: false });
+        return this.idle();
+      },
+      lateAck: () => {
+        onLateAck?.();
+        return this.idle();
+      },
     });
   }
 }

@@ -48,13 +48,13 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
       buffered: (socket) => this.channel.bufferedBytes(socket),
       // A session whose token ran out past the grace gets nothing more, even before the sweeper ends it.
       isOpen: (socket) => this.channel.isOpen(socket) && !tokenRanOut(socket.data.session, this.clock.now()),
-      emit: (socket, n, fromInbox) => {
+      emit: (socket, n, fromInbox, onOutcome) => {
         this.metrics.pushesSent.inc();
         if (fromInbox) {
           this.metrics.pushesRedelivered.inc();
           this.armDeadline(n.payload.id, socket.data.session.deviceId);
         }
-        return this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs, this.lateAck(socket.data.session.deviceId, n.payload));
+        this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs, onOutcome, this.lateAck(socket.data.session.deviceId, n.payload));
       },
       // Acks received so far go to the store first (same connection, so Redis applies them before
       // the read): an acked notification is never read back and sent again by this instance.

@@ -23,18 +23,17 @@ class Harness {
     now: () => this.clock.now(),
     buffered: () => this.transportBytes,
     isOpen: () => this.open,
-    emit: (_socket, n, fromInbox) =>
-      new Promise<PushOutcome>((resolve) =>
-        this.emitted.push({
-          n,
-          fromInbox,
-          settle: async (acked) => {
-            if (acked) this.inbox = this.inbox.filter((x) => x !== n); // an ack takes it out of the inbox
-            resolve(acked ? { acked: true, latencyMs: 1 } : { acked: false });
-            await flush();
-          },
-        }),
-      ),
+    emit: (_socket, n, fromInbox, onOutcome: (outcome: PushOutcome) => void) => {
+      this.emitted.push({
+        n,
+        fromInbox,
+        settle: async (acked) => {
+          if (acked) this.inbox = this.inbox.filter((x) => x !== n); // an ack takes it out of the inbox
+          onOutcome(acked ? { acked: true, latencyMs: 1 } : { acked: false });
+          await flush();
+        },
+      });
+    },
     readPending: async (_deviceId, limit) => {
       if (this.failReads > 0) {
         this.failReads--;

@@ -18,8 +18,8 @@ export interface OutboxPort {
   /** Bytes the transport holds for this socket. */
   buffered(socket: DeviceSocket): number;
   isOpen(socket: DeviceSocket): boolean;
-  /** `fromInbox`: read back from the inbox (on connect, or catching up) rather than sent live. */
-  emit(socket: DeviceSocket, notification: Deliverable, fromInbox: boolean): Promise<PushOutcome>;
+  /** `fromInbox`: read back from the inbox (on connect, or catching up) rather than sent live. `onOutcome`: once, on the ack or the timeout. */
+  emit(socket: DeviceSocket, notification: Deliverable, fromInbox: boolean, onOutcome: (outcome: PushOutcome) => void): void;
   /** Pending notifications of the device, oldest first. */
   readPending(deviceId: string, limit: number): Promise<Deliverable[]>;
   /** The emit settled (acked or timed out): record it. */
@@ -124,7 +124,7 @@ export class Outbox {
     const { id } = notification.payload;
     this.inFlight.set(id, notification.bytes);
     this.inFlightBytes += notification.bytes;
-    void this.port.emit(this.socket, notification, fromInbox).then((outcome) => {
+    this.port.emit(this.socket, notification, fromInbox, (outcome) => {
       this.inFlight.delete(id);
       this.inFlightBytes -= notification.bytes;
       this.port.settled(this.deviceId, notification, outcome);
