@@ -147,31 +147,13 @@ async function runScenarios(meta, params) {
       if (sc.gatewayOnly) entry.baseline = { notApplicable: sc.gatewayOnly };
       scenarios[sc.name] = entry;
       h.scenario = sc.name;
-      if (sc.paired) {
-        // The servers side by side, the scenario taking turns between them (fan-out: see its header).
-        log(`\n== ${sc.name}: ${order.join(' and ')}, side by side`);
+      // A scenario with runPaired gets its servers all at once, side by side (fan-out: see its
+      // header); the others one kind at a time.
+      for (const group of sc.runPaired ? [order] : order.map((kind) => [kind])) {
+        const [kind] = group;
+        log(`\n== ${sc.name}: ${group.join(' and ')}${group.length > 1 ? ', side by side' : ''}`);
         const started = performance.now();
         const servers = [];
-        try {
-          await redis.reset();
-          for (const kind of order) servers.push(await startServer(kind, { redisUrl: redis.url, probeDir, extraEnv: sc.serverEnv?.[kind] }));
-          Object.assign(entry, await sc.runPaired(h, servers, params[sc.name]));
-        } catch (err) {
-          errors.push(`${sc.name}: ${err.message}`);
-          for (const kind of order) entry[kind] = { error: err.message };
-          log(`  FAILED: ${err.stack}`);
-          await disconnectAll(h).catch(() => {});
-        } finally {
-          await Promise.all(servers.map((server) => server.stop()));
-        }
-        const seconds = Math.round((performance.now() - started) / 100) / 10;
-        for (const kind of order) entry[kind].seconds = seconds;
-        continue;
-      }
-      for (const kind of order) {
-        log(`\n== ${sc.name}: ${kind}`);
-        const started = performance.now();
-        let server;
         try {
           if (sc.name === 'sweep') {
             entry[kind] = await sc.run(h, kind, params.sweep);
@@ -182,18 +164,20 @@ async function runScenarios(meta, params) {
             entry[kind] = await sc.run(h, start, params[sc.name]);
           } else {
             await redis.reset();
-            server = await startServer(kind, { redisUrl: redis.url, probeDir, extraEnv: sc.serverEnv?.[kind] });
-            entry[kind] = await sc.run(h, server, params[sc.name]);
+            for (const k of group) servers.push(await startServer(k, { redisUrl: redis.url, probeDir, extraEnv: sc.serverEnv?.[k] }));
+            if (sc.runPaired) Object.assign(entry, await sc.runPaired(h, servers, params[sc.name]));
+            else entry[kind] = await sc.run(h, servers[0], params[sc.name]);
           }
         } catch (err) {
-          errors.push(`${sc.name} / ${kind}: ${err.message}`);
-          entry[kind] = { error: err.message };
+          errors.push(`${sc.name} / ${group.join(', ')}: ${err.message}`);
+          for (const k of group) entry[k] = { error: err.message };
           log(`  FAILED: ${err.stack}`);
           await disconnectAll(h).catch(() => {});
         } finally {
-          await server?.stop();
+          await Promise.all(servers.map((server) => server.stop()));
         }
-        if (entry[kind]) entry[kind].seconds = Math.round((performance.now() - started) / 100) / 10;
+        const seconds = Math.round((performance.now() - started) / 100) / 10;
+        for (const k of group) if (entry[k]) entry[k].seconds = seconds;
       }
     }
   } finally {

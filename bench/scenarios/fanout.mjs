@@ -5,7 +5,7 @@
 // written (bench process) to the last device receipt (load generators; all clocks are the host's,
 // read with sub-millisecond resolution).
 //
-// The servers run side by side (`paired`): each holds its own N devices, and their rounds
+// The servers run side by side (`runPaired`): each holds its own N devices, and their rounds
 // alternate (gateway, baseline, then baseline, gateway, ...), so what the machine does meanwhile
 // falls on both alike. Run one after the other, the same build's topic ratio read 0.60-1.02x
 // across runs of one afternoon: a round's time follows the CPU of the server, Redis and the load
@@ -19,7 +19,6 @@ import { sleep } from '../lib/procs.mjs';
 import { median, round } from '../lib/stats.mjs';
 
 export const name = 'fanout';
-export const paired = true;
 const USER = 'fan-user';
 export const TOPIC = 'bench.fanout';
 

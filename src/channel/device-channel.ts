@@ -388,14 +388,15 @@ interface SocketInternals {
 /** One push's ack callback, made outside pushTo so that it keeps no reference to the payload. */
 function awaitAck(timeoutMs: number, onOutcome: (outcome: PushOutcome) => void, onLateAck?: () => void): () => void {
   const started = performance.now();
-  let onTime = true;
+  // Until the outcome is reported: an ack after it (after the timeout) is a late one.
+  let pending = true;
   const timer = setTimeout(() => {
-    onTime = false;
+    pending = false;
     onOutcome({ acked: false });
   }, timeoutMs);
   return () => {
-    if (!onTime) return onLateAck?.();
-    onTime = false;
+    if (!pending) return onLateAck?.();
+    pending = false;
     clearTimeout(timer);
     onOutcome({ acked: true, latencyMs: performance.now() - started });
   };
