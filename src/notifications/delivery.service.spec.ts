@@ -142,6 +142,23 @@ describe('DeliveryService', () => {
     for (const n of batch) expect(await statusOf(n)).toMatchObject({ status: 'delivered' });
   });
 
+  it('tells the store who acked and whether the copy was sent live or read back from the inbox, for late acks too', async () => {
+    const queued = await stored(); // stored while d1 is away: its session reads it back from the inbox
+    await ready();
+    const live = await stored();
+    delivery.dispatch(live, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    expect(channel.pushes.map((p) => p.payload.id)).toEqual([queued.payload.id, live.payload.id]);
+    const ackMany = jest.spyOn(store, 'ackMany');
+    await push(0).ack();
+    await push(1).noAck();
+    await push(1).lateAck();
+    await channel.idle();
+    expect(ackMany.mock.calls.flatMap(([acks]) => acks)).toEqual([
+      { payload: { id: queued.payload.id }, deviceId: 'd1', userId: 'u1', fromInbox: true },
+      { payload: { id: live.payload.id }, deviceId: 'd1', userId: 'u1', fromInbox: false },
+    ]);
+  });
+
   it('leaves the target pending when no ack comes, or when the ack cannot be recorded', async () => {
     await ready();
     const unacked = await stored();

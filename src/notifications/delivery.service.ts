@@ -1,6 +1,6 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnModuleInit } from '@nestjs/common';
 import { DeviceChannel, InboundDelivery, PushOutcome } from '../channel/device-channel';
-import { DeviceSocket, NotificationPayload, tokenRanOut } from '../channel/socket-events';
+import { DeviceSession, DeviceSocket, NotificationPayload, tokenRanOut } from '../channel/socket-events';
 import { Clock } from '../common/clock';
 import { TransientMap } from '../common/transient-map';
 import { AppConfig } from '../config/app-config';
@@ -54,7 +54,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
           this.metrics.pushesRedelivered.inc();
           this.armDeadline(n.payload.id, socket.data.session.deviceId);
         }
-        this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs, onOutcome, this.lateAck(socket.data.session.deviceId, n.payload));
+        this.channel.pushTo(socket, n.payload, this.config.ackTimeoutMs, onOutcome, this.lateAck(socket.data.session, n.payload, fromInbox));
       },
       // Acks received so far go to the store first (same connection, so Redis applies them before
       // the read): an acked notification is never read back and sent again by this instance.
@@ -62,7 +62,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
         this.sendAcks();
         return this.store.pending(deviceId, this.clock.now(), limit);
       },
-      settled: (deviceId, n, outcome) => this.settled(deviceId, n, outcome),
+      settled: (socket, n, fromInbox, outcome) => this.settled(socket, n, fromInbox, outcome),
       onFull: () => this.metrics.socketsFull.inc(),
       endSlowConsumer: (socket) => {
         this.metrics.slowConsumers.inc();
@@ -160,7 +160,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
     });
   }
 
-  private settled(deviceId: string, n: Deliverable, outcome: PushOutcome): void {
+  private settled(socket: DeviceSocket, n: Deliverable, fromInbox: boolean, outcome: PushOutcome): void {
     if (!outcome.acked) {
       // Only the socket's pacing ends here: notification.unacked (and a fallback) come from the
       // store's durable deadline (DeadlineSweeper), fired by whichever instance claims it.
@@ -169,12 +169,13 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
     }
     this.metrics.pushesAcked.inc();
     this.metrics.ackLatency.observe(outcome.latencyMs / 1000);
-    this.recordAck({ payload: { id: n.payload.id, collapseKey: n.payload.collapseKey }, deviceId });
+    const { deviceId, userId } = socket.data.session;
+    this.recordAck({ payload: { id: n.payload.id, collapseKey: n.payload.collapseKey }, deviceId, userId, fromInbox });
   }
 
   /** An ack after the timeout is still a receipt. The callback keeps only ids: Socket.IO may hold it as long as the socket lives. */
-  private lateAck(deviceId: string, { id, collapseKey }: NotificationPayload): () => void {
-    return () => this.recordAck({ payload: { id, collapseKey }, deviceId });
+  private lateAck({ deviceId, userId }: DeviceSession, { id, collapseKey }: NotificationPayload, fromInbox: boolean): () => void {
+    return () => this.recordAck({ payload: { id, collapseKey }, deviceId, userId, fromInbox });
   }
 
   /**

@@ -188,17 +188,18 @@ export class MemoryNotificationStore extends NotificationStore {
 
   async ackMany(acks: readonly Ack[], now: number): Promise<boolean[]> {
     this.prune(now);
-    return acks.map(({ payload, deviceId }) => this.ackOne(payload, deviceId, now));
+    return acks.map((a) => this.ackOne(a, now));
   }
 
-  private ackOne(payload: Pick<NotificationPayload, 'id' | 'collapseKey'>, deviceId: string, now: number): boolean {
+  /** As the Redis store's ACK: see Ack for `userId` and `fromInbox`. */
+  private ackOne({ payload, deviceId, userId, fromInbox }: Ack, now: number): boolean {
     this.leaveInbox(deviceId, payload.id, payload.collapseKey);
-    this.dueAt.delete(dueMember.redelivered(payload.id, deviceId));
+    if (fromInbox !== false) this.dueAt.delete(dueMember.redelivered(payload.id, deviceId));
     const n = this.notifications.get(payload.id);
     const target = n?.targets.get(deviceId);
     if (!n || !target || target.startsWith('delivered:')) return false;
     this.setTarget(payload.id, deviceId, `delivered:${now}`);
-    this.record('notification.delivered', now, payload.id, deviceId);
+    this.record('notification.delivered', now, payload.id, deviceId, undefined, userId);
     // Every target written pending delivered: its deadlines and expiries have nothing left to do.
     if (!target.endsWith(':offline') && ++n.delivered >= n.written) {
       for (let b = 1; b <= n.batches.length; b++) {
@@ -361,8 +362,8 @@ export class MemoryNotificationStore extends NotificationStore {
     if (inbox.ids.size === 0 && inbox.collapse.size === 0) this.inboxes.delete(deviceId);
   }
 
-  private record(type: EventType, now: number, notificationId: string, deviceId: string, reason?: ExpiryReason | 'ttl'): void {
-    const userId = this.presence.userOf(deviceId) ?? null;
+  private record(type: EventType, now: number, notificationId: string, deviceId: string, reason?: ExpiryReason | 'ttl', user?: string): void {
+    const userId = user ?? this.presence.userOf(deviceId) ?? null;
     this.presence.events.append(type, now, { notificationId, deviceId, userId, ...(reason ? { reason } : {}) });
   }
 

@@ -379,6 +379,31 @@ function notificationStoreCases(make: () => Harness, unbounded: (store: Notifica
       expect(await newEvents()).toEqual(inDeviceOrder([ev('unacked', ttl0.id, 'on', 'u'), ev('expired', ttl0.id, 'on', 'u', 'ttl')]));
     });
 
+    it('delivered: names the user of the session that acked when the ack carries it, the device\'s user otherwise', async () => {
+      await online('on');
+      const p = payload();
+      const q = payload();
+      await publish(['on'], p);
+      await publish(['on'], q);
+      await newEvents();
+      expect(await store.ackMany([{ payload: p, deviceId: 'on', userId: 'u', fromInbox: false }, { payload: q, deviceId: 'on' }], clock.now())).toEqual([true, true]);
+      expect(await newEvents()).toEqual([ev('delivered', p.id, 'on', 'u'), ev('delivered', q.id, 'on', 'u')]);
+    });
+
+    it('an ack of a live send leaves a redelivery deadline armed elsewhere, which then finds it delivered and reports nothing', async () => {
+      await online('on');
+      const p = payload();
+      await publish(['on'], p);
+      // Also read back from the inbox (another socket of the device, say), which armed its own deadline.
+      await store.armAckDeadlines([{ id: p.id, deviceId: 'on' }], clock.now() + ACK_MS, clock.now());
+      expect(await store.ackMany([{ payload: p, deviceId: 'on', userId: 'u', fromInbox: false }], clock.now())).toEqual([true]);
+      await newEvents();
+      clock.advance(ACK_MS);
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 1, unacked: 0 });
+      expect(await newEvents()).toEqual([]);
+      expect(await claimDue(clock.now(), 100, LEASE_MS)).toMatchObject({ claimed: 0 });
+    });
+
     it('an ack before the deadline cancels it: no unacked, for the publish deadline and for a redelivery', async () => {
       await online('on');
       const p = payload();
@@ -834,6 +859,38 @@ for (const mode of MODES) {
     });
 
     if (!mode.sharded) {
+      it('writes each target once when a call finds some written by an earlier one (a raced or retried call), across status groups, and a device listed twice once', async () => {
+        const h = harness();
+        const store = h.store as RedisNotificationStore;
+        const now = Date.now();
+        const devices = Array.from({ length: 1_200 }, (_, i) => `grp-${i}`);
+        const online = devices.filter((_, i) => i % 3 === 0);
+        for (let i = 0; i < online.length; i += 200) {
+          await Promise.all(online.slice(i, i + 200).map((d) => h.presence.connect({ deviceId: d, sessionId: `s-${d}`, userId: 'u', instanceId: 'gw', now, interval: 1_000, ttl: 60_000 })));
+        }
+        const p: NotificationPayload = { id: mintNotificationId(keys, 0), data: 1, createdAt: now };
+        const r = request(p, devices, now);
+        const internals = store as unknown as { writePart: (r: PublishRequest, call: { p: number; deviceIds: string[]; header: boolean }, parts: number[]) => Promise<unknown[]> };
+        // The earlier call wrote every other device of the first 1000 (spread over the groups of the later call).
+        const earlier = devices.slice(0, 1_000).filter((_, i) => i % 2 === 0);
+        const first = await internals.writePart(r, { p: 0, deviceIds: earlier, header: true }, [0]);
+        const firstOnline = earlier.filter((d) => online.includes(d));
+        expect(first.slice(0, 3)).toEqual(['ok', firstOnline.length, earlier.length - firstOnline.length]);
+        // The later call lists all of them, one device twice.
+        const second = await internals.writePart(r, { p: 0, deviceIds: [...devices, devices[1_199]!], header: true }, [0]);
+        // The totals count each target once; every device online now is to be sent to (again for the earlier ones), once.
+        expect(second.slice(0, 3)).toEqual(['ok', online.length, devices.length - online.length]);
+        // Online targets come back grouped by instance: {instanceId, 'deviceId,deviceId,...'}.
+        const [instance, sendTo, ...more] = second[3] as string[];
+        expect([instance, more]).toEqual(['gw', []]);
+        expect(sendTo!.split(',').sort()).toEqual([...online].sort());
+        const status = await store.status(p.id, now);
+        expect(status?.targets).toHaveLength(devices.length);
+        expect(status?.targets.every((t) => t.status === 'pending')).toBe(true);
+        const inboxes = await Promise.all(devices.map((d) => redis.zrange(`${keys.of(d)}inbox:${d}`, '0', '-1')));
+        expect(inboxes.every((ids) => ids.length === 1 && ids[0] === p.id)).toBe(true);
+      });
+
       it('publishes in one script call per PART_CHUNK targets, sent together, with or without an Idempotency-Key (and a status in one read)', async () => {
         const h = harness();
         const now = Date.now();

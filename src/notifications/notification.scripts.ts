@@ -90,15 +90,43 @@ end
 `;
 
 /**
+ * The online targets a script hands back, grouped by the instance holding each device's session:
+ * \`online_add\` one, \`online_reply\` them as {instanceId, 'deviceId,deviceId,...', ...} (device ids
+ * hold no comma, see ID in src/common/patterns.ts), read by \`onlineTargets\` in
+ * redis-notification.store.ts. One reply string per instance instead of two per target: a 10k
+ * fan-out's reply was 20k strings for Redis to write and the gateway to read.
+ */
+const ONLINE = `
+local function online_add(online, device, instance)
+  instance = instance or ''
+  local list = online[instance]
+  if not list then
+    list = {}
+    online[instance] = list
+    online[#online + 1] = instance
+  end
+  list[#list + 1] = device
+end
+local function online_reply(online)
+  local out = {}
+  for _, instance in ipairs(online) do
+    out[#out + 1] = instance
+    out[#out + 1] = table.concat(online[instance], ',')
+  end
+  return out
+end
+`;
+
+/**
  * Idempotency records and replays, shared by PUBLISH_PART (a keyed publish all in one partition:
  * one call, as before partitions) and IDEM_BEGIN / REPLAY_PART (the steps of a keyed publish over
  * several partitions). `idem_check` returns nil when the key is free (absent, past its window by
  * the caller's clock, or started by an attempt whose header is gone), else
  * {'conflict'} | {'replay', answer, id, parts} | {'resume', id, createdAt, parts}.
- * `replay_part` returns {payload or false, onlineIds, onlineInstances} for one part: its targets
- * still pending that are online now, each given an ack deadline unless it has one.
+ * `replay_part` returns {payload or false, online (ONLINE)} for one part: its targets still
+ * pending that are online now, each given an ack deadline unless it has one.
  */
-const IDEMPOTENCY = `
+const IDEMPOTENCY = `${ONLINE}
 local function idem_check(idemKey, prefix, fingerprint, now)
   local prev = redis.call('GET', idemKey)
   local record = prev and cjson.decode(prev)
@@ -115,7 +143,7 @@ local function idem_check(idemKey, prefix, fingerprint, now)
 end
 local function replay_part(notifKey, dueKey, prefix, id, now, ackDeadline)
   local n = redis.call('HMGET', notifKey, 'payload', 'expiresAt')
-  local ids, instances = {}, {}
+  local online, sent = {}, 0
   if n[1] and tonumber(n[2]) > now then
     local fields = redis.call('HGETALL', notifKey)
     for i = 1, #fields, 2 do
@@ -123,16 +151,16 @@ local function replay_part(notifKey, dueKey, prefix, id, now, ackDeadline)
         local device = string.sub(fields[i], 3)
         local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
         if state[1] and tonumber(state[2]) > now then
-          ids[#ids + 1] = device
-          instances[#instances + 1] = state[3]
+          online_add(online, device, state[3])
+          sent = sent + 1
           -- Sent again now: it gets an ack deadline unless it has one.
           redis.call('ZADD', dueKey, 'NX', ackDeadline, 'r|' .. id .. '|' .. device)
         end
       end
     end
   end
-  if #ids > 0 then keep_due(dueKey, now, ackDeadline) end
-  return {n[1] or false, ids, instances}
+  if sent > 0 then keep_due(dueKey, now, ackDeadline) end
+  return {n[1] or false, online_reply(online)}
 end
 `;
 
@@ -148,8 +176,10 @@ end
  * send to when it is still pending and online now). The part counts the targets it wrote as
  * online (`non`) or queued (`nq`). With `header` 1 (the call in the id's header partition
  * when there is no Idempotency-Key) it also records `parts`, the partitions holding targets.
- * Returns {'ok', online, queued (the part's totals so far), onlineIds, onlineInstances, evictedIds, jobs}
- *       | {'conflict'} | {'replay', answer, payload or false, onlineIds, onlineInstances}
+ * `targets`: the device ids, comma-separated (one argument, not one each: cheaper for Redis and
+ * the gateway alike).
+ * Returns {'ok', online, queued (the part's totals so far), online targets (ONLINE), evictedIds, jobs}
+ *       | {'conflict'} | {'replay', answer, payload or false, online targets (ONLINE)}
  *       | {'replay_parts', answer, id, parts} (answered, spanning partitions: replay each part)
  *       | {'resume', id, createdAt, parts} (see IDEM_BEGIN).
  * Events: `notification.expired` `inbox_full` for each notification evicted from a full inbox
@@ -178,8 +208,8 @@ export const PUBLISH_PART = luaScript({
     parts: 'string?',
     fingerprint: 'string?',
     windowMs: 'number',
+    targets: 'string',
   },
-  rest: true,
   prelude: EVENTS + DUE + IDEMPOTENCY,
   body: `
 if fingerprint then
@@ -187,7 +217,7 @@ if fingerprint then
   if seen and seen[1] == 'replay' then
     if seen[4] ~= '' and seen[4] ~= parts then return {'replay_parts', seen[2], seen[3], seen[4]} end
     local again = replay_part(prefix .. 'notif:' .. seen[3], dueKey, prefix, seen[3], now, ackDeadline)
-    return {'replay', seen[2], again[1], again[2], again[3]}
+    return {'replay', seen[2], again[1], again[2]}
   end
   if seen then return seen end
 end
@@ -197,7 +227,7 @@ if parts then redis.call('HSET', notifKey, 'parts', parts) end
 if fallback ~= 'none' then redis.call('HSET', notifKey, 'fb', fallback) end
 if collapseKey then redis.call('HSET', notifKey, 'ck', collapseKey) end
 local seq = nil
-local online, queued, onlineIds, onlineInstances, evicted = 0, 0, {}, {}, {}
+local online, queued, sendTo, evicted = 0, 0, {}, {}
 local inboxPx = expiresAt - now
 -- Batches for the due-time index: sent now (ack deadline + expiry), kept for later (expiry), and
 -- offline ones to push natively; jobs: the pushes this publish leases to its caller at once.
@@ -217,19 +247,9 @@ local function add(batch, kind, device)
   batch[#batch + 1] = device
   if #batch >= batchSize then flush(batch, kind) end
 end
-for _, device in ipairs(rest) do
-  local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId', 'userId')
-  local isOnline = state[1] and tonumber(state[2]) > now
-  -- Claims the target's status field (pending until told otherwise below): one command that both
-  -- checks for an earlier write and makes this one.
-  if redis.call('HSETNX', notifKey, 't:' .. device, 'pending:' .. now) == 0 then
-    -- Written by an earlier attempt: nothing twice; still send it if it waits and the device is here.
-    local written = redis.call('HGET', notifKey, 't:' .. device)
-    if isOnline and string.sub(written, 1, 8) == 'pending:' and expiresAt > now then
-      onlineIds[#onlineIds + 1] = device
-      onlineInstances[#onlineInstances + 1] = state[3]
-    end
-  elseif isOnline or keepOffline == 1 then
+-- Writes target \`device\` (its status field is claimed already): its inbox, or its offline outcome.
+local function write_target(device, state, isOnline)
+  if isOnline or keepOffline == 1 then
     if not seq then seq = redis.call('INCR', seqKey) end
     local inbox = prefix .. 'inbox:' .. device
     if collapseKey then
@@ -260,18 +280,58 @@ for _, device in ipairs(rest) do
     if size == 1 or redis.call('PTTL', inbox) < inboxPx then redis.call('PEXPIRE', inbox, inboxPx) end
     if isOnline then
       online = online + 1
-      onlineIds[#onlineIds + 1] = device
-      onlineInstances[#onlineInstances + 1] = state[3]
+      online_add(sendTo, device, state[3])
       add(sent, 'sent', device)
     else
       queued = queued + 1
       add(kept, 'kept', device)
     end
   else
-    redis.call('HSET', notifKey, 't:' .. device, 'expired:' .. now .. ':offline')
     emit_target('notification.expired', prefix, id, device, state[4], 'offline')
     if fallback ~= 'none' then add(missed, 'missed', device) end
   end
+end
+-- The targets go in groups of STATUS_GROUP. Per group, one HMGET finds the status fields an
+-- earlier attempt wrote (a retried, resumed or raced call: nothing is written twice, and a target
+-- still pending that is online now is only sent again), and one HSET claims the others' fields
+-- with their outcome (pending, or expired offline) before any inbox is touched. Against one
+-- HSETNX per target it saves Redis a command per target (docs/performance.md, twelfth round).
+-- \`claimed\` keeps a device listed twice to one write.
+local STATUS_GROUP = 500
+local devices, from = {}, 1
+while from <= #targets do
+  local comma = string.find(targets, ',', from, true) or #targets + 1
+  devices[#devices + 1] = string.sub(targets, from, comma - 1)
+  from = comma + 1
+end
+local pending, offline = 'pending:' .. now, 'expired:' .. now .. ':offline'
+local claimed = {}
+for g = 1, #devices, STATUS_GROUP do
+  local last = math.min(g + STATUS_GROUP - 1, #devices)
+  local names = {}
+  for i = g, last do names[#names + 1] = 't:' .. devices[i] end
+  local earlier = redis.call('HMGET', notifKey, unpack(names))
+  local fresh, statuses = {}, {}
+  for i = g, last do
+    local device = devices[i]
+    if not claimed[device] then
+      claimed[device] = true
+      local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId', 'userId')
+      local isOnline = state[1] and tonumber(state[2]) > now
+      local written = earlier[i - g + 1]
+      if written then
+        if isOnline and string.sub(written, 1, 8) == 'pending:' and expiresAt > now then
+          online_add(sendTo, device, state[3])
+        end
+      else
+        statuses[#statuses + 1] = 't:' .. device
+        statuses[#statuses + 1] = (isOnline or keepOffline == 1) and pending or offline
+        fresh[#fresh + 1] = { device, state, isOnline }
+      end
+    end
+  end
+  if #statuses > 0 then redis.call('HSET', notifKey, unpack(statuses)) end
+  for _, t in ipairs(fresh) do write_target(t[1], t[2], t[3]) end
 end
 flush(sent, 'sent')
 flush(kept, 'kept')
@@ -284,7 +344,7 @@ if fingerprint then
   redis.call('SET', idempotencyKey, cjson.encode({fingerprint = fingerprint, id = id, createdAt = tostring(createdAt), parts = parts or '',
     answer = answer, expiresAt = now + windowMs}), 'PX', windowMs)
 end
-return {'ok', totals[1], totals[2], onlineIds, onlineInstances, evicted, jobs}
+return {'ok', totals[1], totals[2], online_reply(sendTo), evicted, jobs}
 `,
 });
 
@@ -353,7 +413,7 @@ return answer
  * A replayed publish, in one part's partition: the part's targets still pending that are online
  * now, each given an ack deadline unless it has one, and the payload to send them (false when the
  * notification is gone or past its expiry). Records nothing.
- * Returns {payload or false, onlineIds, onlineInstances}.
+ * Returns {payload or false, online targets (ONLINE)}.
  */
 export const REPLAY_PART = luaScript({
   name: 'pgReplayPart',
@@ -408,8 +468,8 @@ return out
 });
 
 /**
- * Records a batch of acks (rest: id, deviceId, collapseKey or '', repeated), in order. Each marks
- * its target delivered (an ack is proof of receipt, even for one replaced, evicted or reported
+ * Records a batch of acks (rest: id, deviceId, collapseKey or '', userId or '', fromInbox '1' or
+ * '0', repeated; see Ack), in order. Each marks its target delivered (an ack is proof of receipt, even for one replaced, evicted or reported
  * unacked meanwhile) and records `notification.delivered`; returns per ack 1 if it changed the
  * target's status, 0 (and records nothing) if it was delivered already. The same target twice in
  * a batch is delivered once.
@@ -429,17 +489,20 @@ export const ACK = luaScript({
 events_init(prefix, now, eventRetention)
 -- delivered: id -> targets of this part delivered by this call (in the order first seen: parts)
 local changed, delivered, parts = {}, {}, {}
-for i = 1, #rest, 3 do
-  local id, deviceId, collapseKey = rest[i], rest[i + 1], rest[i + 2]
+for i = 1, #rest, 5 do
+  local id, deviceId, collapseKey, userId = rest[i], rest[i + 1], rest[i + 2], rest[i + 3]
   local inboxKey = prefix .. 'inbox:' .. deviceId
   local notifKey = prefix .. 'notif:' .. id
   redis.call('ZREM', inboxKey, id)
-  redis.call('ZREM', dueKey, 'r|' .. id .. '|' .. deviceId)
+  -- A notification sent live has no redelivery deadline of its own (its batch's goes below), unless
+  -- it was also read back from the inbox somewhere: that one, left here, finds it delivered when it
+  -- comes due and only goes.
+  if rest[i + 4] == '1' then redis.call('ZREM', dueKey, 'r|' .. id .. '|' .. deviceId) end
   if collapseKey ~= '' and redis.call('HGET', inboxKey .. ':collapse', collapseKey) == id then redis.call('HDEL', inboxKey .. ':collapse', collapseKey) end
   local status = redis.call('HGET', notifKey, 't:' .. deviceId)
   if status and string.sub(status, 1, 10) ~= 'delivered:' then
     redis.call('HSET', notifKey, 't:' .. deviceId, 'delivered:' .. now)
-    emit_target('notification.delivered', prefix, id, deviceId)
+    emit_target('notification.delivered', prefix, id, deviceId, userId ~= '' and userId or nil)
     changed[#changed + 1] = 1
     if string.sub(status, -8) ~= ':offline' then
       if not delivered[id] then

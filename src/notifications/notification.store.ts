@@ -7,6 +7,17 @@ import { Deliverable, DueClaim, FallbackResult, NotificationStatus, PublishReque
 export interface Ack {
   payload: Pick<NotificationPayload, 'id' | 'collapseKey'>;
   deviceId: string;
+  /**
+   * The user of the session that acked, when the caller knows it: the `notification.delivered`
+   * event names it without the store looking the device up.
+   */
+  userId?: string;
+  /**
+   * False when what was acked was sent live (by a publish, which set the ack deadline of its
+   * batch), not read back from the inbox (which sets one of its own, see armAckDeadlines): the
+   * store need not look for that one. Unknown (undefined) looks.
+   */
+  fromInbox?: boolean;
 }
 
 /** Targets per batch in the due-time index: one entry stands for up to this many targets of one notification. */

@@ -22,8 +22,8 @@ export interface OutboxPort {
   emit(socket: DeviceSocket, notification: Deliverable, fromInbox: boolean, onOutcome: (outcome: PushOutcome) => void): void;
   /** Pending notifications of the device, oldest first. */
   readPending(deviceId: string, limit: number): Promise<Deliverable[]>;
-  /** The emit settled (acked or timed out): record it. */
-  settled(deviceId: string, notification: Deliverable, outcome: PushOutcome): void;
+  /** The emit settled (acked or timed out): record it. `fromInbox` as it was emitted. */
+  settled(socket: DeviceSocket, notification: Deliverable, fromInbox: boolean, outcome: PushOutcome): void;
   /** The socket just became full: sending to it pauses. */
   onFull(socket: DeviceSocket): void;
   endSlowConsumer(socket: DeviceSocket): void;
@@ -127,7 +127,7 @@ export class Outbox {
     this.port.emit(this.socket, notification, fromInbox, (outcome) => {
       this.inFlight.delete(id);
       this.inFlightBytes -= notification.bytes;
-      this.port.settled(this.deviceId, notification, outcome);
+      this.port.settled(this.socket, notification, fromInbox, outcome);
       this.resume();
     });
     return true;

@@ -119,8 +119,8 @@ export class RedisNotificationStore extends NotificationStore {
         case 'conflict':
           return { kind: 'conflict' };
         case 'replay': {
-          const [, answer, json, ids, instances] = reply;
-          const online = targets(ids, instances);
+          const [, answer, json, sendTo] = reply;
+          const online = onlineTargets(sendTo);
           return { kind: 'replay', answer: JSON.parse(answer) as PublishAnswer, pending: json && online.length ? { notification: deliverable(json), online } : undefined };
         }
         case 'replay_parts':
@@ -217,7 +217,7 @@ export class RedisNotificationStore extends NotificationStore {
       settled = [];
       const [first, rest] = waves(calls);
       const handOver = (reply: PartReply) => {
-        const online = targets((reply as OkReply)[3], (reply as OkReply)[4]);
+        const online = onlineTargets((reply as OkReply)[3]);
         if (online.length) onDurable(online);
       };
       const answers = await Promise.allSettled(first.map((c) => this.writePart(r, c, parts)));
@@ -257,11 +257,11 @@ export class RedisNotificationStore extends NotificationStore {
     const online: OnlineTarget[] = [];
     let evicted = 0;
     const fallback: FallbackJob[] = [];
-    replies.forEach(([, non, nq, ids, instances, ev, jobs], i) => {
+    replies.forEach(([, non, nq, sendTo, ev, jobs], i) => {
       const p = calls[i]!.p;
       const [on, q] = totals.get(p) ?? [0, 0];
       totals.set(p, [Math.max(on, Number(non)), Math.max(q, Number(nq))]);
-      if (withOnline) online.push(...targets(ids, instances));
+      if (withOnline) online.push(...onlineTargets(sendTo));
       evicted += ev.length;
       fallback.push(...jobs.map((j) => readJob(p, j)));
     });
@@ -300,8 +300,8 @@ export class RedisNotificationStore extends NotificationStore {
         parts: call.header ? parts.join(',') : undefined,
         fingerprint: idem?.fingerprint,
         windowMs: idem?.windowMs ?? 0,
+        targets: call.deviceIds.join(','),
       },
-      rest: call.deviceIds,
     };
     const admit = r.admit;
     if (!admit) return (await this.scripts.publishPart(part)) as PartReply;
@@ -328,9 +328,9 @@ export class RedisNotificationStore extends NotificationStore {
           args: { prefix, id, now: r.now, ackDeadline: r.ackDeadlineAt },
         });
       }),
-    )) as [string | null, string[], string[]][];
+    )) as [string | null, OnlineReply][];
     const json = replies.find(([payload]) => payload)?.[0];
-    const online = replies.flatMap(([, ids, instances]) => targets(ids, instances));
+    const online = replies.flatMap(([, sendTo]) => onlineTargets(sendTo));
     return {
       kind: 'replay',
       answer: JSON.parse(answer) as PublishAnswer,
@@ -358,7 +358,7 @@ export class RedisNotificationStore extends NotificationStore {
         const changed = (await this.scripts.ack({
           keys: { due: `${prefix}notif:due` },
           args: { prefix, now, eventRetention: this.eventRetentionMs },
-          rest: group.flatMap(({ a }) => [a.payload.id, a.deviceId, a.payload.collapseKey ?? '']),
+          rest: group.flatMap(({ a }) => [a.payload.id, a.deviceId, a.payload.collapseKey ?? '', a.userId ?? '', a.fromInbox === false ? '0' : '1']),
         })) as number[];
         group.forEach(({ i }, j) => (out[i] = changed[j] === 1));
       }),
@@ -456,13 +456,16 @@ function jobKey(key: string): { p: number; member: string } {
 /** [member, payload JSON or false, deviceId, registration JSON or '', ...] as lease_job returns it. */
 type RawJob = [string, string | null, ...string[]];
 
-/** {'ok', online, queued, onlineIds, onlineInstances, evictedIds, jobs} of one PUBLISH_PART call. */
-type OkReply = ['ok', number, number, string[], string[], string[], RawJob[]];
+/** {instanceId, 'deviceId,deviceId,...', ...}: online targets as the scripts return them (ONLINE in notification.scripts.ts). */
+type OnlineReply = string[];
+
+/** {'ok', online, queued, online targets, evictedIds, jobs} of one PUBLISH_PART call. */
+type OkReply = ['ok', number, number, OnlineReply, string[], RawJob[]];
 type ResumeReply = ['resume', string, string, string];
 type PartReply =
   | OkReply
   | ['conflict']
-  | ['replay', string, string | null, string[], string[]]
+  | ['replay', string, string | null, OnlineReply]
   | ['replay_parts', string, string, string]
   | ResumeReply;
 
@@ -482,8 +485,13 @@ function waves(calls: PartCall[]): [PartCall[], PartCall[]] {
   return [calls.slice(0, i), calls.slice(i)];
 }
 
-function targets(deviceIds: string[], instanceIds: string[]): OnlineTarget[] {
-  return deviceIds.map((deviceId, i) => ({ deviceId, instanceId: instanceIds[i] ?? '' }));
+function onlineTargets(reply: OnlineReply): OnlineTarget[] {
+  const out: OnlineTarget[] = [];
+  for (let i = 0; i + 1 < reply.length; i += 2) {
+    const instanceId = reply[i]!;
+    for (const deviceId of reply[i + 1]!.split(',')) out.push({ deviceId, instanceId });
+  }
+  return out;
 }
 
 function deliverable(json: string): Deliverable {
