@@ -91,27 +91,31 @@ end
 
 /**
  * The online targets a script hands back, grouped by the instance holding each device's session:
- * \`online_add\` one, \`online_reply\` them as {instanceId, 'deviceId,deviceId,...', ...} (device ids
+ * \`online_targets\` starts a set, \`online_add\` adds one, \`online_reply\` returns them as
+ * {instanceId, 'deviceId,deviceId,...', ...} (device ids
  * hold no comma, see ID in src/common/patterns.ts), read by \`onlineTargets\` in
  * redis-notification.store.ts. One reply string per instance instead of two per target: a 10k
  * fan-out's reply was 20k strings for Redis to write and the gateway to read.
  */
 const ONLINE = `
+local function online_targets()
+  return { instances = {}, devices = {} }
+end
 local function online_add(online, device, instance)
   instance = instance or ''
-  local list = online[instance]
+  local list = online.devices[instance]
   if not list then
     list = {}
-    online[instance] = list
-    online[#online + 1] = instance
+    online.devices[instance] = list
+    online.instances[#online.instances + 1] = instance
   end
   list[#list + 1] = device
 end
 local function online_reply(online)
   local out = {}
-  for _, instance in ipairs(online) do
+  for _, instance in ipairs(online.instances) do
     out[#out + 1] = instance
-    out[#out + 1] = table.concat(online[instance], ',')
+    out[#out + 1] = table.concat(online.devices[instance], ',')
   end
   return out
 end
@@ -143,7 +147,7 @@ local function idem_check(idemKey, prefix, fingerprint, now)
 end
 local function replay_part(notifKey, dueKey, prefix, id, now, ackDeadline)
   local n = redis.call('HMGET', notifKey, 'payload', 'expiresAt')
-  local online, sent = {}, 0
+  local online = online_targets()
   if n[1] and tonumber(n[2]) > now then
     local fields = redis.call('HGETALL', notifKey)
     for i = 1, #fields, 2 do
@@ -152,14 +156,13 @@ local function replay_part(notifKey, dueKey, prefix, id, now, ackDeadline)
         local state = redis.call('HMGET', prefix .. 'device:' .. device, 'sessionId', 'expiresAt', 'instanceId')
         if state[1] and tonumber(state[2]) > now then
           online_add(online, device, state[3])
-          sent = sent + 1
           -- Sent again now: it gets an ack deadline unless it has one.
           redis.call('ZADD', dueKey, 'NX', ackDeadline, 'r|' .. id .. '|' .. device)
         end
       end
     end
   end
-  if sent > 0 then keep_due(dueKey, now, ackDeadline) end
+  if #online.instances > 0 then keep_due(dueKey, now, ackDeadline) end
   return {n[1] or false, online_reply(online)}
 end
 `;
@@ -227,7 +230,7 @@ if parts then redis.call('HSET', notifKey, 'parts', parts) end
 if fallback ~= 'none' then redis.call('HSET', notifKey, 'fb', fallback) end
 if collapseKey then redis.call('HSET', notifKey, 'ck', collapseKey) end
 local seq = nil
-local online, queued, sendTo, evicted = 0, 0, {}, {}
+local online, queued, sendTo, evicted = 0, 0, online_targets(), {}
 local inboxPx = expiresAt - now
 -- Batches for the due-time index: sent now (ack deadline + expiry), kept for later (expiry), and
 -- offline ones to push natively; jobs: the pushes this publish leases to its caller at once.
