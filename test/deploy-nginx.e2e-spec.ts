@@ -65,6 +65,11 @@ describeNginx('deploy/nginx.conf in front of two gateway processes', () => {
       REDIS_URL: `redis://127.0.0.1:${link.port}`,
       REDIS_PREFIX: prefix,
       TRUST_PROXY: '1',
+      // Readiness must not flap on the healthy replica: with the test default (a sweep every
+      // 100 ms, a pub/sub probe every 200 ms) one slow moment on a busy CI machine made it 503 and
+      // nginx took both replicas out. The sick one is found by its store check, not by these.
+      SWEEP_INTERVAL_MS: '1000',
+      REDIS_PROBE_INTERVAL_MS: '1000',
     })))));
     const port = await freePort();
     const opsPort = await freePort();
