@@ -75,14 +75,14 @@ const point = (devices, v) => ({ devices, timeToFirstMs: v.timeToFirstMs, timeTo
 
 /** Rounds of one POST to `target`, the servers taking turns (the order flips every round); a summary per side. */
 async function variant(h, sides, p, devices, label, target, rounds) {
-  const done = sides.map(() => []);
+  const done = new Map(sides.map((side) => [side, []]));
   const lap = async (r) => {
     const order = r % 2 === 0 ? sides : [...sides].reverse();
     for (const side of order) {
       const { server } = side;
       const res = await oneRound(h, server, devices, r, target);
       h.log(`  ${server.kind}: ${label} round ${r + 1}${r < p.warmupRounds ? ' (warm-up)' : ''}: ${res.received}/${devices} in ${res.timeToLastMs} ms (${res.messagesPerSecond}/s; CPU-ms server ${res.serverCpuMs}, Redis ${res.redisCpuMs}, load generators ${res.loadgenCpuMs})`);
-      if (r >= p.warmupRounds) done[sides.indexOf(side)].push(res);
+      if (r >= p.warmupRounds) done.get(side).push(res);
       await sleep(p.pauseMs);
     }
   };
@@ -92,7 +92,7 @@ async function variant(h, sides, p, devices, label, target, rounds) {
     for (let r = p.warmupRounds; r < p.warmupRounds + rounds; r++) await lap(r);
   };
   await sides.reduceRight((inner, side) => () => profiled(h, side.server, `fanout-${label}`, inner), measured)();
-  return done.map((results) => summary(results, devices));
+  return sides.map((side) => summary(done.get(side), devices));
 }
 
 function summary(rounds, devices) {
