@@ -59,6 +59,36 @@ describe('Redis failures (separate processes)', () => {
     expect(b.process.child.exitCode).toBeNull();
   });
 
+  it('ends a session that closed while Redis was down once Redis is back (client_close), not at its presence TTL', async () => {
+    const redis = await (await RedisServer.create(['--appendonly', 'yes', '--appendfsync', 'always'])).start();
+    servers.push(redis);
+    // A 53 s TTL (2.5 x 20 s + slack): without the retry the device would show online that long.
+    const gw = await startGateway('end-retry', { REDIS_URL: redis.url, REDIS_COMMAND_TIMEOUT_MS: '300', HEARTBEAT_INTERVAL_MS: '20000' });
+    gateways.push(gw);
+    const socket = connectDevice(gw.url, deviceToken({ sub: 'end-user', deviceId: 'left-in-outage' }));
+    sockets.push(socket);
+    await nextEvent(socket, 'ready');
+    expect((await getJson(gw.url, '/v1/devices/left-in-outage')).online).toBe(true);
+
+    await redis.stop();
+    const left = Date.now();
+    socket.disconnect(); // the gateway's write of the session end fails: Redis is gone
+    await waitFor(() => gw.process.output().includes('left-in-outage not removed on disconnect'), 5_000, 50);
+    await redis.start(); // the same data (append-only file): the session is still there
+    await waitFor(async () => (await api(gw.url, '/health/ready')).status === 200, 10_000, 100);
+    // Retried after 1, 2, 4 s while Redis was away: well within 15 s of its return.
+    await waitFor(async () => (await getJson(gw.url, '/v1/devices/left-in-outage')).online === false, 15_000, 200);
+    const device = await getJson(gw.url, '/v1/devices/left-in-outage');
+    // lastSeenAt is when the socket closed (the retry keeps it), not when Redis came back.
+    expect(device.lastSeenAt).toBeGreaterThanOrEqual(left - 1_000);
+    expect(device.lastSeenAt).toBeLessThan(left + 1_000);
+    // The log shows an event once every partition's floor has passed it (a moment).
+    const offline = async () =>
+      ((await getJson(gw.url, '/v1/events?limit=100')).events as Json[]).filter((e) => e.type === 'device.offline' && e.data.deviceId === 'left-in-outage');
+    await waitFor(async () => (await offline()).length > 0, 5_000, 100);
+    expect((await offline()).map((e) => e.data.reason)).toEqual(['client_close']);
+  });
+
   it('continues on the new master after a Sentinel failover during traffic', async () => {
     const master = await (await RedisServer.create(['--repl-diskless-sync-delay', '0'])).start();
     const replica = await (await RedisServer.create(['--replicaof', '127.0.0.1', String(master.port)])).start();

@@ -115,8 +115,8 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     if (!(await session.ready)) return;
     this.metrics.connectedDevices.dec();
     await this.sessions.end(session).catch((err: Error) => {
-      // The presence TTL will retire it; nothing else is lost.
-      this.logger.warn(`presence of ${session.deviceId} not removed on disconnect: ${err.message}`);
+      // Retried by SessionService until it lands or the presence TTL retires it; nothing else is lost.
+      this.logger.warn(`presence of ${session.deviceId} not removed on disconnect (retried): ${err.message}`);
     });
   }
 

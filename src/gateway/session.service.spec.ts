@@ -195,4 +195,71 @@ describe('SessionService', () => {
     await sessions.end(second);
     expect(await device()).toMatchObject({ online: false, lastSeenAt: clock.now() });
   });
+
+  describe('a session end whose write fails (Redis down or stalled)', () => {
+    const failing = (times: number) => {
+      const real = store.disconnect.bind(store);
+      let left = times;
+      return jest.spyOn(store, 'disconnect').mockImplementation((...args) => (left-- > 0 ? Promise.reject(new Error('store unavailable')) : real(...args)));
+    };
+    afterEach(() => sessions.onApplicationShutdown());
+
+    it('is retried with its own time and reason, and the device goes offline then, not at its TTL', async () => {
+      const s = session('s1', { closing: 'kicked' });
+      await sessions.start(s);
+      clock.advance(2_000);
+      const endedAt = clock.now();
+      const spy = failing(2);
+      await expect(sessions.end(s)).rejects.toThrow('store unavailable');
+      expect(sessions.unendedCount).toBe(1);
+      clock.advance(1_000);
+      await sessions.retryEnds(); // fails again: still held
+      expect(sessions.unendedCount).toBe(1);
+      expect(await device()).toMatchObject({ online: true });
+      clock.advance(2_000);
+      await sessions.retryEnds();
+      expect(sessions.unendedCount).toBe(0);
+      expect(spy).toHaveBeenCalledTimes(3);
+      expect(spy).toHaveBeenLastCalledWith([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-a' }], endedAt, 'kicked');
+      expect(await device()).toMatchObject({ online: false, lastSeenAt: endedAt });
+    });
+
+    it('changes nothing when the device has reconnected meanwhile (the retry names the old session)', async () => {
+      const first = session('s1');
+      await sessions.start(first);
+      failing(1);
+      await expect(sessions.end(first)).rejects.toThrow();
+      await sessions.start(session('s2'));
+      await sessions.retryEnds();
+      expect(sessions.unendedCount).toBe(0);
+      expect(await device()).toMatchObject({ online: true, sessionId: 's2' });
+    });
+
+    it('is given up once the presence it would end has run out (the sweep ends it)', async () => {
+      const s = session('s1');
+      await sessions.start(s);
+      const spy = failing(1);
+      await expect(sessions.end(s)).rejects.toThrow();
+      clock.advance(TTL);
+      await sessions.retryEnds();
+      expect(spy).toHaveBeenCalledTimes(1);
+      expect(sessions.unendedCount).toBe(0);
+    });
+
+    it('retries by itself on a timer', async () => {
+      jest.useFakeTimers({ doNotFake: ['nextTick', 'setImmediate', 'queueMicrotask'] });
+      try {
+        const s = session('s1');
+        await sessions.start(s);
+        failing(1);
+        await expect(sessions.end(s)).rejects.toThrow();
+        expect(await device()).toMatchObject({ online: true });
+        await jest.advanceTimersByTimeAsync(1_000);
+        expect(sessions.unendedCount).toBe(0);
+        expect(await device()).toMatchObject({ online: false });
+      } finally {
+        jest.useRealTimers();
+      }
+    });
+  });
 });

@@ -1,19 +1,42 @@
-import { Injectable, Logger } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
+import { SessionRef } from '../presence/presence.types';
+import { OfflineReason } from '../events/event.types';
 import { bucketOf, isStableRun, recommendInterval } from '../presence/network-intervals';
 import { readClientPayload } from '../channel/client-events';
 import { DeviceChannel } from '../channel/device-channel';
 import { Ack, DeviceSession, errorAck, HeartbeatAck, offlineReason, ReadyPayload, sessionRef } from '../channel/socket-events';
 
+/** The first retry of a session end whose write failed, after this; each failed retry doubles it, up to END_RETRY_MAX_MS. */
+const END_RETRY_MS = 1_000;
+const END_RETRY_MAX_MS = 8_000;
+/** Session ends held for retry at most; past it the oldest are left to their presence TTL. */
+const MAX_UNENDED = 50_000;
+
+/** A session end whose write failed, kept until a retry succeeds or its presence has run out anyway. */
+interface Unended {
+  ref: SessionRef;
+  now: number;
+  reason: OfflineReason;
+  /** After this the presence TTL has ended the session (the sweep's reason, not this one): nothing left to retry. */
+  until: number;
+}
+
 /** Session policy: what a connect, a heartbeat and a disconnect mean for presence. */
 @Injectable()
-export class SessionService {
+export class SessionService implements OnApplicationShutdown {
   private readonly logger = new Logger(SessionService.name);
+  /** Failed session ends by session id, oldest first (see end). */
+  private readonly unended = new Map<string, Unended>();
+  private retryTimer?: NodeJS.Timeout;
+  private retryDelay = END_RETRY_MS;
+  private retrying = false;
+  private stopped = false;
 
   constructor(
     private readonly store: PresenceStore,
@@ -140,7 +163,80 @@ export class SessionService {
    * if it did (`closing`), else the client left (`client_close`).
    */
   async end(session: DeviceSession): Promise<void> {
-    await this.store.disconnect([sessionRef(session, this.config.instanceId)], this.clock.now(), offlineReason(session.closing));
+    const ref = sessionRef(session, this.config.instanceId);
+    const now = this.clock.now();
+    const reason = offlineReason(session.closing);
+    try {
+      await this.store.disconnect([ref], now, reason);
+    } catch (err) {
+      // Redis down or stalled: the device would show online until its presence TTL ran out (and
+      // then end as heartbeat_timeout). Retried with its own time and reason instead; a retry that
+      // finds the session already ended (the write ran after all) changes nothing.
+      this.holdForRetry({ ref, now, reason, until: now + this.policy.ttlFor(session.interval) });
+      throw err;
+    }
+  }
+
+  /** Session ends waiting for a retry (metrics and tests). */
+  get unendedCount(): number {
+    return this.unended.size;
+  }
+
+  private holdForRetry(u: Unended): void {
+    this.unended.delete(u.ref.sessionId);
+    this.unended.set(u.ref.sessionId, u);
+    let dropped = 0;
+    for (const key of this.unended.keys()) {
+      if (this.unended.size <= MAX_UNENDED) break;
+      this.unended.delete(key);
+      dropped++;
+    }
+    if (dropped) this.logger.warn(`${dropped} failed session ends dropped (more than ${MAX_UNENDED} held): their presence TTL ends them`);
+    this.armRetry();
+  }
+
+  /**
+   * Retries the held session ends (all at once: the store batches them), forgetting those whose
+   * presence has run out meanwhile. If any fails again, the next retry waits twice as long, up to
+   * END_RETRY_MAX_MS.
+   */
+  async retryEnds(): Promise<void> {
+    if (this.retrying) return;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.retrying = true;
+    let failures = 0;
+    try {
+      const now = this.clock.now();
+      await Promise.all(
+        [...this.unended.values()].map(async (u) => {
+          if (u.until > now) {
+            try {
+              await this.store.disconnect([u.ref], u.now, u.reason);
+            } catch {
+              return void failures++;
+            }
+          }
+          this.unended.delete(u.ref.sessionId);
+        }),
+      );
+    } finally {
+      this.retrying = false;
+    }
+    this.retryDelay = failures ? Math.min(this.retryDelay * 2, END_RETRY_MAX_MS) : END_RETRY_MS;
+    if (failures) this.logger.warn(`${failures} session ends failed again; next retry in ${this.retryDelay} ms`);
+    this.armRetry();
+  }
+
+  private armRetry(): void {
+    if (this.retryTimer || this.retrying || this.stopped || this.unended.size === 0) return;
+    this.retryTimer = setTimeout(() => void this.retryEnds(), this.retryDelay).unref();
+  }
+
+  onApplicationShutdown(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
   }
 }
 

@@ -1263,6 +1263,65 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     expect(await b.client.pttl(`${P('batch-a')}presence:batch-a`)).toBeGreaterThan(0);
   });
 
+  it('ends the sessions that close together in one EVALSHA per partition and reason, each caller with its own count and each device its own lastSeenAt', async () => {
+    const s = store();
+    const now = Date.now();
+    const ids = ['end-a', 'end-b', 'end-c', 'end-d', 'end-e', 'end-f', 'end-g'];
+    for (const id of ids) await s.connect({ deviceId: id, sessionId: `s-${id}`, userId: `u-${id}`, instanceId: 'gw-1', now, interval: 400, ttl: 10_000 });
+    const end = (list: [string, string][], at: number, reason: 'client_close' | 'kicked') =>
+      s.disconnect(list.map(([deviceId, sessionId]) => ({ deviceId, sessionId, userId: `u-${deviceId}`, instanceId: 'gw-1' })), at, reason);
+    let counts: number[] = [];
+    const seen = await redisCommandsDuring(b.client, prefix, async () => {
+      counts = await Promise.all([
+        end([['end-a', 's-end-a']], now + 100, 'client_close'),
+        end([['end-b', 's-end-b']], now + 110, 'client_close'),
+        end([['end-c', 'not-the-session']], now + 115, 'client_close'), // replaced meanwhile: 0, the others go on
+        end([['end-d', 's-end-d']], now + 120, 'kicked'),
+        end([['end-e', 's-end-e'], ['end-f', 's-end-f']], now + 130, 'client_close'),
+        // A later turn of the event loop, within the window: the same call.
+        new Promise((resolve) => setImmediate(resolve)).then(() => end([['end-g', 's-end-g']], now + 140, 'client_close')),
+      ]);
+    });
+    expect(counts).toEqual([1, 1, 0, 1, 2, 1]);
+    const closes = new Set(['end-a', 'end-b', 'end-c', 'end-e', 'end-f', 'end-g'].map((id) => s.partitionOf(id))).size;
+    // DISCONNECT is the call keyed by the expiry index (with several partitions, user syncs follow on their own).
+    const ends = (commands: string[][]) => commands.filter(([name, , , key]) => name === 'evalsha' && key!.endsWith('presence:expiry'));
+    expect(ends(seen)).toHaveLength(closes + 1); // + the kick, its own reason
+    const views = await s.getDevices(ids, now + 200);
+    expect(views.map((v) => [v?.online, v?.lastSeenAt])).toEqual([
+      [false, now + 100],
+      [false, now + 110],
+      [true, now],
+      [false, now + 120],
+      [false, now + 130],
+      [false, now + 130],
+      [false, now + 140],
+    ]);
+    const offline = (await logOf().read(undefined, 100, now + 200)).filter((e) => e.type === 'device.offline').map((e) => [e.data.deviceId, e.data.reason, e.data.lastSeenAt]);
+    expect(offline.sort()).toEqual([
+      ['end-a', 'client_close', now + 100],
+      ['end-b', 'client_close', now + 110],
+      ['end-d', 'kicked', now + 120],
+      ['end-e', 'client_close', now + 130],
+      ['end-f', 'client_close', now + 130],
+      ['end-g', 'client_close', now + 140],
+    ]);
+  });
+
+  it('ends a drain-sized list in calls of at most 128 sessions, every one of them ended', async () => {
+    const s = store();
+    const now = Date.now();
+    const refs = Array.from({ length: 300 }, (_, i) => ({ deviceId: `drain-${i}`, sessionId: `s${i}`, userId: `u${i % 7}`, instanceId: 'gw-1' }));
+    for (const r of refs) await s.connect({ ...r, now, interval: 400, ttl: 10_000 });
+    let ended = 0;
+    const seen = await redisCommandsDuring(b.client, prefix, async () => (ended = await s.disconnect(refs, now + 50, 'server_shutdown')));
+    expect(ended).toBe(300);
+    const calls = seen.filter(([name, , , key]) => name === 'evalsha' && key!.endsWith('presence:expiry'));
+    const perPartition = [...new Set(refs.map((r) => s.partitionOf(r.deviceId)))].map((p) => refs.filter((r) => s.partitionOf(r.deviceId) === p).length);
+    expect(calls).toHaveLength(perPartition.reduce((n, k) => n + Math.ceil(k / 128), 0));
+    expect((await s.getDevices(refs.map((r) => r.deviceId), now + 60)).every((v) => v?.online === false && v.lastSeenAt === now + 50)).toBe(true);
+  });
+
   it('applies the heartbeats queued before a claim first (the claim cannot take a session a queued heartbeat extends)', async () => {
     const s = store();
     const now = Date.now();

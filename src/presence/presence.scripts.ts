@@ -425,9 +425,11 @@ return 1
 });
 
 /**
- * Ends the named sessions of one partition (rest: deviceId sessionId, repeated) with one `reason`;
- * returns {how many were current, user syncs}. A session already replaced or ended changes
- * nothing and records nothing. `route` (the partition's expiry index) routes the call.
+ * Ends the named sessions of one partition (rest: deviceId sessionId endedAt, repeated), all with
+ * one `reason`; each session's own endedAt is its lastSeenAt, and `now` (the latest of them) dates
+ * the call's events. Returns {1 or 0 per session: whether it was current and ended, user syncs}. A
+ * session already replaced or ended changes nothing and records nothing. `route` (the partition's
+ * expiry index) routes the call.
  */
 export const DISCONNECT = luaScript({
   name: 'pgDisconnect',
@@ -438,14 +440,16 @@ export const DISCONNECT = luaScript({
   body: `
 events_init(P, now, eventRetention)
 sync_init(P, inline, retention)
-local ended = 0
-for i = 1, #rest, 2 do
-  local id, session = rest[i], rest[i + 1]
+local ended = {}
+for i = 1, #rest, 3 do
+  local id, session, at = rest[i], rest[i + 1], rest[i + 2]
   local dkey = P .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'instanceId', 'userId')
   if d[1] == session then
-    end_session(P, id, dkey, d[3], d[2], session, now, retention, reason, now, eventGrace)
-    ended = ended + 1
+    end_session(P, id, dkey, d[3], d[2], session, at, retention, reason, tonumber(at), eventGrace)
+    ended[#ended + 1] = 1
+  else
+    ended[#ended + 1] = 0
   end
 end
 return {ended, sync_out()}

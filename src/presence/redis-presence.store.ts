@@ -47,6 +47,24 @@ const HEARTBEAT_BATCH_WINDOW_MS = 2;
  */
 const MAX_BEAT_BATCH = 128;
 
+/**
+ * How long the first session end of a batch waits for others (see disconnect): as heartbeats. When
+ * thousands of sockets close at once (a network partition, a load balancer restart), one call per
+ * end kept Redis busy for seconds, and handshakes and heartbeats queued behind them.
+ */
+const END_BATCH_WINDOW_MS = 2;
+
+/** Session ends per DISCONNECT call: a bound on the script's run (an end is tens of µs of Redis time, with its events). */
+const MAX_END_BATCH = 128;
+
+interface QueuedEnd {
+  sessions: readonly SessionRef[];
+  now: number;
+  reason: OfflineReason;
+  resolve(ended: number): void;
+  reject(err: unknown): void;
+}
+
 interface QueuedBeat {
   u: HeartbeatUpdate;
   resolve(ok: boolean): void;
@@ -87,6 +105,10 @@ export class RedisPresenceStore extends PresenceStore {
   private queuedBeats: QueuedBeat[] = [];
   private beatTimer?: NodeJS.Timeout;
   private readonly beatWindowMs: number;
+  /** Session ends not sent yet (see disconnect), and how many sessions they name. */
+  private queuedEnds: QueuedEnd[] = [];
+  private queuedEndCount = 0;
+  private endTimer?: NodeJS.Timeout;
   private liveCache?: { at: number; live: Promise<LiveInstances> };
 
   /**
@@ -214,21 +236,69 @@ export class RedisPresenceStore extends PresenceStore {
     redisCall(this.redis.zadd(`${this.keys.control}networks`, now, network)).catch((err: Error) => this.logger.warn(`network not marked: ${err.message}`));
   }
 
-  async disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number> {
-    if (sessions.length === 0) return 0;
-    const ended = await Promise.all(
-      [...this.keys.byPartition(sessions, (s) => s.deviceId)].map(async ([p, group]) => {
-        const P = this.keys.at(p);
-        const [n, syncs] = (await this.scripts.disconnect({
-          keys: { route: `${P}presence:expiry` },
-          args: { P, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs, eventGrace: this.eventGraceMs, inline: this.inline },
-          rest: group.flatMap((s) => [s.deviceId, s.sessionId]),
-        })) as [number, string[]];
-        await this.syncUsers(P, syncs, now);
-        return n;
-      }),
-    );
-    return ended.reduce((a, b) => a + b, 0);
+  /**
+   * Queued like heartbeats, and sent with the other ends that arrive within END_BATCH_WINDOW_MS of
+   * the first: per reason and partition, one DISCONNECT per MAX_END_BATCH sessions. Each session
+   * keeps its own `now` as its lastSeenAt; the call's events carry the latest. A call with many
+   * sessions (a drain) goes out at once, in calls of MAX_END_BATCH.
+   */
+  disconnect(sessions: readonly SessionRef[], now: number, reason: OfflineReason): Promise<number> {
+    if (sessions.length === 0) return Promise.resolve(0);
+    return new Promise<number>((resolve, reject) => {
+      this.queuedEnds.push({ sessions, now, reason, resolve, reject });
+      this.queuedEndCount += sessions.length;
+      if (this.queuedEndCount >= MAX_END_BATCH) this.sendEnds();
+      // A store whose heartbeats do not wait (beatWindowMs 0) does not hold ends either: the same event-loop turn only.
+      else if (this.queuedEnds.length === 1) {
+        if (this.beatWindowMs > 0) this.endTimer = setTimeout(this.sendEnds, END_BATCH_WINDOW_MS);
+        else setImmediate(this.sendEnds);
+      }
+    });
+  }
+
+  private readonly sendEnds = (): void => {
+    if (this.endTimer) clearTimeout(this.endTimer);
+    this.endTimer = undefined;
+    const queued = this.queuedEnds;
+    if (queued.length === 0) return;
+    this.queuedEnds = [];
+    this.queuedEndCount = 0;
+    type Item = { entry: number; ref: SessionRef; at: number };
+    const byReason = new Map<OfflineReason, Item[]>();
+    queued.forEach(({ sessions, now, reason }, entry) => {
+      let items = byReason.get(reason);
+      if (!items) byReason.set(reason, (items = []));
+      for (const ref of sessions) items.push({ entry, ref, at: now });
+    });
+    const ended = new Array<number>(queued.length).fill(0);
+    const calls: Promise<void>[][] = queued.map(() => []);
+    for (const [reason, items] of byReason) {
+      for (const [p, group] of this.keys.byPartition(items, (i) => i.ref.deviceId)) {
+        for (let from = 0; from < group.length; from += MAX_END_BATCH) {
+          const chunk = group.slice(from, from + MAX_END_BATCH);
+          const call = this.endChunk(p, chunk, reason).then((flags) => chunk.forEach((item, i) => (ended[item.entry]! += flags[i] ?? 0)));
+          for (const entry of new Set(chunk.map((i) => i.entry))) calls[entry]!.push(call);
+        }
+      }
+    }
+    queued.forEach(({ resolve, reject }, entry) => Promise.all(calls[entry]!).then(() => resolve(ended[entry]!), reject));
+  };
+
+  private async endChunk(p: number, chunk: readonly { ref: SessionRef; at: number }[], reason: OfflineReason): Promise<number[]> {
+    const P = this.keys.at(p);
+    let now = 0;
+    const rest: (string | number)[] = [];
+    for (const { ref, at } of chunk) {
+      rest.push(ref.deviceId, ref.sessionId, at);
+      if (at > now) now = at;
+    }
+    const [flags, syncs] = (await this.scripts.disconnect({
+      keys: { route: `${P}presence:expiry` },
+      args: { P, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs, eventGrace: this.eventGraceMs, inline: this.inline },
+      rest,
+    })) as [number[], string[]];
+    await this.syncUsers(P, syncs, now);
+    return flags;
   }
 
   async claimExpired(partition: number, now: number, limit: number, live: LiveInstances): Promise<SessionRef[]> {
