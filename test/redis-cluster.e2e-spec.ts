@@ -133,7 +133,9 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
         // Ended here, not in the tests after this one: every session closed and written, then both
         // processes gone (nothing left for the others to sweep).
         devices.forEach((d) => d.close());
+        const closed = Date.now();
         await waitFor(async () => (await perMaster('presence:spread-*')).every((n) => n === 0), 60_000, 250);
+        console.log(`spread: ${N} sessions ended in ${Date.now() - closed} ms`);
         for (const gw of [qa, qb]) gw.process.child.kill('SIGKILL');
       }
     }, 180_000);
@@ -311,7 +313,13 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
       // fo-b's mailbox follows its slot to the promoted replica by itself (the sharded subscriber's
       // slot-map refresh, about a second; the watchdog's rebuild after two missed probes is the
       // backstop), and b's readiness sees its probes answered again.
-      await waitFor(async () => ((await onNode(replica.server.port, (c) => c.call('PUBSUB', 'SHARDCHANNELS', mailbox))) as string[]).length === 1, 10_000, 100);
+      // 30 s: under CI's load on a slow machine the move took longer than 10 s (twice in one day).
+      const moveStarted = Date.now();
+      await waitFor(async () => ((await onNode(replica.server.port, (c) => c.call('PUBSUB', 'SHARDCHANNELS', mailbox))) as string[]).length === 1, 30_000, 100).catch(async (err: Error) => {
+        const where = await Promise.all(cluster.nodes.map(async (n) => `${n.port}: ${JSON.stringify(await onNode(n.port, (c) => c.call('PUBSUB', 'SHARDCHANNELS', `${prefix}mail:*`)))}`));
+        throw new Error(`${err.message}: ${mailbox} not subscribed on the promoted ${replica.server.port}; mailboxes per node ${where.join(', ')}; b's readiness ${JSON.stringify(await getJson(b.url, '/health/ready'))}`);
+      });
+      console.log(`failover: mailbox moved in ${Date.now() - moveStarted} ms`);
       await waitFor(async () => (await api(b.url, '/health/ready')).status === 200, 15_000, 250).catch(async (err: Error) => {
         throw new Error(`${err.message}: b's readiness ${JSON.stringify(await getJson(b.url, '/health/ready'))}`);
       });

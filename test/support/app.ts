@@ -52,8 +52,15 @@ export function connectDevice(url: string, token: string | undefined, opts: { tr
   });
 }
 
+/**
+ * How long the helpers below wait by default: 5 s, 10 s in the cluster project's files, whose
+ * gateways do a round trip per partition and share CI's two cores with the Cluster's six servers
+ * (a suite there once timed out waiting 5 s for an event). A wait only ends a run that is failing.
+ */
+const DEFAULT_WAIT_MS = process.env.TEST_REDIS_CLUSTER_NODES ? 10_000 : 5_000;
+
 /** Resolves with the next `event` on the socket, rejects after `timeoutMs`. */
-export function nextEvent<T = unknown>(socket: Socket, event: string, timeoutMs = 5_000): Promise<T> {
+export function nextEvent<T = unknown>(socket: Socket, event: string, timeoutMs = DEFAULT_WAIT_MS): Promise<T> {
   return new Promise((resolve, reject) => {
     const timer = setTimeout(() => reject(new Error(`no "${event}" within ${timeoutMs} ms`)), timeoutMs);
     socket.once(event, (payload: T) => {
@@ -64,7 +71,7 @@ export function nextEvent<T = unknown>(socket: Socket, event: string, timeoutMs 
 }
 
 /** Resolves with whichever of `events` comes first (and stops listening for the others). */
-export function firstEvent(socket: Socket, events: string[], timeoutMs = 5_000): Promise<{ event: string; payload: unknown }> {
+export function firstEvent(socket: Socket, events: string[], timeoutMs = DEFAULT_WAIT_MS): Promise<{ event: string; payload: unknown }> {
   return new Promise((resolve, reject) => {
     const listeners = events.map((event) => [event, (payload: unknown) => done({ event, payload })] as const);
     const done = (result: { event: string; payload: unknown } | Error) => {
@@ -88,7 +95,7 @@ export function api(base: string, path: string, init: RequestInit & { json?: unk
 export const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 /** Polls `check` until it returns true or `timeoutMs` passes. */
-export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = 5_000, stepMs = 25): Promise<void> {
+export async function waitFor(check: () => Promise<boolean> | boolean, timeoutMs = DEFAULT_WAIT_MS, stepMs = 25): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   while (Date.now() < deadline) {
     if (await check()) return;
