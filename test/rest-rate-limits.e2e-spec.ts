@@ -4,6 +4,7 @@ import { api, metric, startTestApp, TestApp } from './support/app';
 import { FakeClock } from './support/fake-clock';
 import { deleteKeys, deviceKey, redisCommandsDuring, testClusterNodes, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { TEST_API_KEY } from './support/tokens';
+import { PresenceStore } from '../src/presence/presence.store';
 
 type Json = Record<string, any>;
 
@@ -184,7 +185,44 @@ describe('REST rate limits (real app, real Redis)', () => {
     } finally {
       redisOfRun.disconnect();
     }
-  });
+  }, 90_000); // MONITOR on each master: its stream ran tens of seconds behind under CI's load
+
+  it('POST to user ids: on one Redis the rate check and the user\'s devices are in the publish script; a user with more devices than one call takes is counted once', async () => {
+    const prefix = freshPrefix();
+    const clock = new FakeClock(WINDOW_START);
+    const gw = await start({ API_RATE_LIMIT: '3', API_RATE_WINDOW_MS: '60000' }, clock, prefix);
+    const post = (json: unknown) => api(gw.url, '/v1/notifications', { method: 'POST', json });
+    // Devices of the users, recorded by the app's own presence store (no sockets: they count as online, none receives).
+    const presence = gw.app.get(PresenceStore);
+    const session = (deviceId: string, userId: string) =>
+      presence.connect({ deviceId, sessionId: `s-${deviceId}`, userId, instanceId: gw.config.instanceId, now: clock.now(), interval: 60_000, ttl: 600_000 });
+    for (const d of ['small-1', 'small-2']) await session(d, 'small-user');
+    for (let i = 0; i < 201; i += 67) await Promise.all(Array.from({ length: Math.min(67, 201 - i) }, (_, j) => session(`big-${i + j}`, 'big-user')));
+    const redisOfRun = testRedis();
+    try {
+      await redisOfRun.zcard(`${prefix}x`); // connected: a Cluster client knows its masters (MONITOR on each)
+      let answer: Json = {};
+      const seen = await redisCommandsDuring(redisOfRun, prefix, async () => {
+        const res = await post({ userIds: ['small-user'], data: { n: 1 }, ttl: 600 });
+        expect(res.status).toBe(202);
+        answer = (await res.json()) as Json;
+      });
+      expect(answer).toMatchObject({ online: 2, queued: 0 });
+      // One Redis: one script for the whole POST (was three: the rate check, the lookup, the publish).
+      if (!testClusterNodes()) expect(seen.filter(([c]) => c === 'evalsha')).toHaveLength(1);
+      // 201 devices, more than one call takes: the folded call counts the hit and writes nothing,
+      // then the lookup and the publish, without counting again.
+      const big = await post({ userIds: ['big-user'], data: { n: 2 }, ttl: 600 });
+      expect(big.status).toBe(202);
+      expect(await big.json()).toMatchObject({ online: 201, queued: 0 });
+      expect((await post({ userIds: ['small-user'], data: { n: 3 } })).status).toBe(202); // the third of 3
+      await expectTooMany(await post({ userIds: ['small-user'], data: { n: 4 } }), /for this API key exceeded/);
+      expect(await redisOfRun.zcard(deviceKey(prefix, 'inbox', 'small-1'))).toBe(2);
+      expect(await redisOfRun.zcard(deviceKey(prefix, 'inbox', 'big-200'))).toBe(1);
+    } finally {
+      redisOfRun.disconnect();
+    }
+  }, 90_000);
 
   it('never gives more than the limit of 401s to one address, however many race', async () => {
     const gw = await start({ API_AUTH_FAILURES_PER_MINUTE: '10' }, new FakeClock(WINDOW_START), freshPrefix());

@@ -1,6 +1,6 @@
 import Redis, { Cluster } from 'ioredis';
 import { FakeClock } from '../../test/support/fake-clock';
-import { testRedisUrl, uniquePrefix } from '../../test/support/redis';
+import { redisCommandsDuring, testRedisUrl, uniquePrefix } from '../../test/support/redis';
 import { startRedisCluster } from '../../test/support/redis-servers';
 import { NotificationPayload } from '../channel/socket-events';
 import { StoreUnavailableError } from '../common/store-unavailable.error';
@@ -15,7 +15,7 @@ import { KeyLayout, keySlot } from '../redis/partitions';
 import { MemoryNotificationStore } from './memory-notification.store';
 import { headerPartitionOf, mintNotificationId } from './notification-id';
 import { DUE_BATCH, NotificationStore } from './notification.store';
-import { DueClaim, OnlineTarget, PublishRequest } from './notification.types';
+import { DueClaim, OnlineTarget, PublishRequest, PublishResult } from './notification.types';
 import { FIRST_WAVE, PART_CHUNK, RedisNotificationStore } from './redis-notification.store';
 
 const DAY = 86_400_000;
@@ -753,6 +753,52 @@ for (const mode of MODES) {
       }
       await writer;
       expect(snapshots).toBeGreaterThan(1);
+    });
+
+    it('looks the users\' devices up in the write on one partition (one call), and writes nothing when they are more than the cap', async () => {
+      const h = harness();
+      expect(h.store.foldsUsers(0)).toBe(mode.sharded ? 0 : 200);
+      if (mode.sharded) return;
+      expect(h.store.foldsUsers(200)).toBe(0); // the devices named fill the call already
+      const now = Date.now();
+      const start = (deviceId: string, userId: string, at = now) =>
+        h.presence.connect({ deviceId, sessionId: `s-${deviceId}`, userId, instanceId: 'gw', now: at, interval: 1_000, ttl: 60_000 });
+      await start('fu-a1', 'fu-a');
+      await start('fu-a2', 'fu-a');
+      await h.presence.disconnect([{ deviceId: 'fu-a2', sessionId: 's-fu-a2', userId: 'fu-a', instanceId: 'gw' }], now, 'client_close'); // offline, still the user's
+      await start('fu-b1', 'fu-b');
+      await start('fu-old', 'fu-a', now - 10 * DAY); // last seen before forgetBefore: not a target
+      await h.presence.disconnect([{ deviceId: 'fu-old', sessionId: 's-fu-old', userId: 'fu-a', instanceId: 'gw' }], now - 10 * DAY, 'client_close');
+      const p: NotificationPayload = { id: mintNotificationId(keys, 0), data: 1, createdAt: now };
+      let result: PublishResult | undefined;
+      const seen = await redisCommandsDuring(redis, prefix, async () => {
+        // fu-b1 named and a device of fu-b: written and sent once.
+        result = await h.store.publish(request(p, ['fu-b1', 'fu-named'], now, { users: { ids: ['fu-a', 'fu-b'], forgetBefore: now - DAY, maxTargets: 200 } }));
+      });
+      expect(seen.filter(([c]) => c === 'evalsha' || c === 'eval')).toHaveLength(1);
+      expect(result).toMatchObject({ kind: 'accepted', answer: { id: p.id, online: 2, queued: 2 } });
+      expect(result!.kind === 'accepted' && result!.online.map((o) => o.deviceId).sort()).toEqual(['fu-a1', 'fu-b1']);
+      const status = await h.store.status(p.id, now);
+      expect(status?.targets.map((t) => [t.deviceId, t.status]).sort()).toEqual([
+        ['fu-a1', 'pending'],
+        ['fu-a2', 'pending'],
+        ['fu-b1', 'pending'],
+        ['fu-named', 'pending'],
+      ]);
+      expect(await redis.zcard(`${keys.of('fu-b1')}inbox:fu-b1`)).toBe(1);
+      expect(await redis.exists(`${keys.of('fu-old')}inbox:fu-old`)).toBe(0);
+      expect(await redis.zscore(`${keys.of('fu-a')}user:fu-a:devices`, 'fu-old')).toBeNull(); // dropped, as a lookup drops it
+
+      // Over the cap (3 devices of fu-a and fu-b, cap 2 with one named): nothing written.
+      const q: NotificationPayload = { id: mintNotificationId(keys, 0), data: 2, createdAt: now };
+      expect(await h.store.publish(request(q, ['fu-named'], now, { users: { ids: ['fu-a', 'fu-b'], forgetBefore: now - DAY, maxTargets: 3 } }))).toEqual({ kind: 'unfolded' });
+      expect(await redis.exists(`${keys.of('x')}notif:${q.id}`)).toBe(0);
+      expect(await redis.zcard(`${keys.of('fu-named')}inbox:fu-named`)).toBe(1);
+      // At the cap: written.
+      expect(await h.store.publish(request(q, ['fu-named'], now, { users: { ids: ['fu-a', 'fu-b'], forgetBefore: now - DAY, maxTargets: 4 } }))).toMatchObject({
+        kind: 'accepted',
+        answer: { online: 2, queued: 2 },
+      });
     });
 
     it('writes inboxes and receipts with TTLs, so nothing outlives its notification', async () => {

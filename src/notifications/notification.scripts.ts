@@ -180,11 +180,13 @@ end
  * online (`non`) or queued (`nq`). With `header` 1 (the call in the id's header partition
  * when there is no Idempotency-Key) it also records `parts`, the partitions holding targets.
  * `targets`: the device ids, comma-separated (one argument, not one each: cheaper for Redis and
- * the gateway alike).
+ * the gateway alike). `users` (comma-separated, one partition only): users whose devices seen
+ * since `forgetBefore` are targets too, at most `usersCap` of them (else {'unfolded'}, nothing
+ * written).
  * Returns {'ok', online, queued (the part's totals so far), online targets (ONLINE), evictedIds, jobs}
  *       | {'conflict'} | {'replay', answer, payload or false, online targets (ONLINE)}
  *       | {'replay_parts', answer, id, parts} (answered, spanning partitions: replay each part)
- *       | {'resume', id, createdAt, parts} (see IDEM_BEGIN).
+ *       | {'resume', id, createdAt, parts} (see IDEM_BEGIN) | {'unfolded'}.
  * Events: `notification.expired` `inbox_full` for each notification evicted from a full inbox
  * (only a live one: one already past its ttl keeps reading as expired by ttl), `offline` for each
  * target offline when keepOffline is 0.
@@ -212,9 +214,30 @@ export const PUBLISH_PART = luaScript({
     fingerprint: 'string?',
     windowMs: 'number',
     targets: 'string',
+    users: 'string?',
+    forgetBefore: 'number',
+    usersCap: 'number',
   },
   prelude: EVENTS + DUE + IDEMPOTENCY,
   body: `
+-- The users' devices (PublishRequest.users: one partition only), as USER_DEVICES lists them (those
+-- last seen before forgetBefore dropped), found before anything else is written: more than
+-- usersCap of them and nothing is, {'unfolded'} (the caller looks them up itself).
+local userDevices = nil
+if users then
+  local lists, count = {}, 0
+  for user in string.gmatch(users, '[^,]+') do
+    local key = prefix .. 'user:' .. user .. ':devices'
+    redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. forgetBefore)
+    lists[#lists + 1] = key
+    count = count + redis.call('ZCARD', key)
+  end
+  if count > usersCap then return {'unfolded'} end
+  userDevices = {}
+  for _, key in ipairs(lists) do
+    for _, device in ipairs(redis.call('ZRANGE', key, 0, -1)) do userDevices[#userDevices + 1] = device end
+  end
+end
 if fingerprint then
   local seen = idem_check(idempotencyKey, prefix, fingerprint, now)
   if seen and seen[1] == 'replay' then
@@ -307,6 +330,7 @@ while from <= #targets do
   devices[#devices + 1] = string.sub(targets, from, comma - 1)
   from = comma + 1
 end
+if userDevices then for _, device in ipairs(userDevices) do devices[#devices + 1] = device end end
 local pending, offline = 'pending:' .. now, 'expired:' .. now .. ':offline'
 local claimed = {}
 for g = 1, #devices, STATUS_GROUP do

@@ -57,6 +57,17 @@ export abstract class NotificationStore {
     return false;
   }
 
+  /**
+   * Whether a publish (without an Idempotency-Key) to users and `deviceIds` device ids can look
+   * the users' devices up in its write (PublishRequest.users), and for how many targets in all at
+   * most (its `maxTargets`); 0 when it cannot. Where the users' device lists and the write are on
+   * one Redis it saves the lookup's round trip before the write. The embedded store cannot (it
+   * does not hold them).
+   */
+  foldsUsers(_deviceIds: number): number {
+    return 0;
+  }
+
   /** The device's pending, unexpired notifications, oldest first. */
   abstract pending(deviceId: string, now: number, limit: number): Promise<Deliverable[]>;
 

@@ -75,6 +75,14 @@ export interface PublishRequest {
    * and writes nothing. `now` is the admission's.
    */
   admit?: FoldedAdmit;
+  /**
+   * Users whose devices are targets too, looked up in the same step as the write (only where
+   * NotificationStore.foldsUsers said so): their devices seen since `forgetBefore` (as
+   * PresenceStore.userDeviceIds lists them), deduplicated with `deviceIds`. More than `maxTargets`
+   * in all: nothing is written and the result is `unfolded` (the caller looks them up and publishes
+   * again, without `admit`: an admission in the step has counted).
+   */
+  users?: { ids: readonly string[]; forgetBefore: number; maxTargets: number };
 }
 
 /**
@@ -131,4 +139,6 @@ export type PublishResult =
    * being sent, when its outcome was unknown).
    */
   | { kind: 'replay'; answer: PublishAnswer; pending?: { notification: Deliverable; online: OnlineTarget[] } }
-  | { kind: 'conflict' };
+  | { kind: 'conflict' }
+  /** PublishRequest.users named more devices than its maxTargets: nothing written (any admission in the step counted). */
+  | { kind: 'unfolded' };

@@ -12,7 +12,7 @@ import { PresenceStore } from '../presence/presence.store';
 import { CreateNotificationRequest, NotificationAcceptedDto } from './create-notification.dto';
 import { DeliveryService } from './delivery.service';
 import { NotificationStore } from './notification.store';
-import { NotificationStatus } from './notification.types';
+import { NotificationStatus, PublishRequest } from './notification.types';
 import { busiestPartition, mintNotificationId } from './notification-id';
 import { FALLBACK_LEASE_MS, FallbackService } from '../push/fallback.service';
 import type { PendingAdmission } from '../auth/api-auth.guard';
@@ -46,13 +46,17 @@ export class NotificationsService {
    */
   async publish(dto: CreateNotificationRequest, ctx: PublishContext, admission?: PendingAdmission): Promise<NotificationAcceptedDto> {
     const size = Buffer.byteLength(JSON.stringify({ data: dto.data, title: dto.title, body: dto.body }));
+    const named = dto.deviceIds?.length ?? 0;
+    // Users without a topic or a key: their devices looked up in the write where the store can (one
+    // round trip for the POST, not three: the rate check, the lookup, the write).
+    const usersCap = dto.userIds?.length && !dto.topic && ctx.idempotencyKey === undefined ? this.store.foldsUsers(named) : 0;
     const folded =
       admission &&
       ctx.idempotencyKey === undefined &&
       size <= this.config.maxPayloadBytes &&
-      !dto.userIds?.length &&
+      (!dto.userIds?.length || usersCap > 0) &&
       !dto.topic &&
-      this.store.foldsAdmission(dto.deviceIds?.length ?? 0)
+      this.store.foldsAdmission(named)
         ? admission.fold
         : undefined;
     if (admission && !folded) await admission.alone();
@@ -66,7 +70,7 @@ export class NotificationsService {
     }
     const now = folded ? folded.now : this.clock.now();
     const ttlMs = (dto.ttl ?? 0) * 1000;
-    const deviceIds = await this.resolveDevices(dto, now);
+    const deviceIds = usersCap > 0 ? [...new Set(dto.deviceIds)] : await this.resolveDevices(dto, now);
     const idempotency = ctx.idempotencyKey
       ? { key: `${ctx.apiKeyId}:${ctx.idempotencyKey}`, fingerprint: fingerprint(dto), windowMs: this.config.idempotencyWindowMs }
       : undefined;
@@ -85,7 +89,7 @@ export class NotificationsService {
     };
     const json = JSON.stringify(payload);
     const notification = { payload, bytes: Buffer.byteLength(json) };
-    const result = await this.store.publish({
+    const request: PublishRequest = {
       payload,
       payloadJson: json,
       deviceIds,
@@ -102,12 +106,22 @@ export class NotificationsService {
       // A large fan-out is sent part by part, each part once it is durable (inbox before emit).
       onDurable: (online) => this.delivery.dispatch(notification, online),
       admit: folded,
-    }).catch((err: unknown) => {
-      if (err instanceof AdmissionRefused && admission) throw admission.refused(err.decision);
-      // Redis may have stored it (or some of its parts) without answering: whatever it holds must still reach online devices.
-      if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.delivery.recheckLater(deviceIds);
-      throw err;
-    });
+      users: usersCap > 0 ? { ids: dto.userIds!, forgetBefore: now - this.config.deviceRetentionMs, maxTargets: usersCap } : undefined,
+    };
+    const publish = (r: PublishRequest) =>
+      this.store.publish(r).catch((err: unknown) => {
+        if (err instanceof AdmissionRefused && admission) throw admission.refused(err.decision);
+        // Redis may have stored it (or some of its parts) without answering: whatever it holds must still reach online devices.
+        if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.recheckLater(r, now);
+        throw err;
+      });
+    let result = await publish(request);
+    if (result.kind === 'unfolded') {
+      // The users have more devices than one call takes: looked up first, as without folding (an
+      // admission in that call has counted, and is not run again).
+      result = await publish({ ...request, deviceIds: await this.resolveDevices(dto, now), users: undefined, admit: undefined });
+      if (result.kind === 'unfolded') throw new Error('a publish without users cannot come back unfolded');
+    }
     if (result.kind === 'conflict') {
       this.metrics.notifications.inc({ result: 'conflict' });
       throw new UnprocessableEntityException('Idempotency-Key was already used with a different request body');
@@ -125,6 +139,19 @@ export class NotificationsService {
     // Targets offline now get their native push at once; the store leased these jobs to this instance.
     this.fallback.send(result.fallback);
     return result.answer;
+  }
+
+  /**
+   * After a publish whose outcome is unknown: its targets here and elsewhere read their inboxes
+   * again (DeliveryService.recheckLater). Users looked up in the write are looked up now; if that
+   * fails too, their devices get it at their next inbox read (a reconnect, or a redelivery).
+   */
+  private recheckLater(r: PublishRequest, now: number): void {
+    if (!r.users) return this.delivery.recheckLater(r.deviceIds);
+    void Promise.all(r.users.ids.map((u) => this.presence.userDeviceIds(u, now))).then(
+      (lists) => this.delivery.recheckLater([...new Set([...r.deviceIds, ...lists.flat()])]),
+      () => this.delivery.recheckLater(r.deviceIds),
+    );
   }
 
   /** Null for unknown ids; one that is not a UUID can never be known, and never reaches the store. */

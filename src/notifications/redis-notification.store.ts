@@ -98,6 +98,14 @@ export class RedisNotificationStore extends NotificationStore {
    */
   async publish(r: PublishRequest): Promise<PublishResult> {
     const h = headerPartitionOf(this.keys, r.payload.id);
+    if (r.users) {
+      // One partition: the users' devices, the devices named and the header, all in one call.
+      if (this.keys.sharded || r.idempotency) throw new Error('users fold only into a publish on one partition without an Idempotency-Key (see foldsUsers)');
+      const call = { p: h, deviceIds: [...r.deviceIds], header: true };
+      const reply = await this.writePart(r, call, [h]);
+      if (reply[0] === 'unfolded') return { kind: 'unfolded' };
+      return this.accepted(r, [call], [reply as OkReply]);
+    }
     const byPartition = this.keys.byPartition(r.deviceIds, (d) => d);
     if (!r.idempotency) {
       const calls = this.chunk(byPartition, h, r.onDurable ? FIRST_WAVE : PART_CHUNK);
@@ -127,6 +135,8 @@ export class RedisNotificationStore extends NotificationStore {
           return this.replay(r, reply[1], reply[2], partList(reply[3]));
         case 'resume':
           return this.resume(r, idempotencyKey, byPartition, reply);
+        case 'unfolded':
+          throw new Error('a publish with an Idempotency-Key names no users to look up in its write');
       }
     }
     const begin = (await this.scripts.idemBegin({
@@ -159,6 +169,14 @@ export class RedisNotificationStore extends NotificationStore {
   /** One partition (one Redis) and at most one first wave of targets: the publish is one PUBLISH_PART call. */
   override foldsAdmission(targets: number): boolean {
     return !this.keys.sharded && targets <= FIRST_WAVE;
+  }
+
+  /**
+   * One partition (one Redis): the users' device lists are beside the write (PUBLISH_PART's
+   * `users`), up to one first wave of targets in all (one call, as a folded admission needs).
+   */
+  override foldsUsers(deviceIds: number): number {
+    return !this.keys.sharded && deviceIds < FIRST_WAVE ? FIRST_WAVE : 0;
   }
 
   /** Writes the parts of a publish begun earlier under this key, under its id and createdAt, and commits. */
@@ -301,6 +319,9 @@ export class RedisNotificationStore extends NotificationStore {
         fingerprint: idem?.fingerprint,
         windowMs: idem?.windowMs ?? 0,
         targets: call.deviceIds.join(','),
+        users: r.users?.ids.join(','),
+        forgetBefore: r.users?.forgetBefore ?? 0,
+        usersCap: r.users ? Math.max(0, r.users.maxTargets - call.deviceIds.length) : 0,
       },
     };
     const admit = r.admit;
@@ -467,7 +488,8 @@ type PartReply =
   | ['conflict']
   | ['replay', string, string | null, OnlineReply]
   | ['replay_parts', string, string, string]
-  | ResumeReply;
+  | ResumeReply
+  | ['unfolded'];
 
 type BeginReply = ['conflict'] | ['replay', string, string, string] | ResumeReply | ['fresh'];
 
