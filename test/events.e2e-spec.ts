@@ -338,6 +338,8 @@ describe('events for backends: flap suppression across two gateway processes on 
       ['device.offline', 'client_close', 2],
       ['device.online', undefined, 3],
     ]);
+    // user.* are written by the user's own step (its partition, on a Cluster), which the log can show a moment later.
+    await waitFor(async () => (await userEvents(gw1.url, 'u-slow-back')).length >= 3, 10_000, 100).catch(() => undefined);
     expect(await userEvents(gw1.url, 'u-slow-back')).toEqual(['user.online', 'user.offline', 'user.online']);
   }, 60_000);
 

@@ -151,7 +151,7 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
       // Devices of one user in several partitions, on both instances, all in one topic.
       const onA = await Promise.all(['x-1', 'x-2', 'x-3'].map((id) => device(a, id, { userId: 'x-user', topics: ['x-news'] })));
       const onB = await Promise.all(['x-4', 'x-5'].map((id) => device(b, id, { userId: 'x-user', topics: ['x-news'] })));
-      for (const d of [...onA, ...onB]) expect(await d.socket.timeout(2_000).emitWithAck('subscribe', { topics: ['x-news'] })).toMatchObject({ ok: true });
+      for (const d of [...onA, ...onB]) expect(await d.socket.timeout(10_000).emitWithAck('subscribe', { topics: ['x-news'] })).toMatchObject({ ok: true });
       const all = [...onA, ...onB];
 
       const toDevices = await publish(b, { deviceIds: ['x-1', 'x-2', 'x-3', 'x-4'], data: { k: 'devices' }, ttl: 60 });

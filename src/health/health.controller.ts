@@ -43,7 +43,10 @@ export class HealthController {
     const [store, masters] = await Promise.all([this.checkStore(), this.checkMasters()]);
     const checks: Record<string, Check> = { store, sweeper: this.checkSweeper() };
     if (masters) checks.masters = masters;
-    if (this.config.redis) checks.pubsub = { status: this.watchdog.pubSubHealthy ? 'up' : 'down' };
+    if (this.config.redis) {
+      const problem = this.watchdog.pubSubProblem;
+      checks.pubsub = problem === undefined ? { status: 'up' } : { status: 'down', reason: problem };
+    }
     if (this.channel.isDraining) checks.drain = { status: 'down', reason: 'instance is shutting down' };
     if (Object.values(checks).some((c) => c.status === 'down')) {
       throw new ServiceUnavailableException({ message: 'not ready', checks });

@@ -36,7 +36,15 @@ export class RedisWatchdog implements OnApplicationBootstrap, OnApplicationShutd
   ) {}
 
   get pubSubHealthy(): boolean {
-    return this.subMisses === 0 && this.redis.sub?.status === 'ready';
+    return this.pubSubProblem === undefined;
+  }
+
+  /** Why the pub/sub link counts as down (readiness shows it), or undefined while it is up. */
+  get pubSubProblem(): string | undefined {
+    const status = this.redis.sub?.status;
+    if (status !== 'ready') return `subscriber connection ${status ?? 'missing'}`;
+    if (this.subMisses > 0) return `${this.subMisses} probe(s) of the mailbox unanswered`;
+    return undefined;
   }
 
   onApplicationBootstrap(): void {
