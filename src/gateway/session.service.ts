@@ -177,7 +177,7 @@ export class SessionService implements OnApplicationShutdown {
     }
   }
 
-  /** Session ends waiting for a retry (metrics and tests). */
+  /** Session ends waiting for a retry. */
   get unendedCount(): number {
     return this.unended.size;
   }
