@@ -26,6 +26,8 @@ describe('HTTP limits and the start log (dist/main.js)', () => {
     running.push(gw);
     const url = `http://127.0.0.1:${port}`;
     await waitFor(async () => (await rawRequest(url, '/health/live').catch(() => undefined))?.status === 200, 20_000);
+    // Ready too (as a load balancer would wait): the first moments after the start can shed /v1.
+    await waitFor(async () => (await rawRequest(url, '/health/ready').catch(() => undefined))?.status === 200, 20_000);
     return { gw, url };
   };
   beforeAll(async () => {
@@ -51,7 +53,15 @@ describe('HTTP limits and the start log (dist/main.js)', () => {
       c.socket.write(`POST /v1/notifications HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${TEST_API_KEY}\r\nContent-Type: application/json\r\nContent-Length: 100000\r\n\r\n{`);
       trickle(c, ' ');
     }
-    expect((await api(url, '/v1/presence')).status).toBe(200);
+    // Answered while the 20 are held (they last REQUEST_TIMEOUT). A 503 with Retry-After is the load
+    // shedding of a process behind on its event loop (CI's load, once, right after the start): asked
+    // again for up to 800 ms; anything else, or 503 throughout, fails.
+    let last = await api(url, '/v1/presence');
+    for (const until = Date.now() + 800; last.status === 503 && last.headers.get('retry-after') && Date.now() < until; ) {
+      await new Promise((r) => setTimeout(r, 100));
+      last = await api(url, '/v1/presence');
+    }
+    expect({ status: last.status, body: last.status === 200 ? undefined : await last.text() }).toEqual({ status: 200, body: undefined });
     const lifetimes = await within(Promise.all(held.map((c) => c.closed)), REQUEST_TIMEOUT + CHECK_SLACK + 2_000, 'all 20 slow bodies closed');
     for (const ms of lifetimes) expect(ms).toBeGreaterThanOrEqual(REQUEST_TIMEOUT - 50);
     for (const c of held) expect(c.received()).toMatch(/^HTTP\/1\.1 408 /);
