@@ -183,8 +183,7 @@ export class SessionService implements OnApplicationShutdown {
   }
 
   private holdForRetry(u: Unended): void {
-    this.unended.delete(u.ref.sessionId);
-    this.unended.set(u.ref.sessionId, u);
+    this.unended.set(u.ref.sessionId, u); // a session ends once: never held already
     let dropped = 0;
     for (const key of this.unended.keys()) {
       if (this.unended.size <= MAX_UNENDED) break;
