@@ -60,7 +60,9 @@ const QUICK = {
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 1_200, drainMs: 1_000, concurrency: 25 },
   overload: { devices: 1_000, rampFrom: 3_000, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 2_000, drainMs: 1_000, concurrency: 25 },
   flood: { devices: 200, rate: 200, warmupMs: 300, controlMs: 1_000, floodMs: 5_500, healthEveryMs: 250, concurrency: 25 },
-  crash: { devices: 1_000, intervalMs: 4_000, graceMs: 5_000, beatMs: 1_000, concurrency: 25 },
+  // interval 6 s: an 18 s ttl, past the 15 s a killed process's own record lives (3 reports of 5 s),
+  // so its sessions run out once it is known gone (instance_lost), as in the full run.
+  crash: { devices: 1_000, intervalMs: 6_000, graceMs: 5_000, beatMs: 1_000, concurrency: 25 },
   webhooks: { backlog: 5_000, drainTimeoutMs: 60_000, latencyRate: 200, tickMs: 50, latencyMs: 2_000 },
 };
 

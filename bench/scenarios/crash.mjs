@@ -53,11 +53,14 @@ export async function run(h, start, p) {
     const reasons = {};
     let userOffline = 0;
     let lastSeenByPull = NaN;
+    const offline = new Set();
     const deadline = killedAt + boundMs + 30_000;
-    while (perDevice.length < p.devices && epoch() < deadline) {
+    // Until every device has gone offline, whatever the reason (a wrong one is counted, not waited out).
+    while (offline.size < p.devices && epoch() < deadline) {
       cursor = await drain(survivor, cursor, (e) => {
         if (e.type === 'user.offline' && String(e.data.userId).startsWith('u-crash-')) userOffline++;
         if (e.type !== 'device.offline' || !String(e.data.deviceId).startsWith('crash-')) return;
+        offline.add(e.data.deviceId);
         reasons[e.data.reason] = (reasons[e.data.reason] ?? 0) + 1;
         if (e.data.reason !== 'instance_lost') return;
         const at = Number(e.id.slice(0, e.id.indexOf('-')));

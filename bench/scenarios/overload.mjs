@@ -34,16 +34,27 @@ export async function run(h, start, p) {
 
     // Every device must beat at least once per interval from now on, or it would expire rightly.
     const keepAlive = Math.ceil((p.devices / INTERVAL_MS) * 1000 * 1.25);
-    // The rate one process sustains: ramp up until acks fall behind, fail or go missing.
+    // The rate one process sustains: ramp up until acks fall behind, fail or go missing. A machine
+    // that is saturated already at the first level (a slow or busy one) steps down towards the
+    // keep-alive rate instead; saturated even there, the gateway cannot hold these devices at all.
     let sustained = 0;
     const ramp = [];
-    for (let rate = Math.max(p.rampFrom, keepAlive); rate <= p.rampMax; rate = Math.round(rate * 1.5)) {
+    const step = async (rate) => {
       const level = await measureRate(h, server, { ...beat, durationMs: p.rampMs }, rate);
       ramp.push({ targetPerSecond: rate, achievedPerSecond: level.achievedPerSecond, errors: level.errors, p99: level.ackLatencyMs.p99 });
-      if (saturated(level)) break;
-      sustained = level.achievedPerSecond;
+      return !saturated(level) && level.achievedPerSecond;
+    };
+    const first = Math.max(p.rampFrom, keepAlive);
+    for (let rate = first; rate <= p.rampMax; rate = Math.round(rate * 1.5)) {
+      const achieved = await step(rate);
+      if (!achieved) break;
+      sustained = achieved;
     }
-    if (!sustained) throw new Error(`saturated already at ${ramp[0]?.targetPerSecond}/s: ${JSON.stringify(ramp)}`);
+    for (let rate = first; !sustained && rate > keepAlive; ) {
+      rate = Math.max(keepAlive, Math.round(rate / 1.5));
+      sustained = (await step(rate)) || 0;
+    }
+    if (!sustained) throw new Error(`saturated already at ${ramp.at(-1)?.targetPerSecond}/s, the rate that keeps every device alive: ${JSON.stringify(ramp)}`);
     const rate = Math.max(2 * sustained, keepAlive);
     const perDeviceMs = round((p.devices / rate) * 1000, 0);
     h.log(`  gateway: sustains ${sustained}/s (ramp ${ramp.map((r) => `${r.targetPerSecond}->${r.achievedPerSecond}`).join(', ')}); overload at ${rate}/s, each device every ${perDeviceMs} ms`);
