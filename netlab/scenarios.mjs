@@ -4,16 +4,14 @@
 // use the real client SDK (netlab/fleet.mjs) in lab network namespaces (netlab/lab.mjs): dead
 // links, hung apps, NAT mappings that expire, delay and loss. Nothing is simulated above the
 // kernel: TCP retransmits, the NAT forgets, the gateway's sweeper and the SDK's timers decide.
-import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { randomBytes } from 'node:crypto';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import Redis from 'ioredis';
 import { freePort, sleep, spawnTracked, stopChild, waitHttpOk } from '../bench/lib/procs.mjs';
 import { startRedis } from '../bench/lib/redis.mjs';
 import { favour } from './lab.mjs';
 
-const run = promisify(execFile);
 const ROOT = new URL('..', import.meta.url).pathname.replace(/\/$/, '');
 const FLEET = join(ROOT, 'netlab/fleet.mjs');
 
@@ -165,14 +163,40 @@ export function deviceIds(prefix, count, network) {
   return Array.from({ length: count }, (_, i) => ({ deviceId: `${prefix}-${i}`, userId: `u-${prefix}-${i}`, ...(network ? { network } : {}) }));
 }
 
-/** The gateway's TCP connections (not TIME-WAIT) with a peer address, as `ip:port` strings. */
+/**
+ * The gateway's TCP connections (not TIME-WAIT, not LISTEN) with a peer address, as `ip:port`
+ * strings, read from the kernel's tables in /proc/net (the gateway runs in the root namespace): a
+ * read of a few hundred lines, where spawning `ss` took hundreds of milliseconds on a loaded
+ * machine and made a connection look gone that much later than it was.
+ */
 export async function serverConnections(gatewayPort, peerIp) {
-  const { stdout } = await run('ss', ['-Htn', 'state', 'all', `( sport = :${gatewayPort} )`, 'dst', peerIp]);
-  return stdout
-    .split('\n')
-    .map((l) => l.trim().split(/\s+/))
-    .filter((f) => f.length >= 5 && f[0] !== 'TIME-WAIT' && f[0] !== 'LISTEN')
-    .map((f) => f[4]);
+  const port = gatewayPort.toString(16).toUpperCase().padStart(4, '0');
+  const peerV4 = ipv4Hex(peerIp);
+  const peerMapped = `0000000000000000FFFF0000${peerV4}`;
+  const found = [];
+  for (const [file, peer] of [['/proc/net/tcp', peerV4], ['/proc/net/tcp6', peerMapped]]) {
+    const table = await readFile(file, 'utf8').catch(() => '');
+    for (const line of table.split('\n').slice(1)) {
+      const [, local, remote, state] = line.trim().split(/\s+/);
+      if (!remote || state === TCP_TIME_WAIT || state === TCP_LISTEN) continue;
+      const [, localPort] = local.split(':');
+      const [remoteIp, remotePort] = remote.split(':');
+      if (localPort === port && remoteIp === peer) found.push(`${peerIp}:${parseInt(remotePort, 16)}`);
+    }
+  }
+  return found;
+}
+
+const TCP_TIME_WAIT = '06';
+const TCP_LISTEN = '0A';
+
+/** An IPv4 address as /proc/net/tcp prints it: the 32-bit word in the host's (little-endian) order. */
+function ipv4Hex(ip) {
+  return ip
+    .split('.')
+    .reverse()
+    .map((b) => Number(b).toString(16).toUpperCase().padStart(2, '0'))
+    .join('');
 }
 
 /**
