@@ -158,6 +158,7 @@ const handlers = {
     let sent = 0;
     let acked = 0;
     let errors = 0;
+    const errorCodes = {};
     let cursor = 0;
     let issued = 0;
     const start = performance.now();
@@ -178,7 +179,11 @@ const handlers = {
         if (ack?.ok) {
           acked++;
           latencies.push(t1 - t0);
-        } else errors++;
+        } else {
+          errors++;
+          const code = String(ack?.error?.code ?? ack?.code ?? 'no_ack_body');
+          errorCodes[code] = (errorCodes[code] ?? 0) + 1;
+        }
       });
     };
     while (true) {
@@ -191,7 +196,7 @@ const handlers = {
     }
     const drainUntil = performance.now() + drainMs;
     while (outstanding > 0 && performance.now() < drainUntil) await sleep(10);
-    return { sent, acked, errors, lost: outstanding, latencies: Float64Array.from(latencies) };
+    return { sent, acked, errors, errorCodes, lost: outstanding, latencies: Float64Array.from(latencies) };
   },
 
   resetReceipts() {

@@ -26,7 +26,8 @@ export async function run(h, server, p) {
     levels.push(level);
     h.log(
       `  ${server.kind}: ${rate}/s target, ${level.achievedPerSecond}/s achieved: ${level.cpuMsPer1k} CPU-ms per 1k, ` +
-        `${level.serverCpuPct}% CPU, p50 ${level.ackLatencyMs.p50} ms, p99 ${level.ackLatencyMs.p99} ms`,
+        `${level.serverCpuPct}% CPU, p50 ${level.ackLatencyMs.p50} ms, p99 ${level.ackLatencyMs.p99} ms` +
+        (level.errors ? `, ${level.errors} error acks ${JSON.stringify(level.errorCodes)}` : ''),
     );
   }
   const status = await loadgenStatus(h);
@@ -82,6 +83,10 @@ export async function measureRate(h, server, p, rate) {
     sent,
     acked,
     errors: results.reduce((n, r) => n + r.errors, 0),
+    errorCodes: results.reduce((all, r) => {
+      for (const [code, n] of Object.entries(r.errorCodes ?? {})) all[code] = (all[code] ?? 0) + n;
+      return all;
+    }, {}),
     unansweredAfterDrain: results.reduce((n, r) => n + r.lost, 0),
     cpuMsPer1k: per1k(d.serverCpuMs),
     serverCpuPct: round((d.serverCpuMs / d.wallMs) * 100, 1),
