@@ -53,7 +53,8 @@ async function run(redis, target) {
     for (let i = 0; i < DEVICES; i++) {
       await store.connect({ deviceId: ids[i], userId: `hb-user-${i}`, sessionId: sessions[i], instanceId: 'hb-inst', now: t, interval: INTERVAL, ttl: TTL });
     }
-    beat = (i, now) => store.heartbeat({ deviceId: ids[i], sessionId: sessions[i], instanceId: 'hb-inst', now, interval: INTERVAL, ttl: TTL, grace: 0 });
+    // recordedInterval: what the session's start wrote, as SessionService passes it (builds before it ignore it).
+    beat = (i, now) => store.heartbeat({ deviceId: ids[i], sessionId: sessions[i], instanceId: 'hb-inst', now, interval: INTERVAL, ttl: TTL, grace: 0, recordedInterval: INTERVAL });
   }
   const drive = async (count) => {
     let next = 0;

@@ -77,6 +77,7 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
       ...ref,
       topics: [],
       interval: 0,
+      recorded: {},
       beatsAtInterval: 0,
       tokenExpiresAt: token.expiresAt,
       tokenDeadline: token.deadline,

@@ -1,5 +1,5 @@
 import type { Server, Socket } from 'socket.io';
-import type { SessionRef } from '../presence/presence.types';
+import type { AppState, SessionRef } from '../presence/presence.types';
 import type { OfflineReason } from '../events/event.types';
 
 /** The socket protocol in one place: every payload the gateway sends or accepts, by event name. */
@@ -151,6 +151,12 @@ export interface DeviceSession {
   topics: string[];
   interval: number;
   network?: string;
+  /**
+   * What the session's presence record holds for interval, app state and network (written by its
+   * start and its acknowledged heartbeats), so a heartbeat writes only what changed; interval
+   * undefined: not known (a write whose outcome is unknown), the next heartbeat writes them all.
+   */
+  recorded: { interval?: number; appState?: AppState; network?: string };
   /** Heartbeats in a row at the current interval; a run of STABLE_BEATS is one learning sample. */
   beatsAtInterval: number;
   /** When the first heartbeat of that run arrived (gateway clock), to check the run took real time. */

@@ -53,6 +53,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
           topics: claims.topics,
           interval: this.config.heartbeat.interval,
           network: readNetwork(socket.handshake.auth),
+          recorded: {},
           beatsAtInterval: 0,
           tokenExpiresAt: claims.expiresAt,
           tokenDeadline: this.tokens.deadlineFor(claims.expiresAt),

@@ -28,6 +28,7 @@ describe('SessionService', () => {
     sessionId,
     topics: [],
     interval: config.heartbeat.interval,
+    recorded: {},
     beatsAtInterval: 0,
     tokenExpiresAt: TOKEN_EXPIRES_AT,
     tokenDeadline: TOKEN_EXPIRES_AT + config.tokenExpiryGraceMs,
@@ -135,6 +136,31 @@ describe('SessionService', () => {
     expect(await sessions.heartbeat(s, { interval: 8_000 })).toMatchObject({ ok: false, error: { code: 'unavailable' } });
     expect(channel.closed).toEqual([]);
     expect(s.interval).toBe(20_000);
+  });
+
+  it("tells the store what the session's record holds, so a heartbeat writes only what changed; after a failed write, nothing", async () => {
+    const s = session('s1', { network: 'wifi:a' });
+    await sessions.start(s);
+    const seen = jest.spyOn(store, 'heartbeat');
+    const recorded = () => {
+      const u = seen.mock.calls.at(-1)![0];
+      return { interval: u.recordedInterval, appState: u.recordedAppState, network: u.recordedNetwork };
+    };
+    // What the start wrote: the interval and the handshake's network, no app state.
+    await sessions.heartbeat(s, { appState: 'background' });
+    expect(recorded()).toEqual({ interval: 20_000, appState: undefined, network: 'wifi:a' });
+    // Two heartbeats in flight: the second counts on the first (Redis applies them in order).
+    const both = [sessions.heartbeat(s, { interval: 8_000, network: 'cell:b' }), sessions.heartbeat(s, { interval: 8_000, network: 'cell:b' })];
+    expect(seen.mock.calls.at(-2)![0]).toMatchObject({ recordedInterval: 20_000, recordedAppState: 'background', recordedNetwork: 'wifi:a' });
+    expect(recorded()).toEqual({ interval: 8_000, appState: 'background', network: 'cell:b' });
+    await Promise.all(both);
+    // A write whose outcome is unknown: the next heartbeat knows nothing, so it writes every field it has.
+    seen.mockRejectedValueOnce(new Error('connection lost'));
+    expect(await sessions.heartbeat(s, { appState: 'foreground' })).toMatchObject({ ok: false });
+    await sessions.heartbeat(s, {});
+    expect(recorded()).toEqual({ interval: undefined, appState: undefined, network: undefined });
+    await sessions.heartbeat(s, {});
+    expect(recorded()).toEqual({ interval: 8_000, appState: undefined, network: 'cell:b' });
   });
 
   it('samples a network once per run of stable beats and recommends what it learned to the next device', async () => {

@@ -5,7 +5,7 @@ import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
-import { SessionRef } from '../presence/presence.types';
+import { HeartbeatUpdate, SessionRef } from '../presence/presence.types';
 import { OfflineReason } from '../events/event.types';
 import { bucketOf, isStableRun, recommendInterval } from '../presence/network-intervals';
 import { readClientPayload } from '../channel/client-events';
@@ -73,6 +73,9 @@ export class SessionService implements OnApplicationShutdown {
     });
     issued?.();
     const replaced = await connecting;
+    // The start wrote these (and no app state): the heartbeats that follow write only what changes.
+    session.recorded.interval = heartbeat.interval;
+    session.recorded.network = session.network;
     if (replaced && replaced.sessionId !== session.sessionId) {
       this.metrics.sessionsReplaced.inc();
       this.channel.close([replaced], 'replaced');
@@ -105,26 +108,37 @@ export class SessionService implements OnApplicationShutdown {
     // store keeps at most one sample per device and network per DEVICE_SAMPLE_PERIOD_MS.
     const stable = isStableRun(session.beatsAtInterval, session.runStartedAt ?? now, now, interval);
     const sampleBucket = session.network && stable ? bucketOf(interval) : undefined;
+    const recorded = session.recorded;
+    const update: HeartbeatUpdate = {
+      deviceId: session.deviceId,
+      sessionId: session.sessionId,
+      instanceId: this.config.instanceId,
+      now,
+      // A session this process is late in handling is not the device's fault: it lives on.
+      grace: this.load.delay,
+      interval,
+      ttl,
+      appState: requested.appState,
+      // The session's network (from the handshake or a later beat): a sample is recorded under it.
+      network: session.network,
+      sampleBucket,
+      recordedInterval: recorded.interval,
+      recordedAppState: recorded.appState,
+      recordedNetwork: recorded.network,
+    };
+    // Once this write lands the record holds these: a heartbeat sent after it (even before its ack)
+    // need not write them again, as Redis applies a session's heartbeats in the order they were sent.
+    recorded.interval = interval;
+    if (requested.appState) recorded.appState = requested.appState;
+    if (session.network) recorded.network = session.network;
     let alive: boolean;
     try {
-      alive = await this.load.track(
-        this.store.heartbeat({
-          deviceId: session.deviceId,
-          sessionId: session.sessionId,
-          instanceId: this.config.instanceId,
-          now,
-          // A session this process is late in handling is not the device's fault: it lives on.
-          grace: this.load.delay,
-          interval,
-          ttl,
-          appState: requested.appState,
-          // The session's network (from the handshake or a later beat): a sample is recorded under it.
-          network: session.network,
-          sampleBucket,
-        }),
-      );
+      alive = await this.load.track(this.store.heartbeat(update));
     } catch (err) {
-      // The session stays as it was; if Redis ran the heartbeat after all, it is only fresher.
+      // The session stays as it was; if Redis ran the heartbeat after all, it is only fresher. What
+      // its record holds is not known now (this write, and those sent after it that skipped what it
+      // carried, may or may not have landed): the next heartbeat writes every field it has.
+      session.recorded = {};
       this.metrics.heartbeats.inc({ result: 'error' });
       this.logger.warn(`heartbeat of ${session.deviceId} not recorded: ${(err as Error).message}`);
       return errorAck('unavailable', 'presence store unavailable, retry at the next interval');

@@ -22,7 +22,7 @@ import { RedisEventLog } from '../events/redis-event-log';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { MemoryPresenceStore } from './memory-presence.store';
 import { LiveInstances, PresenceStore } from './presence.store';
-import { SessionRef, SessionStart } from './presence.types';
+import { HeartbeatUpdate, SessionRef, SessionStart } from './presence.types';
 import { RedisPresenceOptions, RedisPresenceStore, USER_SYNC_REPAIR_AFTER_MS } from './redis-presence.store';
 
 const DAY = 86_400_000;
@@ -1207,7 +1207,8 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
     const beat = async (at: number) => {
       const seen = await redisCommandsDuring(client, prefix, async () =>
-        expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000 })).toBe(true),
+        // The session's holder knows its start wrote the interval (SessionService passes it).
+        expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000, recordedInterval: 400 })).toBe(true),
       );
       return { commands: seen.map(([name]) => name!), writes: seen.filter(([name]) => name === 'hset').map((args) => args.slice(2)) };
     };
@@ -1228,6 +1229,41 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     expect(view).toMatchObject({ online: true, lastHeartbeatAt: now + 800, lastSeenAt: now + 800, interval: 400, expiresAt: now + 1_800 });
     expect(await client.pttl(`${P('d1')}presence:d1`)).toBeGreaterThan(0);
   });
+
+  (mode === '3-master Cluster' ? it.skip : it)(
+    "writes interval, app state and network only where the record does not hold them as the caller says, and all of them when it does not know",
+    async () => {
+      const s = store();
+      const client = b.client as Redis;
+      const now = Date.now();
+      await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 1_000, network: 'wifi:a' });
+      const beat = async (at: number, u: Partial<HeartbeatUpdate>) => {
+        const seen = await redisCommandsDuring(client, prefix, async () =>
+          expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000, ...u })).toBe(true),
+        );
+        const [write] = seen.filter(([name]) => name === 'hset').map((args) => args.slice(2));
+        // The fields written besides the heartbeat's time, the expiry and the index score.
+        return Object.fromEntries((write ?? []).flatMap((v, i, all) => (i % 2 === 0 && !['lastHeartbeatAt', 'expiresAt', 'ix'].includes(v) ? [[v, all[i + 1]]] : [])));
+      };
+      const known = { recordedInterval: 400, recordedNetwork: 'wifi:a' };
+      // A new app state: only it.
+      expect(await beat(now + 100, { ...known, network: 'wifi:a', appState: 'background' })).toEqual({ appState: 'background' });
+      // Held already: nothing.
+      expect(await beat(now + 200, { ...known, recordedAppState: 'background', network: 'wifi:a', appState: 'background' })).toEqual({});
+      // A new interval and network: those two.
+      expect(await beat(now + 300, { ...known, recordedAppState: 'background', interval: 800, network: 'cell:b', appState: 'background' })).toEqual({
+        interval: '800',
+        network: 'cell:b',
+      });
+      // Not known (after a write whose outcome is unknown): every field the heartbeat has, compared with nothing.
+      expect(await beat(now + 400, { interval: 800, network: 'cell:b', appState: 'foreground' })).toEqual({
+        interval: '800',
+        appState: 'foreground',
+        network: 'cell:b',
+      });
+      expect((await s.getDevices(['d1'], now + 400))[0]).toMatchObject({ interval: 800, appState: 'foreground', network: 'cell:b', lastHeartbeatAt: now + 400 });
+    },
+  );
 
   it('sends the heartbeats that arrive together in one EVALSHA per partition, each with its own answer', async () => {
     const s = store();

@@ -333,12 +333,15 @@ return {replaced, sync_out()}
 /**
  * Extends live sessions of one partition, a batch of heartbeats in one call (RedisPresenceStore
  * collects those that arrive together): `rest` holds, per heartbeat, deviceId sessionId now
- * interval ttl grace appState network ('' for none). Returns one number per heartbeat, in order:
- * 1 if its session was extended, 0 if the session is not the device's or already expired.
+ * interval ttl grace appState network writeInterval (appState and network '' to leave the field
+ * as it is; writeInterval '' likewise). Returns one number per heartbeat, in order: 1 if its
+ * session was extended, 0 if the session is not the device's or already expired.
  * The hot path: per heartbeat, three keys of the partition, and the device hash gets only what
- * changed (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and `network` when
- * they differ from what it holds). `lastSeenAt` is not written while the session lives: it equals
- * `lastHeartbeatAt` then (see toView), and the session's end writes it. A network sample goes
+ * changed (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and `network` when the
+ * caller says the record does not hold them yet: the session's holder knows what its start and its
+ * heartbeats wrote, so the script does not read those fields to compare). `lastSeenAt` is not
+ * written while the session lives: it equals `lastHeartbeatAt` then (see toView), and the
+ * session's end writes it. A network sample goes
  * separately (NETWORK_SAMPLE, the network's partition). `route` (the partition's expiry index)
  * routes the call. One script call for many heartbeats costs Redis (and the gateway's client)
  * much less per heartbeat than one call each: the call itself was about 40 % of a heartbeat's
@@ -352,10 +355,10 @@ export const HEARTBEAT = luaScript({
   body: `
 -- Times travel as the caller's strings and are written as such: a Lua number passed to a command
 -- is formatted with sprintf('%.14g'), which cost about a third of HSET and PEXPIRE's time here.
-local function beat(deviceId, sessionId, nowS, intervalS, ttlS, grace, appState, network)
+local function beat(deviceId, sessionId, nowS, intervalS, ttlS, grace, appState, network, writeInterval)
   local now, interval, ttl = tonumber(nowS), tonumber(intervalS), tonumber(ttlS)
   local presenceKey, deviceKey = P .. 'presence:' .. deviceId, P .. 'device:' .. deviceId
-  local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'interval', 'appState', 'network', 'ix')
+  local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'ix')
   -- grace: how late this instance may be in handling heartbeats (its own queueing); a session it has
   -- not swept is still its own for that long.
   if state[1] ~= sessionId or tonumber(state[2]) <= now - grace then return 0 end
@@ -364,15 +367,15 @@ local function beat(deviceId, sessionId, nowS, intervalS, ttlS, grace, appState,
   -- The key is usually there (only a heartbeat within the grace finds it gone): extending it is cheaper than rewriting it.
   if redis.call('PEXPIRE', presenceKey, ttlS) == 0 then redis.call('SET', presenceKey, sessionId, 'PX', ttlS) end
   local fields = { 'lastHeartbeatAt', nowS, 'expiresAt', expiresS }
-  if tonumber(state[3]) ~= interval then fields[#fields + 1] = 'interval'; fields[#fields + 1] = intervalS end
-  if appState and state[4] ~= appState then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
-  if network and state[5] ~= network then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
+  if writeInterval then fields[#fields + 1] = 'interval'; fields[#fields + 1] = intervalS end
+  if appState then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
+  if network then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
   -- The expiry index only says when to look at the session (the sweep reads expiresAt, and
   -- re-scores one that is not over), never later than expiresAt. An entry due more than 1.25
   -- intervals from now does not come due before the next beat, so it stays: with a TTL of 2.5
   -- intervals, a device on time rewrites it at every other beat. One that goes silent is looked at
   -- up to an interval early, once.
-  local indexed = tonumber(state[6])
+  local indexed = tonumber(state[3])
   if not indexed or indexed > expires or indexed - now <= 1.25 * interval then
     redis.call('ZADD', routeKey, expiresS, deviceId)
     fields[#fields + 1] = 'ix'; fields[#fields + 1] = expiresS
@@ -385,8 +388,8 @@ local function opt(s)
   return s
 end
 local out = {}
-for i = 1, #rest, 8 do
-  out[#out + 1] = beat(rest[i], rest[i + 1], rest[i + 2], rest[i + 3], rest[i + 4], tonumber(rest[i + 5]), opt(rest[i + 6]), opt(rest[i + 7]))
+for i = 1, #rest, 9 do
+  out[#out + 1] = beat(rest[i], rest[i + 1], rest[i + 2], rest[i + 3], rest[i + 4], tonumber(rest[i + 5]), opt(rest[i + 6]), opt(rest[i + 7]), opt(rest[i + 8]))
 end
 return out
 `,

@@ -30,6 +30,15 @@ export interface HeartbeatUpdate {
   network?: string;
   /** Record one stable-interval sample (this bucket) for `network`, in the same write. */
   sampleBucket?: number;
+  /**
+   * What the session's record already holds, as far as its holder knows: its connect and its
+   * acknowledged heartbeats wrote these. Given (recordedInterval set), a store writes only the
+   * fields that differ from them, without reading them first; absent (not known, e.g. after a
+   * heartbeat whose outcome is unknown), it writes every field given.
+   */
+  recordedInterval?: number;
+  recordedAppState?: AppState;
+  recordedNetwork?: string;
 }
 
 /** Identifies one session of one device, wherever its socket lives. */

@@ -207,7 +207,14 @@ export class RedisPresenceStore extends PresenceStore {
     for (const [p, group] of this.keys.byPartition(queued, (b) => b.u.deviceId)) {
       const P = this.keys.at(p);
       const rest: (string | number)[] = [];
-      for (const { u } of group) rest.push(u.deviceId, u.sessionId, u.now, u.interval, u.ttl, u.grace ?? 0, u.appState ?? '', u.network ?? '');
+      for (const { u } of group) {
+        // A field the session's record already holds is not written again ('' = leave it).
+        const known = u.recordedInterval !== undefined;
+        const appState = u.appState && !(known && u.recordedAppState === u.appState) ? u.appState : '';
+        const network = u.network && !(known && u.recordedNetwork === u.network) ? u.network : '';
+        const writeInterval = known && u.recordedInterval === u.interval ? '' : '1';
+        rest.push(u.deviceId, u.sessionId, u.now, u.interval, u.ttl, u.grace ?? 0, appState, network, writeInterval);
+      }
       this.scripts.heartbeat({ keys: { route: `${P}presence:expiry` }, args: { P }, rest }).then(
         (results) => {
           group.forEach(({ u, resolve }, i) => {
