@@ -283,6 +283,9 @@ export class Beats {
         ttl: pop.policy.ttlFor(interval),
         network: pop.network(i),
         sampleBucket: stable ? bucketOf(interval) : undefined,
+        // A device's interval and network never change here: its connect wrote them, as SessionService passes.
+        recordedInterval: interval,
+        recordedNetwork: pop.network(i),
       });
       this.c.heartbeats++;
       this.latency.add(Date.now() - now);

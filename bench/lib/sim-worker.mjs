@@ -32,6 +32,8 @@ process.once('message', async (job) => {
           const ok = await store.heartbeat({
             deviceId: pop.deviceId(i), sessionId: pop.sessionId(i), instanceId: pop.instanceId(i), now, grace: 0,
             interval, ttl: pop.policy.ttlFor(interval), network: pop.network(i),
+            // Written by the device's connect, as SessionService passes them.
+            recordedInterval: interval, recordedNetwork: pop.network(i),
           });
           if (ok) count++;
           else refused++;

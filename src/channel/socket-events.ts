@@ -153,8 +153,8 @@ export interface DeviceSession {
   network?: string;
   /**
    * What the session's presence record holds for interval, app state and network (written by its
-   * start and its acknowledged heartbeats), so a heartbeat writes only what changed; interval
-   * undefined: not known (a write whose outcome is unknown), the next heartbeat writes them all.
+   * start and the heartbeats sent since, which Redis applies in order), so a heartbeat writes only
+   * what changed; emptied when a write's outcome is unknown, so the next heartbeat writes them all.
    */
   recorded: { interval?: number; appState?: AppState; network?: string };
   /** Heartbeats in a row at the current interval; a run of STABLE_BEATS is one learning sample. */
