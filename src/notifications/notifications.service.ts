@@ -112,7 +112,7 @@ export class NotificationsService {
       this.store.publish(r).catch((err: unknown) => {
         if (err instanceof AdmissionRefused && admission) throw admission.refused(err.decision);
         // Redis may have stored it (or some of its parts) without answering: whatever it holds must still reach online devices.
-        if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.recheckLater(r, now);
+        if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.recheckLater(r, dto, now);
         throw err;
       });
     let result = await publish(request);
@@ -143,13 +143,14 @@ export class NotificationsService {
 
   /**
    * After a publish whose outcome is unknown: its targets here and elsewhere read their inboxes
-   * again (DeliveryService.recheckLater). Users looked up in the write are looked up now; if that
-   * fails too, their devices get it at their next inbox read (a reconnect, or a redelivery).
+   * again (DeliveryService.recheckLater). Users looked up in the write are looked up now, as an
+   * unfolded publish would have (resolveDevices); if that fails too, their devices get it at their
+   * next inbox read (a reconnect, or a redelivery).
    */
-  private recheckLater(r: PublishRequest, now: number): void {
+  private recheckLater(r: PublishRequest, dto: CreateNotificationRequest, now: number): void {
     if (!r.users) return this.delivery.recheckLater(r.deviceIds);
-    void Promise.all(r.users.ids.map((u) => this.presence.userDeviceIds(u, now))).then(
-      (lists) => this.delivery.recheckLater([...new Set([...r.deviceIds, ...lists.flat()])]),
+    void this.resolveDevices(dto, now).then(
+      (deviceIds) => this.delivery.recheckLater(deviceIds),
       () => this.delivery.recheckLater(r.deviceIds),
     );
   }
