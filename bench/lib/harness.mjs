@@ -251,6 +251,11 @@ export function delta(a, b) {
     const d = v - (a.redis.commands[k] ?? 0);
     if (d) commands[k] = d;
   }
+  const commandUsec = {};
+  for (const [k, v] of Object.entries(b.redis.usec ?? {})) {
+    const d = v - (a.redis.usec?.[k] ?? 0);
+    if (d) commandUsec[k] = d;
+  }
   // The bench's own INFO/CONFIG calls are not the server's work.
   const ownCalls = (commands.info ?? 0) + (commands.config ?? 0);
   return {
@@ -261,6 +266,9 @@ export function delta(a, b) {
     othersCpuMs: Math.max(0, machineBusy - server - redisCpu - loadgens - self),
     redisCommands: b.redis.totalCommands - a.redis.totalCommands - ownCalls,
     commands,
+    commandUsec,
+    redisReads: b.redis.reads - a.redis.reads,
+    redisWrites: b.redis.writes - a.redis.writes,
   };
 }
 

@@ -97,6 +97,10 @@ export async function measureRate(h, server, p, rate) {
     otherProcessesCpuPct: round((d.othersCpuMs / d.wallMs) * 100, 1),
     windowSeconds: round(seconds, 2),
     redisCommands: d.commands,
+    redisReadsPerHeartbeat: round(d.redisReads / acked, 2),
+    redisWritesPerHeartbeat: round(d.redisWrites / acked, 2),
+    // µs of Redis execution per heartbeat, by command (the rest of Redis CPU is its I/O and event loop).
+    redisUsecPerHeartbeat: Object.fromEntries(Object.entries(d.commandUsec).map(([k, v]) => [k, round(v / acked, 2)])),
     ackLatencyMs: summarize(merge(results.map((r) => r.latencies))),
   };
 }

@@ -332,64 +332,69 @@ return {replaced, sync_out()}
 
 /**
  * Extends live sessions of one partition, a batch of heartbeats in one call (RedisPresenceStore
- * collects those that arrive together): `rest` holds, per heartbeat, deviceId sessionId now
- * interval ttl grace appState network writeInterval (appState and network '' to leave the field
- * as it is; writeInterval '' likewise). Returns one number per heartbeat, in order: 1 if its
+ * collects those that arrive together). After `grace` (how late this instance may be in handling
+ * its heartbeats, the batch's largest), ARGV holds from `restAt` on, per heartbeat:
+ *   deviceId sessionId now expiresAt ttl reindexBy interval appState network
+ * `expiresAt` is now + ttl and `reindexBy` now + 1.25 intervals, both computed by the caller (Lua's
+ * number formatting and arithmetic were a fifth of the script's own time); interval, appState and
+ * network are '' to leave the field as it is. Returns one number per heartbeat, in order: 1 if its
  * session was extended, 0 if the session is not the device's or already expired.
  * The hot path: per heartbeat, three keys of the partition, and the device hash gets only what
  * changed (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and `network` when the
  * caller says the record does not hold them yet: the session's holder knows what its start and its
  * heartbeats wrote, so the script does not read those fields to compare). `lastSeenAt` is not
  * written while the session lives: it equals `lastHeartbeatAt` then (see toView), and the
- * session's end writes it. A network sample goes
- * separately (NETWORK_SAMPLE, the network's partition). `route` (the partition's expiry index)
- * routes the call. One script call for many heartbeats costs Redis (and the gateway's client)
- * much less per heartbeat than one call each: the call itself was about 40 % of a heartbeat's
- * Redis CPU (docs/performance.md).
+ * session's end writes it. A network sample goes separately (NETWORK_SAMPLE, the network's
+ * partition). `route` (the partition's expiry index) routes the call. One script call for many
+ * heartbeats costs Redis (and the gateway's client) much less per heartbeat than one call each:
+ * the call itself was about 40 % of a heartbeat's Redis CPU (docs/performance.md).
  */
 export const HEARTBEAT = luaScript({
   name: 'pgHeartbeat',
   keys: ['route'],
-  args: { P: 'string' },
-  rest: true,
+  args: { P: 'string', grace: 'number' },
+  rest: 'argv',
   body: `
 -- Times travel as the caller's strings and are written as such: a Lua number passed to a command
 -- is formatted with sprintf('%.14g'), which cost about a third of HSET and PEXPIRE's time here.
-local function beat(deviceId, sessionId, nowS, intervalS, ttlS, grace, appState, network, writeInterval)
-  local now, interval, ttl = tonumber(nowS), tonumber(intervalS), tonumber(ttlS)
-  local presenceKey, deviceKey = P .. 'presence:' .. deviceId, P .. 'device:' .. deviceId
+local function beat(deviceId, sessionId, nowS, expiresS, ttlS, reindexByS, interval, appState, network)
+  local deviceKey = P .. 'device:' .. deviceId
   local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'ix')
-  -- grace: how late this instance may be in handling heartbeats (its own queueing); a session it has
-  -- not swept is still its own for that long.
-  if state[1] ~= sessionId or tonumber(state[2]) <= now - grace then return 0 end
-  local expires = now + ttl
-  local expiresS = expires % 1 == 0 and string.format('%d', expires) or tostring(expires)
+  -- grace: a session this instance has not swept is still its own for that long after it expired.
+  if state[1] ~= sessionId or tonumber(state[2]) <= tonumber(nowS) - grace then return 0 end
+  local presenceKey = P .. 'presence:' .. deviceId
   -- The key is usually there (only a heartbeat within the grace finds it gone): extending it is cheaper than rewriting it.
   if redis.call('PEXPIRE', presenceKey, ttlS) == 0 then redis.call('SET', presenceKey, sessionId, 'PX', ttlS) end
-  local fields = { 'lastHeartbeatAt', nowS, 'expiresAt', expiresS }
-  if writeInterval then fields[#fields + 1] = 'interval'; fields[#fields + 1] = intervalS end
-  if appState then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
-  if network then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
   -- The expiry index only says when to look at the session (the sweep reads expiresAt, and
   -- re-scores one that is not over), never later than expiresAt. An entry due more than 1.25
-  -- intervals from now does not come due before the next beat, so it stays: with a TTL of 2.5
-  -- intervals, a device on time rewrites it at every other beat. One that goes silent is looked at
-  -- up to an interval early, once.
+  -- intervals from now (reindexBy) does not come due before the next beat, so it stays: with a TTL
+  -- of 2.5 intervals, a device on time rewrites it at every other beat. One that goes silent is
+  -- looked at up to an interval early, once.
   local indexed = tonumber(state[3])
-  if not indexed or indexed > expires or indexed - now <= 1.25 * interval then
-    redis.call('ZADD', routeKey, expiresS, deviceId)
-    fields[#fields + 1] = 'ix'; fields[#fields + 1] = expiresS
+  local reindex = not indexed or indexed > tonumber(expiresS) or indexed <= tonumber(reindexByS)
+  if reindex then redis.call('ZADD', routeKey, expiresS, deviceId) end
+  if interval == '' and appState == '' and network == '' then
+    -- The usual beat: no table to build and unpack.
+    if reindex then
+      redis.call('HSET', deviceKey, 'lastHeartbeatAt', nowS, 'expiresAt', expiresS, 'ix', expiresS)
+    else
+      redis.call('HSET', deviceKey, 'lastHeartbeatAt', nowS, 'expiresAt', expiresS)
+    end
+    return 1
   end
+  local fields = { 'lastHeartbeatAt', nowS, 'expiresAt', expiresS }
+  if interval ~= '' then fields[#fields + 1] = 'interval'; fields[#fields + 1] = interval end
+  if appState ~= '' then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
+  if network ~= '' then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
+  if reindex then fields[#fields + 1] = 'ix'; fields[#fields + 1] = expiresS end
   redis.call('HSET', deviceKey, unpack(fields))
   return 1
 end
-local function opt(s)
-  if s == '' then return nil end
-  return s
-end
 local out = {}
-for i = 1, #rest, 9 do
-  out[#out + 1] = beat(rest[i], rest[i + 1], rest[i + 2], rest[i + 3], rest[i + 4], tonumber(rest[i + 5]), opt(rest[i + 6]), opt(rest[i + 7]), opt(rest[i + 8]))
+local n = 0
+for i = restAt, #ARGV, 9 do
+  n = n + 1
+  out[n] = beat(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8])
 end
 return out
 `,

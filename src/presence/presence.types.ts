@@ -21,7 +21,8 @@ export interface HeartbeatUpdate {
   now: number;
   /**
    * How late the instance may be in handling heartbeats (its own queueing, ms): a session that
-   * expired less than this long ago, and that it has not swept, is still live.
+   * expired less than this long ago, and that it has not swept, is still live. Heartbeats a store
+   * sends together share the largest grace among them (one instance's, a few ms apart).
    */
   grace?: number;
   interval: number;

@@ -207,15 +207,19 @@ export class RedisPresenceStore extends PresenceStore {
     for (const [p, group] of this.keys.byPartition(queued, (b) => b.u.deviceId)) {
       const P = this.keys.at(p);
       const rest: (string | number)[] = [];
+      let grace = 0;
       for (const { u } of group) {
         // A field the session's record already holds is not written again ('' = leave it).
         const known = u.recordedInterval !== undefined;
         const appState = u.appState && !(known && u.recordedAppState === u.appState) ? u.appState : '';
         const network = u.network && !(known && u.recordedNetwork === u.network) ? u.network : '';
-        const writeInterval = known && u.recordedInterval === u.interval ? '' : '1';
-        rest.push(u.deviceId, u.sessionId, u.now, u.interval, u.ttl, u.grace ?? 0, appState, network, writeInterval);
+        const interval = known && u.recordedInterval === u.interval ? '' : u.interval;
+        // The index entry is rewritten when it could come due before the next beat (see HEARTBEAT).
+        const reindexBy = Math.floor(u.now + 1.25 * u.interval);
+        rest.push(u.deviceId, u.sessionId, u.now, u.now + u.ttl, u.ttl, reindexBy, interval, appState, network);
+        grace = Math.max(grace, u.grace ?? 0);
       }
-      this.scripts.heartbeat({ keys: { route: `${P}presence:expiry` }, args: { P }, rest }).then(
+      this.scripts.heartbeat({ keys: { route: `${P}presence:expiry` }, args: { P, grace }, rest }).then(
         (results) => {
           group.forEach(({ u, resolve }, i) => {
             const ok = (results as number[])[i] === 1;

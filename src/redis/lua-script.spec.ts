@@ -14,6 +14,20 @@ return {n, label or false, #rest}
 `,
 });
 
+/** The list left in ARGV ('argv'): the script reads it from restAt on, without a copy. */
+const SUM_PAIRS = luaScript({
+  name: 'testSumPairs',
+  keys: ['total'],
+  args: { scale: 'number' },
+  rest: 'argv',
+  body: `
+local out = {}
+for i = restAt, #ARGV, 2 do out[#out + 1] = ARGV[i] .. '=' .. (tonumber(ARGV[i + 1]) * scale) end
+redis.call('SET', totalKey, #out)
+return out
+`,
+});
+
 describe('LuaScript (real Redis)', () => {
   const prefix = uniquePrefix('lua');
   const redis = new Redis(testRedisUrl(), { enableAutoPipelining: true });
@@ -40,6 +54,15 @@ describe('LuaScript (real Redis)', () => {
       sent.mockRestore();
     }
     expect(await redis.get(key)).toBe('10');
+  });
+
+  it("leaves a list declared 'argv' in ARGV, starting at restAt after the named arguments", async () => {
+    const run = SUM_PAIRS.bind(redis);
+    const key = `${prefix}pairs`;
+    expect(await run({ keys: { total: key }, args: { scale: 10 }, rest: ['a', 1, 'b', 2.5] })).toEqual(['a=10', 'b=25']);
+    expect(await redis.get(key)).toBe('2');
+    expect(await run({ keys: { total: key }, args: { scale: 1 } })).toEqual([]);
+    expect(SUM_PAIRS.source).not.toContain('local rest =');
   });
 
   it('loads its scripts into Redis whenever the connection becomes ready, so the first call after a reconnect needs no EVAL', async () => {
