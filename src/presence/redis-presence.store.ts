@@ -33,13 +33,15 @@ export interface RedisPresenceOptions {
 }
 
 /**
- * How long the first heartbeat of a batch waits for others to join it (see heartbeat). 2 ms costs
- * a device nothing it could notice and, at 1k heartbeats/s, puts two or three in each script call:
- * against one call per heartbeat, `npm run bench` measured server CPU per 1k heartbeats 214 -> 154
- * ms at 1k/s and 72.5 -> 59.7 at 10k/s, Redis CPU 61 -> 34 and 18.2 -> 15.7 (10k devices;
- * docs/performance.md). Waiting only for the same event-loop turn helped at 10k/s but not at 1k/s.
+ * How long the first heartbeat of a batch waits for others to join it (see heartbeat). A few ms
+ * cost a device nothing it could notice (its next heartbeat is seconds away). 2 ms, against one
+ * call per heartbeat, `npm run bench` measured server CPU per 1k heartbeats 214 -> 154 ms at 1k/s
+ * and 72.5 -> 59.7 at 10k/s, Redis CPU 61 -> 34 and 18.2 -> 15.7 (10k devices). 4 ms, against 2,
+ * halves the calls again at 5k-10k/s: Redis CPU-ms per 1k 15.6, 11.8 -> 12.4, 10.2 at 5k/s and
+ * 10.0, 9.5 -> 9.1, 8.3 at 10k/s, the ack's p50 2.2 -> 3.5 ms (docs/performance.md, fifteenth
+ * round). Waiting only for the same event-loop turn helped at 10k/s but not at 1k/s.
  */
-const HEARTBEAT_BATCH_WINDOW_MS = 2;
+const HEARTBEAT_BATCH_WINDOW_MS = 4;
 
 /**
  * Heartbeats per HEARTBEAT call: a bound on the script's run (each heartbeat is a few µs of Redis
