@@ -5,7 +5,8 @@
 // Benchmarks the built gateway (dist/main.js) against a bare Socket.IO + ioredis baseline
 // (bench/baseline-server.mjs) in the same run: every scenario runs against both servers, the order
 // alternating from one scenario to the next. It starts its own redis-server on a free loopback
-// port, the servers and forked load-generator processes, stops every one of them at the end (also on
+// port (a new one on that port before each server's run, so no server inherits the last one's
+// Redis), the servers and forked load-generator processes, stops every one of them at the end (also on
 // error and Ctrl-C), prints a table and writes bench/results/<date>[-quick].json and .md; a full run
 // also writes the charts to docs/ and refreshes the results block of docs/performance.md.
 //
@@ -162,11 +163,11 @@ async function runScenarios(meta, params) {
             entry[kind] = await sc.run(h, kind, params.sweep);
           } else if (sc.gatewayOnly) {
             // The scenario starts (and stops) its own gateway processes.
-            await redis.reset();
+            await redis.restart();
             const start = (extraEnv) => startServer(kind, { redisUrl: redis.url, probeDir, extraEnv });
             entry[kind] = await sc.run(h, start, params[sc.name]);
           } else {
-            await redis.reset();
+            await redis.restart();
             for (const k of group) servers.push(await startServer(k, { redisUrl: redis.url, probeDir, extraEnv: sc.serverEnv?.[k] }));
             if (sc.runPaired) Object.assign(entry, await sc.runPaired(h, servers, params[sc.name]));
             else entry[kind] = await sc.run(h, servers[0], params[sc.name]);
