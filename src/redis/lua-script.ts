@@ -21,7 +21,7 @@ export interface LuaScriptSpec<K extends string, A extends Record<string, ArgKin
   /**
    * Whether a list of further values follows the named arguments. true: in Lua, the table `rest`
    * (a copy); 'argv': no copy, the values stay in ARGV from index `restAt` on (for a hot script
-   * whose list is long: the copy cost about a tenth of a batch of heartbeats).
+   * with a long list, such as a batch of heartbeats).
    */
   rest?: boolean | 'argv';
   /** Lua shared between scripts (functions), placed before the locals. */
