@@ -336,9 +336,10 @@ return {replaced, sync_out()}
  * its heartbeats, the batch's largest), ARGV holds from `restAt` on, per heartbeat:
  *   deviceId sessionId now expiresAt ttl reindexBy interval appState network
  * `expiresAt` is now + ttl and `reindexBy` now + 1.25 intervals, both computed by the caller (the
- * script's own Lua work, not its commands, was most of a heartbeat's Redis time: docs/performance.md,
- * fifteenth round); interval, appState and network are '' to leave the field as it is. Returns one number per heartbeat, in order: 1 if its
- * session was extended, 0 if the session is not the device's or already expired.
+ * script's own Lua work, not its commands, was most of a heartbeat's Redis time:
+ * docs/performance.md, fifteenth round); interval, appState and network are '' to leave the field
+ * as it is. Returns one number per heartbeat, in order: 1 if its session was extended, 0 if the
+ * session is not the device's or already expired.
  * The hot path: per heartbeat, three keys of the partition, and the device hash gets only what
  * changed (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and `network` when the
  * caller says the record does not hold them yet: the session's holder knows what its start and its

@@ -32,8 +32,9 @@ export interface HeartbeatUpdate {
   /** Record one stable-interval sample (this bucket) for `network`, in the same write. */
   sampleBucket?: number;
   /**
-   * What the session's record already holds, as far as its holder knows: its connect and its
-   * acknowledged heartbeats wrote these. Given (recordedInterval set), a store writes only the
+   * What the session's record already holds, as far as its holder knows: its connect and the
+   * heartbeats sent before this one wrote these (Redis applies a session's heartbeats in the order
+   * they were sent, acknowledged or not yet). Given (recordedInterval set), a store writes only the
    * fields that differ from them, without reading them first; absent (not known, e.g. after a
    * heartbeat whose outcome is unknown), it writes every field given.
    */
