@@ -53,8 +53,16 @@ async function run(redis, target) {
     for (let i = 0; i < DEVICES; i++) {
       await store.connect({ deviceId: ids[i], userId: `hb-user-${i}`, sessionId: sessions[i], instanceId: 'hb-inst', now: t, interval: INTERVAL, ttl: TTL });
     }
-    // recordedInterval: what the session's start wrote, as SessionService passes it (builds before it ignore it).
-    beat = (i, now) => store.heartbeat({ deviceId: ids[i], sessionId: sessions[i], instanceId: 'hb-inst', now, interval: INTERVAL, ttl: TTL, grace: 0, recordedInterval: INTERVAL });
+    // What each session's record holds, kept as SessionService keeps it (builds before a field ignore it).
+    const { heartbeatIndexScore } = require(join(resolve(target), 'presence/presence.types.js'));
+    const expiresAt = new Array(DEVICES).fill(t + TTL);
+    const indexAt = new Array(DEVICES).fill(t + TTL);
+    beat = (i, now) => {
+      const u = { deviceId: ids[i], sessionId: sessions[i], instanceId: 'hb-inst', now, interval: INTERVAL, ttl: TTL, grace: 0, recordedInterval: INTERVAL, recordedExpiresAt: expiresAt[i], recordedIndexAt: indexAt[i] };
+      if (heartbeatIndexScore) indexAt[i] = heartbeatIndexScore(u) ?? indexAt[i];
+      expiresAt[i] = now + TTL;
+      return store.heartbeat(u);
+    };
   }
   const drive = async (count) => {
     let next = 0;

@@ -10,6 +10,7 @@ const require = createRequire(import.meta.url);
 export const dist = (path) => require(join(ROOT, 'dist', path));
 
 const { isStableRun, bucketOf } = dist('presence/network-intervals.js');
+const { heartbeatIndexScore } = dist('presence/presence.types.js');
 
 /**
  * N devices, described by typed arrays (a million devices cost ~30 MB here). Ids are as long as
@@ -31,6 +32,40 @@ export class Population {
     this.beatsAt = new Uint16Array(devices);
     this.runStart = new Float64Array(devices);
     this.nextAt = new Float64Array(devices);
+    // What each device's record holds, as SessionService's `recorded` keeps it; 0 = not known.
+    this.expiresAt = new Float64Array(devices);
+    this.indexAt = new Float64Array(devices);
+  }
+
+  /** A connect of device i that wrote `expiresAt` (0: its outcome is not known). */
+  connected(i, expiresAt) {
+    this.expiresAt[i] = this.indexAt[i] = expiresAt;
+  }
+
+  /**
+   * Device i's heartbeat at `now`, with what its record holds as SessionService passes it (its
+   * interval and network never change here: its connect wrote them); keeps what this one writes.
+   */
+  heartbeatUpdate(i, now, sampleBucket) {
+    const interval = this.interval(i);
+    const u = {
+      deviceId: this.deviceId(i),
+      sessionId: this.sessionId(i),
+      instanceId: this.instanceId(i),
+      now,
+      grace: 0,
+      interval,
+      ttl: this.policy.ttlFor(interval),
+      network: this.network(i),
+      sampleBucket,
+      recordedInterval: interval,
+      recordedNetwork: this.network(i),
+      recordedExpiresAt: this.expiresAt[i] || undefined,
+      recordedIndexAt: this.indexAt[i] || undefined,
+    };
+    this.indexAt[i] = heartbeatIndexScore(u) ?? this.indexAt[i];
+    this.expiresAt[i] = now + u.ttl;
+    return u;
   }
 
   deviceId(i) {
@@ -149,8 +184,10 @@ export class Sessions {
         interval,
         ttl: pop.policy.ttlFor(interval),
       });
+      pop.connected(i, now + pop.policy.ttlFor(interval));
       this.c.connects++;
     } catch (err) {
+      pop.connected(i, 0);
       this.c.errors.connect = (this.c.errors.connect ?? 0) + 1;
       this.c.lastError = err.message;
     }
@@ -273,23 +310,11 @@ export class Beats {
     this.inFlight++;
     let alive = true;
     try {
-      alive = await this.store.heartbeat({
-        deviceId: pop.deviceId(i),
-        sessionId: pop.sessionId(i),
-        instanceId: pop.instanceId(i),
-        now,
-        grace: 0,
-        interval,
-        ttl: pop.policy.ttlFor(interval),
-        network: pop.network(i),
-        sampleBucket: stable ? bucketOf(interval) : undefined,
-        // A device's interval and network never change here: its connect wrote them, as SessionService passes.
-        recordedInterval: interval,
-        recordedNetwork: pop.network(i),
-      });
+      alive = await this.store.heartbeat(pop.heartbeatUpdate(i, now, stable ? bucketOf(interval) : undefined));
       this.c.heartbeats++;
       this.latency.add(Date.now() - now);
     } catch (err) {
+      pop.connected(i, 0);
       this.c.errors.heartbeat = (this.c.errors.heartbeat ?? 0) + 1;
       this.c.lastError = err.message;
     } finally {

@@ -27,18 +27,15 @@ process.once('message', async (job) => {
         const i = next;
         next = next + 1 >= job.to ? job.from : next + 1;
         const now = Date.now();
-        const interval = pop.interval(i);
         try {
-          const ok = await store.heartbeat({
-            deviceId: pop.deviceId(i), sessionId: pop.sessionId(i), instanceId: pop.instanceId(i), now, grace: 0,
-            interval, ttl: pop.policy.ttlFor(interval), network: pop.network(i),
-            // Written by the device's connect, as SessionService passes them.
-            recordedInterval: interval, recordedNetwork: pop.network(i),
-          });
+          // Its record's expiry is not known here at first (the main process connected it): the first
+          // heartbeat of each device checks the record, the next ones do not (as SessionService's).
+          const ok = await store.heartbeat(pop.heartbeatUpdate(i, now));
           if (ok) count++;
           else refused++;
           latency.add(Date.now() - now);
         } catch {
+          pop.connected(i, 0);
           errors++;
         }
       }

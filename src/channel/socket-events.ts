@@ -152,11 +152,12 @@ export interface DeviceSession {
   interval: number;
   network?: string;
   /**
-   * What the session's presence record holds for interval, app state and network (written by its
-   * start and the heartbeats sent since, which Redis applies in order), so a heartbeat writes only
-   * what changed; emptied when a write's outcome is unknown, so the next heartbeat writes them all.
+   * What the session's presence record holds for interval, app state, network, expiresAt and its
+   * expiry-index score (written by its start and the heartbeats sent since, which Redis applies in
+   * order), so a heartbeat writes only what changed and need not read the record; emptied when a
+   * write's outcome is unknown, so the next heartbeat checks the record and writes every field.
    */
-  recorded: { interval?: number; appState?: AppState; network?: string };
+  recorded: { interval?: number; appState?: AppState; network?: string; expiresAt?: number; indexAt?: number };
   /** Heartbeats in a row at the current interval; a run of STABLE_BEATS is one learning sample. */
   beatsAtInterval: number;
   /** When the first heartbeat of that run arrived (gateway clock), to check the run took real time. */

@@ -8,6 +8,7 @@ import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { MemoryPresenceStore } from '../presence/memory-presence.store';
+import { heartbeatIndexScore, knownLive } from '../presence/presence.types';
 import { DEVICE_SAMPLE_PERIOD_MS, STABLE_BEATS } from '../presence/network-intervals';
 import { SessionService } from './session.service';
 
@@ -161,6 +162,37 @@ describe('SessionService', () => {
     expect(recorded()).toEqual({ interval: undefined, appState: undefined, network: undefined });
     await sessions.heartbeat(s, {});
     expect(recorded()).toEqual({ interval: 8_000, appState: undefined, network: 'cell:b' });
+  });
+
+  it("tells the store the record's expiresAt and index score as its start and the heartbeats sent since wrote them; after a failed write, nothing", async () => {
+    const s = session('s1');
+    const started = clock.now();
+    const { heartbeat } = await sessions.start(s);
+    const seen = jest.spyOn(store, 'heartbeat');
+    const sent = () => seen.mock.calls.map(([u]) => u);
+    for (let i = 0; i < 6; i++) {
+      clock.advance(heartbeat.interval / 2);
+      expect(await sessions.heartbeat(s, {})).toMatchObject({ ok: true });
+    }
+    // The first knows what the start wrote; each next one what the one before it wrote: its expiry,
+    // and the index score it moved the entry to, or the one it left.
+    expect(sent()[0]).toMatchObject({ recordedExpiresAt: started + heartbeat.ttl, recordedIndexAt: started + heartbeat.ttl });
+    const scores = sent().map((u) => heartbeatIndexScore(u));
+    for (let i = 1; i < sent().length; i++) {
+      const before = sent()[i - 1]!;
+      expect(sent()[i]).toMatchObject({ recordedExpiresAt: before.now + before.ttl, recordedIndexAt: scores[i - 1] ?? before.recordedIndexAt });
+    }
+    // Some beats moved the entry and some left it.
+    expect(scores.some((x) => x === undefined) && scores.some((x) => x !== undefined)).toBe(true);
+    // A write whose outcome is unknown: the next heartbeat knows neither, so the store checks the record.
+    seen.mockRejectedValueOnce(new Error('connection lost'));
+    expect(await sessions.heartbeat(s, {})).toMatchObject({ ok: false });
+    await sessions.heartbeat(s, {});
+    expect(sent().at(-1)).toMatchObject({ recordedExpiresAt: undefined, recordedIndexAt: undefined });
+    expect(knownLive(sent().at(-1)!)).toBe(false);
+    await sessions.heartbeat(s, {});
+    const last = sent().at(-2)!;
+    expect(sent().at(-1)).toMatchObject({ recordedExpiresAt: last.now + last.ttl, recordedIndexAt: last.now + last.ttl });
   });
 
   it('samples a network once per run of stable beats and recommends what it learned to the next device', async () => {

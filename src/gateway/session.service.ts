@@ -5,7 +5,7 @@ import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
-import { HeartbeatUpdate, SessionRef } from '../presence/presence.types';
+import { HeartbeatUpdate, heartbeatIndexScore, SessionRef } from '../presence/presence.types';
 import { OfflineReason } from '../events/event.types';
 import { bucketOf, isStableRun, recommendInterval } from '../presence/network-intervals';
 import { readClientPayload } from '../channel/client-events';
@@ -76,6 +76,7 @@ export class SessionService implements OnApplicationShutdown {
     // The start wrote these (and no app state): the heartbeats that follow write only what changes.
     session.recorded.interval = heartbeat.interval;
     session.recorded.network = session.network;
+    session.recorded.expiresAt = session.recorded.indexAt = now + heartbeat.ttl;
     if (replaced && replaced.sessionId !== session.sessionId) {
       this.metrics.sessionsReplaced.inc();
       this.channel.close([replaced], 'replaced');
@@ -125,12 +126,16 @@ export class SessionService implements OnApplicationShutdown {
       recordedInterval: recorded.interval,
       recordedAppState: recorded.appState,
       recordedNetwork: recorded.network,
+      recordedExpiresAt: recorded.expiresAt,
+      recordedIndexAt: recorded.indexAt,
     };
     // Once this write lands the record holds these: a heartbeat sent after it (even before its ack)
     // need not write them again, as Redis applies a session's heartbeats in the order they were sent.
     recorded.interval = interval;
     if (requested.appState) recorded.appState = requested.appState;
     if (session.network) recorded.network = session.network;
+    recorded.indexAt = heartbeatIndexScore(update) ?? recorded.indexAt;
+    recorded.expiresAt = now + ttl;
     let alive: boolean;
     try {
       alive = await this.load.track(this.store.heartbeat(update));

@@ -22,7 +22,7 @@ import { RedisEventLog } from '../events/redis-event-log';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { MemoryPresenceStore } from './memory-presence.store';
 import { LiveInstances, PresenceStore } from './presence.store';
-import { HeartbeatUpdate, SessionRef, SessionStart } from './presence.types';
+import { HeartbeatUpdate, heartbeatIndexScore, SessionRef, SessionStart } from './presence.types';
 import { RedisPresenceOptions, RedisPresenceStore, USER_SYNC_REPAIR_AFTER_MS } from './redis-presence.store';
 
 const DAY = 86_400_000;
@@ -1205,29 +1205,83 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     const now = Date.now();
     // TTL 2.5 intervals, as the policy gives: the expiry index moves at every other beat.
     await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 400, ttl: 1_000 });
-    const beat = async (at: number) => {
-      const seen = await redisCommandsDuring(client, prefix, async () =>
-        // The session's holder knows its start wrote the interval (SessionService passes it).
-        expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000, recordedInterval: 400 })).toBe(true),
-      );
-      return { commands: seen.map(([name]) => name!), writes: seen.filter(([name]) => name === 'hset').map((args) => args.slice(2)) };
+    // What the session's holder knows its record holds, kept as SessionService keeps it.
+    const recorded = { interval: 400, expiresAt: now + 1_000, indexAt: now + 1_000 };
+    const beat = async (at: number, knows = true) => {
+      const u: HeartbeatUpdate = { deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000, recordedInterval: recorded.interval };
+      if (knows) Object.assign(u, { recordedExpiresAt: recorded.expiresAt, recordedIndexAt: recorded.indexAt });
+      recorded.indexAt = heartbeatIndexScore(u) ?? recorded.indexAt;
+      recorded.expiresAt = at + 1_000;
+      const seen = await redisCommandsDuring(client, prefix, async () => expect(await s.heartbeat(u)).toBe(true));
+      expect(seen.filter(([name]) => name === 'evalsha')).toHaveLength(1);
+      return {
+        commands: seen.map(([name]) => name!).filter((c) => c !== 'evalsha' && c !== 'eval'),
+        writes: seen.filter(([name]) => name === 'hset').map((args) => args.slice(2)),
+      };
     };
-    // Read the session, extend the presence key, update the record; the index entry (due at
-    // now + 1000) cannot come due before the next beat, so it stays.
+    // The holder knows the session live: one SET both checks the presence key still holds it and
+    // extends it, and the record gets the new times; the index entry (due at now + 1000) cannot
+    // come due before the next beat, so it stays. The record is not read.
     const first = await beat(now + 400);
-    expect(first.commands.filter((c) => c === 'evalsha')).toHaveLength(1);
-    expect(first.commands.filter((c) => c !== 'evalsha' && c !== 'eval')).toEqual(['hmget', 'pexpire', 'hset']);
+    expect(first.commands).toEqual(['set', 'hset']);
     // Same interval: only the heartbeat's time and the new expiry (lastSeenAt follows lastHeartbeatAt while live).
     expect(first.writes).toEqual([['lastHeartbeatAt', String(now + 400), 'expiresAt', String(now + 1_400)]]);
     expect(await client.zscore(`${P('d1')}presence:expiry`, 'd1')).toBe(String(now + 1_000));
     // The next beat finds it due within 1.25 intervals: moved, and its score kept in the record.
     const second = await beat(now + 800);
-    expect(second.commands.filter((c) => c !== 'evalsha' && c !== 'eval')).toEqual(['hmget', 'pexpire', 'zadd', 'hset']);
+    expect(second.commands).toEqual(['set', 'zadd', 'hset']);
     expect(second.writes).toEqual([['lastHeartbeatAt', String(now + 800), 'expiresAt', String(now + 1_800), 'ix', String(now + 1_800)]]);
     expect(await client.zscore(`${P('d1')}presence:expiry`, 'd1')).toBe(String(now + 1_800));
-    const view = (await s.getDevices(['d1'], now + 800))[0];
-    expect(view).toMatchObject({ online: true, lastHeartbeatAt: now + 800, lastSeenAt: now + 800, interval: 400, expiresAt: now + 1_800 });
+    // Not known (after a write whose outcome is unknown): the record is read and checked first, and the entry moved.
+    const third = await beat(now + 900, false);
+    expect(third.commands).toEqual(['hmget', 'pexpire', 'zadd', 'hset']);
+    expect(third.writes).toEqual([['lastHeartbeatAt', String(now + 900), 'expiresAt', String(now + 1_900), 'ix', String(now + 1_900)]]);
+    expect(await client.zscore(`${P('d1')}presence:expiry`, 'd1')).toBe(String(now + 1_900));
+    const view = (await s.getDevices(['d1'], now + 900))[0];
+    expect(view).toMatchObject({ online: true, lastHeartbeatAt: now + 900, lastSeenAt: now + 900, interval: 400, expiresAt: now + 1_900 });
+    expect(await client.get(`${P('d1')}presence:d1`)).toBe('s1');
     expect(await client.pttl(`${P('d1')}presence:d1`)).toBeGreaterThan(0);
+  });
+
+  it("a holder that knows its record: refused once another session took the device over, which keeps its presence key as it was", async () => {
+    const s = store();
+    const now = Date.now();
+    await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 10_000, ttl: 25_000 });
+    await s.connect({ deviceId: 'd1', sessionId: 's2', userId: 'u1', instanceId: 'gw-2', now: now + 10, interval: 20_000, ttl: 50_000 });
+    const key = `${P('d1')}presence:d1`;
+    const before = await b.client.pttl(key);
+    // The old holder still believes its record live (expiresAt now + 25000).
+    const stale = { deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', interval: 10_000, ttl: 25_000, recordedInterval: 10_000 };
+    expect(await s.heartbeat({ ...stale, now: now + 20, recordedExpiresAt: now + 25_000, recordedIndexAt: now + 25_000 })).toBe(false);
+    expect(await b.client.get(key)).toBe('s2');
+    // s2's TTL, not the heartbeat's 25 s: within the time this test took of what it was.
+    const after = await b.client.pttl(key);
+    expect(after).toBeGreaterThan(25_000);
+    expect(after).toBeLessThanOrEqual(before + 20);
+    expect((await s.getDevices(['d1'], now + 20))[0]).toMatchObject({ online: true, sessionId: 's2', instanceId: 'gw-2', expiresAt: now + 50_010 });
+    // And the same without the knowledge (the record is read first): refused, nothing written.
+    expect(await s.heartbeat({ ...stale, now: now + 30 })).toBe(false);
+    expect(await b.client.get(key)).toBe('s2');
+    expect((await s.getDevices(['d1'], now + 30))[0]).toMatchObject({ sessionId: 's2', lastHeartbeatAt: now + 10, expiresAt: now + 50_010 });
+  });
+
+  it('a holder that knows its record live: a presence key gone by Redis\'s clock is written again, as the record says the session lives', async () => {
+    const s = store();
+    const now = Date.now();
+    await s.connect({ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1', now, interval: 10_000, ttl: 25_000 });
+    const key = `${P('d1')}presence:d1`;
+    // As if the key had run out on Redis's clock, the holder's clock behind it.
+    await b.client.del(key);
+    const known = { recordedInterval: 10_000, recordedExpiresAt: now + 25_000, recordedIndexAt: now + 25_000 };
+    expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: now + 10_000, interval: 10_000, ttl: 25_000, ...known })).toBe(true);
+    expect(await b.client.get(key)).toBe('s1');
+    expect(await b.client.pttl(key)).toBeGreaterThan(20_000);
+    // Once the session has ended, the same knowledge does not bring it back.
+    await s.disconnect([{ deviceId: 'd1', sessionId: 's1', userId: 'u1', instanceId: 'gw-1' }], now + 11_000, 'client_close');
+    const after = { recordedInterval: 10_000, recordedExpiresAt: now + 35_000, recordedIndexAt: now + 25_000 };
+    expect(await s.heartbeat({ deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: now + 12_000, interval: 10_000, ttl: 25_000, ...after })).toBe(false);
+    expect(await b.client.exists(key)).toBe(0);
+    expect((await s.getDevices(['d1'], now + 12_000))[0]).toMatchObject({ online: false, lastSeenAt: now + 11_000 });
   });
 
   (mode === '3-master Cluster' ? it.skip : it)(

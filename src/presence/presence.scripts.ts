@@ -27,7 +27,7 @@ import { luaScript } from '../redis/lua-script';
  *                               whatever instance holds them: what the lease holder sweeps
  *                               (CLAIM_EXPIRED). At or before the session's expiresAt: a heartbeat
  *                               rewrites it only when it could come due before the next beat (see
- *                               HEARTBEAT), and the sweep re-scores a session that is not over yet
+ *                               heartbeatIndexScore), and the sweep re-scores a session that is not over yet
  *                               (to expiresAt, plus its owner's grace when the owner is late)
  *   P(dev)heldoff:<deviceId>    hash userId due ts data: a device.offline held by the grace (see HOLD)
  *   P(p)heldoff:due             zset deviceId -> when its held offline is due
@@ -334,16 +334,19 @@ return {replaced, sync_out()}
  * Extends live sessions of one partition, a batch of heartbeats in one call (RedisPresenceStore
  * collects those that arrive together). After `grace` (how late this instance may be in handling
  * its heartbeats, the batch's largest), ARGV holds from `restAt` on, per heartbeat:
- *   deviceId sessionId now expiresAt ttl reindexBy interval appState network
- * `expiresAt` is now + ttl and `reindexBy` now + 1.25 intervals, both computed by the caller (the
- * script's own Lua work, not its commands, was most of a heartbeat's Redis time:
- * docs/performance.md, fifteenth round); interval, appState and network are '' to leave the field
- * as it is. Returns one number per heartbeat, in order: 1 if its session was extended, 0 if the
- * session is not the device's or already expired.
- * The hot path: per heartbeat, three keys of the partition, and the device hash gets only what
- * changed (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and `network` when the
- * caller says the record does not hold them yet: the session's holder knows what its start and its
- * heartbeats wrote, so the script does not read those fields to compare). `lastSeenAt` is not
+ *   deviceId sessionId now expiresAt ttl index interval appState network
+ * `expiresAt` is now + ttl, computed by the caller (the script's own Lua work, not its commands,
+ * was most of a heartbeat's Redis time: docs/performance.md, fifteenth round). `index` is what the
+ * heartbeat does to the session's expiry-index entry (heartbeatIndexScore): '' leaves it, a score
+ * moves it there, and '?' says the caller does not know the record to be live (knownLive), so the
+ * record is checked first and the entry moved to expiresAt. interval, appState and network are ''
+ * to leave the field as it is. Returns one number per heartbeat, in order: 1 if its session was
+ * extended, 0 if the session is not the device's or already expired.
+ * The hot path, a holder that knows its record: one SET of the presence key (XX, GET) both checks
+ * that the key still holds the session and extends it; the device hash then gets only what changed
+ * (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and `network` when the caller
+ * says the record does not hold them yet). No read of the record: in calls of 55, that took Redis
+ * 3.6 µs per heartbeat instead of 5.0 (docs/performance.md, sixteenth round). `lastSeenAt` is not
  * written while the session lives: it equals `lastHeartbeatAt` then (see toView), and the
  * session's end writes it. A network sample goes separately (NETWORK_SAMPLE, the network's
  * partition). `route` (the partition's expiry index) routes the call. One script call for many
@@ -356,28 +359,42 @@ export const HEARTBEAT = luaScript({
   args: { P: 'string', grace: 'number' },
   rest: 'argv',
   body: `
+-- Whether the record still names the session, live or expired less than grace ago: a session
+-- this instance has not swept is still its own for that long after it expired.
+local function current(deviceKey, sessionId, nowS)
+  local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt')
+  return state[1] == sessionId and tonumber(state[2]) > tonumber(nowS) - grace
+end
 -- Times travel as the caller's strings and are written as such: a Lua number passed to a command
 -- is formatted with sprintf('%.14g'), which cost about a third of HSET and PEXPIRE's time here.
-local function beat(deviceId, sessionId, nowS, expiresS, ttlS, reindexByS, interval, appState, network)
+local function beat(deviceId, sessionId, nowS, expiresS, ttlS, index, interval, appState, network)
   local deviceKey = P .. 'device:' .. deviceId
-  local state = redis.call('HMGET', deviceKey, 'sessionId', 'expiresAt', 'ix')
-  -- grace: a session this instance has not swept is still its own for that long after it expired.
-  if state[1] ~= sessionId or tonumber(state[2]) <= tonumber(nowS) - grace then return 0 end
   local presenceKey = P .. 'presence:' .. deviceId
-  -- The key is usually there (only a heartbeat within the grace finds it gone): extending it is cheaper than rewriting it.
-  if redis.call('PEXPIRE', presenceKey, ttlS) == 0 then redis.call('SET', presenceKey, sessionId, 'PX', ttlS) end
-  -- The expiry index only says when to look at the session (the sweep reads expiresAt, and
-  -- re-scores one that is not over), never later than expiresAt. An entry due more than 1.25
-  -- intervals from now (reindexBy) does not come due before the next beat, so it stays: with a TTL
-  -- of 2.5 intervals, a device on time rewrites it at every other beat. One that goes silent is
-  -- looked at up to an interval early, once.
-  local indexed = tonumber(state[3])
-  local reindex = not indexed or indexed > tonumber(expiresS) or indexed <= tonumber(reindexByS)
-  if reindex then redis.call('ZADD', routeKey, expiresS, deviceId) end
+  if index == '?' then
+    if not current(deviceKey, sessionId, nowS) then return 0 end
+    -- The key is usually there (only a heartbeat within the grace finds it gone): extending it is cheaper than rewriting it.
+    if redis.call('PEXPIRE', presenceKey, ttlS) == 0 then redis.call('SET', presenceKey, sessionId, 'PX', ttlS) end
+    index = expiresS
+  else
+    local held = redis.call('SET', presenceKey, sessionId, 'XX', 'PX', ttlS, 'GET')
+    if held ~= sessionId then
+      if held then
+        -- Another session's key (this one was replaced), just overwritten: put it back as it was.
+        -- Its TTL was set from its record's expiresAt, as this one's would have been.
+        local expires = tonumber(redis.call('HGET', deviceKey, 'expiresAt')) or 0
+        redis.call('SET', presenceKey, held, 'PX', math.max(expires - tonumber(nowS), 1))
+        return 0
+      end
+      -- Gone by Redis's clock, though not by the holder's: the record says whether it is over.
+      if not current(deviceKey, sessionId, nowS) then return 0 end
+      redis.call('SET', presenceKey, sessionId, 'PX', ttlS)
+    end
+  end
+  if index ~= '' then redis.call('ZADD', routeKey, index, deviceId) end
   if interval == '' and appState == '' and network == '' then
     -- The usual beat: no table to build and unpack.
-    if reindex then
-      redis.call('HSET', deviceKey, 'lastHeartbeatAt', nowS, 'expiresAt', expiresS, 'ix', expiresS)
+    if index ~= '' then
+      redis.call('HSET', deviceKey, 'lastHeartbeatAt', nowS, 'expiresAt', expiresS, 'ix', index)
     else
       redis.call('HSET', deviceKey, 'lastHeartbeatAt', nowS, 'expiresAt', expiresS)
     end
@@ -387,7 +404,7 @@ local function beat(deviceId, sessionId, nowS, expiresS, ttlS, reindexByS, inter
   if interval ~= '' then fields[#fields + 1] = 'interval'; fields[#fields + 1] = interval end
   if appState ~= '' then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
   if network ~= '' then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
-  if reindex then fields[#fields + 1] = 'ix'; fields[#fields + 1] = expiresS end
+  if index ~= '' then fields[#fields + 1] = 'ix'; fields[#fields + 1] = index end
   redis.call('HSET', deviceKey, unpack(fields))
   return 1
 end

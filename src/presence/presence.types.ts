@@ -41,6 +41,38 @@ export interface HeartbeatUpdate {
   recordedInterval?: number;
   recordedAppState?: AppState;
   recordedNetwork?: string;
+  /**
+   * The record's expiresAt and the score of its expiry-index entry, as the holder knows them (the
+   * same rule: written by its connect and the heartbeats sent before this one). Given, and the
+   * session not expired by them, a store need not read the record to check the session first.
+   */
+  recordedExpiresAt?: number;
+  recordedIndexAt?: number;
+}
+
+/**
+ * Whether the heartbeat's holder knows its session's record to be live (expiresAt after `now`) and
+ * where its index entry stands: then a store can extend the session without reading its record.
+ */
+export function knownLive(u: HeartbeatUpdate): boolean {
+  return u.recordedIndexAt !== undefined && u.recordedExpiresAt !== undefined && u.recordedExpiresAt > u.now;
+}
+
+/**
+ * The score a heartbeat gives its session's expiry-index entry (in Redis: `presence:expiry` and the
+ * record's `ix`), or undefined when it leaves the entry as it is. The entry only says when to look
+ * at the session (the sweep reads expiresAt, and re-scores one that is not over), never later than
+ * expiresAt. One due more than 1.25 intervals from now does not come due before the next beat, so
+ * it stays: with a TTL of 2.5 intervals, a device on time rewrites it at every other beat, and one
+ * that goes silent is looked at up to an interval early, once. Where the holder does not know the
+ * entry, or its session's record is not known to be live (the sweep may have re-scored the entry
+ * past expiresAt), the entry is rewritten. SessionService keeps the score for the next heartbeat.
+ */
+export function heartbeatIndexScore(u: HeartbeatUpdate): number | undefined {
+  const expiresAt = u.now + u.ttl;
+  if (!knownLive(u)) return expiresAt;
+  const at = u.recordedIndexAt!;
+  return at > expiresAt || at <= Math.floor(u.now + 1.25 * u.interval) ? expiresAt : undefined;
 }
 
 /** Identifies one session of one device, wherever its socket lives. */

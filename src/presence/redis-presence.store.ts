@@ -8,7 +8,7 @@ import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-interva
 import { DEFAULT_EVENT_RETENTION_MS, OfflineReason } from '../events/event.types';
 import { LiveInstances, PresenceStore } from './presence.store';
 import { CLAIM_EXPIRED, CONNECT, DISCONNECT, HEARTBEAT, NETWORK_SAMPLE, PARTITION_TICK, USER_DEVICES, USER_SYNC, USER_SYNC_DONE } from './presence.scripts';
-import { AppState, DeviceView, HeartbeatUpdate, InstanceView, offlineView, SessionRef, SessionStart } from './presence.types';
+import { AppState, DeviceView, HeartbeatUpdate, heartbeatIndexScore, InstanceView, knownLive, offlineView, SessionRef, SessionStart } from './presence.types';
 
 /** User syncs queued longer than this are replayed by the partition's lease holder (the caller died). */
 export const USER_SYNC_REPAIR_AFTER_MS = 2_000;
@@ -216,9 +216,9 @@ export class RedisPresenceStore extends PresenceStore {
         const appState = u.appState && !(known && u.recordedAppState === u.appState) ? u.appState : '';
         const network = u.network && !(known && u.recordedNetwork === u.network) ? u.network : '';
         const interval = known && u.recordedInterval === u.interval ? '' : u.interval;
-        // The index entry is rewritten when it could come due before the next beat (see HEARTBEAT).
-        const reindexBy = Math.floor(u.now + 1.25 * u.interval);
-        rest.push(u.deviceId, u.sessionId, u.now, u.now + u.ttl, u.ttl, reindexBy, interval, appState, network);
+        // A holder that knows its record live skips the record's check; see HEARTBEAT.
+        const index = knownLive(u) ? (heartbeatIndexScore(u) ?? '') : '?';
+        rest.push(u.deviceId, u.sessionId, u.now, u.now + u.ttl, u.ttl, index, interval, appState, network);
         grace = Math.max(grace, u.grace ?? 0);
       }
       this.scripts.heartbeat({ keys: { route: `${P}presence:expiry` }, args: { P, grace }, rest }).then(
