@@ -334,14 +334,15 @@ return {replaced, sync_out()}
  * Extends live sessions of one partition, a batch of heartbeats in one call (RedisPresenceStore
  * collects those that arrive together). After `grace` (how late this instance may be in handling
  * its heartbeats, the batch's largest), ARGV holds from `restAt` on, per heartbeat:
- *   deviceId sessionId now expiresAt ttl index interval appState network
+ *   deviceId sessionId now expiresAt ttl index n [field value] x n
  * `expiresAt` is now + ttl, computed by the caller (the script's own Lua work, not its commands,
  * was most of a heartbeat's Redis time: docs/performance.md, fifteenth round). `index` is what the
  * heartbeat does to the session's expiry-index entry (heartbeatIndexScore): '' leaves it, a score
  * moves it there, and '?' says the caller does not know the record to be live (knownLive), so the
- * record is checked first and the entry moved to expiresAt. interval, appState and network are ''
- * to leave the field as it is. Returns one number per heartbeat, in order: 1 if its session was
- * extended, 0 if the session is not the device's or already expired.
+ * record is checked first and the entry moved to expiresAt. The n pairs are the record's fields
+ * the heartbeat changes besides its times (`interval`, `appState`, `network`; usually none, n = 0:
+ * fewer arguments cost Redis less per heartbeat). Returns one number per heartbeat, in order: 1 if
+ * its session was extended, 0 if the session is not the device's or already expired.
  * The hot path, a holder that knows its record: one SET of the presence key (XX, GET) both checks
  * that the key still holds the session and extends it; the device hash then gets only what changed
  * (`lastHeartbeatAt` and `expiresAt` always; `interval`, `appState` and `network` when the caller
@@ -367,7 +368,7 @@ local function current(deviceKey, sessionId, nowS)
 end
 -- Times travel as the caller's strings and are written as such: a Lua number passed to a command
 -- is formatted with sprintf('%.14g'), which cost about a third of HSET and PEXPIRE's time here.
-local function beat(deviceId, sessionId, nowS, expiresS, ttlS, index, interval, appState, network)
+local function beat(deviceId, sessionId, nowS, expiresS, ttlS, index, changed, from)
   local deviceKey = P .. 'device:' .. deviceId
   local presenceKey = P .. 'presence:' .. deviceId
   if index == '?' then
@@ -391,7 +392,7 @@ local function beat(deviceId, sessionId, nowS, expiresS, ttlS, index, interval, 
     end
   end
   if index ~= '' then redis.call('ZADD', routeKey, index, deviceId) end
-  if interval == '' and appState == '' and network == '' then
+  if changed == 0 then
     -- The usual beat: no table to build and unpack.
     if index ~= '' then
       redis.call('HSET', deviceKey, 'lastHeartbeatAt', nowS, 'expiresAt', expiresS, 'ix', index)
@@ -401,18 +402,20 @@ local function beat(deviceId, sessionId, nowS, expiresS, ttlS, index, interval, 
     return 1
   end
   local fields = { 'lastHeartbeatAt', nowS, 'expiresAt', expiresS }
-  if interval ~= '' then fields[#fields + 1] = 'interval'; fields[#fields + 1] = interval end
-  if appState ~= '' then fields[#fields + 1] = 'appState'; fields[#fields + 1] = appState end
-  if network ~= '' then fields[#fields + 1] = 'network'; fields[#fields + 1] = network end
+  for k = from, from + 2 * changed - 1 do fields[#fields + 1] = ARGV[k] end
   if index ~= '' then fields[#fields + 1] = 'ix'; fields[#fields + 1] = index end
   redis.call('HSET', deviceKey, unpack(fields))
   return 1
 end
 local out = {}
 local n = 0
-for i = restAt, #ARGV, 9 do
+local i = restAt
+local last = #ARGV
+while i <= last do
+  local changed = tonumber(ARGV[i + 6])
   n = n + 1
-  out[n] = beat(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], ARGV[i + 6], ARGV[i + 7], ARGV[i + 8])
+  out[n] = beat(ARGV[i], ARGV[i + 1], ARGV[i + 2], ARGV[i + 3], ARGV[i + 4], ARGV[i + 5], changed, i + 7)
+  i = i + 7 + 2 * changed
 end
 return out
 `,

@@ -211,14 +211,16 @@ export class RedisPresenceStore extends PresenceStore {
       const rest: (string | number)[] = [];
       let grace = 0;
       for (const { u } of group) {
-        // A field the session's record already holds is not written again ('' = leave it).
-        const known = u.recordedInterval !== undefined;
-        const appState = u.appState && !(known && u.recordedAppState === u.appState) ? u.appState : '';
-        const network = u.network && !(known && u.recordedNetwork === u.network) ? u.network : '';
-        const interval = known && u.recordedInterval === u.interval ? '' : u.interval;
         // A holder that knows its record live skips the record's check; see HEARTBEAT.
         const index = knownLive(u) ? (heartbeatIndexScore(u) ?? '') : '?';
-        rest.push(u.deviceId, u.sessionId, u.now, u.now + u.ttl, u.ttl, index, interval, appState, network);
+        rest.push(u.deviceId, u.sessionId, u.now, u.now + u.ttl, u.ttl, index, 0);
+        // Then the fields that change, as pairs after their count; one the record already holds is not written again.
+        const countAt = rest.length - 1;
+        const known = u.recordedInterval !== undefined;
+        if (!(known && u.recordedInterval === u.interval)) rest.push('interval', u.interval);
+        if (u.appState && !(known && u.recordedAppState === u.appState)) rest.push('appState', u.appState);
+        if (u.network && !(known && u.recordedNetwork === u.network)) rest.push('network', u.network);
+        rest[countAt] = (rest.length - countAt - 1) / 2;
         grace = Math.max(grace, u.grace ?? 0);
       }
       this.scripts.heartbeat({ keys: { route: `${P}presence:expiry` }, args: { P, grace }, rest }).then(
