@@ -27,8 +27,9 @@ import { luaScript } from '../redis/lua-script';
  *                               whatever instance holds them: what the lease holder sweeps
  *                               (CLAIM_EXPIRED). At or before the session's expiresAt: a heartbeat
  *                               rewrites it only when it could come due before the next beat (see
- *                               heartbeatIndexScore), and the sweep re-scores a session that is not over yet
- *                               (to expiresAt, plus its owner's grace when the owner is late)
+ *                               heartbeatIndexScore), and the sweep re-scores a session that is
+ *                               not over yet (to expiresAt, plus its owner's grace when the owner
+ *                               is late)
  *   P(dev)heldoff:<deviceId>    hash userId due ts data: a device.offline held by the grace (see HOLD)
  *   P(p)heldoff:due             zset deviceId -> when its held offline is due
  *   P(p)usersync                zset deviceId -> when its first unapplied user sync was queued
