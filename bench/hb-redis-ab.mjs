@@ -54,12 +54,12 @@ async function run(redis, target) {
       await store.connect({ deviceId: ids[i], userId: `hb-user-${i}`, sessionId: sessions[i], instanceId: 'hb-inst', now: t, interval: INTERVAL, ttl: TTL });
     }
     // What each session's record holds, kept as SessionService keeps it (builds before a field ignore it).
-    const { heartbeatIndexScore } = require(join(resolve(target), 'presence/presence.types.js'));
+    const { indexAfter } = require(join(resolve(target), 'presence/presence.types.js'));
     const expiresAt = new Array(DEVICES).fill(t + TTL);
     const indexAt = new Array(DEVICES).fill(t + TTL);
     beat = (i, now) => {
       const u = { deviceId: ids[i], sessionId: sessions[i], instanceId: 'hb-inst', now, interval: INTERVAL, ttl: TTL, grace: 0, recordedInterval: INTERVAL, recordedExpiresAt: expiresAt[i], recordedIndexAt: indexAt[i] };
-      if (heartbeatIndexScore) indexAt[i] = heartbeatIndexScore(u) ?? indexAt[i];
+      if (indexAfter) indexAt[i] = indexAfter(u);
       expiresAt[i] = now + TTL;
       return store.heartbeat(u);
     };

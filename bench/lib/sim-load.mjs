@@ -10,7 +10,7 @@ const require = createRequire(import.meta.url);
 export const dist = (path) => require(join(ROOT, 'dist', path));
 
 const { isStableRun, bucketOf } = dist('presence/network-intervals.js');
-const { heartbeatIndexScore } = dist('presence/presence.types.js');
+const { indexAfter } = dist('presence/presence.types.js');
 
 /**
  * N devices, described by typed arrays (a million devices cost ~30 MB here). Ids are as long as
@@ -37,9 +37,14 @@ export class Population {
     this.indexAt = new Float64Array(devices);
   }
 
-  /** A connect of device i that wrote `expiresAt` (0: its outcome is not known). */
+  /** A connect of device i that wrote `expiresAt` (its record's expiry and index score). */
   connected(i, expiresAt) {
     this.expiresAt[i] = this.indexAt[i] = expiresAt;
+  }
+
+  /** After a write whose outcome is not known: device i's next heartbeat checks its record. */
+  forget(i) {
+    this.expiresAt[i] = this.indexAt[i] = 0;
   }
 
   /**
@@ -63,7 +68,7 @@ export class Population {
       recordedExpiresAt: this.expiresAt[i] || undefined,
       recordedIndexAt: this.indexAt[i] || undefined,
     };
-    this.indexAt[i] = heartbeatIndexScore(u) ?? this.indexAt[i];
+    this.indexAt[i] = indexAfter(u);
     this.expiresAt[i] = now + u.ttl;
     return u;
   }
@@ -187,7 +192,7 @@ export class Sessions {
       pop.connected(i, now + pop.policy.ttlFor(interval));
       this.c.connects++;
     } catch (err) {
-      pop.connected(i, 0);
+      pop.forget(i);
       this.c.errors.connect = (this.c.errors.connect ?? 0) + 1;
       this.c.lastError = err.message;
     }
@@ -314,7 +319,7 @@ export class Beats {
       this.c.heartbeats++;
       this.latency.add(Date.now() - now);
     } catch (err) {
-      pop.connected(i, 0);
+      pop.forget(i);
       this.c.errors.heartbeat = (this.c.errors.heartbeat ?? 0) + 1;
       this.c.lastError = err.message;
     } finally {

@@ -35,7 +35,7 @@ process.once('message', async (job) => {
           else refused++;
           latency.add(Date.now() - now);
         } catch {
-          pop.connected(i, 0);
+          pop.forget(i);
           errors++;
         }
       }

@@ -5,7 +5,7 @@ import { LoadMonitor } from '../load/load-monitor';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
-import { HeartbeatUpdate, heartbeatIndexScore, SessionRef } from '../presence/presence.types';
+import { HeartbeatUpdate, indexAfter, SessionRef } from '../presence/presence.types';
 import { OfflineReason } from '../events/event.types';
 import { bucketOf, isStableRun, recommendInterval } from '../presence/network-intervals';
 import { readClientPayload } from '../channel/client-events';
@@ -134,7 +134,7 @@ export class SessionService implements OnApplicationShutdown {
     recorded.interval = interval;
     if (requested.appState) recorded.appState = requested.appState;
     if (session.network) recorded.network = session.network;
-    recorded.indexAt = heartbeatIndexScore(update) ?? recorded.indexAt;
+    recorded.indexAt = indexAfter(update);
     recorded.expiresAt = now + ttl;
     let alive: boolean;
     try {

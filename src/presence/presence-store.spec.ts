@@ -22,7 +22,7 @@ import { RedisEventLog } from '../events/redis-event-log';
 import { DEVICE_SAMPLE_PERIOD_MS, NETWORK_RETENTION_MS } from './network-intervals';
 import { MemoryPresenceStore } from './memory-presence.store';
 import { LiveInstances, PresenceStore } from './presence.store';
-import { HeartbeatUpdate, heartbeatIndexScore, SessionRef, SessionStart } from './presence.types';
+import { HeartbeatUpdate, indexAfter, SessionRef, SessionStart } from './presence.types';
 import { RedisPresenceOptions, RedisPresenceStore, USER_SYNC_REPAIR_AFTER_MS } from './redis-presence.store';
 
 const DAY = 86_400_000;
@@ -1210,7 +1210,7 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     const beat = async (at: number, knows = true) => {
       const u: HeartbeatUpdate = { deviceId: 'd1', sessionId: 's1', instanceId: 'gw-1', now: at, interval: 400, ttl: 1_000, recordedInterval: recorded.interval };
       if (knows) Object.assign(u, { recordedExpiresAt: recorded.expiresAt, recordedIndexAt: recorded.indexAt });
-      recorded.indexAt = heartbeatIndexScore(u) ?? recorded.indexAt;
+      recorded.indexAt = indexAfter(u);
       recorded.expiresAt = at + 1_000;
       const seen = await redisCommandsDuring(client, prefix, async () => expect(await s.heartbeat(u)).toBe(true));
       expect(seen.filter(([name]) => name === 'evalsha')).toHaveLength(1);

@@ -66,13 +66,22 @@ export function knownLive(u: HeartbeatUpdate): boolean {
  * it stays: with a TTL of 2.5 intervals, a device on time rewrites it at every other beat, and one
  * that goes silent is looked at up to an interval early, once. Where the holder does not know the
  * entry, or its session's record is not known to be live (the sweep may have re-scored the entry
- * past expiresAt), the entry is rewritten. SessionService keeps the score for the next heartbeat.
+ * past expiresAt), the entry is rewritten. SessionService keeps the result (indexAfter).
  */
 export function heartbeatIndexScore(u: HeartbeatUpdate): number | undefined {
   const expiresAt = u.now + u.ttl;
   if (!knownLive(u)) return expiresAt;
   const at = u.recordedIndexAt!;
   return at > expiresAt || at <= Math.floor(u.now + 1.25 * u.interval) ? expiresAt : undefined;
+}
+
+/**
+ * The score the session's index entry holds once this heartbeat lands (the one it moves the entry
+ * to, or the one it leaves): what the holder passes as recordedIndexAt with its next heartbeat.
+ */
+export function indexAfter(u: HeartbeatUpdate): number {
+  // Left only when the holder knows the entry (knownLive), so recordedIndexAt is set then.
+  return heartbeatIndexScore(u) ?? u.recordedIndexAt!;
 }
 
 /** Identifies one session of one device, wherever its socket lives. */
