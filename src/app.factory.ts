@@ -1,7 +1,6 @@
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import { AppModule } from './app.module';
 import { API_KEY_SCHEME } from './auth/api-auth.decorator';
 import { Clock, SystemClock } from './common/clock';
@@ -10,6 +9,7 @@ import { answerClientErrors, lastResortErrorHandler } from './common/last-resort
 import { sendUnavailable } from './common/unavailable';
 import { AppConfig } from './config/app-config';
 import { DeviceChannel } from './channel/device-channel';
+import { openApiDocs } from './docs/openapi-route';
 import { GatewayIoAdapter } from './gateway/gateway-io.adapter';
 import { LoadMonitor } from './load/load-monitor';
 import { RestAdmission } from './load/rest-admission';
@@ -85,23 +85,26 @@ export async function createApp(config: AppConfig, clock: Clock = new SystemCloc
   await app.get(RedisConnection).connect();
   app.useWebSocketAdapter(new GatewayIoAdapter(app));
 
-  // Built on the first request for /docs or /docs-json, not at start: building it allocates several
-  // megabytes of short-lived objects, and the young generation that grew to hold them stayed
-  // grown (resident) in a process that may never serve the page.
-  const document = () =>
-    SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('push-gateway')
-        .setDescription(
-          'REST API for backend services. The device socket protocol: docs/protocol.md (wire level) and /asyncapi.json (payloads).',
-        )
-        .setVersion('1')
-        // An opaque API key, not a JWT: addBearerAuth would add `bearerFormat: JWT` by default.
-        .addSecurity(API_KEY_SCHEME, { type: 'http', scheme: 'bearer', description: 'An API key: one of API_KEYS, sent as `Authorization: Bearer <key>`' })
-        .build(),
-    );
-  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  // Swagger UI and the OpenAPI document: the library loads, and the document is built, on the
+  // first request for them, not at start (src/docs/openapi-route.ts). Building it allocates several
+  // megabytes of short-lived objects, and the young generation that grew to hold them stayed grown
+  // (resident) in a process that may never serve the page.
+  app.use(
+    openApiDocs(({ SwaggerModule, DocumentBuilder }) =>
+      SwaggerModule.createDocument(
+        app,
+        new DocumentBuilder()
+          .setTitle('push-gateway')
+          .setDescription(
+            'REST API for backend services. The device socket protocol: docs/protocol.md (wire level) and /asyncapi.json (payloads).',
+          )
+          .setVersion('1')
+          // An opaque API key, not a JWT: addBearerAuth would add `bearerFormat: JWT` by default.
+          .addSecurity(API_KEY_SCHEME, { type: 'http', scheme: 'bearer', description: 'An API key: one of API_KEYS, sent as `Authorization: Bearer <key>`' })
+          .build(),
+      ),
+    ),
+  );
 
   // Nest mounts its routes and its exception layer at init; what is added after them catches what
   // escapes that layer, which Express would answer with an HTML page holding the stack trace.

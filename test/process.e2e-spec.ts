@@ -1,3 +1,4 @@
+import { join } from 'node:path';
 import { Socket } from 'socket.io-client';
 import { api, connectDevice, nextEvent, waitFor } from './support/app';
 import { freePort } from './support/find-redis';
@@ -43,6 +44,35 @@ describe('the gateway as a process (dist/main.js)', () => {
     expect(await gw.exited).toBe(1);
     expect(gw.output()).toContain('HEARTBEAT_INTERVAL_MS must be a whole number, got "often"');
     expect(gw.output()).toContain('SWEEP_INTERVAL_MS must be a whole number, got "-5"');
+  });
+
+  it('loads the OpenAPI library with the first request for the docs, not at start', async () => {
+    const port = await freePort();
+    const gw = spawnGateway({ PORT: String(port), API_KEYS: TEST_API_KEY, DEVICE_JWT_SECRET: TEST_JWT_SECRET }, [
+      '--require',
+      join(__dirname, 'support', 'loaded-packages.cjs'),
+    ]);
+    running.push(gw);
+    const url = `http://127.0.0.1:${port}`;
+    await waitFor(async () => (await fetch(`${url}/health/ready`).catch(() => null))?.ok ?? false, 10_000);
+    let asked = 0;
+    const loaded = async (): Promise<string[]> => {
+      asked++;
+      gw.child.kill('SIGUSR2');
+      const lines = () => [...gw.output().matchAll(/^loaded-packages: (.*)$/gm)];
+      await waitFor(() => lines().length >= asked, 5_000);
+      return JSON.parse(lines()[asked - 1]?.[1] ?? 'null') as string[];
+    };
+    const atStart = await loaded();
+    expect(atStart).toEqual(expect.arrayContaining(['@nestjs/core', 'socket.io', 'ioredis']));
+    expect(atStart).not.toContain('@nestjs/swagger');
+    expect(atStart).not.toContain('web-push');
+
+    const doc = await fetch(`${url}/docs-json`);
+    expect(doc.status).toBe(200);
+    expect(Object.keys(((await doc.json()) as { paths: object }).paths)).toContain('/v1/notifications');
+    expect(await loaded()).toContain('@nestjs/swagger');
+    expect((await fetch(`${url}/docs`)).status).toBe(200);
   });
 
   it('loses nothing pending when killed with SIGKILL and restarted', async () => {

@@ -1,5 +1,5 @@
 import { applyDecorators, SetMetadata, UseGuards } from '@nestjs/common';
-import { ApiBearerAuth, ApiResponse } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiResponse } from '../docs/openapi-decorators';
 import { errorResponse } from '../common/error.dto';
 import { ApiAuthGuard, OPS_TOKEN_READS } from './api-auth.guard';
 

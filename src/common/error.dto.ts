@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '../docs/openapi-decorators';
 import { STATUS_CODES } from 'node:http';
 
 export class FieldErrorDto {

@@ -1,5 +1,5 @@
 import { Controller, Get, Header, NotFoundException, StreamableFile } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
+import { ApiExcludeController } from '../docs/openapi-decorators';
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';
 import { CONSOLE_PAGE, CONSOLE_STYLE } from './console-page';

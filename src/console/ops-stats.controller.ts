@@ -1,5 +1,5 @@
 import { Controller, Get, Header, Req } from '@nestjs/common';
-import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiResponse, ApiTags } from '../docs/openapi-decorators';
 import { ApiAuth, OpsTokenReads } from '../auth/api-auth.decorator';
 import type { ApiRequest } from '../auth/api-auth.guard';
 import { OpsStatsDto } from './ops-stats.dto';

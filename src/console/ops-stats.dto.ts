@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '../docs/openapi-decorators';
 
 export class StatsPointDto {
   @ApiProperty({ description: 'epoch ms at the end of this interval' }) at!: number;

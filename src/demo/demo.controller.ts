@@ -1,5 +1,5 @@
 import { BadRequestException, Controller, Get, Header, NotFoundException, NotImplementedException, Query, StreamableFile } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
+import { ApiExcludeController } from '../docs/openapi-decorators';
 import jwt from 'jsonwebtoken';
 import { createReadStream, existsSync } from 'node:fs';
 import { join } from 'node:path';

@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '../docs/openapi-decorators';
 import { DeviceView, InstanceView } from '../presence/presence.types';
 
 export class DevicePushDto {

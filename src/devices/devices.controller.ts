@@ -1,5 +1,5 @@
 import { Controller, Delete, Get, HttpCode, NotFoundException, Param } from '@nestjs/common';
-import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiResponse, ApiTags } from '../docs/openapi-decorators';
 import { ApiAuth, OpsTokenReads } from '../auth/api-auth.decorator';
 import { Clock } from '../common/clock';
 import { errorResponse } from '../common/error.dto';

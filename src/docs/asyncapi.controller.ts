@@ -1,5 +1,5 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
+import { ApiExcludeController } from './openapi-decorators';
 import { ASYNCAPI } from './asyncapi';
 
 @ApiExcludeController()

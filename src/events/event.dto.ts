@@ -1,4 +1,4 @@
-import { ApiProperty } from '@nestjs/swagger';
+import { ApiProperty } from '../docs/openapi-decorators';
 import { EVENT_TYPES } from './event.types';
 
 export class EventEnvelopeDto {

@@ -1,5 +1,5 @@
 import { Controller, Get, Query } from '@nestjs/common';
-import { ApiOperation, ApiQuery, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiQuery, ApiResponse, ApiTags } from '../docs/openapi-decorators';
 import { ApiAuth } from '../auth/api-auth.decorator';
 import { errorResponse } from '../common/error.dto';
 import { EventsPageDto } from './event.dto';

@@ -1,5 +1,5 @@
 import { Controller, Get, HttpCode, ServiceUnavailableException } from '@nestjs/common';
-import { ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiOperation, ApiResponse, ApiTags } from '../docs/openapi-decorators';
 import { Cluster } from 'ioredis';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';

@@ -1,5 +1,5 @@
 import { Controller, Get, Header } from '@nestjs/common';
-import { ApiExcludeController } from '@nestjs/swagger';
+import { ApiExcludeController } from '../docs/openapi-decorators';
 import { MetricsService } from './metrics.service';
 
 @ApiExcludeController()

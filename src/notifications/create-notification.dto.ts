@@ -1,4 +1,5 @@
-import { ApiProperty, type ExamplesObject, type SchemaObject } from '@nestjs/swagger';
+import type { ExamplesObject, SchemaObject } from '@nestjs/swagger';
+import { ApiProperty } from '../docs/openapi-decorators';
 import { ID, TOPIC } from '../common/patterns';
 import { FALLBACK_POLICIES, FallbackPolicy } from './notification.types';
 

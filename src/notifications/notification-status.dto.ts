@@ -1,4 +1,4 @@
-import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { ApiProperty, ApiPropertyOptional } from '../docs/openapi-decorators';
 
 export class TargetFallbackDto {
   @ApiPropertyOptional({ enum: ['webpush', 'apns', 'fcm'], description: 'the provider tried (absent for no_target)' }) provider?: string;

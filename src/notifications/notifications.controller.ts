@@ -1,5 +1,5 @@
 import { Controller, Get, Headers, HttpCode, NotFoundException, Param, Post, Req } from '@nestjs/common';
-import { ApiBody, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '@nestjs/swagger';
+import { ApiBody, ApiHeader, ApiOperation, ApiResponse, ApiTags } from '../docs/openapi-decorators';
 import { errorResponse } from '../common/error.dto';
 import { ApiAuth, OpsTokenReads } from '../auth/api-auth.decorator';
 import type { ApiRequest } from '../auth/api-auth.guard';
