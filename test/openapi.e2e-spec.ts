@@ -90,6 +90,21 @@ describe('OpenAPI description', () => {
     }
   });
 
+  it('serves the YAML document too, and answers a docs path it has nothing for as the API answers any unknown path', async () => {
+    const auth = { authorization: `Bearer ${OPS_TOKEN}` };
+    const yaml = await fetch(`${gw.url}/docs-yaml`, { headers: auth });
+    expect(yaml.status).toBe(200);
+    expect(await yaml.text()).toMatch(/^openapi: 3/);
+    // Swagger's own application does not answer it: the request goes back down the main chain,
+    // whose not-found answer is JSON (Express's response methods, not the docs application's).
+    const missing = await fetch(`${gw.url}/docs/no-such-asset.js`, { headers: auth });
+    expect(missing.status).toBe(404);
+    expect(await missing.json()).toMatchObject({ statusCode: 404, error: 'Not Found' });
+    expect(missing.headers.get('x-powered-by')).toBeNull();
+    // Without the token the docs paths stay closed, loaded or not.
+    expect((await fetch(`${gw.url}/docs-yaml`)).status).toBe(401);
+  });
+
   it('has an example on every request body, and each one is accepted as it stands', async () => {
     const bodies = operations(doc).filter(({ op }) => op.requestBody);
     expect(bodies.map(({ method, path }) => `${method} ${path}`)).toEqual(['post /v1/notifications']);
