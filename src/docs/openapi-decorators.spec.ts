@@ -2,19 +2,7 @@ import 'reflect-metadata';
 import { Controller, Get, HttpCode, Post } from '@nestjs/common';
 import * as deferred from './openapi-decorators';
 
-type Decorators = Pick<
-  typeof deferred,
-  | 'ApiBearerAuth'
-  | 'ApiBody'
-  | 'ApiExcludeController'
-  | 'ApiHeader'
-  | 'ApiOperation'
-  | 'ApiProperty'
-  | 'ApiPropertyOptional'
-  | 'ApiQuery'
-  | 'ApiResponse'
-  | 'ApiTags'
->;
+type Decorators = Pick<typeof deferred, deferred.DecoratorName>;
 
 /** Classes decorated as the gateway's controllers and DTOs are, with one set of decorators or the other. */
 function defineClasses(api: Decorators) {

@@ -18,7 +18,8 @@ import type * as SwaggerLibrary from '@nestjs/swagger';
  * (src/docs/openapi-decorators.spec.ts compares the two). Nothing but the document reads it.
  */
 type Library = typeof SwaggerLibrary;
-type DecoratorName =
+/** The decorators this module stands in for. */
+export type DecoratorName =
   | 'ApiBearerAuth'
   | 'ApiBody'
   | 'ApiExcludeController'
