@@ -47,10 +47,7 @@ function apply(lib: Library, { name, args, site }: Applied): void {
   const [target, key, descriptor] = site;
   // A method's metadata goes on its function: take the member as it ended up, in case a decorator
   // applied after this one replaced the descriptor.
-  const live =
-    descriptor !== undefined && key !== undefined && (typeof target === 'object' || typeof target === 'function') && target !== null
-      ? [target, key, Object.getOwnPropertyDescriptor(target, key as PropertyKey) ?? descriptor]
-      : site;
+  const live = descriptor === undefined ? site : [target, key, Object.getOwnPropertyDescriptor(target, key as PropertyKey) ?? descriptor];
   (lib[name] as unknown as AnyDecoratorFactory)(...args)(...live);
 }
 

@@ -4,8 +4,9 @@ import type { OpenAPIObject } from '@nestjs/swagger';
 import type { Express, NextFunction, Request, Response } from 'express';
 import { openApiLibrary } from './openapi-decorators';
 
-/** Swagger UI (with its assets), the JSON and the YAML document. */
-const DOCS_PATHS = /^\/(docs|docs-json|docs-yaml)(\/.*)?$/i;
+/** The first path segments of Swagger UI (with its assets), the JSON and the YAML document; OPS_TOKEN guards them too. */
+export const OPENAPI_SEGMENTS = ['docs', 'docs-json', 'docs-yaml'] as const;
+const DOCS_PATHS = new RegExp(`^/(${OPENAPI_SEGMENTS.join('|')})(/.*)?$`, 'i');
 
 type SwaggerLibrary = ReturnType<typeof openApiLibrary>;
 

@@ -1,8 +1,9 @@
 import { createHash, timingSafeEqual } from 'node:crypto';
 import type { NextFunction, Request, Response } from 'express';
+import { OPENAPI_SEGMENTS } from '../docs/openapi-route';
 
 /** What OPS_TOKEN guards: metrics and the API descriptions (Swagger UI with its assets, JSON, YAML). */
-const OPS_PATHS = /^\/(metrics|docs|docs-json|docs-yaml|asyncapi\.json)(\/.*)?$/i;
+const OPS_PATHS = new RegExp(`^/(metrics|${OPENAPI_SEGMENTS.join('|')}|asyncapi\\.json)(/.*)?$`, 'i');
 
 const digest = (value: string) => createHash('sha256').update(value).digest();
 
