@@ -96,6 +96,23 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       expect(socket.connected).toBe(true);
     });
 
+    it('widens the first TTL by 8 round trips the client announces in auth.rtt (at most 12 s), and ignores an unusable one', async () => {
+      const firstTtl = async (deviceId: string, rtt: unknown) => {
+        const socket = connectDevice(gw.url, deviceToken({ sub: 'user-1', deviceId }), { auth: { rtt } });
+        sockets.push(socket);
+        const ready = await nextEvent<Ready>(socket, 'ready');
+        expect(await expiryOf(deviceId)).toBe(clock.now() + ready.heartbeat.ttl);
+        const pttl = await redis.pttl(deviceKey(prefix, 'presence', deviceId));
+        expect(pttl).toBeGreaterThan(ready.heartbeat.ttl - 1_000);
+        expect(pttl).toBeLessThanOrEqual(ready.heartbeat.ttl);
+        return ready.heartbeat.ttl;
+      };
+      expect(await firstTtl('rtt-600', 600)).toBe(TTL + 4_800);
+      expect(await firstTtl('rtt-0.4', 0.4)).toBe(TTL + 4); // rounded up, like a heartbeat's
+      expect(await firstTtl('rtt-huge', 600_000)).toBe(TTL + 12_000);
+      for (const unusable of [-1, 600_001, '600', null, Number.NaN]) expect(await firstTtl(`rtt-bad-${String(unusable)}`, unusable)).toBe(TTL);
+    });
+
     it('upgrades from long-polling to WebSocket', async () => {
       const { socket } = await connected({ deviceId: 'upgrader' }, ['polling', 'websocket']);
       await waitFor(() => socket.io.engine.transport.name === 'websocket');

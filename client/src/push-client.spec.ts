@@ -22,6 +22,8 @@ const log: string[] = [];
 class FakeSocket extends FakeEmitter {
   readonly index = sockets.length;
   connected = false;
+  /** The options the client opened it with. */
+  opts: { auth?: (cb: (data: Record<string, unknown>) => void) => void } = {};
   /** The Manager (`socket.io`) and its Engine.IO socket, where packets are seen. */
   io = Object.assign(new FakeEmitter(), { engine: new FakeEmitter() });
   sent: { event: string; payload: any; timeoutMs: number; ack: (err: Error | null, reply?: unknown) => void }[] = [];
@@ -81,8 +83,9 @@ const sockets: FakeSocket[] = [];
 /** Called for each socket the client opens (a scripted server that answers by itself). */
 let onSocket: ((s: FakeSocket) => void) | undefined;
 jest.mock('socket.io-client', () => ({
-  io: () => {
+  io: (_url: string, opts: FakeSocket['opts']) => {
     const s = new FakeSocket();
+    s.opts = opts;
     sockets.push(s);
     log.push(`${s.index}:io`);
     onSocket?.(s);
@@ -419,6 +422,35 @@ describe('PushClient on real links: ack timeouts, make-before-break, idle gaps (
     jest.advanceTimersByTime(10_000);
     expect(lastBeat(nth(1)).timeoutMs).toBe(700);
     pinned.close();
+  });
+
+  it('announces the round trip it expects with the handshake: half the handshake so far (token function excluded), or the last srtt if larger', async () => {
+    /** What Socket.IO would send in the CONNECT packet, the token function run to its end. */
+    const handshakeAuth = (s: FakeSocket) => new Promise<Record<string, unknown>>((resolve) => s.opts.auth!(resolve));
+    let tokenDelay = 0;
+    const client = new PushClient({ url: 'http://x', token: () => new Promise((r) => setTimeout(() => r('t'), tokenDelay)) });
+    jest.advanceTimersByTime(900); // transport connect and Engine.IO's open: two round trips of 450 ms
+    tokenDelay = 3_000; // a slow token service is not the link
+    const first = handshakeAuth(nth(0));
+    await jest.advanceTimersByTimeAsync(3_000);
+    expect(await first).toEqual({ token: 't', rtt: 450 });
+    nth(0).ready(10_000);
+    await flush();
+    for (let i = 0; i < 5; i++) {
+      jest.advanceTimersByTime(client.interval!);
+      jest.advanceTimersByTime(1_200); // the link got slower
+      lastBeat(nth(0)).ack(null, ok());
+    }
+    const srtt = client.srtt!;
+    expect(srtt).toBeGreaterThan(800);
+    jest.advanceTimersByTime(client.interval! + client.ackTimeoutMs); // a beat without an ack: dead link
+    await jest.advanceTimersByTimeAsync(1);
+    jest.advanceTimersByTime(100); // a quick handshake on the new link, but the last one was slow
+    tokenDelay = 0;
+    const second = handshakeAuth(nth(1));
+    await jest.advanceTimersByTimeAsync(0);
+    expect(await second).toEqual({ token: 't', rtt: Math.round(srtt) });
+    client.close();
   });
 
   it('reports a dead link within interval + 1.5 s of the cut on a clean link', async () => {

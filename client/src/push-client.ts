@@ -255,10 +255,21 @@ export class PushClient extends Emitter<PushClientEvents> {
 
   private async auth(): Promise<Record<string, unknown>> {
     const asked = Date.now();
+    const rtt = this.expectedRtt(asked);
     const token = typeof this.options.token === 'function' ? await this.options.token() : this.options.token;
     this.tokenWaitMs += Date.now() - asked;
     this.sessionToken = token;
-    return { token, ...(this.network ? { network: this.network } : {}) };
+    return { token, rtt, ...(this.network ? { network: this.network } : {}) };
+  }
+
+  /**
+   * The round trip announced with the handshake (`auth.rtt`), which the first TTL keeps room for:
+   * the first heartbeats of a new connection, on a link that just lost one, are the likeliest to
+   * wait behind retransmissions. The larger of the previous connection's smoothed round trip and
+   * half of this handshake so far (a transport connect and Engine.IO's open: two round trips).
+   */
+  private expectedRtt(asked: number): number {
+    return Math.round(Math.max(this.rtt.srtt ?? 0, (asked - this.connectStartedAt - this.tokenWaitMs) / 2));
   }
 
   private async onReady(ready: ReadyPayload): Promise<void> {

@@ -25,6 +25,9 @@ export interface AuthRequest {
   token: string;
 }
 
+/** The largest round trip a device may report (`rtt` in a heartbeat or in its handshake's auth), ms. */
+export const MAX_REPORTED_RTT_MS = 600_000;
+
 const named = (p: NamePattern) => ({ type: 'string', pattern: p.pattern });
 
 const topicsRequest = {
@@ -40,7 +43,7 @@ export const CLIENT_EVENT_SCHEMAS = {
       interval: { type: 'number', exclusiveMinimum: 0, description: 'ms until the next beat' },
       network: named(NETWORK_KEY),
       appState: { enum: ['foreground', 'background'] },
-      rtt: { type: 'number', minimum: 0, maximum: 600_000, description: 'the smoothed round trip of heartbeat acks the device measures, ms (optional): presence keeps room for TCP retransmissions on a slow link' },
+      rtt: { type: 'number', minimum: 0, maximum: MAX_REPORTED_RTT_MS, description: 'the smoothed round trip of heartbeat acks the device measures, ms (optional): presence keeps room for TCP retransmissions on a slow link' },
     },
   },
   subscribe: topicsRequest,

@@ -151,6 +151,8 @@ export interface DeviceSession {
   topics: string[];
   interval: number;
   network?: string;
+  /** The round trip the client announced with its handshake (`auth.rtt`, ms): the first TTL keeps room for it. */
+  rtt?: number;
   /**
    * What the session's presence record holds for interval, app state, network, expiresAt and its
    * expiry-index score (written by its start and the heartbeats sent since, which Redis applies in

@@ -50,7 +50,7 @@ export const ASYNCAPI = {
     title: 'push-gateway device protocol',
     version: '1.0.0',
     description:
-      'Socket.IO namespace "/", path "/socket.io". Connect with auth { token, network? }. A refused handshake ends in connect_error "unauthorized" with data.code.',
+      'Socket.IO namespace "/", path "/socket.io". Connect with auth { token, network?, rtt? } (rtt: the round trip the client expects, ms, widens the first ttl). A refused handshake ends in connect_error "unauthorized" with data.code.',
   },
   defaultContentType: 'application/json',
   channels: {

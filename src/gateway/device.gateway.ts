@@ -13,7 +13,7 @@ import { DeviceAuthError, DeviceClaims, DeviceTokenVerifier } from '../auth/devi
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
-import { readClientPayload } from '../channel/client-events';
+import { MAX_REPORTED_RTT_MS, readClientPayload } from '../channel/client-events';
 import { DeviceChannel, joinedTopics, rooms } from '../channel/device-channel';
 import { Ack, AuthAck, DeviceServer, DeviceSocket, errorAck, HeartbeatAck, OkAck, TopicsAck } from '../channel/socket-events';
 import { PushRegistrationStore } from '../push/push-registration.store';
@@ -53,6 +53,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
           topics: claims.topics,
           interval: this.config.heartbeat.interval,
           network: readNetwork(socket.handshake.auth),
+          rtt: readRtt(socket.handshake.auth),
           recorded: {},
           beatsAtInterval: 0,
           tokenExpiresAt: claims.expiresAt,
@@ -215,6 +216,12 @@ async function registerPush(
     return errorAck('unavailable', 'the store did not answer; retry');
   }
   return { ok: true };
+}
+
+/** `auth.rtt` is a hint for the first TTL, read like a heartbeat's `rtt`; an unusable value is ignored, not refused. */
+function readRtt(auth: unknown): number | undefined {
+  const rtt = (auth as { rtt?: unknown } | undefined)?.rtt;
+  return typeof rtt === 'number' && rtt >= 0 && rtt <= MAX_REPORTED_RTT_MS ? rtt : undefined;
 }
 
 /** `auth.network` is a hint for smart heartbeats; an unusable value is ignored, not refused. */

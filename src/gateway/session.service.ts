@@ -54,7 +54,7 @@ export class SessionService implements OnApplicationShutdown {
    */
   async start(session: DeviceSession, issued?: () => void): Promise<ReadyPayload> {
     const now = this.clock.now();
-    const heartbeat: ReadyPayload['heartbeat'] = this.policy.initial();
+    const heartbeat: ReadyPayload['heartbeat'] = this.policy.initial(session.rtt);
     session.interval = heartbeat.interval;
     if (session.network) {
       const recommended = recommendInterval(await this.store.networkHistogram(session.network, now));

@@ -24,6 +24,8 @@ describe('HeartbeatPolicy', () => {
     expect(policy.ttlFor(2_000, 20)).toBe(8_160);
     expect(policy.ttlFor(2_000, 0)).toBe(8_000);
     expect(policy.ttlFor(2_000, 500_000)).toBe(8_000 + MAX_RTT_SLACK_MS); // a claim buys no more than the bound
+    // A session starts with the slack for the round trip its handshake announced.
+    expect(policy.initial(600)).toEqual({ interval: 25_000, min: 5_000, max: 300_000, ttl: 65_500 + 4_800 });
   });
 
   it('takes its slack from the configuration (HEARTBEAT_TTL_SLACK_MS)', () => {

@@ -13,7 +13,8 @@ import { HeartbeatSettings } from '../config/app-config';
  *   loss and 300±100 ms each way went falsely offline within a minute at a 2 s interval.
  *
  * - On a slow link the slack grows with the round trip the device reports (`rtt` in its
- *   heartbeat, the SDK's smoothed ack round trip): RTT_SLACK_FACTOR round trips on top, which
+ *   heartbeat, the SDK's smoothed ack round trip; `auth.rtt` in its handshake, for the TTL the
+ *   session starts with): RTT_SLACK_FACTOR round trips on top, which
  *   covers a tail-loss probe and three doubling RTOs of one segment (each about a round trip plus
  *   its variance). At a 600 ms round trip the slack is 3 + 4.8 s. A device cannot buy itself more
  *   than MAX_RTT_SLACK_MS by claiming a huge round trip.
@@ -44,8 +45,11 @@ export class HeartbeatPolicy {
     return Math.ceil(interval * TTL_FACTOR) + this.ttlSlackMs + rttSlack;
   }
 
-  /** What `ready` tells a fresh session. */
-  initial(): HeartbeatSettings & { ttl: number } {
-    return { ...this.settings, ttl: this.ttlFor(this.settings.interval) };
+  /**
+   * What `ready` tells a fresh session, whose client announced `rttMs` with its handshake (if it
+   * did): the first heartbeats of a new connection are the likeliest to wait behind retransmissions.
+   */
+  initial(rttMs?: number): HeartbeatSettings & { ttl: number } {
+    return { ...this.settings, ttl: this.ttlFor(this.settings.interval, rttMs) };
   }
 }
