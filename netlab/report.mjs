@@ -66,16 +66,17 @@ export function writeDocs(dir, output) {
     for (const [name, time] of ANCHORS) lines.push(`| ${name} | ${time} |`);
     lines.push('');
   }
+  const starts = (st) => (st ? `${st.count}: +${s(st.minSlackMs)} to +${s(st.maxSlackMs)}` : 'n/a');
   const lossy = ['loss2', 'loss5'].map((k) => results[k]).filter(Boolean);
   if (lossy.length) {
     lines.push('## Lossy, slow links: false offline');
     lines.push('');
-    lines.push('| link (each way) | interval / ttl | devices × time | falsely offline | SDK dead-link reconnects | heartbeats (failed) | packets dropped by the link |');
-    lines.push('|---|---|---|---|---|---|---|');
+    lines.push('| link (each way) | interval / ttl | devices × time | falsely offline | SDK dead-link reconnects | heartbeats (failed) | packets dropped by the link | sessions started: first ttl over the base (8 × the announced `auth.rtt`) |');
+    lines.push('|---|---|---|---|---|---|---|---|');
     for (const r of lossy) {
       const dropped = r.impairment ? `${r.impairment.up?.dropped ?? '?'} of ${r.impairment.up?.seen ?? '?'} up, ${r.impairment.down?.dropped ?? '?'} of ${r.impairment.down?.seen ?? '?'} down` : 'n/a';
       lines.push(
-        `| ${r.delayMs}±${r.jitterMs} ms, ${r.lossPct} % loss | ${s(r.interval)} / ${s(r.ttl)} | ${r.devices} × ${(r.durationMs / 60_000).toFixed(1)} min | **${r.falseOfflineDevices.length}** (${r.offlineEvents} events, ${r.sweptByGateway} swept) | ${r.sdkDeadLinks} | ${r.heartbeats} (${r.heartbeatsFailed}) | ${dropped} |`,
+        `| ${r.delayMs}±${r.jitterMs} ms, ${r.lossPct} % loss | ${s(r.interval)} / ${s(r.ttl)} | ${r.devices} × ${(r.durationMs / 60_000).toFixed(1)} min | **${r.falseOfflineDevices.length}** (${r.offlineEvents} events, ${r.sweptByGateway} swept) | ${r.sdkDeadLinks} | ${r.heartbeats} (${r.heartbeatsFailed}) | ${dropped} | ${starts(r.sessionStarts)} |`,
       );
     }
     lines.push('');

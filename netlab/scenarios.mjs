@@ -30,6 +30,18 @@ export async function startLabRedis() {
  * One gateway process listening on every address (lab namespaces reach it through their veth),
  * with its own key prefix. `heartbeat` pins the interval: min = interval = max unless given.
  */
+/**
+ * The TTL of a beat (or a session start) whose client reported no round trip: 2.5 intervals +
+ * HEARTBEAT_TTL_SLACK_MS (3 s, the default; the lab gateways keep it). Each device's own adds 8 of
+ * its round trips (src/presence/heartbeat-policy.ts).
+ */
+const baseTtl = (interval) => Math.ceil(2.5 * interval) + 3_000;
+
+const sessionStarts = (readies, interval) => {
+  const slack = readies.map((r) => r.heartbeat.ttl - baseTtl(interval));
+  return { count: readies.length, minSlackMs: Math.min(...slack), maxSlackMs: Math.max(...slack) };
+};
+
 export async function startLabGateway(name, { redisUrl, interval, min = interval, max = interval, sweep = FAST.sweep, env = {} }) {
   const port = await freePort();
   const apiKey = `netlab-${randomBytes(8).toString('hex')}`;
@@ -255,7 +267,7 @@ export async function deathScenario({ lab, redis, kind, devices = 5, interval = 
   let connections;
   try {
     await fleet.beating(3);
-    const ttl = fleet.of(ids[0].deviceId, 'ready')[0]?.heartbeat?.ttl;
+    const ttl = baseTtl(interval);
     const peerIp = kind === 'nat' ? net.routerIp : net.clientIp;
     // Each device's connection as the gateway sees it: its own port, or the port its NAT mapped it to.
     const mapped = kind === 'nat' ? new Map((await net.natFlows()).map((f) => [f.orig.sport, f.reply.dport])) : undefined;
@@ -365,7 +377,9 @@ export async function lossyScenario({ lab, redis, name, devices, interval, delay
       jitterMs,
       lossPct,
       durationMs: to - from,
-      ttl: fleet.of(ids[0].deviceId, 'ready')[0]?.heartbeat?.ttl,
+      ttl: baseTtl(interval),
+      // Every session's first TTL (reconnects included) over the base: the round trip its SDK announced, x 8.
+      sessionStarts: sessionStarts(ids.flatMap((d) => fleet.of(d.deviceId, 'ready')), interval),
       falseOfflineDevices: falseOffline.map((d) => d.deviceId),
       // What happened around each false offline: the presence key's changes and the device's own reports.
       falseOfflineDetail: falseOffline.map((d) => {

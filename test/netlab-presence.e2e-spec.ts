@@ -102,6 +102,10 @@ suite('presence on real networks (netlab)', () => {
     // Each beat goes out an interval after the previous ack: a period of interval + round trip (~0.6 s).
     expect(r.heartbeats).toBeGreaterThan(0.8 * r.devices * (r.durationMs / (r.interval + 1_000)));
     expect(r.impairment.up.dropped).toBeGreaterThan(0); // the link really lost packets
+    // Every session, reconnects included, starts with room for retransmissions: its SDK announced
+    // at least one round trip (2 x 200-400 ms) with the handshake. Half of that at the least, x 8.
+    expect(r.sessionStarts.count).toBeGreaterThanOrEqual(r.devices);
+    expect(r.sessionStarts.minSlackMs).toBeGreaterThanOrEqual(8 * (r.delayMs - r.jitterMs));
     expect(r.falseOfflineDetail ?? r.falseOfflineDevices).toEqual([]); // on failure: what the key and the device saw around it
   });
 
