@@ -40,7 +40,7 @@ const FULL = {
   push: { rate: 1_000, primeMs: 8_000, extraRates: [250, 500, 2_000], extraDurationMs: 5_000, warmupMs: 2_000, durationMs: 10_000, overloadRate: 4_000, overloadSockets: 2_000, overloadDurationMs: 8_000 },
   // audiences: the fan-out cost curve (devices join in steps); the headline is at `devices`, the
   // median of `rounds` (odd: one middle round; 9 rather than 5 narrows its spread on shared cores).
-  fanout: { devices: 10_000, audiences: [1_000, 5_000, 10_000, 19_000], curveRounds: 2, warmupRounds: 1, rounds: 9, pauseMs: 1_000, concurrency: 40 },
+  fanout: { devices: 10_000, audiences: [1_000, 5_000, 10_000, 19_000], curveRounds: 2, warmupRounds: 1, rounds: 9, pauseMs: 1_000, concurrency: 40, durable: 0 },
   sweep: { healthy: [1_000, 10_000, 50_000], expired: 1_000, reps: 7 },
   instances: { devices: 10_000, rates: [1_000, 5_000], warmupMs: 2_000, durationMs: 8_000, drainMs: 10_000, concurrency: 40 },
   overload: { devices: 10_000, rampFrom: 1_000, rampMax: 60_000, rampMs: 3_000, warmupMs: 1_000, durationMs: 20_000, drainMs: 2_000, concurrency: 40 },
@@ -56,7 +56,7 @@ const QUICK = {
   connections: { levels: [200, 500, 1_000], maxProbe: 0, settleMs: 500, concurrency: 25 },
   heartbeats: { devices: 1_000, rates: [500, 1_000], warmupMs: 500, durationMs: 1_200, drainMs: 1_000, monitorRate: 500, monitorMs: 1_000, concurrency: 25 },
   push: { rate: 1_000, extraRates: [250, 2_000], extraDurationMs: 1_000, warmupMs: 500, durationMs: 1_000, overloadRate: 3_000, overloadSockets: 500, overloadDurationMs: 1_500 },
-  fanout: { devices: 1_000, audiences: [500, 1_000], curveRounds: 2, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25 },
+  fanout: { devices: 1_000, audiences: [500, 1_000], curveRounds: 2, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25, durable: 0 },
   sweep: { healthy: [1_000, 10_000, 20_000], expired: 1_000, reps: 3 },
   instances: { devices: 1_000, rates: [500], warmupMs: 500, durationMs: 1_200, drainMs: 1_000, concurrency: 25 },
   overload: { devices: 1_000, rampFrom: 3_000, rampMax: 20_000, rampMs: 1_000, warmupMs: 300, durationMs: 2_000, drainMs: 1_000, concurrency: 25 },
@@ -145,7 +145,7 @@ async function runScenarios(meta, params) {
         continue;
       }
       // A scenario may run more servers than the two (push: the durable baseline as well).
-      const kinds = sc.gatewayOnly ? ['gateway'] : (sc.kinds ?? ['gateway', 'baseline']);
+      const kinds = sc.gatewayOnly ? ['gateway'] : ((typeof sc.kinds === 'function' ? sc.kinds(params[sc.name]) : sc.kinds) ?? ['gateway', 'baseline']);
       const order = sc.gatewayOnly || index++ % 2 === 0 ? kinds : [...kinds].reverse();
       const entry = { order };
       if (sc.gatewayOnly) entry.baseline = { notApplicable: sc.gatewayOnly };

@@ -11,6 +11,14 @@
 // across runs of one afternoon: a round's time follows the CPU of the server, Redis and the load
 // generators together on 2 shared cores, and that drifted between the two servers' phases.
 //
+// With `--set fanout.durable=1`, a third server, `durable` (the baseline with the contract's
+// Redis writes, as in the push scenario: one script call storing the notification and an inbox
+// entry per device before the emits, one call per ack recording the receipt), runs the headline
+// rounds too: the gateway's Redis work next to the same writes done the simplest way. It joins at
+// the headline's step only (the curve is gateway against bare baseline). Not in a full run: its
+// devices, connected beside the others', slowed every server's rounds (10k topic: 586 ms for the
+// gateway against 380-415 with two servers), the headline's included.
+//
 // The cost curve: with `audiences` set, the devices connect in steps (e.g. 1k, 5k, 10k, 19k: more
 // devices join the same user and topic at each step) and each step gets `curveRounds` topic rounds;
 // the headline (and the user variant) are measured at `devices`, which must be one of the steps.
@@ -19,6 +27,7 @@ import { sleep } from '../lib/procs.mjs';
 import { median, round } from '../lib/stats.mjs';
 
 export const name = 'fanout';
+export const kinds = (p) => (p.durable ? ['gateway', 'baseline', 'durable'] : ['gateway', 'baseline']);
 const USER = 'fan-user';
 export const TOPIC = 'bench.fanout';
 
@@ -28,18 +37,20 @@ export async function runPaired(h, servers, p) {
   // Device ids of the same length on each server (`fg0-12`, `fb0-12`), each held once.
   const sides = servers.map((server) => ({ server, prefix: `f${server.kind[0]}`, offsets: h.loadgens.map(() => 0), connected: 0, curve: [], headline: undefined }));
   for (const devices of steps) {
-    for (const side of sides) await grow(h, side, devices, p);
+    const headline = devices === p.devices;
+    const active = headline ? sides : sides.filter((side) => side.server.kind !== 'durable');
+    for (const side of active) await grow(h, side, devices, p);
     await sleep(1_000);
-    if (devices === p.devices) {
-      const topic = await variant(h, sides, p, devices, 'topic', { topic: TOPIC }, p.rounds);
-      const user = await variant(h, sides, p, devices, 'user', { userIds: [USER] }, p.rounds);
-      sides.forEach((side, i) => {
+    if (headline) {
+      const topic = await variant(h, active, p, devices, 'topic', { topic: TOPIC }, p.rounds);
+      const user = await variant(h, active, p, devices, 'user', { userIds: [USER] }, p.rounds);
+      active.forEach((side, i) => {
         side.headline = { topic: topic[i], user: user[i] };
-        side.curve.push(point(devices, topic[i]));
+        if (side.server.kind !== 'durable') side.curve.push(point(devices, topic[i]));
       });
     } else {
-      const topic = await variant(h, sides, p, devices, `topic-${devices}`, { topic: TOPIC }, p.curveRounds ?? p.rounds);
-      sides.forEach((side, i) => side.curve.push(point(devices, topic[i])));
+      const topic = await variant(h, active, p, devices, `topic-${devices}`, { topic: TOPIC }, p.curveRounds ?? p.rounds);
+      active.forEach((side, i) => side.curve.push(point(devices, topic[i])));
     }
   }
   await disconnectAll(h);
@@ -51,7 +62,7 @@ export async function runPaired(h, servers, p) {
         how: `one POST with topic: '${TOPIC}' (N subscribed devices); second row: one POST with userIds: [a user with the same N devices]; the servers side by side, rounds alternating`,
         ...side.headline.topic,
         user: side.headline.user,
-        curve: side.curve,
+        ...(side.server.kind === 'durable' ? {} : { curve: side.curve }),
       },
     ]),
   );
