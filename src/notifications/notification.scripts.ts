@@ -255,6 +255,9 @@ if collapseKey then redis.call('HSET', notifKey, 'ck', collapseKey) end
 local seq = nil
 local online, queued, sendTo, evicted = 0, 0, online_targets(), {}
 local inboxPx = expiresAt - now
+-- Numbers go to commands as strings made once: Redis formats a Lua number argument with
+-- sprintf('%.17g') on every call (see HEARTBEAT in presence.scripts.ts).
+local inboxPxS = string.format('%.0f', inboxPx)
 -- Batches for the due-time index: sent now (ack deadline + expiry), kept for later (expiry), and
 -- offline ones to push natively; jobs: the pushes this publish leases to its caller at once.
 local sent, kept, missed, jobs = {}, {}, {}, {}
@@ -276,7 +279,7 @@ end
 -- Writes target \`device\` (its status field is claimed already): its inbox, or its offline outcome.
 local function write_target(device, state, isOnline)
   if isOnline or keepOffline == 1 then
-    if not seq then seq = redis.call('INCR', seqKey) end
+    if not seq then seq = string.format('%.0f', redis.call('INCR', seqKey)) end
     local inbox = prefix .. 'inbox:' .. device
     if collapseKey then
       local ckey = inbox .. ':collapse'
@@ -303,7 +306,7 @@ local function write_target(device, state, isOnline)
       end
     end
     -- A new inbox (this is its only entry) has no ttl to compare with.
-    if size == 1 or redis.call('PTTL', inbox) < inboxPx then redis.call('PEXPIRE', inbox, inboxPx) end
+    if size == 1 or redis.call('PTTL', inbox) < inboxPx then redis.call('PEXPIRE', inbox, inboxPxS) end
     if isOnline then
       online = online + 1
       online_add(sendTo, device, state[3])
@@ -516,19 +519,21 @@ export const ACK = luaScript({
 events_init(prefix, now, eventRetention)
 -- delivered: id -> targets of this part delivered by this call (in the order first seen: parts)
 local changed, delivered, parts = {}, {}, {}
+local deliveredNow = 'delivered:' .. event_log.ts
 for i = 1, #rest, 5 do
   local id, deviceId, collapseKey, userId = rest[i], rest[i + 1], rest[i + 2], rest[i + 3]
   local inboxKey = prefix .. 'inbox:' .. deviceId
   local notifKey = prefix .. 'notif:' .. id
+  local field = 't:' .. deviceId
   redis.call('ZREM', inboxKey, id)
   -- A notification sent live has no redelivery deadline of its own (its batch's goes below), unless
   -- it was also read back from the inbox somewhere: that one, left here, finds it delivered when it
   -- comes due and only goes.
   if rest[i + 4] == '1' then redis.call('ZREM', dueKey, 'r|' .. id .. '|' .. deviceId) end
   if collapseKey ~= '' and redis.call('HGET', inboxKey .. ':collapse', collapseKey) == id then redis.call('HDEL', inboxKey .. ':collapse', collapseKey) end
-  local status = redis.call('HGET', notifKey, 't:' .. deviceId)
+  local status = redis.call('HGET', notifKey, field)
   if status and string.sub(status, 1, 10) ~= 'delivered:' then
-    redis.call('HSET', notifKey, 't:' .. deviceId, 'delivered:' .. now)
+    redis.call('HSET', notifKey, field, deliveredNow)
     emit_target('notification.delivered', prefix, id, deviceId, userId ~= '' and userId or nil)
     changed[#changed + 1] = 1
     if string.sub(status, -8) ~= ':offline' then
