@@ -2,6 +2,7 @@ import { createPushClient, PushClient } from '../client/src';
 import type { Notification, PushClientEvents } from '../client/src';
 import { api, metric, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
 import { FakeClock } from './support/fake-clock';
+import { MAX_RTT_SLACK_MS } from '../src/presence/heartbeat-policy';
 import { FreezableProxy } from './support/redis-servers';
 import { deleteKeys, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken, TEST_API_KEY } from './support/tokens';
@@ -19,6 +20,10 @@ describe('client SDK (real gateway, real Redis)', () => {
   const redis = new Redis(testRedisUrl());
   const clock = new FakeClock(Date.now());
   const TTL = 1_000; // 2.5 x HEARTBEAT_INTERVAL_MS
+  // The SDK announces the round trip it expects (auth.rtt, then rtt in each heartbeat), and the
+  // gateway widens the TTL by up to MAX_RTT_SLACK_MS for it: on a busy machine a loopback
+  // handshake can take tens of ms. Moving the clock this far ends a session whatever it announced.
+  const PAST_ANY_TTL = TTL + MAX_RTT_SLACK_MS + 1;
   // ACK_TIMEOUT_MS bounds how long the gateway waits for an ack that will never come (the
   // autoAck: false case) before the app can close.
   const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '200', HEARTBEAT_MAX_MS: '2000', ACK_TIMEOUT_MS: '1000' };
@@ -81,7 +86,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     await online(c);
     const first = c.session!.sessionId;
     const back = online(c);
-    clock.advance(TTL); // the gateway retires the session and closes its transport
+    clock.advance(PAST_ANY_TTL); // the gateway retires the session and closes its transport
     await back;
     expect(c.session!.sessionId).not.toBe(first);
     expect(tokens).toBe(2);
@@ -95,7 +100,7 @@ describe('client SDK (real gateway, real Redis)', () => {
     const answer = (await (await api(gw.url, '/v1/notifications', { method: 'POST', json: { deviceIds: ['sdk-dup'], data: { text: 'once' }, ttl: 60 } })).json()) as Json;
     await waitFor(() => seen.length === 1);
     const back = online(c);
-    clock.advance(TTL); // the gateway retires the session and closes its transport
+    clock.advance(PAST_ANY_TTL); // the gateway retires the session and closes its transport
     await back; // the gateway sends it again on the new connection; the SDK drops it but acks it
     await waitFor(async () => (await statusOf(answer.id)) === 'delivered');
     expect(seen).toEqual([answer.id]);
