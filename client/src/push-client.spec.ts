@@ -521,6 +521,23 @@ describe('PushClient on real links: ack timeouts, make-before-break, idle gaps (
     random.mockRestore();
   });
 
+  it('tells the app the ttl each acked beat was granted, and none for a beat the server refused', async () => {
+    const client = new PushClient({ url: 'http://x', token: 't' });
+    const beats: object[] = [];
+    client.on('heartbeat', (b) => void beats.push(b));
+    nth(0).autoReply.set('heartbeat', () => ({ ok: true, interval: 10_000, ttl: 28_123, serverTime: Date.now() }));
+    nth(0).ready(10_000);
+    await flush();
+    jest.advanceTimersByTime(10_000);
+    nth(0).autoReply.set('heartbeat', () => ({ ok: false, error: { code: 'unavailable', message: 'store unavailable' } }));
+    jest.advanceTimersByTime(10_000);
+    expect(beats).toEqual([
+      { interval: 10_000, ok: true, idle: true, ttl: 28_123 },
+      { interval: 10_000, ok: false, idle: true },
+    ]);
+    client.close();
+  });
+
   it('learns only from idle gaps: a ping, a notification or its ack in the gap is neither success nor failure', async () => {
     const client = new PushClient({ url: 'http://x', token: 't' });
     const beats: { ok: boolean; idle: boolean }[] = [];

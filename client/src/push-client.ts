@@ -54,8 +54,11 @@ export type PushClientEvents = {
   offline: (reason: string) => void;
   replaced: () => void;
   error: (error: PushClientError) => void;
-  /** A heartbeat's outcome; `idle`: nothing else crossed the link in the gap before it, so the tuner learned from it. */
-  heartbeat: (beat: { interval: number; ok: boolean; idle: boolean }) => void;
+  /**
+   * A heartbeat's outcome; `idle`: nothing else crossed the link in the gap before it, so the tuner
+   * learned from it; `ttl` (when `ok`): ms the gateway keeps the device online from this beat.
+   */
+  heartbeat: (beat: { interval: number; ok: boolean; idle: boolean; ttl?: number }) => void;
   /** The server ended the session (`session_ended`); the client reconnects by itself when `reconnect` is true. */
   ended: (ended: SessionEnded) => void;
   /** The session moved onto a fresh token from the token function. */
@@ -392,7 +395,7 @@ export class PushClient extends Emitter<PushClientEvents> {
       if (err) return this.onMissedBeat(socket, interval, idle && idleMs <= LATE_GAP_FACTOR * interval);
       this.rtt.sample(Date.now() - sentAt);
       this.gap?.mark();
-      this.emit('heartbeat', { interval, ok: !!reply?.ok, idle });
+      this.emit('heartbeat', { interval, ok: !!reply?.ok, idle, ...(reply?.ok ? { ttl: reply.ttl } : {}) });
       if (reply?.ok) {
         this.serverOffset = reply.serverTime - Date.now();
         if (idle) this.tuner.onSuccess(interval); // a gap with other traffic is neither success nor failure

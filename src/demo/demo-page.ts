@@ -55,10 +55,10 @@ notification sent with a <code>fallback</code> reaches it natively when the page
 `;
 
 /**
- * The schedule shown is the page's own reckoning: the SDK's next beat is due one `client.interval`
- * after the last one (or after `ready`), and presence lives `ttl` after the last acked beat. The
- * TTL for an interval is the gateway's rule (2.5 intervals + HEARTBEAT_TTL_SLACK_MS), with the
- * slack read off `ready` (its ttl for its interval).
+ * The schedule shown: the SDK's next beat is due one `client.interval` after the last one (or
+ * after `ready`), and presence lives the `ttl` the gateway granted after the last acked beat (in
+ * `ready`, then in each beat's ack: 2.5 intervals + HEARTBEAT_TTL_SLACK_MS + room for the round
+ * trip the SDK reported).
  */
 export const DEMO_SCRIPT = `(async () => {
   const $ = (id) => document.getElementById(id);
@@ -80,11 +80,8 @@ export const DEMO_SCRIPT = `(async () => {
   let beats = 0;
   let lastBeatAt = 0;
   let expiresAt = 0;
-  let slack = 0;
-  const ttlFor = (interval) => Math.round(2.5 * interval + slack);
   const seconds = (ms) => (Math.max(0, ms) / 1000).toFixed(1) + ' s';
   client.on('ready', (r) => {
-    slack = r.heartbeat.ttl - 2.5 * r.heartbeat.interval;
     lastBeatAt = Date.now();
     expiresAt = lastBeatAt + r.heartbeat.ttl;
   });
@@ -94,7 +91,7 @@ export const DEMO_SCRIPT = `(async () => {
   client.on('error', (e) => { if (e.terminal) setState('closed', 'closed: ' + e.code); });
   client.on('heartbeat', (b) => {
     lastBeatAt = Date.now();
-    if (b.ok) { $('beats').textContent = ++beats; expiresAt = lastBeatAt + ttlFor(b.interval); }
+    if (b.ok) { $('beats').textContent = ++beats; expiresAt = lastBeatAt + b.ttl; }
     $('interval').textContent = client.interval + ' ms';
   });
   setInterval(() => {
