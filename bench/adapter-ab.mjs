@@ -211,8 +211,10 @@ async function nodeStats(ports) {
 
 async function startCluster() {
   const ports = await Promise.all([0, 1, 2].map(() => freePort()));
-  const procs = ports.map((port) =>
-    spawn('redis-server', ['--port', String(port), '--bind', '127.0.0.1', '--dir', mkdtempSync(join(tmpdir(), 'ab-redis-')), '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'], { stdio: 'ignore' }),
+  // Bus ports of their own: Redis's default (port + 10000) is past 65535 for a free port above 55535.
+  const busPorts = await Promise.all(ports.map(() => freePort()));
+  const procs = ports.map((port, i) =>
+    spawn('redis-server', ['--port', String(port), '--cluster-port', String(busPorts[i]), '--bind', '127.0.0.1', '--dir', mkdtempSync(join(tmpdir(), 'ab-redis-')), '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'], { stdio: 'ignore' }),
   );
   await new Promise((r) => setTimeout(r, 500));
   execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });

@@ -46,7 +46,8 @@ export async function startCluster(masters = 3) {
   for (let i = 0; i < masters; i++) {
     const dir = mkdtempSync(join(tmpdir(), 'pg-sim-cluster-'));
     dirs.push(dir);
-    started.push(await spawnRedis(['--cluster-enabled', 'yes', '--cluster-node-timeout', '5000', '--dir', dir]));
+    // The bus port is chosen too: Redis's default (port + 10000) is past 65535 for a free port above 55535.
+    started.push(await spawnRedis(['--cluster-enabled', 'yes', '--cluster-port', String(await freePort()), '--cluster-node-timeout', '5000', '--dir', dir]));
   }
   const nodes = started.map((s) => `127.0.0.1:${s.port}`);
   execFileSync('redis-cli', ['--cluster', 'create', ...nodes, '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });

@@ -39,7 +39,11 @@ export class RedisServer {
     this.process = spawn('redis-server', ['--port', String(this.port), '--bind', '127.0.0.1', '--dir', this.dir, '--save', '', ...this.extra], {
       stdio: 'ignore',
     });
-    await waitFor(() => pingRedis(this.port), 10_000, 25);
+    const child = this.process;
+    await waitFor(() => {
+      if (child.exitCode !== null) throw new Error(`redis-server ${this.extra.join(' ')} on port ${this.port} exited with code ${child.exitCode}`);
+      return pingRedis(this.port);
+    }, 10_000, 25);
     return this;
   }
 
@@ -210,9 +214,16 @@ export interface RedisCluster {
 export async function startRedisCluster(opts: { masters?: number; replicas?: 0 | 1; nodeTimeoutMs?: number } = {}): Promise<RedisCluster> {
   const masters = opts.masters ?? 3;
   const replicas = opts.replicas ?? 0;
+  // Each node's cluster bus gets a free port of its own: by default Redis takes port + 10000, and
+  // refuses to start when that passes 65535 (a free port above 55535: about one in five here).
   const nodes = await Promise.all(
     Array.from({ length: masters * (1 + replicas) }, async () =>
-      (await RedisServer.create(['--cluster-enabled', 'yes', '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--appendonly', 'no'])).start(),
+      (
+        await RedisServer.create([
+          '--cluster-enabled', 'yes', '--cluster-port', String(await freePort()),
+          '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--appendonly', 'no',
+        ])
+      ).start(),
     ),
   );
   const { execFileSync } = await import('node:child_process');
