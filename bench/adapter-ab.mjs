@@ -1,5 +1,5 @@
 // Cross-instance traffic on a Redis Cluster, two ways, in one sitting on one 3-master cluster of its
-// own (issue 14 item 3, docs/design/sharding.md section 8):
+// own (started by lib/sim-redis.mjs; issue 14 item 3, docs/design/sharding.md section 8):
 //   classic  the Socket.IO Redis adapter (createAdapter: PUBLISH/PSUBSCRIBE) carrying every
 //            delivery as a serverSideEmit that every instance receives (the gateway before issue 14)
 //   sharded  the sharded adapter (SPUBLISH/SSUBSCRIBE) for the rest, deliveries to the holding
@@ -12,14 +12,13 @@
 // published-message counters and Redis CPU (INFO) over the saturation run.
 //   node bench/adapter-ab.mjs [--instances 2] [--rate 2000] [--seconds 5] [--window 256] [--bytes 300]
 // Not part of CI; run it on a quiet machine (it prints the load average first).
-import { fork, spawn, execFileSync } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { fork } from 'node:child_process';
 import { createRequire } from 'node:module';
-import { loadavg, tmpdir } from 'node:os';
+import { loadavg } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { fileURLToPath } from 'node:url';
-import { freePort } from './lib/procs.mjs';
+import { startCluster } from './lib/sim-redis.mjs';
 
 const require = createRequire(import.meta.url);
 const DIST = join(fileURLToPath(new URL('.', import.meta.url)), '..', 'dist');
@@ -141,13 +140,14 @@ async function instance() {
 async function main() {
   const [l1] = loadavg();
   console.log(`load average (1 min) at start: ${l1.toFixed(2)}`);
-  const cluster = await startCluster();
+  const redis = await startCluster();
+  const cluster = { ports: redis.nodes.map((n) => Number(n.split(':')[1])), spec: redis.env.REDIS_CLUSTER_NODES };
   try {
     const results = {};
     for (const mode of ['classic', 'sharded']) results[mode] = await runMode(mode, cluster);
     console.log('\n' + JSON.stringify(results, null, 2));
   } finally {
-    for (const p of cluster.procs) p.kill('SIGKILL');
+    await redis.stop();
   }
   console.log(`load average (1 min) at end: ${loadavg()[0].toFixed(2)}`);
 }
@@ -207,24 +207,4 @@ async function nodeStats(ports) {
       return { publishSent: num('cluster_stats_messages_publish_sent'), publishShardSent: num('cluster_stats_messages_publishshard_sent'), cpu: num('used_cpu_sys') + num('used_cpu_user') };
     }),
   );
-}
-
-async function startCluster() {
-  const ports = await Promise.all([0, 1, 2].map(() => freePort()));
-  // Bus ports of their own: Redis's default (port + 10000) is past 65535 for a free port above 55535.
-  const busPorts = await Promise.all(ports.map(() => freePort()));
-  const procs = ports.map((port, i) =>
-    spawn('redis-server', ['--port', String(port), '--cluster-port', String(busPorts[i]), '--bind', '127.0.0.1', '--dir', mkdtempSync(join(tmpdir(), 'ab-redis-')), '--save', '', '--appendonly', 'no', '--cluster-enabled', 'yes', '--cluster-node-timeout', '2000'], { stdio: 'ignore' }),
-  );
-  await new Promise((r) => setTimeout(r, 500));
-  execFileSync('redis-cli', ['--cluster', 'create', ...ports.map((p) => `127.0.0.1:${p}`), '--cluster-replicas', '0', '--cluster-yes'], { stdio: 'ignore' });
-  const Redis = require('ioredis');
-  for (let i = 0; i < 100; i++) {
-    const c = new Redis({ port: ports[0], host: '127.0.0.1' });
-    const ok = /cluster_state:ok/.test(await c.call('CLUSTER', 'INFO'));
-    c.disconnect();
-    if (ok) break;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  return { ports, procs, spec: ports.map((p) => `127.0.0.1:${p}`).join(',') };
 }
