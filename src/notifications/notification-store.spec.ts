@@ -813,6 +813,21 @@ for (const mode of MODES) {
       expect(await redis.pttl(`${at}notif:ttl-1`)).toBeGreaterThan(DAY);
     });
 
+    it("keeps an inbox as long as its longest-lived entry: a later, longer ttl extends it, a shorter one never cuts it", async () => {
+      const { store } = harness();
+      const now = Date.now();
+      const at = keys.of('grow');
+      const send = (id: string, ttlMs: number) =>
+        store.publish(request({ id, data: 1, createdAt: now }, ['grow'], now, { effectiveExpiresAt: now + ttlMs }));
+      await send('grow-1', 60_000);
+      expect(await redis.pttl(`${at}inbox:grow`)).toBeLessThanOrEqual(60_000);
+      await send('grow-2', 600_000);
+      expect(await redis.pttl(`${at}inbox:grow`)).toBeGreaterThan(590_000);
+      await send('grow-3', 30_000);
+      expect(await redis.pttl(`${at}inbox:grow`)).toBeGreaterThan(590_000);
+      expect(await redis.zrange(`${at}inbox:grow`, '0', '-1')).toEqual(['grow-1', 'grow-2', 'grow-3']);
+    });
+
     it('publishes to 3000 devices over many partitions: one inbox entry each, one status with every target, the answer summed over the parts', async () => {
       const h = harness();
       const now = Date.now();

@@ -291,22 +291,27 @@ local function write_target(device, state, isOnline)
       if redis.call('PTTL', ckey) < inboxPx then redis.call('PEXPIRE', ckey, inboxPx) end
     end
     redis.call('ZADD', inbox, seq, id)
-    local size = redis.call('ZCARD', inbox)
-    local over = size - maxInbox
-    if over > 0 then
-      local popped = redis.call('ZPOPMIN', inbox, over)
-      for j = 1, #popped, 2 do
-        local old = prefix .. 'notif:' .. popped[j]
-        -- A forgotten notification is not recreated, and one past its ttl was not evicted: it had expired.
-        if (tonumber(redis.call('HGET', old, 'expiresAt')) or 0) > now then
-          redis.call('HSET', old, 't:' .. device, 'expired:' .. now .. ':inbox_full')
-          emit_target('notification.expired', prefix, popped[j], device, state[4], 'inbox_full')
-          evicted[#evicted + 1] = popped[j]
+    -- Every inbox is given a ttl in the step that creates it, so PEXPIRE NX (set a ttl only on a key
+    -- without one) succeeds exactly when this ZADD made the inbox: its only entry, nothing over the
+    -- cap (INBOX_MAX_SIZE >= 1). A fan-out to devices that ack as they go finds their inboxes empty
+    -- (gone) every time, and so costs two commands per target here, not three.
+    if redis.call('PEXPIRE', inbox, inboxPxS, 'NX') == 0 then
+      local over = redis.call('ZCARD', inbox) - maxInbox
+      if over > 0 then
+        local popped = redis.call('ZPOPMIN', inbox, over)
+        for j = 1, #popped, 2 do
+          local old = prefix .. 'notif:' .. popped[j]
+          -- A forgotten notification is not recreated, and one past its ttl was not evicted: it had expired.
+          if (tonumber(redis.call('HGET', old, 'expiresAt')) or 0) > now then
+            redis.call('HSET', old, 't:' .. device, 'expired:' .. now .. ':inbox_full')
+            emit_target('notification.expired', prefix, popped[j], device, state[4], 'inbox_full')
+            evicted[#evicted + 1] = popped[j]
+          end
         end
       end
+      -- An existing inbox lives at least as long as its longest-lived entry (GT: never shortened).
+      redis.call('PEXPIRE', inbox, inboxPxS, 'GT')
     end
-    -- A new inbox (this is its only entry) has no ttl to compare with.
-    if size == 1 or redis.call('PTTL', inbox) < inboxPx then redis.call('PEXPIRE', inbox, inboxPxS) end
     if isOnline then
       online = online + 1
       online_add(sendTo, device, state[3])
