@@ -10,16 +10,17 @@
  * across partitions; the key does not exist with one partition). A script's first XADD trims by
  * age (MINID ~, whole stream nodes), its later ones do not (a batch of 500 acks trims once, not
  * 500 times), and the key expires EVENT_RETENTION after the last event, so a quiet log
- * disappears too. A script calls `events_init` once, then `emit` per event; `emit`'s
+ * disappears too. A script calls `events_init` once (with `nowS`, its clock as the caller's string,
+ * when it has it: see 'int' in src/redis/lua-script.ts), then `emit` per event; `emit`'s
  * optional `ts` is the event's `timestamp` when the change happened before the script (an offline
  * held by PRESENCE_EVENT_GRACE_MS), the script's `now` otherwise.
  * Used as a script's prelude (src/redis/lua-script.ts).
  */
 export const EVENT_LOG_LUA = `
 local event_log = nil
-local function events_init(prefix, now, retention)
+local function events_init(prefix, now, retention, nowS)
   event_log = { key = prefix .. 'events', floor = prefix .. 'events:floor', now = now, retention = retention,
-    ts = string.format('%.0f', now) }
+    ts = nowS and not string.find(nowS, '%D') and nowS or string.format('%.0f', now) }
 end
 local function emit(etype, data, ts)
   local log = event_log
@@ -36,7 +37,7 @@ local function emit(etype, data, ts)
   local floor = tonumber(redis.call('GET', log.floor) or '0') or 0
   local minid = string.format('%.0f', math.max(0, log.now - log.retention + 1))
   local function first(call, ms)
-    log.id = string.format('%.0f', math.max(ms, floor + 1)) .. '-*'
+    log.id = (ms == log.now and ms > floor and log.ts or string.format('%.0f', math.max(ms, floor + 1))) .. '-*'
     return call('XADD', log.key, 'MINID', '~', minid, log.id, 'type', etype, 'ts', at, 'data', json)
   end
   local added = first(redis.pcall, log.now)

@@ -159,7 +159,7 @@ local function sync_user(dkey, user, dev, state, seen, ts)
     list[#list + 1] = r
     redis.call('HSET', dkey, 'uv', uv)
     redis.call('SET', qkey, cjson.encode(list), 'PX', user_sync.retention)
-    redis.call('ZADD', user_sync.P .. 'usersync', 'NX', string.format('%.0f', event_log.now), dev)
+    redis.call('ZADD', user_sync.P .. 'usersync', 'NX', event_log.ts, dev)
     if not user_sync.devices[qkey] then
       user_sync.devices[qkey] = true
       user_sync.devices[#user_sync.devices + 1] = qkey
@@ -200,7 +200,7 @@ local HELD_REASONS = { ${HELD_OFFLINE_REASONS.map((r) => `${r} = true`).join(', 
 local function hold_offline(P, id, user, data, due, retention)
   local key = P .. 'heldoff:' .. id
   redis.call('HSET', key, 'userId', user, 'due', string.format('%.0f', due),
-    'ts', string.format('%.0f', event_log.now), 'data', cjson.encode(data))
+    'ts', event_log.ts, 'data', cjson.encode(data))
   redis.call('PEXPIRE', key, retention)
   redis.call('ZADD', P .. 'heldoff:due', string.format('%.0f', due), id)
 end
@@ -267,11 +267,11 @@ export const CONNECT = luaScript({
     userId: 'string',
     platform: 'string?',
     instanceId: 'string',
-    now: 'number',
-    interval: 'number',
-    ttl: 'number',
+    now: 'int',
+    interval: 'int',
+    ttl: 'int',
     network: 'string?',
-    retention: 'number',
+    retention: 'int',
     eventRetention: 'number',
     eventGrace: 'number',
     live: 'string',
@@ -279,8 +279,8 @@ export const CONNECT = luaScript({
   },
   prelude: EVENTS + USERS + HOLD,
   body: `
-events_init(P, now, eventRetention)
-sync_init(P, inline, retention)
+events_init(P, now, eventRetention, nowS)
+sync_init(P, inline, retentionS)
 local alive = parse_live(live)
 local prev = redis.call('HMGET', deviceKey, 'sessionId', 'userId', 'instanceId', 'expiresAt', 'lastHeartbeatAt')
 local again = prev[1] == sessionId
@@ -307,16 +307,17 @@ if prev[1] and not again then
   end
 end
 if prev[2] and prev[2] ~= userId then sync_user(deviceKey, prev[2], deviceId, 'gone', now) end
-local expires = now + ttl
-redis.call('SET', presenceKey, sessionId, 'PX', ttl)
+-- Times go to commands as strings (the caller's, or made once): see 'int' in src/redis/lua-script.ts.
+local expiresS = string.format('%.0f', now + ttl)
+redis.call('SET', presenceKey, sessionId, 'PX', ttlS)
 redis.call('HSET', deviceKey, 'userId', userId, 'sessionId', sessionId, 'instanceId', instanceId,
-  'connectedAt', now, 'lastHeartbeatAt', now, 'expiresAt', expires, 'interval', interval, 'lastSeenAt', now, 'ix', expires)
+  'connectedAt', nowS, 'lastHeartbeatAt', nowS, 'expiresAt', expiresS, 'interval', intervalS, 'lastSeenAt', nowS, 'ix', expiresS)
 if platform then redis.call('HSET', deviceKey, 'platform', platform) else redis.call('HDEL', deviceKey, 'platform') end
 if network then redis.call('HSET', deviceKey, 'network', network) else redis.call('HDEL', deviceKey, 'network') end
 redis.call('HDEL', deviceKey, 'appState')
-redis.call('HSETNX', deviceKey, 'firstSeenAt', now)
+redis.call('HSETNX', deviceKey, 'firstSeenAt', nowS)
 redis.call('PERSIST', deviceKey)
-redis.call('ZADD', expiryKey, expires, deviceId)
+redis.call('ZADD', expiryKey, expiresS, deviceId)
 if not again then
   local seq = next_seq(deviceKey)
   if not flap then
@@ -464,19 +465,19 @@ return 1
 export const DISCONNECT = luaScript({
   name: 'pgDisconnect',
   keys: ['route'],
-  args: { P: 'string', now: 'number', retention: 'number', reason: 'string', eventRetention: 'number', eventGrace: 'number', inline: 'number' },
+  args: { P: 'string', now: 'int', retention: 'int', reason: 'string', eventRetention: 'number', eventGrace: 'number', inline: 'number' },
   rest: true,
   prelude: EVENTS + USERS + HOLD + END_SESSION,
   body: `
-events_init(P, now, eventRetention)
-sync_init(P, inline, retention)
+events_init(P, now, eventRetention, nowS)
+sync_init(P, inline, retentionS)
 local ended = {}
 for i = 1, #rest, 3 do
   local id, session, at = rest[i], rest[i + 1], rest[i + 2]
   local dkey = P .. 'device:' .. id
   local d = redis.call('HMGET', dkey, 'sessionId', 'instanceId', 'userId')
   if d[1] == session then
-    end_session(P, id, dkey, d[3], d[2], session, at, retention, reason, tonumber(at), eventGrace)
+    end_session(P, id, dkey, d[3], d[2], session, at, retentionS, reason, tonumber(at), eventGrace)
     ended[#ended + 1] = 1
   else
     ended[#ended + 1] = 0
@@ -497,13 +498,13 @@ return {ended, sync_out()}
 export const CLAIM_EXPIRED = luaScript({
   name: 'pgClaimExpired',
   keys: ['expiry'],
-  args: { P: 'string', now: 'number', limit: 'number', retention: 'number', eventRetention: 'number', eventGrace: 'number', live: 'string', inline: 'number' },
+  args: { P: 'string', now: 'int', limit: 'number', retention: 'int', eventRetention: 'number', eventGrace: 'number', live: 'string', inline: 'number' },
   prelude: EVENTS + USERS + HOLD + END_SESSION,
   body: `
-events_init(P, now, eventRetention)
-sync_init(P, inline, retention)
+events_init(P, now, eventRetention, nowS)
+sync_init(P, inline, retentionS)
 local alive = parse_live(live)
-local ids = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', now, 'LIMIT', 0, limit)
+local ids = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', nowS, 'LIMIT', 0, limit)
 local claimed = {}
 for _, id in ipairs(ids) do
   local dkey = P .. 'device:' .. id
@@ -518,7 +519,7 @@ for _, id in ipairs(ids) do
       redis.call('ZADD', expiryKey, score, id)
       redis.call('HSET', dkey, 'ix', score)
     else
-      end_session(P, id, dkey, d[2], d[3], d[1], d[5] or now, retention, grace and 'heartbeat_timeout' or 'instance_lost', expires, eventGrace)
+      end_session(P, id, dkey, d[2], d[3], d[1], d[5] or nowS, retentionS, grace and 'heartbeat_timeout' or 'instance_lost', expires, eventGrace)
       claimed[#claimed + 1] = {id, d[1], d[2], d[3]}
     end
   end

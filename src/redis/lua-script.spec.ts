@@ -84,6 +84,24 @@ describe('LuaScript (real Redis)', () => {
     }
   });
 
+  it("gives an 'int' argument to Lua twice: the number, and as <name>S the caller's string, which a command stores as sent", async () => {
+    const STAMP = luaScript({
+      name: 'testStamp',
+      keys: ['stamp'],
+      args: { at: 'int', ttl: 'int' },
+      body: `
+redis.call('SET', stampKey, atS, 'PX', ttlS)
+return {tostring(at + ttl), atS, type(at), type(atS)}
+`,
+    });
+    const key = `${prefix}stamp`;
+    const at = 1_796_191_995_954;
+    expect(await STAMP.bind(redis)({ keys: { stamp: key }, args: { at, ttl: 60_000 } })).toEqual([String(at + 60_000), String(at), 'number', 'string']);
+    expect(await redis.get(key)).toBe(String(at));
+    expect(await redis.pttl(key)).toBeGreaterThan(59_000);
+    expect(() => luaScript({ name: 'clash', keys: [], args: { at: 'int', atS: 'string' }, body: 'return 0' })).toThrow(/atS is used twice/);
+  });
+
   it('reports a Redis it cannot reach as StoreUnavailableError, and a script error as it is', async () => {
     const down = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     down.on('error', () => undefined);

@@ -3,9 +3,15 @@ import { Cluster } from 'ioredis';
 import type { RedisClient } from './redis-connection';
 import { asStoreError } from './redis-errors';
 
-/** How an argument travels: Redis passes every ARGV as a string; the prelude converts it back. */
-export type ArgKind = 'string' | 'number' | 'string?';
-type ArgValue<K extends ArgKind> = K extends 'number' ? number : K extends 'string?' ? string | undefined : string;
+/**
+ * How an argument travels: Redis passes every ARGV as a string; the prelude converts it back.
+ * 'int' (a time or a duration in ms) is a number for Lua's arithmetic, and its string as the caller
+ * sent it is kept beside it, as the local `<name>S`, for the commands that take it: a Lua number
+ * passed to a command is formatted with sprintf('%.17g'), some 3,000 instructions each in Redis
+ * 7.0 (about 12 % of a session's start, docs/performance.md, nineteenth round).
+ */
+export type ArgKind = 'string' | 'number' | 'int' | 'string?';
+type ArgValue<K extends ArgKind> = K extends 'number' | 'int' ? number : K extends 'string?' ? string | undefined : string;
 
 const LUA_KEYWORDS = new Set(
   'and break do else elseif end false for function goto if in local nil not or repeat return then true until while'.split(' '),
@@ -56,7 +62,8 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
 
   constructor(readonly spec: LuaScriptSpec<K, A>) {
     this.argNames = Object.keys(spec.args);
-    const names = [...spec.keys.map((k) => `${k}Key`), ...this.argNames, ...(spec.rest === 'argv' ? ['restAt'] : spec.rest ? ['rest'] : [])];
+    const strings = this.argNames.filter((n) => spec.args[n] === 'int').map((n) => `${n}S`);
+    const names = [...spec.keys.map((k) => `${k}Key`), ...this.argNames, ...strings, ...(spec.rest === 'argv' ? ['restAt'] : spec.rest ? ['rest'] : [])];
     const clash = names.find((n, i) => names.indexOf(n) !== i || LUA_KEYWORDS.has(n));
     if (clash) throw new Error(`script ${spec.name}: the local name ${clash} is used twice or is a Lua keyword`);
     this.source = [spec.prelude ?? '', this.locals(), spec.body].join('\n');
@@ -97,6 +104,9 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
       switch (kind) {
         case 'number':
           lines.push(`local ${name} = tonumber(${argv})`);
+          break;
+        case 'int':
+          lines.push(`local ${name}S = ${argv}`, `local ${name} = tonumber(${name}S)`);
           break;
         case 'string?':
           lines.push(`local ${name} = ${argv} ~= '' and ${argv} or nil`);
