@@ -64,8 +64,8 @@ export class DeviceChannel {
   private shared?: { payload: NotificationPayload; encoded?: { id: number; packets: unknown[] } };
   /** Acks each socket may still send for the notifications emitted to it, on time or late. */
   private readonly acksOwed = new WeakMap<DeviceSocket, number>();
-  /** Topic room -> socket id -> device id, for the sockets here, kept from the adapter's room events. */
-  private readonly topicMembers = new Map<string, Map<string, string | undefined>>();
+  /** Topic room -> its sockets here, kept from the adapter's room events (see TopicMembers). */
+  private readonly topicMembers = new Map<string, TopicMembers>();
 
   constructor(private readonly mailbox: InstanceMailbox) {}
 
@@ -85,15 +85,28 @@ export class DeviceChannel {
     });
     server.on(RECHECK_EVENT, (deviceIds) => this.recheckListener?.(deviceIds));
     const namespace = server.of('/');
+    // The adapter emits join-room once per socket and room (not again while it is in), leave-room once when it goes.
     namespace.adapter.on('join-room', (room: string, socketId: string) => {
       if (!room.startsWith(TOPIC_ROOM)) return;
       let members = this.topicMembers.get(room);
-      if (!members) this.topicMembers.set(room, (members = new Map<string, string | undefined>()));
-      members.set(socketId, namespace.sockets.get(socketId)?.data.session?.deviceId);
+      if (!members) this.topicMembers.set(room, (members = { sockets: new Map(), devices: new Map(), unknown: 0 }));
+      const deviceId = namespace.sockets.get(socketId)?.data.session?.deviceId;
+      members.sockets.set(socketId, deviceId);
+      if (deviceId === undefined) members.unknown++;
+      else members.devices.set(deviceId, (members.devices.get(deviceId) ?? 0) + 1);
     });
     namespace.adapter.on('leave-room', (room: string, socketId: string) => {
       const members = this.topicMembers.get(room);
-      if (members?.delete(socketId) && members.size === 0) this.topicMembers.delete(room);
+      if (!members?.sockets.has(socketId)) return;
+      const deviceId = members.sockets.get(socketId);
+      members.sockets.delete(socketId);
+      if (deviceId === undefined) members.unknown--;
+      else {
+        const count = members.devices.get(deviceId)! - 1;
+        if (count > 0) members.devices.set(deviceId, count);
+        else members.devices.delete(deviceId);
+      }
+      if (members.sockets.size === 0) this.topicMembers.delete(room);
     });
   }
 
@@ -337,7 +350,9 @@ export class DeviceChannel {
    * instances, Socket.IO's fetchSockets asks them all; alone (the adapter counts one server), the
    * members kept here are the answer. Measured on a 10k-device topic (bench fanout, before the
    * first write): fetchSockets (an object per local socket) about 20 ms, walking the adapter's
-   * room and looking up each socket's session 12-18 ms, this index 6-7 ms.
+   * room and looking up each socket's session 12-18 ms, a walk of this index's sockets into a Set
+   * 6-7 ms. On a slower machine that walk took 6.5-12.5 ms, and the list of the devices' keys it
+   * keeps now 0.3 ms or less once warm (docs/performance.md, nineteenth round).
    */
   async topicDevices(topic: string): Promise<string[]> {
     const room = rooms.topic(topic);
@@ -346,13 +361,20 @@ export class DeviceChannel {
       const sockets = await this.io.in(room).fetchSockets();
       return [...new Set(sockets.map((s) => s.data.session.deviceId))];
     }
-    const devices = new Set<string>();
-    for (const [socketId, deviceId] of this.topicMembers.get(room) ?? []) {
-      // A socket that joined before it was in the namespace's list is looked up now.
-      const id = deviceId ?? namespace.sockets.get(socketId)?.data.session?.deviceId;
-      if (id !== undefined) devices.add(id);
+    const members = this.topicMembers.get(room);
+    if (!members) return [];
+    if (members.unknown > 0) {
+      // A socket that joined before it was in the namespace's list is looked up now, once.
+      for (const [socketId, deviceId] of members.sockets) {
+        if (deviceId !== undefined) continue;
+        const id = namespace.sockets.get(socketId)?.data.session?.deviceId;
+        if (id === undefined) continue;
+        members.sockets.set(socketId, id);
+        members.unknown--;
+        members.devices.set(id, (members.devices.get(id) ?? 0) + 1);
+      }
     }
-    return [...devices];
+    return [...members.devices.keys()];
   }
 
   /** Drain: refuse new handshakes, hint every local device to reconnect elsewhere, close transports. */
@@ -371,6 +393,18 @@ export class DeviceChannel {
 
 /** socket.io-parser's PacketType.EVENT. */
 const EVENT_PACKET = 2;
+
+/**
+ * A topic room's sockets on this instance: socket id -> device id (undefined while not known: a
+ * socket that joined before it was in the namespace's list, looked up by topicDevices), and device
+ * id -> how many of its sockets are in (during a session's replacement a device may have two), so
+ * the room's devices are one list of keys, without a walk that removes duplicates.
+ */
+interface TopicMembers {
+  sockets: Map<string, string | undefined>;
+  devices: Map<string, number>;
+  unknown: number;
+}
 
 /**
  * The parts of Socket.IO 4.8's Socket that pushTo uses to write one encoded packet to many
