@@ -32,12 +32,7 @@ async function main() {
     }
     process.stdout.write(`${devices} sessions started\n`);
   } finally {
-    let cursor = keep ? undefined : '0';
-    while (cursor !== undefined) {
-      const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 1000);
-      if (keys.length) await redis.del(...keys);
-      cursor = next === '0' ? undefined : next;
-    }
+    if (!keep) for await (const found of redis.scanStream({ match: `${prefix}*`, count: 1000 })) if (found.length) await redis.del(...found);
     await redis.quit();
   }
 }

@@ -93,7 +93,7 @@ export class DeviceChannel {
       const deviceId = namespace.sockets.get(socketId)?.data.session?.deviceId;
       members.sockets.set(socketId, deviceId);
       if (deviceId === undefined) members.unknown++;
-      else members.devices.set(deviceId, (members.devices.get(deviceId) ?? 0) + 1);
+      else countDevice(members, deviceId);
     });
     namespace.adapter.on('leave-room', (room: string, socketId: string) => {
       const members = this.topicMembers.get(room);
@@ -371,7 +371,7 @@ export class DeviceChannel {
         if (id === undefined) continue;
         members.sockets.set(socketId, id);
         members.unknown--;
-        members.devices.set(id, (members.devices.get(id) ?? 0) + 1);
+        countDevice(members, id);
       }
     }
     return [...members.devices.keys()];
@@ -404,6 +404,11 @@ interface TopicMembers {
   sockets: Map<string, string | undefined>;
   devices: Map<string, number>;
   unknown: number;
+}
+
+/** One more of the device's sockets is in the room. */
+function countDevice(members: TopicMembers, deviceId: string): void {
+  members.devices.set(deviceId, (members.devices.get(deviceId) ?? 0) + 1);
 }
 
 /**
