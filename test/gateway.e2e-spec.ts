@@ -1,5 +1,9 @@
 import { Socket } from 'socket.io-client';
 import { connectDevice, metric, nextEvent, startTestApp, sweepsRan, TestApp, waitFor } from './support/app';
+import { jest } from '@jest/globals';
+import { CLIENT_EVENTS } from '../src/channel/client-events';
+import { DeviceChannel } from '../src/channel/device-channel';
+import { SessionService } from '../src/gateway/session.service';
 import { PresenceStore } from '../src/presence/presence.store';
 import { FakeClock } from './support/fake-clock';
 import { deleteKeys, deviceKey, testKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
@@ -290,6 +294,35 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       socket.emit('heartbeat', { pad: 'x'.repeat(200_000) });
       expect(await gone).toBe('transport close');
       expect(await emitAck(bystander.socket, 'heartbeat', {})).toMatchObject({ ok: true });
+    });
+  });
+
+  describe('event listeners', () => {
+    it('binds each client event and the disconnect with one listener that every socket shares (no functions per socket)', async () => {
+      await connected({ deviceId: 'bound-a' });
+      await connected({ deviceId: 'bound-b' });
+      const channel = gw.app.get(DeviceChannel);
+      const [a, b] = ['bound-a', 'bound-b'].map((id) => channel.localSocket(id)!);
+      for (const event of CLIENT_EVENTS) {
+        expect(a.listeners(event)).toHaveLength(1);
+        expect(a.listeners(event)[0]).toBe(b.listeners(event)[0]);
+      }
+      const shared = a.listeners('disconnect').filter((l) => b.listeners('disconnect').includes(l));
+      expect(shared).toHaveLength(1);
+    });
+
+    it('answers an event whose handler fails with an unavailable error ack, and the socket goes on', async () => {
+      const { socket } = await connected({ deviceId: 'unlucky' });
+      const failing = jest.spyOn(gw.app.get(SessionService), 'heartbeat').mockRejectedValueOnce(new Error('a bug'));
+      try {
+        expect(await emitAck(socket, 'heartbeat', {})).toEqual({
+          ok: false,
+          error: { code: 'unavailable', message: 'the gateway could not handle heartbeat; retry' },
+        });
+      } finally {
+        failing.mockRestore();
+      }
+      expect(await emitAck(socket, 'heartbeat', {})).toMatchObject({ ok: true });
     });
   });
 

@@ -1,32 +1,41 @@
 import { Logger } from '@nestjs/common';
-import {
-  ConnectedSocket,
-  MessageBody,
-  OnGatewayConnection,
-  OnGatewayDisconnect,
-  OnGatewayInit,
-  SubscribeMessage,
-  WebSocketGateway,
-} from '@nestjs/websockets';
+import { OnGatewayInit, WebSocketGateway } from '@nestjs/websockets';
 import { randomUUID } from 'node:crypto';
 import { DeviceAuthError, DeviceClaims, DeviceTokenVerifier } from '../auth/device-token.verifier';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
-import { MAX_REPORTED_RTT_MS, readClientPayload } from '../channel/client-events';
+import { ClientEventName, MAX_REPORTED_RTT_MS, readClientPayload } from '../channel/client-events';
 import { DeviceChannel, joinedTopics, rooms } from '../channel/device-channel';
-import { Ack, AuthAck, DeviceServer, DeviceSocket, errorAck, HeartbeatAck, OkAck, TopicsAck } from '../channel/socket-events';
+import { Ack, AuthAck, DeviceServer, DeviceSocket, ErrorAck, errorAck, HeartbeatAck, OkAck, TopicsAck } from '../channel/socket-events';
 import { PushRegistrationStore } from '../push/push-registration.store';
 import { readPushTarget } from '../push/push-target';
 import { NETWORK_KEY } from '../common/patterns';
-import { guardPackets } from './packet-guard';
+import { guardPackets, PacketLimits } from './packet-guard';
 import { SessionService } from './session.service';
 import { TokenExpiry } from './token-expiry.service';
 import { isTopicAllowed, planSubscribe } from './topic-policy';
 
+/** What a client event gets: its socket and payload (the ack callback taken off), and its ack comes back. */
+type ClientEventHandler = (socket: DeviceSocket, payload: unknown) => Promise<Ack<unknown>>;
+
+/**
+ * The device namespace's connections and events are bound here directly, not through Nest's
+ * gateway machinery (OnGatewayConnection, @SubscribeMessage). Per connection Nest binds each
+ * handler to the socket and keeps the bound functions, pushes the socket through RxJS subjects
+ * and hangs its own disconnect listener on it; per event it builds an execution context and runs
+ * its parameter pipes. None of that carries our rules (the packet guard screens every event
+ * first, and each handler validates its own payload), and it was a measurable part of what a
+ * handshake costs over the bare Socket.IO baseline (docs/performance.md, twentieth round). Here
+ * each event has one listener shared by every socket (Socket.IO calls it with the socket as
+ * `this`), with the ack mapping Nest's adapter had: the payload (or the arguments, when there are
+ * several) and the ack callback last. (Nest calls a gateway's methods named handleConnection and
+ * handleDisconnect whatever interfaces it declares: these are named otherwise.)
+ */
 @WebSocketGateway()
-export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGatewayDisconnect {
+export class DeviceGateway implements OnGatewayInit {
   private readonly logger = new Logger(DeviceGateway.name);
+  private readonly limits: PacketLimits;
 
   constructor(
     private readonly sessions: SessionService,
@@ -37,7 +46,13 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     private readonly metrics: MetricsService,
     private readonly tokens: TokenExpiry,
     private readonly pushTargets: PushRegistrationStore,
-  ) {}
+  ) {
+    this.limits = {
+      maxPayloadBytes: config.maxPayloadBytes,
+      eventsPerSecond: config.socketEventsPerSecond,
+      maxBufferedBytes: config.socketMaxBufferedBytes,
+    };
+  }
 
   /** Authenticates in a Socket.IO middleware (guards do not run for handshakes) so refusals reach the client as connect_error. */
   afterInit(server: DeviceServer): void {
@@ -66,30 +81,38 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
         next(Object.assign(new Error('unauthorized'), { data: { code, message: (err as Error).message } }));
       }
     });
+    this.bindConnections(server);
   }
 
-  handleConnection(socket: DeviceSocket): void {
-    const session = socket.data.session;
-    const limits = {
-      maxPayloadBytes: this.config.maxPayloadBytes,
-      eventsPerSecond: this.config.socketEventsPerSecond,
-      maxBufferedBytes: this.config.socketMaxBufferedBytes,
+  /** Each connection gets the packet guard and its session, then the events' shared listeners. */
+  private bindConnections(server: DeviceServer): void {
+    const handlers: Record<ClientEventName, ClientEventHandler> = {
+      heartbeat: (socket, payload) => this.heartbeat(socket, payload),
+      subscribe: (socket, payload) => this.subscribe(socket, payload),
+      unsubscribe: (socket, payload) => this.unsubscribe(socket, payload),
+      auth: (socket, payload) => this.auth(socket, payload),
+      register_push: (socket, payload) => registerPush(socket, payload, { store: this.pushTargets, config: this.config, clock: this.clock, logger: this.logger }),
+      unregister_push: (socket, payload) => this.unregisterPush(socket, payload),
     };
-    guardPackets(socket, limits, this.clock, this.channel, this.metrics, {
+    const listeners = Object.entries(handlers).map(([event, handle]) => [event as ClientEventName, clientEventListener(event, handle, this.logger)] as const);
+    const disconnected = (socket: DeviceSocket) => void this.end(socket);
+    const onDisconnect = function (this: DeviceSocket): void {
+      disconnected(this);
+    };
+    server.on('connection', (socket) => {
+      this.start(socket);
+      for (const [event, listener] of listeners) socket.on(event, listener);
+      socket.on('disconnect', onDisconnect);
+    });
+  }
+
+  private start(socket: DeviceSocket): void {
+    const session = socket.data.session;
+    guardPackets(socket, this.limits, this.clock, this.channel, this.metrics, {
       ranOut: () => this.tokens.ranOut(session),
       end: () => void this.tokens.end(socket),
     });
     this.channel.register(socket);
-    // The busiest event skips Nest's per-message pipeline (execution context, parameter pipes,
-    // exception zone, and the garbage they make): a plain listener with the adapter's payload and
-    // ack mapping. The packet guard (socket.use) still runs first, as for every event.
-    socket.on('heartbeat', (...args: unknown[]) => {
-      const ack = typeof args.at(-1) === 'function' ? (args.pop() as (reply: unknown) => void) : undefined;
-      this.heartbeat(socket, args.length > 1 ? args : args[0]).then(
-        (reply) => ack?.(reply),
-        (err: Error) => this.logger.error(err.stack ?? err.message),
-      );
-    });
     this.channel.onOtherTraffic(socket, () => this.sessions.otherTraffic(session));
     this.tokens.track(session);
     session.ready = this.sessions.start(session, () => this.channel.starting(socket)).then(
@@ -109,7 +132,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     );
   }
 
-  async handleDisconnect(socket: DeviceSocket): Promise<void> {
+  private async end(socket: DeviceSocket): Promise<void> {
     const session = socket.data.session;
     if (!session) return;
     this.channel.unregister(socket);
@@ -122,15 +145,13 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     });
   }
 
-  /** Bound in handleConnection (see there), not with @SubscribeMessage. */
-  async heartbeat(socket: DeviceSocket, payload: unknown): Promise<Ack<HeartbeatAck>> {
+  private async heartbeat(socket: DeviceSocket, payload: unknown): Promise<Ack<HeartbeatAck>> {
     const session = socket.data.session;
     if (!(await session.ready)) return errorAck('unavailable', 'session not started');
     return this.sessions.heartbeat(session, payload);
   }
 
-  @SubscribeMessage('subscribe')
-  async subscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<TopicsAck>> {
+  private async subscribe(socket: DeviceSocket, payload: unknown): Promise<Ack<TopicsAck>> {
     const request = readClientPayload('subscribe', payload);
     if (typeof request === 'string') return errorAck('invalid_payload', request);
     const plan = planSubscribe(socket.data.session.topics, joinedTopics(socket), request.topics);
@@ -139,8 +160,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     return { ok: true, topics: joinedTopics(socket) };
   }
 
-  @SubscribeMessage('unsubscribe')
-  async unsubscribe(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<TopicsAck>> {
+  private async unsubscribe(socket: DeviceSocket, payload: unknown): Promise<Ack<TopicsAck>> {
     const request = readClientPayload('unsubscribe', payload);
     if (typeof request === 'string') return errorAck('invalid_payload', request);
     for (const t of request.topics) await socket.leave(rooms.topic(t));
@@ -152,8 +172,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
    * grant from now on: joined topics it no longer allows are left at once (a refresh is how a
    * backend narrows what a long-lived session may read), and the ack lists what is still held.
    */
-  @SubscribeMessage('auth')
-  async auth(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<AuthAck>> {
+  private async auth(socket: DeviceSocket, payload: unknown): Promise<Ack<AuthAck>> {
     const session = socket.data.session;
     const request = readClientPayload('auth', payload);
     const refuse = (code: 'invalid_payload' | 'invalid_token' | 'token_expired' | 'identity_mismatch', message: string) => {
@@ -178,13 +197,7 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     return { ok: true, tokenExpiresAt: claims.expiresAt, topics: joinedTopics(socket) };
   }
 
-  @SubscribeMessage('register_push')
-  registerPush(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<OkAck>> {
-    return registerPush(socket, payload, { store: this.pushTargets, config: this.config, clock: this.clock, logger: this.logger });
-  }
-
-  @SubscribeMessage('unregister_push')
-  async unregisterPush(@ConnectedSocket() socket: DeviceSocket, @MessageBody() payload: unknown): Promise<Ack<OkAck>> {
+  private async unregisterPush(socket: DeviceSocket, payload: unknown): Promise<Ack<OkAck>> {
     const request = readClientPayload('unregister_push', payload);
     if (typeof request === 'string') return errorAck('invalid_payload', request);
     if (!(await socket.data.session.ready)) return errorAck('unavailable', 'session not started');
@@ -195,6 +208,34 @@ export class DeviceGateway implements OnGatewayInit, OnGatewayConnection, OnGate
     }
     return { ok: true };
   }
+}
+
+/**
+ * The listener of one client event, shared by every socket. A handler that fails (a bug: they
+ * answer bad input and store failures with error acks themselves) is logged, and a client that
+ * asked for an ack gets `unavailable` rather than waiting for one that never comes.
+ */
+function clientEventListener(event: string, handle: ClientEventHandler, logger: Logger): (this: DeviceSocket, ...args: unknown[]) => void {
+  const failed = (err: unknown): ErrorAck => {
+    logger.error(`${event} failed: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    return errorAck('unavailable', `the gateway could not handle ${event}; retry`);
+  };
+  return function (this: DeviceSocket, ...args: unknown[]): void {
+    const ack = typeof args.at(-1) === 'function' ? (args.pop() as (reply: unknown) => void) : undefined;
+    let reply: Promise<Ack<unknown>>;
+    try {
+      reply = handle(this, args.length > 1 ? args : args[0]);
+    } catch (err) {
+      reply = Promise.resolve(failed(err));
+    }
+    reply.then(
+      (answer) => ack?.(answer),
+      (err: unknown) => {
+        const answer = failed(err); // logged whether or not an ack was asked for
+        ack?.(answer);
+      },
+    );
+  };
 }
 
 /** Where else the device can be reached (native push): one registration per device, a new one replaces it. */

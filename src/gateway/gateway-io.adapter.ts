@@ -3,7 +3,6 @@ import { createAdapter, createShardedAdapter } from '@socket.io/redis-adapter';
 import { Cluster } from 'ioredis';
 import { IoAdapter } from '@nestjs/platform-socket.io';
 import type { MessageMappingProperties } from '@nestjs/websockets';
-import { isObservable, Observable } from 'rxjs';
 import { IncomingMessage, ServerResponse } from 'node:http';
 import type { Server, ServerOptions, Socket } from 'socket.io';
 import type { Adapter } from 'socket.io-adapter';
@@ -87,68 +86,20 @@ export class GatewayIoAdapter extends IoAdapter {
   }
 
   /**
-   * Binds each @SubscribeMessage handler as a plain listener. IoAdapter's version builds an RxJS
-   * chain per event per socket (fromEvent, mergeMap, takeUntil a shared disconnect stream) that
-   * lives as long as the socket: about 16 KB of heap per connection with three handlers, more than
-   * Socket.IO's own socket (measured with `npm run bench -- --heap-snapshots`). The listener for an
-   * event is one function shared by every socket (Socket.IO calls it with the socket as `this`),
-   * which finds that socket's handler (the list Nest made for it) on the socket: a closure and its
-   * context per event per socket would be about 0.7 KB per connection with six events. The
-   * behaviour is IoAdapter's: the same payload/ack mapping, handlers still run through Nest's
-   * context (pipes, filters), a nil result is not acked, `{ event, data }` is emitted, other
-   * results are acked. Socket.IO drops the listeners with the socket.
+   * DeviceGateway binds its connections and events itself, as plain listeners shared by every
+   * socket (see there): Nest's binding costs a bound handler per event per socket, RxJS subjects
+   * per connection and a disconnect listener of its own. A @SubscribeMessage handler would
+   * silently bring that back, so one is refused where Nest binds it.
    */
-  override bindMessageHandlers(socket: Socket, handlers: MessageMappingProperties[], transform: (data: unknown) => Observable<unknown>): void {
-    // Only the callbacks (Nest binds each to this socket); the rest is the same for every socket.
-    (socket as HandlerHolder)[HANDLERS] = handlers.map((h) => h.callback);
-    handlers.forEach((handler, i) => socket.on(handler.message as string, this.listenerFor(handler, i, transform)));
+  override bindMessageHandlers(_socket: Socket, handlers: MessageMappingProperties[]): void {
+    if (handlers.length > 0) {
+      throw new Error(`@SubscribeMessage('${String(handlers[0]!.message)}'): device events are bound in DeviceGateway, not by Nest`);
+    }
   }
 
-  /** By position: the gateway's handlers come in the same order for every socket. */
-  private readonly listeners: { message: string; listener: (this: Socket, ...args: unknown[]) => void }[] = [];
-
-  /** The listener for the i-th handler, made for the first socket and shared by the others. */
-  private listenerFor(handler: MessageMappingProperties, i: number, transform: (data: unknown) => Observable<unknown>): (this: Socket, ...args: unknown[]) => void {
-    const message = handler.message as string;
-    const made = this.listeners[i];
-    if (made?.message === message) return made.listener;
-    const { isAckHandledManually } = handler;
-    const logger = this.logger;
-    const dispatch = (socket: Socket, args: unknown[]): void => {
-      const callback = (socket as HandlerHolder)[HANDLERS]?.[i];
-      if (!callback) return;
-      const ack = typeof args.at(-1) === 'function' ? (args.pop() as (response: unknown) => void) : undefined;
-      const data = args.length > 1 ? args : args[0];
-      const respond = (response: unknown) => {
-        if (response === null || response === undefined) return;
-        const { event, data: eventData } = response as { event?: string; data?: unknown };
-        if (event) socket.emit(event, eventData);
-        else if (!isAckHandledManually && ack) ack(response);
-      };
-      const fail = (err: unknown) => logger.error(err);
-      let result: unknown;
-      try {
-        result = callback(data, ack);
-      } catch (err) {
-        return fail(err);
-      }
-      if (result instanceof Promise) {
-        result.then((value: unknown) => (isObservable(value) ? value.subscribe({ next: respond, error: fail }) : respond(value)), fail);
-      } else {
-        transform(result).subscribe({ next: respond, error: fail });
-      }
-    };
-    const listener = function (this: Socket, ...args: unknown[]) {
-      dispatch(this, args);
-    };
-    this.listeners[i] = { message, listener };
-    return listener;
-  }
+  /** No gateway here implements handleDisconnect (DeviceGateway listens itself), so Nest's listener would only cost memory. */
+  override bindClientDisconnect(): void {}
 }
-
-/** Where bindMessageHandlers keeps, on each socket, the handlers Nest made for it. */
-const HANDLERS = Symbol('push-gateway:message-handlers');
-type HandlerHolder = Socket & { [HANDLERS]?: MessageMappingProperties['callback'][] };
 
 /**
  * The Socket.IO adapter over Redis, none in embedded mode. Rooms span instances: a topic lookup
