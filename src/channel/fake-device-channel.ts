@@ -82,16 +82,18 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
       tokenExpiresAt: token.expiresAt,
       tokenDeadline: token.deadline,
     };
-    const onDisconnect: (() => void)[] = [];
+    const onDisconnect: ((this: unknown) => void)[] = [];
+    const listen = (event: string, listener: (this: unknown) => void) => event === 'disconnect' && onDisconnect.push(listener);
     const socket = {
       id: `socket-${ref.sessionId}`,
       data: { session },
       connected: true,
-      once: (event: string, listener: () => void) => event === 'disconnect' && onDisconnect.push(listener),
-      /** The test: this socket went away. */
+      on: listen,
+      once: listen,
+      /** The test: this socket went away (listeners are called with the socket as `this`, as Socket.IO does). */
       disconnectForTest: () => {
         socket.connected = false;
-        onDisconnect.forEach((l) => l());
+        onDisconnect.forEach((l) => l.call(socket));
       },
     };
     this.sockets.set(ref.deviceId, socket as unknown as DeviceSocket);

@@ -11,7 +11,7 @@ import { Ack, AuthAck, DeviceServer, DeviceSocket, ErrorAck, errorAck, Heartbeat
 import { PushRegistrationStore } from '../push/push-registration.store';
 import { readPushTarget } from '../push/push-target';
 import { NETWORK_KEY } from '../common/patterns';
-import { guardPackets, PacketLimits } from './packet-guard';
+import { guardPackets, PacketLimits, TokenCheck } from './packet-guard';
 import { SessionService } from './session.service';
 import { TokenExpiry } from './token-expiry.service';
 import { isTopicAllowed, planSubscribe } from './topic-policy';
@@ -36,6 +36,10 @@ type ClientEventHandler = (socket: DeviceSocket, payload: unknown) => Promise<Ac
 export class DeviceGateway implements OnGatewayInit {
   private readonly logger = new Logger(DeviceGateway.name);
   private readonly limits: PacketLimits;
+  private readonly tokenCheck: TokenCheck = {
+    ranOut: (socket) => this.tokens.ranOut(socket.data.session),
+    end: (socket) => void this.tokens.end(socket),
+  };
 
   constructor(
     private readonly sessions: SessionService,
@@ -108,10 +112,7 @@ export class DeviceGateway implements OnGatewayInit {
 
   private start(socket: DeviceSocket): void {
     const session = socket.data.session;
-    guardPackets(socket, this.limits, this.clock, this.channel, this.metrics, {
-      ranOut: () => this.tokens.ranOut(session),
-      end: () => void this.tokens.end(socket),
-    });
+    guardPackets(socket, this.limits, this.clock, this.channel, this.metrics, this.tokenCheck);
     this.channel.register(socket);
     this.channel.onOtherTraffic(socket, () => this.sessions.otherTraffic(session));
     this.tokens.track(session);

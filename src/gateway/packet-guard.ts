@@ -31,12 +31,12 @@ export interface PacketLimits {
   maxBufferedBytes: number;
 }
 
-/** The session's token lifetime, as the guard needs it. */
+/** The session's token lifetime, as the guard needs it (one for every socket). */
 export interface TokenCheck {
-  /** The token ran out more than the grace ago: the session is over. */
-  ranOut(): boolean;
-  /** Ends the session (`token_expired`). */
-  end(): void;
+  /** The socket's token ran out more than the grace ago: the session is over. */
+  ranOut(socket: DeviceSocket): boolean;
+  /** Ends the socket's session (`token_expired`). */
+  end(socket: DeviceSocket): void;
 }
 
 /**
@@ -108,10 +108,10 @@ export function guardPackets(
       }
       return;
     }
-    if (token.ranOut()) {
+    if (token.ranOut(socket)) {
       // The answer goes out before the close starts, so a client that asked learns why.
       refuse(errorAck('token_expired', 'the session token ran out; reconnect with a fresh token'));
-      return token.end();
+      return token.end(socket);
     }
     if (typeof event !== 'string' || !KNOWN.has(event)) {
       return refuse(errorAck('unknown_event', `unknown event "${String(event)}"; known: ${CLIENT_EVENTS.join(', ')}`));

@@ -124,9 +124,12 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
   private attach(socket: DeviceSocket): Outbox {
     const outbox = new Outbox(socket, socket.data.session.deviceId, this.port);
     this.outboxes.set(socket, outbox);
-    socket.once('disconnect', () => outbox.close());
+    socket.on('disconnect', this.closeOutbox);
     return outbox;
   }
+
+  /** One disconnect listener for every socket's outbox, not a closure per socket. */
+  private readonly closeOutbox = outboxCloser(this.outboxes);
 
   private deliverLocal({ payload, bytes, deviceIds }: InboundDelivery): void {
     const notification = { payload, bytes };
@@ -216,4 +219,11 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
       });
     }
   }
+}
+
+/** A disconnect listener that closes the socket's outbox (Socket.IO calls it with the socket as `this`). */
+function outboxCloser(outboxes: WeakMap<DeviceSocket, Outbox>): (this: DeviceSocket) => void {
+  return function (this: DeviceSocket): void {
+    outboxes.get(this)?.close();
+  };
 }
