@@ -211,11 +211,14 @@ describe('events for backends: every offline reason, for real', () => {
 describe('events for backends: instance_lost (kill -9 of a gateway process), with the default grace', () => {
   const prefix = uniquePrefix('events-lost');
   const redis = testRedis();
-  const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix };
+  // A 1.2 s interval (TTL 3 s), not the test gateways' 400 ms: the devices beat from this test
+  // worker, which a loaded machine can stall for a second, and a session that runs out while its
+  // instance still reports itself alive did time out (heartbeat_timeout), which is not this case.
+  const env = { REDIS_URL: testRedisUrl(), REDIS_PREFIX: prefix, HEARTBEAT_INTERVAL_MS: '1200' };
   const gateways: RunningGateway[] = [];
   const sockets: Socket[] = [];
   const GRACE = 5_000; // PRESENCE_EVENT_GRACE_MS' default
-  const TTL = 1_000; // 2.5 x the 400 ms interval of the test gateways
+  const TTL = 3_000; // 2.5 x the interval
   let beating: NodeJS.Timeout | undefined;
 
   afterAll(async () => {
@@ -239,6 +242,9 @@ describe('events for backends: instance_lost (kill -9 of a gateway process), wit
     // lost-3 leaves cleanly just before the crash: the doomed instance held its offline (in Redis).
     sockets[2]!.disconnect();
     await waitFor(async () => (await redis.zscore(`${testKeys(prefix).of('lost-3')}heldoff:due`, 'lost-3')) !== null);
+    // The crash comes right after a heartbeat of each remaining device is recorded (see env).
+    const beats = await Promise.all(sockets.slice(0, 2).map((s) => s.timeout(5_000).emitWithAck('heartbeat', {})));
+    expect(beats).toEqual([expect.objectContaining({ ok: true }), expect.objectContaining({ ok: true })]);
     doomed.process.child.kill('SIGKILL');
     clearInterval(onDoomed);
     // lost-2 comes back on the survivor once its presence ran out (never delayed), within the grace.
