@@ -83,13 +83,11 @@ export class FakeDeviceChannel implements Pick<DeviceChannel, ChannelSurface> {
       tokenDeadline: token.deadline,
     };
     const onDisconnect: ((this: unknown) => void)[] = [];
-    const listen = (event: string, listener: (this: unknown) => void) => event === 'disconnect' && onDisconnect.push(listener);
     const socket = {
       id: `socket-${ref.sessionId}`,
       data: { session },
       connected: true,
-      on: listen,
-      once: listen,
+      on: (event: string, listener: (this: unknown) => void) => event === 'disconnect' && onDisconnect.push(listener),
       /** The test: this socket went away (listeners are called with the socket as `this`, as Socket.IO does). */
       disconnectForTest: () => {
         socket.connected = false;

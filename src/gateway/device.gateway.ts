@@ -99,9 +99,9 @@ export class DeviceGateway implements OnGatewayInit {
       unregister_push: (socket, payload) => this.unregisterPush(socket, payload),
     };
     const listeners = Object.entries(handlers).map(([event, handle]) => [event as ClientEventName, clientEventListener(event, handle, this.logger)] as const);
-    const disconnected = (socket: DeviceSocket) => void this.end(socket);
+    const end = (socket: DeviceSocket) => void this.end(socket);
     const onDisconnect = function (this: DeviceSocket): void {
-      disconnected(this);
+      end(this);
     };
     server.on('connection', (socket) => {
       this.start(socket);
