@@ -1,6 +1,7 @@
 import { INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
-import { NestExpressApplication } from '@nestjs/platform-express';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { ExpressAdapter } from '@nestjs/platform-express/adapters/express-adapter.js';
 import { AppModule } from './app.module';
 import { API_KEY_SCHEME } from './auth/api-auth.decorator';
 import { Clock, SystemClock } from './common/clock';
@@ -30,7 +31,7 @@ const BODY_LIMIT_BYTES = 256 * 1024;
 /** Builds the whole application (used by main.ts and by the e2e tests) without listening. */
 export async function createApp(config: AppConfig, clock: Clock = new SystemClock()): Promise<INestApplication> {
   const logger = createPino(config);
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, clock), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, clock), new ExpressAdapter(), {
     logger: new AppLogger(logger),
     bodyParser: false,
   });

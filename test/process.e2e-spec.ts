@@ -46,7 +46,7 @@ describe('the gateway as a process (dist/main.js)', () => {
     expect(gw.output()).toContain('SWEEP_INTERVAL_MS must be a whole number, got "-5"');
   });
 
-  it('loads the OpenAPI library with the first request for the docs, not at start', async () => {
+  it('loads the OpenAPI library with the first request for the docs, not at start, and no upload handling at all', async () => {
     const port = await freePort();
     const gw = spawnGateway({ PORT: String(port), API_KEYS: TEST_API_KEY, DEVICE_JWT_SECRET: TEST_JWT_SECRET }, [
       '--require',
@@ -67,6 +67,9 @@ describe('the gateway as a process (dist/main.js)', () => {
     expect(atStart).toEqual(expect.arrayContaining(['@nestjs/core', 'socket.io', 'ioredis']));
     expect(atStart).not.toContain('@nestjs/swagger');
     expect(atStart).not.toContain('web-push');
+    // The gateway takes no uploads: Express's adapter comes without the package's multer interceptors.
+    expect(atStart).not.toContain('multer');
+    expect(atStart).not.toContain('busboy');
 
     const doc = await fetch(`${url}/docs-json`);
     expect(doc.status).toBe(200);
