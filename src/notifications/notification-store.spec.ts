@@ -755,6 +755,31 @@ for (const mode of MODES) {
       expect(snapshots).toBeGreaterThan(1);
     });
 
+    it('an ack of a target still in its inbox whose notification was forgotten recreates nothing and records nothing', async () => {
+      const { store } = harness();
+      const now = Date.now();
+      const p: NotificationPayload = { id: 'forgotten-1', data: 1, createdAt: now };
+      const q: NotificationPayload = { id: 'kept-1', data: 2, createdAt: now };
+      await store.publish(request(p, ['gone-a', 'gone-b'], now));
+      await store.publish(request(q, ['gone-a'], now));
+      // The part's hash is gone (its retention ran out while the inboxes outlived it); the entries remain.
+      const part = keys.of('gone-a');
+      await redis.del(`${part}notif:forgotten-1`);
+      if (keys.of('gone-b') !== part) await redis.del(`${keys.of('gone-b')}notif:forgotten-1`);
+      const eventsBefore = await redis.xlen(`${part}events`);
+      const acks = [
+        { payload: p, deviceId: 'gone-a' },
+        { payload: q, deviceId: 'gone-a' },
+        { payload: p, deviceId: 'gone-b' },
+      ];
+      expect(await store.ackMany(acks, now + 1)).toEqual([false, true, false]);
+      expect(await redis.exists(`${part}notif:forgotten-1`)).toBe(0);
+      expect(await redis.exists(`${keys.of('gone-b')}notif:forgotten-1`)).toBe(0);
+      expect(await redis.zrange(`${part}inbox:gone-a`, 0, -1)).toEqual([]);
+      const added = (await redis.xrange(`${part}events`, '-', '+')).slice(eventsBefore).map(([id, f]) => toEnvelope(id, f));
+      expect(added.map((e) => [e.type, e.data.notificationId])).toEqual([['notification.delivered', 'kept-1']]);
+    });
+
     it('looks the users\' devices up in the write on one partition (one call), and writes nothing when they are more than the cap', async () => {
       const h = harness();
       expect(h.store.foldsUsers(0)).toBe(mode.sharded ? 0 : 200);

@@ -522,21 +522,33 @@ export const ACK = luaScript({
   prelude: EVENTS,
   body: `
 events_init(prefix, now, eventRetention)
--- delivered: id -> targets of this part delivered by this call (in the order first seen: parts)
-local changed, delivered, parts = {}, {}, {}
+-- delivered: id -> targets of this part delivered by this call (in the order first seen: parts);
+-- live: id -> whether the part's hash exists (asked once per id, see below)
+local changed, delivered, parts, live = {}, {}, {}, {}
 local deliveredNow = 'delivered:' .. event_log.ts
 for i = 1, #rest, 5 do
   local id, deviceId, collapseKey, userId = rest[i], rest[i + 1], rest[i + 2], rest[i + 3]
   local inboxKey = prefix .. 'inbox:' .. deviceId
   local notifKey = prefix .. 'notif:' .. id
   local field = 't:' .. deviceId
-  redis.call('ZREM', inboxKey, id)
+  local removed = redis.call('ZREM', inboxKey, id)
   -- A notification sent live has no redelivery deadline of its own (its batch's goes below), unless
   -- it was also read back from the inbox somewhere: that one, left here, finds it delivered when it
   -- comes due and only goes.
   if rest[i + 4] == '1' then redis.call('ZREM', dueKey, 'r|' .. id .. '|' .. deviceId) end
   if collapseKey ~= '' and redis.call('HGET', inboxKey .. ':collapse', collapseKey) == id then redis.call('HDEL', inboxKey .. ':collapse', collapseKey) end
-  local status = redis.call('HGET', notifKey, field)
+  -- A target in its inbox is pending (every script that settles a target takes it out of the inbox
+  -- in the same step: ACK, EXPIRE_TARGET, a collapse's replacement, an eviction), so its status
+  -- need not be read, only whether the part is still there (a part forgotten while an inbox
+  -- outlived it is not recreated). A fan-out's acks come in batches of one id: one EXISTS per
+  -- batch instead of an HGET of the status per ack.
+  local status
+  if removed == 1 then
+    if live[id] == nil then live[id] = redis.call('EXISTS', notifKey) == 1 end
+    if live[id] then status = 'pending:' end
+  else
+    status = redis.call('HGET', notifKey, field)
+  end
   if status and string.sub(status, 1, 10) ~= 'delivered:' then
     redis.call('HSET', notifKey, field, deliveredNow)
     emit_target('notification.delivered', prefix, id, deviceId, userId ~= '' and userId or nil)
