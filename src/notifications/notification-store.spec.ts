@@ -775,7 +775,7 @@ for (const mode of MODES) {
       expect(await store.ackMany(acks, now + 1)).toEqual([false, true, false]);
       expect(await redis.exists(`${part}notif:forgotten-1`)).toBe(0);
       expect(await redis.exists(`${keys.of('gone-b')}notif:forgotten-1`)).toBe(0);
-      expect(await redis.zrange(`${part}inbox:gone-a`, 0, -1)).toEqual([]);
+      expect(await redis.zrange(`${part}inbox:gone-a`, '0', '-1')).toEqual([]);
       const added = (await redis.xrange(`${part}events`, '-', '+')).slice(eventsBefore).map(([id, f]) => toEnvelope(id, f));
       expect(added.map((e) => [e.type, e.data.notificationId])).toEqual([['notification.delivered', 'kept-1']]);
     });
