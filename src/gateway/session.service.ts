@@ -137,8 +137,9 @@ export class SessionService implements OnApplicationShutdown {
     recorded.indexAt = indexAfter(update);
     recorded.expiresAt = now + ttl;
     let alive: boolean;
+    const call = this.load.started();
     try {
-      alive = await this.load.track(this.store.heartbeat(update));
+      alive = await this.store.heartbeat(update);
     } catch (err) {
       // The session stays as it was; if Redis ran the heartbeat after all, it is only fresher. What
       // its record holds is not known now (this write, and those sent after it that skipped what it
@@ -147,6 +148,8 @@ export class SessionService implements OnApplicationShutdown {
       this.metrics.heartbeats.inc({ result: 'error' });
       this.logger.warn(`heartbeat of ${session.deviceId} not recorded: ${(err as Error).message}`);
       return errorAck('unavailable', 'presence store unavailable, retry at the next interval');
+    } finally {
+      this.load.settled(call);
     }
     if (!alive) {
       // Presence already ran out, or another session took over: this socket is a ghost. A takeover

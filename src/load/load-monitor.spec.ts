@@ -1,4 +1,5 @@
 import { FakeClock } from '../../test/support/fake-clock';
+import { SystemClock } from '../common/clock';
 import { loadConfig } from '../config/app-config';
 import { JITTER_MS, LoadMonitor } from './load-monitor';
 
@@ -9,8 +10,7 @@ describe('LoadMonitor', () => {
     jest.useFakeTimers({ doNotFake: ['nextTick'] });
     const clock = new FakeClock();
     const monitor = new LoadMonitor(loadConfig({ LOAD_SHED_DELAY_MS: '250' }), clock);
-    let answer!: () => void;
-    const call = monitor.track(new Promise<void>((resolve) => (answer = resolve)));
+    const call = monitor.started();
     const wait = (ms: number) => {
       clock.advance(ms);
       jest.advanceTimersByTime(ms); // performance.now() moves with Jest's fake timers
@@ -21,16 +21,31 @@ describe('LoadMonitor', () => {
     expect(monitor.heartbeatBacklog).toBeGreaterThanOrEqual(JITTER_MS + 199);
     expect(monitor.delay).toBeGreaterThan(250);
     expect(monitor.overloaded).toBe(true);
-    answer();
-    await call;
+    monitor.settled(call);
     expect(monitor.delay).toBe(0);
     expect(monitor.overloaded).toBe(false);
+  });
+
+  it('keeps a stall of the event loop as its delay for about a second (WINDOW probes), then lets it go', async () => {
+    const monitor = new LoadMonitor(loadConfig({}), new SystemClock());
+    monitor.onModuleInit();
+    const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+    try {
+      const until = performance.now() + 600;
+      while (performance.now() < until); // the loop stalls: the next probe comes late
+      await sleep(150);
+      expect(monitor.loopDelay).toBeGreaterThanOrEqual(400);
+      await sleep(1_500);
+      expect(monitor.loopDelay).toBeLessThan(400);
+    } finally {
+      monitor.onModuleDestroy();
+    }
   });
 
   it('does not take a test clock that jumps ahead for a delay', () => {
     const clock = new FakeClock();
     const monitor = new LoadMonitor(loadConfig({}), clock);
-    void monitor.track(new Promise(() => undefined));
+    monitor.started();
     clock.advance(60_000); // the injected clock jumped; no real time passed
     expect(monitor.delay).toBe(0);
   });

@@ -35,6 +35,8 @@ interface Moment {
 @Injectable()
 export class LoadMonitor implements OnModuleInit, OnModuleDestroy {
   private readonly samples: number[] = [];
+  /** The largest of `samples`, kept at each probe: the delay is read on every heartbeat. */
+  private recentMax = 0;
   private lastProbe: Moment;
   private timer?: NodeJS.Timeout;
   /** Heartbeats waiting for their store call, oldest first. */
@@ -61,7 +63,7 @@ export class LoadMonitor implements OnModuleInit, OnModuleDestroy {
   /** Event-loop delay, ms: the recent maximum, or the current overdue probe if larger. */
   get loopDelay(): number {
     const overdue = this.timer ? this.since(this.lastProbe) - PROBE_MS : 0;
-    return Math.max(0, overdue, ...this.samples);
+    return Math.max(0, overdue, this.recentMax);
   }
 
   /** Age of the oldest heartbeat still waiting for its store call, ms (0 when none). */
@@ -81,16 +83,24 @@ export class LoadMonitor implements OnModuleInit, OnModuleDestroy {
     return this.config.loadShedDelayMs > 0 && this.delay > this.config.loadShedDelayMs;
   }
 
-  /** Follows a heartbeat's store call until it settles. */
-  track<T>(call: Promise<T>): Promise<T> {
+  /**
+   * A heartbeat's store call starts; the caller passes the token to `settled` once it settles
+   * (a try/finally around its await: no promise of its own per heartbeat).
+   */
+  started(): number {
     const token = this.nextToken++;
     this.inFlight.set(token, this.moment());
-    return call.finally(() => this.inFlight.delete(token));
+    return token;
+  }
+
+  settled(token: number): void {
+    this.inFlight.delete(token);
   }
 
   private probe(): void {
     this.samples.push(Math.max(0, this.since(this.lastProbe) - PROBE_MS));
     if (this.samples.length > WINDOW) this.samples.shift();
+    this.recentMax = Math.max(0, ...this.samples);
     this.lastProbe = this.moment();
   }
 
