@@ -3,6 +3,7 @@
 //   node bench/profile-summary.mjs <file.cpuprofile> [--top 25] [--match substring]
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
+import { area, frameKey } from './lib/frames.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
@@ -24,20 +25,6 @@ for (let i = 0; i < profile.samples.length; i++) {
 }
 const totalMs = [...dt.values()].reduce((a, b) => a + b, 0);
 
-/** Which package or source area a frame belongs to. */
-function area(url) {
-  if (!url) return '(native / V8)';
-  if (url.startsWith('node:')) return `node:${url.slice(5).split('/')[0]}`;
-  const nm = url.lastIndexOf('node_modules/');
-  if (nm >= 0) {
-    const rest = url.slice(nm + 13).split('/');
-    return rest[0].startsWith('@') ? `${rest[0]}/${rest[1]}` : rest[0];
-  }
-  const dist = url.indexOf('/dist/');
-  if (dist >= 0) return `gateway ${url.slice(dist + 6).split('/').slice(0, -1).join('/') || '.'}`;
-  return url.replace(/^file:\/\//, '').split('/').slice(-2).join('/');
-}
-
 const byArea = new Map();
 const byFn = new Map();
 for (const n of profile.nodes) {
@@ -46,7 +33,7 @@ for (const n of profile.nodes) {
   const cf = n.callFrame;
   const a = area(cf.url);
   byArea.set(a, (byArea.get(a) ?? 0) + ms);
-  const key = `${cf.functionName || '(anonymous)'}  ${a}${cf.url ? `:${cf.lineNumber + 1}` : ''}`;
+  const key = frameKey(cf);
   byFn.set(key, (byFn.get(key) ?? 0) + ms);
 }
 

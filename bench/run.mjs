@@ -1,4 +1,4 @@
-// npm run bench [-- --quick] [--only=connections,push] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots]
+// npm run bench [-- --quick] [--only=connections,push] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--alloc-prof] [--heap-snapshots]
 //   (BENCH_GATEWAY_DIST=<dir> runs another build of the gateway, e.g. main's, against the same baseline)
 //                [--report <results.json>]
 //
@@ -74,6 +74,7 @@ const { values: args } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     'cpu-prof': { type: 'boolean', default: false },
+    'alloc-prof': { type: 'boolean', default: false },
     'heap-snapshots': { type: 'boolean', default: false },
     report: { type: 'string' },
     write: { type: 'boolean', default: false },
@@ -117,7 +118,7 @@ async function runScenarios(meta, params) {
   const errors = [];
   const probeDir = mkdtempSync(join(os.tmpdir(), 'push-gateway-bench-'));
   const profileDir = join(ROOT, 'bench/results/profiles');
-  if (args['cpu-prof'] || args['heap-snapshots']) mkdirSync(profileDir, { recursive: true });
+  if (args['cpu-prof'] || args['alloc-prof'] || args['heap-snapshots']) mkdirSync(profileDir, { recursive: true });
 
   log(`starting redis-server and ${params.loadgens} load generators`);
   const redis = await startRedis();
@@ -131,6 +132,7 @@ async function runScenarios(meta, params) {
     log,
     profileDir,
     cpuProfiles: args['cpu-prof'],
+    allocProfiles: args['alloc-prof'],
     heapSnapshots: args['heap-snapshots'],
     scenario: '',
   };
@@ -253,7 +255,7 @@ function applySetting(params, setting) {
 
 async function main() {
   if (args.help) {
-    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,overload,flood,crash,webhooks] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--heap-snapshots] [--report results.json [--write]]');
+    log('usage: npm run bench [-- --quick] [--only=connections,heartbeats,push,fanout,sweep,instances,overload,flood,crash,webhooks] [--set heartbeats.rates=1000,5000] [--cpu-prof] [--alloc-prof] [--heap-snapshots] [--report results.json [--write]]');
     return 0;
   }
   if (args.report) {

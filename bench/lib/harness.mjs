@@ -274,16 +274,24 @@ export function delta(a, b) {
 
 /**
  * Runs fn; with --cpu-prof, the server's CPU profile covers exactly that window and is written to
- * bench/results/profiles/<date>-<scenario>-<kind>-<label>.cpuprofile.
+ * bench/results/profiles/<date>-<scenario>-<kind>-<label>.cpuprofile; with --alloc-prof, its
+ * sampled allocations to the same name with .heapprofile (bench/alloc-summary.mjs reads it).
  */
 export async function profiled(h, server, label, fn) {
-  if (!h.cpuProfiles) return fn();
-  await server.probe('profile-start');
+  if (!h.cpuProfiles && !h.allocProfiles) return fn();
+  const base = join(h.profileDir, `${h.date}-${h.scenario}-${server.kind}-${label}`);
+  if (h.cpuProfiles) await server.probe('profile-start');
+  if (h.allocProfiles) await server.probe('alloc-start');
   try {
     return await fn();
   } finally {
-    const path = join(h.profileDir, `${h.date}-${h.scenario}-${server.kind}-${label}.cpuprofile`);
-    await server.probe(`profile-stop ${path}`, 30_000);
-    h.log(`  profile: ${path.replace(`${ROOT}/`, '')}`);
+    if (h.allocProfiles) {
+      await server.probe(`alloc-stop ${base}.heapprofile`, 30_000);
+      h.log(`  allocation profile: ${base.replace(`${ROOT}/`, '')}.heapprofile`);
+    }
+    if (h.cpuProfiles) {
+      await server.probe(`profile-stop ${base}.cpuprofile`, 30_000);
+      h.log(`  profile: ${base.replace(`${ROOT}/`, '')}.cpuprofile`);
+    }
   }
 }

@@ -11,6 +11,8 @@
 //                          the last-resort GC shrinks it to its minimum in both servers alike;
 //   profile-start          starts the V8 CPU profiler (in-process inspector session);
 //   profile-stop <path>    stops it and writes the .cpuprofile to <path>;
+//   alloc-start            starts V8's sampling heap profiler, collected objects included;
+//   alloc-stop <path>      stops it and writes the .heapprofile to <path>;
 //   heap-snapshot <path>   writes a V8 heap snapshot (for bench/heap-summary.mjs);
 //   loop-delay-start       starts measuring event-loop delay (perf_hooks, 10 ms resolution);
 //   loop-delay-stop        stops it and answers its p50 / p99 / max in ms: how late the server
@@ -65,6 +67,22 @@ if (file) {
       await post('Profiler.enable');
       await post('Profiler.start');
       return { profiling: true };
+    },
+    // Allocations sampled over a window, collected ones included (what the young generation's
+    // scavenges have to get through), for bench/alloc-summary.mjs.
+    async 'alloc-start'() {
+      if (!session) {
+        session = new inspector.Session();
+        session.connect();
+      }
+      await post('HeapProfiler.enable');
+      await post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
+      return { sampling: true };
+    },
+    async 'alloc-stop'(path) {
+      const { profile } = await post('HeapProfiler.stopSampling');
+      fs.writeFileSync(path, JSON.stringify(profile));
+      return { written: path };
     },
     async 'loop-delay-start'() {
       loopDelay?.disable();
