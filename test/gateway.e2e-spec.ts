@@ -153,6 +153,18 @@ describe('device gateway (real app, real Redis, real sockets, fake clock)', () =
       expect(await presenceOf('ghost-1')).toBe('elsewhere');
     });
 
+    it('answers a heartbeat sent before `ready` once the session has started, after `ready`', async () => {
+      const socket = open({ deviceId: 'hb-early' });
+      const seen: string[] = [];
+      socket.on('ready', () => seen.push('ready'));
+      // Emitted at once: the client sends it as soon as it is connected, while the server is still
+      // recording the session.
+      const ack = emitAck(socket, 'heartbeat', { interval: 1_000 }).then((a) => (seen.push('ack'), a));
+      expect(await ack).toMatchObject({ ok: true, interval: 1_000 });
+      expect(seen).toEqual(['ready', 'ack']);
+      expect(await emitAck(socket, 'heartbeat', {})).toMatchObject({ ok: true, interval: 1_000 });
+    });
+
     it('acks with the clamped interval and sets the presence TTL from the time of the beat', async () => {
       const { socket } = await connected({ deviceId: 'hb-1' });
       clock.advance(300);

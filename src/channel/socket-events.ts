@@ -170,6 +170,8 @@ export interface DeviceSession {
   tokenDeadline: number;
   /** Settles once presence is recorded and `ready` was sent; false if that failed. */
   ready?: Promise<boolean>;
+  /** Set as `ready` settles true: a heartbeat after it need not wait on the promise. */
+  started?: boolean;
   /** Set once the server decided to close this session: nothing more is sent or handled. */
   closing?: CloseReason;
 }

@@ -7,7 +7,7 @@ import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
 import { ClientEventName, MAX_REPORTED_RTT_MS, readClientPayload } from '../channel/client-events';
 import { DeviceChannel, joinedTopics, rooms } from '../channel/device-channel';
-import { Ack, AuthAck, DeviceServer, DeviceSocket, ErrorAck, errorAck, HeartbeatAck, OkAck, TopicsAck } from '../channel/socket-events';
+import { Ack, AuthAck, DeviceServer, DeviceSession, DeviceSocket, ErrorAck, errorAck, HeartbeatAck, OkAck, TopicsAck } from '../channel/socket-events';
 import { PushRegistrationStore } from '../push/push-registration.store';
 import { readPushTarget } from '../push/push-target';
 import { NETWORK_KEY } from '../common/patterns';
@@ -121,6 +121,7 @@ export class DeviceGateway implements OnGatewayInit {
         this.metrics.connections.inc({ result: 'accepted', reason: 'ok' });
         this.metrics.connectedDevices.inc();
         this.channel.ready(socket, ready);
+        session.started = true;
         return true;
       },
       (err: Error) => {
@@ -146,8 +147,14 @@ export class DeviceGateway implements OnGatewayInit {
     });
   }
 
-  private async heartbeat(socket: DeviceSocket, payload: unknown): Promise<Ack<HeartbeatAck>> {
+  private heartbeat(socket: DeviceSocket, payload: unknown): Promise<Ack<HeartbeatAck>> {
     const session = socket.data.session;
+    // Every heartbeat but one racing the session's start: no turn spent awaiting a settled promise.
+    if (session.started) return this.sessions.heartbeat(session, payload);
+    return this.heartbeatOnceStarted(session, payload);
+  }
+
+  private async heartbeatOnceStarted(session: DeviceSession, payload: unknown): Promise<Ack<HeartbeatAck>> {
     if (!(await session.ready)) return errorAck('unavailable', 'session not started');
     return this.sessions.heartbeat(session, payload);
   }
