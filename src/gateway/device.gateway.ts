@@ -14,6 +14,7 @@ import { NETWORK_KEY } from '../common/patterns';
 import { guardPackets, PacketLimits, TokenCheck } from './packet-guard';
 import { SessionService } from './session.service';
 import { TokenExpiry } from './token-expiry.service';
+import { WarningSummary } from '../logging/warning-summary';
 import { isTopicAllowed, planSubscribe } from './topic-policy';
 
 /** What a client event gets: its socket and payload (the ack callback taken off), and its ack comes back. */
@@ -35,6 +36,9 @@ type ClientEventHandler = (socket: DeviceSocket, payload: unknown) => Promise<Ac
 @WebSocketGateway()
 export class DeviceGateway implements OnGatewayInit {
   private readonly logger = new Logger(DeviceGateway.name);
+  /** Sessions not started / presence not removed: when Redis is down, every device's at once (see WarningSummary). */
+  private readonly startFailures = new WarningSummary((m) => this.logger.warn(m), () => this.clock.now());
+  private readonly endFailures = new WarningSummary((m) => this.logger.warn(m), () => this.clock.now());
   private readonly limits: PacketLimits;
   private readonly tokenCheck: TokenCheck = {
     ranOut: (socket) => this.tokens.ranOut(socket.data.session),
@@ -127,7 +131,7 @@ export class DeviceGateway implements OnGatewayInit {
       (err: Error) => {
         // Presence could not be recorded (Redis down): close the transport so the client retries.
         this.metrics.connections.inc({ result: 'refused', reason: 'unavailable' });
-        this.logger.warn(`session of ${session.deviceId} not started: ${err.message}`);
+        this.startFailures.warn(`session of ${session.deviceId} not started: ${err.message}`);
         socket.conn.close();
         return false;
       },
@@ -143,7 +147,7 @@ export class DeviceGateway implements OnGatewayInit {
     this.metrics.connectedDevices.dec();
     await this.sessions.end(session).catch((err: Error) => {
       // Retried by SessionService until it lands or the presence TTL retires it; nothing else is lost.
-      this.logger.warn(`presence of ${session.deviceId} not removed on disconnect (retried): ${err.message}`);
+      this.endFailures.warn(`presence of ${session.deviceId} not removed on disconnect (retried): ${err.message}`);
     });
   }
 

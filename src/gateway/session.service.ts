@@ -2,6 +2,7 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { LoadMonitor } from '../load/load-monitor';
+import { WarningSummary } from '../logging/warning-summary';
 import { MetricsService } from '../metrics/metrics.service';
 import { HeartbeatPolicy } from '../presence/heartbeat-policy';
 import { PresenceStore } from '../presence/presence.store';
@@ -31,6 +32,8 @@ interface Unended {
 @Injectable()
 export class SessionService implements OnApplicationShutdown {
   private readonly logger = new Logger(SessionService.name);
+  /** Heartbeats not recorded: when one fails, thousands do (see WarningSummary). */
+  private readonly beatFailures = new WarningSummary((m) => this.logger.warn(m), () => this.clock.now());
   /** Failed session ends by session id, oldest first (see end). */
   private readonly unended = new Map<string, Unended>();
   private retryTimer?: NodeJS.Timeout;
@@ -146,7 +149,7 @@ export class SessionService implements OnApplicationShutdown {
       // carried, may or may not have landed): the next heartbeat writes every field it has.
       session.recorded = {};
       this.metrics.heartbeats.inc({ result: 'error' });
-      this.logger.warn(`heartbeat of ${session.deviceId} not recorded: ${(err as Error).message}`);
+      this.beatFailures.warn(`heartbeat of ${session.deviceId} not recorded: ${(err as Error).message}`);
       return errorAck('unavailable', 'presence store unavailable, retry at the next interval');
     } finally {
       this.load.settled(call);
