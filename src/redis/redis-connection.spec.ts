@@ -60,6 +60,25 @@ describe('createClient on one Redis (real Redis)', () => {
       expect(writes.single).toBe(1);
     }));
 
+  it('answers a command whose reply arrived while the event loop was busy past its timeout, and times out one Redis did not answer', async () => {
+    const client = createClient({ mode: 'url', url: testRedisUrl() }, 50, true) as Redis;
+    try {
+      await client.connect();
+      const answer = client.incr(`${prefix}busy`);
+      // The command leaves at the end of this turn; then the loop is busy for 200 ms (a saturated
+      // gateway): the reply arrives meanwhile, and the 50 ms timer is due when the loop comes back.
+      await new Promise((resolve) => setImmediate(resolve));
+      const until = performance.now() + 200;
+      while (performance.now() < until);
+      expect(await answer).toBe(1);
+      // A Redis that does not answer at all (paused by CLIENT PAUSE) still makes the command fail.
+      await admin.client('PAUSE', '300', 'ALL');
+      await expect(client.incr(`${prefix}busy`)).rejects.toThrow('Command timed out');
+    } finally {
+      client.disconnect();
+    }
+  });
+
   it('still answers after a reconnect (the new socket is corked per turn too)', () =>
     withClient(true, async (client) => {
       const ready = new Promise((resolve) => client.once('ready', resolve));

@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
-import Redis, { Cluster, RedisOptions } from 'ioredis';
+import Redis, { Cluster, Command, RedisOptions } from 'ioredis';
 import { AppConfig, RedisTarget } from '../config/app-config';
 
 export type RedisClient = Redis | Cluster;
@@ -164,11 +164,45 @@ function corkPerTurn(client: Redis): Redis {
   return client;
 }
 
+/** The parts of ioredis 6's Command that its command timeout uses (not in its public types). */
+interface TimedCommand {
+  _commandTimeoutTimer?: NodeJS.Timeout;
+  isSettled?: boolean;
+  reject(err: Error): void;
+}
+
+/**
+ * A command times out only once the replies that had arrived by then were read. ioredis arms a
+ * timer per command (commandTimeout) and rejects when it fires; Node runs due timers before it
+ * polls the sockets, so when a turn of the event loop takes longer than the timeout (a process
+ * past saturation reads thousands of device packets in one turn), every command sent during that
+ * turn timed out at the start of the next, even though Redis had answered it long before: the
+ * heartbeats of an overloaded gateway all failed at once (bench, 10k/s on a slow host: 61,557
+ * `unavailable` acks in 10 s) instead of being answered late. Here the timer's rejection waits for
+ * the check phase (setImmediate), which runs after that poll: a reply that is there settles the
+ * command first, and a command whose Redis is really silent still fails, one turn later. ioredis
+ * clears the timer (the same field) when the command settles. Installed once, on the prototype.
+ */
+let timeoutsAfterPoll = false;
+export function timeOutAfterPolling(): void {
+  if (timeoutsAfterPoll) return;
+  timeoutsAfterPoll = true;
+  (Command.prototype as unknown as { setTimeout(this: TimedCommand, ms: number): void }).setTimeout = function (this: TimedCommand, ms: number) {
+    if (this._commandTimeoutTimer) return;
+    this._commandTimeoutTimer = setTimeout(() => {
+      setImmediate(() => {
+        if (!this.isSettled) this.reject(new Error('Command timed out'));
+      });
+    }, ms);
+  };
+}
+
 /**
  * `autoPipelining`: the commands of one event-loop turn leave in one write; on one Redis (direct
  * or through Sentinel) by corking (corkPerTurn), on a Cluster by ioredis's auto-pipelining.
  */
 export function createClient(target: RedisTarget, commandTimeoutMs: number, autoPipelining: boolean, shardedSubscribers = false): RedisClient {
+  timeOutAfterPolling();
   const options: RedisOptions = {
     lazyConnect: true,
     commandTimeout: commandTimeoutMs,
