@@ -278,20 +278,19 @@ export function delta(a, b) {
  * sampled allocations to the same name with .heapprofile (bench/alloc-summary.mjs reads it).
  */
 export async function profiled(h, server, label, fn) {
-  if (!h.cpuProfiles && !h.allocProfiles) return fn();
+  const kinds = [
+    h.cpuProfiles && { probe: 'profile', ext: 'cpuprofile', what: 'profile' },
+    h.allocProfiles && { probe: 'alloc', ext: 'heapprofile', what: 'allocation profile' },
+  ].filter(Boolean);
+  if (kinds.length === 0) return fn();
   const base = join(h.profileDir, `${h.date}-${h.scenario}-${server.kind}-${label}`);
-  if (h.cpuProfiles) await server.probe('profile-start');
-  if (h.allocProfiles) await server.probe('alloc-start');
+  for (const k of kinds) await server.probe(`${k.probe}-start`);
   try {
     return await fn();
   } finally {
-    if (h.allocProfiles) {
-      await server.probe(`alloc-stop ${base}.heapprofile`, 30_000);
-      h.log(`  allocation profile: ${base.replace(`${ROOT}/`, '')}.heapprofile`);
-    }
-    if (h.cpuProfiles) {
-      await server.probe(`profile-stop ${base}.cpuprofile`, 30_000);
-      h.log(`  profile: ${base.replace(`${ROOT}/`, '')}.cpuprofile`);
+    for (const k of kinds) {
+      await server.probe(`${k.probe}-stop ${base}.${k.ext}`, 30_000);
+      h.log(`  ${k.what}: ${base.replace(`${ROOT}/`, '')}.${k.ext}`);
     }
   }
 }

@@ -42,6 +42,12 @@ if (file) {
       process.stderr.write(`bench probe: ${err.message}\n`);
     }
   };
+  /** The in-process inspector session the profilers run in, opened on first use. */
+  const connect = () => {
+    if (session) return;
+    session = new inspector.Session();
+    session.connect();
+  };
   const post = (method, params) =>
     new Promise((resolve, reject) => session.post(method, params, (err, res) => (err ? reject(err) : resolve(res))));
 
@@ -60,10 +66,7 @@ if (file) {
       return { written: v8.writeHeapSnapshot(path) };
     },
     async 'profile-start'() {
-      if (!session) {
-        session = new inspector.Session();
-        session.connect();
-      }
+      connect();
       await post('Profiler.enable');
       await post('Profiler.start');
       return { profiling: true };
@@ -71,10 +74,7 @@ if (file) {
     // Allocations sampled over a window, collected ones included (what the young generation's
     // scavenges have to get through), for bench/alloc-summary.mjs.
     async 'alloc-start'() {
-      if (!session) {
-        session = new inspector.Session();
-        session.connect();
-      }
+      connect();
       await post('HeapProfiler.enable');
       await post('HeapProfiler.startSampling', { samplingInterval: 16384, includeObjectsCollectedByMajorGC: true, includeObjectsCollectedByMinorGC: true });
       return { sampling: true };

@@ -5,6 +5,7 @@ import { DeviceAuthError, DeviceClaims, DeviceTokenVerifier } from '../auth/devi
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { MetricsService } from '../metrics/metrics.service';
+import { WarningSummary } from '../logging/warning-summary';
 import { ClientEventName, MAX_REPORTED_RTT_MS, readClientPayload } from '../channel/client-events';
 import { DeviceChannel, joinedTopics, rooms } from '../channel/device-channel';
 import { Ack, AuthAck, DeviceServer, DeviceSession, DeviceSocket, ErrorAck, errorAck, HeartbeatAck, OkAck, TopicsAck } from '../channel/socket-events';
@@ -14,7 +15,6 @@ import { NETWORK_KEY } from '../common/patterns';
 import { guardPackets, PacketLimits, TokenCheck } from './packet-guard';
 import { SessionService } from './session.service';
 import { TokenExpiry } from './token-expiry.service';
-import { WarningSummary } from '../logging/warning-summary';
 import { isTopicAllowed, planSubscribe } from './topic-policy';
 
 /** What a client event gets: its socket and payload (the ack callback taken off), and its ack comes back. */

@@ -181,12 +181,10 @@ interface TimedCommand {
  * `unavailable` acks in 10 s) instead of being answered late. Here the timer's rejection waits for
  * the check phase (setImmediate), which runs after that poll: a reply that is there settles the
  * command first, and a command whose Redis is really silent still fails, one turn later. ioredis
- * clears the timer (the same field) when the command settles. Installed once, on the prototype.
+ * clears the timer (the same field) when the command settles. Installed on the prototype as this
+ * module loads, so every client made here has it.
  */
-let timeoutsAfterPoll = false;
-export function timeOutAfterPolling(): void {
-  if (timeoutsAfterPoll) return;
-  timeoutsAfterPoll = true;
+function timeOutAfterPolling(): void {
   (Command.prototype as unknown as { setTimeout(this: TimedCommand, ms: number): void }).setTimeout = function (this: TimedCommand, ms: number) {
     if (this._commandTimeoutTimer) return;
     this._commandTimeoutTimer = setTimeout(() => {
@@ -196,13 +194,13 @@ export function timeOutAfterPolling(): void {
     }, ms);
   };
 }
+timeOutAfterPolling();
 
 /**
  * `autoPipelining`: the commands of one event-loop turn leave in one write; on one Redis (direct
  * or through Sentinel) by corking (corkPerTurn), on a Cluster by ioredis's auto-pipelining.
  */
 export function createClient(target: RedisTarget, commandTimeoutMs: number, autoPipelining: boolean, shardedSubscribers = false): RedisClient {
-  timeOutAfterPolling();
   const options: RedisOptions = {
     lazyConnect: true,
     commandTimeout: commandTimeoutMs,
