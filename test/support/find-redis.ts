@@ -16,15 +16,28 @@ export function pingRedis(port: number, host = '127.0.0.1', timeoutMs = 500): Pr
   });
 }
 
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
+/** Ports this process has handed out: the kernel may offer a port again as soon as its probe closed. */
+const handedOut = new Set<number>();
+
+/**
+ * A loopback port nothing listens on now, never one this process handed out before: a cluster's
+ * nodes ask for their ports and bus ports concurrently, and two of them given the same port made
+ * one node exit at start (EADDRINUSE) and the cluster project's global setup fail.
+ */
+export async function freePort(): Promise<number> {
+  for (;;) {
+    const port = await new Promise<number>((resolve, reject) => {
+      const server = createServer();
+      server.once('error', reject);
+      server.listen(0, '127.0.0.1', () => {
+        const { port: p } = server.address() as { port: number };
+        server.close(() => resolve(p));
+      });
     });
-  });
+    if (handedOut.has(port)) continue;
+    handedOut.add(port);
+    return port;
+  }
 }
 
 export function hasRedisServer(): boolean {

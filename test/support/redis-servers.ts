@@ -193,6 +193,22 @@ export interface ClusterNode {
   slots: string[];
 }
 
+/**
+ * One cluster-enabled node on fresh ports. A port free when it was picked can be taken before the
+ * node binds it (another worker's server; seen as "exited with code 1" in the cluster project's
+ * global setup): the node is then started again on other ports, up to three times.
+ */
+async function startClusterNode(nodeTimeoutMs: number): Promise<RedisServer> {
+  for (let attempt = 1; ; attempt++) {
+    const node = await RedisServer.create(['--cluster-enabled', 'yes', '--cluster-port', String(await freePort()), '--cluster-node-timeout', String(nodeTimeoutMs), '--appendonly', 'no']);
+    try {
+      return await node.start();
+    } catch (err) {
+      if (attempt >= 3 || node.process?.exitCode === null) throw err;
+    }
+  }
+}
+
 export interface RedisCluster {
   nodes: RedisServer[];
   /** REDIS_CLUSTER_NODES for the gateway: every node, host:port comma-separated. */
@@ -216,16 +232,7 @@ export async function startRedisCluster(opts: { masters?: number; replicas?: 0 |
   const replicas = opts.replicas ?? 0;
   // Each node's cluster bus gets a free port of its own: by default Redis takes port + 10000, and
   // refuses to start when that passes 65535 (a free port above 55535: about one in five here).
-  const nodes = await Promise.all(
-    Array.from({ length: masters * (1 + replicas) }, async () =>
-      (
-        await RedisServer.create([
-          '--cluster-enabled', 'yes', '--cluster-port', String(await freePort()),
-          '--cluster-node-timeout', String(opts.nodeTimeoutMs ?? 2000), '--appendonly', 'no',
-        ])
-      ).start(),
-    ),
-  );
+  const nodes = await Promise.all(Array.from({ length: masters * (1 + replicas) }, () => startClusterNode(opts.nodeTimeoutMs ?? 2000)));
   const { execFileSync } = await import('node:child_process');
   execFileSync('redis-cli', ['--cluster', 'create', ...nodes.map((n) => `127.0.0.1:${n.port}`), '--cluster-replicas', String(replicas), '--cluster-yes'], {
     stdio: 'ignore',
