@@ -5,13 +5,13 @@
 // Each run: a flushed Redis, `devices` sessions connected through the build's RedisPresenceStore
 // (with `--partitions 1024`, the Cluster key layout on one Redis), then one disconnect([ref]) per
 // session, all issued in the same moment as the gateway's disconnect handlers issue them, and one
-// connect of a new device 5 ms later. Reports the Redis CPU and commands per end (INFO, so the
+// connect of a new device 5 ms later, on the app's two connections (`client`, `beats`). Reports the
+// Redis CPU and commands per end (INFO, so the
 // figure moves little with the other processes on the machine), the time until the last end was
 // answered, and how long the handshake's presence write took.
 import { createRequire } from 'node:module';
 import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import Redis from 'ioredis';
 import { startRedis } from './lib/redis.mjs';
 
 const { values, positionals } = parseArgs({
@@ -40,11 +40,16 @@ async function info(server) {
 
 async function run(server, dist) {
   await server.client.flushdb();
-  const client = new Redis({ port: server.port, host: '127.0.0.1', enableAutoPipelining: true, lazyConnect: true });
-  await client.connect();
+  // The connections as the app makes them (RedisConnection): `client` for commands, `beats` for
+  // heartbeats and what the build sends with them.
+  const { createClient } = require(join(resolve(dist), 'redis/redis-connection.js'));
+  const target = { mode: 'url', url: `redis://127.0.0.1:${server.port}` };
+  const client = createClient(target, 10_000, true);
+  const beats = createClient(target, 10_000, true);
+  await Promise.all([client.connect(), beats.connect()]);
   const { RedisPresenceStore } = require(join(resolve(dist), 'presence/redis-presence.store.js'));
   const { KeyLayout } = require(join(resolve(dist), 'redis/partitions.js'));
-  const store = new RedisPresenceStore(client, new KeyLayout('ends:', PARTITIONED), 86_400_000, { beats: client });
+  const store = new RedisPresenceStore(client, new KeyLayout('ends:', PARTITIONED), 86_400_000, { beats });
   const refs = Array.from({ length: DEVICES }, (_, i) => ({ deviceId: `end-dev-${i}`, sessionId: `s-${i}`, userId: `end-user-${i % 3000}`, instanceId: 'ends-inst' }));
   const t = Date.now();
   for (let i = 0; i < DEVICES; i += 500) {
@@ -63,7 +68,7 @@ async function run(server, dist) {
   const wallMs = performance.now() - started;
   const handshakeMs = await handshake;
   const after = await info(server);
-  await client.quit();
+  await Promise.all([client.quit(), beats.quit()]);
   if (ended !== DEVICES) throw new Error(`${ended} of ${DEVICES} sessions ended`);
   return {
     redisCpuPerEnd: ((after.cpuMs - before.cpuMs) / DEVICES) * 1000,

@@ -1437,6 +1437,35 @@ describe.each(MODES)('RedisPresenceStore (real Redis: %s)', (mode) => {
     down.disconnect();
   });
 
+  it("applies a session's heartbeat still queued for its batch before its end", async () => {
+    const s = store();
+    const now = Date.now();
+    const ref = { deviceId: 'last-beat', sessionId: 'slast', userId: 'ulast', instanceId: 'gw-1' };
+    await s.connect({ ...ref, now, interval: 400, ttl: 10_000 });
+    // The heartbeat waits for its batch (4 ms), the end for its own (2 ms): the end's sends the heartbeat first.
+    const beating = s.heartbeat({ deviceId: ref.deviceId, sessionId: ref.sessionId, instanceId: 'gw-1', now: now + 5, interval: 400, ttl: 10_000 });
+    expect(await s.disconnect([ref], now + 6, 'client_close')).toBe(1);
+    expect(await beating).toBe(true);
+  });
+
+  it('sends session ends and their user syncs on the heartbeat connection, off the one handshakes use', async () => {
+    const now = Date.now();
+    const devices = ['ends-a', 'ends-b', 'ends-c'];
+    const refOf = (id: string) => ({ deviceId: id, sessionId: `s-${id}`, userId: 'ends-user', instanceId: 'gw-1' });
+    await Promise.all(devices.map((id) => store().connect({ ...refOf(id), now, interval: 400, ttl: 10_000 })));
+    // The commands' connection refuses everything: only `beats` can carry the ends and the user's change.
+    const down = new Redis({ port: 1, host: '127.0.0.1', lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0 });
+    try {
+      const s = store({ beats: b.client }, down);
+      expect(await Promise.all(devices.map((id) => s.disconnect([refOf(id)], now + 10, 'client_close')))).toEqual([1, 1, 1]);
+    } finally {
+      down.disconnect();
+    }
+    expect((await store().getDevices(devices, now + 20)).map((d) => d?.online)).toEqual([false, false, false]);
+    const users = (await logOf().read(undefined, 100, now)).filter((e) => e.type.startsWith('user.') && e.data.userId === 'ends-user').map((e) => e.type);
+    expect(users).toEqual(['user.online', 'user.offline']);
+  });
+
   it('ends a device that went silent at its expiresAt, not before, when its index entry came due earlier', async () => {
     const s = store();
     const now = Date.now();

@@ -22,7 +22,7 @@ export interface RedisPresenceOptions {
   eventRetentionMs?: number;
   /** PRESENCE_EVENT_GRACE_MS (0, the default here: every offline recorded at once). */
   eventGraceMs?: number;
-  /** Carries heartbeats and the sweeper's claims (see RedisConnection). */
+  /** Carries heartbeats, session ends and the sweeper's claims (see RedisConnection). */
   beats?: RedisClient;
   /** How long countOnline's sum over the partitions is reused (0: always counted). */
   countCacheMs?: number;
@@ -52,7 +52,9 @@ const MAX_BEAT_BATCH = 128;
 /**
  * How long the first session end of a batch waits for others (see disconnect): as heartbeats. When
  * thousands of sockets close at once (a network partition, a load balancer restart), one call per
- * end kept Redis busy for seconds, and handshakes and heartbeats queued behind them.
+ * end kept Redis busy for seconds, and handshakes and heartbeats queued behind them. The batches
+ * go on the heartbeat connection, so a handshake (on the command connection) is not queued behind
+ * a burst of them: Redis serves its connections in turn.
  */
 const END_BATCH_WINDOW_MS = 2;
 
@@ -92,6 +94,9 @@ export class RedisPresenceStore extends PresenceStore {
     tick: BoundScript<typeof PARTITION_TICK>;
     userSync: BoundScript<typeof USER_SYNC>;
     userSyncDone: BoundScript<typeof USER_SYNC_DONE>;
+    /** The same two on the heartbeat connection, for the syncs of the scripts sent there (ends, claims). */
+    userSyncOnBeats: BoundScript<typeof USER_SYNC>;
+    userSyncDoneOnBeats: BoundScript<typeof USER_SYNC_DONE>;
     userDevices: BoundScript<typeof USER_DEVICES>;
   };
 
@@ -115,8 +120,9 @@ export class RedisPresenceStore extends PresenceStore {
 
   /**
    * `keys`: the key layout, or a plain prefix (one partition, the single-Redis names). `beats`
-   * carries heartbeats and the sweeper's claims (see RedisConnection): one connection, so Redis
-   * applies this instance's heartbeat before a claim it sends after it.
+   * carries heartbeats, session ends and the sweeper's claims (see RedisConnection): one
+   * connection, so Redis applies this instance's heartbeat before an end or a claim it sends after
+   * it, and a handshake's CONNECT on the other connection does not wait behind a burst of ends.
    */
   constructor(
     private readonly redis: RedisClient,
@@ -137,11 +143,13 @@ export class RedisPresenceStore extends PresenceStore {
       connect: CONNECT.bind(redis),
       heartbeat: HEARTBEAT.bind(beats),
       networkSample: NETWORK_SAMPLE.bind(redis),
-      disconnect: DISCONNECT.bind(redis),
+      disconnect: DISCONNECT.bind(beats),
       claim: CLAIM_EXPIRED.bind(beats),
       tick: PARTITION_TICK.bind(redis),
       userSync: USER_SYNC.bind(redis),
       userSyncDone: USER_SYNC_DONE.bind(redis),
+      userSyncOnBeats: USER_SYNC.bind(beats),
+      userSyncDoneOnBeats: USER_SYNC_DONE.bind(beats),
       userDevices: USER_DEVICES.bind(redis),
     };
   }
@@ -276,6 +284,8 @@ export class RedisPresenceStore extends PresenceStore {
     this.endTimer = undefined;
     const queued = this.queuedEnds;
     if (queued.length === 0) return;
+    // Heartbeats still waiting for their batch go first: a session's last heartbeat is applied before its end.
+    this.sendBeats();
     this.queuedEnds = [];
     this.queuedEndCount = 0;
     type Item = { entry: number; ref: SessionRef; at: number };
@@ -312,7 +322,7 @@ export class RedisPresenceStore extends PresenceStore {
       args: { P, now, retention: this.retentionMs, reason, eventRetention: this.eventRetentionMs, eventGrace: this.eventGraceMs, inline: this.inline },
       rest,
     })) as [number[], string[]];
-    await this.syncUsers(P, syncs, now);
+    await this.syncUsers(P, syncs, now, 'beats');
     return flags;
   }
 
@@ -332,7 +342,7 @@ export class RedisPresenceStore extends PresenceStore {
         inline: this.inline,
       },
     })) as [[string, string, string, string][], string[]];
-    await this.syncUsers(P, syncs, now);
+    await this.syncUsers(P, syncs, now, 'beats');
     return rows.map(([deviceId, sessionId, userId, instanceId]) => ({ deviceId, sessionId, userId, instanceId }));
   }
 
@@ -369,16 +379,19 @@ export class RedisPresenceStore extends PresenceStore {
    * Applies user syncs that a script of partition P queued, grouped by the user's partition (one
    * USER_SYNC per partition, all sent together, each keeping the records' order), then removes
    * them from P's queue. A failure leaves them queued for the partition's lease holder to replay
-   * (PARTITION_TICK): the device change is done, only its user.* wait.
+   * (PARTITION_TICK): the device change is done, only its user.* wait. `via`: the connection the
+   * device script went on, so that a burst of ends (on `beats`) stays off the commands' connection.
+   * Records carry versions: one applied after a newer one (the other connection's) is skipped.
    */
-  protected async syncUsers(P: string, syncs: readonly string[], now: number): Promise<void> {
+  protected async syncUsers(P: string, syncs: readonly string[], now: number, via: 'commands' | 'beats' = 'commands'): Promise<void> {
     if (syncs.length === 0) return;
+    const [userSync, userSyncDone] = via === 'beats' ? [this.scripts.userSyncOnBeats, this.scripts.userSyncDoneOnBeats] : [this.scripts.userSync, this.scripts.userSyncDone];
     try {
       const groups = this.keys.byPartition(syncs, (m) => (JSON.parse(m) as UserSyncRecord).u);
       await Promise.all(
         [...groups].map(([p, records]) => {
           const UP = this.keys.at(p);
-          return this.scripts.userSync({
+          return userSync({
             keys: { route: `${UP}usersync` },
             args: { P: UP, now, retention: this.retentionMs, eventRetention: this.eventRetentionMs },
             rest: records,
@@ -392,8 +405,7 @@ export class RedisPresenceStore extends PresenceStore {
         const v = BigInt(r.v);
         if ((upto.get(r.d) ?? -1n) < v) upto.set(r.d, v);
       }
-      this.scripts
-        .userSyncDone({ keys: { queue: `${P}usersync` }, args: { P }, rest: [...upto].flatMap(([d, v]) => [d, v.toString()]) })
+      userSyncDone({ keys: { queue: `${P}usersync` }, args: { P }, rest: [...upto].flatMap(([d, v]) => [d, v.toString()]) })
         .catch((err: Error) => this.logger.warn(`applied user syncs not dequeued: ${err.message}`));
     } catch (err) {
       this.logger.warn(`user syncs left for the repair pass: ${(err as Error).message}`);
