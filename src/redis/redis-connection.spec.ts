@@ -1,7 +1,8 @@
 import type { Socket } from 'node:net';
 import Redis from 'ioredis';
 import { deleteKeys, testRedisUrl, uniquePrefix } from '../../test/support/redis';
-import { createClient } from './redis-connection';
+import { loadConfig } from '../config/app-config';
+import { createClient, RedisConnection } from './redis-connection';
 
 /** The socket's writes: `_write` for one buffered chunk, `_writev` for several sent together. */
 function countWrites(socket: Socket): { single: number; batches: number[] } {
@@ -97,4 +98,30 @@ describe('createClient on one Redis (real Redis)', () => {
       expect(writes.batches).toEqual([]);
       expect(writes.single).toBe(2);
     }));
+});
+
+describe('RedisConnection on one Redis (real Redis)', () => {
+  const prefix = uniquePrefix('conns');
+  const admin = new Redis(testRedisUrl());
+  afterAll(async () => {
+    await deleteKeys(admin, prefix);
+    await admin.quit();
+  });
+
+  it('answers a heartbeat batch sent early in an event-loop turn that stays busy past its timeout: the heartbeat connection writes at once', async () => {
+    // The heartbeat connection's timeout: twice HEARTBEAT_MIN_MS (200 ms here).
+    const connection = new RedisConnection(loadConfig({ REDIS_URL: testRedisUrl(), REDIS_COMMAND_TIMEOUT_MS: '50', HEARTBEAT_INTERVAL_MS: '400', HEARTBEAT_MIN_MS: '100' }));
+    try {
+      await connection.connect();
+      const answer = connection.beats!.incr(`${prefix}beats`);
+      // The same turn goes on for 400 ms (a saturated gateway reading a backlog of device packets).
+      // Corked until the turn's end, the command would leave only then, and its timer, due by then,
+      // would fail it before Redis's answer could arrive.
+      const until = performance.now() + 400;
+      while (performance.now() < until);
+      expect(await answer).toBe(1);
+    } finally {
+      await connection.onApplicationShutdown();
+    }
+  });
 });

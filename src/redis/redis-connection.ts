@@ -39,7 +39,12 @@ export class RedisConnection implements OnApplicationShutdown {
       return c;
     };
     this.client = make('commands', true);
-    this.beats = make('heartbeats', true, Math.max(config.redisCommandTimeoutMs, config.heartbeat.min * 2));
+    // On one Redis the heartbeat connection is not corked per turn: what it carries is batched
+    // already (128 heartbeats, 128 ends, a claim per call), and a batch filled early in a long turn
+    // (a saturated gateway reading a backlog) left only at the turn's end, with its timer running:
+    // Redis's answer came after the timer, and 128 heartbeats were answered `unavailable` at once.
+    // A Cluster keeps auto-pipelining, which groups a batch's per-partition calls by node.
+    this.beats = make('heartbeats', target?.mode === 'cluster', Math.max(config.redisCommandTimeoutMs, config.heartbeat.min * 2));
     this.pub = make('publish', false);
     // On a Cluster the subscriber uses sharded pub/sub (the adapter, the instance mailbox): ioredis
     // routes SSUBSCRIBE only with shardedSubscribers, one subscriber connection per master.
