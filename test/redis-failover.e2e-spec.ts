@@ -162,7 +162,10 @@ describe('a silently dead Redis link (in-process, frozen TCP proxy)', () => {
     const proxy = await new FreezableProxy(redis.port).start();
     // Pushes go from b to a device on a through the Redis adapter, whose cleanup timer of
     // ACK_TIMEOUT_MS (default 10 s) outlives close(): keep it short.
-    const common = { REDIS_PREFIX: 'frozen:', REDIS_COMMAND_TIMEOUT_MS: '300', REDIS_PROBE_INTERVAL_MS: '150', HEARTBEAT_INTERVAL_MS: '2000', ACK_TIMEOUT_MS: '1000' };
+    // The device's presence (2.5 intervals + 5 s of slack) must outlive the detection, the rebuild
+    // and its next heartbeat: with 5 s and no slack, one run under the whole suite's load saw it
+    // swept before the rebuild (online: 0).
+    const common = { REDIS_PREFIX: 'frozen:', REDIS_COMMAND_TIMEOUT_MS: '300', REDIS_PROBE_INTERVAL_MS: '150', HEARTBEAT_INTERVAL_MS: '2000', HEARTBEAT_TTL_SLACK_MS: '5000', ACK_TIMEOUT_MS: '1000' };
     let a: TestApp | undefined;
     let b: TestApp | undefined;
     const sockets: Socket[] = [];
