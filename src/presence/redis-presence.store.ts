@@ -92,13 +92,10 @@ export class RedisPresenceStore extends PresenceStore {
     disconnect: BoundScript<typeof DISCONNECT>;
     claim: BoundScript<typeof CLAIM_EXPIRED>;
     tick: BoundScript<typeof PARTITION_TICK>;
-    userSync: BoundScript<typeof USER_SYNC>;
-    userSyncDone: BoundScript<typeof USER_SYNC_DONE>;
-    /** The same two on the heartbeat connection, for the syncs of the scripts sent there (ends, claims). */
-    userSyncOnBeats: BoundScript<typeof USER_SYNC>;
-    userSyncDoneOnBeats: BoundScript<typeof USER_SYNC_DONE>;
     userDevices: BoundScript<typeof USER_DEVICES>;
   };
+  /** USER_SYNC and USER_SYNC_DONE on each connection: a sync goes where its device script went (see syncUsers). */
+  private readonly userSyncs: Record<'commands' | 'beats', { sync: BoundScript<typeof USER_SYNC>; done: BoundScript<typeof USER_SYNC_DONE> }>;
 
   readonly keys: KeyLayout;
   private readonly eventRetentionMs: number;
@@ -146,11 +143,11 @@ export class RedisPresenceStore extends PresenceStore {
       disconnect: DISCONNECT.bind(beats),
       claim: CLAIM_EXPIRED.bind(beats),
       tick: PARTITION_TICK.bind(redis),
-      userSync: USER_SYNC.bind(redis),
-      userSyncDone: USER_SYNC_DONE.bind(redis),
-      userSyncOnBeats: USER_SYNC.bind(beats),
-      userSyncDoneOnBeats: USER_SYNC_DONE.bind(beats),
       userDevices: USER_DEVICES.bind(redis),
+    };
+    this.userSyncs = {
+      commands: { sync: USER_SYNC.bind(redis), done: USER_SYNC_DONE.bind(redis) },
+      beats: { sync: USER_SYNC.bind(beats), done: USER_SYNC_DONE.bind(beats) },
     };
   }
 
@@ -385,13 +382,13 @@ export class RedisPresenceStore extends PresenceStore {
    */
   protected async syncUsers(P: string, syncs: readonly string[], now: number, via: 'commands' | 'beats' = 'commands'): Promise<void> {
     if (syncs.length === 0) return;
-    const [userSync, userSyncDone] = via === 'beats' ? [this.scripts.userSyncOnBeats, this.scripts.userSyncDoneOnBeats] : [this.scripts.userSync, this.scripts.userSyncDone];
+    const { sync, done } = this.userSyncs[via];
     try {
       const groups = this.keys.byPartition(syncs, (m) => (JSON.parse(m) as UserSyncRecord).u);
       await Promise.all(
         [...groups].map(([p, records]) => {
           const UP = this.keys.at(p);
-          return userSync({
+          return sync({
             keys: { route: `${UP}usersync` },
             args: { P: UP, now, retention: this.retentionMs, eventRetention: this.eventRetentionMs },
             rest: records,
@@ -405,7 +402,7 @@ export class RedisPresenceStore extends PresenceStore {
         const v = BigInt(r.v);
         if ((upto.get(r.d) ?? -1n) < v) upto.set(r.d, v);
       }
-      userSyncDone({ keys: { queue: `${P}usersync` }, args: { P }, rest: [...upto].flatMap(([d, v]) => [d, v.toString()]) })
+      done({ keys: { queue: `${P}usersync` }, args: { P }, rest: [...upto].flatMap(([d, v]) => [d, v.toString()]) })
         .catch((err: Error) => this.logger.warn(`applied user syncs not dequeued: ${err.message}`));
     } catch (err) {
       this.logger.warn(`user syncs left for the repair pass: ${(err as Error).message}`);

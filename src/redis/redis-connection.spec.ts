@@ -34,7 +34,7 @@ async function withClient(batch: boolean, act: (client: Redis) => Promise<void>)
 
 const socketOf = (client: Redis) => (client as unknown as { stream: Socket }).stream;
 
-describe('createClient on one Redis (real Redis)', () => {
+describe('createClient and RedisConnection on one Redis (real Redis)', () => {
   const prefix = uniquePrefix('conn');
   const admin = new Redis(testRedisUrl());
   afterAll(async () => {
@@ -98,15 +98,6 @@ describe('createClient on one Redis (real Redis)', () => {
       expect(writes.batches).toEqual([]);
       expect(writes.single).toBe(2);
     }));
-});
-
-describe('RedisConnection on one Redis (real Redis)', () => {
-  const prefix = uniquePrefix('conns');
-  const admin = new Redis(testRedisUrl());
-  afterAll(async () => {
-    await deleteKeys(admin, prefix);
-    await admin.quit();
-  });
 
   it('answers a heartbeat batch sent early in an event-loop turn that stays busy past its timeout: the heartbeat connection writes at once', async () => {
     // The heartbeat connection's timeout: twice HEARTBEAT_MIN_MS (200 ms here).
