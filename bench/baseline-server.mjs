@@ -15,7 +15,13 @@
 // contract asks of a publish: one script call that counts a rate limit shared by instances and
 // stores the notification and an inbox entry per target device (named, or reached through a user
 // or topic) before the emit and the 202, and one call per ack that records the device's receipt.
-// A measure of what those round trips cost by themselves, outside the gateway's code.
+// A measure of what those round trips cost by themselves, outside the gateway's code. Its
+// heartbeat, likewise, is one script call that does what the contract asks of one in Redis: it
+// extends the presence key only while the key still names this socket's session (a socket its
+// device has since replaced must not keep the newer session alive), and records the heartbeat's
+// time and the new expiry in the device's hash, which outlives the key: the time a device was
+// last seen is what `device.offline` and GET /v1/devices report once its presence ran out. The
+// connect writes the session into that hash as well.
 //
 // Env: PORT, HOST, REDIS_URL, REDIS_PREFIX, HEARTBEAT_INTERVAL_MS, HEARTBEAT_MIN_MS,
 // HEARTBEAT_MAX_MS, ACK_TIMEOUT_MS, DEVICE_JWT_SECRET, BASELINE_DURABLE.
@@ -41,6 +47,7 @@ const jwtKey = createSecretKey(Buffer.from(env.DEVICE_JWT_SECRET));
 const clamp = (ms) => Math.min(maxInterval, Math.max(minInterval, ms));
 const ttlFor = (interval) => Math.round(interval * 2.5);
 const presenceKey = (deviceId) => `${prefix}presence:${deviceId}`;
+const deviceKey = (deviceId) => `${prefix}device:${deviceId}`;
 
 const redis = new Redis(env.REDIS_URL ?? 'redis://127.0.0.1:6379', {
   enableAutoPipelining: true,
@@ -74,6 +81,25 @@ redis.call('HSET', KEYS[1], 't:' .. ARGV[2], 'delivered:' .. ARGV[3])
 return redis.call('ZREM', KEYS[2], ARGV[1])`,
 });
 
+// KEYS: presence key, device hash; ARGV: session id, ttl ms, now, expires at. 0 when the key names
+// another session or none (this session is over: it is not brought back).
+redis.defineCommand('baselineBeat', {
+  numberOfKeys: 2,
+  lua: `
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], 'lastHeartbeatAt', ARGV[3], 'expiresAt', ARGV[4])
+return 1`,
+});
+// KEYS: presence key, device hash; ARGV: session id, ttl ms, now, expires at, user id.
+redis.defineCommand('baselineConnect', {
+  numberOfKeys: 2,
+  lua: `
+redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+redis.call('HSET', KEYS[2], 'sessionId', ARGV[1], 'userId', ARGV[5], 'connectedAt', ARGV[3], 'lastHeartbeatAt', ARGV[3], 'expiresAt', ARGV[4])
+return 1`,
+});
+
 const counters = { heartbeats: 0, pushesSent: 0, pushesAcked: 0, pushesUnacked: 0 };
 
 const httpServer = http.createServer((req, res) => {
@@ -101,10 +127,15 @@ io.use((socket, next) => {
 io.on('connection', (socket) => {
   const { deviceId, userId } = socket.data;
   const key = presenceKey(deviceId);
+  const dkey = deviceKey(deviceId);
   let interval = defaultInterval;
   socket.join([`device:${deviceId}`, `user:${userId}`]);
 
-  redis.set(key, socket.id, 'PX', ttlFor(interval)).then(
+  const connectedAt = Date.now();
+  const stored = durable
+    ? redis.baselineConnect(key, dkey, socket.id, ttlFor(interval), connectedAt, connectedAt + ttlFor(interval), userId)
+    : redis.set(key, socket.id, 'PX', ttlFor(interval));
+  stored.then(
     () => socket.emit('ready', {
       sessionId: socket.id,
       deviceId,
@@ -121,8 +152,13 @@ io.on('connection', (socket) => {
     if (typeof wanted === 'number' && Number.isFinite(wanted) && wanted > 0) interval = clamp(wanted);
     const ttl = ttlFor(interval);
     counters.heartbeats++;
-    redis.set(key, socket.id, 'PX', ttl).then(
-      () => ack?.({ ok: true, interval, ttl, serverTime: Date.now() }),
+    let extended;
+    if (durable) {
+      const now = Date.now();
+      extended = redis.baselineBeat(key, dkey, socket.id, ttl, now, now + ttl);
+    } else extended = redis.set(key, socket.id, 'PX', ttl);
+    extended.then(
+      (ok) => ack?.(ok === 0 ? { ok: false, error: { code: 'session_expired', message: 'session is over' } } : { ok: true, interval, ttl, serverTime: Date.now() }),
       () => ack?.({ ok: false, error: { code: 'unavailable', message: 'redis unavailable' } }),
     );
   });

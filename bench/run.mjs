@@ -35,7 +35,7 @@ import * as webhooks from './scenarios/webhooks.mjs';
 const FULL = {
   loadgens: 5,
   connections: { levels: [1_000, 5_000, 10_000], maxProbe: 20_400, settleMs: 3_000, concurrency: 40 },
-  heartbeats: { devices: 10_000, rates: [1_000, 2_500, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, drainMs: 15_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40 },
+  heartbeats: { devices: 10_000, rates: [1_000, 2_500, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, drainMs: 15_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40, durable: 1 },
   // extraRates: the cost curve (one device); overloadRate: past saturation, from overloadSockets connections.
   push: { rate: 1_000, primeMs: 8_000, extraRates: [250, 500, 2_000], extraDurationMs: 5_000, warmupMs: 2_000, durationMs: 10_000, overloadRate: 4_000, overloadSockets: 2_000, overloadDurationMs: 8_000 },
   // audiences: the fan-out cost curve (devices join in steps); the headline is at `devices`, the
@@ -54,7 +54,7 @@ const FULL = {
 const QUICK = {
   loadgens: 2,
   connections: { levels: [200, 500, 1_000], maxProbe: 0, settleMs: 500, concurrency: 25 },
-  heartbeats: { devices: 1_000, rates: [500, 1_000], warmupMs: 500, durationMs: 1_200, drainMs: 1_000, monitorRate: 500, monitorMs: 1_000, concurrency: 25 },
+  heartbeats: { devices: 1_000, rates: [500, 1_000], warmupMs: 500, durationMs: 1_200, drainMs: 1_000, monitorRate: 500, monitorMs: 1_000, concurrency: 25, durable: 1 },
   push: { rate: 1_000, extraRates: [250, 2_000], extraDurationMs: 1_000, warmupMs: 500, durationMs: 1_000, overloadRate: 3_000, overloadSockets: 500, overloadDurationMs: 1_500 },
   fanout: { devices: 1_000, audiences: [500, 1_000], curveRounds: 2, warmupRounds: 1, rounds: 2, pauseMs: 200, concurrency: 25, durable: 0 },
   sweep: { healthy: [1_000, 10_000, 20_000], expired: 1_000, reps: 3 },

@@ -2,11 +2,17 @@
 // per 1k heartbeats, Redis commands and Redis CPU per heartbeat, and ack latency. Redis round trips
 // per heartbeat come from a separate MONITOR sample (MONITOR slows Redis, so it is not part of the
 // CPU window): commands a client sent versus commands a Lua script ran inside Redis.
+// With `durable` (the default), a third server: the baseline with BASELINE_DURABLE=1, whose
+// heartbeat does the Redis work the contract asks of one in the simplest way (one script call per
+// heartbeat that extends the presence key only while it names the socket's session, and records
+// the heartbeat's time in the device's hash, which outlives the key; bench/baseline-server.mjs).
+// The heartbeat Redis CPU target is judged against it, the bare baseline's ratio beside.
 import { connectDevices, delta, disconnectAll, HEARTBEAT, loadgenStatus, profiled, snapshot, split } from '../lib/harness.mjs';
 import { sleep } from '../lib/procs.mjs';
 import { merge, round, summarize } from '../lib/stats.mjs';
 
 export const name = 'heartbeats';
+export const kinds = (p) => (p.durable ? ['gateway', 'baseline', 'durable'] : ['gateway', 'baseline']);
 
 export async function run(h, server, p) {
   const conn = await connectDevices(h, server, { total: p.devices, idPrefix: 'h', concurrency: p.concurrency });
