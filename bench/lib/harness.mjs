@@ -88,7 +88,9 @@ export async function startServer(kind, { redisUrl, probeDir, nodeArgs = [], ext
   const script = kind === 'gateway' ? join(gatewayDist, 'main.js') : join(ROOT, 'bench/baseline-server.mjs');
   // `durable`: the baseline doing the Redis writes of the gateway's contract (bench/baseline-server.mjs).
   if (kind === 'durable') env.BASELINE_DURABLE = '1';
-  const child = spawnTracked(kind, process.execPath, ['--expose-gc', '--require', PROBE, ...nodeArgs, script], { env, cwd: ROOT });
+  // BENCH_GATEWAY_NODE_ARGS: node flags for the gateway only (space-separated), for a before/after.
+  const gatewayArgs = kind === 'gateway' ? (process.env.BENCH_GATEWAY_NODE_ARGS ?? '').split(' ').filter(Boolean) : [];
+  const child = spawnTracked(kind, process.execPath, ['--expose-gc', '--require', PROBE, ...gatewayArgs, ...nodeArgs, script], { env, cwd: ROOT });
   const url = `http://127.0.0.1:${port}`;
   await waitHttpOk(`${url}/health/ready`, child, 30_000);
   const pid = child.pid;
