@@ -45,6 +45,13 @@ const cpuMs = (pid) => {
   return ((Number(f[11]) + Number(f[12])) * 1000) / TICKS_PER_SECOND;
 };
 
+/** Read and write system calls the process made so far (writev, sendmsg and the like count as writes). */
+const syscalls = (pid) => {
+  const io = readFileSync(`/proc/${pid}/io`, 'utf8');
+  const num = (name) => Number(new RegExp(`^${name}: (\\d+)`, 'm').exec(io)?.[1] ?? NaN);
+  return { reads: num('syscr'), writes: num('syscw') };
+};
+
 async function run(target) {
   const port = await freePort();
   const prefix = `bench-post-ab-${port}-${Date.now()}:`;
@@ -99,10 +106,17 @@ async function run(target) {
     await burst(warmup);
     if (probeFile) await probe('profile-start');
     const before = cpuMs(child.pid);
+    const callsBefore = syscalls(child.pid);
     const started = performance.now();
     await burst(POSTS);
     while (received < warmup + POSTS && performance.now() - started < 60_000) await new Promise((r) => setTimeout(r, 20));
-    const result = { cpuPerPost: (cpuMs(child.pid) - before) / POSTS, ms: performance.now() - started };
+    const calls = syscalls(child.pid);
+    const result = {
+      cpuPerPost: (cpuMs(child.pid) - before) / POSTS,
+      ms: performance.now() - started,
+      readsPerPost: (calls.reads - callsBefore.reads) / POSTS,
+      writesPerPost: (calls.writes - callsBefore.writes) / POSTS,
+    };
     if (probeFile) await probe(`profile-stop ${join(PROFILE_DIR, `${runNo}-${basename(target)}.cpuprofile`)}`);
     return result;
   } finally {
@@ -120,7 +134,9 @@ for (let rep = 0; rep < REPS; rep++) {
   for (const target of rep % 2 ? [...positionals].reverse() : positionals) {
     const r = await run(target);
     results.get(target).push(r.cpuPerPost);
-    process.stdout.write(`${target}: ${r.cpuPerPost.toFixed(3)} ms CPU per POST (${POSTS} in ${Math.round(r.ms)} ms)\n`);
+    process.stdout.write(
+      `${target}: ${r.cpuPerPost.toFixed(3)} ms CPU per POST (${POSTS} in ${Math.round(r.ms)} ms), system calls per POST: ${r.readsPerPost.toFixed(2)} reads, ${r.writesPerPost.toFixed(2)} writes\n`,
+    );
   }
 }
 for (const [target, v] of results) {
