@@ -11,6 +11,7 @@
 //   node bench/hb-lua-parts.mjs [--reps 5] [--calls 800] [--batch 64]
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
+import { parseInfo } from './lib/redis.mjs';
 
 const { values } = parseArgs({ options: { reps: { type: 'string', default: '5' }, calls: { type: 'string', default: '800' }, batch: { type: 'string', default: '64' } } });
 const [REPS, CALLS, BATCH] = [values.reps, values.calls, values.batch].map(Number);
@@ -63,9 +64,11 @@ const batchArgs = (call) => {
   return args;
 };
 async function reading() {
-  const text = (await redis.info('cpu')) + (await redis.info('commandstats'));
-  const num = (re) => Number(re.exec(text)?.[1] ?? 0);
-  return { cpuUs: (num(/used_cpu_user:([\d.]+)/) + num(/used_cpu_sys:([\d.]+)/)) * 1e6, evalUs: num(/cmdstat_evalsha:calls=\d+,usec=(\d+)/) };
+  const info = parseInfo((await redis.info('cpu')) + (await redis.info('commandstats')));
+  return {
+    cpuUs: (Number(info.used_cpu_user) + Number(info.used_cpu_sys)) * 1e6,
+    evalUs: Number(/usec=(\d+)/.exec(info.cmdstat_evalsha ?? '')?.[1] ?? 0),
+  };
 }
 // Calls go 8 at a time, so Redis works back to back (a mostly idle Redis pays more per command).
 async function measure(send) {
@@ -105,11 +108,6 @@ try {
     );
   }
 } finally {
-  let cursor = '0';
-  do {
-    const [next, found] = await redis.scan(cursor, 'MATCH', 'hbparts:*', 'COUNT', 1000);
-    if (found.length) await redis.del(...found);
-    cursor = next;
-  } while (cursor !== '0');
+  for await (const found of redis.scanStream({ match: 'hbparts:*', count: 1000 })) if (found.length) await redis.del(...found);
   await redis.quit();
 }

@@ -6,8 +6,9 @@
 // happened (on this process's clock, aligned with the generator's at the start of the run, to a
 // millisecond or so): a p99 made by a few stalls shows as a few windows, a GC pause as a GC line
 // at the same time. On the Redis at REDIS_URL (default 127.0.0.1:6379), under its own key prefix.
-//   node bench/push-stalls.mjs [one|user] [--rate 1000] [--duration 25000] [--skip 10000] [--node-args=--v8-pool-size=1]
-// --node-args: more flags for the gateway's node (space-separated). BENCH_GATEWAY_DIST: another build's directory (default dist/: npm run build first).
+//   node bench/push-stalls.mjs [one|user] [--rate 1000] [--duration 25000] [--skip 10000]
+// BENCH_GATEWAY_DIST: another build's directory (default dist/: npm run build first);
+// BENCH_GATEWAY_NODE_ARGS: more flags for the gateway's node (bench/lib/harness.mjs).
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -18,12 +19,7 @@ import { installExitHandlers, killAll } from './lib/procs.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: {
-    rate: { type: 'string', default: '1000' },
-    duration: { type: 'string', default: '25000' },
-    skip: { type: 'string', default: '10000' },
-    'node-args': { type: 'string', default: '' },
-  },
+  options: { rate: { type: 'string', default: '1000' }, duration: { type: 'string', default: '25000' }, skip: { type: 'string', default: '10000' } },
 });
 const mode = positionals[0] ?? 'user';
 if (mode !== 'one' && mode !== 'user') {
@@ -40,7 +36,7 @@ const prefix = `bench-stalls-${process.pid}:`;
 const probeDir = mkdtempSync(join(tmpdir(), 'push-stalls-'));
 installExitHandlers();
 try {
-  const server = await startServer('gateway', { redisUrl, probeDir, nodeArgs: ['--trace-gc', ...values['node-args'].split(' ').filter(Boolean)], extraEnv: { REDIS_PREFIX: prefix } });
+  const server = await startServer('gateway', { redisUrl, probeDir, nodeArgs: ['--trace-gc'], extraEnv: { REDIS_PREFIX: prefix } });
   /** --trace-gc lines, with when they were read on this process's clock. */
   const gcLines = [];
   let partial = '';

@@ -479,15 +479,17 @@ export function charts(results) {
     });
   }
   if (h?.gateway?.levels && h?.baseline?.levels) {
-    const kinds = ['gateway', 'baseline', ...(h.durable?.levels ? ['durable'] : [])];
-    const ref = h.durable?.levels ? h.durable : h.baseline;
+    // The target's reference: the durable baseline when the run has one.
+    const durable = Boolean(h.durable?.levels);
+    const ref = durable ? 'durable' : 'baseline';
+    const targetName = `target: ${TARGETS.heartbeatRedisRatio}x the ${durable ? 'durable ' : ''}baseline`;
     out.hbRedis = lineChart({
       title: `Redis CPU vs heartbeat rate (${h.gateway.devices} devices connected)`,
       xLabel: 'heartbeats per second (achieved)',
       yLabel: 'Redis CPU (% of one core)',
-      caption: `${results.meta.date}, ${results.meta.mode} run; points in order of the target rate; target: ${TARGETS.heartbeatRedisRatio}x the ${h.durable?.levels ? 'durable ' : ''}baseline`,
+      caption: `${results.meta.date}, ${results.meta.mode} run; points in order of the target rate; ${targetName}`,
       series: [
-        ...kinds.map((k) => ({
+        ...['gateway', 'baseline', ...(durable ? ['durable'] : [])].map((k) => ({
           name: k === 'durable' ? 'durable baseline' : k,
           color: COLORS[k],
           ordered: true,
@@ -496,11 +498,11 @@ export function charts(results) {
           ),
         })),
         {
-          name: `target: ${TARGETS.heartbeatRedisRatio}x the ${h.durable?.levels ? 'durable ' : ''}baseline`,
-          color: h.durable?.levels ? COLORS.durableTarget : COLORS.target,
+          name: targetName,
+          color: durable ? COLORS.durableTarget : COLORS.target,
           dashed: true,
           ordered: true,
-          points: ref.levels.map((l) => [l.achievedPerSecond, l.redisCpuPct * TARGETS.heartbeatRedisRatio]),
+          points: h[ref].levels.map((l) => [l.achievedPerSecond, l.redisCpuPct * TARGETS.heartbeatRedisRatio]),
         },
       ],
     });
