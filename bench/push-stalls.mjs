@@ -6,7 +6,9 @@
 // happened (on this process's clock, aligned with the generator's at the start of the run, to a
 // millisecond or so): a p99 made by a few stalls shows as a few windows, a GC pause as a GC line
 // at the same time. On the Redis at REDIS_URL (default 127.0.0.1:6379), under its own key prefix.
-//   node bench/push-stalls.mjs [one|user] [--rate 1000] [--duration 25000] [--skip 10000]
+//   node bench/push-stalls.mjs [one|user] [--rate 1000] [--duration 25000] [--skip 10000] [--server gateway]
+// --server durable|baseline: the same run against a baseline instead (no GC lines: only the
+// gateway's are read), for its p50/p99 beside the gateway's in one sitting.
 // BENCH_GATEWAY_DIST: another build's directory (default dist/: npm run build first);
 // BENCH_GATEWAY_NODE_ARGS: more flags for the gateway's node (bench/lib/harness.mjs).
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -15,15 +17,17 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
 import { Loadgen, secrets, startServer } from './lib/harness.mjs';
+import { parseInfo } from './lib/redis.mjs';
 import { installExitHandlers, killAll } from './lib/procs.mjs';
 
 const { values, positionals } = parseArgs({
   allowPositionals: true,
-  options: { rate: { type: 'string', default: '1000' }, duration: { type: 'string', default: '25000' }, skip: { type: 'string', default: '10000' } },
+  options: { rate: { type: 'string', default: '1000' }, duration: { type: 'string', default: '25000' }, skip: { type: 'string', default: '10000' }, server: { type: 'string', default: 'gateway' } },
 });
 const mode = positionals[0] ?? 'user';
-if (mode !== 'one' && mode !== 'user') {
-  process.stderr.write('usage: node bench/push-stalls.mjs [one|user] [--rate 1000] [--duration 25000] [--skip 10000]\n');
+const kind = values.server;
+if ((mode !== 'one' && mode !== 'user') || !['gateway', 'durable', 'baseline'].includes(kind)) {
+  process.stderr.write('usage: node bench/push-stalls.mjs [one|user] [--rate 1000] [--duration 25000] [--skip 10000] [--server gateway|durable|baseline]\n');
   process.exit(2);
 }
 const rate = Number(values.rate);
@@ -36,7 +40,7 @@ const prefix = `bench-stalls-${process.pid}:`;
 const probeDir = mkdtempSync(join(tmpdir(), 'push-stalls-'));
 installExitHandlers();
 try {
-  const server = await startServer('gateway', { redisUrl, probeDir, nodeArgs: ['--trace-gc'], extraEnv: { REDIS_PREFIX: prefix } });
+  const server = await startServer(kind, { redisUrl, probeDir, nodeArgs: kind === 'gateway' ? ['--trace-gc'] : [], extraEnv: { REDIS_PREFIX: prefix } });
   /** --trace-gc lines, with when they were read on this process's clock. */
   const gcLines = [];
   let partial = '';
@@ -52,16 +56,39 @@ try {
   const connected = await lg.call('connect', { url: server.url, kind: server.kind, secret: secrets.jwtSecret, idPrefix: 'stalls-dev-', count: devices, userId: 'stalls-user' });
   if (connected.ok !== devices) throw new Error(`devices did not connect: ${JSON.stringify(connected)}`);
   const target = mode === 'user' ? { userIds: ['stalls-user'] } : { deviceIds: ['stalls-dev-0'] };
+  // Redis's side of the run (it serves this server only): CPU and commands, per POST.
+  const stats = new Redis(redisUrl);
+  const redisStats = async () => {
+    const info = parseInfo(await stats.info('all'));
+    const calls = {};
+    for (const [k, v] of Object.entries(info)) if (k.startsWith('cmdstat_')) calls[k.slice(8)] = Number(/calls=(\d+)/.exec(v)?.[1] ?? 0);
+    return { cpuMs: (Number(info.used_cpu_sys) + Number(info.used_cpu_user)) * 1000, calls };
+  };
+  const before = await redisStats();
+  const serverCpuBefore = server.cpuMs();
   const start = performance.now();
   const r = await lg.call('push', { url: server.url, path: server.push.path, headers: server.push.headers, target, rate, expectedOnline: devices, durationMs }, durationMs + 30_000);
 
+  const serverCpuMs = server.cpuMs() - serverCpuBefore;
+  const after = await redisStats();
+  await stats.quit();
+  const perPost = Object.entries(after.calls)
+    .map(([cmd, n]) => [cmd, (n - (before.calls[cmd] ?? 0)) / r.issued])
+    .filter(([, n]) => n >= 0.01)
+    .sort((a, b) => b[1] - a[1]);
+  console.log(`  server: ${((serverCpuMs / r.issued) * 1000).toFixed(1)} µs CPU per POST (all of the run's)`);
+  console.log(`  Redis: ${((after.cpuMs - before.cpuMs) / r.issued * 1000).toFixed(1)} µs CPU per POST; commands per POST (incl. in scripts, all of the run's): ${perPost.map(([c, n]) => `${c} ${n.toFixed(2)}`).join(', ')}`);
   // The generator's clock: its first POST went out as the run started here.
   const first = r.sentAts.reduce((m, t) => Math.min(m, t), Infinity);
   const receipts = Array.from(r.latencies, (ms, i) => [r.sentAts[i] - first, ms]);
   const measured = receipts.filter(([at]) => at >= skipMs).map(([, ms]) => ms).sort((a, b) => a - b);
   const q = (p) => measured[Math.min(measured.length - 1, Math.floor(measured.length * p))]?.toFixed(2);
-  console.log(`${mode === 'user' ? 'a user with 3 devices' : 'one device'} at ${rate}/s, ${r.issued} POSTs in ${durationMs} ms, ${r.receipts}/${r.expectedReceipts} received`);
+  console.log(`${kind}: ${mode === 'user' ? 'a user with 3 devices' : 'one device'} at ${rate}/s, ${r.issued} POSTs in ${durationMs} ms, ${r.receipts}/${r.expectedReceipts} received`);
   console.log(`  after the first ${skipMs} ms: ${measured.length} receipts, p50 ${q(0.5)} ms, p99 ${q(0.99)} ms, max ${measured.at(-1)?.toFixed(1)} ms`);
+  // Where the tail lies: how many measured receipts took each range of milliseconds.
+  const edges = [1, 2, 4, 6, 8, 10, 20, Infinity];
+  const counts = edges.map((edge, i) => measured.filter((ms) => ms >= (edges[i - 1] ?? 0) && ms < edge).length);
+  console.log(`  receipts by latency: ${edges.map((edge, i) => `${edges[i - 1] ?? 0}-${edge === Infinity ? '' : edge} ms ${counts[i]}`).join(', ')}`);
   const slow = new Map();
   for (const [at, ms] of receipts) {
     if (ms <= 10) continue;
@@ -69,10 +96,16 @@ try {
     slow.set(w, Math.max(slow.get(w) ?? 0, ms));
   }
   console.log(`  100 ms windows (ms into the run) whose slowest receipt took over 10 ms: ${[...slow].map(([w, ms]) => `${w}:${ms.toFixed(0)}`).join(' ') || 'none'}`);
-  const pauses = gcLines
+  const collections = gcLines
     .filter(([t]) => t >= start)
-    .map(([t, line]) => ({ t: t - start, line, ms: Number(/ MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(line)?.[1] ?? 0) }))
-    .filter((g) => g.ms > 5);
+    .map(([t, line]) => ({ t: t - start, line, ms: Number(/ MB, (?:pooled: [\d.]+ MB, )?([\d.]+) \/ [\d.]+ ms/.exec(line)?.[1] ?? 0) }));
+  // Every scavenge of the measured part: how often the young generation fills, and what each costs.
+  const scavenges = collections.filter((g) => g.t >= skipMs && /Scavenge/.test(g.line)).map((g) => g.ms).sort((a, b) => a - b);
+  if (kind === 'gateway') {
+    const total = scavenges.reduce((a, b) => a + b, 0);
+    console.log(`  scavenges after the first ${skipMs} ms: ${scavenges.length}, ${total.toFixed(0)} ms in all, median ${scavenges[scavenges.length >> 1]?.toFixed(2)} ms, max ${scavenges.at(-1)?.toFixed(2)} ms`);
+  }
+  const pauses = collections.filter((g) => g.ms > 5);
   console.log(`  GC pauses over 5 ms: ${pauses.length ? '' : 'none'}`);
   for (const g of pauses) console.log(`    at ${g.t.toFixed(0)} ms: ${g.line.trim().replace(/^\[[^\]]*\]\s*/, '').slice(0, 140)}`);
 } finally {

@@ -37,7 +37,8 @@ const FULL = {
   connections: { levels: [1_000, 5_000, 10_000], maxProbe: 20_400, settleMs: 3_000, concurrency: 40 },
   heartbeats: { devices: 10_000, rates: [1_000, 2_500, 5_000, 10_000], warmupMs: 3_000, durationMs: 10_000, drainMs: 15_000, monitorRate: 1_000, monitorMs: 2_000, concurrency: 40, durable: 1 },
   // extraRates: the cost curve (one device); overloadRate: past saturation, from overloadSockets connections.
-  push: { rate: 1_000, primeMs: 8_000, extraRates: [250, 500, 2_000], extraDurationMs: 5_000, warmupMs: 2_000, durationMs: 10_000, overloadRate: 4_000, overloadSockets: 2_000, overloadDurationMs: 8_000 },
+  // laps: each case in that many windows per server, the servers taking turns; durations are each server's total.
+  push: { rate: 1_000, primeMs: 8_000, laps: 3, extraRates: [250, 500, 2_000], extraDurationMs: 6_000, warmupMs: 1_000, durationMs: 15_000, overloadRate: 4_000, overloadSockets: 2_000, overloadDurationMs: 8_000 },
   // audiences: the fan-out cost curve (devices join in steps); the headline is at `devices`, the
   // median of `rounds` (odd: one middle round; 9 rather than 5 narrows its spread on shared cores).
   fanout: { devices: 10_000, audiences: [1_000, 5_000, 10_000, 19_000], curveRounds: 2, warmupRounds: 1, rounds: 9, pauseMs: 1_000, concurrency: 40, durable: 0 },

@@ -422,7 +422,7 @@ export function reportMarkdown(results) {
     ...(results.scenarios.heartbeats?.durable
       ? ['- Heartbeats, durable baseline: the baseline with `BASELINE_DURABLE=1`, whose heartbeat does the Redis work the contract asks of one in the simplest way: one script call per heartbeat that extends the presence key only while it names the socket\'s session (a replaced socket must not keep the newer session alive) and records the heartbeat\'s time and expiry in the device\'s hash, which outlives the key (`lastSeenAt` of `device.offline`, GET /v1/devices). Its rows are marked "durable baseline"; the heartbeat Redis CPU target is judged against it, the bare baseline\'s ratio given beside; the heartbeat CPU target stays judged against the bare baseline.']
       : []),
-    '- Push latency: from writing the POST to the device\'s `notification` handler, in one process; the device acks every notification.',
+    '- Push latency: from writing the POST to the device\'s `notification` handler, in one process; the device acks every notification. The three servers run side by side and take turns: each case is measured in several windows per server (the order flipping every lap), and its p50/p99 pool every receipt of that server\'s windows (the JSON keeps each window\'s under `windows`).',
     ...(results.scenarios.fanout?.durable
       ? ['- Fan-out, durable baseline (`--set fanout.durable=1`): the same baseline with `BASELINE_DURABLE=1` runs the headline rounds (topic and user) beside the other two: one script call storing the notification and an inbox entry per device before the emits, one call per ack recording the receipt. Its rows are marked "durable baseline"; the fan-out target stays judged against the bare baseline.']
       : []),
