@@ -11,7 +11,9 @@ import { DeliveryService, RECHECK_DELAYS_MS } from './delivery.service';
 import { MemoryNotificationStore } from './memory-notification.store';
 import { Deliverable } from './notification.types';
 
-const config = loadConfig({ ACK_TIMEOUT_MS: '3000', INSTANCE_ID: 'gw-a' });
+// ACK_BATCH_WINDOW_MS 0: acks are recorded at the end of their turn (channel.idle() waits for that);
+// the window itself has its own test below.
+const config = loadConfig({ ACK_TIMEOUT_MS: '3000', INSTANCE_ID: 'gw-a', ACK_BATCH_WINDOW_MS: '0' });
 const device = { deviceId: 'd1', userId: 'u1', sessionId: 's1' };
 
 describe('DeliveryService', () => {
@@ -139,6 +141,40 @@ describe('DeliveryService', () => {
     expect(ackMany.mock.invocationCallOrder[0]).toBeLessThan(pending.mock.invocationCallOrder[0] ?? 0);
     expect(channel.pushes).toHaveLength(3); // nothing sent twice
     expect(await pendingIds()).toEqual([]);
+    for (const n of batch) expect(await statusOf(n)).toMatchObject({ status: 'delivered' });
+  });
+
+  it('with ACK_BATCH_WINDOW_MS, records the acks of that window in one store call, and at once when asked to (a status read)', async () => {
+    jest.useFakeTimers({ doNotFake: ['setImmediate', 'nextTick', 'queueMicrotask', 'Date', 'performance'] });
+    channel = new FakeDeviceChannel('gw-a');
+    delivery = new DeliveryService(store, channel as unknown as DeviceChannel, clock, loadConfig({ ACK_TIMEOUT_MS: '3000', INSTANCE_ID: 'gw-a', ACK_BATCH_WINDOW_MS: '50' }), metrics);
+    delivery.onModuleInit();
+    await ready();
+    const batch = [await stored(), await stored(), await stored(), await stored()];
+    for (const n of batch) delivery.dispatch(n, [{ deviceId: 'd1', instanceId: 'gw-a' }]);
+    const ackMany = jest.spyOn(store, 'ackMany');
+    // Two acks in different turns, 49 ms apart: nothing recorded until the window ends, then both in one call.
+    await push(0).ack();
+    jest.advanceTimersByTime(49);
+    await push(1).ack();
+    expect(ackMany).not.toHaveBeenCalled();
+    jest.advanceTimersByTime(1);
+    await channel.idle();
+    expect(ackMany).toHaveBeenCalledTimes(1);
+    expect(ackMany.mock.calls[0]?.[0].map((a) => a.payload.id)).toEqual([batch[0]!.payload.id, batch[1]!.payload.id]);
+    // The next ack opens a window of its own; a read that must see it has it recorded first.
+    await push(2).ack();
+    expect(ackMany).toHaveBeenCalledTimes(1);
+    delivery.recordQueuedAcks();
+    expect(ackMany).toHaveBeenCalledTimes(2);
+    expect(await statusOf(batch[2]!)).toMatchObject({ status: 'delivered' });
+    // The window's timer, when it comes, finds nothing left; a later ack still gets recorded.
+    jest.advanceTimersByTime(50);
+    await push(3).ack();
+    jest.advanceTimersByTime(50);
+    await channel.idle();
+    expect(ackMany).toHaveBeenCalledTimes(3);
+    expect(ackMany.mock.calls[2]?.[0].map((a) => a.payload.id)).toEqual([batch[3]!.payload.id]);
     for (const n of batch) expect(await statusOf(n)).toMatchObject({ status: 'delivered' });
   });
 

@@ -115,6 +115,9 @@ export class NotificationsService {
         if (err instanceof StoreUnavailableError && err.outcome === 'unknown') this.recheckLater(r, dto, now);
         throw err;
       });
+    // A retry under an Idempotency-Key re-sends the first notification to targets still pending:
+    // acks for it taken in here and not yet recorded are recorded first.
+    if (idempotency) this.delivery.recordQueuedAcks();
     let result = await publish(request);
     if (result.kind === 'unfolded') {
       // The users have more devices than one call takes: looked up first, as without folding (an
@@ -155,9 +158,14 @@ export class NotificationsService {
     );
   }
 
-  /** Null for unknown ids; one that is not a UUID can never be known, and never reaches the store. */
+  /**
+   * Null for unknown ids; one that is not a UUID can never be known, and never reaches the store.
+   * Acks this instance took in and has not recorded yet (DeliveryService.recordAck) are written
+   * first, so a status read right after a device's ack here shows it.
+   */
   async status(id: string): Promise<NotificationStatus | null> {
     if (!NOTIFICATION_ID.test(id)) return null;
+    this.delivery.recordQueuedAcks();
     return this.store.status(id, this.clock.now());
   }
 
