@@ -17,7 +17,7 @@ import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import Redis from 'ioredis';
 import { Loadgen, secrets, startServer } from './lib/harness.mjs';
-import { parseInfo } from './lib/redis.mjs';
+import { readStats } from './lib/redis.mjs';
 import { installExitHandlers, killAll } from './lib/procs.mjs';
 
 const { values, positionals } = parseArgs({
@@ -58,22 +58,16 @@ try {
   const target = mode === 'user' ? { userIds: ['stalls-user'] } : { deviceIds: ['stalls-dev-0'] };
   // Redis's side of the run (it serves this server only): CPU and commands, per POST.
   const stats = new Redis(redisUrl);
-  const redisStats = async () => {
-    const info = parseInfo(await stats.info('all'));
-    const calls = {};
-    for (const [k, v] of Object.entries(info)) if (k.startsWith('cmdstat_')) calls[k.slice(8)] = Number(/calls=(\d+)/.exec(v)?.[1] ?? 0);
-    return { cpuMs: (Number(info.used_cpu_sys) + Number(info.used_cpu_user)) * 1000, calls };
-  };
-  const before = await redisStats();
+  const before = await readStats(stats);
   const serverCpuBefore = server.cpuMs();
   const start = performance.now();
   const r = await lg.call('push', { url: server.url, path: server.push.path, headers: server.push.headers, target, rate, expectedOnline: devices, durationMs }, durationMs + 30_000);
 
   const serverCpuMs = server.cpuMs() - serverCpuBefore;
-  const after = await redisStats();
+  const after = await readStats(stats);
   await stats.quit();
-  const perPost = Object.entries(after.calls)
-    .map(([cmd, n]) => [cmd, (n - (before.calls[cmd] ?? 0)) / r.issued])
+  const perPost = Object.entries(after.commands)
+    .map(([cmd, n]) => [cmd, (n - (before.commands[cmd] ?? 0)) / r.issued])
     .filter(([, n]) => n >= 0.01)
     .sort((a, b) => b[1] - a[1]);
   console.log(`  server: ${((serverCpuMs / r.issued) * 1000).toFixed(1)} µs CPU per POST (all of the run's)`);

@@ -1,5 +1,5 @@
 import { Socket } from 'socket.io-client';
-import { api, connectDevice, metricReaches, nextEvent, pushesSettled, startTestApp, TestApp } from './support/app';
+import { api, connectDevice, metricReaches, nextEvent, pushesSettled, startTestApp, TestApp, waitFor } from './support/app';
 import { deleteKeys, redisCommandsDuring, testKeys, testRedis, testRedisUrl, uniquePrefix } from './support/redis';
 import { deviceToken } from './support/tokens';
 
@@ -51,7 +51,7 @@ describe('ack batching (two instances, real Redis)', () => {
     return ((await res.json()) as Json).targets[0].status as string;
   };
   const waitForPush = async (acks: (() => void)[]) => {
-    for (let i = 0; i < 200 && acks.length === 0; i++) await new Promise((r) => setTimeout(r, 10));
+    await waitFor(() => acks.length > 0);
     expect(acks).toHaveLength(1);
   };
 

@@ -36,26 +36,7 @@ export async function startRedis() {
       await client.config('RESETSTAT');
     },
     async stats() {
-      const info = parseInfo(await client.info('all'));
-      const commands = {};
-      const usec = {};
-      for (const [k, v] of Object.entries(info)) {
-        if (!k.startsWith('cmdstat_')) continue;
-        commands[k.slice(8)] = Number(/calls=(\d+)/.exec(v)?.[1] ?? 0);
-        usec[k.slice(8)] = Number(/usec=(\d+)/.exec(v)?.[1] ?? 0);
-      }
-      return {
-        totalCommands: Number(info.total_commands_processed),
-        // Socket reads and writes Redis made (each read is a wakeup of its event loop).
-        reads: Number(info.total_reads_processed ?? 0),
-        writes: Number(info.total_writes_processed ?? 0),
-        cpuMs: (Number(info.used_cpu_sys) + Number(info.used_cpu_user)) * 1000,
-        usedMemory: Number(info.used_memory),
-        commands,
-        // Time Redis spent executing each command (INFO commandstats; a script's EVALSHA includes
-        // the commands it ran, which are also counted under their own names).
-        usec,
-      };
+      return readStats(client);
     },
     /**
      * Watches MONITOR for sampleMs and counts what the server under test sent: commands from a
@@ -118,6 +99,30 @@ async function spawnRedis(port, client) {
   }
   if (client.status !== 'ready') throw new Error(`redis-server did not answer on ${port}:\n${child.output()}`);
   return child;
+}
+
+/** A Redis's counters now (INFO all): commands run and their time, socket reads and writes, CPU, memory. */
+export async function readStats(client) {
+  const info = parseInfo(await client.info('all'));
+  const commands = {};
+  const usec = {};
+  for (const [k, v] of Object.entries(info)) {
+    if (!k.startsWith('cmdstat_')) continue;
+    commands[k.slice(8)] = Number(/calls=(\d+)/.exec(v)?.[1] ?? 0);
+    usec[k.slice(8)] = Number(/usec=(\d+)/.exec(v)?.[1] ?? 0);
+  }
+  return {
+    totalCommands: Number(info.total_commands_processed),
+    // Socket reads and writes Redis made (each read is a wakeup of its event loop).
+    reads: Number(info.total_reads_processed ?? 0),
+    writes: Number(info.total_writes_processed ?? 0),
+    cpuMs: (Number(info.used_cpu_sys) + Number(info.used_cpu_user)) * 1000,
+    usedMemory: Number(info.used_memory),
+    commands,
+    // Time Redis spent executing each command (INFO commandstats; a script's EVALSHA includes
+    // the commands it ran, which are also counted under their own names).
+    usec,
+  };
 }
 
 export function parseInfo(text) {

@@ -59,7 +59,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
       // Acks received so far go to the store first (same connection, so Redis applies them before
       // the read): an acked notification is never read back and sent again by this instance.
       readPending: (deviceId, limit) => {
-        this.sendAcks();
+        this.recordQueuedAcks();
         return this.store.pending(deviceId, this.clock.now(), limit);
       },
       settled: (socket, n, fromInbox, outcome) => this.settled(socket, n, fromInbox, outcome),
@@ -80,7 +80,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
 
   /** Acks received in the last moments are recorded before the connections close. */
   async beforeApplicationShutdown(): Promise<void> {
-    this.sendAcks();
+    this.recordQueuedAcks();
     await Promise.all([...this.ackWrites.keys()]);
   }
 
@@ -197,22 +197,18 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
     this.acksScheduled = true;
     const flush = () => {
       this.acksScheduled = false;
-      this.sendAcks();
+      this.recordQueuedAcks();
     };
     if (this.config.ackBatchWindowMs > 0) setTimeout(flush, this.config.ackBatchWindowMs).unref();
     else setImmediate(flush);
   }
 
   /**
-   * Hands the acks received here and not yet recorded to the store now, before a read that must
-   * see them (a notification's status): the read goes to Redis behind their writes.
+   * Hands every ack received here and not yet recorded to the store now, ACK_BATCH_MAX per call:
+   * at the end of a window, and before a read that must see them (an inbox read, a notification's
+   * status), which then goes to Redis behind their writes.
    */
   recordQueuedAcks(): void {
-    this.sendAcks();
-  }
-
-  /** Hands every queued ack to the store now, ACK_BATCH_MAX per call. */
-  private sendAcks(): void {
     while (this.acks.length) {
       const batch = this.acks.splice(0, ACK_BATCH_MAX);
       const write = this.store.ackMany(batch, this.clock.now()).then(
@@ -227,7 +223,7 @@ export class DeliveryService implements OnModuleInit, BeforeApplicationShutdown 
       void write.then(() => {
         this.ackWrites.delete(write);
         // What gathered meanwhile goes out now, as one batch.
-        if (this.ackWrites.size === 0) this.sendAcks();
+        if (this.ackWrites.size === 0) this.recordQueuedAcks();
       });
     }
   }
