@@ -136,16 +136,17 @@ const handlers = {
     return { ok, failed: list.length - ok, errors };
   },
 
-  async disconnect() {
-    for (const d of devices) {
+  /** Closes every held socket, or (`url` given) those of the server at `url`, keeping the others and the drop counts. */
+  async disconnect({ url } = {}) {
+    const closing = url ? devices.filter((d) => d.url === url) : devices;
+    for (const d of closing) {
       d.socket.removeAllListeners();
       d.socket.disconnect();
     }
-    const n = devices.length;
-    devices = [];
-    for (const k of Object.keys(dropped)) delete dropped[k];
+    devices = url ? devices.filter((d) => d.url !== url) : [];
+    if (!url) for (const k of Object.keys(dropped)) delete dropped[k];
     await sleep(50);
-    return { closed: n };
+    return { closed: closing.length };
   },
 
   /**

@@ -219,11 +219,21 @@ export async function disconnectAll(h) {
   await Promise.all(h.loadgens.map((lg) => lg.call('disconnect')));
 }
 
+/** Closes the devices held on one server, keeping the others'. */
+export async function disconnectFrom(h, server) {
+  await Promise.all(h.loadgens.map((lg) => lg.call('disconnect', { url: server.url })));
+}
+
+/** Held and connected sockets over every load generator; `byUrl`: connected ones per server. */
 export async function loadgenStatus(h) {
   const all = await Promise.all(h.loadgens.map((lg) => lg.call('status')));
   const dropped = {};
-  for (const s of all) for (const [k, v] of Object.entries(s.dropped)) dropped[k] = (dropped[k] ?? 0) + v;
-  return { held: all.reduce((n, s) => n + s.held, 0), connected: all.reduce((n, s) => n + s.connected, 0), dropped };
+  const byUrl = {};
+  for (const s of all) {
+    for (const [k, v] of Object.entries(s.dropped)) dropped[k] = (dropped[k] ?? 0) + v;
+    for (const [k, v] of Object.entries(s.byUrl)) byUrl[k] = (byUrl[k] ?? 0) + v;
+  }
+  return { held: all.reduce((n, s) => n + s.held, 0), connected: all.reduce((n, s) => n + s.connected, 0), dropped, byUrl };
 }
 
 /** CPU counters of everything involved, to take deltas over a measured window. */
