@@ -11,7 +11,7 @@
 // gateway's are read), for its p50/p99 beside the gateway's in one sitting.
 // BENCH_GATEWAY_DIST: another build's directory (default dist/: npm run build first);
 // BENCH_GATEWAY_NODE_ARGS: more flags for the gateway's node (bench/lib/harness.mjs).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
@@ -59,11 +59,25 @@ try {
   // Redis's side of the run (it serves this server only): CPU and commands, per POST.
   const stats = new Redis(redisUrl);
   const before = await readStats(stats);
+  const redisPid = Number(/process_id:(\d+)/.exec(await stats.info('server'))?.[1]);
+  // Time each process's main thread spent runnable but waiting for a CPU (the kernel's schedstat).
+  const watched = { server: server.pid, redis: redisPid, generator: lg.pid };
+  const waitsBefore = Object.fromEntries(Object.entries(watched).map(([k, pid]) => [k, schedstat(pid)]));
+  const pressureBefore = cpuPressureUs();
   const serverCpuBefore = server.cpuMs();
   const start = performance.now();
   const r = await lg.call('push', { url: server.url, path: server.push.path, headers: server.push.headers, target, rate, expectedOnline: devices, durationMs }, durationMs + 30_000);
 
   const serverCpuMs = server.cpuMs() - serverCpuBefore;
+  const runMs = performance.now() - start;
+  const waits = Object.entries(watched).map(([k, pid]) => {
+    const [a, b] = [waitsBefore[k], schedstat(pid)];
+    const slices = b.slices - a.slices;
+    return `${k} ${((b.waitNs - a.waitNs) / 1e6).toFixed(0)} ms in ${slices} wakeups (${((b.waitNs - a.waitNs) / 1e3 / Math.max(1, slices)).toFixed(0)} µs each; on a CPU ${((b.runNs - a.runNs) / 1e6).toFixed(0)} ms)`;
+  });
+  console.log(`  main threads waiting for a CPU over the run: ${waits.join('; ')}`);
+  const pressure = cpuPressureUs();
+  if (pressure !== undefined && pressureBefore !== undefined) console.log(`  CPU pressure (some task waiting): ${((pressure - pressureBefore) / 1e3 / runMs * 100).toFixed(1)} % of the run`);
   const after = await readStats(stats);
   await stats.quit();
   const perPost = Object.entries(after.commands)
@@ -72,6 +86,12 @@ try {
     .sort((a, b) => b[1] - a[1]);
   console.log(`  server: ${((serverCpuMs / r.issued) * 1000).toFixed(1)} µs CPU per POST (all of the run's)`);
   console.log(`  Redis: ${((after.cpuMs - before.cpuMs) / r.issued * 1000).toFixed(1)} µs CPU per POST; commands per POST (incl. in scripts, all of the run's): ${perPost.map(([c, n]) => `${c} ${n.toFixed(2)}`).join(', ')}`);
+  // Execution time per command (a script's EVALSHA includes the commands it ran, also counted under their names).
+  const usecPerPost = Object.entries(after.usec)
+    .map(([cmd, us]) => [cmd, (us - (before.usec[cmd] ?? 0)) / r.issued])
+    .filter(([, us]) => us >= 0.5)
+    .sort((a, b) => b[1] - a[1]);
+  console.log(`  Redis execution µs per POST: ${usecPerPost.map(([c, us]) => `${c} ${us.toFixed(1)}`).join(', ')}`);
   // The generator's clock: its first POST went out as the run started here.
   const first = r.sentAts.reduce((m, t) => Math.min(m, t), Infinity);
   const receipts = Array.from(r.latencies, (ms, i) => [r.sentAts[i] - first, ms]);
@@ -108,4 +128,23 @@ try {
   const redis = new Redis(redisUrl);
   for await (const found of redis.scanStream({ match: `${prefix}*`, count: 1000 })) if (found.length) await redis.del(...found);
   await redis.quit();
+}
+
+/** A thread's (default: the main thread's) time on a CPU and waiting to run (ns), and its timeslices, from /proc. */
+function schedstat(pid, tid = pid) {
+  try {
+    const [runNs, waitNs, slices] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    return { runNs, waitNs, slices };
+  } catch {
+    return { runNs: NaN, waitNs: NaN, slices: NaN };
+  }
+}
+
+/** Total µs some task waited for a CPU (PSI), where the kernel has it. */
+function cpuPressureUs() {
+  try {
+    return Number(/^some .*total=(\d+)/m.exec(readFileSync('/proc/pressure/cpu', 'utf8'))?.[1]);
+  } catch {
+    return undefined;
+  }
 }

@@ -11,12 +11,14 @@ import { ArgKind, luaScript, LuaScriptSpec } from '../redis/lua-script';
  *   ratelimit:<rule>:<key>:<window index>   string, hits counted in that window; expires when the
  *                                           window after it ends (then it counts for nothing)
  *
- * Returns {allowed (1/0), current, previous}; `count` 0 only reads.
+ * Returns {allowed (1/0), current, previous}; `count` 0 only reads. The counters are read with one
+ * MGET (ADMIT: all four at once) rather than a GET each: an admitted POST costs Redis three
+ * commands fewer.
  */
 const DECIDE = `
-local function decide(currentKey, previousKey, now, windowMs, limit, count, expiresIn)
-  local current = tonumber(redis.call('GET', currentKey) or '0')
-  local previous = tonumber(redis.call('GET', previousKey) or '0')
+local function decide_counts(current, previous, currentKey, now, windowMs, limit, count, expiresIn)
+  current = tonumber(current or '0')
+  previous = tonumber(previous or '0')
   local inside = 1 - (now % windowMs) / windowMs
   if previous * inside + current + 1 > limit then return {0, current, previous} end
   if count > 0 then
@@ -24,6 +26,10 @@ local function decide(currentKey, previousKey, now, windowMs, limit, count, expi
     if current == count then redis.call('PEXPIRE', currentKey, expiresIn) end
   end
   return {1, current, previous}
+end
+local function decide(currentKey, previousKey, now, windowMs, limit, count, expiresIn)
+  local counts = redis.call('MGET', currentKey, previousKey)
+  return decide_counts(counts[1], counts[2], currentKey, now, windowMs, limit, count, expiresIn)
 end
 `;
 
@@ -44,9 +50,11 @@ export const RATE_LIMIT = luaScript({
 const ADMIT = `${DECIDE}
 local function admit(gateCurrentKey, gatePreviousKey, countedCurrentKey, countedPreviousKey, now, gateWindowMs, gateLimit,
     gateExpiresIn, countedWindowMs, countedLimit, countedExpiresIn)
-  local gate = decide(gateCurrentKey, gatePreviousKey, now, gateWindowMs, gateLimit, 0, gateExpiresIn)
+  -- All four counters in one read: nothing is written before the counted rule's INCRBY.
+  local counts = redis.call('MGET', gateCurrentKey, gatePreviousKey, countedCurrentKey, countedPreviousKey)
+  local gate = decide_counts(counts[1], counts[2], gateCurrentKey, now, gateWindowMs, gateLimit, 0, gateExpiresIn)
   if gate[1] == 0 then return {0, gate[2], gate[3], 1, 0, 0} end
-  local counted = decide(countedCurrentKey, countedPreviousKey, now, countedWindowMs, countedLimit, 1, countedExpiresIn)
+  local counted = decide_counts(counts[3], counts[4], countedCurrentKey, now, countedWindowMs, countedLimit, 1, countedExpiresIn)
   return {1, gate[2], gate[3], counted[1], counted[2], counted[3]}
 end
 `;

@@ -177,7 +177,9 @@ describe('RedisRateLimiter (real Redis)', () => {
     await limiter.hit(rule, 'k1', Date.now()); // loads the script
     const commands = await commandsOf(() => limiter.hit(rule, 'k1', Date.now()));
     expect(commands.filter((c) => c === 'evalsha')).toHaveLength(1);
-    expect(commands.filter((c) => !['evalsha', 'eval', 'get', 'incrby', 'pexpire', 'exists'].includes(c))).toEqual([]);
+    expect(commands.filter((c) => !['evalsha', 'eval', 'mget', 'incrby', 'pexpire', 'exists'].includes(c))).toEqual([]);
+    // Both windows' counters in one read.
+    expect(commands.filter((c) => c === 'mget')).toHaveLength(1);
   });
 
   it('admits with one script call when both rules share a partition (one Redis), two on the Cluster layout', async () => {
@@ -186,6 +188,8 @@ describe('RedisRateLimiter (real Redis)', () => {
     await one.admit(gate, 'addr', rule, 'k1', Date.now()); // loads the script
     const single = await commandsOf(() => one.admit(gate, 'addr', rule, 'k1', Date.now()));
     expect(single.filter((c) => c === 'evalsha')).toHaveLength(1);
+    // The four counters (two rules, two windows each) in one read, then the counted rule's INCRBY.
+    expect(single.filter((c) => !['evalsha', 'eval', 'exists'].includes(c))).toEqual(['mget', 'incrby']);
     // On 1024 partitions these two keys fall in different ones: one call per rule, sent together.
     const layout = new KeyLayout(prefix, true);
     expect(layout.partitionOf('auth-failures:addr')).not.toBe(layout.partitionOf('api-key:k1'));
