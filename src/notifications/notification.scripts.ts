@@ -264,8 +264,9 @@ local sent, kept, missed, jobs = {}, {}, {}, {}
 local function flush(batch, kind)
   if #batch == 0 then return end
   local n = add_batch(notifKey, batch)
-  if kind ~= 'missed' then redis.call('ZADD', dueKey, expiresAt, 'x|' .. id .. '|' .. n) end
-  if kind == 'sent' then redis.call('ZADD', dueKey, ackDeadline, 'a|' .. id .. '|' .. n) end
+  -- A sent batch's expiry and ack deadline in one ZADD (one command per publish fewer).
+  if kind == 'sent' then redis.call('ZADD', dueKey, expiresAt, 'x|' .. id .. '|' .. n, ackDeadline, 'a|' .. id .. '|' .. n)
+  elseif kind ~= 'missed' then redis.call('ZADD', dueKey, expiresAt, 'x|' .. id .. '|' .. n) end
   if kind ~= 'sent' and fallback ~= 'none' then
     local job = lease_job(dueKey, prefix, 'p|' .. id .. '|' .. n .. '|o', id, n, now, leaseMs)
     if job then jobs[#jobs + 1] = job end
