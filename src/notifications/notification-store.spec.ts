@@ -824,6 +824,14 @@ for (const mode of MODES) {
         kind: 'accepted',
         answer: { online: 2, queued: 2 },
       });
+      // One user, no device named: one device over the cap is unfolded (never folded without it),
+      // exactly at the cap every device is a target.
+      const one: NotificationPayload = { id: mintNotificationId(keys, 0), data: 3, createdAt: now };
+      expect(await h.store.publish(request(one, [], now, { users: { ids: ['fu-a'], forgetBefore: now - DAY, maxTargets: 1 } }))).toEqual({ kind: 'unfolded' });
+      expect(await h.store.publish(request(one, [], now, { users: { ids: ['fu-a'], forgetBefore: now - DAY, maxTargets: 2 } }))).toMatchObject({
+        kind: 'accepted',
+        answer: { online: 1, queued: 1 },
+      });
     });
 
     it('writes inboxes and receipts with TTLs, so nothing outlives its notification', async () => {
@@ -836,6 +844,13 @@ for (const mode of MODES) {
       expect(await redis.pttl(`${at}inbox:d`)).toBeGreaterThan(59_000);
       expect(await redis.pttl(`${at}inbox:d:collapse`)).toBeGreaterThan(59_000);
       expect(await redis.pttl(`${at}notif:ttl-1`)).toBeGreaterThan(DAY);
+      // The due-time index lasts a day past its latest entry (the ttl expiry here), and is only ever lengthened.
+      const due = `${at}notif:due`;
+      const first = await redis.pttl(due);
+      expect(first).toBeGreaterThan(DAY + 59_000);
+      expect(first).toBeLessThanOrEqual(DAY + 60_000);
+      await store.publish(request({ id: 'ttl-2', data: 2, createdAt: now }, ['d'], now, { effectiveExpiresAt: now + 1_000 }));
+      expect(await redis.pttl(due)).toBeGreaterThan(DAY + 58_000);
     });
 
     it("keeps an inbox as long as its longest-lived entry: a later, longer ttl extends it, a shorter one never cuts it", async () => {

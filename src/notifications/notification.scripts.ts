@@ -59,7 +59,9 @@ const DUE = `
 local DUE_SLACK = 86400000
 local function keep_due(dueKey, now, last)
   local want = math.floor(last - now + DUE_SLACK)
-  if redis.call('PTTL', dueKey) < want then redis.call('PEXPIRE', dueKey, want) end
+  -- GT: only ever lengthened, in one command (not PTTL, then PEXPIRE); GT leaves a key without a
+  -- ttl alone (it counts as lasting forever), so the index's first entry gets one with NX.
+  if redis.call('PEXPIRE', dueKey, want, 'GT') == 0 then redis.call('PEXPIRE', dueKey, want, 'NX') end
 end
 local function lease_job(dueKey, prefix, member, id, batch, now, leaseMs)
   local nkey = prefix .. 'notif:' .. id
@@ -225,17 +227,14 @@ export const PUBLISH_PART = luaScript({
 -- usersCap of them and nothing is, {'unfolded'} (the caller looks them up itself).
 local userDevices = nil
 if users then
-  local lists, count = {}, 0
+  userDevices = {}
   for user in string.gmatch(users, '[^,]+') do
     local key = prefix .. 'user:' .. user .. ':devices'
     redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. forgetBefore)
-    lists[#lists + 1] = key
-    count = count + redis.call('ZCARD', key)
-  end
-  if count > usersCap then return {'unfolded'} end
-  userDevices = {}
-  for _, key in ipairs(lists) do
-    for _, device in ipairs(redis.call('ZRANGE', key, 0, -1)) do userDevices[#userDevices + 1] = device end
+    -- One more than the cap leaves at most is read (no ZCARD first): more than usersCap in all and
+    -- nothing is written.
+    for _, device in ipairs(redis.call('ZRANGE', key, 0, usersCap - #userDevices)) do userDevices[#userDevices + 1] = device end
+    if #userDevices > usersCap then return {'unfolded'} end
   end
 end
 if fingerprint then
@@ -248,7 +247,9 @@ if fingerprint then
   if seen then return seen end
 end
 events_init(prefix, now, eventRetention)
-redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', forgetAt)
+-- fresh: this call made the part's hash (its four fields are new), so no target of it has a status
+-- yet and none need be looked up; a later chunk, a retry or a resumed call finds them there.
+local fresh = redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', forgetAt) == 4
 if parts then redis.call('HSET', notifKey, 'parts', parts) end
 if fallback ~= 'none' then redis.call('HSET', notifKey, 'fb', fallback) end
 if collapseKey then redis.call('HSET', notifKey, 'ck', collapseKey) end
@@ -326,7 +327,7 @@ local function write_target(device, state, isOnline)
     if fallback ~= 'none' then add(missed, 'missed', device) end
   end
 end
--- The targets go in groups of STATUS_GROUP. Per group, one HMGET finds the status fields an
+-- The targets go in groups of STATUS_GROUP. Per group (unless the hash is fresh), one HMGET finds the status fields an
 -- earlier attempt wrote (a retried, resumed or raced call: nothing is written twice, and a target
 -- still pending that is online now is only sent again), and one HSET claims the others' fields
 -- with their outcome (pending, or expired offline) before any inbox is touched. Against one
@@ -344,9 +345,12 @@ local pending, offline = 'pending:' .. now, 'expired:' .. now .. ':offline'
 local claimed = {}
 for g = 1, #devices, STATUS_GROUP do
   local last = math.min(g + STATUS_GROUP - 1, #devices)
-  local names = {}
-  for i = g, last do names[#names + 1] = 't:' .. devices[i] end
-  local earlier = redis.call('HMGET', notifKey, unpack(names))
+  local earlier = {}
+  if not fresh then
+    local names = {}
+    for i = g, last do names[#names + 1] = 't:' .. devices[i] end
+    earlier = redis.call('HMGET', notifKey, unpack(names))
+  end
   local fresh, statuses = {}, {}
   for i = g, last do
     local device = devices[i]
