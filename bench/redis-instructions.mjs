@@ -7,9 +7,10 @@
 // divide the difference by the difference in size for a cost per operation). Slow: Redis runs
 // some 50 times slower under valgrind.
 //   node bench/redis-instructions.mjs <command> [args...]
+// REDIS_CALLGRIND_KEEP=<file> keeps callgrind's output (then: callgrind_annotate <file>).
 //   e.g. node bench/redis-instructions.mjs node bench/connect-redis-cost.cjs dist 4000
 import { spawn } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
@@ -53,6 +54,8 @@ try {
   const totals = /^totals: (\d+)/m.exec(readFileSync(out, 'utf8'));
   if (!totals) throw new Error(`no totals in ${out}`);
   process.stdout.write(`redis-server executed ${Number(totals[1]).toLocaleString('en-US')} instructions\n`);
+  // REDIS_CALLGRIND_KEEP=<file>: keep callgrind's output there, for callgrind_annotate (where in Redis).
+  if (process.env.REDIS_CALLGRIND_KEEP) copyFileSync(out, process.env.REDIS_CALLGRIND_KEEP);
 } catch (err) {
   process.stderr.write(`${err.message}\n`);
   process.exitCode = 1;
