@@ -88,7 +88,7 @@ export const RATE_ADMIT = luaScript({
  * after the script's own (the spec's `now`, when it has one, is the admission's too). Every key
  * must be in one partition: on one Redis only.
  */
-export function withAdmitFirst<K extends string, A extends Record<string, ArgKind> & { now: 'number' }>(spec: LuaScriptSpec<K, A>) {
+export function withAdmitFirst<K extends string, A extends Record<string, ArgKind> & { now: 'number' | 'int' }>(spec: LuaScriptSpec<K, A>) {
   const { now: _shared, ...admitArgs } = ADMIT_ARGS;
   return luaScript({
     ...spec,

@@ -83,11 +83,14 @@ local function lease_job(dueKey, prefix, member, id, batch, now, leaseMs)
   keep_due(dueKey, now, now + leaseMs)
   return job
 end
--- Adds batch \`devices\` to notification \`id\` as a new list field; returns its number.
+-- Adds batch \`devices\` to notification \`id\` as a new list field; returns its number, and the
+-- number as a string for the callers' member names (made once: Lua formats a number it
+-- concatenates with sprintf('%.14g'), some 2,500 instructions each time).
 local function add_batch(nkey, devices)
-  local n = redis.call('HINCRBY', nkey, 'ln', 1)
-  redis.call('HSET', nkey, 'l:' .. n, table.concat(devices, ','))
-  return n
+  local n = redis.call('HINCRBY', nkey, 'ln', '1')
+  local nS = string.format('%d', n)
+  redis.call('HSET', nkey, 'l:' .. nS, table.concat(devices, ','))
+  return n, nS
 end
 `;
 
@@ -200,15 +203,15 @@ export const PUBLISH_PART = luaScript({
     prefix: 'string',
     id: 'string',
     payload: 'string',
-    createdAt: 'number',
-    expiresAt: 'number',
-    forgetAt: 'number',
+    createdAt: 'digits',
+    expiresAt: 'int',
+    forgetAt: 'int',
     collapseKey: 'string?',
     maxInbox: 'number',
     keepOffline: 'number',
-    now: 'number',
+    now: 'int',
     eventRetention: 'number',
-    ackDeadline: 'number',
+    ackDeadline: 'int',
     fallback: 'string',
     leaseMs: 'number',
     batchSize: 'number',
@@ -217,7 +220,7 @@ export const PUBLISH_PART = luaScript({
     windowMs: 'number',
     targets: 'string',
     users: 'string?',
-    forgetBefore: 'number',
+    forgetBefore: 'digits',
     usersCap: 'number',
   },
   prelude: EVENTS + DUE + IDEMPOTENCY,
@@ -233,7 +236,7 @@ if users then
     redis.call('ZREMRANGEBYSCORE', key, '-inf', '(' .. forgetBefore)
     -- One more than the cap leaves at most is read (no ZCARD first): more than usersCap in all and
     -- nothing is written.
-    for _, device in ipairs(redis.call('ZRANGE', key, 0, usersCap - #userDevices)) do userDevices[#userDevices + 1] = device end
+    for _, device in ipairs(redis.call('ZRANGE', key, '0', usersCap - #userDevices)) do userDevices[#userDevices + 1] = device end
     if #userDevices > usersCap then return {'unfolded'} end
   end
 end
@@ -246,10 +249,10 @@ if fingerprint then
   end
   if seen then return seen end
 end
-events_init(prefix, now, eventRetention)
+events_init(prefix, now, eventRetention, nowS)
 -- fresh: this call made the part's hash (its four fields are new), so no target of it has a status
 -- yet and none need be looked up; a later chunk, a retry or a resumed call finds them there.
-local fresh = redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAt, 'forgetAt', forgetAt) == 4
+local fresh = redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAtS, 'forgetAt', forgetAtS) == 4
 if parts then redis.call('HSET', notifKey, 'parts', parts) end
 if fallback ~= 'none' then redis.call('HSET', notifKey, 'fb', fallback) end
 if collapseKey then redis.call('HSET', notifKey, 'ck', collapseKey) end
@@ -258,18 +261,18 @@ local online, queued, sendTo, evicted = 0, 0, online_targets(), {}
 local inboxPx = expiresAt - now
 -- Numbers go to commands as strings made once: Redis formats a Lua number argument with
 -- sprintf('%.17g') on every call (see HEARTBEAT in presence.scripts.ts).
-local inboxPxS = string.format('%.0f', inboxPx)
+local inboxPxS = string.format('%d', inboxPx)
 -- Batches for the due-time index: sent now (ack deadline + expiry), kept for later (expiry), and
 -- offline ones to push natively; jobs: the pushes this publish leases to its caller at once.
 local sent, kept, missed, jobs = {}, {}, {}, {}
 local function flush(batch, kind)
   if #batch == 0 then return end
-  local n = add_batch(notifKey, batch)
+  local n, nS = add_batch(notifKey, batch)
   -- A sent batch's expiry and ack deadline in one ZADD (one command per publish fewer).
-  if kind == 'sent' then redis.call('ZADD', dueKey, expiresAt, 'x|' .. id .. '|' .. n, ackDeadline, 'a|' .. id .. '|' .. n)
-  elseif kind ~= 'missed' then redis.call('ZADD', dueKey, expiresAt, 'x|' .. id .. '|' .. n) end
+  if kind == 'sent' then redis.call('ZADD', dueKey, expiresAtS, 'x|' .. id .. '|' .. nS, ackDeadlineS, 'a|' .. id .. '|' .. nS)
+  elseif kind ~= 'missed' then redis.call('ZADD', dueKey, expiresAtS, 'x|' .. id .. '|' .. nS) end
   if kind ~= 'sent' and fallback ~= 'none' then
-    local job = lease_job(dueKey, prefix, 'p|' .. id .. '|' .. n .. '|o', id, n, now, leaseMs)
+    local job = lease_job(dueKey, prefix, 'p|' .. id .. '|' .. nS .. '|o', id, nS, now, leaseMs)
     if job then jobs[#jobs + 1] = job end
   end
   for i = #batch, 1, -1 do batch[i] = nil end
@@ -281,7 +284,7 @@ end
 -- Writes target \`device\` (its status field is claimed already): its inbox, or its offline outcome.
 local function write_target(device, state, isOnline)
   if isOnline or keepOffline == 1 then
-    if not seq then seq = string.format('%.0f', redis.call('INCR', seqKey)) end
+    if not seq then seq = string.format('%d', redis.call('INCR', seqKey)) end
     local inbox = prefix .. 'inbox:' .. device
     if collapseKey then
       local ckey = inbox .. ':collapse'
@@ -341,7 +344,7 @@ while from <= #targets do
   from = comma + 1
 end
 if userDevices then for _, device in ipairs(userDevices) do devices[#devices + 1] = device end end
-local pending, offline = 'pending:' .. now, 'expired:' .. now .. ':offline'
+local pending, offline = 'pending:' .. nowS, 'expired:' .. nowS .. ':offline'
 local claimed = {}
 for g = 1, #devices, STATUS_GROUP do
   local last = math.min(g + STATUS_GROUP - 1, #devices)
@@ -377,7 +380,14 @@ flush(sent, 'sent')
 flush(kept, 'kept')
 flush(missed, 'missed')
 if online + queued > 0 or #jobs > 0 then keep_due(dueKey, now, math.max(expiresAt, ackDeadline)) end
-local totals = { redis.call('HINCRBY', notifKey, 'non', online), redis.call('HINCRBY', notifKey, 'nq', queued) }
+-- A fresh part's totals are this call's (one HSET); a later chunk's or a retry's add to them.
+local totals
+if fresh then
+  redis.call('HSET', notifKey, 'non', online, 'nq', queued)
+  totals = { online, queued }
+else
+  totals = { redis.call('HINCRBY', notifKey, 'non', online), redis.call('HINCRBY', notifKey, 'nq', queued) }
+end
 redis.call('PEXPIRE', notifKey, math.max(1, forgetAt - now))
 if fingerprint then
   local answer = cjson.encode({id = id, online = totals[1], queued = totals[2]})
@@ -522,11 +532,11 @@ return out
 export const ACK = luaScript({
   name: 'pgAck',
   keys: ['due'],
-  args: { prefix: 'string', now: 'number', eventRetention: 'number' },
+  args: { prefix: 'string', now: 'int', eventRetention: 'number' },
   rest: true,
   prelude: EVENTS,
   body: `
-events_init(prefix, now, eventRetention)
+events_init(prefix, now, eventRetention, nowS)
 -- delivered: id -> targets of this part delivered by this call (in the order first seen: parts);
 -- live: id -> whether the part's hash exists (asked once per id, see below)
 local changed, delivered, parts, live = {}, {}, {}, {}
@@ -576,8 +586,9 @@ for _, id in ipairs(parts) do
   if count >= (tonumber(n[1]) or 0) + (tonumber(n[2]) or 0) then
     local members, batches = {}, tonumber(n[3]) or 0
     for batch = 1, batches do
-      members[#members + 1] = 'a|' .. id .. '|' .. batch
-      members[#members + 1] = 'x|' .. id .. '|' .. batch
+      local suffix = '|' .. string.format('%d', batch)
+      members[#members + 1] = 'a|' .. id .. suffix
+      members[#members + 1] = 'x|' .. id .. suffix
       if #members >= 200 or batch == batches then
         redis.call('ZREM', dueKey, unpack(members))
         members = {}

@@ -102,6 +102,22 @@ return {tostring(at + ttl), atS, type(at), type(atS)}
     expect(() => luaScript({ name: 'clash', keys: [], args: { at: 'int', atS: 'string' }, body: 'return 0' })).toThrow(/atS is used twice/);
   });
 
+  it("gives a 'digits' argument to Lua as the caller's string only, which a command stores as sent", async () => {
+    const KEEP = luaScript({
+      name: 'testKeep',
+      keys: ['kept'],
+      args: { at: 'digits' },
+      body: `
+redis.call('SET', keptKey, at)
+return {type(at), 'x|' .. at}
+`,
+    });
+    const key = `${prefix}kept`;
+    const at = 1_796_191_995_954;
+    expect(await KEEP.bind(redis)({ keys: { kept: key }, args: { at } })).toEqual(['string', `x|${at}`]);
+    expect(await redis.get(key)).toBe(String(at));
+  });
+
   it('reports a Redis it cannot reach as StoreUnavailableError, and a script error as it is', async () => {
     const down = new Redis({ port: 1, lazyConnect: true, enableOfflineQueue: false, maxRetriesPerRequest: 0, retryStrategy: () => null });
     down.on('error', () => undefined);

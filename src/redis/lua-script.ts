@@ -9,9 +9,11 @@ import { asStoreError } from './redis-errors';
  * sent it is kept beside it, as the local `<name>S`, for the commands that take it: a Lua number
  * passed to a command is formatted with sprintf('%.17g'), some 3,000 instructions each in Redis
  * 7.0 (about 12 % of a session's start, docs/performance.md, nineteenth round).
+ * 'digits' is a number the script only passes on (to a command, or into a string): Lua gets the
+ * caller's string alone, without the tonumber (a 13-digit time costs strtod some 2,000).
  */
-export type ArgKind = 'string' | 'number' | 'int' | 'string?';
-type ArgValue<K extends ArgKind> = K extends 'number' | 'int' ? number : K extends 'string?' ? string | undefined : string;
+export type ArgKind = 'string' | 'number' | 'int' | 'digits' | 'string?';
+type ArgValue<K extends ArgKind> = K extends 'number' | 'int' | 'digits' ? number : K extends 'string?' ? string | undefined : string;
 
 const LUA_KEYWORDS = new Set(
   'and break do else elseif end false for function goto if in local nil not or repeat return then true until while'.split(' '),
@@ -112,6 +114,7 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
           lines.push(`local ${name} = ${argv} ~= '' and ${argv} or nil`);
           break;
         case 'string':
+        case 'digits':
           lines.push(`local ${name} = ${argv}`);
           break;
       }
