@@ -1,0 +1,74 @@
+// Redis's work for the push case "a user with 3 devices", through a built store (dist/ by default:
+// npm run build first; or another build's directory), on the Redis at REDIS_URL (default
+// 127.0.0.1:6379) under a key prefix of its own (deleted afterwards): 3 online devices of one user,
+// then `posts` publishes to that user as a POST makes them (the user's devices looked up in the
+// write) each followed by the 3 acks in one call, as the gateway records a window's acks. Meant
+// for bench/redis-instructions.mjs at two sizes: the difference over the difference in posts is
+// Redis's instructions per POST and its acks, the same count on a busy machine. `--keep` leaves
+// the keys (on redis-instructions' throw-away Redis: deleting them would be counted too).
+//   node bench/redis-instructions.mjs node bench/user-push-redis-cost.cjs dist 100 --keep
+//   node bench/redis-instructions.mjs node bench/user-push-redis-cost.cjs dist 600 --keep
+'use strict';
+const { resolve } = require('node:path');
+const Redis = require('ioredis');
+
+const DAY = 86_400_000;
+
+async function main() {
+  const keep = process.argv.includes('--keep');
+  const [dirArg, count] = process.argv.slice(2).filter((a) => a !== '--keep');
+  const dir = resolve(dirArg ?? resolve(__dirname, '../dist'));
+  const posts = Number(count ?? 1_000);
+  const at = (m) => require(resolve(dir, m));
+  const { createClient } = at('redis/redis-connection');
+  const { KeyLayout } = at('redis/partitions');
+  const { RedisPresenceStore } = at('presence/redis-presence.store');
+  const { RedisNotificationStore } = at('notifications/redis-notification.store');
+  const { mintNotificationId } = at('notifications/notification-id');
+  const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
+  const redis = createClient({ mode: 'url', url }, 60_000, true);
+  await redis.connect();
+  const prefix = `bench-user-push-${Date.now()}:`;
+  const keys = new KeyLayout(prefix, false);
+  try {
+    const presence = new RedisPresenceStore(redis, keys, 30 * DAY);
+    const store = new RedisNotificationStore(redis, keys, DAY);
+    const devices = ['d0', 'd1', 'd2'];
+    const started = Date.now();
+    for (const deviceId of devices) {
+      await presence.connect({ deviceId, sessionId: `s-${deviceId}`, userId: 'u', instanceId: 'gw', now: started, interval: 60_000, ttl: 100 * 60_000 });
+    }
+    for (let i = 0; i < posts; i++) {
+      const now = Date.now();
+      const payload = { id: mintNotificationId(keys, 0), data: { i }, createdAt: now };
+      const result = await store.publish({
+        payload,
+        payloadJson: JSON.stringify(payload),
+        deviceIds: [],
+        effectiveExpiresAt: now + 10_000,
+        keepOffline: false,
+        maxInbox: 100,
+        retentionMs: DAY,
+        now,
+        ackDeadlineAt: now + 10_000,
+        fallback: 'none',
+        leaseMs: 30_000,
+        users: { ids: ['u'], forgetBefore: now - DAY, maxTargets: 200 },
+      });
+      if (result.kind !== 'accepted' || result.online.length !== devices.length) throw new Error(`unexpected publish result: ${JSON.stringify(result)}`);
+      await store.ackMany(devices.map((deviceId) => ({ payload: { id: payload.id }, deviceId, userId: 'u', fromInbox: false })), Date.now());
+    }
+  } finally {
+    if (!keep) {
+      const admin = new Redis(url);
+      for await (const found of admin.scanStream({ match: `${prefix}*`, count: 1000 })) if (found.length) await admin.del(...found);
+      admin.disconnect();
+    }
+    redis.disconnect();
+  }
+}
+
+main().catch((err) => {
+  process.stderr.write(`${err.stack ?? err.message}\n`);
+  process.exit(1);
+});
