@@ -7,21 +7,15 @@
 //   node bench/connect-redis-cost.cjs [build dir (default dist)] [devices 1000] [--keep]
 //   node bench/redis-instructions.mjs node bench/connect-redis-cost.cjs dist 4000 --keep
 'use strict';
-const { resolve } = require('node:path');
+const { buildArgs, connectClient, dropKeys } = require('./lib/build-store.cjs');
 
 const DAY = 86_400_000;
 
 async function main() {
-  const keep = process.argv.includes('--keep');
-  const [dirArg, count] = process.argv.slice(2).filter((a) => a !== '--keep');
-  const dir = resolve(dirArg ?? resolve(__dirname, '../dist'));
-  const devices = Number(count ?? 1_000);
-  const at = (m) => require(resolve(dir, m));
-  const { createClient } = at('redis/redis-connection');
+  const { keep, count: devices, at } = buildArgs(process.argv.slice(2), 1_000);
   const { KeyLayout } = at('redis/partitions');
   const { RedisPresenceStore } = at('presence/redis-presence.store');
-  const redis = createClient({ mode: 'url', url: process.env.REDIS_URL ?? 'redis://127.0.0.1:6379' }, 5_000, true);
-  await redis.connect();
+  const redis = await connectClient(at, 5_000);
   const prefix = `bench-connect-cost-${Date.now()}:`;
   try {
     const presence = new RedisPresenceStore(redis, new KeyLayout(prefix, false), 30 * DAY);
@@ -32,7 +26,7 @@ async function main() {
     }
     process.stdout.write(`${devices} sessions started\n`);
   } finally {
-    if (!keep) for await (const found of redis.scanStream({ match: `${prefix}*`, count: 1000 })) if (found.length) await redis.del(...found);
+    if (!keep) await dropKeys(redis, prefix);
     await redis.quit();
   }
 }

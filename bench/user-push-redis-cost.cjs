@@ -9,25 +9,17 @@
 //   node bench/redis-instructions.mjs node bench/user-push-redis-cost.cjs dist 100 --keep
 //   node bench/redis-instructions.mjs node bench/user-push-redis-cost.cjs dist 600 --keep
 'use strict';
-const { resolve } = require('node:path');
-const Redis = require('ioredis');
+const { buildArgs, connectClient, dropKeys } = require('./lib/build-store.cjs');
 
 const DAY = 86_400_000;
 
 async function main() {
-  const keep = process.argv.includes('--keep');
-  const [dirArg, count] = process.argv.slice(2).filter((a) => a !== '--keep');
-  const dir = resolve(dirArg ?? resolve(__dirname, '../dist'));
-  const posts = Number(count ?? 1_000);
-  const at = (m) => require(resolve(dir, m));
-  const { createClient } = at('redis/redis-connection');
+  const { keep, count: posts, at } = buildArgs(process.argv.slice(2), 1_000);
   const { KeyLayout } = at('redis/partitions');
   const { RedisPresenceStore } = at('presence/redis-presence.store');
   const { RedisNotificationStore } = at('notifications/redis-notification.store');
   const { mintNotificationId } = at('notifications/notification-id');
-  const url = process.env.REDIS_URL ?? 'redis://127.0.0.1:6379';
-  const redis = createClient({ mode: 'url', url }, 60_000, true);
-  await redis.connect();
+  const redis = await connectClient(at, 60_000);
   const prefix = `bench-user-push-${Date.now()}:`;
   const keys = new KeyLayout(prefix, false);
   try {
@@ -59,11 +51,7 @@ async function main() {
       await store.ackMany(devices.map((deviceId) => ({ payload: { id: payload.id }, deviceId, userId: 'u', fromInbox: false })), Date.now());
     }
   } finally {
-    if (!keep) {
-      const admin = new Redis(url);
-      for await (const found of admin.scanStream({ match: `${prefix}*`, count: 1000 })) if (found.length) await admin.del(...found);
-      admin.disconnect();
-    }
+    if (!keep) await dropKeys(redis, prefix);
     redis.disconnect();
   }
 }
