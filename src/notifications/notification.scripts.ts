@@ -250,9 +250,9 @@ if fingerprint then
   if seen then return seen end
 end
 events_init(prefix, now, eventRetention, nowS)
--- fresh: this call made the part's hash (its four fields are new), so no target of it has a status
--- yet and none need be looked up; a later chunk, a retry or a resumed call finds them there.
-local fresh = redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAtS, 'forgetAt', forgetAtS) == 4
+-- newPart: this call made the part's hash (its four fields are new), so no target of it has a
+-- status yet and none need be looked up; a later chunk, a retry or a resumed call finds them there.
+local newPart = redis.call('HSET', notifKey, 'payload', payload, 'createdAt', createdAt, 'expiresAt', expiresAtS, 'forgetAt', forgetAtS) == 4
 if parts then redis.call('HSET', notifKey, 'parts', parts) end
 if fallback ~= 'none' then redis.call('HSET', notifKey, 'fb', fallback) end
 if collapseKey then redis.call('HSET', notifKey, 'ck', collapseKey) end
@@ -330,11 +330,12 @@ local function write_target(device, state, isOnline)
     if fallback ~= 'none' then add(missed, 'missed', device) end
   end
 end
--- The targets go in groups of STATUS_GROUP. Per group (unless the hash is fresh), one HMGET finds the status fields an
--- earlier attempt wrote (a retried, resumed or raced call: nothing is written twice, and a target
--- still pending that is online now is only sent again), and one HSET claims the others' fields
--- with their outcome (pending, or expired offline) before any inbox is touched. Against one
--- HSETNX per target it saves Redis a command per target (docs/performance.md, twelfth round).
+-- The targets go in groups of STATUS_GROUP. Per group (unless the part is new), one HMGET finds the
+-- status fields an earlier attempt wrote (a retried, resumed or raced call: nothing is written
+-- twice, and a target still pending that is online now is only sent again), and one HSET claims
+-- the others' fields with their outcome (pending, or expired offline) before any inbox is touched.
+-- Against one HSETNX per target it saves Redis a command per target (docs/performance.md, twelfth
+-- round).
 -- \`claimed\` keeps a device listed twice to one write.
 local STATUS_GROUP = 500
 local devices, from = {}, 1
@@ -349,7 +350,7 @@ local claimed = {}
 for g = 1, #devices, STATUS_GROUP do
   local last = math.min(g + STATUS_GROUP - 1, #devices)
   local earlier = {}
-  if not fresh then
+  if not newPart then
     local names = {}
     for i = g, last do names[#names + 1] = 't:' .. devices[i] end
     earlier = redis.call('HMGET', notifKey, unpack(names))
@@ -380,9 +381,9 @@ flush(sent, 'sent')
 flush(kept, 'kept')
 flush(missed, 'missed')
 if online + queued > 0 or #jobs > 0 then keep_due(dueKey, now, math.max(expiresAt, ackDeadline)) end
--- A fresh part's totals are this call's (one HSET); a later chunk's or a retry's add to them.
+-- A new part's totals are this call's (one HSET); a later chunk's or a retry's add to them.
 local totals
-if fresh then
+if newPart then
   redis.call('HSET', notifKey, 'non', online, 'nq', queued)
   totals = { online, queued }
 else
