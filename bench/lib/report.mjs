@@ -438,7 +438,7 @@ export function reportMarkdown(results) {
     '',
     '## Notes',
     '- Memory: RSS after a memory-reducing full GC (both servers run with `--expose-gc` and a SIGUSR2 probe), minus the idle RSS, divided by the devices connected.',
-    '- Connections: the two servers run side by side, each with its own devices, connecting in chunks that take turns (the order flipping every pair), so host noise falls on both; server CPU per connection pools each server\'s chunks (each chunk\'s figure is in the JSON under `connectTime.chunks`). The most devices one process holds is probed one server at a time, the other\'s devices still connected.',
+    '- Connections: the two servers run side by side, each with its own devices, connecting in chunks that take turns (the order flipping every pair), so host noise falls on both; server CPU per connection pools each server\'s chunks (each chunk\'s figure is in the JSON under `connectTime.chunks`). The most devices one process holds is probed one server at a time: the first with the other\'s devices still connected, the second after the first\'s were closed.',
     '- Heartbeat CPU: utime+stime of the server process from /proc over the measured window; Redis commands from `INFO` (commands a Lua script runs count too); round trips from a separate `MONITOR` sample (client commands vs. `lua` ones).',
     '- Heartbeat rates are targets; the achieved rate is what the load generators (on the same 2 cores) managed, and CPU per 1k is computed from the achieved rate.',
     ...(results.scenarios.heartbeats?.durable

@@ -17,6 +17,7 @@ export const name = 'connections';
 
 /** `servers` in the run's order; returns each server's result by kind. */
 export async function runPaired(h, servers, p) {
+  if (!(Number.isInteger(p.chunk) && p.chunk >= 1)) throw new Error(`connections.chunk must be a whole number of devices, at least 1 (got ${p.chunk})`);
   // Device ids of the same length on each server (`cg0-12`, `cb0-12`), each held once.
   const sides = servers.map((server) => ({
     server,
@@ -75,8 +76,9 @@ export async function runPaired(h, servers, p) {
   });
 
   if (p.maxProbe) {
-    // One server at a time, from the devices it holds; the other's stay connected (idle) until
-    // its own probe, and each server's are closed once it has been probed.
+    // One server at a time, from the devices it holds: the first probed with the other's 10k
+    // still connected (idle), the second after the first's were closed (the load generators
+    // would otherwise hold some 40k sockets).
     for (const [i, side] of sides.entries()) {
       try {
         results[i].max = await probeMax(h, side.server, p, side.connected, side.idle, side.offsets, side.prefix);
@@ -108,6 +110,8 @@ async function connectChunk(h, side, count, p) {
 async function probeMax(h, server, p, connected, idle, offsets, idPrefix) {
   const attempt = p.maxProbe - connected;
   const limit = server.fdLimit();
+  // Drops are counted per load generator, not per server: this probe's are the difference.
+  const droppedBefore = (await loadgenStatus(h)).dropped;
   h.log(`  ${server.kind}: probing the maximum, ${attempt} more connections (fd limit ${limit?.soft})`);
   const res = await connectDevices(h, server, {
     total: attempt,
@@ -139,7 +143,7 @@ async function probeMax(h, server, p, connected, idle, offsets, idPrefix) {
     fdLimit: limit?.soft,
     stoppedBecause,
     failures: res.errors,
-    droppedAfterReady: status.dropped,
+    droppedAfterReady: Object.fromEntries(Object.entries(status.dropped).map(([k, v]) => [k, v - (droppedBefore[k] ?? 0)]).filter(([, v]) => v > 0)),
     ...memoryPoint(held, idle, mem),
   };
 }

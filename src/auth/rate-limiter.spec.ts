@@ -185,8 +185,10 @@ describe('RedisRateLimiter (real Redis)', () => {
   it('admits with one script call when both rules share a partition (one Redis), two on the Cluster layout', async () => {
     const gate = { name: 'auth-failures', limit: 5, windowMs: MINUTE };
     const one = new RedisRateLimiter(redis, prefix);
-    await one.admit(gate, 'addr', rule, 'k1', Date.now()); // loads the script
-    const single = await commandsOf(() => one.admit(gate, 'addr', rule, 'k1', Date.now()));
+    // One instant for both: a window boundary between them would add the new window's PEXPIRE.
+    const now = Date.now();
+    await one.admit(gate, 'addr', rule, 'k1', now); // loads the script
+    const single = await commandsOf(() => one.admit(gate, 'addr', rule, 'k1', now));
     expect(single.filter((c) => c === 'evalsha')).toHaveLength(1);
     // The four counters (two rules, two windows each) in one read, then the counted rule's INCRBY.
     expect(single.filter((c) => !['evalsha', 'eval', 'exists'].includes(c))).toEqual(['mget', 'incrby']);

@@ -851,6 +851,10 @@ for (const mode of MODES) {
       expect(first).toBeLessThanOrEqual(DAY + 60_000);
       await store.publish(request({ id: 'ttl-2', data: 2, createdAt: now }, ['d'], now, { effectiveExpiresAt: now + 1_000 }));
       expect(await redis.pttl(due)).toBeGreaterThan(DAY + 58_000);
+      expect(await redis.pttl(due)).toBeLessThanOrEqual(DAY + 60_000);
+      // A later deadline lengthens it.
+      await store.publish(request({ id: 'ttl-3', data: 3, createdAt: now }, ['d'], now, { effectiveExpiresAt: now + 120_000 }));
+      expect(await redis.pttl(due)).toBeGreaterThan(DAY + 119_000);
     });
 
     it("keeps an inbox as long as its longest-lived entry: a later, longer ttl extends it, a shorter one never cuts it", async () => {

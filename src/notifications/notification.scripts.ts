@@ -50,7 +50,8 @@ end
 `;
 
 /**
- * The due-time index's Lua side. \`keep_due\` keeps the index's key a day past its latest entry.
+ * The due-time index's Lua side. \`keep_due\` (and \`extend_due\`) keeps the index's key a day past
+ * its latest entry.
  * \`lease_job\` leases push job \`member\` (batch \`batch\` of notification \`id\`) to the caller and
  * returns it as {member, payload, deviceId, registration or '', ...} for the targets without an
  * outcome yet, or nil (and drops the entry) when nothing is left to send.
@@ -59,8 +60,14 @@ const DUE = `
 local DUE_SLACK = 86400000
 local function keep_due(dueKey, now, last)
   local want = math.floor(last - now + DUE_SLACK)
-  -- GT: only ever lengthened, in one command (not PTTL, then PEXPIRE); GT leaves a key without a
-  -- ttl alone (it counts as lasting forever), so the index's first entry gets one with NX.
+  if redis.call('PTTL', dueKey) < want then redis.call('PEXPIRE', dueKey, want) end
+end
+-- keep_due for a caller whose \`last\` is usually past the index's end (a publish: its deadlines are
+-- the newest): lengthened with PEXPIRE GT, one command where keep_due takes two; GT leaves a key
+-- without a ttl alone (it counts as lasting forever), so the index's first entry gets one with NX.
+-- Where \`last\` is not past the end, GT changes nothing and NX is a second command: keep_due then.
+local function extend_due(dueKey, now, last)
+  local want = math.floor(last - now + DUE_SLACK)
   if redis.call('PEXPIRE', dueKey, want, 'GT') == 0 then redis.call('PEXPIRE', dueKey, want, 'NX') end
 end
 local function lease_job(dueKey, prefix, member, id, batch, now, leaseMs)
@@ -380,7 +387,7 @@ end
 flush(sent, 'sent')
 flush(kept, 'kept')
 flush(missed, 'missed')
-if online + queued > 0 or #jobs > 0 then keep_due(dueKey, now, math.max(expiresAt, ackDeadline)) end
+if online + queued > 0 or #jobs > 0 then extend_due(dueKey, now, math.max(expiresAt, ackDeadline)) end
 -- A new part's totals are this call's (one HSET); a later chunk's or a retry's add to them.
 local totals
 if newPart then
