@@ -160,8 +160,11 @@ describe('REST rate limits (real app, real Redis)', () => {
         await expectTooMany(await post(to('fold-a')), /for this API key exceeded/);
         await expectTooMany(await post(to('fold-b')), /for this API key exceeded/);
       });
-      // Commands the scripts ran (MONITOR lists them after each EVALSHA): none wrote a notification or an inbox.
-      expect(refused.filter(([c, key]) => c !== 'evalsha' && /:(notif|inbox):/.test(key ?? ''))).toEqual([]);
+      // Commands the scripts ran (MONITOR lists them after each EVALSHA): none wrote a notification or
+      // an inbox. Reads are left out: background jobs on the same prefix may land in the window (the
+      // deadline sweeper's peek at each partition's due-time index is a ZRANGE, 1,024 of them on a Cluster).
+      const reads = new Set(['zrange', 'zrangebyscore', 'zcard', 'zcount', 'zscore', 'hget', 'hmget', 'hgetall', 'hexists', 'exists', 'get', 'mget', 'pttl', 'ttl', 'type', 'scan', 'xrange', 'xrevrange']);
+      expect(refused.filter(([c, key]) => c !== 'evalsha' && !reads.has(c!) && /:(notif|inbox):/.test(key ?? ''))).toEqual([]);
       expect(await redisOfRun.zcard(inbox)).toBe(3);
       expect(await redisOfRun.exists(deviceKey(prefix, 'inbox', 'fold-b'))).toBe(0);
       // A body that would be refused as invalid is refused for the limit first, as on every route.
