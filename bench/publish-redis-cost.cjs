@@ -12,6 +12,7 @@
 'use strict';
 const { resolve } = require('node:path');
 const Redis = require('ioredis');
+const { dropKeys } = require('./lib/build-store.cjs');
 
 const DAY = 86_400_000;
 
@@ -115,7 +116,7 @@ async function main() {
     }
   } finally {
     for (const b of builds) {
-      for await (const found of admin.scanStream({ match: `${b.prefix}*`, count: 1000 })) if (found.length) await admin.del(...found);
+      await dropKeys(admin, b.prefix);
       b.redis.disconnect();
     }
     admin.disconnect();

@@ -59,9 +59,8 @@ try {
   // Redis's side of the run (it serves this server only): CPU and commands, per POST.
   const stats = new Redis(redisUrl);
   const before = await readStats(stats);
-  const redisPid = Number(/process_id:(\d+)/.exec(await stats.info('server'))?.[1]);
   // Time each process's main thread spent runnable but waiting for a CPU (the kernel's schedstat).
-  const watched = { server: server.pid, redis: redisPid, generator: lg.pid };
+  const watched = { server: server.pid, redis: before.pid, generator: lg.pid };
   const waitsBefore = Object.fromEntries(Object.entries(watched).map(([k, pid]) => [k, schedstat(pid)]));
   const pressureBefore = cpuPressureUs();
   const serverCpuBefore = server.cpuMs();
@@ -130,10 +129,10 @@ try {
   await redis.quit();
 }
 
-/** A thread's (default: the main thread's) time on a CPU and waiting to run (ns), and its timeslices, from /proc. */
-function schedstat(pid, tid = pid) {
+/** A process's main thread's time on a CPU and waiting to run (ns), and its timeslices, from /proc. */
+function schedstat(pid) {
   try {
-    const [runNs, waitNs, slices] = readFileSync(`/proc/${pid}/task/${tid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
+    const [runNs, waitNs, slices] = readFileSync(`/proc/${pid}/task/${pid}/schedstat`, 'utf8').trim().split(/\s+/).map(Number);
     return { runNs, waitNs, slices };
   } catch {
     return { runNs: NaN, waitNs: NaN, slices: NaN };

@@ -1,5 +1,5 @@
 // Shared by the scripts that drive a built store directly (bench/connect-redis-cost.cjs,
-// bench/user-push-redis-cost.cjs): their arguments `[build dir (default dist)] [count] [--keep]`,
+// bench/user-push-redis-cost.cjs; bench/publish-redis-cost.cjs for dropKeys): their arguments `[build dir (default dist)] [count] [--keep]`,
 // the build's modules, and a client on the Redis at REDIS_URL (default 127.0.0.1:6379).
 'use strict';
 const { resolve } = require('node:path');

@@ -101,7 +101,7 @@ async function spawnRedis(port, client) {
   return child;
 }
 
-/** A Redis's counters now (INFO all): commands run and their time, socket reads and writes, CPU, memory. */
+/** A Redis's counters now (INFO all): commands run and their time, socket reads and writes, CPU, memory; and its process id. */
 export async function readStats(client) {
   const info = parseInfo(await client.info('all'));
   const commands = {};
@@ -118,6 +118,7 @@ export async function readStats(client) {
     writes: Number(info.total_writes_processed ?? 0),
     cpuMs: (Number(info.used_cpu_sys) + Number(info.used_cpu_user)) * 1000,
     usedMemory: Number(info.used_memory),
+    pid: Number(info.process_id),
     commands,
     // Time Redis spent executing each command (INFO commandstats; a script's EVALSHA includes
     // the commands it ran, which are also counted under their own names).
