@@ -14,7 +14,6 @@ export function saturated(level) {
   return level.achievedPerSecond < 0.95 * level.targetPerSecond || level.errors > 0 || level.unansweredAfterDrain > 0;
 }
 
-/** The targets, each marked met / missed / not measured, with the figures behind it. */
 /**
  * A gateway / baseline ratio against a target's limit: judged on the exact quotient, shown rounded
  * to two digits, or three where two would read as the limit itself (0.797 is not 0.8x).
@@ -26,6 +25,7 @@ function judge(gateway, baseline, limit, atMost) {
   return { shown: shown === limit && exact !== limit ? ratio(gateway, baseline, 3) : shown, met };
 }
 
+/** The targets, each marked met / missed / not measured, with the figures behind it. */
 export function evaluateTargets(results) {
   const s = results.scenarios;
   const out = [];
