@@ -114,7 +114,7 @@ describe('cross-instance transport: instance mailboxes and the Socket.IO adapter
    * often has not heard of the promotion yet (tens of ms behind the old master), and without a
    * periodic refresh the subscription was then lost for good (the CI failure: ~2 rounds in 3 of a
    * failover loop on an idle machine). The sharded subscriber now refreshes its map every
-   * SHARDED_SUBSCRIBER_REFRESH_MS (redis-connection.ts), so whichever node answers first, the map
+   * SLOT_MAP_REFRESH_MS (redis-connection.ts), so whichever node answers first, the map
    * that shows the promotion comes within a second and the subscription moves. Two failovers (to the
    * replica and back) so that a round which happened to ask a node that knew is not the only one.
    */

@@ -1,4 +1,10 @@
+import { Cluster } from 'ioredis';
 import { Socket } from 'socket.io-client';
+import { StoreUnavailableError } from '../src/common/store-unavailable.error';
+import { loadConfig } from '../src/config/app-config';
+import { luaScript } from '../src/redis/lua-script';
+import { keySlot } from '../src/redis/partitions';
+import { createClient, RedisConnection } from '../src/redis/redis-connection';
 import { api, connectDevice, nextEvent, sleep, waitFor } from './support/app';
 import { getJson, RunningGateway, startGateway } from './support/gateways';
 import { RawDevice } from './support/raw-device';
@@ -413,5 +419,83 @@ describe('Redis Cluster (real cluster, gateway processes)', () => {
       // How the failover looked from the outside (not asserted: 503 is an allowed answer while it runs).
       console.log(`failover: ${accepted.length} publishes accepted, ${refused} refused, ${beatFailures.length} heartbeats failed`);
     }, 120_000);
+  });
+
+  /**
+   * ioredis 6's auto-pipelining sends one turn's commands for a node as one pipeline. When the node
+   * has lost its slots (a failover) and answers MOVED for two slots at once, the replies differ, and
+   * ioredis neither resends them nor reads the slot map again: every later turn went to the old
+   * node the same way (CI: heartbeats of 5 devices `unavailable` for over 20 s). The gateway reads
+   * the map again when a script call meets MOVED, and every second on each Cluster client
+   * (SLOT_MAP_REFRESH_MS).
+   */
+  describe('routing after a failover, commands for two slots of the demoted master in one turn', () => {
+    const prefix = uniquePrefix('moved');
+    let cluster: RedisCluster;
+    beforeAll(async () => {
+      cluster = await startRedisCluster({ masters: 3, replicas: 1 });
+    }, 60_000);
+    afterAll(async () => {
+      await cluster?.stop();
+    });
+
+    /** A master with slots, its replica, and two keys of different slots it serves. */
+    const pick = async (tag: string) => {
+      const topology = await cluster.topology();
+      const master = topology.find((t) => t.role === 'master' && t.slots.length > 0)!;
+      const replica = topology.find((t) => t.role === 'replica' && t.masterId === master.id)!;
+      const served = (slot: number) =>
+        master.slots.some((r) => {
+          const [lo, hi] = r.split('-').map(Number);
+          return slot >= lo! && slot <= (hi ?? lo)!;
+        });
+      const keys: string[] = [];
+      for (let i = 0; keys.length < 2; i++) {
+        const key = `${prefix}${tag}-${i}`;
+        if (served(keySlot(key)) && !keys.some((k) => keySlot(k) === keySlot(key))) keys.push(key);
+      }
+      /** CLUSTER FAILOVER on the replica: it takes the master's slots over, the master becomes its replica. */
+      const failOver = async () => {
+        await onNode(replica.server.port, (c) => c.call('CLUSTER', 'FAILOVER'));
+        await waitFor(async () => (await cluster.topology()).find((t) => t.id === replica.id)?.role === 'master', 15_000, 100);
+        await cluster.healthy(20_000);
+      };
+      return { keys, failOver };
+    };
+    const nodes = () => cluster.nodes.map((n) => ({ host: '127.0.0.1', port: n.port }));
+
+    it('a script call that meets MOVED reads the slot map again, and the next calls reach the promoted replica', async () => {
+      const client = createClient({ mode: 'cluster', nodes: nodes() }, 2_000, true) as Cluster;
+      const incr = luaScript({ name: 'incr', keys: ['counter'], args: {}, body: "return redis.call('INCR', counterKey)" }).bind(client);
+      const both = (keys: string[]) => Promise.allSettled(keys.map((k) => incr({ keys: { counter: k }, args: {} })));
+      try {
+        await client.connect();
+        const { keys, failOver } = await pick('script');
+        expect((await both(keys)).map((r) => r.status)).toEqual(['fulfilled', 'fulfilled']);
+        await failOver();
+        // The first turn after the failover goes to the old master, which answers MOVED for each
+        // slot: unavailable (not applied), never a raw error.
+        for (const r of await both(keys)) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(StoreUnavailableError);
+        // Then the calls reach the promoted replica; without a new slot map they never did.
+        await waitFor(async () => (await both(keys)).every((r) => r.status === 'fulfilled'), 3_000, 100);
+      } finally {
+        client.disconnect();
+      }
+    }, 60_000);
+
+    it('plain commands of the command and heartbeat clients reach the promoted replica once the periodic refresh has read the new map', async () => {
+      const connection = new RedisConnection(loadConfig({ REDIS_CLUSTER_NODES: cluster.spec, REDIS_PREFIX: prefix }));
+      try {
+        await connection.connect();
+        const { keys, failOver } = await pick('plain');
+        for (const client of [connection.client!, connection.beats!]) await Promise.all(keys.map((k) => client.set(k, '1')));
+        await failOver();
+        for (const client of [connection.client!, connection.beats!]) {
+          await waitFor(async () => (await Promise.allSettled(keys.map((k) => client.set(k, '2')))).every((r) => r.status === 'fulfilled'), 5_000, 100);
+        }
+      } finally {
+        await connection.onApplicationShutdown();
+      }
+    }, 60_000);
   });
 });

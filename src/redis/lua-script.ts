@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { Cluster } from 'ioredis';
 import type { RedisClient } from './redis-connection';
-import { asStoreError } from './redis-errors';
+import { asStoreError, REDIRECTED } from './redis-errors';
 
 /**
  * How an argument travels: Redis passes every ARGV as a string; the prelude converts it back.
@@ -94,6 +94,10 @@ export class LuaScript<K extends string, A extends Record<string, ArgKind>> {
           throw err;
         })
         .catch((err: unknown) => {
+          // A MOVED or ASK that reached us was not followed by ioredis (a pipeline of calls for
+          // several slots of a node that lost them: see SLOT_MAP_REFRESH_MS): read the slot map now,
+          // so the next call goes where the slot is.
+          if (redis instanceof Cluster && err instanceof Error && REDIRECTED.test(err.message)) redis.refreshSlotsCache();
           throw asStoreError(err);
         });
     };

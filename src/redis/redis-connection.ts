@@ -49,14 +49,15 @@ export class RedisConnection implements OnApplicationShutdown {
     // On a Cluster the subscriber uses sharded pub/sub (the adapter, the instance mailbox): ioredis
     // routes SSUBSCRIBE only with shardedSubscribers, one subscriber connection per master.
     this.sub = make('subscribe', false, config.redisCommandTimeoutMs, true);
-    // Not ioredis's slotsRefreshInterval: its timer re-arms itself when a refresh in flight at
-    // quit() ends, and then refreshes a closed client every second for ever (a process that
-    // does not exit). This one is unref'd and cleared at shutdown.
-    const sub = this.sub;
-    if (sub instanceof Cluster) {
+    // Every Cluster client reads the slot map again each second (SLOT_MAP_REFRESH_MS). Not
+    // ioredis's slotsRefreshInterval: its timer re-arms itself when a refresh in flight at quit()
+    // ends, and then refreshes a closed client every second for ever (a process that does not
+    // exit). This one is unref'd and cleared at shutdown.
+    const clusters = this.all.filter((c): c is Cluster => c instanceof Cluster);
+    if (clusters.length > 0) {
       this.refreshTimer = setInterval(() => {
-        if (sub.status === 'ready') sub.refreshSlotsCache();
-      }, SHARDED_SUBSCRIBER_REFRESH_MS).unref();
+        for (const c of clusters) if (c.status === 'ready') c.refreshSlotsCache();
+      }, SLOT_MAP_REFRESH_MS).unref();
     }
   }
 
@@ -132,20 +133,29 @@ export function describeRedisTarget(target: RedisTarget): string {
 }
 
 /**
- * How often the sharded subscriber (a Cluster with shardedSubscribers) reads the slot map again.
- * When a failover demotes a master, Redis drops that master's sharded subscriptions with an
+ * How often each Cluster client reads the slot map again (one CLUSTER SLOTS on a short-lived
+ * connection and a few ms of CPU per client per second). Two clients need it after a failover:
+ * - The command and heartbeat clients, with auto-pipelining: ioredis 6 sends one turn's commands
+ *   for a node as one pipeline, and when that node answers MOVED for several slots at once (a
+ *   heartbeat batch's calls for two partitions of a demoted master), the replies differ, so it
+ *   neither resends them nor reads the slot map again (it does both only when every command of
+ *   the pipeline got the same redirection): each later batch went to the old node and failed the
+ *   same way, and the devices of those partitions were answered `unavailable` until they expired
+ *   (seen in CI: 5 devices for over 20 s after `CLUSTER FAILOVER`; ioredis issue 2075). A script
+ *   call that meets MOVED also asks for a new map at once (src/redis/lua-script.ts); the timer
+ *   covers the other commands.
+ * - The sharded subscriber (a Cluster with shardedSubscribers). When a failover demotes a master, Redis drops that master's sharded subscriptions with an
  * unsolicited `sunsubscribe` push; ioredis 6 answers it with ONE slot-map refresh from a random node
  * and, if that map shows no change, keeps its subscribers as they are (ClusterSubscriberGroup.reset:
  * "No topology change detected"). A node that has not yet heard of the promotion (measured: tens of
  * ms after the old master, more under load) answers with the old map, and the channels of that
  * master (the mailbox, the adapter's rooms) stay unsubscribed for good: the subscriber sends no
- * commands that a MOVED could correct, and ioredis 6 has no periodic refresh by default. Refreshing
- * every second (RedisConnection's timer) bounds that to about a second after the cluster agrees on
- * the new master: the first map that shows it makes ioredis move the subscriber to the promoted
- * replica and SSUBSCRIBE again.
- * It costs one CLUSTER SLOTS on a short-lived connection and a few ms of CPU per second.
+ * commands that a MOVED could correct, and ioredis 6 has no periodic refresh by default.
+ * Refreshing every second (RedisConnection's timer) bounds both to about a second after the cluster
+ * agrees on the new master: the first map that shows it routes the commands to the promoted replica
+ * and makes ioredis move the subscriber there and SSUBSCRIBE again.
  */
-export const SHARDED_SUBSCRIBER_REFRESH_MS = 1_000;
+export const SLOT_MAP_REFRESH_MS = 1_000;
 
 /**
  * Commands sent in the same turn of the event loop leave in one write, as ioredis's auto-

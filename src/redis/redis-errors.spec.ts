@@ -15,6 +15,8 @@ describe('asStoreError', () => {
     expect(outcome(new Error("Cluster isn't ready and enableOfflineQueue options is false"))).toBe('not_applied');
     expect(outcome(new Error('LOADING Redis is loading the dataset in memory'))).toBe('not_applied');
     expect(outcome(new Error('READONLY You can\'t write against a read only replica.'))).toBe('not_applied');
+    expect(outcome(new Error('MOVED 3999 127.0.0.1:6381'))).toBe('not_applied');
+    expect(outcome(new Error('ASK 3999 127.0.0.1:6381'))).toBe('not_applied');
   });
 
   it('passes other errors through: they are bugs, not outages', () => {

@@ -11,6 +11,11 @@ const NOT_SENT = new Set([
 ]);
 /** Redis answered that it cannot serve now (loading, a replica, a failover, a cluster change). */
 const REFUSED = /^(LOADING|READONLY|MASTERDOWN|CLUSTERDOWN|TRYAGAIN|BUSY|NOREPLICAS) /;
+/**
+ * A Cluster node answered that another node serves the key's slot: the command did not run there.
+ * ioredis follows these itself, except in a pipeline whose commands got different answers.
+ */
+export const REDIRECTED = /^(MOVED|ASK) /;
 
 /**
  * Turns what ioredis rejects with when Redis cannot be reached or does not answer in time into a
@@ -23,7 +28,7 @@ export function asStoreError(err: unknown): unknown {
   if (err.name === 'MaxRetriesPerRequestError' || UNKNOWN_OUTCOME.has(err.message)) {
     return new StoreUnavailableError(`Redis did not answer: ${err.message}`, 'unknown', { cause: err });
   }
-  if (NOT_SENT.has(err.message) || err.name === 'ClusterAllFailedError' || REFUSED.test(err.message)) {
+  if (NOT_SENT.has(err.message) || err.name === 'ClusterAllFailedError' || REFUSED.test(err.message) || REDIRECTED.test(err.message)) {
     return new StoreUnavailableError(`Redis unavailable: ${err.message}`, 'not_applied', { cause: err });
   }
   return err;
